@@ -1,0 +1,44 @@
+// RAII owner for a file descriptor. Copy is deleted; move transfers ownership.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "base/result.h"
+
+namespace kiln {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// Reads a whole (small) file such as a cgroup or /proc file.
+Result<std::string> ReadFile(const std::string& path);
+// Writes data to an existing file (O_WRONLY, no create): cgroup and /proc knobs.
+Status WriteFile(const std::string& path, std::string_view data);
+// Creates or truncates path with mode and writes data, then fsyncs. Not atomic.
+Status WriteNewFile(const std::string& path, std::string_view data, int mode);
+// Writes data to path atomically: a temporary file in the same directory, then rename.
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode);
+// Writes all of data to fd, retrying on EINTR and short writes.
+Status WriteAll(int fd, std::string_view data);
+
+}  // namespace kiln

@@ -1,0 +1,28 @@
+// Parsers for the small value syntaxes of kiln's command line and config:
+// sizes ("512M"), durations ("30s"), and integer fields.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace kiln {
+
+// "1024", "64k", "512M", "2G", "1T" (binary multiples, case-insensitive, optional
+// trailing "B" or "iB"). `what` names the option in the error message.
+Result<uint64_t> ParseSize(std::string_view text, std::string_view what);
+
+// "250ms", "30s", "5m", "1h", or a bare number of seconds; returns milliseconds.
+Result<uint64_t> ParseDurationMs(std::string_view text, std::string_view what);
+
+// A non-negative decimal integer that fits in uint64_t.
+Result<uint64_t> ParseUint(std::string_view text, std::string_view what);
+
+std::vector<std::string> Split(std::string_view text, char sep);
+std::string_view Trim(std::string_view text);
+bool StartsWith(std::string_view text, std::string_view prefix);
+
+}  // namespace kiln

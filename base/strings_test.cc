@@ -1,0 +1,49 @@
+#include "base/strings.h"
+
+#include <gtest/gtest.h>
+
+namespace kiln {
+namespace {
+
+TEST(ParseSizeTest, AcceptsUnits) {
+  EXPECT_EQ(*ParseSize("4096", "--memory"), 4096u);
+  EXPECT_EQ(*ParseSize("64k", "--memory"), 64u << 10);
+  EXPECT_EQ(*ParseSize("512M", "--memory"), 512ull << 20);
+  EXPECT_EQ(*ParseSize("2GiB", "--memory"), 2ull << 30);
+  EXPECT_EQ(*ParseSize("3gb", "--memory"), 3ull << 30);
+  EXPECT_EQ(*ParseSize(" 1T ", "--memory"), 1ull << 40);
+}
+
+TEST(ParseSizeTest, RejectsGarbageNamingTheOption) {
+  for (const char* bad : {"", "M", "12Q", "-5M", "1.5G", "99999999999999999999", "20000000T"}) {
+    auto r = ParseSize(bad, "--memory");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message().find("--memory"), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find(std::string("'") + bad), std::string::npos)
+        << r.error().message();
+  }
+}
+
+TEST(ParseDurationTest, AcceptsUnits) {
+  EXPECT_EQ(*ParseDurationMs("250ms", "--timeout"), 250u);
+  EXPECT_EQ(*ParseDurationMs("30", "--timeout"), 30'000u);
+  EXPECT_EQ(*ParseDurationMs("30s", "--timeout"), 30'000u);
+  EXPECT_EQ(*ParseDurationMs("5m", "--timeout"), 300'000u);
+  EXPECT_EQ(*ParseDurationMs("1h", "--timeout"), 3'600'000u);
+}
+
+TEST(ParseDurationTest, RejectsGarbage) {
+  for (const char* bad : {"", "s", "10x", "1.5s", "-1s"}) {
+    auto r = ParseDurationMs(bad, "--timeout");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message().find("--timeout"), std::string::npos);
+  }
+}
+
+TEST(SplitTest, KeepsEmptyFields) {
+  EXPECT_EQ(Split("a:b::c", ':'), (std::vector<std::string>{"a", "b", "", "c"}));
+  EXPECT_EQ(Split("", ':'), (std::vector<std::string>{""}));
+}
+
+}  // namespace
+}  // namespace kiln

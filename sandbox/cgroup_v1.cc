@@ -1,0 +1,190 @@
+// cgroup v1: one directory per controller hierarchy (memory, pids, cpu,
+// cpuacct, freezer), each at <root>/<controller>/<parent>/<name>. Hierarchies
+// mounted together (cpu,cpuacct) share one directory.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <map>
+#include <thread>
+
+#include "base/fd.h"
+#include "sandbox/cgroup.h"
+
+namespace kiln::sandbox::cgroup {
+
+namespace {
+
+constexpr const char* kControllers[] = {"memory", "pids", "cpu", "cpuacct", "freezer"};
+
+Status MkdirP(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Ok();
+  if (errno == ENOENT) {
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0) return Error::Sys("mkdir(" + Quote(path) + ")", ENOENT);
+    KILN_TRY(MkdirP(path.substr(0, slash)));
+    if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Ok();
+  }
+  return Error::Sys("mkdir(" + Quote(path) + ", 0755)", errno);
+}
+
+class CgroupV1 final : public Cgroup {
+ public:
+  // dirs_: controller -> directory (several controllers may share one).
+  explicit CgroupV1(std::map<std::string, std::string> dirs) : dirs_(std::move(dirs)) {}
+  ~CgroupV1() override { (void)Destroy(); }
+
+  Version version() const override { return Version::kV1; }
+
+  std::vector<std::string> paths() const override {
+    std::vector<std::string> out;
+    for (const auto& [ctrl, dir] : dirs_) {
+      if (std::find(out.begin(), out.end(), dir) == out.end()) out.push_back(dir);
+    }
+    return out;
+  }
+
+  Status AddProcess(pid_t pid) override {
+    for (const std::string& dir : paths()) {
+      if (auto s = WriteFile(dir + "/cgroup.procs", std::to_string(pid)); !s) {
+        return s.error().Wrap("adding pid " + std::to_string(pid) + " to the cgroup");
+      }
+    }
+    return Ok();
+  }
+
+  Result<Stats> ReadStats() const override {
+    Stats st;
+    if (auto d = Dir("memory")) {
+      st.memory_peak_bytes = ReadNumber(*d + "/memory.max_usage_in_bytes");
+      st.oom_kills = ReadKeyed(*d + "/memory.oom_control", "oom_kill").value_or(0);
+    }
+    if (auto d = Dir("cpuacct")) {
+      if (auto ns = ReadNumber(*d + "/cpuacct.usage")) st.cpu_usec = *ns / 1000;
+    }
+    if (auto d = Dir("pids")) st.pids_peak = ReadNumber(*d + "/pids.peak");
+    return st;
+  }
+
+  Status KillAll() override {
+    // Freeze first so that a fork bomb cannot outrun the kill loop.
+    auto freezer = Dir("freezer");
+    if (freezer) {
+      if (WriteFile(*freezer + "/freezer.state", "FROZEN")) WaitFrozen(*freezer);
+    }
+    Status result = Ok();
+    for (const std::string& dir : paths()) {
+      auto procs = ReadProcs(dir);
+      if (procs) {
+        for (pid_t pid : *procs) ::kill(pid, SIGKILL);
+      }
+    }
+    if (freezer) (void)WriteFile(*freezer + "/freezer.state", "THAWED");
+    for (const std::string& dir : paths()) {
+      if (auto s = KillProcs(dir); !s && result.ok()) result = s;
+    }
+    return result;
+  }
+
+  Status Destroy() override {
+    if (destroyed_) return Ok();
+    KILN_TRY(KillAll());
+    for (const std::string& dir : paths()) KILN_TRY(RemoveDir(dir));
+    destroyed_ = true;
+    return Ok();
+  }
+
+ private:
+  std::optional<std::string> Dir(const std::string& ctrl) const {
+    auto it = dirs_.find(ctrl);
+    if (it == dirs_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  static void WaitFrozen(const std::string& dir) {
+    for (int i = 0; i < 500; ++i) {
+      auto state = ReadFile(dir + "/freezer.state");
+      if (!state || state->rfind("FROZEN", 0) == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  std::map<std::string, std::string> dirs_;
+  bool destroyed_ = false;
+};
+
+Status ApplyLimits(const std::map<std::string, std::string>& dirs, const Limits& limits) {
+  auto need = [&](const char* ctrl) -> Result<std::string> {
+    auto it = dirs.find(ctrl);
+    if (it == dirs.end()) {
+      return Error::Unsupported(std::string("cgroup v1 controller '") + ctrl +
+                                "' is not mounted, so its limit cannot be applied");
+    }
+    return it->second;
+  };
+  if (limits.memory_bytes) {
+    KILN_ASSIGN_OR_RETURN(std::string dir, need("memory"));
+    std::string v = std::to_string(*limits.memory_bytes);
+    KILN_TRY(WriteFile(dir + "/memory.limit_in_bytes", v));
+    // Swap off: memory+swap may not exceed memory alone. The file exists only
+    // when the kernel accounts swap.
+    if (::access((dir + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
+      KILN_TRY(WriteFile(dir + "/memory.memsw.limit_in_bytes", v));
+    }
+    (void)WriteFile(dir + "/memory.swappiness", "0");
+  }
+  if (limits.pids) {
+    KILN_ASSIGN_OR_RETURN(std::string dir, need("pids"));
+    KILN_TRY(WriteFile(dir + "/pids.max", std::to_string(*limits.pids)));
+  }
+  if (limits.cpus) {
+    KILN_ASSIGN_OR_RETURN(std::string dir, need("cpu"));
+    constexpr uint64_t kPeriod = 100000;
+    auto quota = static_cast<uint64_t>(*limits.cpus * kPeriod);
+    KILN_TRY(WriteFile(dir + "/cpu.cfs_period_us", std::to_string(kPeriod)));
+    KILN_TRY(WriteFile(dir + "/cpu.cfs_quota_us", std::to_string(std::max<uint64_t>(quota, 1000))));
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Cgroup>> CreateV1(const std::string& name, const Limits& limits,
+                                         const Options& options) {
+  std::map<std::string, std::string> dirs;       // controller -> our directory
+  std::map<std::string, std::string> by_real;    // real hierarchy path -> our directory
+  for (const char* ctrl : kControllers) {
+    std::string mount = options.root + "/" + ctrl;
+    char real[PATH_MAX];
+    if (::realpath(mount.c_str(), real) == nullptr) continue;  // controller not mounted
+    auto it = by_real.find(real);
+    if (it != by_real.end()) {
+      dirs[ctrl] = it->second;
+      continue;
+    }
+    std::string parent = std::string(real) + "/" + options.parent;
+    std::string dir = parent + "/" + name;
+    Status made = MkdirP(parent);
+    if (made && ::mkdir(dir.c_str(), 0755) != 0) made = Error::Sys("mkdir(" + Quote(dir) + ", 0755)", errno);
+    if (!made) {
+      // Undo what was created so far; the caller sees one clean failure.
+      for (const auto& [r, d] : by_real) (void)RemoveDir(d);
+      return made.error().Wrap("creating cgroup");
+    }
+    by_real[real] = dir;
+    dirs[ctrl] = dir;
+  }
+  if (dirs.empty()) return Error::Unsupported("no cgroup v1 controller is mounted under " + Quote(options.root));
+  auto cg = std::make_unique<CgroupV1>(dirs);
+  if (auto s = ApplyLimits(dirs, limits); !s) {
+    return s.error().Wrap("applying cgroup limits");  // cg's destructor removes the directories
+  }
+  return std::unique_ptr<Cgroup>(std::move(cg));
+}
+
+}  // namespace kiln::sandbox::cgroup

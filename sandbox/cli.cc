@@ -1,0 +1,200 @@
+#include "sandbox/cli.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "base/fd.h"
+#include "base/strings.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/state.h"
+#include "sandbox/supervisor.h"
+
+namespace kiln::sandbox::cli {
+
+namespace {
+
+constexpr int kUsage = 2;
+constexpr int kSetupFailed = 125;
+
+// Raw option values; parsed after CLI11 so that errors name the option.
+struct RunOptions {
+  Spec spec;
+  std::vector<std::string> binds, tmpfs, env;
+  std::string workspace, memory, pids, cpus, nofile, fsize, timeout, grace, rootfs_size, report;
+  bool no_cgroup = false;
+};
+
+// "max" (or "none") turns a cgroup limit off.
+Result<std::optional<uint64_t>> Limit(const std::string& text, std::string_view what, bool size) {
+  if (text == "max" || text == "none") return std::optional<uint64_t>();
+  if (size) {
+    KILN_ASSIGN_OR_RETURN(uint64_t v, ParseSize(text, what));
+    return std::optional<uint64_t>(v);
+  }
+  KILN_ASSIGN_OR_RETURN(uint64_t v, ParseUint(text, what));
+  return std::optional<uint64_t>(v);
+}
+
+Status Complete(RunOptions& o) {
+  Spec& s = o.spec;
+  for (const auto& b : o.binds) {
+    KILN_ASSIGN_OR_RETURN(BindMount m, ParseBind(b));
+    s.binds.push_back(m);
+  }
+  for (const auto& t : o.tmpfs) {
+    KILN_ASSIGN_OR_RETURN(TmpfsMount m, ParseTmpfs(t));
+    s.tmpfs.push_back(m);
+  }
+  for (const auto& e : o.env) {
+    KILN_ASSIGN_OR_RETURN(std::string kv, ParseEnv(e));
+    s.env.push_back(kv);
+  }
+  if (!o.workspace.empty()) s.workspace = o.workspace;
+  bool explicit_limits = !o.memory.empty() || !o.pids.empty() || !o.cpus.empty();
+  if (!o.memory.empty()) {
+    KILN_ASSIGN_OR_RETURN(s.limits.memory_bytes, Limit(o.memory, "--memory", true));
+  }
+  if (!o.pids.empty()) {
+    KILN_ASSIGN_OR_RETURN(s.limits.pids, Limit(o.pids, "--pids", false));
+  }
+  if (!o.cpus.empty() && o.cpus != "max" && o.cpus != "none") {
+    try {
+      size_t used = 0;
+      double v = std::stod(o.cpus, &used);
+      if (used != o.cpus.size()) throw std::invalid_argument("trailing characters");
+      s.limits.cpus = v;
+    } catch (const std::exception&) {
+      return Error::Invalid("--cpus: cannot parse " + Quote(o.cpus) + " (expected a number of cores such as 1.5, or max)");
+    }
+  }
+  if (!o.nofile.empty()) {
+    KILN_ASSIGN_OR_RETURN(s.limits.nofile, ParseUint(o.nofile, "--nofile"));
+  }
+  if (!o.fsize.empty()) {
+    KILN_ASSIGN_OR_RETURN(s.limits.fsize_bytes, ParseSize(o.fsize, "--fsize"));
+  }
+  if (!o.timeout.empty()) {
+    KILN_ASSIGN_OR_RETURN(s.limits.timeout_ms, ParseDurationMs(o.timeout, "--timeout"));
+  }
+  if (!o.grace.empty()) {
+    KILN_ASSIGN_OR_RETURN(s.limits.grace_ms, ParseDurationMs(o.grace, "--grace"));
+  }
+  if (!o.rootfs_size.empty()) {
+    KILN_ASSIGN_OR_RETURN(s.limits.rootfs_bytes, ParseSize(o.rootfs_size, "--rootfs-size"));
+  }
+  if (o.no_cgroup || (::geteuid() != 0 && !explicit_limits)) {
+    // Unprivileged users rarely own a cgroup; without one the pid namespace
+    // and rlimits still hold, but memory and pids are not capped.
+    if (!o.no_cgroup) {
+      spdlog::info("running without cgroup limits (unprivileged; pass --memory/--pids/--cpus "
+                   "with --cgroup-parent to use a delegated cgroup)");
+    }
+    if (!explicit_limits) {
+      s.limits.memory_bytes.reset();
+      s.limits.pids.reset();
+      s.limits.cpus.reset();
+    }
+    s.use_cgroup = false;
+  }
+  return Ok();
+}
+
+void WriteReport(const std::string& path, const std::string& json) {
+  if (path.empty()) return;
+  if (auto s = WriteFileAtomic(path, json, 0644); !s) spdlog::error("--report: {}", s.error().message());
+}
+
+int DoRun(RunOptions& o) {
+  if (auto s = Complete(o); !s) {
+    spdlog::error("{}", s.error().message());
+    return kUsage;
+  }
+  auto report = Run(o.spec);
+  if (!report) {
+    spdlog::error("{}", report.error().message());
+    Report failed;
+    failed.status = report.error().code() == Error::Code::kInvalidArgument ? kUsage : kSetupFailed;
+    failed.error = report.error().message();
+    WriteReport(o.report, ReportJson(failed));
+    return failed.status;
+  }
+  if (!report->error.empty()) spdlog::error("{}", report->error);
+  if (report->timed_out) spdlog::warn("timed out after {} ms", o.spec.limits.timeout_ms);
+  if (report->oom_killed) spdlog::warn("out of memory: the kernel killed a process in the sandbox");
+  WriteReport(o.report, ReportJson(*report));
+  return report->status;
+}
+
+struct GcOptions {
+  std::string state_dir, cgroup_root = "/sys/fs/cgroup", cgroup_parent = "kiln";
+};
+
+int DoGc(const GcOptions& o) {
+  std::vector<std::string> parents;
+  auto version = cgroup::Detect(o.cgroup_root);
+  if (version && *version == cgroup::Version::kV2) {
+    parents.push_back(o.cgroup_root + "/" + o.cgroup_parent);
+  } else if (version) {
+    for (const char* c : {"memory", "pids", "cpu", "cpuacct", "freezer"}) {
+      parents.push_back(o.cgroup_root + "/" + c + "/" + o.cgroup_parent);
+    }
+  }
+  auto result = state::Gc(o.state_dir.empty() ? state::DefaultDir() : o.state_dir, parents);
+  for (const auto& id : result.removed) std::printf("removed %s\n", id.c_str());
+  for (const auto& id : result.alive) std::printf("running %s\n", id.c_str());
+  for (const auto& e : result.errors) spdlog::error("gc: {}", e);
+  return result.errors.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+void Register(CLI::App& app, int* exit_code) {
+  auto* sandbox = app.add_subcommand("sandbox", "Run commands in kiln's per-run containers");
+  sandbox->require_subcommand(1);
+
+  auto o = std::make_shared<RunOptions>();
+  auto* run = sandbox->add_subcommand("run", "Run a command in a fresh sandbox: kiln sandbox run [options] -- CMD ARGS...");
+  run->add_option("--image", o->spec.image, "'host' (read-only host /usr, filtered /etc) or a root filesystem directory")
+      ->capture_default_str();
+  run->add_option("--bind", o->binds, "SRC:DST[:ro] bind mount (repeatable)")->allow_extra_args(false);
+  run->add_option("--tmpfs", o->tmpfs, "DST[:SIZE] tmpfs mount (repeatable, default size 64M)")->allow_extra_args(false);
+  run->add_option("--workspace", o->workspace, "host directory mounted read-write at /workspace");
+  run->add_option("--env", o->env, "NAME=VALUE, or NAME to copy kiln's value (repeatable)")->allow_extra_args(false);
+  run->add_option("--workdir", o->spec.workdir, "working directory inside (default /workspace or /)");
+  run->add_option("--hostname", o->spec.hostname, "hostname inside")->capture_default_str();
+  run->add_option("--uid", o->spec.uid, "uid of the command inside")->capture_default_str();
+  run->add_option("--gid", o->spec.gid, "gid of the command inside")->capture_default_str();
+  run->add_option("--memory", o->memory, "memory limit, swap off (default 2G; 'max' for none)");
+  run->add_option("--pids", o->pids, "process limit (default 1024; 'max' for none)");
+  run->add_option("--cpus", o->cpus, "CPU quota in cores, e.g. 1.5 (default none)");
+  run->add_option("--nofile", o->nofile, "RLIMIT_NOFILE (default 1024)");
+  run->add_option("--fsize", o->fsize, "largest file the command may write (default 1G)");
+  run->add_option("--timeout", o->timeout, "wall-clock limit, e.g. 30s (default none)");
+  run->add_option("--grace", o->grace, "time between SIGTERM and SIGKILL after the timeout (default 2s)");
+  run->add_option("--rootfs-size", o->rootfs_size, "size of the tmpfs holding the root's writable layer (default 1G)");
+  run->add_flag("--no-cgroup", o->no_cgroup, "no cgroup: namespaces, rlimits and seccomp only");
+  run->add_option("--seccomp-policy", o->spec.seccomp_policy, "seccomp policy file (default: built-in)");
+  run->add_flag("--seccomp-log", o->spec.seccomp_log, "print every denied system call");
+  run->add_option("--pass-fd", o->spec.pass_fds, "pass this open descriptor to the command (repeatable)")->allow_extra_args(false);
+  run->add_option("--state-dir", o->spec.state_dir, "state directory (default /var/lib/kiln as root)");
+  run->add_option("--cgroup-root", o->spec.cgroup_root, "where the cgroup hierarchies are mounted")
+      ->capture_default_str();
+  run->add_option("--cgroup-parent", o->spec.cgroup_parent, "cgroup parent, relative to each hierarchy's root")
+      ->capture_default_str();
+  run->add_option("--id", o->spec.id, "sandbox id (default: random)");
+  run->add_option("--report", o->report, "write a JSON report of the run to this file");
+  run->add_option("command", o->spec.argv, "the command and its arguments, after --")->required();
+  run->callback([o, exit_code]() { *exit_code = DoRun(*o); });
+
+  auto g = std::make_shared<GcOptions>();
+  auto* gc = sandbox->add_subcommand("gc", "Remove what sandboxes whose supervisor died left behind");
+  gc->add_option("--state-dir", g->state_dir, "state directory (default /var/lib/kiln as root)");
+  gc->add_option("--cgroup-root", g->cgroup_root, "where the cgroup hierarchies are mounted")->capture_default_str();
+  gc->add_option("--cgroup-parent", g->cgroup_parent, "cgroup parent to scan")->capture_default_str();
+  gc->callback([g, exit_code]() { *exit_code = DoGc(*g); });
+}
+
+}  // namespace kiln::sandbox::cli

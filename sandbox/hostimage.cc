@@ -1,0 +1,192 @@
+#include "sandbox/hostimage.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "base/fd.h"
+
+namespace kiln::sandbox::hostimage {
+
+namespace {
+
+// Bump when the skeleton's layout changes, so old caches are not reused.
+constexpr int kFormat = 1;
+
+const std::set<std::string>& SecretNames() {
+  static const std::set<std::string> kNames = {
+      "shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d", "subuid", "subgid",
+      "subuid-", "subgid-", "ssl/private", "security/opasswd", "krb5.keytab", "kiln",
+      "machine-id", ".pwd.lock", "ssh/ssh_host_rsa_key", "ssh/ssh_host_ecdsa_key",
+      "ssh/ssh_host_ed25519_key", "ssh/ssh_host_dsa_key", "wireguard", "NetworkManager/system-connections",
+      "ppp/chap-secrets", "ppp/pap-secrets", "openvpn"};
+  return kNames;
+}
+
+Status CopyTree(const std::string& src, const std::string& dst, const std::string& rel);
+
+Status CopyFile(const std::string& src, const std::string& dst, mode_t mode) {
+  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!in.valid()) {
+    // Files that vanish or cannot be read are left out rather than failing the image.
+    if (errno == ENOENT || errno == EACCES || errno == ELOOP) return Ok();
+    return Error::Sys("open(" + Quote(src) + ")", errno);
+  }
+  UniqueFd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0755));
+  if (!out.valid()) return Error::Sys("open(" + Quote(dst) + ")", errno);
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::Sys("read(" + Quote(src) + ")", errno);
+    if (n == 0) break;
+    KILN_TRY(WriteAll(out.get(), std::string_view(buf, static_cast<size_t>(n))));
+  }
+  return Ok();
+}
+
+Status CopyTree(const std::string& src, const std::string& dst, const std::string& rel) {
+  DIR* d = ::opendir(src.c_str());
+  if (d == nullptr) return Error::Sys("opendir(" + Quote(src) + ")", errno);
+  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    std::string from = src + "/" + name, to = dst + "/" + name;
+    std::string r = rel.empty() ? name : rel + "/" + name;
+    struct stat st {};
+    if (::lstat(from.c_str(), &st) != 0) continue;
+    if (IsSecretEtcPath(r, st.st_mode)) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char target[PATH_MAX];
+      ssize_t n = ::readlink(from.c_str(), target, sizeof target - 1);
+      if (n < 0) continue;
+      target[n] = '\0';
+      if (::symlink(target, to.c_str()) != 0) return Error::Sys("symlink(" + Quote(to) + ")", errno);
+    } else if (S_ISDIR(st.st_mode)) {
+      if (::mkdir(to.c_str(), st.st_mode & 0755) != 0) return Error::Sys("mkdir(" + Quote(to) + ")", errno);
+      KILN_TRY(CopyTree(from, to, r));
+    } else if (S_ISREG(st.st_mode)) {
+      KILN_TRY(CopyFile(from, to, st.st_mode));
+    }
+  }
+  return Ok();
+}
+
+// Cheap fingerprint of the host state the skeleton depends on: the layout of
+// the top-level directories and the mtimes of /etc and its subdirectories
+// (package and configuration tools replace files by rename, which touches the
+// directory).
+std::string Fingerprint(const std::string& host_root) {
+  std::ostringstream fp;
+  fp << kFormat;
+  for (const std::string& dir : BoundDirs()) {
+    struct stat st {};
+    if (::lstat((host_root + dir).c_str(), &st) == 0) fp << dir << st.st_mode;
+  }
+  std::string etc = host_root + "etc";
+  struct stat st {};
+  if (::stat(etc.c_str(), &st) == 0) fp << st.st_mtim.tv_sec << '.' << st.st_mtim.tv_nsec;
+  if (DIR* d = ::opendir(etc.c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+      struct stat sub {};
+      if (::stat((etc + "/" + e->d_name).c_str(), &sub) == 0) {
+        fp << e->d_name << sub.st_mtim.tv_sec << '.' << sub.st_mtim.tv_nsec;
+      }
+    }
+    ::closedir(d);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016zx", std::hash<std::string>{}(fp.str()));
+  return hex;
+}
+
+Status Build(const std::string& dir, const std::string& host_root) {
+  auto mk = [&](const std::string& rel, mode_t mode) -> Status {
+    std::string p = dir + "/" + rel;
+    if (::mkdir(p.c_str(), mode) != 0) return Error::Sys("mkdir(" + Quote(p) + ")", errno);
+    if (::chmod(p.c_str(), mode) != 0) return Error::Sys("chmod(" + Quote(p) + ")", errno);
+    return Ok();
+  };
+  KILN_TRY(mk("", 0755));
+  for (const std::string& name : BoundDirs()) {
+    struct stat st {};
+    std::string host = host_root + name;
+    if (::lstat(host.c_str(), &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char target[PATH_MAX];
+      ssize_t n = ::readlink(host.c_str(), target, sizeof target - 1);
+      if (n < 0) return Error::Sys("readlink(" + Quote(host) + ")", errno);
+      target[n] = '\0';
+      std::string link = dir + "/" + name;
+      if (::symlink(target, link.c_str()) != 0) return Error::Sys("symlink(" + Quote(link) + ")", errno);
+    } else if (S_ISDIR(st.st_mode)) {
+      KILN_TRY(mk(name, 0755));
+    }
+  }
+  for (const char* d : {"proc", "dev", "sys", "run", "home", "mnt", "opt", "srv", "var",
+                        "workspace"}) {
+    KILN_TRY(mk(d, 0755));
+  }
+  KILN_TRY(mk("root", 0700));
+  KILN_TRY(mk("tmp", 01777));
+  KILN_TRY(mk("var/tmp", 01777));
+  KILN_TRY(mk("etc", 0755));
+  return CopyTree(host_root + "etc", dir + "/etc", "");
+}
+
+}  // namespace
+
+const std::vector<std::string>& BoundDirs() {
+  static const std::vector<std::string> kDirs = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+  return kDirs;
+}
+
+bool IsSecretEtcPath(const std::string& rel, unsigned mode) {
+  if (SecretNames().count(rel)) return true;
+  // Private keys and anything a stranger on the host could not read either.
+  if (rel.ends_with("_key") || rel.ends_with(".key") || rel.ends_with(".pem.key")) return true;
+  if (S_ISREG(mode) && (mode & S_IROTH) == 0) return true;
+  if (S_ISDIR(mode) && (mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH)) return true;
+  return false;
+}
+
+Result<std::string> Ensure(const std::string& state_dir, const std::string& host_root) {
+  std::string images = state_dir + "/images";
+  if (::mkdir(images.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Error::Sys("mkdir(" + Quote(images) + ")", errno);
+  }
+  std::string final_dir = images + "/host-" + Fingerprint(host_root);
+  if (::access(final_dir.c_str(), F_OK) == 0) return final_dir;
+
+  // Build beside the final name and rename, so that concurrent sandboxes
+  // never see a half-built image; the loser of a race discards its copy.
+  std::string tmp = images + "/.build-" + std::to_string(::getpid()) + "-" +
+                    std::to_string(std::random_device{}());
+  std::error_code ec;
+  if (auto s = Build(tmp, host_root); !s) {
+    std::filesystem::remove_all(tmp, ec);
+    return s.error().Wrap("building the host image");
+  }
+  if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
+    int err = errno;
+    std::filesystem::remove_all(tmp, ec);
+    if (err != EEXIST && err != ENOTEMPTY) {
+      return Error::Sys("rename(" + Quote(tmp) + ", " + Quote(final_dir) + ")", err);
+    }
+  }
+  return final_dir;
+}
+
+}  // namespace kiln::sandbox::hostimage

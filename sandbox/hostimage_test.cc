@@ -1,0 +1,99 @@
+#include "sandbox/hostimage.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+namespace kiln::sandbox::hostimage {
+namespace {
+
+namespace fs = std::filesystem;
+
+class HostImageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/kiln-hostimage-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    base_ = tmpl;
+    host_ = base_ + "/host/";
+    state_ = base_ + "/state";
+    fs::create_directories(host_ + "etc/ssh");
+    fs::create_directories(host_ + "etc/ssl/private");
+    fs::create_directories(host_ + "usr/bin");
+    fs::create_directories(state_);
+    fs::create_symlink("usr/bin", host_ + "bin");
+    fs::create_directories(host_ + "lib64");
+    Write("etc/passwd", "root:x:0:0::/root:/bin/sh\n", 0644);
+    Write("etc/hosts", "127.0.0.1 localhost\n", 0644);
+    Write("etc/shadow", "root:$6$secret:19000::::::\n", 0640);
+    Write("etc/private-config", "token\n", 0600);
+    Write("etc/ssh/ssh_config", "Host *\n", 0644);
+    Write("etc/ssh/ssh_host_ed25519_key", "PRIVATE\n", 0644);  // even world-readable: a key
+    Write("etc/ssl/private/server.pem", "PRIVATE\n", 0644);
+    fs::create_symlink("/run/resolv.conf", host_ + "etc/resolv.conf");
+  }
+  void TearDown() override { fs::remove_all(base_); }
+
+  void Write(const std::string& rel, const std::string& content, mode_t mode) {
+    std::ofstream(host_ + rel) << content;
+    ::chmod((host_ + rel).c_str(), mode);
+  }
+
+  std::string base_, host_, state_;
+};
+
+TEST_F(HostImageTest, CopiesPublicEtcAndLeavesSecretsOut) {
+  auto dir = Ensure(state_, host_);
+  ASSERT_TRUE(dir.ok()) << dir.error().message();
+  std::string etc = *dir + "/etc/";
+  EXPECT_TRUE(fs::exists(etc + "passwd"));
+  EXPECT_TRUE(fs::exists(etc + "hosts"));
+  EXPECT_TRUE(fs::exists(etc + "ssh/ssh_config"));
+  EXPECT_TRUE(fs::is_symlink(etc + "resolv.conf"));
+  EXPECT_EQ(fs::read_symlink(etc + "resolv.conf"), "/run/resolv.conf");
+  EXPECT_FALSE(fs::exists(etc + "shadow"));
+  EXPECT_FALSE(fs::exists(etc + "private-config"));
+  EXPECT_FALSE(fs::exists(etc + "ssh/ssh_host_ed25519_key"));
+  EXPECT_FALSE(fs::exists(etc + "ssl/private"));
+  // The skeleton mirrors the host's layout: symlinks stay symlinks, real
+  // directories become mount points.
+  EXPECT_TRUE(fs::is_symlink(*dir + "/bin"));
+  EXPECT_TRUE(fs::is_directory(*dir + "/usr"));
+  EXPECT_TRUE(fs::is_directory(*dir + "/lib64"));
+  EXPECT_FALSE(fs::exists(*dir + "/sbin"));
+  struct stat st {};
+  ASSERT_EQ(::stat((*dir + "/tmp").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 01777u);
+}
+
+TEST_F(HostImageTest, CachedUntilEtcChanges) {
+  auto first = Ensure(state_, host_);
+  ASSERT_TRUE(first.ok());
+  auto again = Ensure(state_, host_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*first, *again);
+  sleep(0);  // mtimes have nanosecond resolution
+  Write("etc/newfile", "x\n", 0644);
+  auto changed = Ensure(state_, host_);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_NE(*first, *changed);
+  EXPECT_TRUE(fs::exists(*changed + "/etc/newfile"));
+}
+
+TEST(IsSecretEtcPathTest, Rules) {
+  EXPECT_TRUE(IsSecretEtcPath("shadow", S_IFREG | 0644));
+  EXPECT_TRUE(IsSecretEtcPath("gshadow-", S_IFREG | 0644));
+  EXPECT_TRUE(IsSecretEtcPath("sudoers.d", S_IFDIR | 0755));
+  EXPECT_TRUE(IsSecretEtcPath("anything", S_IFREG | 0640));
+  EXPECT_TRUE(IsSecretEtcPath("closed-dir", S_IFDIR | 0750));
+  EXPECT_TRUE(IsSecretEtcPath("ssl/private/x.key", S_IFREG | 0644));
+  EXPECT_FALSE(IsSecretEtcPath("passwd", S_IFREG | 0644));
+  EXPECT_FALSE(IsSecretEtcPath("apt", S_IFDIR | 0755));
+}
+
+}  // namespace
+}  // namespace kiln::sandbox::hostimage

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs kiln's whole default test suite on a fresh Debian 12 machine:
+#   1. installs the Debian packages it needs (scripts/install-deps.sh);
+#   2. builds and runs every CTest suite (unit, integration, escape);
+#   3. builds the unit tests again under ASan+UBSan and runs them;
+#   4. runs the fuzz targets for a bounded time (scripts/fuzz.sh), if present.
+# Slow suites (label "slow") have their own script and are not run here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+"$root/scripts/install-deps.sh"
+
+jobs=$(nproc)
+
+echo "=== build (RelWithDebInfo)"
+"$root/scripts/build.sh" build
+echo "=== tests"
+ctest --test-dir build --output-on-failure -j "$jobs" -LE slow --timeout 600
+
+echo "=== unit tests under ASan+UBSan"
+"$root/scripts/build.sh" build-asan -DKILN_SANITIZE=ON
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$jobs" -L unit --timeout 600
+
+if [[ -x "$root/scripts/fuzz.sh" ]]; then
+  echo "=== fuzzing (bounded)"
+  "$root/scripts/fuzz.sh"
+fi
+echo "=== all tests passed"

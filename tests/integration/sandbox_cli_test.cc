@@ -1,0 +1,257 @@
+// `kiln sandbox run` end to end: what a user of the CLI checks, and that
+// every ending leaves the host as it was.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/kiln_runner.h"
+
+namespace kiln::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SandboxCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "the sandbox suites run as root (rootless is tested by dropping to nobody)";
+    before_ = Snapshot();
+  }
+  void TearDown() override {
+    if (IsSkipped()) return;
+    EXPECT_EQ(Diff(before_, Snapshot()), "") << "the sandbox left something behind";
+  }
+  HostState before_;
+};
+
+TEST_F(SandboxCliTest, ExitStatusIsTheCommands) {
+  EXPECT_EQ(Sandbox({}, {"sh", "-c", "exit 42"}).status, 42);
+  EXPECT_EQ(Sandbox({}, {"true"}).status, 0);
+  EXPECT_EQ(Sandbox({}, {"sh", "-c", "kill -TERM $$"}).status, 128 + SIGTERM);
+}
+
+TEST_F(SandboxCliTest, FreshNamespaces) {
+  auto o = Sandbox({"--hostname", "box1"},
+                   {"sh", "-c", "hostname; echo $$; id -u; id -g; ls /sys/class/net; "
+                                "cat /proc/self/status | grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):'"});
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out,
+            "box1\n"
+            "2\n"      // the shell is pid 2: kiln's init is pid 1
+            "1000\n1000\n"
+            "lo\n"     // loopback only
+            "CapEff:\t0000000000000000\n"
+            "CapBnd:\t0000000000000000\n"
+            "NoNewPrivs:\t1\n"
+            "Seccomp:\t2\n");
+}
+
+TEST_F(SandboxCliTest, LoopbackIsUpAndNothingElse) {
+  // A listener and a client on the sandbox's own loopback work; the host's do not exist.
+  auto o = Sandbox({}, {"python3", "-c",
+                        "import socket\n"
+                        "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(1)\n"
+                        "c=socket.create_connection(s.getsockname()); a,_=s.accept()\n"
+                        "c.send(b'ping'); print(a.recv(4).decode())\n"
+                        "try:\n"
+                        "  socket.create_connection(('10.0.2.2', 80), timeout=2)\n"
+                        "except OSError as e: print('unreachable', e.errno)\n"});
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_NE(o.out.find("ping\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("unreachable 101"), std::string::npos) << o.out;  // ENETUNREACH
+}
+
+TEST_F(SandboxCliTest, HostImageIsReadOnlyAndFiltered) {
+  auto o = Sandbox({}, {"sh", "-c",
+                        "touch /usr/kiln-escape 2>/dev/null && echo wrote-usr; "
+                        "test -e /etc/shadow && echo has-shadow; test -e /etc/gshadow && echo has-gshadow; "
+                        "test -r /etc/passwd && echo has-passwd; "
+                        "touch /etc/kiln-upper && echo upper-writable-by-uid-1000; "
+                        "touch /tmp/ok && echo tmp-ok"});
+  EXPECT_EQ(o.out, "has-passwd\ntmp-ok\n") << o.err;
+  EXPECT_FALSE(fs::exists("/usr/kiln-escape"));
+}
+
+TEST_F(SandboxCliTest, RootfsChangesAreDiscarded) {
+  ASSERT_EQ(Sandbox({}, {"sh", "-c", "echo x > /tmp/kiln-run-marker"}).status, 0);
+  auto o = Sandbox({}, {"sh", "-c", "test -e /tmp/kiln-run-marker && echo kept || echo gone"});
+  EXPECT_EQ(o.out, "gone\n");
+  EXPECT_FALSE(fs::exists("/tmp/kiln-run-marker"));
+}
+
+TEST_F(SandboxCliTest, UidZeroInsideIsNotHostRoot) {
+  // Inside root maps to an unprivileged host id: host-owned files stay read-only.
+  auto o = Sandbox({"--uid", "0", "--gid", "0"},
+                   {"sh", "-c", "id -u; echo x > /etc/kiln-root-marker 2>/dev/null || echo refused; "
+                                "grep CapEff /proc/self/status"});
+  EXPECT_EQ(o.out, "0\nrefused\nCapEff:\t0000000000000000\n") << o.err;
+}
+
+TEST_F(SandboxCliTest, BindsWorkspaceAndTmpfs) {
+  TempDir data, ws;
+  WriteAll(data.path() + "/in.txt", "from host\n");
+  ::chmod(ws.path().c_str(), 0777);
+  auto o = Sandbox({"--bind", data.path() + ":/data:ro", "--workspace", ws.path(), "--tmpfs", "/scratch:1M"},
+                   {"sh", "-c",
+                    "cat /data/in.txt; pwd; "
+                    "echo nope > /data/out.txt 2>/dev/null || echo ro-refused; "
+                    "echo result > /workspace/out.txt; "
+                    "head -c 2000000 /dev/zero > /scratch/big 2>/dev/null || echo tmpfs-full"});
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out, "from host\n/workspace\nro-refused\ntmpfs-full\n");
+  EXPECT_EQ(ReadAll(ws.path() + "/out.txt"), "result\n");
+  EXPECT_FALSE(fs::exists(data.path() + "/out.txt"));
+}
+
+TEST_F(SandboxCliTest, EnvironmentIsMinimalPlusWhatIsAsked) {
+  setenv("KILN_TEST_HOST_SECRET", "do-not-leak", 1);
+  auto o = Sandbox({"--env", "GREETING=hi", "--workdir", "/tmp"}, {"sh", "-c", "env | sort; pwd"});
+  unsetenv("KILN_TEST_HOST_SECRET");
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out.find("do-not-leak"), std::string::npos);
+  EXPECT_NE(o.out.find("GREETING=hi\n"), std::string::npos);
+  EXPECT_NE(o.out.find("PATH=/usr/local/sbin:"), std::string::npos);
+  EXPECT_TRUE(o.out.ends_with("/tmp\n")) << o.out;
+}
+
+TEST_F(SandboxCliTest, OnlyPassedDescriptorsAreInherited) {
+  TempDir dir;
+  WriteAll(dir.path() + "/passed", "passed-content\n");
+  WriteAll(dir.path() + "/leaked", "leaked-content\n");
+  int passed = open((dir.path() + "/passed").c_str(), O_RDONLY);  // not CLOEXEC: kiln inherits both
+  int leaked = open((dir.path() + "/leaked").c_str(), O_RDONLY);
+  ASSERT_GE(passed, 3);
+  RunOptions opts;
+  opts.keep_fds = {passed, leaked};
+  auto o = Sandbox({"--pass-fd", std::to_string(passed)},
+                   {"sh", "-c", "cat <&" + std::to_string(passed) + "; ls /proc/$$/fd | sort -n | tr '\\n' ' '"},
+                   opts);
+  close(passed);
+  close(leaked);
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out, "passed-content\n0 1 2 " + std::to_string(passed) + " ") << "only stdio and the passed fd";
+}
+
+TEST_F(SandboxCliTest, TimeoutTermsThenKills) {
+  TempDir dir;
+  std::string report = dir.path() + "/r.json";
+  auto t0 = std::chrono::steady_clock::now();
+  auto o = Sandbox({"--timeout", "500ms", "--grace", "300ms", "--report", report},
+                   {"sh", "-c", "trap '' TERM; sleep 30; echo unreachable"});
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(o.status, 128 + SIGKILL) << o.err;
+  EXPECT_LT(secs, 20) << "the sleep must not have run to its end";
+  EXPECT_NE(o.err.find("timed out"), std::string::npos);
+  auto j = nlohmann::json::parse(ReadAll(report));
+  EXPECT_TRUE(j["timed_out"].get<bool>());
+  EXPECT_EQ(j["signal"], SIGKILL);
+
+  // A command that honours SIGTERM ends with it.
+  EXPECT_EQ(Sandbox({"--timeout", "300ms"}, {"sleep", "30"}).status, 128 + SIGTERM);
+}
+
+TEST_F(SandboxCliTest, ReportDescribesTheRun) {
+  TempDir dir;
+  std::string report = dir.path() + "/r.json";
+  auto o = Sandbox({"--report", report},
+                   {"sh", "-c", "unshare --user true; head -c 50000000 /dev/zero | tail -c 1 >/dev/null; exit 3"});
+  EXPECT_EQ(o.status, 3);
+  auto j = nlohmann::json::parse(ReadAll(report));
+  EXPECT_EQ(j["status"], 3);
+  EXPECT_EQ(j["exit_code"], 3);
+  EXPECT_TRUE(j["signal"].is_null());
+  EXPECT_FALSE(j["timed_out"].get<bool>());
+  EXPECT_FALSE(j["oom_killed"].get<bool>());
+  EXPECT_GT(j["wall_seconds"].get<double>(), 0);
+  EXPECT_GE(j["cpu_seconds"].get<double>(), 0);
+  EXPECT_GT(j["memory_peak_bytes"].get<uint64_t>(), 1u << 20);
+  EXPECT_GE(j["pids_peak"].get<uint64_t>(), 3u);
+  EXPECT_GE(j["seccomp_denials"].get<uint64_t>(), 1u);
+  EXPECT_GE(j["denied_syscalls"]["unshare"].get<uint64_t>(), 1u) << j.dump();
+}
+
+TEST_F(SandboxCliTest, SeccompLogPrintsDenials) {
+  auto quiet = Sandbox({}, {"unshare", "--user", "true"});
+  EXPECT_NE(quiet.status, 0);
+  EXPECT_EQ(quiet.err.find("seccomp: denied"), std::string::npos);
+  auto logged = Sandbox({"--seccomp-log"}, {"unshare", "--user", "true"});
+  EXPECT_NE(logged.status, 0);
+  EXPECT_NE(logged.err.find("seccomp: denied unshare"), std::string::npos) << logged.err;
+}
+
+TEST_F(SandboxCliTest, OomStaysInside) {
+  TempDir dir;
+  std::string report = dir.path() + "/r.json";
+  auto o = Sandbox({"--memory", "64M", "--report", report},
+                   {"python3", "-c", "x = bytearray(512 * 1024 * 1024)"});
+  EXPECT_EQ(o.status, 128 + SIGKILL) << o.err;
+  auto j = nlohmann::json::parse(ReadAll(report));
+  EXPECT_TRUE(j["oom_killed"].get<bool>());
+  EXPECT_LE(j["memory_peak_bytes"].get<uint64_t>(), 64u << 20);
+  // The host (this test process) is alive and well.
+  EXPECT_EQ(Sandbox({}, {"true"}).status, 0);
+}
+
+TEST_F(SandboxCliTest, NothingSurvivesTheCommand) {
+  std::string marker = "kiln-orphan-" + std::to_string(getpid());
+  // A daemonised grandchild outlives the shell; kiln must end it.
+  auto o = Sandbox({}, {"sh", "-c", "setsid sleep 300 " + marker + " </dev/null >/dev/null 2>&1 & echo started"});
+  EXPECT_EQ(o.status, 0);
+  EXPECT_EQ(o.out, "started\n");
+  EXPECT_TRUE(ProcessesMatching(marker).empty());
+}
+
+TEST_F(SandboxCliTest, SupervisorKilledThenGcCleansUp) {
+  std::string marker = "kiln-sigkill-" + std::to_string(getpid());
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(KilnBinary().c_str(), "kiln", "sandbox", "run", "--state-dir", TestStateDir().c_str(), "--cgroup-parent",
+          TestCgroupParent().c_str(), "--id", marker.c_str(), "--", "sh", "-c", "sleep 300; true", marker.c_str(),
+          nullptr);
+    _exit(127);
+  }
+  // Wait until the command runs inside (kiln's own command line matches too).
+  auto sleeping = [&] {
+    for (pid_t p : ProcessesMatching(marker)) {
+      if (ReadAll("/proc/" + std::to_string(p) + "/comm") == "sh\n") return true;
+    }
+    return false;
+  };
+  for (int i = 0; i < 500 && !sleeping(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(sleeping());
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  for (int i = 0; i < 200 && !ProcessesMatching(marker).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(ProcessesMatching(marker).empty()) << "the sandbox must die with its supervisor";
+  HostState leftover = Snapshot();
+  EXPECT_TRUE(leftover.run_dirs.count(TestStateDir() + "/run/" + marker)) << "state to reap is expected";
+
+  auto gc = kiln::testing::Run({KilnBinary(), "sandbox", "gc", "--state-dir", TestStateDir(), "--cgroup-parent", TestCgroupParent()});
+  EXPECT_EQ(gc.status, 0) << gc.err;
+  EXPECT_NE(gc.out.find("removed " + marker), std::string::npos) << gc.out;
+  // TearDown checks that nothing is left.
+}
+
+TEST_F(SandboxCliTest, RootlessAsNobody) {
+  RunOptions opts;
+  opts.as_uid = 65534;
+  opts.as_gid = 65534;
+  auto o = Sandbox({}, {"sh", "-c", "id -u; cat /proc/self/uid_map | tr -s ' '; touch /tmp/x && echo tmp-ok; "
+                                    "grep CapEff /proc/self/status"},
+                   opts);
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out, "1000\n 1000 65534 1\ntmp-ok\nCapEff:\t0000000000000000\n");
+  EXPECT_NE(o.err.find("without cgroup limits"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kiln::testing

@@ -48,17 +48,19 @@ Status WriteFile(const std::string& path, std::string_view data) {
   return Ok();
 }
 
-Status WriteNewFile(const std::string& path, std::string_view data, int mode) {
+Status WriteNewFile(const std::string& path, std::string_view data, int mode, Sync sync) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
   if (!fd.valid()) return Error::Sys("open(" + Quote(path) + ")", errno);
   if (auto s = WriteAll(fd.get(), data); !s) return s.error().Wrap(Quote(path));
-  if (::fsync(fd.get()) != 0) return Error::Sys("fsync(" + Quote(path) + ")", errno);
+  if (sync == Sync::kFsync && ::fsync(fd.get()) != 0) {
+    return Error::Sys("fsync(" + Quote(path) + ")", errno);
+  }
   return Ok();
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode, Sync sync) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  if (auto s = WriteNewFile(tmp, data, mode); !s) return s;
+  if (auto s = WriteNewFile(tmp, data, mode, sync); !s) return s;
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());

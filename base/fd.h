@@ -34,10 +34,14 @@ class UniqueFd {
 Result<std::string> ReadFile(const std::string& path);
 // Writes data to an existing file (O_WRONLY, no create): cgroup and /proc knobs.
 Status WriteFile(const std::string& path, std::string_view data);
-// Creates or truncates path with mode and writes data, then fsyncs. Not atomic.
-Status WriteNewFile(const std::string& path, std::string_view data, int mode);
-// Writes data to path atomically: a temporary file in the same directory, then rename.
-Status WriteFileAtomic(const std::string& path, std::string_view data, int mode);
+enum class Sync { kFsync, kNoFsync };
+
+// Creates or truncates path with mode and writes data. Not atomic.
+Status WriteNewFile(const std::string& path, std::string_view data, int mode, Sync sync);
+// Writes data to path atomically: a temporary file in the same directory,
+// then rename. kNoFsync for state that a host crash makes moot anyway.
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode,
+                       Sync sync = Sync::kFsync);
 // Writes all of data to fd, retrying on EINTR and short writes.
 Status WriteAll(int fd, std::string_view data);
 

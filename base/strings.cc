@@ -44,16 +44,25 @@ Result<uint64_t> ParseSize(std::string_view text, std::string_view what) {
   auto n = ParseUint(t.substr(0, digits), what);
   if (!n) return BadValue(what, text, kExpected);
   std::string suffix = Lower(t.substr(digits));
-  if (suffix.ends_with("ib")) suffix.resize(suffix.size() - 2);
-  else if (suffix.ends_with("b") && suffix.size() == 2) suffix.resize(1);
-  else if (suffix == "b") suffix.clear();
+  if (suffix.ends_with("ib"))
+    suffix.resize(suffix.size() - 2);
+  else if (suffix.ends_with("b") && suffix.size() == 2)
+    suffix.resize(1);
+  else if (suffix == "b")
+    suffix.clear();
   uint64_t mul = 1;
-  if (suffix.empty()) mul = 1;
-  else if (suffix == "k") mul = 1ull << 10;
-  else if (suffix == "m") mul = 1ull << 20;
-  else if (suffix == "g") mul = 1ull << 30;
-  else if (suffix == "t") mul = 1ull << 40;
-  else return BadValue(what, text, kExpected);
+  if (suffix.empty())
+    mul = 1;
+  else if (suffix == "k")
+    mul = 1ull << 10;
+  else if (suffix == "m")
+    mul = 1ull << 20;
+  else if (suffix == "g")
+    mul = 1ull << 30;
+  else if (suffix == "t")
+    mul = 1ull << 40;
+  else
+    return BadValue(what, text, kExpected);
   if (MulOverflows(*n, mul)) return BadValue(what, text, "a size below 16 EiB");
   return *n * mul;
 }
@@ -68,11 +77,16 @@ Result<uint64_t> ParseDurationMs(std::string_view text, std::string_view what) {
   if (!n) return BadValue(what, text, kExpected);
   std::string suffix = Lower(t.substr(digits));
   uint64_t mul;
-  if (suffix == "ms") mul = 1;
-  else if (suffix.empty() || suffix == "s") mul = 1000;
-  else if (suffix == "m") mul = 60'000;
-  else if (suffix == "h") mul = 3'600'000;
-  else return BadValue(what, text, kExpected);
+  if (suffix == "ms")
+    mul = 1;
+  else if (suffix.empty() || suffix == "s")
+    mul = 1000;
+  else if (suffix == "m")
+    mul = 60'000;
+  else if (suffix == "h")
+    mul = 3'600'000;
+  else
+    return BadValue(what, text, kExpected);
   if (MulOverflows(*n, mul)) return BadValue(what, text, "a shorter duration");
   return *n * mul;
 }
@@ -90,8 +104,10 @@ std::vector<std::string> Split(std::string_view text, char sep) {
 }
 
 std::string_view Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
   return text;
 }
 

@@ -1,8 +1,8 @@
 // The `kiln` binary: one command with a verb per capability. Each folder
 // registers its own verbs; this file only wires them together.
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "sandbox/cli.h"
 

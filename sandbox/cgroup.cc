@@ -29,8 +29,8 @@ Result<Version> Detect(const std::string& root) {
   if (IsFs(root, kCgroup2SuperMagic)) return Version::kV2;
   for (const char* ctrl : {"memory", "pids", "cpu"}) {
     if (!IsFs(root + "/" + ctrl, kCgroupSuperMagic)) {
-      return Error::Unsupported("no cgroup found: " + Quote(root) +
-                                " is not cgroup2 and " + Quote(root + "/" + ctrl) +
+      return Error::Unsupported("no cgroup found: " + Quote(root) + " is not cgroup2 and " +
+                                Quote(root + "/" + ctrl) +
                                 " is not a cgroup v1 hierarchy (is cgroupfs mounted?)");
     }
   }
@@ -108,10 +108,6 @@ Status RemoveLeftover(const std::vector<std::string>& paths) {
   for (const std::string& dir : paths) {
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) continue;
-    // v1 freezer: a frozen cgroup cannot die; thaw it first.
-    if (access((dir + "/freezer.state").c_str(), W_OK) == 0) {
-      (void)WriteFile(dir + "/freezer.state", "THAWED");
-    }
     KILN_TRY(KillProcs(dir));
     KILN_TRY(RemoveDir(dir));
   }

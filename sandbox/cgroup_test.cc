@@ -25,7 +25,9 @@ bool Exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-std::string TestName(const char* what) { return std::string("test-") + what + "-" + std::to_string(getpid()); }
+std::string TestName(const char* what) {
+  return std::string("test-") + what + "-" + std::to_string(getpid());
+}
 
 pid_t SpawnSleeper() {
   pid_t pid = fork();
@@ -63,7 +65,8 @@ class CgroupV1Test : public ::testing::Test {
  protected:
   void SetUp() override {
     auto v = Detect();
-    if (!v.ok() || *v != Version::kV1 || geteuid() != 0) GTEST_SKIP() << "needs root on a cgroup v1 host";
+    if (!v.ok() || *v != Version::kV1 || geteuid() != 0)
+      GTEST_SKIP() << "needs root on a cgroup v1 host";
   }
 };
 
@@ -99,7 +102,7 @@ TEST_F(CgroupV1Test, AppliesLimitsAndCleansUp) {
   int status;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  for (const char* c : {"memory", "pids", "cpu", "cpuacct", "freezer"}) {
+  for (const char* c : {"memory", "pids", "cpu"}) {
     EXPECT_FALSE(Exists(std::string("/sys/fs/cgroup/") + c + "/kiln-test/" + name)) << c;
   }
 }
@@ -113,8 +116,10 @@ TEST_F(CgroupV1Test, UnwritableLimitFailsCleanly) {
   std::string name = TestName("bad");
   // Whether the kernel accepts 1 byte varies; either way nothing may remain.
   auto cg = CreateV1(name, limits, opts);
-  if (cg.ok()) (void)(*cg)->Destroy();
-  else EXPECT_NE(cg.error().message().find("applying cgroup limits"), std::string::npos);
+  if (cg.ok())
+    (void)(*cg)->Destroy();
+  else
+    EXPECT_NE(cg.error().message().find("applying cgroup limits"), std::string::npos);
   EXPECT_FALSE(Exists("/sys/fs/cgroup/memory/kiln-test/" + name));
   EXPECT_FALSE(Exists("/sys/fs/cgroup/pids/kiln-test/" + name));
 }
@@ -155,7 +160,8 @@ TEST(CgroupV2Test, LimitWithoutControllerIsAClearError) {
   if (!root || geteuid() != 0) GTEST_SKIP() << "needs root and a cgroup2 mount";
   auto controllers = ReadFile(*root + "/cgroup.controllers");
   ASSERT_TRUE(controllers.ok());
-  if (controllers->find("memory") != std::string::npos) GTEST_SKIP() << "memory controller is on v2 here";
+  if (controllers->find("memory") != std::string::npos)
+    GTEST_SKIP() << "memory controller is on v2 here";
   Options opts;
   opts.root = *root;
   opts.parent = "kiln-test";
@@ -172,10 +178,14 @@ TEST(CgroupParseTest, ReadsKeyedAndNumberFiles) {
   char dir[] = "/tmp/kiln-cg-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   std::string d = dir;
-  ASSERT_TRUE(WriteNewFile(d + "/memory.events", "low 0\nhigh 3\nmax 7\noom 2\noom_kill 1\n", 0644).ok());
-  ASSERT_TRUE(WriteNewFile(d + "/cpu.stat", "usage_usec 123456\nuser_usec 100000\n", 0644).ok());
-  ASSERT_TRUE(WriteNewFile(d + "/memory.peak", "4096\n", 0644).ok());
-  ASSERT_TRUE(WriteNewFile(d + "/pids.max", "max\n", 0644).ok());
+  ASSERT_TRUE(WriteNewFile(d + "/memory.events", "low 0\nhigh 3\nmax 7\noom 2\noom_kill 1\n", 0644,
+                           Sync::kNoFsync)
+                  .ok());
+  ASSERT_TRUE(
+      WriteNewFile(d + "/cpu.stat", "usage_usec 123456\nuser_usec 100000\n", 0644, Sync::kNoFsync)
+          .ok());
+  ASSERT_TRUE(WriteNewFile(d + "/memory.peak", "4096\n", 0644, Sync::kNoFsync).ok());
+  ASSERT_TRUE(WriteNewFile(d + "/pids.max", "max\n", 0644, Sync::kNoFsync).ok());
   EXPECT_EQ(ReadKeyed(d + "/memory.events", "oom_kill"), 1u);
   EXPECT_EQ(ReadKeyed(d + "/memory.events", "oom"), 2u);
   EXPECT_EQ(ReadKeyed(d + "/cpu.stat", "usage_usec"), 123456u);

@@ -1,6 +1,10 @@
-// cgroup v1: one directory per controller hierarchy (memory, pids, cpu,
-// cpuacct, freezer), each at <root>/<controller>/<parent>/<name>. Hierarchies
-// mounted together (cpu,cpuacct) share one directory.
+// cgroup v1: one directory per controller hierarchy, each at
+// <root>/<controller>/<parent>/<name>; hierarchies mounted together
+// (cpu,cpuacct) share one directory. Only the hierarchies a sandbox needs are
+// joined (memory and pids always, cpu for a quota): every v1 migration takes
+// the kernel's thread-group lock, so each extra hierarchy costs start-up time.
+// CPU time comes from the reaped processes' rusage, and killing the sandbox's
+// pid 1 ends its whole pid namespace, so cpuacct and freezer are not needed.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,13 +24,12 @@ namespace kiln::sandbox::cgroup {
 
 namespace {
 
-constexpr const char* kControllers[] = {"memory", "pids", "cpu", "cpuacct", "freezer"};
-
 Status MkdirP(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Ok();
   if (errno == ENOENT) {
     size_t slash = path.rfind('/');
-    if (slash == std::string::npos || slash == 0) return Error::Sys("mkdir(" + Quote(path) + ")", ENOENT);
+    if (slash == std::string::npos || slash == 0)
+      return Error::Sys("mkdir(" + Quote(path) + ")", ENOENT);
     KILN_TRY(MkdirP(path.substr(0, slash)));
     if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Ok();
   }
@@ -64,31 +67,14 @@ class CgroupV1 final : public Cgroup {
       st.memory_peak_bytes = ReadNumber(*d + "/memory.max_usage_in_bytes");
       st.oom_kills = ReadKeyed(*d + "/memory.oom_control", "oom_kill").value_or(0);
     }
-    if (auto d = Dir("cpuacct")) {
-      if (auto ns = ReadNumber(*d + "/cpuacct.usage")) st.cpu_usec = *ns / 1000;
-    }
     if (auto d = Dir("pids")) st.pids_peak = ReadNumber(*d + "/pids.peak");
     return st;
   }
 
   Status KillAll() override {
-    // Freeze first so that a fork bomb cannot outrun the kill loop.
-    auto freezer = Dir("freezer");
-    if (freezer) {
-      if (WriteFile(*freezer + "/freezer.state", "FROZEN")) WaitFrozen(*freezer);
-    }
-    Status result = Ok();
-    for (const std::string& dir : paths()) {
-      auto procs = ReadProcs(dir);
-      if (procs) {
-        for (pid_t pid : *procs) ::kill(pid, SIGKILL);
-      }
-    }
-    if (freezer) (void)WriteFile(*freezer + "/freezer.state", "THAWED");
-    for (const std::string& dir : paths()) {
-      if (auto s = KillProcs(dir); !s && result.ok()) result = s;
-    }
-    return result;
+    // The pids limit keeps a fork bomb finite, so a kill loop catches up.
+    for (const std::string& dir : paths()) KILN_TRY(KillProcs(dir));
+    return Ok();
   }
 
   Status Destroy() override {
@@ -104,14 +90,6 @@ class CgroupV1 final : public Cgroup {
     auto it = dirs_.find(ctrl);
     if (it == dirs_.end()) return std::nullopt;
     return it->second;
-  }
-
-  static void WaitFrozen(const std::string& dir) {
-    for (int i = 0; i < 500; ++i) {
-      auto state = ReadFile(dir + "/freezer.state");
-      if (!state || state->rfind("FROZEN", 0) == 0) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
   }
 
   std::map<std::string, std::string> dirs_;
@@ -156,9 +134,11 @@ Status ApplyLimits(const std::map<std::string, std::string>& dirs, const Limits&
 
 Result<std::unique_ptr<Cgroup>> CreateV1(const std::string& name, const Limits& limits,
                                          const Options& options) {
-  std::map<std::string, std::string> dirs;       // controller -> our directory
-  std::map<std::string, std::string> by_real;    // real hierarchy path -> our directory
-  for (const char* ctrl : kControllers) {
+  std::map<std::string, std::string> dirs;     // controller -> our directory
+  std::map<std::string, std::string> by_real;  // real hierarchy path -> our directory
+  std::vector<const char*> controllers = {"memory", "pids"};
+  if (limits.cpus) controllers.push_back("cpu");
+  for (const char* ctrl : controllers) {
     std::string mount = options.root + "/" + ctrl;
     char real[PATH_MAX];
     if (::realpath(mount.c_str(), real) == nullptr) continue;  // controller not mounted
@@ -170,7 +150,8 @@ Result<std::unique_ptr<Cgroup>> CreateV1(const std::string& name, const Limits& 
     std::string parent = std::string(real) + "/" + options.parent;
     std::string dir = parent + "/" + name;
     Status made = MkdirP(parent);
-    if (made && ::mkdir(dir.c_str(), 0755) != 0) made = Error::Sys("mkdir(" + Quote(dir) + ", 0755)", errno);
+    if (made && ::mkdir(dir.c_str(), 0755) != 0)
+      made = Error::Sys("mkdir(" + Quote(dir) + ", 0755)", errno);
     if (!made) {
       // Undo what was created so far; the caller sees one clean failure.
       for (const auto& [r, d] : by_real) (void)RemoveDir(d);
@@ -179,7 +160,8 @@ Result<std::unique_ptr<Cgroup>> CreateV1(const std::string& name, const Limits& 
     by_real[real] = dir;
     dirs[ctrl] = dir;
   }
-  if (dirs.empty()) return Error::Unsupported("no cgroup v1 controller is mounted under " + Quote(options.root));
+  if (dirs.empty())
+    return Error::Unsupported("no cgroup v1 controller is mounted under " + Quote(options.root));
   auto cg = std::make_unique<CgroupV1>(dirs);
   if (auto s = ApplyLimits(dirs, limits); !s) {
     return s.error().Wrap("applying cgroup limits");  // cg's destructor removes the directories

@@ -6,9 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <algorithm>
 #include <sstream>
 #include <thread>
 
@@ -133,7 +133,8 @@ Result<std::unique_ptr<Cgroup>> CreateV2(const std::string& name, const Limits& 
       return Error::Sys("mkdir(" + Quote(dir) + ", 0755)", errno).Wrap("creating cgroup parent");
     }
   }
-  if (auto s = EnableControllers(dir, controllers); !s) return s.error().Wrap("preparing cgroup parent");
+  if (auto s = EnableControllers(dir, controllers); !s)
+    return s.error().Wrap("preparing cgroup parent");
   std::string mine = dir + "/" + name;
   if (::mkdir(mine.c_str(), 0755) != 0) {
     return Error::Sys("mkdir(" + Quote(mine) + ", 0755)", errno).Wrap("creating cgroup");

@@ -67,7 +67,8 @@ Status Complete(RunOptions& o) {
       if (used != o.cpus.size()) throw std::invalid_argument("trailing characters");
       s.limits.cpus = v;
     } catch (const std::exception&) {
-      return Error::Invalid("--cpus: cannot parse " + Quote(o.cpus) + " (expected a number of cores such as 1.5, or max)");
+      return Error::Invalid("--cpus: cannot parse " + Quote(o.cpus) +
+                            " (expected a number of cores such as 1.5, or max)");
     }
   }
   if (!o.nofile.empty()) {
@@ -89,8 +90,9 @@ Status Complete(RunOptions& o) {
     // Unprivileged users rarely own a cgroup; without one the pid namespace
     // and rlimits still hold, but memory and pids are not capped.
     if (!o.no_cgroup) {
-      spdlog::info("running without cgroup limits (unprivileged; pass --memory/--pids/--cpus "
-                   "with --cgroup-parent to use a delegated cgroup)");
+      spdlog::info(
+          "running without cgroup limits (unprivileged; pass --memory/--pids/--cpus "
+          "with --cgroup-parent to use a delegated cgroup)");
     }
     if (!explicit_limits) {
       s.limits.memory_bytes.reset();
@@ -104,7 +106,8 @@ Status Complete(RunOptions& o) {
 
 void WriteReport(const std::string& path, const std::string& json) {
   if (path.empty()) return;
-  if (auto s = WriteFileAtomic(path, json, 0644); !s) spdlog::error("--report: {}", s.error().message());
+  if (auto s = WriteFileAtomic(path, json, 0644); !s)
+    spdlog::error("--report: {}", s.error().message());
 }
 
 int DoRun(RunOptions& o) {
@@ -138,7 +141,7 @@ int DoGc(const GcOptions& o) {
   if (version && *version == cgroup::Version::kV2) {
     parents.push_back(o.cgroup_root + "/" + o.cgroup_parent);
   } else if (version) {
-    for (const char* c : {"memory", "pids", "cpu", "cpuacct", "freezer"}) {
+    for (const char* c : {"memory", "pids", "cpu"}) {
       parents.push_back(o.cgroup_root + "/" + c + "/" + o.cgroup_parent);
     }
   }
@@ -156,14 +159,20 @@ void Register(CLI::App& app, int* exit_code) {
   sandbox->require_subcommand(1);
 
   auto o = std::make_shared<RunOptions>();
-  auto* run = sandbox->add_subcommand("run", "Run a command in a fresh sandbox: kiln sandbox run [options] -- CMD ARGS...");
-  run->add_option("--image", o->spec.image, "'host' (read-only host /usr, filtered /etc) or a root filesystem directory")
+  auto* run = sandbox->add_subcommand(
+      "run", "Run a command in a fresh sandbox: kiln sandbox run [options] -- CMD ARGS...");
+  run->add_option("--image", o->spec.image,
+                  "'host' (read-only host /usr, filtered /etc) or a root filesystem directory")
       ->capture_default_str();
-  run->add_option("--bind", o->binds, "SRC:DST[:ro] bind mount (repeatable)")->allow_extra_args(false);
-  run->add_option("--tmpfs", o->tmpfs, "DST[:SIZE] tmpfs mount (repeatable, default size 64M)")->allow_extra_args(false);
+  run->add_option("--bind", o->binds, "SRC:DST[:ro] bind mount (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option("--tmpfs", o->tmpfs, "DST[:SIZE] tmpfs mount (repeatable, default size 64M)")
+      ->allow_extra_args(false);
   run->add_option("--workspace", o->workspace, "host directory mounted read-write at /workspace");
-  run->add_option("--env", o->env, "NAME=VALUE, or NAME to copy kiln's value (repeatable)")->allow_extra_args(false);
-  run->add_option("--workdir", o->spec.workdir, "working directory inside (default /workspace or /)");
+  run->add_option("--env", o->env, "NAME=VALUE, or NAME to copy kiln's value (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option("--workdir", o->spec.workdir,
+                  "working directory inside (default /workspace or /)");
   run->add_option("--hostname", o->spec.hostname, "hostname inside")->capture_default_str();
   run->add_option("--uid", o->spec.uid, "uid of the command inside")->capture_default_str();
   run->add_option("--gid", o->spec.gid, "gid of the command inside")->capture_default_str();
@@ -173,16 +182,23 @@ void Register(CLI::App& app, int* exit_code) {
   run->add_option("--nofile", o->nofile, "RLIMIT_NOFILE (default 1024)");
   run->add_option("--fsize", o->fsize, "largest file the command may write (default 1G)");
   run->add_option("--timeout", o->timeout, "wall-clock limit, e.g. 30s (default none)");
-  run->add_option("--grace", o->grace, "time between SIGTERM and SIGKILL after the timeout (default 2s)");
-  run->add_option("--rootfs-size", o->rootfs_size, "size of the tmpfs holding the root's writable layer (default 1G)");
+  run->add_option("--grace", o->grace,
+                  "time between SIGTERM and SIGKILL after the timeout (default 2s)");
+  run->add_option("--rootfs-size", o->rootfs_size,
+                  "size of the tmpfs holding the root's writable layer (default 1G)");
   run->add_flag("--no-cgroup", o->no_cgroup, "no cgroup: namespaces, rlimits and seccomp only");
-  run->add_option("--seccomp-policy", o->spec.seccomp_policy, "seccomp policy file (default: built-in)");
+  run->add_option("--seccomp-policy", o->spec.seccomp_policy,
+                  "seccomp policy file (default: built-in)");
   run->add_flag("--seccomp-log", o->spec.seccomp_log, "print every denied system call");
-  run->add_option("--pass-fd", o->spec.pass_fds, "pass this open descriptor to the command (repeatable)")->allow_extra_args(false);
-  run->add_option("--state-dir", o->spec.state_dir, "state directory (default /var/lib/kiln as root)");
+  run->add_option("--pass-fd", o->spec.pass_fds,
+                  "pass this open descriptor to the command (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option("--state-dir", o->spec.state_dir,
+                  "state directory (default /var/lib/kiln as root)");
   run->add_option("--cgroup-root", o->spec.cgroup_root, "where the cgroup hierarchies are mounted")
       ->capture_default_str();
-  run->add_option("--cgroup-parent", o->spec.cgroup_parent, "cgroup parent, relative to each hierarchy's root")
+  run->add_option("--cgroup-parent", o->spec.cgroup_parent,
+                  "cgroup parent, relative to each hierarchy's root")
       ->capture_default_str();
   run->add_option("--id", o->spec.id, "sandbox id (default: random)");
   run->add_option("--report", o->report, "write a JSON report of the run to this file");
@@ -190,10 +206,13 @@ void Register(CLI::App& app, int* exit_code) {
   run->callback([o, exit_code]() { *exit_code = DoRun(*o); });
 
   auto g = std::make_shared<GcOptions>();
-  auto* gc = sandbox->add_subcommand("gc", "Remove what sandboxes whose supervisor died left behind");
+  auto* gc =
+      sandbox->add_subcommand("gc", "Remove what sandboxes whose supervisor died left behind");
   gc->add_option("--state-dir", g->state_dir, "state directory (default /var/lib/kiln as root)");
-  gc->add_option("--cgroup-root", g->cgroup_root, "where the cgroup hierarchies are mounted")->capture_default_str();
-  gc->add_option("--cgroup-parent", g->cgroup_parent, "cgroup parent to scan")->capture_default_str();
+  gc->add_option("--cgroup-root", g->cgroup_root, "where the cgroup hierarchies are mounted")
+      ->capture_default_str();
+  gc->add_option("--cgroup-parent", g->cgroup_parent, "cgroup parent to scan")
+      ->capture_default_str();
   gc->callback([g, exit_code]() { *exit_code = DoGc(*g); });
 }
 

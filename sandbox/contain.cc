@@ -52,7 +52,11 @@ constexpr int kNotFound = 127;
   }
   if (setsid() < 0) FailErrno(ctl, "setsid", errno);
 
-  const struct { int res; rlim_t value; const char* name; } rlimits[] = {
+  const struct {
+    int res;
+    rlim_t value;
+    const char* name;
+  } rlimits[] = {
       {RLIMIT_NOFILE, spec.limits.nofile, "setrlimit(RLIMIT_NOFILE)"},
       {RLIMIT_CORE, 0, "setrlimit(RLIMIT_CORE)"},
       {RLIMIT_FSIZE, spec.limits.fsize_bytes, "setrlimit(RLIMIT_FSIZE)"},
@@ -70,7 +74,8 @@ constexpr int kNotFound = 127;
   if (setresgid(spec.gid, spec.gid, spec.gid) != 0) FailErrno(ctl, "setresgid", errno);
   if (setresuid(spec.uid, spec.uid, spec.uid) != 0) FailErrno(ctl, "setresuid", errno);
   if (int err = caps::ClearSets(-1, &step); err != 0) FailErrno(ctl, step, -err);
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) FailErrno(ctl, "prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    FailErrno(ctl, "prctl(PR_SET_NO_NEW_PRIVS)", errno);
 
   std::string workdir = spec.workdir.empty() ? (spec.workspace ? "/workspace" : "/") : spec.workdir;
   if (chdir(workdir.c_str()) != 0) {
@@ -79,7 +84,8 @@ constexpr int kNotFound = 127;
 
   // Every inherited descriptor closes at exec except stdio and the ones
   // passed on purpose.
-  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0) FailErrno(ctl, "close_range", errno);
+  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
+    FailErrno(ctl, "close_range", errno);
   for (int fd : spec.pass_fds) {
     if (fcntl(fd, F_SETFD, 0) != 0) {
       Fail(ctl, kSetupFailed, "passing fd " + std::to_string(fd) + ": " + std::strerror(errno));
@@ -156,7 +162,8 @@ void DropInitPrivileges(int ctl) {
   if (int err = caps::LockAndDropBounding(CAP_KILL, &step); err != 0) FailErrno(ctl, step, -err);
   if (int err = caps::ClearSets(CAP_KILL, &step); err != 0) FailErrno(ctl, step, -err);
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) FailErrno(ctl, "prctl(PR_SET_DUMPABLE)", errno);
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) FailErrno(ctl, "prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    FailErrno(ctl, "prctl(PR_SET_NO_NEW_PRIVS)", errno);
 }
 
 }  // namespace
@@ -174,11 +181,16 @@ void InitMain(const InitArgs& a) {
     if (setresgid(spec.gid, spec.gid, spec.gid) != 0) FailErrno(ctl, "setresgid", errno);
     if (setresuid(spec.uid, spec.uid, spec.uid) != 0) FailErrno(ctl, "setresuid", errno);
   }
-  // Joined the cgroup already (the supervisor did it); now make it our root.
-  if (unshare(CLONE_NEWCGROUP) != 0) FailErrno(ctl, "unshare(CLONE_NEWCGROUP)", errno);
-  if (sethostname(spec.hostname.data(), spec.hostname.size()) != 0) FailErrno(ctl, "sethostname", errno);
+  if (sethostname(spec.hostname.data(), spec.hostname.size()) != 0)
+    FailErrno(ctl, "sethostname", errno);
   if (int err = net::LoopbackUp(); err != 0) FailErrno(ctl, "bringing up loopback", -err);
   if (auto s = mnt::BuildRoot(spec, a.layout); !s) Fail(ctl, kSetupFailed, s.error().message());
+  // The supervisor joins us to the cgroup while the filesystem is built;
+  // nothing may start before that, and the cgroup becomes our cgroup root.
+  proto::Message joined{};
+  if (proto::Receive(ctl, &joined, &unused_fd) != 1 || joined.type != proto::Type::kJoined)
+    _exit(kSetupFailed);
+  if (unshare(CLONE_NEWCGROUP) != 0) FailErrno(ctl, "unshare(CLONE_NEWCGROUP)", errno);
 
   int exec_err[2];
   if (pipe2(exec_err, O_CLOEXEC) != 0) FailErrno(ctl, "pipe2", errno);

@@ -24,12 +24,31 @@ namespace {
 constexpr int kFormat = 1;
 
 const std::set<std::string>& SecretNames() {
-  static const std::set<std::string> kNames = {
-      "shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d", "subuid", "subgid",
-      "subuid-", "subgid-", "ssl/private", "security/opasswd", "krb5.keytab", "kiln",
-      "machine-id", ".pwd.lock", "ssh/ssh_host_rsa_key", "ssh/ssh_host_ecdsa_key",
-      "ssh/ssh_host_ed25519_key", "ssh/ssh_host_dsa_key", "wireguard", "NetworkManager/system-connections",
-      "ppp/chap-secrets", "ppp/pap-secrets", "openvpn"};
+  static const std::set<std::string> kNames = {"shadow",
+                                               "shadow-",
+                                               "gshadow",
+                                               "gshadow-",
+                                               "sudoers",
+                                               "sudoers.d",
+                                               "subuid",
+                                               "subgid",
+                                               "subuid-",
+                                               "subgid-",
+                                               "ssl/private",
+                                               "security/opasswd",
+                                               "krb5.keytab",
+                                               "kiln",
+                                               "machine-id",
+                                               ".pwd.lock",
+                                               "ssh/ssh_host_rsa_key",
+                                               "ssh/ssh_host_ecdsa_key",
+                                               "ssh/ssh_host_ed25519_key",
+                                               "ssh/ssh_host_dsa_key",
+                                               "wireguard",
+                                               "NetworkManager/system-connections",
+                                               "ppp/chap-secrets",
+                                               "ppp/pap-secrets",
+                                               "openvpn"};
   return kNames;
 }
 
@@ -72,9 +91,11 @@ Status CopyTree(const std::string& src, const std::string& dst, const std::strin
       ssize_t n = ::readlink(from.c_str(), target, sizeof target - 1);
       if (n < 0) continue;
       target[n] = '\0';
-      if (::symlink(target, to.c_str()) != 0) return Error::Sys("symlink(" + Quote(to) + ")", errno);
+      if (::symlink(target, to.c_str()) != 0)
+        return Error::Sys("symlink(" + Quote(to) + ")", errno);
     } else if (S_ISDIR(st.st_mode)) {
-      if (::mkdir(to.c_str(), st.st_mode & 0755) != 0) return Error::Sys("mkdir(" + Quote(to) + ")", errno);
+      if (::mkdir(to.c_str(), st.st_mode & 0755) != 0)
+        return Error::Sys("mkdir(" + Quote(to) + ")", errno);
       KILN_TRY(CopyTree(from, to, r));
     } else if (S_ISREG(st.st_mode)) {
       KILN_TRY(CopyFile(from, to, st.st_mode));
@@ -130,13 +151,14 @@ Status Build(const std::string& dir, const std::string& host_root) {
       if (n < 0) return Error::Sys("readlink(" + Quote(host) + ")", errno);
       target[n] = '\0';
       std::string link = dir + "/" + name;
-      if (::symlink(target, link.c_str()) != 0) return Error::Sys("symlink(" + Quote(link) + ")", errno);
+      if (::symlink(target, link.c_str()) != 0)
+        return Error::Sys("symlink(" + Quote(link) + ")", errno);
     } else if (S_ISDIR(st.st_mode)) {
       KILN_TRY(mk(name, 0755));
     }
   }
-  for (const char* d : {"proc", "dev", "sys", "run", "home", "mnt", "opt", "srv", "var",
-                        "workspace"}) {
+  for (const char* d :
+       {"proc", "dev", "sys", "run", "home", "mnt", "opt", "srv", "var", "workspace"}) {
     KILN_TRY(mk(d, 0755));
   }
   KILN_TRY(mk("root", 0700));
@@ -149,7 +171,8 @@ Status Build(const std::string& dir, const std::string& host_root) {
 }  // namespace
 
 const std::vector<std::string>& BoundDirs() {
-  static const std::vector<std::string> kDirs = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+  static const std::vector<std::string> kDirs = {"usr",   "bin",   "sbin",  "lib",
+                                                 "lib32", "lib64", "libx32"};
   return kDirs;
 }
 

@@ -22,9 +22,9 @@ constexpr unsigned long kNoSuidDev = MS_NOSUID | MS_NODEV;
 // OCI's default masked paths: hidden behind /dev/null or an empty read-only
 // tmpfs. Absent paths are skipped (their set depends on the kernel config).
 constexpr const char* kMaskedPaths[] = {
-    "proc/acpi",          "proc/asound",        "proc/kcore",      "proc/keys",
-    "proc/latency_stats", "proc/timer_list",    "proc/timer_stats", "proc/sched_debug",
-    "proc/scsi",          "proc/interrupts",    "sys/firmware",    "sys/devices/virtual/powercap"};
+    "proc/acpi",          "proc/asound",     "proc/kcore",       "proc/keys",
+    "proc/latency_stats", "proc/timer_list", "proc/timer_stats", "proc/sched_debug",
+    "proc/scsi",          "proc/interrupts", "sys/firmware",     "sys/devices/virtual/powercap"};
 // OCI's default read-only paths.
 constexpr const char* kReadOnlyPaths[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys",
                                           "proc/sysrq-trigger"};
@@ -45,7 +45,8 @@ Result<UniqueFd> Resolve(int root_fd, const std::string& rel, bool create, bool 
   how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   auto open_rel = [&](const std::string& p) {
-    return static_cast<int>(syscall(SYS_openat2, root_fd, p.empty() ? "." : p.c_str(), &how, sizeof how));
+    return static_cast<int>(
+        syscall(SYS_openat2, root_fd, p.empty() ? "." : p.c_str(), &how, sizeof how));
   };
   int fd = open_rel(rel);
   if (fd >= 0) return UniqueFd(fd);
@@ -61,8 +62,10 @@ Result<UniqueFd> Resolve(int root_fd, const std::string& rel, bool create, bool 
     if (child < 0 && errno == ENOENT) {
       bool last = i + 1 == parts.size();
       if (last && file) {
-        int f = ::openat(dir.get(), parts[i].c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (f < 0 && errno != EEXIST) return Error::Sys("creating mount point " + Quote("/" + next), errno);
+        int f = ::openat(dir.get(), parts[i].c_str(),
+                         O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (f < 0 && errno != EEXIST)
+          return Error::Sys("creating mount point " + Quote("/" + next), errno);
         if (f >= 0) ::close(f);
       } else if (::mkdirat(dir.get(), parts[i].c_str(), 0755) != 0 && errno != EEXIST) {
         return Error::Sys("mkdir(" + Quote("/" + next) + ")", errno);
@@ -97,7 +100,8 @@ Status Bind(int root_fd, const std::string& source, const std::string& dest, boo
   if (::stat(source.c_str(), &st) != 0) return Error::Sys("stat(" + Quote(source) + ")", errno);
   std::string rel = Rel(dest);
   KILN_ASSIGN_OR_RETURN(UniqueFd target, Resolve(root_fd, rel, true, !S_ISDIR(st.st_mode)));
-  if (::mount(source.c_str(), FdPath(target.get()).c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+  if (::mount(source.c_str(), FdPath(target.get()).c_str(), nullptr, MS_BIND | MS_REC, nullptr) !=
+      0) {
     return Error::Sys("mount(" + Quote(source) + ", " + Quote(dest) + ", MS_BIND)", errno);
   }
   uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (read_only ? MOUNT_ATTR_RDONLY : 0);
@@ -107,7 +111,8 @@ Status Bind(int root_fd, const std::string& source, const std::string& dest, boo
 Status MountFs(int root_fd, const std::string& dest, const char* fstype, unsigned long flags,
                const std::string& data) {
   KILN_ASSIGN_OR_RETURN(UniqueFd target, Resolve(root_fd, Rel(dest), true));
-  if (::mount(fstype, FdPath(target.get()).c_str(), fstype, flags, data.empty() ? nullptr : data.c_str()) != 0) {
+  if (::mount(fstype, FdPath(target.get()).c_str(), fstype, flags,
+              data.empty() ? nullptr : data.c_str()) != 0) {
     return Error::Sys(std::string("mount(") + fstype + ", " + Quote(dest) + ")", errno);
   }
   return Ok();
@@ -118,22 +123,27 @@ Status MountDev(int root_fd) {
   for (const char* node : kDevNodes) {
     std::string host = std::string("/dev/") + node;
     if (::access(host.c_str(), F_OK) != 0) continue;
-    KILN_ASSIGN_OR_RETURN(UniqueFd target, Resolve(root_fd, "dev/" + std::string(node), true, true));
+    KILN_ASSIGN_OR_RETURN(UniqueFd target,
+                          Resolve(root_fd, "dev/" + std::string(node), true, true));
     if (::mount(host.c_str(), FdPath(target.get()).c_str(), nullptr, MS_BIND, nullptr) != 0) {
       return Error::Sys("mount(" + Quote(host) + ", " + Quote(host) + ", MS_BIND)", errno);
     }
     // The device binds are the one place where device files work: no nodev.
-    KILN_TRY(SetAttr(root_fd, "dev/" + std::string(node), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false));
+    KILN_TRY(
+        SetAttr(root_fd, "dev/" + std::string(node), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false));
   }
   KILN_TRY(MountFs(root_fd, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
                    "newinstance,ptmxmode=0666,mode=0620"));
   KILN_TRY(MountFs(root_fd, "/dev/shm", "tmpfs", kNoSuidDev | MS_NOEXEC, "mode=1777,size=64m"));
   KILN_ASSIGN_OR_RETURN(UniqueFd dev, Resolve(root_fd, "dev", false));
-  const std::pair<const char*, const char*> links[] = {
-      {"pts/ptmx", "ptmx"}, {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
-      {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
+  const std::pair<const char*, const char*> links[] = {{"pts/ptmx", "ptmx"},
+                                                       {"/proc/self/fd", "fd"},
+                                                       {"/proc/self/fd/0", "stdin"},
+                                                       {"/proc/self/fd/1", "stdout"},
+                                                       {"/proc/self/fd/2", "stderr"}};
   for (auto [target, name] : links) {
-    if (::symlinkat(target, dev.get(), name) != 0) return Error::Sys(std::string("symlink('/dev/") + name + "')", errno);
+    if (::symlinkat(target, dev.get(), name) != 0)
+      return Error::Sys(std::string("symlink('/dev/") + name + "')", errno);
   }
   return Ok();
 }
@@ -145,12 +155,14 @@ Status MaskPaths(int root_fd) {
     struct stat st {};
     if (::fstat(fd->get(), &st) != 0) continue;
     std::string target = FdPath(fd->get());
-    int rc = S_ISDIR(st.st_mode)
-                 ? ::mount("tmpfs", target.c_str(), "tmpfs", MS_RDONLY | kNoSuidDev | MS_NOEXEC, "mode=0555,size=4k")
-                 : ::mount("/dev/null", target.c_str(), nullptr, MS_BIND, nullptr);
+    int rc = S_ISDIR(st.st_mode) ? ::mount("tmpfs", target.c_str(), "tmpfs",
+                                           MS_RDONLY | kNoSuidDev | MS_NOEXEC, "mode=0555,size=4k")
+                                 : ::mount("/dev/null", target.c_str(), nullptr, MS_BIND, nullptr);
     if (rc != 0) return Error::Sys("masking " + Quote(std::string("/") + path), errno);
     if (!S_ISDIR(st.st_mode)) {
-      KILN_TRY(SetAttr(root_fd, path, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, false));
+      KILN_TRY(SetAttr(root_fd, path,
+                       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                       false));
     }
   }
   for (const char* path : kReadOnlyPaths) {
@@ -160,7 +172,8 @@ Status MaskPaths(int root_fd) {
     if (::mount(target.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
       return Error::Sys("bind " + Quote(std::string("/") + path) + " read-only", errno);
     }
-    KILN_TRY(SetAttr(root_fd, path, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true));
+    KILN_TRY(
+        SetAttr(root_fd, path, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true));
   }
   return Ok();
 }
@@ -198,7 +211,8 @@ Status BuildRoot(const Spec& spec, const Layout& layout) {
   if (::mount("overlay", root_path.c_str(), "overlay", kNoSuidDev, opts.c_str()) != 0) {
     int err = errno;
     std::string msg = "mount(overlay, lowerdir=" + Quote(layout.lower) + ")";
-    if (err == EINVAL && layout.in_user_ns) msg += " (overlayfs in a user namespace needs Linux 5.11 or later)";
+    if (err == EINVAL && layout.in_user_ns)
+      msg += " (overlayfs in a user namespace needs Linux 5.11 or later)";
     return Error::Sys(msg, err);
   }
   UniqueFd root(::open(root_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -220,7 +234,8 @@ Status BuildRoot(const Spec& spec, const Layout& layout) {
   if (spec.workspace) KILN_TRY(Bind(root.get(), *spec.workspace, "/workspace", false));
   for (const BindMount& b : spec.binds) KILN_TRY(Bind(root.get(), b.source, b.dest, b.read_only));
   for (const TmpfsMount& t : spec.tmpfs) {
-    KILN_TRY(MountFs(root.get(), t.dest, "tmpfs", kNoSuidDev, "mode=1777,size=" + std::to_string(t.size_bytes)));
+    KILN_TRY(MountFs(root.get(), t.dest, "tmpfs", kNoSuidDev,
+                     "mode=1777,size=" + std::to_string(t.size_bytes)));
   }
 
   // pivot_root(".", ".") stacks the old root on top of the new one; detaching

@@ -17,10 +17,10 @@
 namespace kiln::sandbox::mnt {
 
 struct Layout {
-  std::string scratch;        // host directory the rootfs tmpfs is mounted on
-  std::string lower;          // the image: the overlay's read-only lower layer
-  bool host_image = false;    // bind the host's /usr, /bin, /lib* read-only
-  bool in_user_ns = false;    // overlay must use user.* xattrs (userxattr)
+  std::string scratch;      // host directory the rootfs tmpfs is mounted on
+  std::string lower;        // the image: the overlay's read-only lower layer
+  bool host_image = false;  // bind the host's /usr, /bin, /lib* read-only
+  bool in_user_ns = false;  // overlay must use user.* xattrs (userxattr)
 };
 
 // Builds the root and pivots into it; on return the cwd is the new "/" and the

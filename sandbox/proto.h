@@ -9,11 +9,12 @@
 namespace kiln::sandbox::proto {
 
 enum class Type : uint32_t {
-  kGo = 1,     // supervisor -> init: ids mapped and cgroup joined; go on
-  kReady,      // init -> supervisor: the command was executed
-  kError,      // init or command -> supervisor: setup failed; value = exit status, text = why
-  kExit,       // init -> supervisor: value = the command's wait status
-  kListener,   // command -> supervisor: carries the seccomp listener fd (SCM_RIGHTS)
+  kGo = 1,    // supervisor -> init: ids mapped; set up the filesystem
+  kJoined,    // supervisor -> init: in the cgroup; start the command
+  kReady,     // init -> supervisor: the command was executed
+  kError,     // init or command -> supervisor: setup failed; value = exit status, text = why
+  kExit,      // init -> supervisor: value = the command's wait status
+  kListener,  // command -> supervisor: carries the seccomp listener fd (SCM_RIGHTS)
 };
 
 struct Message {

@@ -13,7 +13,8 @@ std::string ReportJson(const Report& r) {
   j["error"] = r.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.error);
   j["wall_seconds"] = r.wall_seconds;
   j["cpu_seconds"] = r.cpu_seconds;
-  j["memory_peak_bytes"] = r.memory_peak_bytes ? nlohmann::json(*r.memory_peak_bytes) : nlohmann::json(nullptr);
+  j["memory_peak_bytes"] =
+      r.memory_peak_bytes ? nlohmann::json(*r.memory_peak_bytes) : nlohmann::json(nullptr);
   j["oom_killed"] = r.oom_killed;
   j["timed_out"] = r.timed_out;
   j["pids_peak"] = r.pids_peak ? nlohmann::json(*r.pids_peak) : nlohmann::json(nullptr);

@@ -21,7 +21,6 @@
 // rule has the same kind of action, so libseccomp's ordering of overlapping
 // rules cannot change a verdict.
 
-#include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
@@ -33,7 +32,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 
 #include "sandbox/seccomp.h"
@@ -148,8 +146,8 @@ Result<std::vector<sock_filter>> Export(scmp_filter_ctx ctx, std::string_view wh
   char* p = reinterpret_cast<char*>(out.data());
   size_t done = 0;
   while (done < static_cast<size_t>(size)) {
-    ssize_t n = pread(fd.get(), p + done, static_cast<size_t>(size) - done,
-                      static_cast<off_t>(done));
+    ssize_t n =
+        pread(fd.get(), p + done, static_cast<size_t>(size) - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Error::Sys("pread(memfd)", errno);
     if (n == 0) return Error::Internal("memfd shrank while reading the exported filter");
@@ -239,7 +237,9 @@ const NotifSizes& GetNotifSizes() {
 
 Result<Program> Compile(const Policy& policy, const CompileOptions& options) {
   const uint32_t deny = options.notify_denials ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(EPERM);
-  auto wrap = [&](const Error& e) { return e.Wrap("compiling seccomp policy " + Quote(policy.source)); };
+  auto wrap = [&](const Error& e) {
+    return e.Wrap("compiling seccomp policy " + Quote(policy.source));
+  };
 
   bool has_errno_rules = false;
   for (const Rule& r : policy.rules) {

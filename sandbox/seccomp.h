@@ -87,15 +87,18 @@ int InstallRaw(const Program& program, int* listener_fd) noexcept;
 
 // One denied call, as the supervisor saw it.
 struct Denial {
-  int pid = 0;             // in the supervisor's pid namespace
-  std::string syscall;     // name, or "syscall_<nr>" when unknown
+  int pid = 0;          // in the supervisor's pid namespace
+  std::string syscall;  // name, or "syscall_<nr>" when unknown
   uint64_t args[6] = {};
-  std::string abi;         // "" for the native ABI, else "i386" or "x32" (refused wholesale)
+  std::string abi;  // "" for the native ABI, else the one the call came through: "i386", "x32"
 };
 
 // Receives one notification from the listener, answers it with EPERM and
-// returns what was denied. ENOENT from the kernel (the caller died first) is
-// reported as an error with that errno; the caller just continues.
+// returns what was denied. Blocks until a notification arrives (the kernel
+// ignores O_NONBLOCK here): poll the fd for POLLIN first; POLLHUP means no
+// task uses the filter any more. ENOENT from the kernel (the caller died
+// first) is reported as an error with that errno; the caller just continues.
+// EINTR is returned as well, for the caller to retry or stop.
 Result<Denial> AnswerDenial(int listener_fd);
 
 }  // namespace kiln::sandbox::seccomp

@@ -13,13 +13,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <cstdlib>
 #include <map>
 #include <optional>
 #include <span>
 #include <utility>
 
-#include "base/strings.h"
 #include "sandbox/seccomp.h"
 
 #ifndef CLONE_NEWTIME
@@ -39,7 +37,9 @@ struct Named {
   uint64_t value;
 };
 
+// clang-format off
 #define KILN_NAMED(x) {#x, static_cast<uint64_t>(x)}
+// clang-format on
 
 // The symbolic values a policy may compare arguments with. Only what a policy
 // plausibly needs: namespace and thread flags for clone, address families for
@@ -95,15 +95,15 @@ constexpr Named kConstants[] = {
 
 // The errno values an `errno` rule may name; a number 1..4095 works too.
 constexpr Named kErrnos[] = {
-    KILN_NAMED(EPERM),      KILN_NAMED(ENOENT),          KILN_NAMED(ESRCH),
-    KILN_NAMED(EINTR),      KILN_NAMED(EIO),             KILN_NAMED(ENXIO),
-    KILN_NAMED(E2BIG),      KILN_NAMED(EBADF),           KILN_NAMED(EAGAIN),
-    KILN_NAMED(ENOMEM),     KILN_NAMED(EACCES),          KILN_NAMED(EFAULT),
-    KILN_NAMED(EBUSY),      KILN_NAMED(EEXIST),          KILN_NAMED(ENODEV),
-    KILN_NAMED(EINVAL),     KILN_NAMED(ENOTTY),          KILN_NAMED(ENOSPC),
-    KILN_NAMED(EROFS),      KILN_NAMED(ENOSYS),          KILN_NAMED(EOPNOTSUPP),
-    KILN_NAMED(ENOTSUP),    KILN_NAMED(EAFNOSUPPORT),    KILN_NAMED(EPROTONOSUPPORT),
-    KILN_NAMED(ENOTSOCK),   KILN_NAMED(EADDRNOTAVAIL),   KILN_NAMED(ENETUNREACH),
+    KILN_NAMED(EPERM),        KILN_NAMED(ENOENT),        KILN_NAMED(ESRCH),
+    KILN_NAMED(EINTR),        KILN_NAMED(EIO),           KILN_NAMED(ENXIO),
+    KILN_NAMED(E2BIG),        KILN_NAMED(EBADF),         KILN_NAMED(EAGAIN),
+    KILN_NAMED(ENOMEM),       KILN_NAMED(EACCES),        KILN_NAMED(EFAULT),
+    KILN_NAMED(EBUSY),        KILN_NAMED(EEXIST),        KILN_NAMED(ENODEV),
+    KILN_NAMED(EINVAL),       KILN_NAMED(ENOTTY),        KILN_NAMED(ENOSPC),
+    KILN_NAMED(EROFS),        KILN_NAMED(ENOSYS),        KILN_NAMED(EOPNOTSUPP),
+    KILN_NAMED(ENOTSUP),      KILN_NAMED(EAFNOSUPPORT),  KILN_NAMED(EPROTONOSUPPORT),
+    KILN_NAMED(ENOTSOCK),     KILN_NAMED(EADDRNOTAVAIL), KILN_NAMED(ENETUNREACH),
     KILN_NAMED(ECONNREFUSED),
 };
 
@@ -310,11 +310,12 @@ class LineParser {
   Result<ArgCheck> ParseCheck() {
     std::string_view a = Next();
     if (!a.starts_with("arg")) {
-      return Fail("unexpected " + Quote(a) + " after a condition (conditions start with arg0..arg5)");
+      return Fail("unexpected " + Quote(a) +
+                  " after a condition (conditions start with arg0..arg5)");
     }
     std::string_view index = a.substr(3);
-    if (index.empty() || !std::all_of(index.begin(), index.end(),
-                                      [](char c) { return c >= '0' && c <= '9'; })) {
+    if (index.empty() ||
+        !std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return Fail(Quote(a) + " is not an argument (expected arg0..arg5)");
     }
     if (index.size() > 1 || index[0] > '5') {
@@ -328,7 +329,9 @@ class LineParser {
     if (t.starts_with('&')) {
       std::string_view mask_text = t.substr(1);
       if (mask_text.empty()) mask_text = Next();
-      if (mask_text.empty() || ParseOp(mask_text)) return Fail("'&' after " + Quote(a) + " is missing its mask");
+      if (mask_text.empty() || ParseOp(mask_text)) {
+        return Fail("'&' after " + Quote(a) + " is missing its mask");
+      }
       KILN_ASSIGN_OR_RETURN(check.mask, ParseValue(mask_text));
       std::string_view op = Next();
       if (op != "==") {
@@ -341,8 +344,8 @@ class LineParser {
         return Fail("a zero mask makes the comparison always true; drop the condition");
       }
       if ((check.value & ~check.mask) != 0) {
-        return Fail("value " + Hex(check.value) + " has bits outside the mask " +
-                    Hex(check.mask) + ", so the comparison can never hold");
+        return Fail("value " + Hex(check.value) + " has bits outside the mask " + Hex(check.mask) +
+                    ", so the comparison can never hold");
       }
       return check;
     }
@@ -380,8 +383,9 @@ std::vector<std::string_view> Tokenize(std::string_view line) {
 Status CheckAgainst(const Rule& r, const Rule& earlier, const LineParser& at) {
   std::string other = "line " + std::to_string(earlier.line);
   if (SameChecks(r, earlier)) {
-    if (SameAction(r, earlier)) return at.Fail("repeats the rule for " + Quote(r.syscall) +
-                                               " at " + other);
+    if (SameAction(r, earlier)) {
+      return at.Fail("repeats the rule for " + Quote(r.syscall) + " at " + other);
+    }
     return at.Fail("contradicts " + other + ", which has the same conditions for " +
                    Quote(r.syscall) + " but another action");
   }

@@ -137,7 +137,8 @@ TEST(SeccompPolicyTest, FormatRuleRoundTrips) {
   auto q = ParsePolicy(again, "again.policy");
   ASSERT_TRUE(q.ok()) << q.error().message();
   ASSERT_EQ(q->rules.size(), p->rules.size());
-  for (size_t i = 0; i < p->rules.size(); ++i) EXPECT_EQ(FormatRule(q->rules[i]), FormatRule(p->rules[i]));
+  for (size_t i = 0; i < p->rules.size(); ++i)
+    EXPECT_EQ(FormatRule(q->rules[i]), FormatRule(p->rules[i]));
 }
 
 // Every kind of mistake, with the exact "<source>:<line>:" prefix.
@@ -161,7 +162,8 @@ TEST(SeccompPolicyTest, ReportsEveryErrorWithSourceAndLine) {
        "test.policy:1: 'Read' is not a system call name (conditions start with arg0..arg5)"},
       {"allow read ==",
        "test.policy:1: '==' is not a system call name (conditions start with arg0..arg5)"},
-      {"allow ?", "test.policy:1: '?' is not a system call name (conditions start with arg0..arg5)"},
+      {"allow ?",
+       "test.policy:1: '?' is not a system call name (conditions start with arg0..arg5)"},
       {"allow nosuchcall_kiln",
        "test.policy:1: unknown system call 'nosuchcall_kiln' (libseccomp does not know it; add "
        "'?' if that is expected)"},
@@ -184,7 +186,8 @@ TEST(SeccompPolicyTest, ReportsEveryErrorWithSourceAndLine) {
       {"allow read arg0 == ", "test.policy:1: a condition is missing its value"},
       {"allow read arg0 &0xff != 1",
        "test.policy:1: a masked comparison takes '==' only, found '!='"},
-      {"allow read arg0 &0xff", "test.policy:1: a masked comparison takes '==' only, found nothing"},
+      {"allow read arg0 &0xff",
+       "test.policy:1: a masked comparison takes '==' only, found nothing"},
       {"allow read arg0 & == 1", "test.policy:1: '&' after 'arg0' is missing its mask"},
       {"allow read arg0 &0 == 0",
        "test.policy:1: a zero mask makes the comparison always true; drop the condition"},
@@ -220,7 +223,8 @@ TEST(SeccompPolicyTest, ReportsTheLineOfTheMistake) {
   auto p = ParsePolicy("allow read\n\n\nallow bogus_kiln\n", "/etc/kiln/custom.policy");
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().code(), Error::Code::kInvalidArgument);
-  EXPECT_TRUE(p.error().message().starts_with("/etc/kiln/custom.policy:4: ")) << p.error().message();
+  EXPECT_TRUE(p.error().message().starts_with("/etc/kiln/custom.policy:4: "))
+      << p.error().message();
 }
 
 TEST(SeccompPolicyTest, RejectsDuplicateAndContradictoryRules) {
@@ -254,7 +258,8 @@ TEST(SeccompPolicyTest, RejectsDuplicateAndContradictoryRules) {
   }
   // Not contradictions: an allowed call with denied special cases, and
   // alternatives that differ in their conditions.
-  EXPECT_TRUE(ParsePolicy("allow ioctl\nerrno EPERM ioctl arg1 &0xffffffff == TIOCSTI\n", "t").ok());
+  EXPECT_TRUE(
+      ParsePolicy("allow ioctl\nerrno EPERM ioctl arg1 &0xffffffff == TIOCSTI\n", "t").ok());
   EXPECT_TRUE(ParsePolicy("allow socket arg0 == 1\nallow socket arg0 == 2\n", "t").ok());
 }
 
@@ -323,16 +328,46 @@ TEST(SeccompPolicyTest, DefaultPolicyAllowsNoneOfTheBlockedCalls) {
   auto p = DefaultPolicy();
   ASSERT_TRUE(p.ok()) << p.error().message();
   const std::set<std::string> blocked = {
-      "mount",           "umount2",        "pivot_root",        "open_tree",
-      "move_mount",      "fsopen",         "fsmount",           "fsconfig",
-      "fspick",          "mount_setattr",  "unshare",           "setns",
-      "keyctl",          "add_key",        "request_key",       "bpf",
-      "perf_event_open", "ptrace",         "process_vm_readv",  "process_vm_writev",
-      "kexec_load",      "kexec_file_load", "init_module",      "finit_module",
-      "delete_module",   "open_by_handle_at", "userfaultfd",    "io_uring_setup",
-      "io_uring_enter",  "io_uring_register", "chroot",         "reboot",
-      "swapon",          "swapoff",        "syslog",            "iopl",
-      "ioperm",          "modify_ldt",     "pidfd_getfd",       "kcmp",
+      "mount",
+      "umount2",
+      "pivot_root",
+      "open_tree",
+      "move_mount",
+      "fsopen",
+      "fsmount",
+      "fsconfig",
+      "fspick",
+      "mount_setattr",
+      "unshare",
+      "setns",
+      "keyctl",
+      "add_key",
+      "request_key",
+      "bpf",
+      "perf_event_open",
+      "ptrace",
+      "process_vm_readv",
+      "process_vm_writev",
+      "kexec_load",
+      "kexec_file_load",
+      "init_module",
+      "finit_module",
+      "delete_module",
+      "open_by_handle_at",
+      "userfaultfd",
+      "io_uring_setup",
+      "io_uring_enter",
+      "io_uring_register",
+      "chroot",
+      "reboot",
+      "swapon",
+      "swapoff",
+      "syslog",
+      "iopl",
+      "ioperm",
+      "modify_ldt",
+      "pidfd_getfd",
+      "kcmp",
   };
   std::set<std::string> seen;
   for (const Rule& r : p->rules) {

@@ -22,8 +22,7 @@ Status CheckDest(std::string_view dest, std::string_view what) {
   }
   for (const std::string& part : Split(dest.substr(1), '/')) {
     if (part == "..") {
-      return Error::Invalid(std::string(what) + ": destination " + Quote(dest) +
-                            " contains '..'");
+      return Error::Invalid(std::string(what) + ": destination " + Quote(dest) + " contains '..'");
     }
   }
   std::string norm(dest);
@@ -44,7 +43,8 @@ Result<BindMount> ParseBind(std::string_view text) {
   }
   BindMount b{parts[0], parts[1], false};
   if (parts.size() == 3) {
-    if (parts[2] == "ro") b.read_only = true;
+    if (parts[2] == "ro")
+      b.read_only = true;
     else if (parts[2] != "rw") {
       return Error::Invalid("--bind " + Quote(text) + ": unknown mode " + Quote(parts[2]) +
                             " (expected ro or rw)");

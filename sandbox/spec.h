@@ -19,19 +19,20 @@ struct BindMount {
 };
 
 struct TmpfsMount {
-  std::string dest;            // absolute path inside the sandbox
+  std::string dest;                   // absolute path inside the sandbox
   uint64_t size_bytes = 64ull << 20;  // default 64 MiB
 };
 
 struct Limits {
-  std::optional<uint64_t> memory_bytes = 2ull << 30;  // cgroup memory limit, swap off; nullopt = none
-  std::optional<uint64_t> pids = 1024;                // cgroup pids.max; nullopt = none
-  std::optional<double> cpus;                         // CPU quota in cores (1.5 = 150%); nullopt = none
-  uint64_t nofile = 1024;                             // RLIMIT_NOFILE soft and hard
-  uint64_t fsize_bytes = 1ull << 30;                  // RLIMIT_FSIZE, largest file the command may write
-  uint64_t timeout_ms = 0;                            // wall clock; 0 = none
-  uint64_t grace_ms = 2000;                           // SIGTERM -> SIGKILL delay after timeout
-  uint64_t rootfs_bytes = 1ull << 30;                 // size of the tmpfs holding the overlay upper
+  std::optional<uint64_t> memory_bytes = 2ull
+                                         << 30;  // cgroup memory limit, swap off; nullopt = none
+  std::optional<uint64_t> pids = 1024;           // cgroup pids.max; nullopt = none
+  std::optional<double> cpus;                    // CPU quota in cores (1.5 = 150%); nullopt = none
+  uint64_t nofile = 1024;                        // RLIMIT_NOFILE soft and hard
+  uint64_t fsize_bytes = 1ull << 30;             // RLIMIT_FSIZE, largest file the command may write
+  uint64_t timeout_ms = 0;                       // wall clock; 0 = none
+  uint64_t grace_ms = 2000;                      // SIGTERM -> SIGKILL delay after timeout
+  uint64_t rootfs_bytes = 1ull << 30;            // size of the tmpfs holding the overlay upper
 };
 
 struct Spec {
@@ -46,14 +47,14 @@ struct Spec {
   uint32_t uid = 1000;  // uid and gid of the command inside the sandbox
   uint32_t gid = 1000;
   Limits limits;
-  bool use_cgroup = true;       // false: rlimits and namespaces only (rootless without delegation)
-  std::string seccomp_policy;   // path to a policy file; empty = built-in default policy
-  bool seccomp_log = false;     // print every denied system call as it happens
-  std::vector<int> pass_fds;    // host fds handed to the command at the same numbers
-  std::string state_dir;        // empty: /var/lib/kiln as root, $XDG_STATE_HOME/kiln otherwise
+  bool use_cgroup = true;      // false: rlimits and namespaces only (rootless without delegation)
+  std::string seccomp_policy;  // path to a policy file; empty = built-in default policy
+  bool seccomp_log = false;    // print every denied system call as it happens
+  std::vector<int> pass_fds;   // host fds handed to the command at the same numbers
+  std::string state_dir;       // empty: /var/lib/kiln as root, $XDG_STATE_HOME/kiln otherwise
   std::string cgroup_root = "/sys/fs/cgroup";  // where the cgroup hierarchies are mounted
   std::string cgroup_parent = "kiln";          // relative to each hierarchy's root
-  std::string id;               // empty: generated
+  std::string id;                              // empty: generated
 };
 
 // Checks what can be checked without touching the system: absolute

@@ -20,8 +20,8 @@ TEST(ParseBindTest, RejectsMalformedWithTheReason) {
     const char* text;
     const char* reason;
   } cases[] = {
-      {"/only", "expected SRC:DST"},       {"/a:relative", "not an absolute path"},
-      {"/a:/b:rx", "unknown mode 'rx'"},   {"/a:/x/../etc", "contains '..'"},
+      {"/only", "expected SRC:DST"},          {"/a:relative", "not an absolute path"},
+      {"/a:/b:rx", "unknown mode 'rx'"},      {"/a:/x/../etc", "contains '..'"},
       {"/a:/proc", "managed by the sandbox"}, {":/b", "expected SRC:DST"},
       {"/a:/b:ro:extra", "expected SRC:DST"},
   };

@@ -48,7 +48,8 @@ std::string DefaultDir() {
 Status Prepare(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return Error(Error::Code::kIO, "creating state directory " + Quote(dir) + ": " + ec.message());
+  if (ec)
+    return Error(Error::Code::kIO, "creating state directory " + Quote(dir) + ": " + ec.message());
   return MkdirMode(dir + "/run", 0700);
 }
 
@@ -75,7 +76,7 @@ Status Write(const std::string& state_dir, const Record& r) {
                       {"supervisor_pid", r.supervisor_pid},
                       {"supervisor_start", r.supervisor_start},
                       {"cgroup_paths", r.cgroup_paths}};
-  return WriteFileAtomic(RunDir(state_dir, r.id) + "/record.json", j.dump(), 0600);
+  return WriteFileAtomic(RunDir(state_dir, r.id) + "/record.json", j.dump(), 0600, Sync::kNoFsync);
 }
 
 Result<Record> Read(const std::string& state_dir, const std::string& id) {
@@ -97,7 +98,9 @@ Result<Record> Read(const std::string& state_dir, const std::string& id) {
 Status Remove(const std::string& state_dir, const std::string& id) {
   std::error_code ec;
   std::filesystem::remove_all(RunDir(state_dir, id), ec);
-  if (ec) return Error(Error::Code::kIO, "removing " + Quote(RunDir(state_dir, id)) + ": " + ec.message());
+  if (ec)
+    return Error(Error::Code::kIO,
+                 "removing " + Quote(RunDir(state_dir, id)) + ": " + ec.message());
   return Ok();
 }
 

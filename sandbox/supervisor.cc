@@ -24,6 +24,7 @@
 #include "base/fd.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/contain.h"
+#include "sandbox/filter_cache.h"
 #include "sandbox/hostimage.h"
 #include "sandbox/proto.h"
 #include "sandbox/seccomp.h"
@@ -50,7 +51,8 @@ Result<std::string> Canonical(const std::string& path, const std::string& what, 
   }
   struct stat st {};
   if (::stat(real, &st) != 0) return Error::Sys(what + " " + Quote(path), errno);
-  if (want_dir && !S_ISDIR(st.st_mode)) return Error::Invalid(what + " " + Quote(path) + " is not a directory");
+  if (want_dir && !S_ISDIR(st.st_mode))
+    return Error::Invalid(what + " " + Quote(path) + " is not a directory");
   return std::string(real);
 }
 
@@ -62,7 +64,8 @@ std::vector<std::string> BuildEnv(const Spec& spec) {
   };
   for (const std::string& kv : spec.env) {
     std::string name = kv.substr(0, kv.find('='));
-    std::erase_if(env, [&](const std::string& e) { return e.compare(0, name.size() + 1, name + "=") == 0; });
+    std::erase_if(
+        env, [&](const std::string& e) { return e.compare(0, name.size() + 1, name + "=") == 0; });
     env.push_back(kv);
   }
   return env;
@@ -72,12 +75,14 @@ std::vector<std::string> BuildEnv(const Spec& spec) {
 // and its state directory. Destruction removes both, on every path out.
 class Leftovers {
  public:
-  Leftovers(std::string state_dir, std::string id) : state_dir_(std::move(state_dir)), id_(std::move(id)) {}
+  Leftovers(std::string state_dir, std::string id)
+      : state_dir_(std::move(state_dir)), id_(std::move(id)) {}
   ~Leftovers() {
     if (cgroup_) {
       if (auto s = cgroup_->Destroy(); !s) spdlog::error("teardown: {}", s.error().message());
     }
-    if (auto s = state::Remove(state_dir_, id_); !s) spdlog::error("teardown: {}", s.error().message());
+    if (auto s = state::Remove(state_dir_, id_); !s)
+      spdlog::error("teardown: {}", s.error().message());
   }
   Leftovers(const Leftovers&) = delete;
   Leftovers& operator=(const Leftovers&) = delete;
@@ -101,8 +106,15 @@ Status ArmTimer(int tfd, uint64_t ms) {
 // forwarded signals and seccomp denials.
 class Watch {
  public:
-  Watch(const Spec& spec, pid_t init, int pidfd, int ctl, int sigfd, cgroup::Cgroup* cg, Report* report)
-      : spec_(spec), init_(init), pidfd_(pidfd), ctl_(ctl), sigfd_(sigfd), cg_(cg), report_(report) {}
+  Watch(const Spec& spec, pid_t init, int pidfd, int ctl, int sigfd, cgroup::Cgroup* cg,
+        Report* report)
+      : spec_(spec),
+        init_(init),
+        pidfd_(pidfd),
+        ctl_(ctl),
+        sigfd_(sigfd),
+        cg_(cg),
+        report_(report) {}
 
   Status Loop() {
     UniqueFd timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
@@ -117,8 +129,10 @@ class Watch {
       int n = ::poll(fds, 5, -1);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Error::Sys("poll", errno);
-      if (fds[4].revents & POLLIN) OnDenial();
-      else if (fds[4].revents & (POLLHUP | POLLERR)) listener_.reset();
+      if (fds[4].revents & POLLIN)
+        OnDenial();
+      else if (fds[4].revents & (POLLHUP | POLLERR))
+        listener_.reset();
       if (fds[0].revents) OnMessage();
       if (fds[1].revents) OnInitExit();
       if (fds[2].revents & POLLIN) KILN_TRY(OnTimer(timer.get()));
@@ -190,8 +204,8 @@ class Watch {
     ++report_->seccomp_denials;
     ++report_->denied_syscalls[d->syscall];
     if (spec_.seccomp_log) {
-      spdlog::warn("seccomp: denied {}(0x{:x}, 0x{:x}, 0x{:x}, ...) in pid {}", d->syscall, d->args[0],
-                   d->args[1], d->args[2], d->pid);
+      spdlog::warn("seccomp: denied {}(0x{:x}, 0x{:x}, 0x{:x}, ...) in pid {}", d->syscall,
+                   d->args[0], d->args[1], d->args[2], d->pid);
     }
   }
 
@@ -252,15 +266,11 @@ Result<Report> Run(const Spec& input) {
     KILN_ASSIGN_OR_RETURN(*spec.workspace, Canonical(*spec.workspace, "--workspace", true));
   }
   for (int fd : spec.pass_fds) {
-    if (::fcntl(fd, F_GETFD) < 0) return Error::Invalid("--pass-fd " + std::to_string(fd) + ": not an open descriptor");
+    if (::fcntl(fd, F_GETFD) < 0)
+      return Error::Invalid("--pass-fd " + std::to_string(fd) + ": not an open descriptor");
   }
-  seccomp::Policy policy;
-  if (spec.seccomp_policy.empty()) {
-    KILN_ASSIGN_OR_RETURN(policy, seccomp::DefaultPolicy());
-  } else {
-    KILN_ASSIGN_OR_RETURN(policy, seccomp::LoadPolicyFile(spec.seccomp_policy));
-  }
-  KILN_ASSIGN_OR_RETURN(seccomp::Program program, seccomp::Compile(policy, {.notify_denials = true}));
+  KILN_ASSIGN_OR_RETURN(seccomp::Program program, filter_cache::Load(state_dir, spec.seccomp_policy,
+                                                                     {.notify_denials = true}));
   std::optional<cgroup::Version> cg_version;
   if (spec.use_cgroup) {
     KILN_ASSIGN_OR_RETURN(cg_version, cgroup::Detect(spec.cgroup_root));
@@ -269,24 +279,28 @@ Result<Report> Run(const Spec& input) {
   // From here on, the Leftovers owner removes what we create.
   std::string run_dir = state::RunDir(state_dir, spec.id);
   if (::mkdir(run_dir.c_str(), 0700) != 0) {
-    if (errno == EEXIST) return Error::Invalid("sandbox id " + Quote(spec.id) + " is already in use");
+    if (errno == EEXIST)
+      return Error::Invalid("sandbox id " + Quote(spec.id) + " is already in use");
     return Error::Sys("mkdir(" + Quote(run_dir) + ")", errno);
   }
   Leftovers leftovers(state_dir, spec.id);
   layout.scratch = run_dir + "/rootfs";
-  if (::mkdir(layout.scratch.c_str(), 0700) != 0) return Error::Sys("mkdir(" + Quote(layout.scratch) + ")", errno);
+  if (::mkdir(layout.scratch.c_str(), 0700) != 0)
+    return Error::Sys("mkdir(" + Quote(layout.scratch) + ")", errno);
   if (cg_version) {
     cgroup::Options opts;
     opts.root = spec.cgroup_root;
     opts.parent = spec.cgroup_parent;
-    KILN_ASSIGN_OR_RETURN(leftovers.cgroup_, cgroup::Create(*cg_version, spec.id, spec.limits, opts));
+    KILN_ASSIGN_OR_RETURN(leftovers.cgroup_,
+                          cgroup::Create(*cg_version, spec.id, spec.limits, opts));
   }
   state::Record record{spec.id, ::getpid(), state::ProcessStartTime(::getpid()),
                        leftovers.cgroup_ ? leftovers.cgroup_->paths() : std::vector<std::string>{}};
   KILN_TRY(state::Write(state_dir, record));
 
   int sp[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) return Error::Sys("socketpair", errno);
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
+    return Error::Sys("socketpair", errno);
   UniqueFd ctl(sp[0]), child_ctl(sp[1]);
   SignalForwarding signals;
 
@@ -298,7 +312,8 @@ Result<Report> Run(const Spec& input) {
   args.env = BuildEnv(spec);
   args.control_fd = child_ctl.get();
 
-  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+  unsigned long flags =
+      CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
   if (args.mapping.rootless) flags |= CLONE_NEWUSER;
   pid_t init = static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0));
   if (init < 0) {
@@ -324,10 +339,14 @@ Result<Report> Run(const Spec& input) {
 
   Report report;
   report.id = spec.id;
+  // Init builds the filesystem while we join it to the cgroup.
   auto start_init = [&]() -> Status {
     if (args.mapping.rootless) KILN_TRY(userns::WriteMaps(init, args.mapping));
-    if (leftovers.cgroup_) KILN_TRY(leftovers.cgroup_->AddProcess(init));
     if (int err = proto::Send(ctl.get(), proto::Message{proto::Type::kGo}); err != 0) {
+      return Error::Sys("starting the sandbox", -err);
+    }
+    if (leftovers.cgroup_) KILN_TRY(leftovers.cgroup_->AddProcess(init));
+    if (int err = proto::Send(ctl.get(), proto::Message{proto::Type::kJoined}); err != 0) {
       return Error::Sys("starting the sandbox", -err);
     }
     return Ok();
@@ -335,6 +354,13 @@ Result<Report> Run(const Spec& input) {
   if (auto s = start_init(); !s) {
     ::kill(init, SIGKILL);
     ::waitpid(init, nullptr, 0);
+    // Init may have failed first and said why; that is the error to report.
+    proto::Message m{};
+    int fd;
+    while (proto::Receive(ctl.get(), &m, &fd) == 1) {
+      if (fd >= 0) ::close(fd);
+      if (m.type == proto::Type::kError) return Error(Error::Code::kInternal, m.text);
+    }
     return s.error();
   }
 

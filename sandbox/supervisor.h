@@ -17,12 +17,12 @@ namespace kiln::sandbox {
 // What happened, for the caller and for --report.
 struct Report {
   std::string id;
-  int status = 0;                  // kiln's exit status: the command's, 128+signal, or 125-127
-  std::optional<int> exit_code;    // the command exited with this code
-  std::optional<int> signal;       // the command was killed by this signal
-  std::string error;               // why the command never ran (status 125-127)
+  int status = 0;                // kiln's exit status: the command's, 128+signal, or 125-127
+  std::optional<int> exit_code;  // the command exited with this code
+  std::optional<int> signal;     // the command was killed by this signal
+  std::string error;             // why the command never ran (status 125-127)
   double wall_seconds = 0;
-  double cpu_seconds = 0;          // user + system of every process in the sandbox
+  double cpu_seconds = 0;  // user + system of every process in the sandbox
   std::optional<uint64_t> memory_peak_bytes;
   bool oom_killed = false;
   bool timed_out = false;

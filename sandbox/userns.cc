@@ -32,7 +32,8 @@ Status WriteMaps(pid_t pid, const Mapping& m) {
   // otherwise a process could drop a group that denies it access.
   if (m.rootless) KILN_TRY(WriteFile(proc + "/setgroups", "deny"));
   auto line = [&](uint32_t inside, uint32_t host) {
-    return std::to_string(inside) + " " + std::to_string(host) + " " + std::to_string(m.count) + "\n";
+    return std::to_string(inside) + " " + std::to_string(host) + " " + std::to_string(m.count) +
+           "\n";
   };
   if (auto s = WriteFile(proc + "/uid_map", line(m.inside_uid, m.host_uid)); !s) {
     return s.error().Wrap("mapping the sandbox's user ids");

@@ -22,7 +22,7 @@ struct Mapping {
   bool rootless = false;
   uint32_t inside_uid = 0;  // rootless: the one mapped uid
   uint32_t inside_gid = 0;
-  uint32_t host_uid = 0;    // rootless: the caller's ids; root: kHostIdBase
+  uint32_t host_uid = 0;  // rootless: the caller's ids; root: kHostIdBase
   uint32_t host_gid = 0;
   uint32_t count = 1;
 };

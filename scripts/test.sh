@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Runs kiln's whole default test suite on a fresh Debian 12 machine:
 #   1. installs the Debian packages it needs (scripts/install-deps.sh);
-#   2. builds and runs every CTest suite (unit, integration, escape);
+#   2. checks formatting, then builds and runs every CTest suite (unit,
+#      integration, escape);
 #   3. builds the unit tests again under ASan+UBSan and runs them;
 #   4. runs the fuzz targets for a bounded time (scripts/fuzz.sh), if present.
-# Slow suites (label "slow") have their own script and are not run here.
+# Suites labelled "slow" are left out of this run (there are none yet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 "$root/scripts/install-deps.sh"
 
 jobs=$(nproc)
+
+echo "=== format"
+"$root/scripts/check-format.sh"
 
 echo "=== build (RelWithDebInfo)"
 "$root/scripts/build.sh" build

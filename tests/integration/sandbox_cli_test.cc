@@ -21,7 +21,8 @@ namespace fs = std::filesystem;
 class SandboxCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "the sandbox suites run as root (rootless is tested by dropping to nobody)";
+    if (geteuid() != 0)
+      GTEST_SKIP() << "the sandbox suites run as root (rootless is tested by dropping to nobody)";
     before_ = Snapshot();
   }
   void TearDown() override {
@@ -39,14 +40,15 @@ TEST_F(SandboxCliTest, ExitStatusIsTheCommands) {
 
 TEST_F(SandboxCliTest, FreshNamespaces) {
   auto o = Sandbox({"--hostname", "box1"},
-                   {"sh", "-c", "hostname; echo $$; id -u; id -g; ls /sys/class/net; "
-                                "cat /proc/self/status | grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):'"});
+                   {"sh", "-c",
+                    "hostname; echo $$; id -u; id -g; ls /sys/class/net; "
+                    "cat /proc/self/status | grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):'"});
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(o.out,
             "box1\n"
-            "2\n"      // the shell is pid 2: kiln's init is pid 1
+            "2\n"  // the shell is pid 2: kiln's init is pid 1
             "1000\n1000\n"
-            "lo\n"     // loopback only
+            "lo\n"  // loopback only
             "CapEff:\t0000000000000000\n"
             "CapBnd:\t0000000000000000\n"
             "NoNewPrivs:\t1\n"
@@ -69,12 +71,13 @@ TEST_F(SandboxCliTest, LoopbackIsUpAndNothingElse) {
 }
 
 TEST_F(SandboxCliTest, HostImageIsReadOnlyAndFiltered) {
-  auto o = Sandbox({}, {"sh", "-c",
-                        "touch /usr/kiln-escape 2>/dev/null && echo wrote-usr; "
-                        "test -e /etc/shadow && echo has-shadow; test -e /etc/gshadow && echo has-gshadow; "
-                        "test -r /etc/passwd && echo has-passwd; "
-                        "touch /etc/kiln-upper && echo upper-writable-by-uid-1000; "
-                        "touch /tmp/ok && echo tmp-ok"});
+  auto o = Sandbox(
+      {}, {"sh", "-c",
+           "touch /usr/kiln-escape 2>/dev/null && echo wrote-usr; "
+           "test -e /etc/shadow && echo has-shadow; test -e /etc/gshadow && echo has-gshadow; "
+           "test -r /etc/passwd && echo has-passwd; "
+           "touch /etc/kiln-upper && echo upper-writable-by-uid-1000; "
+           "touch /tmp/ok && echo tmp-ok"});
   EXPECT_EQ(o.out, "has-passwd\ntmp-ok\n") << o.err;
   EXPECT_FALSE(fs::exists("/usr/kiln-escape"));
 }
@@ -89,8 +92,9 @@ TEST_F(SandboxCliTest, RootfsChangesAreDiscarded) {
 TEST_F(SandboxCliTest, UidZeroInsideIsNotHostRoot) {
   // Inside root maps to an unprivileged host id: host-owned files stay read-only.
   auto o = Sandbox({"--uid", "0", "--gid", "0"},
-                   {"sh", "-c", "id -u; echo x > /etc/kiln-root-marker 2>/dev/null || echo refused; "
-                                "grep CapEff /proc/self/status"});
+                   {"sh", "-c",
+                    "id -u; echo x > /etc/kiln-root-marker 2>/dev/null || echo refused; "
+                    "grep CapEff /proc/self/status"});
   EXPECT_EQ(o.out, "0\nrefused\nCapEff:\t0000000000000000\n") << o.err;
 }
 
@@ -98,12 +102,13 @@ TEST_F(SandboxCliTest, BindsWorkspaceAndTmpfs) {
   TempDir data, ws;
   WriteAll(data.path() + "/in.txt", "from host\n");
   ::chmod(ws.path().c_str(), 0777);
-  auto o = Sandbox({"--bind", data.path() + ":/data:ro", "--workspace", ws.path(), "--tmpfs", "/scratch:1M"},
-                   {"sh", "-c",
-                    "cat /data/in.txt; pwd; "
-                    "echo nope > /data/out.txt 2>/dev/null || echo ro-refused; "
-                    "echo result > /workspace/out.txt; "
-                    "head -c 2000000 /dev/zero > /scratch/big 2>/dev/null || echo tmpfs-full"});
+  auto o = Sandbox(
+      {"--bind", data.path() + ":/data:ro", "--workspace", ws.path(), "--tmpfs", "/scratch:1M"},
+      {"sh", "-c",
+       "cat /data/in.txt; pwd; "
+       "echo nope > /data/out.txt 2>/dev/null || echo ro-refused; "
+       "echo result > /workspace/out.txt; "
+       "head -c 2000000 /dev/zero > /scratch/big 2>/dev/null || echo tmpfs-full"});
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(o.out, "from host\n/workspace\nro-refused\ntmpfs-full\n");
   EXPECT_EQ(ReadAll(ws.path() + "/out.txt"), "result\n");
@@ -130,13 +135,15 @@ TEST_F(SandboxCliTest, OnlyPassedDescriptorsAreInherited) {
   ASSERT_GE(passed, 3);
   RunOptions opts;
   opts.keep_fds = {passed, leaked};
-  auto o = Sandbox({"--pass-fd", std::to_string(passed)},
-                   {"sh", "-c", "cat <&" + std::to_string(passed) + "; ls /proc/$$/fd | sort -n | tr '\\n' ' '"},
-                   opts);
+  auto o = Sandbox(
+      {"--pass-fd", std::to_string(passed)},
+      {"sh", "-c", "cat <&" + std::to_string(passed) + "; ls /proc/$$/fd | sort -n | tr '\\n' ' '"},
+      opts);
   close(passed);
   close(leaked);
   ASSERT_EQ(o.status, 0) << o.err;
-  EXPECT_EQ(o.out, "passed-content\n0 1 2 " + std::to_string(passed) + " ") << "only stdio and the passed fd";
+  EXPECT_EQ(o.out, "passed-content\n0 1 2 " + std::to_string(passed) + " ")
+      << "only stdio and the passed fd";
 }
 
 TEST_F(SandboxCliTest, TimeoutTermsThenKills) {
@@ -160,8 +167,10 @@ TEST_F(SandboxCliTest, TimeoutTermsThenKills) {
 TEST_F(SandboxCliTest, ReportDescribesTheRun) {
   TempDir dir;
   std::string report = dir.path() + "/r.json";
-  auto o = Sandbox({"--report", report},
-                   {"sh", "-c", "unshare --user true; head -c 50000000 /dev/zero | tail -c 1 >/dev/null; exit 3"});
+  auto o =
+      Sandbox({"--report", report},
+              {"sh", "-c",
+               "unshare --user true; head -c 50000000 /dev/zero | tail -c 1 >/dev/null; exit 3"});
   EXPECT_EQ(o.status, 3);
   auto j = nlohmann::json::parse(ReadAll(report));
   EXPECT_EQ(j["status"], 3);
@@ -202,7 +211,9 @@ TEST_F(SandboxCliTest, OomStaysInside) {
 TEST_F(SandboxCliTest, NothingSurvivesTheCommand) {
   std::string marker = "kiln-orphan-" + std::to_string(getpid());
   // A daemonised grandchild outlives the shell; kiln must end it.
-  auto o = Sandbox({}, {"sh", "-c", "setsid sleep 300 " + marker + " </dev/null >/dev/null 2>&1 & echo started"});
+  auto o = Sandbox(
+      {},
+      {"sh", "-c", "setsid sleep 300 " + marker + " </dev/null >/dev/null 2>&1 & echo started"});
   EXPECT_EQ(o.status, 0);
   EXPECT_EQ(o.out, "started\n");
   EXPECT_TRUE(ProcessesMatching(marker).empty());
@@ -212,9 +223,9 @@ TEST_F(SandboxCliTest, SupervisorKilledThenGcCleansUp) {
   std::string marker = "kiln-sigkill-" + std::to_string(getpid());
   pid_t pid = fork();
   if (pid == 0) {
-    execl(KilnBinary().c_str(), "kiln", "sandbox", "run", "--state-dir", TestStateDir().c_str(), "--cgroup-parent",
-          TestCgroupParent().c_str(), "--id", marker.c_str(), "--", "sh", "-c", "sleep 300; true", marker.c_str(),
-          nullptr);
+    execl(KilnBinary().c_str(), "kiln", "sandbox", "run", "--state-dir", TestStateDir().c_str(),
+          "--cgroup-parent", TestCgroupParent().c_str(), "--id", marker.c_str(), "--", "sh", "-c",
+          "sleep 300; true", marker.c_str(), nullptr);
     _exit(127);
   }
   // Wait until the command runs inside (kiln's own command line matches too).
@@ -224,7 +235,8 @@ TEST_F(SandboxCliTest, SupervisorKilledThenGcCleansUp) {
     }
     return false;
   };
-  for (int i = 0; i < 500 && !sleeping(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && !sleeping(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_TRUE(sleeping());
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
@@ -233,9 +245,11 @@ TEST_F(SandboxCliTest, SupervisorKilledThenGcCleansUp) {
   }
   EXPECT_TRUE(ProcessesMatching(marker).empty()) << "the sandbox must die with its supervisor";
   HostState leftover = Snapshot();
-  EXPECT_TRUE(leftover.run_dirs.count(TestStateDir() + "/run/" + marker)) << "state to reap is expected";
+  EXPECT_TRUE(leftover.run_dirs.count(TestStateDir() + "/run/" + marker))
+      << "state to reap is expected";
 
-  auto gc = kiln::testing::Run({KilnBinary(), "sandbox", "gc", "--state-dir", TestStateDir(), "--cgroup-parent", TestCgroupParent()});
+  auto gc = kiln::testing::Run({KilnBinary(), "sandbox", "gc", "--state-dir", TestStateDir(),
+                                "--cgroup-parent", TestCgroupParent()});
   EXPECT_EQ(gc.status, 0) << gc.err;
   EXPECT_NE(gc.out.find("removed " + marker), std::string::npos) << gc.out;
   // TearDown checks that nothing is left.
@@ -245,8 +259,10 @@ TEST_F(SandboxCliTest, RootlessAsNobody) {
   RunOptions opts;
   opts.as_uid = 65534;
   opts.as_gid = 65534;
-  auto o = Sandbox({}, {"sh", "-c", "id -u; cat /proc/self/uid_map | tr -s ' '; touch /tmp/x && echo tmp-ok; "
-                                    "grep CapEff /proc/self/status"},
+  auto o = Sandbox({},
+                   {"sh", "-c",
+                    "id -u; cat /proc/self/uid_map | tr -s ' '; touch /tmp/x && echo tmp-ok; "
+                    "grep CapEff /proc/self/status"},
                    opts);
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(o.out, "1000\n 1000 65534 1\ntmp-ok\nCapEff:\t0000000000000000\n");

@@ -52,16 +52,20 @@ const std::string& TestCgroupParent() {
 
 Outcome Run(const std::vector<std::string>& argv, const RunOptions& options) {
   int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) throw std::runtime_error("pipe");
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
+    throw std::runtime_error("pipe");
   pid_t pid = fork();
   if (pid == 0) {
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
     for (int fd : options.keep_fds) fcntl(fd, F_SETFD, 0);
-    if (options.as_gid && setresgid(*options.as_gid, *options.as_gid, *options.as_gid) != 0) _exit(121);
+    if (options.as_gid && setresgid(*options.as_gid, *options.as_gid, *options.as_gid) != 0)
+      _exit(121);
     if (options.as_uid) {
-      if (setgroups(0, nullptr) != 0 || setresuid(*options.as_uid, *options.as_uid, *options.as_uid) != 0) _exit(122);
+      if (setgroups(0, nullptr) != 0 ||
+          setresuid(*options.as_uid, *options.as_uid, *options.as_uid) != 0)
+        _exit(122);
     }
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -103,12 +107,14 @@ Outcome Run(const std::vector<std::string>& argv, const RunOptions& options) {
   int st = 0;
   waitpid(pid, &st, 0);
   o.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  if (killed) o.err += "\n[test harness: kiln killed after " + std::to_string(options.timeout_seconds) + " s]";
+  if (killed)
+    o.err +=
+        "\n[test harness: kiln killed after " + std::to_string(options.timeout_seconds) + " s]";
   return o;
 }
 
-Outcome Sandbox(const std::vector<std::string>& sandbox_args, const std::vector<std::string>& command,
-                const RunOptions& options) {
+Outcome Sandbox(const std::vector<std::string>& sandbox_args,
+                const std::vector<std::string>& command, const RunOptions& options) {
   std::vector<std::string> argv = {KilnBinary(), "sandbox", "run"};
   if (options.as_uid) {
     // An unprivileged kiln keeps its state in a directory it owns.
@@ -145,7 +151,8 @@ HostState Snapshot() {
       if (c.is_directory()) s.cgroups.insert(c.path().string());
     }
   }
-  for (const auto& r : fs::directory_iterator(TestStateDir() + "/run", ec)) s.run_dirs.insert(r.path().string());
+  for (const auto& r : fs::directory_iterator(TestStateDir() + "/run", ec))
+    s.run_dirs.insert(r.path().string());
   return s;
 }
 

@@ -33,8 +33,8 @@ std::string HelperDir();
 Outcome Run(const std::vector<std::string>& argv, const RunOptions& options = {});
 // Runs `kiln sandbox run <sandbox_args> -- <command>` with a per-test state
 // directory and cgroup parent, so parallel tests do not see each other.
-Outcome Sandbox(const std::vector<std::string>& sandbox_args, const std::vector<std::string>& command,
-                const RunOptions& options = {});
+Outcome Sandbox(const std::vector<std::string>& sandbox_args,
+                const std::vector<std::string>& command, const RunOptions& options = {});
 
 // A fresh temporary directory, removed by the destructor.
 class TempDir {

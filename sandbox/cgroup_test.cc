@@ -47,6 +47,18 @@ std::optional<std::string> V2Root() {
   return std::nullopt;
 }
 
+// The tests create their cgroups under "kiln-test" in every hierarchy; the
+// parent is removed once the suite is done.
+class RemoveTestParent : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    for (const char* h : {"memory", "pids", "cpu", "unified", ""}) {
+      ::rmdir((std::string("/sys/fs/cgroup/") + h + (*h ? "/" : "") + "kiln-test").c_str());
+    }
+  }
+};
+const auto* const kRemoveTestParent = ::testing::AddGlobalTestEnvironment(new RemoveTestParent);
+
 TEST(CgroupDetectTest, FindsThisHostsLayout) {
   auto v = Detect();
   ASSERT_TRUE(v.ok()) << v.error().message();

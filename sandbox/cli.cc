@@ -8,7 +8,6 @@
 
 #include "base/fd.h"
 #include "base/strings.h"
-#include "sandbox/cgroup.h"
 #include "sandbox/state.h"
 #include "sandbox/supervisor.h"
 
@@ -87,18 +86,16 @@ Status Complete(RunOptions& o) {
     KILN_ASSIGN_OR_RETURN(s.limits.rootfs_bytes, ParseSize(o.rootfs_size, "--rootfs-size"));
   }
   if (o.no_cgroup || (::geteuid() != 0 && !explicit_limits)) {
-    // Unprivileged users rarely own a cgroup; without one the pid namespace
-    // and rlimits still hold, but memory and pids are not capped.
+    // Unprivileged users rarely own a cgroup; without one the pid namespace,
+    // rlimits and RLIMIT_NPROC still hold, but memory is not capped.
     if (!o.no_cgroup) {
       spdlog::info(
-          "running without cgroup limits (unprivileged; pass --memory/--pids/--cpus "
-          "with --cgroup-parent to use a delegated cgroup)");
+          "running without cgroup limits: memory is not capped, processes are capped by "
+          "RLIMIT_NPROC (unprivileged; pass --memory/--pids/--cpus with --cgroup-parent to "
+          "use a delegated cgroup)");
     }
-    if (!explicit_limits) {
-      s.limits.memory_bytes.reset();
-      s.limits.pids.reset();
-      s.limits.cpus.reset();
-    }
+    if (o.memory.empty()) s.limits.memory_bytes.reset();
+    if (o.cpus.empty()) s.limits.cpus.reset();
     s.use_cgroup = false;
   }
   return Ok();
@@ -136,16 +133,8 @@ struct GcOptions {
 };
 
 int DoGc(const GcOptions& o) {
-  std::vector<std::string> parents;
-  auto version = cgroup::Detect(o.cgroup_root);
-  if (version && *version == cgroup::Version::kV2) {
-    parents.push_back(o.cgroup_root + "/" + o.cgroup_parent);
-  } else if (version) {
-    for (const char* c : {"memory", "pids", "cpu"}) {
-      parents.push_back(o.cgroup_root + "/" + c + "/" + o.cgroup_parent);
-    }
-  }
-  auto result = state::Gc(o.state_dir.empty() ? state::DefaultDir() : o.state_dir, parents);
+  auto result = state::Gc(o.state_dir.empty() ? state::DefaultDir() : o.state_dir, o.cgroup_root,
+                          o.cgroup_parent);
   for (const auto& id : result.removed) std::printf("removed %s\n", id.c_str());
   for (const auto& id : result.alive) std::printf("running %s\n", id.c_str());
   for (const auto& e : result.errors) spdlog::error("gc: {}", e);

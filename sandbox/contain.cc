@@ -13,6 +13,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sstream>
+
+#include "base/fd.h"
 
 #include "sandbox/caps.h"
 #include "sandbox/net.h"
@@ -64,6 +67,12 @@ constexpr int kNotFound = 127;
   for (const auto& r : rlimits) {
     rlimit lim{r.value, r.value};
     if (setrlimit(r.res, &lim) != 0) FailErrno(ctl, r.name, errno);
+  }
+  // Without a cgroup, the process limit is RLIMIT_NPROC; the kernel counts it
+  // per user namespace, so it caps the sandbox's processes, not the host user's.
+  if (!spec.use_cgroup && spec.limits.pids) {
+    rlimit lim{*spec.limits.pids, *spec.limits.pids};
+    if (setrlimit(RLIMIT_NPROC, &lim) != 0) FailErrno(ctl, "setrlimit(RLIMIT_NPROC)", errno);
   }
 
   // Unprivileged sandboxes have setgroups denied (the kernel requires it);
@@ -139,7 +148,8 @@ constexpr int kNotFound = 127;
     int st;
     pid_t p;
     while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-      if (p == command) {
+      // A stop (a command that asked to be traced by its parent) is not an end.
+      if (p == command && (WIFEXITED(st) || WIFSIGNALED(st))) {
         status = st;
         done = true;
       }
@@ -154,6 +164,30 @@ constexpr int kNotFound = 127;
   m.value = status;
   proto::Send(ctl, m);
   _exit(0);
+}
+
+// Init is a copy of the supervisor, and /proc/1/cmdline is readable by every
+// process in the sandbox: blank the supervisor's arguments (host paths, the
+// state directory, --env values) and name init for what it is.
+void HideCommandLine() {
+  auto stat = ReadFile("/proc/self/stat");
+  if (!stat) return;
+  size_t close = stat->rfind(')');
+  if (close == std::string::npos) return;
+  std::istringstream in(stat->substr(close + 2));  // field 3 onwards
+  std::string field;
+  unsigned long arg_start = 0, arg_end = 0;
+  for (int i = 3; i <= 49 && in >> field; ++i) {
+    if (i == 48) arg_start = std::stoul(field);
+    if (i == 49) arg_end = std::stoul(field);
+  }
+  if (arg_start == 0 || arg_end <= arg_start) return;
+  char* args = reinterpret_cast<char*>(arg_start);
+  size_t len = arg_end - arg_start;
+  std::memset(args, 0, len);
+  constexpr char kName[] = "kiln-init";
+  if (len > sizeof kName) std::memcpy(args, kName, sizeof kName);
+  prctl(PR_SET_NAME, kName, 0, 0, 0);
 }
 
 // Init keeps only CAP_KILL (to end the command) and cannot be inspected.
@@ -172,6 +206,7 @@ void InitMain(const InitArgs& a) {
   const int ctl = a.control_fd;
   // Die with the supervisor; the kernel then kills the whole pid namespace.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) _exit(kSetupFailed);
+  HideCommandLine();
   proto::Message go{};
   int unused_fd;
   if (proto::Receive(ctl, &go, &unused_fd) != 1 || go.type != proto::Type::kGo) _exit(kSetupFailed);

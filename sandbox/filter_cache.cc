@@ -1,5 +1,6 @@
 #include "sandbox/filter_cache.h"
 
+#include <fcntl.h>
 #include <seccomp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <optional>
 
 #include "base/fd.h"
 
@@ -71,6 +73,20 @@ bool Deserialize(std::string_view data, const std::string& identity, std::string
   return true;
 }
 
+// Root-owned and writable by root alone, the directory and the file both;
+// anything else is not trusted (a --state-dir others can write to).
+bool OnlyRootWrites(const struct stat& st) { return st.st_uid == 0 && (st.st_mode & 022) == 0; }
+
+std::optional<std::string> ReadTrusted(const std::string& dir, const std::string& path) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !OnlyRootWrites(st)) return std::nullopt;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !OnlyRootWrites(st)) return std::nullopt;
+  auto text = ReadFile("/proc/self/fd/" + std::to_string(fd.get()));
+  if (!text) return std::nullopt;
+  return std::move(*text);
+}
+
 }  // namespace
 
 Result<seccomp::Program> Load(const std::string& state_dir, const std::string& policy_path,
@@ -85,22 +101,27 @@ Result<seccomp::Program> Load(const std::string& state_dir, const std::string& p
     text = std::move(*read);
     source = policy_path;
   }
+  auto compile = [&]() -> Result<seccomp::Program> {
+    auto policy = seccomp::ParsePolicy(text, source);
+    if (!policy) {
+      return policy_path.empty() ? policy.error().Wrap("built-in seccomp policy") : policy.error();
+    }
+    return seccomp::Compile(*policy, options);
+  };
+  if (::geteuid() != 0) return compile();
+
   const std::string identity = Identity(options);
   char name[32];
   std::snprintf(name, sizeof name, "%016zx.bpf", std::hash<std::string>{}(identity + '\n' + text));
   const std::string dir = state_dir + "/seccomp";
   const std::string path = dir + "/" + name;
 
-  if (auto cached = ReadFile(path); cached) {
+  if (auto cached = ReadTrusted(dir, path); cached) {
     seccomp::Program p;
     p.has_listener = options.notify_denials;
     if (Deserialize(*cached, identity, text, &p)) return p;
   }
-  auto policy = seccomp::ParsePolicy(text, source);
-  if (!policy) {
-    return policy_path.empty() ? policy.error().Wrap("built-in seccomp policy") : policy.error();
-  }
-  KILN_ASSIGN_OR_RETURN(seccomp::Program program, seccomp::Compile(*policy, options));
+  KILN_ASSIGN_OR_RETURN(seccomp::Program program, compile());
   // A failure to cache costs only speed next time.
   if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) {
     (void)WriteFileAtomic(path, Serialize(identity, text, program), 0600, Sync::kNoFsync);

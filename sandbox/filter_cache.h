@@ -7,6 +7,11 @@
 // <state>/seccomp/ and reused. A cache entry holds the full policy text and
 // is used only when text, options and binary identity match exactly; any
 // mismatch or damage means a fresh compile.
+//
+// Only a root-owned state directory holds the cache. Run unprivileged, the
+// state directory belongs to the same host user that the sandbox's processes
+// map to, so a sandbox that could reach it (through any bind or alias) could
+// replace the filter every later sandbox loads; there kiln compiles each time.
 #pragma once
 
 #include <string>

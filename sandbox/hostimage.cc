@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <random>
 #include <set>
 #include <sstream>
 
@@ -195,8 +194,8 @@ Result<std::string> Ensure(const std::string& state_dir, const std::string& host
 
   // Build beside the final name and rename, so that concurrent sandboxes
   // never see a half-built image; the loser of a race discards its copy.
-  std::string tmp = images + "/.build-" + std::to_string(::getpid()) + "-" +
-                    std::to_string(std::random_device{}());
+  std::string tmp =
+      images + "/.build-" + std::to_string(::getpid()) + "-" + std::to_string(::time(nullptr));
   std::error_code ec;
   if (auto s = Build(tmp, host_root); !s) {
     std::filesystem::remove_all(tmp, ec);

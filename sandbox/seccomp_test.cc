@@ -7,8 +7,11 @@
 // feature), the same case is run with notify_denials: a notification for the
 // call proves that the filter, not the kernel, refused it.
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
 #include <linux/keyctl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -345,6 +348,10 @@ const DeniedCase kDenied[] = {
     {"socket", [] { return syscall(SYS_socket, AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0); }},
     {"socket", [] { return syscall(SYS_socket, AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0); }},
     {"socket", [] { return syscall(SYS_socket, AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0); }},
+    // AF_INET with SOCK_PACKET is a packet socket in disguise; raw IP too.
+    {"socket", [] { return syscall(SYS_socket, AF_INET, SOCK_PACKET, htons(ETH_P_ALL)); }},
+    {"socket", [] { return syscall(SYS_socket, AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP); }},
+    {"socket", [] { return syscall(SYS_socket, AF_INET6, SOCK_RAW, IPPROTO_RAW); }},
     // The upper half of the register is ignored by the kernel; the filter
     // looks at the lower half only, so this is still AF_NETLINK.
     {"socket", [] { return syscall(SYS_socket, (1L << 32) | AF_NETLINK, SOCK_RAW, 0); }},

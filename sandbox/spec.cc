@@ -127,9 +127,8 @@ Status Validate(const Spec& spec) {
   if (spec.limits.rootfs_bytes < (1ull << 20)) {
     return Error::Invalid("--rootfs-size must be at least 1M");
   }
-  if (!spec.use_cgroup && (spec.limits.memory_bytes || spec.limits.pids || spec.limits.cpus)) {
-    return Error::Invalid(
-        "--no-cgroup conflicts with --memory, --pids and --cpus (set them to 'max')");
+  if (!spec.use_cgroup && (spec.limits.memory_bytes || spec.limits.cpus)) {
+    return Error::Invalid("--no-cgroup conflicts with --memory and --cpus (set them to 'max')");
   }
   if (!spec.id.empty()) {
     for (char c : spec.id) {

@@ -26,13 +26,14 @@ struct TmpfsMount {
 struct Limits {
   std::optional<uint64_t> memory_bytes = 2ull
                                          << 30;  // cgroup memory limit, swap off; nullopt = none
-  std::optional<uint64_t> pids = 1024;           // cgroup pids.max; nullopt = none
-  std::optional<double> cpus;                    // CPU quota in cores (1.5 = 150%); nullopt = none
-  uint64_t nofile = 1024;                        // RLIMIT_NOFILE soft and hard
-  uint64_t fsize_bytes = 1ull << 30;             // RLIMIT_FSIZE, largest file the command may write
-  uint64_t timeout_ms = 0;                       // wall clock; 0 = none
-  uint64_t grace_ms = 2000;                      // SIGTERM -> SIGKILL delay after timeout
-  uint64_t rootfs_bytes = 1ull << 30;            // size of the tmpfs holding the overlay upper
+  std::optional<uint64_t> pids =
+      1024;                            // cgroup pids.max (RLIMIT_NPROC without one); nullopt = none
+  std::optional<double> cpus;          // CPU quota in cores (1.5 = 150%); nullopt = none
+  uint64_t nofile = 1024;              // RLIMIT_NOFILE soft and hard
+  uint64_t fsize_bytes = 1ull << 30;   // RLIMIT_FSIZE, largest file the command may write
+  uint64_t timeout_ms = 0;             // wall clock; 0 = none
+  uint64_t grace_ms = 2000;            // SIGTERM -> SIGKILL delay after timeout
+  uint64_t rootfs_bytes = 1ull << 30;  // size of the tmpfs holding the overlay upper
 };
 
 struct Spec {

@@ -91,7 +91,13 @@ TEST(ValidateTest, RejectsEachProblem) {
   expect_error(s, "--cpus");
   s = Valid();
   s.use_cgroup = false;
+  s.limits.pids.reset();
   expect_error(s, "--no-cgroup conflicts");
+  s.limits.memory_bytes.reset();
+  EXPECT_TRUE(Validate(s).ok())
+      << "without a cgroup, only the pids limit remains (as RLIMIT_NPROC)";
+  s.limits.pids = 64;
+  EXPECT_TRUE(Validate(s).ok());
   s = Valid();
   s.id = "../x";
   expect_error(s, "--id");

@@ -1,8 +1,12 @@
 // On-disk state of running sandboxes, so that `kiln sandbox gc` can clean up
-// after a supervisor that was SIGKILLed. Each sandbox has a directory
-// <state>/run/<id>/ holding record.json (who supervises it, which cgroup
-// directories it owns) and the mount point of its rootfs tmpfs. Mounts
-// themselves live only in the sandbox's mount namespace and vanish with it.
+// after a supervisor that was SIGKILLed.
+//
+// Each sandbox has one record, <state>/run/<id>.json, created before anything
+// else (its O_EXCL creation also claims the id): who supervises the sandbox
+// and where its cgroup lives. Mounts live only in the sandbox's mount
+// namespace and vanish with it; the rootfs tmpfs of every sandbox is mounted
+// on the one directory <state>/mnt, each in its own namespace, so a run
+// creates a single inode on the state file system.
 #pragma once
 
 #include <sys/types.h>
@@ -17,20 +21,24 @@ namespace kiln::sandbox::state {
 // /var/lib/kiln as root; $XDG_STATE_HOME/kiln or ~/.local/state/kiln otherwise.
 std::string DefaultDir();
 
-// Creates dir (and <dir>/run) if needed.
+// Creates dir, <dir>/run and <dir>/mnt if needed.
 Status Prepare(const std::string& dir);
+
+// The (always empty on the host) mount point of every sandbox's rootfs tmpfs.
+std::string MountPoint(const std::string& state_dir);
 
 struct Record {
   std::string id;
   pid_t supervisor_pid = 0;
   uint64_t supervisor_start = 0;  // /proc/<pid>/stat starttime, against pid reuse
-  std::vector<std::string> cgroup_paths;
+  std::string cgroup_root;        // empty: no cgroup
+  std::string cgroup_parent;
 };
 
-std::string RunDir(const std::string& state_dir, const std::string& id);
-Status Write(const std::string& state_dir, const Record& record);
+std::string RecordPath(const std::string& state_dir, const std::string& id);
+// Creates the record; fails with kInvalidArgument if the id is in use.
+Status Create(const std::string& state_dir, const Record& record);
 Result<Record> Read(const std::string& state_dir, const std::string& id);
-// Removes the sandbox's directory. Its mount point is empty on the host.
 Status Remove(const std::string& state_dir, const std::string& id);
 
 // Start time of a process (clock ticks since boot), 0 if it does not exist.
@@ -42,9 +50,11 @@ struct GcResult {
   std::vector<std::string> errors;
 };
 
-// Cleans up every sandbox whose supervisor is gone: kills its cgroup's
-// processes, removes its cgroup directories and state directory. Also removes
-// cgroups under `cgroup_parents` that belong to no known sandbox.
-GcResult Gc(const std::string& state_dir, const std::vector<std::string>& cgroup_parents);
+// Cleans up every sandbox whose supervisor is gone: kills what is left in its
+// cgroup, removes the cgroup and the record. Then removes cgroups under
+// <cgroup_root>/.../<cgroup_parent> (and the parents records name) that
+// belong to no running sandbox: created by a supervisor that died.
+GcResult Gc(const std::string& state_dir, const std::string& cgroup_root,
+            const std::string& cgroup_parent);
 
 }  // namespace kiln::sandbox::state

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -19,7 +20,6 @@
 #include <climits>
 #include <cstring>
 #include <memory>
-#include <random>
 
 #include "base/fd.h"
 #include "sandbox/cgroup.h"
@@ -36,11 +36,16 @@ namespace {
 
 constexpr int kSetupFailed = 125;
 constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+// More than the system calls of every ABI together; denials beyond that many
+// distinct names are counted under kOtherDenials.
+constexpr size_t kMaxDeniedNames = 1024;
+constexpr const char* kOtherDenials = "other";
 
 std::string NewId() {
-  std::random_device rd;
+  uint32_t r[2] = {};
+  (void)!::getrandom(r, sizeof r, 0);
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+  std::snprintf(buf, sizeof buf, "%08x%08x", r[0], r[1]);
   return buf;
 }
 
@@ -54,6 +59,41 @@ Result<std::string> Canonical(const std::string& path, const std::string& what, 
   if (want_dir && !S_ISDIR(st.st_mode))
     return Error::Invalid(what + " " + Quote(path) + " is not a directory");
   return std::string(real);
+}
+
+// True when `inner` is `outer` or lies below it (both canonical).
+bool Within(const std::string& inner, const std::string& outer) {
+  if (outer == "/" || inner == outer) return true;
+  return inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+         inner[outer.size()] == '/';
+}
+
+// kiln's state directory configures every later sandbox: the cached seccomp
+// programs, the host image (their lower layer), the run records. Unprivileged,
+// it belongs to the very host user the sandbox runs as, so a writable mount of
+// it (`--workspace ~` holds ~/.local/state/kiln) would let one sandbox rewrite
+// the seccomp filter of the next. Refuse writable mounts that hold it or lie
+// inside the parts kiln uses.
+Status CheckStateOutOfReach(const Spec& spec, const std::string& state_dir) {
+  KILN_ASSIGN_OR_RETURN(std::string state, Canonical(state_dir, "state directory", true));
+  auto exposes = [&](const std::string& source) {
+    if (Within(state, source)) return true;
+    for (const char* sub : {"/seccomp", "/images", "/run", "/mnt"}) {
+      if (Within(source, state + sub)) return true;
+    }
+    return false;
+  };
+  auto refuse = [&](const std::string& what, const std::string& source) {
+    return Error::Invalid(what + " " + Quote(source) + " would make kiln's state directory " +
+                          Quote(state) +
+                          " writable inside the sandbox; bind it read-only or use another "
+                          "--state-dir");
+  };
+  if (spec.workspace && exposes(*spec.workspace)) return refuse("--workspace", *spec.workspace);
+  for (const BindMount& b : spec.binds) {
+    if (!b.read_only && exposes(b.source)) return refuse("--bind", b.source);
+  }
+  return Ok();
 }
 
 std::vector<std::string> BuildEnv(const Spec& spec) {
@@ -202,7 +242,16 @@ class Watch {
     auto d = seccomp::AnswerDenial(listener_.get());
     if (!d) return;  // the caller died before we answered; nothing to count
     ++report_->seccomp_denials;
-    ++report_->denied_syscalls[d->syscall];
+    // The number comes from the sandbox: through the i386 and x32 ABIs any
+    // 32-bit value arrives here, named "syscall_<nr>" when unknown. Cap the
+    // distinct names, so that a flood of made-up numbers cannot grow the
+    // supervisor (outside the sandbox's memory cgroup) or the report.
+    auto& named = report_->denied_syscalls;
+    if (named.size() < kMaxDeniedNames || named.count(d->syscall) != 0) {
+      ++named[d->syscall];
+    } else {
+      ++named[kOtherDenials];
+    }
     if (spec_.seccomp_log) {
       spdlog::warn("seccomp: denied {}(0x{:x}, 0x{:x}, 0x{:x}, ...) in pid {}", d->syscall,
                    d->args[0], d->args[1], d->args[2], d->pid);
@@ -265,6 +314,7 @@ Result<Report> Run(const Spec& input) {
   if (spec.workspace) {
     KILN_ASSIGN_OR_RETURN(*spec.workspace, Canonical(*spec.workspace, "--workspace", true));
   }
+  KILN_TRY(CheckStateOutOfReach(spec, state_dir));
   for (int fd : spec.pass_fds) {
     if (::fcntl(fd, F_GETFD) < 0)
       return Error::Invalid("--pass-fd " + std::to_string(fd) + ": not an open descriptor");
@@ -276,27 +326,13 @@ Result<Report> Run(const Spec& input) {
     KILN_ASSIGN_OR_RETURN(cg_version, cgroup::Detect(spec.cgroup_root));
   }
 
-  // From here on, the Leftovers owner removes what we create.
-  std::string run_dir = state::RunDir(state_dir, spec.id);
-  if (::mkdir(run_dir.c_str(), 0700) != 0) {
-    if (errno == EEXIST)
-      return Error::Invalid("sandbox id " + Quote(spec.id) + " is already in use");
-    return Error::Sys("mkdir(" + Quote(run_dir) + ")", errno);
-  }
-  Leftovers leftovers(state_dir, spec.id);
-  layout.scratch = run_dir + "/rootfs";
-  if (::mkdir(layout.scratch.c_str(), 0700) != 0)
-    return Error::Sys("mkdir(" + Quote(layout.scratch) + ")", errno);
-  if (cg_version) {
-    cgroup::Options opts;
-    opts.root = spec.cgroup_root;
-    opts.parent = spec.cgroup_parent;
-    KILN_ASSIGN_OR_RETURN(leftovers.cgroup_,
-                          cgroup::Create(*cg_version, spec.id, spec.limits, opts));
-  }
+  // The record comes first, so that gc can always find what follows; from
+  // here on, the Leftovers owner removes what we create.
   state::Record record{spec.id, ::getpid(), state::ProcessStartTime(::getpid()),
-                       leftovers.cgroup_ ? leftovers.cgroup_->paths() : std::vector<std::string>{}};
-  KILN_TRY(state::Write(state_dir, record));
+                       cg_version ? spec.cgroup_root : "", spec.cgroup_parent};
+  KILN_TRY(state::Create(state_dir, record));
+  Leftovers leftovers(state_dir, spec.id);
+  layout.scratch = state::MountPoint(state_dir);
 
   int sp[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
@@ -339,11 +375,19 @@ Result<Report> Run(const Spec& input) {
 
   Report report;
   report.id = spec.id;
-  // Init builds the filesystem while we join it to the cgroup.
+  // Init builds the filesystem while we create its cgroup and join init to
+  // it; init starts the command only after kJoined.
   auto start_init = [&]() -> Status {
     if (args.mapping.rootless) KILN_TRY(userns::WriteMaps(init, args.mapping));
     if (int err = proto::Send(ctl.get(), proto::Message{proto::Type::kGo}); err != 0) {
       return Error::Sys("starting the sandbox", -err);
+    }
+    if (cg_version) {
+      cgroup::Options opts;
+      opts.root = spec.cgroup_root;
+      opts.parent = spec.cgroup_parent;
+      KILN_ASSIGN_OR_RETURN(leftovers.cgroup_,
+                            cgroup::Create(*cg_version, spec.id, spec.limits, opts));
     }
     if (leftovers.cgroup_) KILN_TRY(leftovers.cgroup_->AddProcess(init));
     if (int err = proto::Send(ctl.get(), proto::Message{proto::Type::kJoined}); err != 0) {

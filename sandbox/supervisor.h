@@ -28,7 +28,8 @@ struct Report {
   bool timed_out = false;
   std::optional<uint64_t> pids_peak;
   uint64_t seccomp_denials = 0;
-  std::map<std::string, uint64_t> denied_syscalls;  // name -> count
+  std::map<std::string, uint64_t> denied_syscalls;  // name -> count; at most 1024 names, the rest
+                                                    // counted under "other"
 };
 
 std::string ReportJson(const Report& report);

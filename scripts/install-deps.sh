@@ -12,6 +12,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libssl-dev
   # test and benchmark tools
   bubblewrap util-linux iproute2 jq hyperfine procps python3 file
+  # runtime and scripted model server
+  libcurl4-openssl-dev libboost-dev libyaml-cpp-dev
 )
 
 missing=()

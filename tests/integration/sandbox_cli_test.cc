@@ -245,7 +245,7 @@ TEST_F(SandboxCliTest, SupervisorKilledThenGcCleansUp) {
   }
   EXPECT_TRUE(ProcessesMatching(marker).empty()) << "the sandbox must die with its supervisor";
   HostState leftover = Snapshot();
-  EXPECT_TRUE(leftover.run_dirs.count(TestStateDir() + "/run/" + marker))
+  EXPECT_TRUE(leftover.run_dirs.count(TestStateDir() + "/run/" + marker + ".json"))
       << "state to reap is expected";
 
   auto gc = kiln::testing::Run({KilnBinary(), "sandbox", "gc", "--state-dir", TestStateDir(),
@@ -253,6 +253,75 @@ TEST_F(SandboxCliTest, SupervisorKilledThenGcCleansUp) {
   EXPECT_EQ(gc.status, 0) << gc.err;
   EXPECT_NE(gc.out.find("removed " + marker), std::string::npos) << gc.out;
   // TearDown checks that nothing is left.
+}
+
+TEST_F(SandboxCliTest, ImageDirectoryReplacesTheHostView) {
+  TempDir image;
+  fs::create_directories(image.path() + "/bin");
+  fs::copy_file(KILN_IMAGE_PROBE, image.path() + "/bin/probe");
+  auto o = Sandbox({"--image", image.path()}, {"/bin/probe"});
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out, "probe uid=1000 usr=no etc=no\n");
+  // The image is a read-only lower layer: the run changed nothing in it.
+  EXPECT_FALSE(fs::exists(image.path() + "/proc"));
+  EXPECT_FALSE(fs::exists(image.path() + "/dev"));
+}
+
+TEST_F(SandboxCliTest, SignalsReachTheCommand) {
+  TempDir dir;
+  std::string ready = dir.path() + "/ready";
+  ::chmod(dir.path().c_str(), 0777);
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    execl(KilnBinary().c_str(), "kiln", "sandbox", "run", "--state-dir", TestStateDir().c_str(),
+          "--cgroup-parent", TestCgroupParent().c_str(), "--workspace", dir.path().c_str(), "--",
+          "sh", "-c",
+          "trap 'echo got-term; exit 7' TERM; touch ready; while :; do sleep 0.05; done", nullptr);
+    _exit(127);
+  }
+  close(out[1]);
+  for (int i = 0; i < 500 && !fs::exists(ready); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(fs::exists(ready));
+  kill(pid, SIGTERM);
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  char buf[64] = {};
+  ssize_t n = read(out[0], buf, sizeof buf - 1);
+  close(out[0]);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 7) << st;
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "got-term\n");
+}
+
+TEST_F(SandboxCliTest, CgroupV2BackendEndToEnd) {
+  // This host's cgroup2 mount has no controllers, so only the mechanics run:
+  // a v2 cgroup is created, joined, reported on and removed.
+  std::string v2 = "/sys/fs/cgroup/unified";
+  if (!fs::exists(v2 + "/cgroup.controllers")) GTEST_SKIP() << "no hybrid cgroup2 mount here";
+  TempDir dir;
+  std::string report = dir.path() + "/r.json";
+  auto o = Sandbox({"--cgroup-root", v2, "--memory", "max", "--pids", "max", "--report", report},
+                   {"sh", "-c", "cat /proc/self/cgroup | grep '^0::'"});
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out, "0::/\n") << "the cgroup namespace's root is the sandbox's cgroup";
+  auto j = nlohmann::json::parse(ReadAll(report));
+  EXPECT_GT(j["cpu_seconds"].get<double>(), 0.0) << "cpu.stat is read from the v2 cgroup";
+  for (const auto& e : fs::directory_iterator(v2 + "/" + TestCgroupParent())) {
+    EXPECT_FALSE(e.is_directory()) << "left behind: " << e.path();
+  }
+}
+
+TEST_F(SandboxCliTest, InitRevealsNothingOfTheSupervisor) {
+  auto o = Sandbox({"--env", "KILN_INIT_PROBE=visible-to-command-only"},
+                   {"sh", "-c", "tr '\\0' ' ' </proc/1/cmdline; echo; cat /proc/1/comm"});
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out.find(TestStateDir()), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("KILN_INIT_PROBE"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("kiln-init"), std::string::npos) << o.out;
 }
 
 TEST_F(SandboxCliTest, RootlessAsNobody) {
@@ -267,6 +336,34 @@ TEST_F(SandboxCliTest, RootlessAsNobody) {
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(o.out, "1000\n 1000 65534 1\ntmp-ok\nCapEff:\t0000000000000000\n");
   EXPECT_NE(o.err.find("without cgroup limits"), std::string::npos);
+}
+
+TEST_F(SandboxCliTest, RootlessCapsProcessesAndCachesNoFilter) {
+  RunOptions opts;
+  opts.as_uid = 65534;
+  opts.as_gid = 65534;
+  // RLIMIT_NPROC stands in for the cgroup's pids limit and counts only the
+  // sandbox's own processes: 12 background sleeps do not fit under 8.
+  auto o = Sandbox({"--pids", "8", "--no-cgroup", "--memory", "max"},
+                   {"python3", "-c",
+                    "import os, resource, time\n"
+                    "print(resource.getrlimit(resource.RLIMIT_NPROC)[0])\n"
+                    "started = 0\n"
+                    "for _ in range(12):\n"
+                    "  try:\n"
+                    "    if os.fork() == 0:\n"
+                    "      time.sleep(3); os._exit(0)\n"
+                    "    started += 1\n"
+                    "  except OSError:\n"
+                    "    pass\n"
+                    "print(started)\n"},
+                   opts);
+  ASSERT_EQ(o.status, 0) << o.err;
+  ASSERT_EQ(o.out.substr(0, 2), "8\n") << o.out;
+  EXPECT_LT(std::stoi(o.out.substr(2)), 8) << o.out;
+  // The unprivileged state directory is the sandbox's own uid's: no
+  // compiled filter is kept there for a later sandbox to load.
+  EXPECT_FALSE(fs::exists(TestStateDir() + "-u65534/seccomp"));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -36,17 +37,42 @@ TempDir::~TempDir() {
 }
 
 const std::string& TestStateDir() {
-  static const std::string dir = [] {
+  static const std::string& dir = *new std::string([] {
     std::string d = "/tmp/kiln-test-state-" + std::to_string(getpid());
     fs::create_directories(d);
     ::chmod(d.c_str(), 0755);
     return d;
-  }();
+  }());
   return dir;
 }
 
+namespace {
+// State directories made for unprivileged runs, one per uid.
+// Never destroyed: the exit handler below reads it after static destructors
+// may have run.
+std::set<std::string>& UidStateDirs() {
+  static auto* dirs = new std::set<std::string>;
+  return *dirs;
+}
+
+// The per-process cgroup parents and state directory are the test's own;
+// remove them when the test binary exits (they are empty by then, or a test
+// has already failed on what was left).
+void RemoveTestScaffolding() {
+  std::error_code ec;
+  for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    ::rmdir((h.path() / TestCgroupParent()).c_str());
+  }
+  fs::remove_all(TestStateDir(), ec);
+  for (const std::string& dir : UidStateDirs()) fs::remove_all(dir, ec);
+}
+}  // namespace
+
 const std::string& TestCgroupParent() {
-  static const std::string parent = "kiln-test-" + std::to_string(getpid());
+  static const std::string& parent = *new std::string([] {
+    std::atexit(RemoveTestScaffolding);
+    return "kiln-test-" + std::to_string(getpid());
+  }());
   return parent;
 }
 
@@ -119,6 +145,7 @@ Outcome Sandbox(const std::vector<std::string>& sandbox_args,
   if (options.as_uid) {
     // An unprivileged kiln keeps its state in a directory it owns.
     std::string dir = TestStateDir() + "-u" + std::to_string(*options.as_uid);
+    UidStateDirs().insert(dir);
     fs::create_directories(dir);
     (void)!::chown(dir.c_str(), *options.as_uid, options.as_gid.value_or(*options.as_uid));
     argv.insert(argv.end(), {"--state-dir", dir});

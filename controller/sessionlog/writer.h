@@ -1,0 +1,138 @@
+// The session log writer: appends hash-chained records to one file per run,
+// signs checkpoints, moves large payloads to blobs and redacts secrets.
+//
+// Usage: Create() (or Recover() after a crash), AddSecret() for every scoped
+// secret, Append("run.start", ...) first, then the run's records, then
+// Close(run_end_payload). Records are never rewritten: each is one write() on
+// an O_APPEND descriptor; a crash mid-write leaves a torn last line that the
+// verifier reports as truncation and Recover() acknowledges.
+//
+// A Writer destroyed without Close() leaves the log without run.end, exactly
+// as a crash would; Recover() continues it.
+//
+// Thread-safe: appends from several threads are serialised.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "base/fd.h"
+#include "base/result.h"
+#include "controller/sessionlog/digest.h"
+#include "controller/sessionlog/record.h"
+#include "controller/sessionlog/secrets.h"
+#include "controller/sessionlog/signer.h"
+
+namespace kiln::sessionlog {
+
+enum class Durability {
+  kNone,         // never fsync (tests, benchmarks)
+  kCheckpoint,   // fsync at each checkpoint, at close and after each blob
+  kEveryRecord,  // fsync after every record
+};
+
+struct WriterOptions {
+  // Write a checkpoint after this many records since the last one; 0: never
+  // by count.
+  uint64_t checkpoint_every = 1000;
+  // ... or on the first append this long after the last checkpoint; 0: never
+  // by time. Call Writer::Checkpoint() from a timer to bound it when idle.
+  uint64_t checkpoint_interval_ms = 30'000;
+  // Payloads whose canonical form is longer go to a blob file.
+  size_t blob_threshold = 64 * 1024;
+  // Where blobs are written; empty: the "blobs" directory beside the log.
+  std::string blob_dir;
+  Durability durability = Durability::kCheckpoint;
+  // Nanoseconds since the Unix epoch for `ts`; empty: CLOCK_REALTIME.
+  std::function<int64_t()> clock;
+};
+
+struct Appended {
+  uint64_t seq = 0;
+  Digest hash{};  // SHA-256 of the record line: the next record's prev
+};
+
+class Writer {
+ public:
+  // Creates a new log at path (it must not exist) for run_id
+  // ([A-Za-z0-9._:-]{1,128}), signing with signer.
+  static Result<std::unique_ptr<Writer>> Create(const std::string& path, std::string_view run_id,
+                                                std::shared_ptr<const Signer> signer,
+                                                WriterOptions options = {});
+
+  // Reopens a log whose writer stopped without run.end: checks it (any
+  // finding other than truncation is refused), terminates a torn last line
+  // and appends a signed `recovery` record naming the last intact seq and the
+  // torn bytes. The returned writer continues the chain; Close() ends it.
+  static Result<std::unique_ptr<Writer>> Recover(const std::string& path,
+                                                 std::shared_ptr<const Signer> signer,
+                                                 WriterOptions options = {});
+
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Registers a secret (see Redactor::Add) for every later record.
+  Status AddSecret(std::string_view name, std::string_view value);
+
+  // Appends one record; payload must be a JSON object. The first record must
+  // be "run.start" (the writer adds a "log" member with the format, run id,
+  // key id and kiln version); "checkpoint", "run.end" and "recovery" are
+  // written by the writer itself. Fails if the log is closed or an earlier
+  // write failed (the file then needs Recover()).
+  Result<Appended> Append(std::string_view type, const nlohmann::json& payload);
+
+  // Writes a signed checkpoint now if records were appended since the last.
+  Status Checkpoint();
+
+  // Appends the signed `run.end` record (the writer adds "log": {"blobs",
+  // "records"}), fsyncs unless durability is kNone, and closes the file.
+  Result<Appended> Close(const nlohmann::json& run_end_payload);
+
+  uint64_t next_seq() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  Writer(std::string path, std::string run_id, std::shared_ptr<const Signer> signer,
+         WriterOptions options);
+
+  Result<Appended> AppendLocked(std::string_view type, const nlohmann::json& payload);
+  Result<Appended> WriteRecord(std::string_view type, std::string_view payload_or_empty,
+                               const BlobRef* blob, bool sign, std::string_view prefix = {});
+  Status WriteCheckpointLocked(std::string_view reason);
+  Result<BlobRef> WriteBlob(std::string_view canonical_payload);
+  Status Sync();
+  int64_t Now() const;
+  const std::string& Timestamp(int64_t ns);
+
+  mutable std::mutex mu_;
+  const std::string path_;
+  const std::string run_id_;
+  const std::shared_ptr<const Signer> signer_;
+  const WriterOptions options_;
+  std::string blob_dir_;
+  UniqueFd fd_;
+  Redactor redactor_;
+  Digest head_{};
+  uint64_t seq_ = 0;  // the next record's seq
+  uint64_t since_checkpoint_ = 0;
+  int64_t last_checkpoint_ns_ = 0;
+  uint64_t blobs_ = 0;
+  bool closed_ = false;
+  bool broken_ = false;  // a write failed part-way; only Recover() can continue
+  bool blob_dir_ready_ = false;
+  // Scratch buffers reused across records.
+  std::string payload_buf_;
+  std::string line_buf_;
+  Sha256 sha_;
+  int64_t ts_second_ = -1;
+  std::string ts_buf_;
+};
+
+}  // namespace kiln::sessionlog

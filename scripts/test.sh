@@ -22,7 +22,8 @@ echo "=== tests"
 ctest --test-dir build --output-on-failure -j "$jobs" -LE slow --timeout 600
 
 echo "=== unit tests under ASan+UBSan"
-"$root/scripts/build.sh" build-asan -DKILN_SANITIZE=ON
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_SANITIZE=ON >/dev/null
+ninja -C build-asan unit_tests
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs" -L unit --timeout 600
 

@@ -247,19 +247,7 @@ void ParseBody(const std::string& body, model::Attempt& a) {
 }
 
 void ParseStream(const std::string& text, model::Attempt& a) {
-  StreamState st;
-  sse::Parser parser([&](const sse::Event& e) { st.On(e); });
-  parser.Feed(text);
-  a.usage = st.usage;
-  if (st.failed()) {
-    a.error = Error(Error::Code::kCorruption, st.failure());
-    a.retryable = st.retryable();
-  } else if (!st.complete()) {
-    a.error = Error(Error::Code::kCorruption, "stream ended early");
-    a.retryable = true;
-  } else {
-    a.reply = st.reply;
-  }
+  model::ParseStreamWith<StreamState>(text, a);
 }
 
 std::unique_ptr<model::Client> Make(const Options& opts) { return std::make_unique<Client>(opts); }

@@ -88,4 +88,23 @@ Attempt SendAndParse(http_client::Client& http, const Endpoint& ep, const Reques
   return a;
 }
 
+// Parses a whole recorded stream with State (as SendAndParse feeds it live);
+// for tests and the fuzz target.
+template <typename State>
+void ParseStreamWith(const std::string& text, Attempt& a) {
+  State st;
+  sse::Parser parser([&](const sse::Event& e) { st.On(e); });
+  parser.Feed(text);
+  a.usage = st.usage;
+  if (st.failed()) {
+    a.error = Error(Error::Code::kCorruption, st.failure());
+    a.retryable = st.retryable();
+  } else if (!st.complete()) {
+    a.error = Error(Error::Code::kCorruption, "stream ended early");
+    a.retryable = true;
+  } else {
+    a.reply = st.reply;
+  }
+}
+
 }  // namespace kiln::model

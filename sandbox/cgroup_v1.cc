@@ -14,6 +14,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -23,18 +24,6 @@
 namespace kiln::sandbox::cgroup {
 
 namespace {
-
-Status MkdirP(const std::string& path) {
-  if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Ok();
-  if (errno == ENOENT) {
-    size_t slash = path.rfind('/');
-    if (slash == std::string::npos || slash == 0)
-      return Error::Sys("mkdir(" + Quote(path) + ")", ENOENT);
-    KILN_TRY(MkdirP(path.substr(0, slash)));
-    if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Ok();
-  }
-  return Error::Sys("mkdir(" + Quote(path) + ", 0755)", errno);
-}
 
 class CgroupV1 final : public Cgroup {
  public:
@@ -149,7 +138,10 @@ Result<std::unique_ptr<Cgroup>> CreateV1(const std::string& name, const Limits& 
     }
     std::string parent = std::string(real) + "/" + options.parent;
     std::string dir = parent + "/" + name;
-    Status made = MkdirP(parent);
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    Status made =
+        ec ? Error(Error::Code::kIO, "mkdir(" + Quote(parent) + "): " + ec.message()) : Ok();
     if (made && ::mkdir(dir.c_str(), 0755) != 0)
       made = Error::Sys("mkdir(" + Quote(dir) + ", 0755)", errno);
     if (!made) {

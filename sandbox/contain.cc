@@ -13,12 +13,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <sstream>
-
-#include "base/fd.h"
 
 #include "sandbox/caps.h"
 #include "sandbox/net.h"
+#include "sandbox/procfs.h"
 #include "sandbox/proto.h"
 
 namespace kiln::sandbox::contain {
@@ -170,17 +168,8 @@ constexpr int kNotFound = 127;
 // process in the sandbox: blank the supervisor's arguments (host paths, the
 // state directory, --env values) and name init for what it is.
 void HideCommandLine() {
-  auto stat = ReadFile("/proc/self/stat");
-  if (!stat) return;
-  size_t close = stat->rfind(')');
-  if (close == std::string::npos) return;
-  std::istringstream in(stat->substr(close + 2));  // field 3 onwards
-  std::string field;
-  unsigned long arg_start = 0, arg_end = 0;
-  for (int i = 3; i <= 49 && in >> field; ++i) {
-    if (i == 48) arg_start = std::stoul(field);
-    if (i == 49) arg_end = std::stoul(field);
-  }
+  unsigned long arg_start = procfs::StatField("self", 48);
+  unsigned long arg_end = procfs::StatField("self", 49);
   if (arg_start == 0 || arg_end <= arg_start) return;
   char* args = reinterpret_cast<char*>(arg_start);
   size_t len = arg_end - arg_start;

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -86,12 +85,11 @@ Status CopyTree(const std::string& src, const std::string& dst, const std::strin
     if (::lstat(from.c_str(), &st) != 0) continue;
     if (IsSecretEtcPath(r, st.st_mode)) continue;
     if (S_ISLNK(st.st_mode)) {
-      char target[PATH_MAX];
-      ssize_t n = ::readlink(from.c_str(), target, sizeof target - 1);
-      if (n < 0) continue;
-      target[n] = '\0';
-      if (::symlink(target, to.c_str()) != 0)
-        return Error::Sys("symlink(" + Quote(to) + ")", errno);
+      std::error_code ec;
+      auto target = std::filesystem::read_symlink(from, ec);
+      if (ec) continue;  // vanished or unreadable: left out like other files
+      std::filesystem::create_symlink(target, to, ec);
+      if (ec) return Error(Error::Code::kIO, "symlink(" + Quote(to) + "): " + ec.message());
     } else if (S_ISDIR(st.st_mode)) {
       if (::mkdir(to.c_str(), st.st_mode & 0755) != 0)
         return Error::Sys("mkdir(" + Quote(to) + ")", errno);
@@ -145,13 +143,11 @@ Status Build(const std::string& dir, const std::string& host_root) {
     std::string host = host_root + name;
     if (::lstat(host.c_str(), &st) != 0) continue;
     if (S_ISLNK(st.st_mode)) {
-      char target[PATH_MAX];
-      ssize_t n = ::readlink(host.c_str(), target, sizeof target - 1);
-      if (n < 0) return Error::Sys("readlink(" + Quote(host) + ")", errno);
-      target[n] = '\0';
+      std::error_code ec;
       std::string link = dir + "/" + name;
-      if (::symlink(target, link.c_str()) != 0)
-        return Error::Sys("symlink(" + Quote(link) + ")", errno);
+      std::filesystem::copy_symlink(host, link, ec);
+      if (ec)
+        return Error(Error::Code::kIO, "copying symlink " + Quote(host) + ": " + ec.message());
     } else if (S_ISDIR(st.st_mode)) {
       KILN_TRY(mk(name, 0755));
     }

@@ -11,10 +11,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "base/fd.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/procfs.h"
 
 namespace kiln::sandbox::state {
 
@@ -73,19 +73,7 @@ std::string RecordPath(const std::string& state_dir, const std::string& id) {
   return state_dir + "/run/" + id + kSuffix;
 }
 
-uint64_t ProcessStartTime(pid_t pid) {
-  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return 0;
-  // Field 22; the command name (field 2) may contain spaces, so skip past ')'.
-  size_t close = stat->rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream in(stat->substr(close + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && in >> field; ++i) {
-    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
-  }
-  return 0;
-}
+uint64_t ProcessStartTime(pid_t pid) { return procfs::StatField(std::to_string(pid), 22); }
 
 Status Create(const std::string& state_dir, const Record& r) {
   nlohmann::json j = {{"id", r.id},

@@ -12,19 +12,22 @@ void UniqueFd::reset(int fd) {
   fd_ = fd;
 }
 
-Result<std::string> ReadFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Error::Sys("open(" + Quote(path) + ")", errno);
+Result<std::string> ReadAll(int fd, const std::string& what) {
   std::string out;
   char buf[8192];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::Sys("read(" + Quote(path) + ")", errno);
-    if (n == 0) break;
+    if (n < 0) return Error::Sys("read(" + Quote(what) + ")", errno);
+    if (n == 0) return out;
     out.append(buf, static_cast<size_t>(n));
   }
-  return out;
+}
+
+Result<std::string> ReadFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Error::Sys("open(" + Quote(path) + ")", errno);
+  return ReadAll(fd.get(), path);
 }
 
 Status WriteAll(int fd, std::string_view data) {

@@ -30,6 +30,9 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// Reads fd to its end; errors name what (a path, "spec fd 3").
+Result<std::string> ReadAll(int fd, const std::string& what);
+
 // Reads a whole (small) file such as a cgroup or /proc file.
 Result<std::string> ReadFile(const std::string& path);
 // Writes data to an existing file (O_WRONLY, no create): cgroup and /proc knobs.

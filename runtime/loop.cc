@@ -25,11 +25,12 @@ struct Ended {
 class Runner {
  public:
   Runner(const spec::RunSpec& spec, model::Client& client, const tools::ToolSet& tools,
-         events::Sink& events)
+         events::Sink& events, steer::Inbox* inbox)
       : spec_(spec),
         client_(client),
         tools_(tools),
         events_(events),
+        inbox_(inbox),
         budget_(spec.budgets, PriceFor(spec)),
         loops_(spec.loop_repeat_limit),
         rng_(std::random_device{}()) {}
@@ -76,6 +77,7 @@ class Runner {
     for (;;) {
       if (emit_error_) return End("failed", *emit_error_);
       if (auto b = budget_.Exhausted()) return End("budget_exhausted", *b);
+      TakeSteering();
       std::optional<Outcome> failed;
       auto reply = CallModel(failed);
       if (!reply) return *failed;
@@ -118,6 +120,18 @@ class Runner {
       }
       idle_replies = 0;
       if (auto done = RunTools(assistant)) return *done;
+    }
+  }
+
+  // Steering arrives between turns; it joins the last user message (the tool
+  // results), or becomes one, so that roles keep alternating.
+  void TakeSteering() {
+    if (!inbox_) return;
+    for (std::string& text : inbox_->Take()) {
+      if (messages_.back().role != model::Message::Role::kUser) messages_.emplace_back();
+      model::Block b;
+      b.text = std::move(text);
+      messages_.back().blocks.push_back(std::move(b));
     }
   }
 
@@ -282,6 +296,7 @@ class Runner {
   model::Client& client_;
   const tools::ToolSet& tools_;
   events::Sink& events_;
+  steer::Inbox* inbox_;
   budget::Budget budget_;
   loop_detect::Detector loops_;
   std::mt19937_64 rng_;
@@ -312,8 +327,8 @@ int ExitStatus(const Outcome& o) {
 }
 
 Outcome Run(const spec::RunSpec& spec, model::Client& client, const tools::ToolSet& tools,
-            events::Sink& events) {
-  return Runner(spec, client, tools, events).Run();
+            events::Sink& events, steer::Inbox* inbox) {
+  return Runner(spec, client, tools, events, inbox).Run();
 }
 
 }  // namespace kiln::loop

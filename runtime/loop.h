@@ -11,6 +11,7 @@
 #include "runtime/events.h"
 #include "runtime/model.h"
 #include "runtime/spec.h"
+#include "runtime/steer.h"
 #include "runtime/tools.h"
 
 namespace kiln::loop {
@@ -35,7 +36,9 @@ struct Outcome {
 // 3 budget_exhausted, 4 stuck, 5 refused.
 int ExitStatus(const Outcome& o);
 
+// inbox (optional): steering messages, added to the conversation before each
+// model request.
 Outcome Run(const spec::RunSpec& spec, model::Client& client, const tools::ToolSet& tools,
-            events::Sink& events);
+            events::Sink& events, steer::Inbox* inbox = nullptr);
 
 }  // namespace kiln::loop

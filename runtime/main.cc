@@ -1,12 +1,14 @@
 // kiln-runtime: the agent loop that runs inside each sandbox.
 //
-//   kiln-runtime (--spec FILE | --spec-fd N) [--events-fd N] [--workspace DIR]
+//   kiln-runtime (--spec FILE | --spec-fd N) [--events-fd N] [--steer-fd N]
+//                [--workspace DIR]
 //
 // Events (JSON lines, docs/runtime.md) go to --events-fd, by default 1; one
 // human-readable line per problem goes to stderr. Exit status: 0 submitted,
 // 1 failed, 2 bad usage or spec, 3 budget exhausted, 4 stuck, 5 refused.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -29,28 +31,16 @@ int Usage(const char* why) {
   std::fprintf(stderr,
                "kiln-runtime: error: %s\n"
                "usage: kiln-runtime (--spec FILE | --spec-fd N) [--events-fd N] "
-               "[--workspace DIR]\n",
+               "[--steer-fd N] [--workspace DIR]\n",
                why);
   return 2;
-}
-
-kiln::Result<std::string> ReadFd(int fd) {
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return kiln::Error::Sys("read(spec fd " + std::to_string(fd) + ")", errno);
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string spec_file, workspace;
-  int spec_fd = -1, events_fd = 1;
+  int spec_fd = -1, events_fd = 1, steer_fd = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--version") {
@@ -61,10 +51,12 @@ int main(int argc, char** argv) {
     std::string v = argv[++i];
     if (a == "--spec") {
       spec_file = v;
-    } else if (a == "--spec-fd" || a == "--events-fd") {
+    } else if (a == "--spec-fd" || a == "--events-fd" || a == "--steer-fd") {
       auto n = kiln::ParseUint(v, a);
       if (!n.ok() || *n > 1 << 20) return Usage(("bad descriptor for " + a + ": " + v).c_str());
-      (a == "--spec-fd" ? spec_fd : events_fd) = static_cast<int>(*n);
+      (a == "--spec-fd"     ? spec_fd
+       : a == "--events-fd" ? events_fd
+                            : steer_fd) = static_cast<int>(*n);
     } else if (a == "--workspace") {
       workspace = v;
     } else {
@@ -74,8 +66,16 @@ int main(int argc, char** argv) {
   if (spec_file.empty() == (spec_fd < 0)) return Usage("exactly one of --spec and --spec-fd");
   // A controller that goes away must show up as a failed write, not a signal.
   ::signal(SIGPIPE, SIG_IGN);
+  // The agent's commands run as our uid: they must neither inherit the
+  // controller's descriptors nor reach them through /proc/<pid>/fd, or they
+  // could forge events.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  for (int fd : {events_fd, steer_fd, spec_fd}) {
+    if (fd > 2) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
 
-  auto text = spec_fd >= 0 ? ReadFd(spec_fd) : kiln::ReadFile(spec_file);
+  auto text = spec_fd >= 0 ? kiln::ReadAll(spec_fd, "spec fd " + std::to_string(spec_fd))
+                           : kiln::ReadFile(spec_file);
   if (!text.ok()) return Usage(text.error().message().c_str());
   auto spec =
       kiln::spec::ParseText(*text, spec_fd >= 0 ? "fd " + std::to_string(spec_fd) : spec_file);
@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
   if (!tools.ok()) return Usage(tools.error().message().c_str());
   auto client = kiln::model_factory::Make(spec->model);
   kiln::events::Sink sink(events_fd);
-  kiln::loop::Outcome o = kiln::loop::Run(*spec, *client, **tools, sink);
+  kiln::steer::Inbox inbox(steer_fd);
+  kiln::loop::Outcome o = kiln::loop::Run(*spec, *client, **tools, sink, &inbox);
   if (o.status != "submitted") {
     std::fprintf(stderr, "kiln-runtime: %s: %s\n", o.status.c_str(), o.reason.c_str());
   }

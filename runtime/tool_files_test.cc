@@ -56,13 +56,13 @@ TEST_F(FileTools, ReadMissingBinaryAndPastTheEnd) {
 
 TEST_F(FileTools, ReadRefusesEscapesAndFifos) {
   outside_.Write("secret", "s");
-  ASSERT_EQ(::symlink(outside_.Path("secret").c_str(), dir_.Path("link").c_str()), 0);
+  ASSERT_EQ(::symlink((outside_ / "secret").c_str(), (dir_ / "link").c_str()), 0);
   auto o = tool_read::Run(*ws_, limits_, {{"path", "link"}});
   EXPECT_TRUE(o.is_error);
   EXPECT_NE(o.content.find("escapes the workspace"), std::string::npos);
   o = tool_read::Run(*ws_, limits_, {{"path", "../x"}});
   EXPECT_TRUE(o.is_error);
-  ASSERT_EQ(::mkfifo(dir_.Path("fifo").c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
   o = tool_read::Run(*ws_, limits_, {{"path", "fifo"}});  // must not block
   EXPECT_TRUE(o.is_error);
   EXPECT_NE(o.content.find("not a regular file"), std::string::npos);
@@ -82,25 +82,25 @@ TEST_F(FileTools, WriteCreatesDirectoriesAndKeepsMode) {
   auto o = tool_write::Run(*ws_, {{"path", "a/b/c.txt"}, {"content", "hi"}});
   EXPECT_FALSE(o.is_error) << o.content;
   EXPECT_EQ(dir_.Read("a/b/c.txt"), "hi");
-  ASSERT_EQ(::chmod(dir_.Path("a/b/c.txt").c_str(), 0750), 0);
+  ASSERT_EQ(::chmod((dir_ / "a/b/c.txt").c_str(), 0750), 0);
   o = tool_write::Run(*ws_, {{"path", "a/b/c.txt"}, {"content", "again"}});
   EXPECT_FALSE(o.is_error);
   struct stat st;
-  ASSERT_EQ(::stat(dir_.Path("a/b/c.txt").c_str(), &st), 0);
+  ASSERT_EQ(::stat((dir_ / "a/b/c.txt").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0750u);
   EXPECT_EQ(dir_.Read("a/b/c.txt"), "again");
 }
 
 TEST_F(FileTools, WriteReplacesASymlinkInsteadOfWritingThroughIt) {
   outside_.Write("target", "original");
-  ASSERT_EQ(::symlink(outside_.Path("target").c_str(), dir_.Path("link").c_str()), 0);
+  ASSERT_EQ(::symlink((outside_ / "target").c_str(), (dir_ / "link").c_str()), 0);
   auto o = tool_write::Run(*ws_, {{"path", "link"}, {"content", "new"}});
   EXPECT_FALSE(o.is_error) << o.content;
   EXPECT_EQ(outside_.Read("target"), "original");
   EXPECT_EQ(dir_.Read("link"), "new");
-  o = tool_write::Run(*ws_, {{"path", outside_.Path("x")}, {"content", "no"}});
+  o = tool_write::Run(*ws_, {{"path", (outside_ / "x")}, {"content", "no"}});
   EXPECT_TRUE(o.is_error);
-  EXPECT_NE(::access(outside_.Path("x").c_str(), F_OK), 0);
+  EXPECT_NE(::access((outside_ / "x").c_str(), F_OK), 0);
 }
 
 TEST_F(FileTools, EditReplacesAUniqueString) {

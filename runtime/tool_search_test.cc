@@ -19,7 +19,7 @@ class Search : public ::testing::Test {
     dir_.Write(".git/config", "TODO in git\n");
     dir_.Write("bin.dat", std::string("TODO\0\0", 6));
     outside_.Write("o.txt", "TODO outside\n");
-    ASSERT_EQ(::symlink(outside_.path().c_str(), dir_.Path("escape").c_str()), 0);
+    ASSERT_EQ(::symlink(outside_.path().c_str(), (dir_ / "escape").c_str()), 0);
     auto ws = workspace_path::Workspace::Open(dir_.path());
     ASSERT_TRUE(ws.ok());
     ws_ = std::make_unique<workspace_path::Workspace>(std::move(*ws));

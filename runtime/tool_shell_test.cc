@@ -50,7 +50,7 @@ TEST(ToolShell, HugeOutputKeepsHeadAndTail) {
 
 TEST(ToolShell, TimeoutKillsTheWholeProcessGroup) {
   testutil::TempDir d;
-  auto r = Req("(sleep 30; touch " + d.Path("late") + ") & sleep 30", d.path());
+  auto r = Req("(sleep 30; touch " + (d / "late") + ") & sleep 30", d.path());
   r.timeout_ms = 200;
   auto start = std::chrono::steady_clock::now();
   auto o = tool_shell::Run(r);

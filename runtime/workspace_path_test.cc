@@ -14,9 +14,9 @@ class WorkspacePath : public ::testing::Test {
   void SetUp() override {
     dir_.Write("src/a.txt", "a");
     outside_.Write("secret", "s3cret");
-    ASSERT_EQ(::symlink(outside_.Path("secret").c_str(), dir_.Path("abs-link").c_str()), 0);
-    ASSERT_EQ(::symlink("../../..", dir_.Path("src/up").c_str()), 0);
-    ASSERT_EQ(::symlink("a.txt", dir_.Path("src/ok-link").c_str()), 0);
+    ASSERT_EQ(::symlink((outside_ / "secret").c_str(), (dir_ / "abs-link").c_str()), 0);
+    ASSERT_EQ(::symlink("../../..", (dir_ / "src/up").c_str()), 0);
+    ASSERT_EQ(::symlink("a.txt", (dir_ / "src/ok-link").c_str()), 0);
     auto ws = Workspace::Open(dir_.path());
     ASSERT_TRUE(ws.ok()) << ws.error().message();
     ws_ = std::make_unique<Workspace>(std::move(*ws));
@@ -27,7 +27,7 @@ class WorkspacePath : public ::testing::Test {
 
 TEST_F(WorkspacePath, OpensFilesInsideByRelativeOrAbsolutePath) {
   EXPECT_TRUE(ws_->OpenFile("src/a.txt", O_RDONLY).ok());
-  EXPECT_TRUE(ws_->OpenFile(dir_.Path("src/a.txt"), O_RDONLY).ok());
+  EXPECT_TRUE(ws_->OpenFile((dir_ / "src/a.txt"), O_RDONLY).ok());
   EXPECT_TRUE(ws_->OpenFile("src/../src/a.txt", O_RDONLY).ok());
   EXPECT_TRUE(ws_->OpenFile("src/ok-link", O_RDONLY).ok());  // a symlink that stays inside
 }
@@ -40,7 +40,7 @@ TEST_F(WorkspacePath, DotDotEscapeIsRefused) {
 }
 
 TEST_F(WorkspacePath, AbsolutePathOutsideIsRefused) {
-  auto r = ws_->OpenFile(outside_.Path("secret"), O_RDONLY);
+  auto r = ws_->OpenFile((outside_ / "secret"), O_RDONLY);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("is outside the workspace"), std::string::npos);
   EXPECT_FALSE(ws_->OpenFile("/etc/passwd", O_RDONLY).ok());
@@ -67,7 +67,7 @@ TEST_F(WorkspacePath, OpenParentCreatesDirectoriesInside) {
   auto p = ws_->OpenParent("new/deep/file.txt", true);
   ASSERT_TRUE(p.ok()) << p.error().message();
   EXPECT_EQ(p->second, "file.txt");
-  EXPECT_EQ(::access(dir_.Path("new/deep").c_str(), F_OK), 0);
+  EXPECT_EQ(::access((dir_ / "new/deep").c_str(), F_OK), 0);
   EXPECT_FALSE(ws_->OpenParent("src/..", false).ok());
 }
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -143,7 +144,8 @@ int DoGc(const GcOptions& o) {
 
 }  // namespace
 
-void Register(CLI::App& app, int* exit_code) {
+void Register(CLI::App& app, int* exit_code,
+              std::function<int(const std::string& state_dir)> extra_gc) {
   auto* sandbox = app.add_subcommand("sandbox", "Run commands in kiln's per-run containers");
   sandbox->require_subcommand(1);
 
@@ -202,7 +204,10 @@ void Register(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   gc->add_option("--cgroup-parent", g->cgroup_parent, "cgroup parent to scan")
       ->capture_default_str();
-  gc->callback([g, exit_code]() { *exit_code = DoGc(*g); });
+  gc->callback([g, exit_code, extra_gc]() {
+    *exit_code = DoGc(*g);
+    if (extra_gc) *exit_code = std::max(*exit_code, extra_gc(g->state_dir));
+  });
 }
 
 }  // namespace kiln::sandbox::cli

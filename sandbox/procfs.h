@@ -12,4 +12,8 @@ namespace kiln::sandbox::procfs {
 // hold spaces and parentheses.
 uint64_t StatField(const std::string& pid, int n);
 
+// True when the process has exited and waits to be reaped (state Z): its
+// parent may be an init that never reaps, so it counts as gone.
+bool IsZombie(const std::string& pid);
+
 }  // namespace kiln::sandbox::procfs

@@ -73,7 +73,10 @@ std::string RecordPath(const std::string& state_dir, const std::string& id) {
   return state_dir + "/run/" + id + kSuffix;
 }
 
-uint64_t ProcessStartTime(pid_t pid) { return procfs::StatField(std::to_string(pid), 22); }
+uint64_t ProcessStartTime(pid_t pid) {
+  std::string p = std::to_string(pid);
+  return procfs::IsZombie(p) ? 0 : procfs::StatField(p, 22);
+}
 
 Status Create(const std::string& state_dir, const Record& r) {
   nlohmann::json j = {{"id", r.id},

@@ -41,7 +41,8 @@ Status Create(const std::string& state_dir, const Record& record);
 Result<Record> Read(const std::string& state_dir, const std::string& id);
 Status Remove(const std::string& state_dir, const std::string& id);
 
-// Start time of a process (clock ticks since boot), 0 if it does not exist.
+// Start time of a process (clock ticks since boot), 0 if it does not exist
+// or has exited (a zombie).
 uint64_t ProcessStartTime(pid_t pid);
 
 struct GcResult {

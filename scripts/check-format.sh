@@ -3,7 +3,18 @@
 # .clang-format) would make of it. Usage: scripts/check-format.sh [--fix]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.cc' '*.h')
+# The tracked files in a checkout; every source file outside build trees in an
+# export without .git (a check of nothing would pass anything).
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  mapfile -t files < <(git ls-files '*.cc' '*.h')
+else
+  mapfile -t files < <(find . -path './build*' -prune -o \( -name '*.cc' -o -name '*.h' \) \
+    -type f -print | sed 's|^\./||' | sort)
+fi
+if ((${#files[@]} == 0)); then
+  echo "check-format: no source files found" >&2
+  exit 1
+fi
 if [[ ${1:-} == --fix ]]; then
   clang-format -i "${files[@]}"
   exit 0

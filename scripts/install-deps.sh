@@ -11,9 +11,11 @@ PACKAGES=(
   libseccomp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libssl-dev
   # test and benchmark tools
-  bubblewrap util-linux iproute2 jq hyperfine procps python3 file
+  bubblewrap util-linux iproute2 jq hyperfine procps python3 file curl
   # runtime and scripted model server
   libcurl4-openssl-dev libboost-dev libyaml-cpp-dev
+  # controller: run store, repositories
+  libsqlite3-dev libgit2-dev
 )
 
 missing=()

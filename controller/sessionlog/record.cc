@@ -93,8 +93,8 @@ bool ParseSig(Scanner& s, ParsedRecord* r) {
 
 bool IsKnownType(std::string_view t) {
   return t == kRunStart || t == kModelRequest || t == kModelResponse || t == kToolCall ||
-         t == kToolResult || t == kProxyRequest || t == kSteer || t == kResult ||
-         t == kCheckpoint || t == kRunEnd || t == kRecovery;
+         t == kToolResult || t == kProxyRequest || t == kSteer || t == kController ||
+         t == kResult || t == kCheckpoint || t == kRunEnd || t == kRecovery;
 }
 
 bool ValidRunId(std::string_view id) {

@@ -30,6 +30,7 @@ inline constexpr std::string_view kToolCall = "tool.call";
 inline constexpr std::string_view kToolResult = "tool.result";
 inline constexpr std::string_view kProxyRequest = "proxy.request";
 inline constexpr std::string_view kSteer = "steer";
+inline constexpr std::string_view kController = "controller";
 inline constexpr std::string_view kResult = "result";
 inline constexpr std::string_view kCheckpoint = "checkpoint";
 inline constexpr std::string_view kRunEnd = "run.end";

@@ -16,41 +16,14 @@
 #include "controller/sessionlog/signer.h"
 #include "controller/sessionlog/verify.h"
 #include "controller/sessionlog/writer.h"
+#include "tests/support/temp_dir.h"
 
 namespace kiln::sessionlog::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "kiln-sessionlog-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    EXPECT_NE(p, nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+using TempDir = ::kiln::testing::TempDir;
 
- private:
-  std::string path_;
-};
-
-inline std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-inline void Spit(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-}
+using ::kiln::testing::Slurp;
+using ::kiln::testing::Spit;
 
 // The lines of a file without their newlines (a last line without one too).
 inline std::vector<std::string> Lines(const std::string& data) {

@@ -75,7 +75,8 @@ inline spec::RunSpec TestSpec(const std::string& workspace, const Flavour& f) {
 }
 
 inline Run RunLoop(const std::string& script_text, const Flavour& f, const testutil::TempDir& ws,
-                   const std::function<void(spec::RunSpec&)>& tweak = {}) {
+                   const std::function<void(spec::RunSpec&)>& tweak = {},
+                   steer::Inbox* inbox = nullptr) {
   Run r;
   auto script = ParseScript(script_text);
   EXPECT_TRUE(script.ok()) << script.error().message();
@@ -94,7 +95,7 @@ inline Run RunLoop(const std::string& script_text, const Flavour& f, const testu
   auto client = model_factory::Make(s.model);
   events::Sink sink(-1);
   sink.set_observer([&](const nlohmann::json& e) { r.events.push_back(e); });
-  r.outcome = loop::Run(s, *client, **tools, sink);
+  r.outcome = loop::Run(s, *client, **tools, sink, inbox);
   r.requests = (*server)->requests();
   return r;
 }

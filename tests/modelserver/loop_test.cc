@@ -1,5 +1,7 @@
 // Whole loops against the scripted server, in both wire formats, streaming
 // and not: the happy path, rules, the stop reasons, and bad tool calls.
+#include <unistd.h>
+
 #include "tests/modelserver/loop_fixture.h"
 
 namespace kiln::modelserver {
@@ -9,6 +11,33 @@ class Loop : public ::testing::TestWithParam<Flavour> {
  protected:
   testutil::TempDir ws_;
 };
+
+TEST_P(Loop, SteeringJoinsTheConversationBetweenTurns) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  UniqueFd read_end(p[0]), write_end(p[1]);
+  ASSERT_TRUE(
+      WriteAll(write_end.get(), "{\"from\": \"alice\", \"message\": \"use tabs\"}\nnot json\n")
+          .ok());
+  steer::Inbox inbox(read_end.get());
+  // The agent's shell writes the second message while the loop runs.
+  std::string second =
+      "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(write_end.get());
+  auto r = RunLoop(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "echo '{\"from\": \"bob\", \"message\": \"also docs\"}' > )" +
+                       second + R"("}}]
+  - tool_calls: [{name: submit, input: {summary: done}}]
+)",
+                   GetParam(), ws_, {}, &inbox);
+  EXPECT_EQ(r.outcome.status, "submitted") << r.outcome.reason;
+  ASSERT_EQ(r.requests.size(), 2u);
+  std::string first = r.requests[0].body.dump(), next = r.requests[1].body.dump();
+  EXPECT_NE(first.find("Message from alice while you work: use tabs"), std::string::npos);
+  EXPECT_EQ(first.find("bob"), std::string::npos);
+  EXPECT_NE(next.find("Message from bob while you work: also docs"), std::string::npos) << next;
+  EXPECT_EQ(first.find("not json"), std::string::npos);
+}
 
 TEST_P(Loop, EditsAFileAndSubmits) {
   ws_.Write("greeting.txt", "hello world\n");

@@ -24,7 +24,7 @@ struct Exec {
 Exec RunBinary(const std::string& cmd) {
   testutil::TempDir d;
   Exec e;
-  std::string full = cmd + " >" + d.Path("out") + " 2>" + d.Path("err");
+  std::string full = cmd + " >" + (d / "out") + " 2>" + (d / "err");
   int rc = std::system(full.c_str());
   e.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   e.out = d.Read("out");
@@ -45,20 +45,20 @@ TEST(RuntimeBinary, RunsAWholeTaskAndWritesEventsToTheGivenFd) {
   dir.Write("script.json", R"({"replies": [
     {"tool_calls": [{"name": "write", "input": {"path": "notes.txt", "content": "final\n"}}]},
     {"tool_calls": [{"name": "submit", "input": {"summary": "notes finalised"}}]}]})");
-  auto server = ServerProcess::Start(KILN_MODEL_SERVER_BINARY, dir.Path("script.json"),
-                                     dir.Path("requests.jsonl"));
+  auto server = ServerProcess::Start(KILN_MODEL_SERVER_BINARY, (dir / "script.json"),
+                                     (dir / "requests.jsonl"));
   ASSERT_TRUE(server.ok()) << server.error().message();
   nlohmann::json spec = {{"role", "implement"},
                          {"task", "finalise the notes"},
-                         {"workspace", dir.Path("ws")},
+                         {"workspace", (dir / "ws")},
                          {"model",
                           {{"provider", "openai"},
                            {"name", "m"},
                            {"base_url", (*server)->openai_url()},
                            {"api_key_env", "KILN_TEST_NO_SUCH_KEY"}}}};
   dir.Write("spec.json", spec.dump());
-  auto e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec " + dir.Path("spec.json") +
-                     " --events-fd 3 3>" + dir.Path("events.jsonl"));
+  auto e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec " + (dir / "spec.json") +
+                     " --events-fd 3 3>" + (dir / "events.jsonl"));
   EXPECT_EQ(e.status, 0) << e.err;
   EXPECT_EQ(e.out, "");  // stdout stays free when events go elsewhere
   EXPECT_EQ(dir.Read("ws/notes.txt"), "final\n");
@@ -77,23 +77,23 @@ TEST(RuntimeBinary, ExitStatusSaysHowTheRunEnded) {
   dir.Write("ws/.keep", "");
   dir.Write("script.yaml",
             "- {tool_calls: [{name: shell, input: {command: 'echo same'}}], repeat: -1}\n");
-  auto server = ServerProcess::Start(KILN_MODEL_SERVER_BINARY, dir.Path("script.yaml"));
+  auto server = ServerProcess::Start(KILN_MODEL_SERVER_BINARY, (dir / "script.yaml"));
   ASSERT_TRUE(server.ok()) << server.error().message();
   nlohmann::json spec = {{"role", "r"},
                          {"task", "t"},
-                         {"workspace", dir.Path("ws")},
+                         {"workspace", (dir / "ws")},
                          {"model",
                           {{"name", "m"},
                            {"base_url", (*server)->anthropic_url()},
                            {"api_key_env", "KILN_TEST_NO_SUCH_KEY"}}}};
   dir.Write("spec.json", spec.dump());
-  auto e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec-fd 0 <" + dir.Path("spec.json"));
+  auto e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec-fd 0 <" + (dir / "spec.json"));
   EXPECT_EQ(e.status, 4) << e.err;  // stuck
   EXPECT_NE(e.err.find("kiln-runtime: stuck:"), std::string::npos) << e.err;
   spec["budgets"] = {{"max_turns", 1}};
   spec["loop_repeat_limit"] = 5;
   dir.Write("spec.json", spec.dump());
-  e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec " + dir.Path("spec.json"));
+  e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec " + (dir / "spec.json"));
   EXPECT_EQ(e.status, 3) << e.err;  // budget_exhausted
   EXPECT_EQ(Lines(e.out).back()["payload"]["reason"], "turns");
 }
@@ -103,17 +103,17 @@ TEST(RuntimeBinary, BadSpecsAndUsageExitWithTwoNamingTheProblem) {
   dir.Write(
       "spec.json",
       R"({"role": "r", "task": "t", "model": {"name": "m"}, "budgets": {"max_turns": "ten"}})");
-  auto e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec " + dir.Path("spec.json"));
+  auto e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec " + (dir / "spec.json"));
   EXPECT_EQ(e.status, 2);
   EXPECT_NE(e.err.find("'budgets.max_turns' must be a non-negative integer"), std::string::npos)
       << e.err;
-  e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec " + dir.Path("missing.json"));
+  e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec " + (dir / "missing.json"));
   EXPECT_EQ(e.status, 2);
   EXPECT_NE(e.err.find("missing.json"), std::string::npos) << e.err;
   dir.Write(
       "spec.json",
       R"({"role": "r", "task": "t", "model": {"name": "m"}, "workspace": "/nonexistent-ws"})");
-  e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec " + dir.Path("spec.json"));
+  e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --spec " + (dir / "spec.json"));
   EXPECT_EQ(e.status, 2);
   EXPECT_NE(e.err.find("/nonexistent-ws"), std::string::npos) << e.err;
   e = RunBinary(std::string(KILN_RUNTIME_BINARY) + " --frobnicate x");

@@ -3,43 +3,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include "base/fd.h"
+#include "controller/yaml_fields.h"
 
 namespace kiln::modelserver {
 namespace {
 
 using nlohmann::json;
-
-json FromYaml(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: {
-      json o = json::object();
-      for (const auto& kv : n) o[kv.first.as<std::string>()] = FromYaml(kv.second);
-      return o;
-    }
-    case YAML::NodeType::Sequence: {
-      json a = json::array();
-      for (const auto& v : n) a.push_back(FromYaml(v));
-      return a;
-    }
-    case YAML::NodeType::Scalar: {
-      const std::string& s = n.Scalar();
-      if (n.Tag() == "!") return s;  // quoted: always a string
-      if (s == "true" || s == "false") return s == "true";
-      if (s == "null" || s == "~") return nullptr;
-      try {
-        size_t used = 0;
-        long long v = std::stoll(s, &used);
-        if (used == s.size()) return v;
-        double d = std::stod(s, &used);
-        if (used == s.size()) return d;
-      } catch (...) {
-      }
-      return s;
-    }
-    default:
-      return nullptr;
-  }
-}
 
 Result<Reply> ReplyFrom(const json& j, const std::string& where) {
   if (!j.is_object()) return Error::Invalid(where + " must be an object");
@@ -134,7 +103,7 @@ Result<Script> ParseScript(std::string_view text) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     try {
-      j = FromYaml(YAML::Load(std::string(text)));
+      j = yaml::ToJson(YAML::Load(std::string(text)));
     } catch (const std::exception& e) {
       return Error::Invalid(std::string("script is neither JSON nor YAML: ") + e.what());
     }

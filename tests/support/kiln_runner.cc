@@ -24,18 +24,6 @@ namespace fs = std::filesystem;
 std::string KilnBinary() { return KILN_BINARY; }
 std::string HelperDir() { return KILN_HELPER_DIR; }
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/kiln-test-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-  ::chmod(path_.c_str(), 0755);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
 const std::string& TestStateDir() {
   static const std::string& dir = *new std::string([] {
     std::string d = "/tmp/kiln-test-state-" + std::to_string(getpid());
@@ -169,7 +157,12 @@ HostState Snapshot() {
     while (in >> tok && tok != "-") {
     }
     in >> fstype;
-    s.mounts.insert(f[4] + " " + fstype);
+    // Other test processes (the controller's and the workspace tests) mount
+    // under their own /tmp/kiln-* directories while this one runs; only
+    // this process's state directory is ours to check there.
+    const std::string& point = f[4];
+    if (point.rfind("/tmp/kiln-", 0) == 0 && point.rfind(TestStateDir() + "/", 0) != 0) continue;
+    s.mounts.insert(point + " " + fstype);
   }
   std::error_code ec;
   for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace kiln::testing {
 
 struct Outcome {
@@ -36,25 +38,13 @@ Outcome Run(const std::vector<std::string>& argv, const RunOptions& options = {}
 Outcome Sandbox(const std::vector<std::string>& sandbox_args,
                 const std::vector<std::string>& command, const RunOptions& options = {});
 
-// A fresh temporary directory, removed by the destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // The per-process state directory and cgroup parent Sandbox() uses.
 const std::string& TestStateDir();
 const std::string& TestCgroupParent();
 
 struct HostState {
-  std::set<std::string> mounts;    // "mountpoint fstype" of the test process's namespace
+  std::set<std::string> mounts;    // "mountpoint fstype" of the test process's namespace,
+                                   // except other test processes' under /tmp/kiln-*
   std::set<std::string> cgroups;   // directories below the test cgroup parent, every hierarchy
   std::set<std::string> run_dirs;  // sandboxes in the test state directory
   bool operator==(const HostState&) const = default;

@@ -1,0 +1,36 @@
+#include "base/mountinfo.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace kiln::mountinfo {
+namespace {
+
+std::string Decode(const std::string& field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size()) {
+      out += static_cast<char>(std::stoi(field.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += field[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool IsMountPoint(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mount_point;
+    fields >> id >> parent >> dev >> root >> mount_point;
+    if (Decode(mount_point) == path) return true;
+  }
+  return false;
+}
+
+}  // namespace kiln::mountinfo

@@ -1,0 +1,205 @@
+#include "controller/daemon.h"
+
+#include <sys/stat.h>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <list>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "controller/metrics.h"
+#include "controller/provision.h"
+#include "controller/sessionlog/signer.h"
+#include "sandbox/state.h"
+
+namespace kiln::daemon {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct Controller::Parts {
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<git::Cache> cache;
+  std::unique_ptr<proxy::Proxy> proxy;
+  secrets::Vault vault;
+  metrics::Metrics metrics;
+};
+
+Controller::~Controller() = default;
+
+Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
+  std::unique_ptr<Controller> c(new Controller());
+  KILN_TRY(provision::ResolvePaths(&config));
+  c->config_ = std::move(config);
+  const config::Config& cfg = c->config_;
+  std::error_code ec;
+  for (const std::string& dir :
+       {cfg.state_dir, cfg.log_dir, cfg.cache_dir, cfg.state_dir + "/runs"}) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Error::Sys("mkdir(" + Quote(dir) + ")", ec.value());
+  }
+  auto parts = std::make_unique<Parts>();
+  KILN_ASSIGN_OR_RETURN(parts->store, store::OpenSqlite(cfg.store));
+  parts->cache = std::make_unique<git::Cache>(cfg.cache_dir);
+  {
+    auto vault = secrets::Vault::Load(cfg.secrets_file);
+    if (!vault) return vault.error().Wrap("secrets");
+    parts->vault = std::move(*vault);
+  }
+  auto signer = sessionlog::LoadOrCreateSigner(cfg.key_dir);
+  if (!signer) return signer.error().Wrap("the session signing key");
+  parts->proxy = std::make_unique<proxy::Proxy>(2);
+  c->parts_ = std::move(parts);
+  runner::Services& s = c->services_;
+  s.config = &c->config_;
+  s.store = c->parts_->store.get();
+  s.cache = c->parts_->cache.get();
+  s.proxy = c->parts_->proxy.get();
+  s.signer = std::shared_ptr<const sessionlog::Signer>(std::move(*signer));
+  s.vault = &c->parts_->vault;
+  s.metrics = &c->parts_->metrics;
+  s.owner = runner::OwnerId();
+  return c;
+}
+
+Result<size_t> Controller::Recover() {
+  const config::Config& cfg = config_;
+  auto gc = sandbox::state::Gc(cfg.state_dir, "/sys/fs/cgroup", cfg.sandbox.cgroup_parent);
+  for (const auto& id : gc.removed) spdlog::info("recovery: removed sandbox {}", id);
+  for (const auto& e : gc.errors) spdlog::warn("recovery: sandbox gc: {}", e);
+  KILN_ASSIGN_OR_RETURN(std::vector<store::Run> running, services_.store->Running());
+  size_t recovered = 0;
+  std::set<std::string> live;
+  for (const store::Run& run : running) {
+    if (run.owner == services_.owner || runner::OwnerAlive(run.owner)) {
+      live.insert(run.id);
+      continue;
+    }
+    auto head = runner::Reap(services_, run);
+    if (!head) {
+      spdlog::error("recovery: run {}: {}", run.id, head.error().message());
+      continue;
+    }
+    if (!head->empty()) {
+      store::Progress progress;
+      progress.log_head = *head;
+      (void)services_.store->SetProgress(run.id, progress);
+    }
+    std::string why = "the controller running it (" + run.owner + ") died mid-run";
+    if (cfg.recovery == "requeue") {
+      store::RetryPolicy policy{static_cast<int64_t>(cfg.retry.initial_backoff_ms),
+                                static_cast<int64_t>(cfg.retry.max_backoff_ms), 2};
+      auto again = services_.store->FailInfrastructure(run.id, why, policy, NowMs());
+      if (!again) return again.error();
+      spdlog::warn("recovery: run {}: {}; {}", run.id, why,
+                   *again ? "queued again" : "failed (no attempts left)");
+    } else {
+      store::Finish f{store::Status::kError, "crashed", nullptr, why, head->empty() ? "" : *head};
+      KILN_TRY(services_.store->Complete(run.id, f, NowMs()));
+      spdlog::warn("recovery: run {}: {}; marked failed", run.id, why);
+    }
+    ++recovered;
+  }
+  // Run directories of no live run: a crash between a run's end in the store
+  // and its teardown, or a reap that failed earlier.
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(cfg.state_dir + "/runs", ec)) {
+    std::string id = e.path().filename().string();
+    if (live.count(id)) continue;
+    provision::Resources res;
+    res.run_dir = e.path().string();
+    store::Run orphan;
+    orphan.id = id;
+    if (Status st = provision::Release(cfg, orphan, &res); !st.ok()) {
+      spdlog::error("recovery: {}: {}", res.run_dir, st.error().message());
+    }
+  }
+  return recovered;
+}
+
+Status Serve(Controller& c, const std::atomic<bool>& stop) {
+  const config::Config& cfg = c.config();
+  const runner::Services& s = c.services();
+  KILN_ASSIGN_OR_RETURN(size_t recovered, c.Recover());
+  if (recovered > 0) spdlog::info("recovered {} run(s) left by a crashed controller", recovered);
+
+  std::unique_ptr<metrics::Server> server;
+  if (!cfg.metrics_listen.empty()) {
+    KILN_ASSIGN_OR_RETURN(server, metrics::Server::Start(cfg.metrics_listen, [&s] {
+                            return s.metrics->Render(*s.store, s.proxy);
+                          }));
+    spdlog::info("metrics on http://{}/metrics", cfg.metrics_listen);
+  }
+  spdlog::info("kiln serve: owner {}, up to {} runs ({} per repository)", s.owner,
+               cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t active = 0;
+  struct Worker {
+    std::thread thread;
+    bool done = false;  // guarded by mu
+  };
+  std::list<Worker> workers;  // list: a worker's node stays put while it runs
+  store::ClaimLimits limits{cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo};
+  while (!stop.load()) {
+    for (auto it = workers.begin(); it != workers.end();) {
+      bool done;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        done = it->done;
+      }
+      if (done) {
+        it->thread.join();
+        it = workers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (active >= static_cast<size_t>(cfg.concurrency.max_runs)) break;
+      }
+      auto claimed = s.store->Claim(limits, s.owner, NowMs());
+      if (!claimed) {
+        spdlog::error("claiming a run: {}", claimed.error().message());
+        break;
+      }
+      if (!*claimed) break;
+      store::Run run = std::move(**claimed);
+      spdlog::info("run {}: claimed (role {}, {} at {}, attempt {})", run.id, run.request.role,
+                   run.request.repo, run.request.commit, run.attempt);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++active;
+      }
+      Worker& w = workers.emplace_back();
+      w.thread = std::thread([&, run = std::move(run)]() mutable {
+        runner::Execute(s, std::move(run), stop);
+        std::lock_guard<std::mutex> lock(mu);
+        --active;
+        w.done = true;
+        cv.notify_all();
+      });
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, std::chrono::milliseconds(cfg.poll_interval_ms));
+  }
+  spdlog::info("kiln serve: stopping; {} run(s) in flight will be queued again", active);
+  for (auto& w : workers) w.thread.join();
+  return Ok();
+}
+
+}  // namespace kiln::daemon

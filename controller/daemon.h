@@ -1,0 +1,45 @@
+// The controller's process-wide services and the daemon behind `kiln serve`:
+// crash recovery at start, the queue loop (claims runs within the
+// concurrency limits, one thread per run), /metrics, and a shutdown that
+// stops the runs in flight and queues them again.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "controller/config.h"
+#include "controller/runner.h"
+
+namespace kiln::daemon {
+
+// Everything runner::Services points to, owned.
+class Controller {
+ public:
+  // Opens the store, the caches, the signing key and the secrets; starts the
+  // proxy. The config's binaries are resolved here.
+  static Result<std::unique_ptr<Controller>> Open(config::Config config);
+  ~Controller();
+
+  const runner::Services& services() const { return services_; }
+  const config::Config& config() const { return config_; }
+
+  // Reaps the runs whose owner died (and any sandbox whose supervisor died),
+  // appends a `recovery` record to each log, and fails or requeues each run
+  // by the config's recovery policy. Then removes run directories that
+  // belong to no live run. Returns the runs recovered.
+  Result<size_t> Recover();
+
+ private:
+  Controller() = default;
+  struct Parts;
+  config::Config config_;
+  std::unique_ptr<Parts> parts_;
+  runner::Services services_;
+};
+
+// `kiln serve`: runs until stop becomes true (SIGTERM/SIGINT in the CLI).
+Status Serve(Controller& controller, const std::atomic<bool>& stop);
+
+}  // namespace kiln::daemon

@@ -1,0 +1,149 @@
+#include "controller/event_pump.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace kiln::pump {
+namespace {
+
+constexpr size_t kMaxLine = 16 << 20;
+constexpr size_t kOutputKeep = 4096;
+
+bool RuntimeType(std::string_view t) {
+  return t == "model.request" || t == "model.response" || t == "tool.call" || t == "tool.result" ||
+         t == "result";
+}
+
+void NonBlocking(int fd) {
+  if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+// Reads what is there; false at end of file (or a hard error).
+bool Drain(int fd, std::string* into) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      into->append(buf, static_cast<size_t>(n));
+      if (into->size() > 4 * kMaxLine) return true;  // let the caller consume it
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+}
+
+}  // namespace
+
+Pump::Pump(sessionlog::Writer& log, int events_fd, int output_fd)
+    : log_(log), events_fd_(events_fd), output_fd_(output_fd) {
+  NonBlocking(events_fd_);
+  NonBlocking(output_fd_);
+}
+
+void Pump::ReadEvents() {
+  if (events_fd_ < 0) return;
+  bool more = Drain(events_fd_, &partial_);
+  size_t start = 0;
+  for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
+    if (skipping_) {
+      skipping_ = false;  // the end of an overlong line, already reported
+    } else if (nl - start > kMaxLine) {
+      RejectOverlong();
+    } else {
+      Line(std::string_view(partial_).substr(start, nl - start));
+    }
+  }
+  partial_.erase(0, start);
+  if (partial_.size() > kMaxLine) {
+    if (!skipping_) RejectOverlong();
+    skipping_ = true;
+    partial_.clear();
+  }
+  if (!more) {
+    if (!partial_.empty() && !skipping_) Line(partial_);
+    partial_.clear();
+    events_fd_ = -1;
+  }
+}
+
+void Pump::RejectOverlong() {
+  ++rejected_;
+  (void)Note(log_, "rejected_event",
+             "an event line from the runtime was longer than 16 MiB; dropped");
+}
+
+void Pump::Line(std::string_view line) {
+  auto reject = [&](const std::string& why) {
+    ++rejected_;
+    (void)Note(log_, "rejected_event", "an event line from the runtime " + why);
+  };
+  nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+  if (!j.is_object() || !j.contains("type") || !j["type"].is_string() || !j.contains("payload") ||
+      !j["payload"].is_object()) {
+    return reject("is not {\"type\": ..., \"payload\": {...}}: " +
+                  std::string(line.substr(0, 200)));
+  }
+  std::string type = j["type"];
+  if (!RuntimeType(type)) return reject("has a type the runtime may not write: " + type);
+  nlohmann::json payload = std::move(j["payload"]);
+  Sanitise(payload);
+  if (type == "result") {
+    if (!result_.is_null()) return reject("is a second result");
+    result_ = std::move(payload);
+    return;
+  }
+  if (type == "tool.call") ++tool_calls_;
+  if (auto a = log_.Append(type, payload); !a)
+    reject("could not be logged: " + a.error().message());
+}
+
+void Pump::ReadOutput() {
+  if (output_fd_ < 0) return;
+  bool more = Drain(output_fd_, &output_);
+  if (output_.size() > kOutputKeep) output_.erase(0, output_.size() - kOutputKeep);
+  if (!more) output_fd_ = -1;
+}
+
+std::string Pump::output_tail() const {
+  std::string t = output_;
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
+size_t Sanitise(nlohmann::json& j) {
+  size_t n = 0;
+  if (j.is_number_float()) {
+    j = j.dump();
+    return 1;
+  }
+  if (j.is_object() || j.is_array()) {
+    for (auto& v : j) n += Sanitise(v);
+  }
+  return n;
+}
+
+Status Note(sessionlog::Writer& log, std::string_view event, std::string_view message) {
+  auto a = log.Append("controller", {{"event", event}, {"message", message}});
+  if (!a) return a.error();
+  return Ok();
+}
+
+nlohmann::json DiffJson(const git::Diff& diff) {
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& f : diff.files) {
+    nlohmann::json e = {{"path", f.path},         {"status", std::string(1, f.status)},
+                        {"old_mode", f.old_mode}, {"new_mode", f.new_mode},
+                        {"binary", f.binary},     {"too_large", f.too_large},
+                        {"size", f.size}};
+    if (!f.old_path.empty()) e["old_path"] = f.old_path;
+    if (f.new_mode == 0120000) e["link_target"] = f.link_target;
+    files.push_back(std::move(e));
+  }
+  return {{"sha256", diff.sha256}, {"bytes", diff.patch.size()},      {"truncated", diff.truncated},
+          {"files", files},        {"files_total", diff.files_total}, {"patch", diff.patch}};
+}
+
+}  // namespace kiln::pump

@@ -1,0 +1,67 @@
+// The runtime's events into the session log. kiln-runtime writes one JSON
+// line per event on a pipe (docs/runtime.md); the pump checks each line —
+// a known runtime record type, an object payload, at most 16 MiB — and
+// appends it to the run's log with the controller's sequence number, time and
+// hash chain. What the sandbox sends is untrusted: a line that is not a valid
+// event becomes a `controller` record saying so, never a record of its own
+// type. The runtime's final `result` is held back: the controller completes
+// it with the diff and writes it after the sandbox is gone.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.h"
+#include "controller/git/git.h"
+#include "controller/sessionlog/writer.h"
+
+namespace kiln::pump {
+
+class Pump {
+ public:
+  // events_fd: the read end of the event pipe; output_fd: the sandbox's
+  // stdout and stderr. Both are made non-blocking.
+  Pump(sessionlog::Writer& log, int events_fd, int output_fd);
+
+  // Each reads what is available now; at end of file its fd() becomes -1.
+  void ReadEvents();
+  void ReadOutput();
+  int events_fd() const { return events_fd_; }
+  int output_fd() const { return output_fd_; }
+  bool open() const { return events_fd_ >= 0 || output_fd_ >= 0; }
+
+  uint64_t tool_calls() const { return tool_calls_; }
+  uint64_t rejected() const { return rejected_; }
+  const nlohmann::json& result() const { return result_; }
+  // The last 4 KiB of the sandbox's output (kiln's and the runtime's stderr).
+  std::string output_tail() const;
+
+ private:
+  void Line(std::string_view line);
+  void RejectOverlong();
+
+  sessionlog::Writer& log_;
+  int events_fd_;
+  int output_fd_;
+  std::string partial_;
+  bool skipping_ = false;  // inside a line that went over the limit
+  std::string output_;
+  uint64_t tool_calls_ = 0;
+  uint64_t rejected_ = 0;
+  nlohmann::json result_;
+};
+
+// The session log holds integers only (canonical JSON); the agent's tool
+// arguments and results may carry fractions. Each non-integer number in j
+// becomes its decimal text. Returns how many were converted.
+size_t Sanitise(nlohmann::json& j);
+
+// Appends a `controller` record {event, message}.
+Status Note(sessionlog::Writer& log, std::string_view event, std::string_view message);
+
+// The diff as recorded in the `result` record and the store.
+nlohmann::json DiffJson(const git::Diff& diff);
+
+}  // namespace kiln::pump

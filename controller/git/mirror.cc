@@ -1,0 +1,173 @@
+// Cache::Resolve: the bare mirror of a repository, cloned on first use and
+// fetched when a revision is not in it, one flock(2) lock per mirror.
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <optional>
+#include <string>
+
+#include "controller/git/files.h"
+#include "controller/git/git.h"
+#include "controller/git/libgit.h"
+
+namespace kiln::git {
+namespace {
+
+// Every ref of the origin under the same name: branches, tags, notes, and
+// whatever a forge keeps under refs/ (pull request heads).
+constexpr char kMirrorRefspec[] = "+refs/*:refs/*";
+constexpr char kRemote[] = "origin";
+
+Error Unreachable(const std::string& url, const std::string& why) {
+  return Error(Error::Code::kIO, "repository " + Quote(url) + " is unreachable: " + why);
+}
+
+Error RevisionNotFound(const std::string& url, const std::string& rev) {
+  return Error::NotFound("revision " + Quote(rev) + " not found in " + Quote(url));
+}
+
+// A revision written as an object name (full or abbreviated): found locally,
+// it names the same commit whatever the origin did since.
+bool LooksLikeSha(const std::string& rev) {
+  if (rev.size() < GIT_OID_MINPREFIXLEN || rev.size() > GIT_OID_HEXSZ) return false;
+  for (char c : rev) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The commit rev names in repo (peeling tags), or nullopt if it names none.
+Result<std::optional<std::string>> LookupCommit(git_repository* repo, const std::string& rev) {
+  git_object* obj = nullptr;
+  int rc = git_revparse_single(&obj, repo, rev.c_str());
+  if (rc == GIT_ENOTFOUND || rc == GIT_EAMBIGUOUS || rc == GIT_EINVALIDSPEC) {
+    return std::optional<std::string>();
+  }
+  if (rc != 0) return GitError("resolving " + Quote(rev));
+  ObjectPtr named(obj);
+  git_object* commit = nullptr;
+  rc = git_object_peel(&commit, named.get(), GIT_OBJECT_COMMIT);
+  // A tag of a tree or blob, or a tree or blob named directly: not a commit.
+  if (rc == GIT_EPEEL || rc == GIT_EINVALIDSPEC || rc == GIT_ENOTFOUND) {
+    return std::optional<std::string>();
+  }
+  if (rc != 0) return GitError("peeling " + Quote(rev));
+  ObjectPtr owner(commit);
+  return std::optional<std::string>(OidHex(*git_object_id(commit)));
+}
+
+// Points the mirror's HEAD where the origin's HEAD points, so that "HEAD"
+// resolves to the origin's default branch. heads is the origin's ref list.
+Status FollowRemoteHead(git_repository* repo, const git_remote_head** heads, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    if (std::string_view(heads[i]->name) != "HEAD") continue;
+    git_reference* ref = nullptr;
+    const char* target = heads[i]->symref_target;
+    if (target != nullptr && git_reference_lookup(&ref, repo, target) == 0) {
+      git_reference_free(ref);
+      if (git_repository_set_head(repo, target) != 0) return GitError("setting HEAD");
+    } else if (git_repository_set_head_detached(repo, &heads[i]->oid) != 0) {
+      return GitError("setting HEAD");
+    }
+    return Ok();
+  }
+  return Ok();
+}
+
+// Fetches every ref of the origin into the mirror, pruning refs the origin
+// deleted.
+Status Fetch(git_repository* repo, const std::string& url) {
+  git_remote* r = nullptr;
+  if (git_remote_lookup(&r, repo, kRemote) != 0) return GitError("mirror of " + Quote(url));
+  RemotePtr remote(r);
+  git_fetch_options opts;
+  git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
+  opts.prune = GIT_FETCH_PRUNE;
+  opts.update_fetchhead = 0;
+  // The refspec names refs/tags/* already; no separate tag following.
+  opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+  if (git_remote_fetch(remote.get(), nullptr, &opts, "kiln: fetch") != 0) {
+    return Unreachable(url, LastGitMessage());
+  }
+  // The ref list of the connection just closed, as git_clone uses it.
+  const git_remote_head** heads = nullptr;
+  size_t count = 0;
+  if (git_remote_ls(&heads, &count, remote.get()) != 0) return GitError("listing " + Quote(url));
+  return FollowRemoteHead(repo, heads, count);
+}
+
+// Clones url into a new bare mirror at path: built in a temporary directory
+// beside it and renamed into place, so a failed or interrupted clone leaves
+// no mirror behind. Called under the mirror's lock.
+Status CloneMirror(const std::string& url, const std::string& dir, const std::string& path,
+                   const std::string& temp_prefix) {
+  KILN_TRY(RemoveStale(dir, temp_prefix));
+  KILN_ASSIGN_OR_RETURN(std::string tmp, MakeTempDir(dir, temp_prefix));
+  Cleanup remove_tmp([&] { (void)RemoveTree(tmp); });
+  git_repository_init_options init;
+  git_repository_init_options_init(&init, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+  init.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_NO_REINIT;
+  git_repository* r = nullptr;
+  if (git_repository_init_ext(&r, tmp.c_str(), &init) != 0) {
+    return GitError("creating mirror " + Quote(tmp));
+  }
+  RepoPtr repo(r);
+  git_remote* remote = nullptr;
+  if (git_remote_create_with_fetchspec(&remote, repo.get(), kRemote, url.c_str(), kMirrorRefspec) !=
+      0) {
+    // An URL libgit2 cannot even parse is as unreachable as a dead host.
+    return Unreachable(url, LastGitMessage());
+  }
+  git_remote_free(remote);
+  KILN_TRY(Fetch(repo.get(), url));
+  repo.reset();
+  KILN_TRY(SyncFs(tmp));
+  KILN_TRY(Rename(tmp, path));
+  remove_tmp.Dismiss();
+  return Ok();
+}
+
+}  // namespace
+
+Cache::Cache(std::string root) : root_(std::move(root)) {}
+
+Result<Resolved> Cache::Resolve(const std::string& url, const std::string& rev) {
+  InitLibgit2();
+  std::string dir = root_ + "/mirrors";
+  KILN_TRY(MakeDirs(root_));
+  KILN_TRY(MakeDir(dir, 0700));
+  std::string key = Sha256Hex(url).substr(0, 24);
+  Resolved out{url, dir + "/" + key + ".git", "", false};
+  KILN_ASSIGN_OR_RETURN(FileLock lock,
+                        FileLock::Acquire(dir + "/" + key + ".lock", FileLock::Mode::kExclusive));
+
+  struct stat st;
+  if (::stat(out.mirror_path.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Error::Sys("stat(" + Quote(out.mirror_path) + ")", errno);
+    KILN_TRY(CloneMirror(url, dir, out.mirror_path, key + ".git.tmp-"));
+    out.fetched = true;
+  }
+  KILN_ASSIGN_OR_RETURN(RepoPtr repo, OpenBare(out.mirror_path));
+  // Branches, tags and HEAD move: they are looked up at the origin every
+  // time. An object name found locally needs no network.
+  if (!out.fetched && LooksLikeSha(rev)) {
+    KILN_ASSIGN_OR_RETURN(std::optional<std::string> commit, LookupCommit(repo.get(), rev));
+    if (commit) {
+      out.commit = *commit;
+      return out;
+    }
+  }
+  if (!out.fetched) {
+    KILN_TRY(Fetch(repo.get(), url));
+    KILN_TRY(SyncFs(out.mirror_path));
+    out.fetched = true;
+  }
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> commit, LookupCommit(repo.get(), rev));
+  if (!commit) return RevisionNotFound(url, rev);
+  out.commit = *commit;
+  return out;
+}
+
+}  // namespace kiln::git

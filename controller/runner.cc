@@ -1,0 +1,486 @@
+#include "controller/runner.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+
+#include "base/fd.h"
+#include "controller/event_pump.h"
+#include "controller/launch.h"
+#include "controller/provision.h"
+#include "controller/sessionlog/verify.h"
+#include "controller/sessionlog/writer.h"
+#include "sandbox/procfs.h"
+#include "sandbox/state.h"
+
+namespace kiln::runner {
+namespace {
+
+using nlohmann::json;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// How an attempt ended, before it is written to the store.
+struct Ending {
+  store::Status status = store::Status::kFailed;
+  bool infrastructure = false;  // retried under the retry policy
+  std::string outcome;          // the runtime's, or timeout / cancelled / error
+  std::string error;
+};
+
+// The sandbox's report, as `kiln sandbox run --report` wrote it.
+struct SandboxReport {
+  bool present = false;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  std::string error;
+  bool timed_out = false;
+  bool oom_killed = false;
+};
+
+// j[key] when it is a string, else "" (a report or event may hold null).
+std::string Text(const json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+bool Flag(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+
+SandboxReport ReadReport(const std::string& path) {
+  SandboxReport r;
+  auto text = ReadFile(path);
+  if (!text) return r;
+  json j = json::parse(*text, nullptr, false);
+  if (!j.is_object()) return r;
+  r.present = true;
+  if (j.contains("exit_code") && j["exit_code"].is_number_integer()) r.exit_code = j["exit_code"];
+  if (j.contains("signal") && j["signal"].is_number_integer()) r.signal = j["signal"];
+  r.error = Text(j, "error");
+  r.timed_out = Flag(j, "timed_out");
+  r.oom_killed = Flag(j, "oom_killed");
+  return r;
+}
+
+// Maps the sandbox's report and the runtime's `result` event to the run's end.
+Ending Classify(const SandboxReport& rep, const json& result_event, bool cancelled, bool stopping) {
+  Ending e;
+  std::string outcome = Text(result_event, "outcome");
+  std::string reason = Text(result_event, "reason");
+  if (cancelled) return {store::Status::kCancelled, false, "cancelled", "cancelled by request"};
+  if (stopping)
+    return {store::Status::kError, true, "interrupted", "kiln serve stopped during the run"};
+  if (!rep.present) {
+    return {store::Status::kError, true, "error", "the sandbox ended without writing its report"};
+  }
+  if (!rep.error.empty() || (rep.exit_code && *rep.exit_code >= 125 && *rep.exit_code <= 127)) {
+    return {store::Status::kError, true, "error",
+            "the sandbox could not run the agent: " +
+                (rep.error.empty() ? "exit status " + std::to_string(*rep.exit_code) : rep.error)};
+  }
+  if (rep.timed_out)
+    return {store::Status::kFailed, false, "timeout", "the run hit its time limit"};
+  if (rep.oom_killed) {
+    return {store::Status::kFailed, false, outcome.empty() ? "failed" : outcome,
+            "out of memory: the kernel killed a process of the run"};
+  }
+  if (rep.signal) {
+    return {store::Status::kFailed, false, "failed",
+            "the agent was killed by signal " + std::to_string(*rep.signal)};
+  }
+  int code = rep.exit_code.value_or(-1);
+  switch (code) {
+    case 0:
+      if (outcome == "submitted") return {store::Status::kSucceeded, false, outcome, ""};
+      return {store::Status::kFailed, false, "failed",
+              "kiln-runtime exited 0 without a submitted result"};
+    case 2:
+      return {store::Status::kError, false, "error", "kiln-runtime refused its spec or workspace"};
+    case 3:
+      return {store::Status::kBudgetExhausted, false, "budget_exhausted", reason};
+    case 1:
+    case 4:
+    case 5:
+      return {store::Status::kFailed, false, outcome.empty() ? "failed" : outcome, reason};
+    default:
+      return {store::Status::kFailed, false, "failed",
+              "kiln-runtime exited with status " + std::to_string(code)};
+  }
+}
+
+// One attempt of a run: owns every resource it creates and releases each on
+// every path (the destructor is the last resort; Teardown() reports errors).
+class Attempt {
+ public:
+  Attempt(const Services& s, store::Run run) : s_(s), cfg_(*s.config), run_(std::move(run)) {}
+  ~Attempt() { (void)Teardown(); }
+
+  store::Run Go(const std::atomic<bool>& stop) {
+    auto t0 = std::chrono::steady_clock::now();
+    Ending end;
+    if (Status st = Prepare(); !st.ok()) {
+      end = failure_;
+    } else {
+      provision_s_ = Since(t0);
+      end = RunSandbox(stop);
+      auto t1 = std::chrono::steady_clock::now();
+      CollectResult(end);
+      if (Status td = Teardown(); !td.ok()) {
+        spdlog::error("run {}: teardown: {}", run_.id, td.error().message());
+        if (end.error.empty()) end.error = "teardown: " + td.error().message();
+      }
+      finish_s_ = Since(t1);
+      // Where the attempt's time went, for the log, the store and the
+      // benchmark (docs/BENCHMARKS.md).
+      result_["timings"] = Timings();
+    }
+    (void)Teardown();
+    CloseLog(end);
+    return Record(end, Since(t0));
+  }
+
+ private:
+  // Everything before the sandbox starts. On failure failure_ says how the
+  // attempt ends.
+  Status Prepare() {
+    auto fail = [&](const Error& e, bool infrastructure) -> kiln::Status {
+      failure_ = {store::Status::kError, infrastructure, "error", e.message()};
+      return e;
+    };
+    auto p = provision::Plan(s_, run_);
+    if (!p) return fail(p.error(), false);
+    plan_ = std::move(*p);
+    auto repo = s_.cache->Resolve(run_.request.repo, run_.request.commit);
+    if (!repo) {
+      // A revision that does not exist is the request's fault; an
+      // unreachable repository may come back.
+      return fail(repo.error(), repo.error().code() != Error::Code::kNotFound);
+    }
+    repo_ = *repo;
+    store::Progress progress;
+    progress.commit_sha = repo_.commit;
+    progress.image_digest = plan_.image_digest;
+    progress.sandbox_id = SandboxId(run_);
+    progress.log_path = LogPath(cfg_, run_);
+    (void)s_.store->SetProgress(run_.id, progress);
+    if (Status st = OpenLog(); !st.ok()) return fail(st.error(), true);
+    auto r = provision::Materialise(s_, run_, plan_, repo_, &res_, log_.get());
+    if (!r) {
+      AppendNote("provisioning_failed", r.error().message());
+      return fail(r.error(), true);
+    }
+    return Ok();
+  }
+
+  kiln::Status OpenLog() {
+    std::error_code ec;
+    std::filesystem::create_directories(cfg_.log_dir, ec);
+    if (ec) return Error::Sys("mkdir(" + Quote(cfg_.log_dir) + ")", ec.value());
+    sessionlog::WriterOptions o;
+    std::string id = run_.attempt > 1 ? run_.id + "." + std::to_string(run_.attempt) : run_.id;
+    KILN_ASSIGN_OR_RETURN(log_, sessionlog::Writer::Create(LogPath(cfg_, run_), id, s_.signer, o));
+    for (const auto& [name, value] : plan_.secrets) KILN_TRY(log_->AddSecret(name, value));
+    KILN_ASSIGN_OR_RETURN(auto a, log_->Append("run.start", plan_.RunStart(run_, repo_)));
+    head_ = sessionlog::Hex(a.hash);
+    return Ok();
+  }
+
+  void AppendNote(std::string_view event, const std::string& what) {
+    if (log_) (void)pump::Note(*log_, event, what);
+  }
+
+  Ending RunSandbox(const std::atomic<bool>& stop) {
+    auto t_start = std::chrono::steady_clock::now();
+    int ev[2], out[2], steer[2];
+    if (::pipe2(ev, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
+        ::pipe2(steer, O_CLOEXEC) != 0) {
+      return {store::Status::kError, true, "error", Error::Sys("pipe2", errno).message()};
+    }
+    UniqueFd ev_r(ev[0]), ev_w(ev[1]), out_r(out[0]), out_w(out[1]), steer_r(steer[0]),
+        steer_w(steer[1]);
+    sandbox::Spec spec = provision::SandboxSpec(s_, run_, plan_, res_, ev_w.get(), steer_r.get());
+    std::string report = RunDir(cfg_, run_.id) + "/report.json";
+    auto child = launch::Child::Start(launch::SandboxArgv(cfg_.kiln_binary, spec, report),
+                                      out_w.get(), {ev_w.get(), steer_r.get()});
+    if (!child) {
+      if (s_.metrics) s_.metrics->SandboxFailure();
+      AppendNote("sandbox_failed", child.error().message());
+      return {store::Status::kError, true, "error", child.error().message()};
+    }
+    ev_w.reset();
+    out_w.reset();
+    steer_r.reset();
+    // A runtime busy in a long tool call must not block this thread.
+    ::fcntl(steer_w.get(), F_SETFL, O_NONBLOCK);
+    spdlog::info("run {}: sandbox {} started", run_.id, spec.id);
+
+    pump::Pump pump(*log_, ev_r.get(), out_r.get());
+    bool cancelled = false, stopping = false;
+    std::optional<std::chrono::steady_clock::time_point> kill_at;
+    UniqueFd timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
+    itimerspec its{};
+    its.it_interval.tv_sec = static_cast<time_t>(cfg_.poll_interval_ms / 1000);
+    its.it_interval.tv_nsec = static_cast<long>(cfg_.poll_interval_ms % 1000) * 1'000'000;
+    its.it_value = its.it_interval;
+    ::timerfd_settime(timer.get(), 0, &its, nullptr);
+    bool exited = false;
+    while (!exited || pump.open()) {
+      pollfd fds[4] = {{pump.events_fd(), POLLIN, 0},
+                       {pump.output_fd(), POLLIN, 0},
+                       {exited ? -1 : child->pidfd(), POLLIN, 0},
+                       {timer.get(), POLLIN, 0}};
+      int n = ::poll(fds, 4, exited ? 2000 : -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0) break;  // exited, and the pipes stay open: a straggler holds them
+      if (fds[0].revents) pump.ReadEvents();
+      if (fds[1].revents) pump.ReadOutput();
+      if (fds[2].revents) exited = true;
+      if (fds[3].revents) {
+        uint64_t ticks;
+        (void)!::read(timer.get(), &ticks, sizeof ticks);
+        if (exited) continue;
+        auto cur = s_.store->Get(run_.id);
+        if (!cancelled && cur && cur->cancel_requested) {
+          cancelled = true;
+          spdlog::info("run {}: cancel requested", run_.id);
+        }
+        if (!stopping && stop.load()) stopping = true;
+        if ((cancelled || stopping) && !kill_at) {
+          (void)child->Signal(SIGTERM);  // the supervisor passes it to the agent
+          kill_at =
+              std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.sandbox.grace_ms);
+        }
+        if (kill_at && std::chrono::steady_clock::now() >= *kill_at) {
+          (void)child->Signal(SIGKILL);  // its init and the pid namespace follow
+        }
+        SendSteering(steer_w.get());
+      }
+    }
+    (void)child->Wait();
+    sandbox_s_ = Since(t_start);
+    tool_calls_ = pump.tool_calls();
+    result_event_ = pump.result();
+    output_tail_ = pump.output_tail();
+    SandboxReport rep = ReadReport(report);
+    if (!rep.present) {
+      // The supervisor died without its report (SIGKILL after the grace):
+      // reap what it left, as `kiln sandbox gc` would.
+      (void)sandbox::state::Gc(cfg_.state_dir, "/sys/fs/cgroup", cfg_.sandbox.cgroup_parent);
+    }
+    Ending e = Classify(rep, result_event_, cancelled, stopping);
+    if (e.infrastructure && s_.metrics) s_.metrics->SandboxFailure();
+    if (e.infrastructure && !output_tail_.empty()) e.error += " (output: " + output_tail_ + ")";
+    return e;
+  }
+
+  void SendSteering(int fd) {
+    auto steers = s_.store->TakeSteering(run_.id);
+    if (!steers) return;
+    for (const auto& m : *steers) {
+      json line = {{"from", m.from}, {"message", m.message}};
+      std::string text = line.dump() + "\n";
+      if (Status w = WriteAll(fd, text); !w.ok()) {
+        AppendNote("steer_failed", "a message from " + m.from +
+                                       " could not be passed to the agent: " + w.error().message());
+        continue;
+      }
+      (void)log_->Append("steer", {{"from", m.from}, {"message", m.message}});
+    }
+  }
+
+  // The diff of the workspace, read after the sandbox is gone, and the
+  // `result` record combining it with the runtime's.
+  void CollectResult(Ending& end) {
+    json diff;
+    if (!res_.workspace.merged.empty()) {
+      git::DiffOptions o;
+      o.max_file_bytes = cfg_.result.max_file_bytes;
+      o.max_patch_bytes = cfg_.result.max_patch_bytes;
+      auto d = git::Collect(repo_.mirror_path, repo_.commit, res_.workspace.merged, o);
+      if (d) {
+        diff = pump::DiffJson(*d);
+      } else {
+        AppendNote("diff_failed", d.error().message());
+        if (end.status == store::Status::kSucceeded) {
+          end = {store::Status::kError, true, "error",
+                 "collecting the diff: " + d.error().message()};
+        }
+      }
+    }
+    json payload = result_event_.is_object() ? result_event_ : json::object();
+    payload["outcome"] = end.outcome;
+    if (!end.error.empty()) payload["reason"] = end.error;
+    if (!payload.contains("summary")) payload["summary"] = end.error;
+    if (!diff.is_null()) {
+      payload["diff_sha256"] = diff["sha256"];
+      payload["diff_bytes"] = diff["bytes"];
+      payload["diff"] = diff;
+    }
+    pump::Sanitise(payload);
+    if (log_) {
+      auto a = log_->Append("result", payload);
+      if (!a) spdlog::error("run {}: writing the result: {}", run_.id, a.error().message());
+    }
+    result_ = json::object();
+    if (payload.contains("result")) result_["result"] = payload["result"];
+    if (!diff.is_null()) result_["diff"] = diff;
+    if (payload.contains("totals")) result_["totals"] = payload["totals"];
+  }
+
+  kiln::Status Teardown() { return provision::Release(cfg_, run_, &res_); }
+
+  json Timings() const {
+    auto ms = [](double s) { return static_cast<uint64_t>(s * 1000 + 0.5); };
+    return {{"provision_ms", ms(provision_s_)},
+            {"sandbox_ms", ms(sandbox_s_)},
+            {"result_and_teardown_ms", ms(finish_s_)}};
+  }
+
+  void CloseLog(const Ending& end) {
+    if (!log_) return;
+    json totals = result_.value("totals", json::object());
+    totals["tool_calls"] = tool_calls_;
+    totals["proxy_requests"] = res_.proxy_requests ? res_.proxy_requests->load() : 0;
+    json p = {{"status", end.status == store::Status::kFailed && end.outcome == "timeout"
+                             ? std::string("timeout")
+                             : std::string(store::ToString(end.status))},
+              {"totals", totals}};
+    if (!end.error.empty()) p["error"] = end.error;
+    if (result_.contains("timings")) p["timings"] = result_["timings"];
+    auto a = log_->Close(p);
+    if (a) {
+      head_ = sessionlog::Hex(a->hash);
+    } else {
+      spdlog::error("run {}: closing the log: {}", run_.id, a.error().message());
+    }
+    log_.reset();
+  }
+
+  store::Run Record(const Ending& end, double seconds) {
+    int64_t now = NowMs();
+    if (end.infrastructure && end.status == store::Status::kError) {
+      store::RetryPolicy policy{static_cast<int64_t>(cfg_.retry.initial_backoff_ms),
+                                static_cast<int64_t>(cfg_.retry.max_backoff_ms), 2};
+      store::Progress progress;
+      progress.log_head = head_;
+      (void)s_.store->SetProgress(run_.id, progress);
+      auto again = s_.store->FailInfrastructure(run_.id, end.error, policy, now);
+      if (again && *again) spdlog::warn("run {}: {}; queued again", run_.id, end.error);
+    } else {
+      store::Finish f{end.status, end.outcome, result_.empty() ? json() : result_, end.error,
+                      head_};
+      if (auto st = s_.store->Complete(run_.id, f, now); !st.ok()) {
+        spdlog::error("run {}: recording the end: {}", run_.id, st.error().message());
+      }
+    }
+    if (s_.metrics) {
+      s_.metrics->RunFinished(end.status, seconds);
+      s_.metrics->Overhead(provision_s_ + finish_s_);
+    }
+    spdlog::info("run {}: {} ({}){}", run_.id, store::ToString(end.status), end.outcome,
+                 end.error.empty() ? "" : ": " + end.error);
+    auto final_run = s_.store->Get(run_.id);
+    return final_run ? *final_run : run_;
+  }
+
+  const Services& s_;
+  const config::Config& cfg_;
+  store::Run run_;
+  provision::RunPlan plan_;
+  provision::Resources res_;
+  git::Resolved repo_;
+  std::unique_ptr<sessionlog::Writer> log_;
+  std::string head_;
+  Ending failure_;
+  json result_event_;
+  json result_ = json::object();
+  std::string output_tail_;
+  uint64_t tool_calls_ = 0;
+  double provision_s_ = 0;  // Prepare(): plan, repository, log, resources
+  double sandbox_s_ = 0;    // launch to the sandbox's end
+  double finish_s_ = 0;     // result collection and teardown
+};
+
+}  // namespace
+
+std::string OwnerId() {
+  return std::to_string(::getpid()) + ":" +
+         std::to_string(sandbox::state::ProcessStartTime(::getpid()));
+}
+
+bool OwnerAlive(const std::string& owner) {
+  size_t colon = owner.find(':');
+  if (colon == std::string::npos) return false;
+  pid_t pid = static_cast<pid_t>(std::strtol(owner.c_str(), nullptr, 10));
+  uint64_t start = std::strtoull(owner.c_str() + colon + 1, nullptr, 10);
+  return pid > 0 && start != 0 && sandbox::state::ProcessStartTime(pid) == start;
+}
+
+std::string RunDir(const config::Config& config, const std::string& run_id) {
+  return config.state_dir + "/runs/" + run_id;
+}
+
+std::string LogPath(const config::Config& config, const store::Run& run) {
+  std::string name = run.attempt > 1 ? run.id + "." + std::to_string(run.attempt) : run.id;
+  return config.log_dir + "/" + name + ".log";
+}
+
+std::string SandboxId(const store::Run& run) { return run.id + "-" + std::to_string(run.attempt); }
+
+Status CheckRequest(const Services& services, const store::RunRequest& request) {
+  store::Run run;
+  run.request = request;
+  auto plan = provision::Plan(services, run);
+  if (!plan) return plan.error();
+  return Ok();
+}
+
+store::Run Execute(const Services& services, store::Run run, const std::atomic<bool>& stop) {
+  Attempt attempt(services, std::move(run));
+  return attempt.Go(stop);
+}
+
+Result<std::string> Reap(const Services& services, const store::Run& run) {
+  const config::Config& cfg = *services.config;
+  provision::Resources res;
+  res.run_dir = RunDir(cfg, run.id);
+  KILN_TRY(provision::Release(cfg, run, &res));
+  std::string path = LogPath(cfg, run);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::string();
+  auto w = sessionlog::Writer::Recover(path, services.signer);
+  if (!w) {
+    // Already closed (the crash came after run.end): its head stands.
+    auto report = sessionlog::Verify(path, {});
+    if (report && report->complete) return sessionlog::Hex(report->head);
+    return w.error();
+  }
+  KILN_ASSIGN_OR_RETURN(auto end,
+                        (*w)->Close({{"status", "crashed"},
+                                     {"error", "the controller running this run (" + run.owner +
+                                                   ") died; reaped by " + services.owner}}));
+  return sessionlog::Hex(end.hash);
+}
+
+}  // namespace kiln::runner

@@ -1,0 +1,537 @@
+// The embedded SQLite backend of the run store (docs/store.md).
+//
+// One connection per Store, its use serialised by a mutex. Every
+// read-modify-write runs inside BEGIN IMMEDIATE, which takes the database's
+// write lock before the first read, so two connections (threads with their own
+// Store, or `kiln runs` next to `kiln serve`) never act on the same stale
+// state: two claims cannot pick the same run, nor both take the last free slot.
+// Single SELECTs need no transaction: in WAL mode each reads one consistent
+// snapshot without blocking writers.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+
+#include "controller/store/run_id.h"
+#include "controller/store/schema.h"
+#include "controller/store/sqlite.h"
+#include "controller/store/store.h"
+
+namespace kiln::store {
+namespace {
+
+// How long a writer waits for another connection's write lock.
+constexpr int kBusyTimeoutMs = 5'000;
+
+// The columns RowToRun reads, in its order.
+constexpr std::string_view kRunColumns =
+    "id, role, repo, revision, task, priority, budgets, requested_by, max_attempts, status, "
+    "attempt, created_ms, started_ms, finished_ms, not_before_ms, owner, cancel_requested, "
+    "commit_sha, image_digest, sandbox_id, log_path, log_head, outcome, result, error";
+
+// "SELECT <run columns> FROM runs <rest>": rest holds the conditions, with
+// values as parameters only.
+std::string SelectRuns(std::string_view rest) {
+  std::string sql = "SELECT ";
+  sql += kRunColumns;
+  sql += " FROM runs ";
+  sql += rest;
+  return sql;
+}
+
+std::string Name(Status s) { return std::string(ToString(s)); }
+
+// Invalid UTF-8 in a string (from a model's reply, say) becomes U+FFFD
+// rather than failing the write: the run's record matters more than a byte.
+std::string DumpJson(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Error Corrupt(const sqlite::Db& db, std::string_view id, std::string_view column,
+              const std::string& why) {
+  return Error(Error::Code::kCorruption, "store " + Quote(db.path()) + ": run " + Quote(id) +
+                                             ": column " + Quote(column) + ": " + why);
+}
+
+Result<nlohmann::json> ParseJson(const sqlite::Db& db, std::string_view id, std::string_view column,
+                                 const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Corrupt(db, id, column, "not valid JSON");
+  return j;
+}
+
+// The row under stmt, whose columns are kRunColumns.
+Result<Run> RowToRun(const sqlite::Db& db, const sqlite::Stmt& stmt) {
+  Run run;
+  int c = 0;
+  run.id = stmt.Text(c++);
+  RunRequest& req = run.request;
+  req.role = stmt.Text(c++);
+  req.repo = stmt.Text(c++);
+  req.commit = stmt.Text(c++);
+  req.task = stmt.Text(c++);
+  req.priority = static_cast<int>(stmt.Int(c++));
+  KILN_ASSIGN_OR_RETURN(req.budgets, ParseJson(db, run.id, "budgets", stmt.Text(c++)));
+  req.requested_by = stmt.Text(c++);
+  req.max_attempts = static_cast<int>(stmt.Int(c++));
+  std::string status = stmt.Text(c++);
+  Result<Status> parsed = ParseStatus(status);
+  if (!parsed.ok()) return Corrupt(db, run.id, "status", parsed.error().message());
+  run.status = *parsed;
+  run.attempt = static_cast<int>(stmt.Int(c++));
+  run.created_ms = stmt.Int(c++);
+  run.started_ms = stmt.Int(c++);
+  run.finished_ms = stmt.Int(c++);
+  run.not_before_ms = stmt.Int(c++);
+  run.owner = stmt.Text(c++);
+  run.cancel_requested = stmt.Int(c++) != 0;
+  run.commit_sha = stmt.Text(c++);
+  run.image_digest = stmt.Text(c++);
+  run.sandbox_id = stmt.Text(c++);
+  run.log_path = stmt.Text(c++);
+  run.log_head = stmt.Text(c++);
+  run.outcome = stmt.Text(c++);
+  KILN_ASSIGN_OR_RETURN(run.result, ParseJson(db, run.id, "result", stmt.Text(c++)));
+  run.error = stmt.Text(c++);
+  return run;
+}
+
+// Steps stmt (a SELECT of kRunColumns) to the end.
+Result<std::vector<Run>> AllRuns(const sqlite::Db& db, sqlite::Stmt& stmt) {
+  std::vector<Run> runs;
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return runs;
+    KILN_ASSIGN_OR_RETURN(Run run, RowToRun(db, stmt));
+    runs.push_back(std::move(run));
+  }
+}
+
+// min(initial * multiplier^(attempt-1), max), never negative. Computed in
+// double: a large attempt overflows to infinity, which the cap absorbs.
+int64_t Backoff(const RetryPolicy& policy, int attempt) {
+  double ms = static_cast<double>(policy.initial_backoff_ms) *
+              std::pow(policy.multiplier, std::max(attempt - 1, 0));
+  const auto cap = static_cast<double>(policy.max_backoff_ms);
+  if (!(ms < cap)) ms = cap;  // also catches NaN
+  return ms > 0 ? static_cast<int64_t>(ms) : 0;
+}
+
+kiln::Status RequireNonEmpty(std::string_view field, const std::string& value) {
+  if (value.empty()) {
+    return Error::Invalid("enqueue: the request's " + std::string(field) + " is empty");
+  }
+  return Ok();
+}
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite::Db db) : db_(std::move(db)) {}
+
+  Result<Run> Enqueue(const RunRequest& request, int64_t now_ms) override;
+  Result<std::optional<Run>> Claim(const ClaimLimits& limits, std::string_view owner,
+                                   int64_t now_ms) override;
+  kiln::Status SetProgress(std::string_view id, const Progress& progress) override;
+  kiln::Status Complete(std::string_view id, const Finish& finish, int64_t now_ms) override;
+  Result<bool> FailInfrastructure(std::string_view id, std::string_view error,
+                                  const RetryPolicy& policy, int64_t now_ms) override;
+  Result<Run> RequestCancel(std::string_view id, int64_t now_ms) override;
+  Result<Run> Start(std::string_view id, std::string_view owner, int64_t now_ms) override;
+  kiln::Status AddSteering(std::string_view id, std::string_view from, std::string_view message,
+                           int64_t now_ms) override;
+  Result<std::vector<Steering>> TakeSteering(std::string_view id) override;
+  Result<Run> Get(std::string_view id) override;
+  Result<std::vector<Run>> List(const ListFilter& filter) override;
+  Result<std::vector<Run>> Running() override;
+  Result<std::map<Status, uint64_t>> CountByStatus() override;
+
+ private:
+  // The run with id; kNotFound "no run 'ID'" when there is none. mu_ held.
+  Result<Run> Load(std::string_view id);
+  // Load, and kInvalidArgument unless the run is running. mu_ held.
+  Result<Run> LoadRunning(std::string_view id, std::string_view what);
+  // Runs in state running, whoever owns them. mu_ held.
+  Result<int64_t> CountRunning();
+  // The id of the first queued run in queue order (priority, then enqueue)
+  // that is due, not cancelled, and whose repository is below its limit.
+  Result<std::optional<std::string>> NextClaimable(const ClaimLimits& limits, int64_t now_ms);
+
+  std::mutex mu_;
+  sqlite::Db db_;  // guarded by mu_
+};
+
+Result<Run> SqliteStore::Load(std::string_view id) {
+  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
+                        db_.Prepare("reading a run", SelectRuns("WHERE id = ?1")));
+  stmt.Bind(1, id);
+  KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return Error::NotFound("no run " + Quote(id));
+  return RowToRun(db_, stmt);
+}
+
+Result<int64_t> SqliteStore::CountRunning() {
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt stmt,
+      db_.Prepare("counting running runs", "SELECT COUNT(*) FROM runs WHERE status = ?1"));
+  stmt.Bind(1, Name(Status::kRunning));
+  KILN_TRY(stmt.Step());
+  return stmt.Int(0);
+}
+
+Result<std::optional<std::string>> SqliteStore::NextClaimable(const ClaimLimits& limits,
+                                                              int64_t now_ms) {
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt stmt,
+      db_.Prepare("picking the next run",
+                  "SELECT q.id FROM runs AS q "
+                  "WHERE q.status = ?1 AND q.cancel_requested = 0 AND q.not_before_ms <= ?2 "
+                  "AND (SELECT COUNT(*) FROM runs AS r WHERE r.status = ?3 AND r.repo = q.repo)"
+                  " < ?4 "
+                  "ORDER BY q.priority DESC, q.seq LIMIT 1"));
+  stmt.Bind(1, Name(Status::kQueued))
+      .Bind(2, now_ms)
+      .Bind(3, Name(Status::kRunning))
+      .Bind(4, limits.max_running_per_repo);
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) return std::optional<std::string>();
+  return std::optional<std::string>(stmt.Text(0));
+}
+
+Result<Run> SqliteStore::LoadRunning(std::string_view id, std::string_view what) {
+  KILN_ASSIGN_OR_RETURN(Run run, Load(id));
+  if (run.status != Status::kRunning) {
+    return Error::Invalid(std::string(what) + ": run " + Quote(id) + " is " + Name(run.status) +
+                          ", not running");
+  }
+  return run;
+}
+
+Result<Run> SqliteStore::Enqueue(const RunRequest& request, int64_t now_ms) {
+  KILN_TRY(RequireNonEmpty("role", request.role));
+  KILN_TRY(RequireNonEmpty("repo", request.repo));
+  KILN_TRY(RequireNonEmpty("commit", request.commit));
+  KILN_TRY(RequireNonEmpty("task", request.task));
+  if (request.max_attempts < 1) {
+    return Error::Invalid("enqueue: max_attempts is " + std::to_string(request.max_attempts) +
+                          ", must be at least 1");
+  }
+  Run run;
+  KILN_ASSIGN_OR_RETURN(run.id, NewRunId(now_ms));
+  run.request = request;
+  run.status = Status::kQueued;
+  run.created_ms = now_ms;
+
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt stmt,
+      db_.Prepare("enqueueing a run",
+                  "INSERT INTO runs (id, role, repo, revision, task, priority, budgets, "
+                  "requested_by, max_attempts, status, created_ms) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+  stmt.Bind(1, run.id)
+      .Bind(2, request.role)
+      .Bind(3, request.repo)
+      .Bind(4, request.commit)
+      .Bind(5, request.task)
+      .Bind(6, request.priority)
+      .Bind(7, DumpJson(request.budgets))
+      .Bind(8, request.requested_by)
+      .Bind(9, request.max_attempts)
+      .Bind(10, Name(Status::kQueued))
+      .Bind(11, now_ms);
+  KILN_TRY(stmt.Run());
+  return run;
+}
+
+Result<std::optional<Run>> SqliteStore::Claim(const ClaimLimits& limits, std::string_view owner,
+                                              int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "claiming a run"));
+  KILN_ASSIGN_OR_RETURN(int64_t running, CountRunning());
+  if (running >= limits.max_running) return std::optional<Run>();
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> next, NextClaimable(limits, now_ms));
+  if (!next) return std::optional<Run>();
+  const std::string& id = *next;
+
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt update,
+      db_.Prepare("claiming a run",
+                  "UPDATE runs SET status = ?2, attempt = attempt + 1, started_ms = ?3, "
+                  "owner = ?4 WHERE id = ?1"));
+  update.Bind(1, id).Bind(2, Name(Status::kRunning)).Bind(3, now_ms).Bind(4, owner);
+  KILN_TRY(update.Run());
+  KILN_ASSIGN_OR_RETURN(Run run, Load(id));
+  KILN_TRY(txn.Commit());
+  return std::optional<Run>(std::move(run));
+}
+
+kiln::Status SqliteStore::SetProgress(std::string_view id, const Progress& progress) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "recording progress"));
+  KILN_TRY(LoadRunning(id, "recording progress"));
+  // NULLIF(?, ''): an empty field leaves the column as it is.
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt update,
+      db_.Prepare("recording progress",
+                  "UPDATE runs SET commit_sha = COALESCE(NULLIF(?2, ''), commit_sha), "
+                  "image_digest = COALESCE(NULLIF(?3, ''), image_digest), "
+                  "sandbox_id = COALESCE(NULLIF(?4, ''), sandbox_id), "
+                  "log_path = COALESCE(NULLIF(?5, ''), log_path), "
+                  "log_head = COALESCE(NULLIF(?6, ''), log_head) WHERE id = ?1"));
+  update.Bind(1, id)
+      .Bind(2, progress.commit_sha)
+      .Bind(3, progress.image_digest)
+      .Bind(4, progress.sandbox_id)
+      .Bind(5, progress.log_path)
+      .Bind(6, progress.log_head);
+  KILN_TRY(update.Run());
+  return txn.Commit();
+}
+
+kiln::Status SqliteStore::Complete(std::string_view id, const Finish& finish, int64_t now_ms) {
+  if (!IsTerminal(finish.status)) {
+    return Error::Invalid("completing run " + Quote(id) + ": status " +
+                          Quote(ToString(finish.status)) + " is not terminal");
+  }
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "completing a run"));
+  KILN_TRY(LoadRunning(id, "completing a run"));
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt update,
+      db_.Prepare("completing a run",
+                  "UPDATE runs SET status = ?2, finished_ms = ?3, outcome = ?4, result = ?5, "
+                  "error = ?6, log_head = COALESCE(NULLIF(?7, ''), log_head) WHERE id = ?1"));
+  update.Bind(1, id)
+      .Bind(2, Name(finish.status))
+      .Bind(3, now_ms)
+      .Bind(4, finish.outcome)
+      .Bind(5, DumpJson(finish.result))
+      .Bind(6, finish.error)
+      .Bind(7, finish.log_head);
+  KILN_TRY(update.Run());
+  return txn.Commit();
+}
+
+Result<bool> SqliteStore::FailInfrastructure(std::string_view id, std::string_view error,
+                                             const RetryPolicy& policy, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "failing a run"));
+  KILN_ASSIGN_OR_RETURN(Run run, LoadRunning(id, "failing a run"));
+  const bool retry = run.attempt < run.request.max_attempts && !run.cancel_requested;
+  if (retry) {
+    KILN_ASSIGN_OR_RETURN(
+        sqlite::Stmt update,
+        db_.Prepare("requeueing a run",
+                    "UPDATE runs SET status = ?2, owner = '', not_before_ms = ?3, error = ?4 "
+                    "WHERE id = ?1"));
+    update.Bind(1, id)
+        .Bind(2, Name(Status::kQueued))
+        .Bind(3, now_ms + Backoff(policy, run.attempt))
+        .Bind(4, error);
+    KILN_TRY(update.Run());
+  } else {
+    KILN_ASSIGN_OR_RETURN(
+        sqlite::Stmt update,
+        db_.Prepare("failing a run",
+                    "UPDATE runs SET status = ?2, finished_ms = ?3, error = ?4 WHERE id = ?1"));
+    update.Bind(1, id).Bind(2, Name(Status::kError)).Bind(3, now_ms).Bind(4, error);
+    KILN_TRY(update.Run());
+  }
+  KILN_TRY(txn.Commit());
+  return retry;
+}
+
+Result<Run> SqliteStore::RequestCancel(std::string_view id, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "cancelling a run"));
+  KILN_ASSIGN_OR_RETURN(Run run, Load(id));
+  if (IsTerminal(run.status)) {
+    return Error::Invalid("cannot cancel run " + Quote(id) + ": it has already ended as " +
+                          Name(run.status));
+  }
+  // A queued run ends here; a running one is flagged for its owner to stop.
+  const bool queued = run.status == Status::kQueued;
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt update,
+      db_.Prepare("cancelling a run",
+                  "UPDATE runs SET cancel_requested = 1, status = ?2, finished_ms = ?3 "
+                  "WHERE id = ?1"));
+  update.Bind(1, id)
+      .Bind(2, Name(queued ? Status::kCancelled : run.status))
+      .Bind(3, queued ? now_ms : run.finished_ms);
+  KILN_TRY(update.Run());
+  KILN_ASSIGN_OR_RETURN(run, Load(id));
+  KILN_TRY(txn.Commit());
+  return run;
+}
+
+Result<Run> SqliteStore::Start(std::string_view id, std::string_view owner, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "starting a run"));
+  KILN_ASSIGN_OR_RETURN(Run run, Load(id));
+  if (run.status != Status::kQueued || run.cancel_requested) {
+    return Error::Invalid("cannot start run " + Quote(id) + ": it is " + Name(run.status) +
+                          (run.cancel_requested ? " (cancel requested)" : ""));
+  }
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt update,
+      db_.Prepare("starting a run",
+                  "UPDATE runs SET status = ?2, attempt = attempt + 1, started_ms = ?3, "
+                  "owner = ?4 WHERE id = ?1"));
+  update.Bind(1, id).Bind(2, Name(Status::kRunning)).Bind(3, now_ms).Bind(4, owner);
+  KILN_TRY(update.Run());
+  KILN_ASSIGN_OR_RETURN(run, Load(id));
+  KILN_TRY(txn.Commit());
+  return run;
+}
+
+kiln::Status SqliteStore::AddSteering(std::string_view id, std::string_view from,
+                                      std::string_view message, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "steering a run"));
+  KILN_ASSIGN_OR_RETURN(Run run, Load(id));
+  if (IsTerminal(run.status)) {
+    return Error::Invalid("cannot steer run " + Quote(id) + ": it has already ended as " +
+                          Name(run.status));
+  }
+  KILN_ASSIGN_OR_RETURN(sqlite::Stmt insert,
+                        db_.Prepare("steering a run",
+                                    "INSERT INTO steering (run_id, sender, message, created_ms) "
+                                    "VALUES (?1, ?2, ?3, ?4)"));
+  insert.Bind(1, id).Bind(2, from).Bind(3, message).Bind(4, now_ms);
+  KILN_TRY(insert.Run());
+  return txn.Commit();
+}
+
+Result<std::vector<Steering>> SqliteStore::TakeSteering(std::string_view id) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "taking steering messages"));
+  KILN_ASSIGN_OR_RETURN(sqlite::Stmt select,
+                        db_.Prepare("taking steering messages",
+                                    "SELECT sender, message, created_ms FROM steering "
+                                    "WHERE run_id = ?1 AND taken = 0 ORDER BY seq"));
+  select.Bind(1, id);
+  std::vector<Steering> out;
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    out.push_back({select.Text(0), select.Text(1), select.Int(2)});
+  }
+  if (out.empty()) return out;
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt update,
+      db_.Prepare("taking steering messages",
+                  "UPDATE steering SET taken = 1 WHERE run_id = ?1 AND taken = 0"));
+  update.Bind(1, id);
+  KILN_TRY(update.Run());
+  KILN_TRY(txn.Commit());
+  return out;
+}
+
+Result<Run> SqliteStore::Get(std::string_view id) {
+  std::lock_guard lock(mu_);
+  return Load(id);
+}
+
+Result<std::vector<Run>> SqliteStore::List(const ListFilter& filter) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt stmt,
+      db_.Prepare("listing runs",
+                  SelectRuns("WHERE (?1 IS NULL OR status = ?1) AND (?2 = '' OR role = ?2) "
+                             "AND (?3 = '' OR repo = ?3) ORDER BY seq DESC LIMIT ?4")));
+  if (filter.status) {
+    stmt.Bind(1, Name(*filter.status));
+  } else {
+    stmt.BindNull(1);
+  }
+  int64_t limit = -1;  // SQLite's "no limit", for filter.limit 0
+  if (filter.limit > 0) {
+    limit = static_cast<int64_t>(std::min<uint64_t>(filter.limit, INT64_MAX));
+  }
+  stmt.Bind(2, filter.role).Bind(3, filter.repo).Bind(4, limit);
+  return AllRuns(db_, stmt);
+}
+
+Result<std::vector<Run>> SqliteStore::Running() {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt stmt,
+      db_.Prepare("listing running runs", SelectRuns("WHERE status = ?1 ORDER BY seq")));
+  stmt.Bind(1, Name(Status::kRunning));
+  return AllRuns(db_, stmt);
+}
+
+Result<std::map<Status, uint64_t>> SqliteStore::CountByStatus() {
+  std::map<Status, uint64_t> counts;
+  for (Status s : {Status::kQueued, Status::kRunning, Status::kSucceeded, Status::kFailed,
+                   Status::kBudgetExhausted, Status::kCancelled, Status::kError}) {
+    counts[s] = 0;
+  }
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt stmt,
+      db_.Prepare("counting runs", "SELECT status, COUNT(*) FROM runs GROUP BY status"));
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return counts;
+    Result<Status> status = ParseStatus(stmt.Text(0));
+    if (!status.ok()) {
+      return Error(Error::Code::kCorruption,
+                   "store " + Quote(db_.path()) + ": column 'status': " + status.error().message());
+    }
+    counts[*status] = static_cast<uint64_t>(stmt.Int(1));
+  }
+}
+
+// One attempt at switching db to WAL: the journal mode it has afterwards.
+Result<std::string> SetJournalModeWal(sqlite::Db& db) {
+  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
+                        db.Prepare("enabling WAL mode", "PRAGMA journal_mode = WAL"));
+  KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  return row ? stmt.Text(0) : std::string();
+}
+
+// Switches db to write-ahead logging: readers and the writer no longer block
+// each other, and a commit costs one append. The mode is stored in the file,
+// so this only changes something on the first open. The switch needs an
+// exclusive lock, and SQLite reports "database is locked" at once, without its
+// busy handler, when another connection holds a shared one (two processes
+// opening a new file together): retried here for up to the busy timeout.
+kiln::Status UseWal(sqlite::Db& db) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (;;) {
+    Result<std::string> mode = SetJournalModeWal(db);
+    if (mode.ok() && *mode == "wal") return Ok();
+    if (mode.ok()) {
+      return Error(Error::Code::kUnsupported, "store " + Quote(db.path()) +
+                                                  ": cannot use WAL mode (journal mode stays " +
+                                                  Quote(*mode) + ")");
+    }
+    if (mode.error().code() != Error::Code::kTimeout ||
+        std::chrono::steady_clock::now() >= deadline) {
+      return mode.error();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(sqlite::Db db, sqlite::Db::Open(path, kBusyTimeoutMs));
+  const auto steps = schema::Migrations();
+  // Refuse a foreign file before anything below writes to it.
+  KILN_TRY(schema::ReadVersion(db, static_cast<int64_t>(steps.size())));
+  KILN_TRY(UseWal(db));
+  // In WAL mode NORMAL is durable against crashes of kiln; a power loss can
+  // lose the last commits but never corrupts the file. Per connection.
+  KILN_TRY(db.Exec("setting synchronous", "PRAGMA synchronous = NORMAL"));
+  KILN_TRY(schema::Migrate(db, steps));
+  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db)));
+}
+
+}  // namespace kiln::store

@@ -1,0 +1,627 @@
+// End-to-end tests of the controller: the real kiln binary (`kiln run`,
+// `kiln serve`, `kiln runs`) driving real sandboxes with the real
+// kiln-runtime, against the scripted model server on loopback. Each test
+// process has its own state directory and cgroup parent (kiln_runner), and
+// every test ends by checking that the host is as it found it.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/modelserver/process.h"
+#include "tests/support/kiln_runner.h"
+
+namespace kiln::testing {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+void Git(const std::string& dir, const std::string& args) {
+  std::string cmd =
+      "git -C '" + dir + "' -c user.name=t -c user.email=t@t " + args + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+// `kiln serve` as a child process; SIGTERM (and a wait) on destruction.
+class Daemon {
+ public:
+  Daemon(const std::string& config, const std::string& log,
+         const std::string& log_format = "text") {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execl(KilnBinary().c_str(), "kiln", "--log-format", log_format.c_str(), "serve", "--config",
+              config.c_str(), nullptr);
+      _exit(127);
+    }
+  }
+  ~Daemon() { Stop(SIGTERM); }
+  pid_t pid() const { return pid_; }
+  // Sends sig and reaps; returns the wait status.
+  int Stop(int sig) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return st;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+class Controller : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "the controller mounts workspaces: it needs root";
+    before_ = Snapshot();
+    root_ = tmp_.path();
+    repo_ = root_ + "/repo";
+    fs::create_directories(repo_ + "/src");
+    WriteAll(repo_ + "/README.md", "hello\n");
+    WriteAll(repo_ + "/src/main.c", "int main(void) { return 0; }\n");
+    Git(repo_, "init -q -b main");
+    Git(repo_, "add -A");
+    Git(repo_, "commit -q -m initial");
+    skills_ = root_ + "/skills";
+    Skill("edit", "");
+    Skill("secret", "secrets: [GRANTED]\n");
+    Skill("greedy", "secrets: [NOT_THERE]\n");
+    secrets_ = root_ + "/secrets.yaml";
+    WriteAll(secrets_, "GRANTED: granted-value-123\nOTHER: other-value-456\n", 0600);
+  }
+
+  void TearDown() override {
+    if (::geteuid() != 0) return;
+    // Nothing the runs made may remain: mounts, cgroups, sandbox records,
+    // run directories, processes.
+    EXPECT_EQ(Diff(before_, Snapshot()), "");
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(TestStateDir() + "/runs", ec)) {
+      ADD_FAILURE() << "left behind: " << e.path();
+    }
+    EXPECT_TRUE(ProcessesMatching(TestStateDir()).empty());
+  }
+
+  void Skill(const std::string& role, const std::string& extra) {
+    fs::create_directories(skills_ + "/" + role);
+    WriteAll(skills_ + "/" + role + "/SKILL.md",
+             "---\nname: " + role + "\ndescription: test role " + role + "\n" +
+                 "budgets: {max_turns: 10}\n" + extra + "---\nYou are a test agent.\n");
+  }
+
+  // Starts the scripted model server and writes the configuration.
+  std::string Setup(const std::string& script, const std::string& extra_config = "") {
+    WriteAll(root_ + "/script.yaml", script);
+    auto server = modelserver::ServerProcess::Start(KILN_MODEL_SERVER_BINARY,
+                                                    root_ + "/script.yaml", root_ + "/record");
+    EXPECT_TRUE(server.ok()) << server.error().message();
+    server_ = std::move(*server);
+    // The state directory (sandboxes, runs, caches) is the process's; the
+    // store and the logs are the test's own.
+    std::string cfg =
+        "state_dir: " + TestStateDir() + "\n" + "store: " + root_ + "/kiln.db\n" +
+        "log_dir: " + root_ + "/logs\n" + "skills_dir: " + skills_ + "\n" +
+        "secrets_file: " + secrets_ + "\n" + "runtime_binary: " + KILN_RUNTIME_BINARY + "\n" +
+        "forward_binary: " + KILN_FORWARD_BINARY + "\n" + "poll_interval: 100ms\n" +
+        "retry: {initial_backoff: 100ms}\n" + "sandbox: {cgroup_parent: " + TestCgroupParent() +
+        ", timeout: 2m, grace: 2s, memory: 1G}\n" + "models: {anthropic: {upstream: \"" +
+        server_->anthropic_url() + "\"}}\n" + extra_config;
+    if (!Contains(extra_config, "metrics_listen")) cfg += "metrics_listen: \"\"\n";
+    config_ = root_ + "/kiln.yaml";
+    WriteAll(config_, cfg);
+    return config_;
+  }
+
+  Outcome Kiln(std::vector<std::string> args) {
+    args.insert(args.begin(), KilnBinary());
+    return kiln::testing::Run(args);
+  }
+
+  Outcome RunRole(const std::string& role, const std::string& task = "do the task",
+                  const std::string& commit = "main") {
+    return Kiln({"run", "--config", config_, "--repo", repo_, "--commit", commit, "--role", role,
+                 "--task", task, "--json"});
+  }
+
+  json RunJson(const Outcome& o) {
+    json j = json::parse(o.out, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << "stdout: " << o.out << "\nstderr: " << o.err;
+    return j;
+  }
+
+  // The session log's records, as JSON.
+  std::vector<json> Records(const std::string& log) {
+    std::vector<json> out;
+    std::ifstream in(log);
+    std::string line;
+    while (std::getline(in, line)) out.push_back(json::parse(line));
+    return out;
+  }
+
+  void ExpectLogVerifies(const std::string& log) {
+    Outcome v = Kiln({"log", "verify", "--key-dir", TestStateDir() + "/keys", log});
+    EXPECT_EQ(v.status, 0) << v.out << v.err;
+  }
+
+  json Show(const std::string& id) {
+    Outcome o = Kiln({"runs", "show", "--config", config_, "--json", id});
+    EXPECT_EQ(o.status, 0) << o.err;
+    return json::parse(o.out, nullptr, false);
+  }
+
+  // Polls `kiln runs show` until pred holds (30 s at most).
+  json WaitFor(const std::string& id, const std::function<bool(const json&)>& pred) {
+    json j;
+    for (int i = 0; i < 300; ++i) {
+      j = Show(id);
+      if (j.is_object() && pred(j)) return j;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "timed out waiting; last: " << j.dump();
+    return j;
+  }
+
+  TempDir tmp_;
+  HostState before_;
+  std::string root_, repo_, skills_, secrets_, config_;
+  std::unique_ptr<modelserver::ServerProcess> server_;
+};
+
+constexpr char kEditScript[] = R"(
+replies:
+  - tool_calls: [{name: write, input: {path: README.md, content: "hello from the agent\n"}}]
+  - tool_calls: [{name: shell, input: {command: "git status --short && git log --oneline | wc -l"}}]
+  - tool_calls: [{name: submit, input: {summary: "README updated"}}]
+)";
+
+TEST_F(Controller, RunEditsAFileAndTheDiffIsCollected) {
+  Setup(kEditScript);
+  Outcome o = RunRole("edit");
+  ASSERT_EQ(o.status, 0) << o.err;
+  json run = RunJson(o);
+  EXPECT_EQ(run["status"], "succeeded");
+  EXPECT_EQ(run["outcome"], "submitted");
+  EXPECT_EQ(run["result"]["result"]["summary"], "README updated");
+  const json& diff = run["result"]["diff"];
+  ASSERT_EQ(diff["files"].size(), 1u) << diff.dump();
+  EXPECT_EQ(diff["files"][0]["path"], "README.md");
+  EXPECT_EQ(diff["files"][0]["status"], "M");
+  EXPECT_TRUE(Contains(diff["patch"], "-hello\n+hello from the agent\n")) << diff["patch"];
+  EXPECT_EQ(run["commit_sha"].get<std::string>().size(), 40u);
+  EXPECT_TRUE(run["image_digest"].get<std::string>().starts_with("sha256:"));
+
+  // The workspace was a git repository at the commit, owned by the agent.
+  std::string log = run["log_path"];
+  auto recs = Records(log);
+  bool saw_status = false;
+  for (const auto& r : recs) {
+    if (r["type"] == "tool.result" && r["payload"]["tool"] == "shell") {
+      std::string out = r["payload"]["output"];
+      EXPECT_TRUE(Contains(out, "M README.md")) << out;
+      EXPECT_TRUE(Contains(out, "\n1\n")) << out;  // one commit in the log
+      saw_status = true;
+    }
+  }
+  EXPECT_TRUE(saw_status);
+  EXPECT_EQ(recs.front()["type"], "run.start");
+  EXPECT_EQ(recs.front()["payload"]["repository"]["commit"], run["commit_sha"]);
+  EXPECT_EQ(recs.back()["type"], "run.end");
+  EXPECT_EQ(recs.back()["payload"]["status"], "succeeded");
+  bool saw_result = false, saw_gateway = false;
+  for (const auto& r : recs) {
+    if (r["type"] == "result") {
+      saw_result = true;
+      EXPECT_EQ(r["payload"]["diff_sha256"], diff["sha256"]);
+    }
+    if (r["type"] == "proxy.request" && r["payload"]["gateway"] == "anthropic") {
+      saw_gateway = true;
+      EXPECT_EQ(r["payload"]["decision"], "allowed");
+      EXPECT_EQ(r["payload"]["status"], 200);
+    }
+  }
+  EXPECT_TRUE(saw_result);
+  EXPECT_TRUE(saw_gateway);
+  ExpectLogVerifies(log);
+  EXPECT_EQ(Show(run["id"])["log_head"], run["log_head"]);
+}
+
+TEST_F(Controller, SecretsAreScopedToTheSkill) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "ls /run/secrets; cat /run/secrets/GRANTED; echo; cat /run/secrets/OTHER"}}]
+  - tool_calls: [{name: submit, input: {summary: done}}]
+)");
+  Outcome o = RunRole("secret");
+  ASSERT_EQ(o.status, 0) << o.err;
+  json run = RunJson(o);
+  // What the model was sent: the granted secret, and no trace of the other.
+  std::string record = ReadAll(root_ + "/record");
+  EXPECT_TRUE(Contains(record, "granted-value-123"));
+  EXPECT_TRUE(Contains(record, "/run/secrets/OTHER: No such file or directory")) << record;
+  EXPECT_FALSE(Contains(record, "other-value-456"));
+  // The session log redacts the granted one too.
+  std::string log = ReadAll(run["log_path"]);
+  EXPECT_FALSE(Contains(log, "granted-value-123"));
+  EXPECT_FALSE(Contains(log, "other-value-456"));
+  ExpectLogVerifies(run["log_path"]);
+}
+
+TEST_F(Controller, NoSecretsMeansNoSecretsDirectory) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "ls /run/secrets 2>&1; env | grep -c _API_KEY"}}]
+  - tool_calls: [{name: submit, input: {summary: done}}]
+)");
+  ::setenv("ANTHROPIC_API_KEY", "sk-test-key-789", 1);
+  Outcome o = RunRole("edit");
+  ::unsetenv("ANTHROPIC_API_KEY");
+  ASSERT_EQ(o.status, 0) << o.err;
+  std::string record = ReadAll(root_ + "/record");
+  EXPECT_TRUE(Contains(record, "No such file or directory")) << record;
+  // The key reached the model server through the gateway, never the sandbox.
+  EXPECT_TRUE(Contains(record, "sk-test-key-789"));  // in the recorded request headers
+  json run = RunJson(o);
+  for (const auto& r : Records(run["log_path"])) {
+    if (r["type"] == "tool.result" && r["payload"]["tool"] == "shell") {
+      EXPECT_FALSE(Contains(r["payload"]["output"], "sk-test-key"));
+      EXPECT_TRUE(Contains(r["payload"]["output"], "\n0\n")) << r.dump();
+    }
+  }
+}
+
+TEST_F(Controller, EgressOutsideTheAllowlistIsRefusedAndRecorded) {
+  // A second model server is the allowed upstream (it answers 404 to a GET).
+  WriteAll(root_ + "/upstream.yaml", "default: {text: x}\n");
+  auto upstream =
+      modelserver::ServerProcess::Start(KILN_MODEL_SERVER_BINARY, root_ + "/upstream.yaml");
+  ASSERT_TRUE(upstream.ok()) << upstream.error().message();
+  std::string port = std::to_string((*upstream)->port());
+  Skill("net", "network:\n  allow: [\"127.0.0.1:" + port + "\"]\n");
+  Setup(
+      R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "curl -s -o /dev/null -w 'plain=%{http_code}\\n' http://denied.example/x; curl -s -o /dev/null -w 'tunnel=%{http_code}\\n' https://denied.example/ 2>&1; curl -s --noproxy '' -o /dev/null -w 'allowed=%{http_code}\\n' http://127.0.0.1:)" +
+      port +
+      R"(/allowed-path; curl -s -m 5 -o /dev/null -w 'direct=%{http_code}\\n' --noproxy '*' http://10.1.2.3/ 2>&1; true"}}]
+  - tool_calls: [{name: submit, input: {summary: done}}]
+)");
+  Outcome o = RunRole("net");
+  ASSERT_EQ(o.status, 0) << o.err;
+  json run = RunJson(o);
+  std::string output;
+  std::vector<json> denied, allowed;
+  for (const auto& r : Records(run["log_path"])) {
+    if (r["type"] == "tool.result" && r["payload"]["tool"] == "shell")
+      output = r["payload"]["output"];
+    if (r["type"] == "proxy.request" && r["payload"]["gateway"] == "") {
+      (r["payload"]["decision"] == "denied" ? denied : allowed).push_back(r["payload"]);
+    }
+  }
+  EXPECT_TRUE(Contains(output, "plain=403")) << output;
+  EXPECT_TRUE(Contains(output, "allowed=404")) << output;
+  EXPECT_TRUE(Contains(output, "direct=000")) << output;  // no route out but the proxy
+  ASSERT_EQ(denied.size(), 2u) << output;
+  EXPECT_EQ(denied[0]["host"], "denied.example");
+  EXPECT_EQ(denied[0]["status"], 403);
+  EXPECT_TRUE(Contains(denied[0]["reason"], "allowlist")) << denied[0].dump();
+  EXPECT_EQ(denied[1]["method"], "CONNECT");
+  ASSERT_EQ(allowed.size(), 1u);
+  EXPECT_EQ(allowed[0]["path"], "/allowed-path");
+  EXPECT_EQ(allowed[0]["status"], 404);
+}
+
+TEST_F(Controller, PlantedLinksAreRecordedAsLinksNeverFollowed) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "ln -s /etc/shadow shadow-link; ln README.md hard-link; ln /etc/passwd passwd-link 2>&1; mkfifo fifo; true"}}]
+  - tool_calls: [{name: submit, input: {summary: done}}]
+)");
+  Outcome o = RunRole("edit");
+  ASSERT_EQ(o.status, 0) << o.err;
+  json run = RunJson(o);
+  const json& diff = run["result"]["diff"];
+  std::map<std::string, json> files;
+  for (const auto& f : diff["files"]) files[f["path"]] = f;
+  ASSERT_TRUE(files.count("shadow-link")) << diff.dump();
+  EXPECT_EQ(files["shadow-link"]["new_mode"], 0120000);
+  EXPECT_EQ(files["shadow-link"]["link_target"], "/etc/shadow");
+  ASSERT_TRUE(files.count("hard-link"));
+  EXPECT_EQ(files["hard-link"]["new_mode"], 0100644);
+  EXPECT_FALSE(files.count("passwd-link"));  // cross-device: the link failed
+  std::string patch = diff["patch"];
+  std::ifstream shadow("/etc/shadow");
+  std::string line;
+  while (std::getline(shadow, line)) {
+    if (!line.empty()) {
+      EXPECT_FALSE(Contains(patch, line)) << "shadow content in the result";
+    }
+  }
+  EXPECT_FALSE(Contains(ReadAll(run["log_path"]), "root:"));
+}
+
+TEST_F(Controller, BudgetAndAgentFailuresAreTheirOwnExitStatus) {
+  Setup(R"(
+default: {tool_calls: [{name: shell, input: {command: "echo again"}}]}
+)");
+  Outcome o = Kiln({"run", "--config", config_, "--repo", repo_, "--commit", "main", "--role",
+                    "edit", "--task", "t", "--budget", "max_turns=2", "--json"});
+  EXPECT_EQ(o.status, 3) << o.err;  // budget exhausted
+  EXPECT_EQ(RunJson(o)["status"], "budget_exhausted");
+}
+
+// Each test that looks for its agent's process by command line sleeps for a
+// length of its own: ctest runs the tests in parallel processes.
+TEST_F(Controller, TimeoutEndsTheRunAndTearsItDown) {
+  Skill("slow", "timeout: 2s\n");
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "trap '' TERM; sleep 61", timeout_ms: 100000}}]
+default: {tool_calls: [{name: submit, input: {summary: done}}]}
+)");
+  auto t0 = std::chrono::steady_clock::now();
+  Outcome o = RunRole("slow");
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(o.status, 1) << o.err;
+  EXPECT_LT(secs, 30) << "the run outlived its time limit";
+  json run = RunJson(o);
+  EXPECT_EQ(run["status"], "failed");
+  EXPECT_EQ(run["outcome"], "timeout");
+  auto recs = Records(run["log_path"]);
+  EXPECT_EQ(recs.back()["payload"]["status"], "timeout");
+  ExpectLogVerifies(run["log_path"]);
+  EXPECT_TRUE(ProcessesMatching("sleep 61").empty());
+}
+
+TEST_F(Controller, BadInputGetsAClearErrorAndLeavesNothing) {
+  Setup(kEditScript);
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  WriteAll(root_ + "/bad.yaml", "concurrency:\n  max_runs: many\n");
+  std::vector<Case> cases = {
+      {{"--config", root_ + "/bad.yaml", "--repo", repo_, "--commit", "main", "--role", "edit"},
+       "bad.yaml:2: 'concurrency.max_runs' must be a non-negative integer"},
+      {{"--repo", repo_, "--commit", "main", "--role", "deploy"}, "unknown role 'deploy'"},
+      {{"--repo", root_ + "/no-such-repo", "--commit", "main", "--role", "edit"}, "is unreachable"},
+      {{"--repo", repo_, "--commit", "no-such-branch", "--role", "edit"},
+       "revision 'no-such-branch' not found"},
+      {{"--repo", repo_, "--commit", "main", "--role", "greedy"}, "unknown secret 'NOT_THERE'"},
+      {{"--repo", repo_, "--commit", "main", "--role", "edit", "--budget", "max_turns=-1"},
+       "max_turns"},
+  };
+  for (auto& c : cases) {
+    std::vector<std::string> args = {"run"};
+    if (c.args[0] != "--config") args.insert(args.end(), {"--config", config_});
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    args.insert(args.end(), {"--task", "t"});
+    Outcome o = Kiln(args);
+    EXPECT_EQ(o.status, 2) << c.message << ": " << o.err;
+    EXPECT_TRUE(Contains(o.err, c.message)) << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  }
+  Outcome list = Kiln({"runs", "list", "--config", config_, "--json"});
+  ASSERT_EQ(list.status, 0) << list.err;
+  EXPECT_EQ(json::parse(list.out).size(), 0u) << "a bad request was queued";
+}
+
+TEST_F(Controller, QueueRunsTwentyWithConcurrencyFour) {
+  Setup(R"(
+default: {tool_calls: [{name: submit, input: {summary: done}}]}
+)",
+        "concurrency: {max_runs: 4, max_runs_per_repo: 4}\n");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    Outcome o = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                      "--role", "edit", "--task", "t" + std::to_string(i)});
+    ASSERT_EQ(o.status, 0) << o.err;
+    ids.push_back(o.out.substr(0, o.out.find('\n')));
+  }
+  {
+    Daemon d(config_, root_ + "/serve.log");
+    for (const auto& id : ids) {
+      WaitFor(id,
+              [](const json& j) { return j["status"] != "queued" && j["status"] != "running"; });
+    }
+    EXPECT_TRUE(WIFEXITED(d.Stop(SIGTERM))) << ReadAll(root_ + "/serve.log");
+  }
+  // Every run succeeded, and at no moment were more than four running.
+  std::vector<std::pair<int64_t, int>> edges;
+  for (const auto& id : ids) {
+    json j = Show(id);
+    EXPECT_EQ(j["status"], "succeeded") << j.dump();
+    edges.push_back({j["started_ms"], +1});
+    edges.push_back({j["finished_ms"], -1});
+  }
+  std::sort(edges.begin(), edges.end());  // an end sorts before a start at the same ms
+  int running = 0, most = 0;
+  for (const auto& [t, d] : edges) most = std::max(most, running += d);
+  EXPECT_LE(most, 4);
+  EXPECT_GE(most, 2) << "the runs never overlapped";
+  Outcome list = Kiln({"runs", "list", "--config", config_, "--status", "succeeded", "--json"});
+  EXPECT_EQ(json::parse(list.out).size(), 20u);
+  EXPECT_FALSE(Contains(ReadAll(root_ + "/serve.log"), "error")) << ReadAll(root_ + "/serve.log");
+}
+
+TEST_F(Controller, CancelStopsARunningRun) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "sleep 60", timeout_ms: 100000}}]
+default: {tool_calls: [{name: submit, input: {summary: done}}]}
+)");
+  Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                    "--role", "edit", "--task", "t"});
+  ASSERT_EQ(s.status, 0) << s.err;
+  std::string id = s.out.substr(0, s.out.find('\n'));
+  Daemon d(config_, root_ + "/serve.log");
+  WaitFor(id, [](const json& j) { return j["status"] == "running" && j["sandbox_id"] != ""; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  Outcome c = Kiln({"runs", "cancel", "--config", config_, id});
+  ASSERT_EQ(c.status, 0) << c.err;
+  json j = WaitFor(id, [](const json& j) { return j["status"] == "cancelled"; });
+  EXPECT_EQ(j["outcome"], "cancelled");
+  EXPECT_EQ(Records(j["log_path"]).back()["payload"]["status"], "cancelled");
+  Outcome again = Kiln({"runs", "cancel", "--config", config_, id});
+  EXPECT_EQ(again.status, 2);
+  EXPECT_TRUE(Contains(again.err, "cancelled")) << again.err;
+}
+
+TEST_F(Controller, SteeringReachesTheAgentAndTheLog) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "sleep 3"}}]
+  - tool_calls: [{name: submit, input: {summary: done}}]
+)");
+  Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                    "--role", "edit", "--task", "t"});
+  std::string id = s.out.substr(0, s.out.find('\n'));
+  Daemon d(config_, root_ + "/serve.log");
+  WaitFor(id, [](const json& j) { return j["status"] == "running" && j["sandbox_id"] != ""; });
+  Outcome st = Kiln({"runs", "steer", "--config", config_, id, "-m", "please also update docs",
+                     "--from", "alice"});
+  ASSERT_EQ(st.status, 0) << st.err;
+  json j = WaitFor(id, [](const json& j) { return j["status"] == "succeeded"; });
+  EXPECT_TRUE(Contains(ReadAll(root_ + "/record"),
+                       "Message from alice while you work: please "
+                       "also update docs"));
+  bool logged = false;
+  for (const auto& r : Records(j["log_path"])) {
+    if (r["type"] == "steer") {
+      logged = true;
+      EXPECT_EQ(r["payload"]["from"], "alice");
+    }
+  }
+  EXPECT_TRUE(logged);
+}
+
+TEST_F(Controller, KilledDaemonIsRecoveredAndNothingLeaks) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "sleep 62", timeout_ms: 100000}}]
+default: {tool_calls: [{name: submit, input: {summary: done}}]}
+)",
+        "recovery: fail\n");
+  Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                    "--role", "edit", "--task", "t"});
+  std::string id = s.out.substr(0, s.out.find('\n'));
+  {
+    Daemon d(config_, root_ + "/serve.log");
+    WaitFor(id, [](const json& j) { return j["status"] == "running" && j["sandbox_id"] != ""; });
+    for (int i = 0; i < 100 && ProcessesMatching("sleep 62").empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_FALSE(ProcessesMatching("sleep 62").empty());
+    d.Stop(SIGKILL);
+  }
+  // The sandbox dies with its controller.
+  for (int i = 0; i < 100 && !ProcessesMatching("sleep 62").empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(ProcessesMatching("sleep 62").empty());
+  EXPECT_EQ(Show(id)["status"], "running");  // nobody has looked yet
+  {
+    Daemon d(config_, root_ + "/serve2.log");
+    json j = WaitFor(id, [](const json& j) { return j["status"] != "running"; });
+    EXPECT_EQ(j["status"], "error");
+    EXPECT_EQ(j["outcome"], "crashed");
+    EXPECT_TRUE(Contains(j["error"], "died mid-run")) << j.dump();
+    auto recs = Records(j["log_path"]);
+    bool recovery = false;
+    for (const auto& r : recs) recovery = recovery || r["type"] == "recovery";
+    EXPECT_TRUE(recovery);
+    EXPECT_EQ(recs.back()["payload"]["status"], "crashed");
+    ExpectLogVerifies(j["log_path"]);
+  }
+}
+
+TEST_F(Controller, SandboxGcRequeuesAKilledDaemonsRunWhichThenSucceeds) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "sleep 63", timeout_ms: 100000}}]
+default: {tool_calls: [{name: submit, input: {summary: done}}]}
+)");  // recovery: requeue, the default
+  Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                    "--role", "edit", "--task", "t"});
+  std::string id = s.out.substr(0, s.out.find('\n'));
+  std::string first_log;
+  {
+    Daemon d(config_, root_ + "/serve.log");
+    first_log = WaitFor(id, [](const json& j) {
+      return j["status"] == "running" && j["sandbox_id"] != "";
+    })["log_path"];
+    for (int i = 0; i < 100 && ProcessesMatching("sleep 63").empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    d.Stop(SIGKILL);
+  }
+  Outcome gc = Kiln({"sandbox", "gc", "--config", config_});
+  EXPECT_EQ(gc.status, 0) << gc.err;
+  EXPECT_TRUE(Contains(gc.out, "recovered 1 run(s)")) << gc.out << gc.err;
+  json j = Show(id);
+  EXPECT_EQ(j["status"], "queued");
+  EXPECT_EQ(j["attempt"], 1);
+  EXPECT_TRUE(Contains(j["error"], "died mid-run")) << j.dump();
+  EXPECT_EQ(Records(first_log).back()["payload"]["status"], "crashed");
+  ExpectLogVerifies(first_log);
+  // The second attempt runs under a new daemon, with a log of its own.
+  Daemon d(config_, root_ + "/serve2.log");
+  j = WaitFor(id, [](const json& j) { return j["status"] == "succeeded"; });
+  EXPECT_EQ(j["attempt"], 2);
+  EXPECT_NE(j["log_path"], first_log);
+  ExpectLogVerifies(j["log_path"]);
+}
+
+TEST_F(Controller, MetricsAreServed) {
+  Setup(R"(
+default: {tool_calls: [{name: submit, input: {summary: done}}]}
+)",
+        "metrics_listen: 127.0.0.1:0\n");
+  // Port 0 cannot be scraped from outside; use a fixed free port instead.
+  int port = 20000 + ::getpid() % 20000;
+  std::string cfg = ReadAll(config_);
+  cfg.replace(cfg.find("127.0.0.1:0"), 11, "127.0.0.1:" + std::to_string(port));
+  WriteAll(config_, cfg);
+  Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                    "--role", "edit", "--task", "t"});
+  std::string id = s.out.substr(0, s.out.find('\n'));
+  Daemon d(config_, root_ + "/serve.log", "json");
+  WaitFor(id, [](const json& j) { return j["status"] == "succeeded"; });
+  // Structured logs: every line an object, the run's lines carry its id.
+  std::istringstream lines(ReadAll(root_ + "/serve.log"));
+  int about_the_run = 0;
+  for (std::string line; std::getline(lines, line);) {
+    json j = json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    EXPECT_TRUE(j.contains("ts") && j.contains("level") && j.contains("msg")) << line;
+    if (j.value("run", "") == id) ++about_the_run;
+  }
+  EXPECT_GE(about_the_run, 3);  // claimed, sandbox started, succeeded
+  Outcome m = kiln::testing::Run({"/usr/bin/curl", "-sS", "--noproxy", "*",
+                                  "http://127.0.0.1:" + std::to_string(port) + "/metrics"});
+  EXPECT_EQ(m.status, 0) << m.err << ReadAll(root_ + "/serve.log");
+  EXPECT_TRUE(Contains(m.out, "kiln_runs{status=\"succeeded\"} 1")) << m.out;
+  EXPECT_TRUE(Contains(m.out, "kiln_queue_depth 0")) << m.out;
+  EXPECT_TRUE(Contains(m.out, "kiln_run_duration_seconds_count 1")) << m.out;
+  EXPECT_TRUE(Contains(m.out, "kiln_proxy_requests_total{decision=\"allowed\"}")) << m.out;
+}
+
+}  // namespace
+}  // namespace kiln::testing

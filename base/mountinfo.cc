@@ -1,5 +1,8 @@
 #include "base/mountinfo.h"
 
+#include <sys/mount.h>
+
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 
@@ -31,6 +34,16 @@ bool IsMountPoint(const std::string& path) {
     if (Decode(mount_point) == path) return true;
   }
   return false;
+}
+
+Status UnmountAll(const std::string& path) {
+  for (;;) {
+    if (::umount2(path.c_str(), UMOUNT_NOFOLLOW) == 0) continue;
+    int err = errno;
+    if (err == EBUSY && ::umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) continue;
+    if (err == EINVAL || err == ENOENT) return Ok();
+    return Error::Sys("umount2(" + Quote(path) + ")", err);
+  }
 }
 
 }  // namespace kiln::mountinfo

@@ -18,16 +18,6 @@
 #include "sandbox/state.h"
 
 namespace kiln::daemon {
-namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
-
 struct Controller::Parts {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<git::Cache> cache;
@@ -98,15 +88,14 @@ Result<size_t> Controller::Recover() {
     }
     std::string why = "the controller running it (" + run.owner + ") died mid-run";
     if (cfg.recovery == "requeue") {
-      store::RetryPolicy policy{static_cast<int64_t>(cfg.retry.initial_backoff_ms),
-                                static_cast<int64_t>(cfg.retry.max_backoff_ms), 2};
-      auto again = services_.store->FailInfrastructure(run.id, why, policy, NowMs());
+      auto again = services_.store->FailInfrastructure(run.id, why, runner::RetryPolicyOf(cfg),
+                                                       runner::NowMs());
       if (!again) return again.error();
       spdlog::warn("recovery: run {}: {}; {}", run.id, why,
                    *again ? "queued again" : "failed (no attempts left)");
     } else {
       store::Finish f{store::Status::kError, "crashed", nullptr, why, head->empty() ? "" : *head};
-      KILN_TRY(services_.store->Complete(run.id, f, NowMs()));
+      KILN_TRY(services_.store->Complete(run.id, f, runner::NowMs()));
       spdlog::warn("recovery: run {}: {}; marked failed", run.id, why);
     }
     ++recovered;
@@ -172,7 +161,7 @@ Status Serve(Controller& c, const std::atomic<bool>& stop) {
         std::lock_guard<std::mutex> lock(mu);
         if (active >= static_cast<size_t>(cfg.concurrency.max_runs)) break;
       }
-      auto claimed = s.store->Claim(limits, s.owner, NowMs());
+      auto claimed = s.store->Claim(limits, s.owner, runner::NowMs());
       if (!claimed) {
         spdlog::error("claiming a run: {}", claimed.error().message());
         break;

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "base/fd.h"
+#include "base/mountinfo.h"
 #include "controller/event_pump.h"
 #include "controller/sessionlog/digest.h"
 #include "runtime/spec.h"
@@ -21,6 +22,13 @@ namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
+
+json Merge(json base, const json& over) {
+  for (const auto& [k, v] : over.items()) base[k] = v;
+  return base;
+}
+
+}  // namespace
 
 // The host image is the host's /usr plus a filtered /etc: its identity is
 // the skeleton's fingerprint and the installed packages. Hashing dpkg's
@@ -49,13 +57,6 @@ Result<std::string> HostImageDigest(const std::string& state_dir) {
   std::string id = "kiln-host-image\n" + fs::path(skeleton).filename().string() + "\n" + packages;
   return "sha256:" + sessionlog::Hex(sessionlog::Sha256Of(id));
 }
-
-json Merge(json base, const json& over) {
-  for (const auto& [k, v] : over.items()) base[k] = v;
-  return base;
-}
-
-}  // namespace
 
 uid_t HostUid(const config::Config& c) { return sandbox::userns::kHostIdBase + c.sandbox.uid; }
 gid_t HostGid(const config::Config& c) { return sandbox::userns::kHostIdBase + c.sandbox.gid; }
@@ -137,7 +138,6 @@ Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
     return Error::Invalid("image " + Quote(plan.image) +
                           ": the controller runs the built-in 'host' image only, for now");
   }
-  KILN_ASSIGN_OR_RETURN(plan.image_digest, HostImageDigest(cfg.state_dir));
   plan.timeout_ms = sk.timeout_ms.value_or(cfg.sandbox.timeout_ms);
   return plan;
 }
@@ -263,7 +263,7 @@ Status Release(const config::Config& cfg, const store::Run& run, Resources* res)
     if (!st.ok() && first.ok()) first = st;
   };
   keep(git::RemoveWorkspace(res->run_dir));
-  keep(secrets::Unmount(res->run_dir + "/secrets"));
+  keep(mountinfo::UnmountAll(res->run_dir + "/secrets"));
   res->secrets_mounted = false;
   res->workspace = {};
   if (!first.ok()) return first;  // never walk into something still mounted

@@ -36,12 +36,18 @@ struct RunPlan {
   nlohmann::json runtime_spec;                 // kiln-runtime's run spec
   std::vector<proxy::Rule> allow;              // config rules, then the skill's
   std::string image;
-  std::string image_digest;  // "sha256:<hex>"
+  std::string image_digest;  // "sha256:<hex>", filled when the run starts (HostImageDigest)
   uint64_t timeout_ms = 0;
 
   // The run.start payload (no secret values: names only).
   nlohmann::json RunStart(const store::Run& run, const git::Resolved& repo) const;
 };
+
+// The host image's digest: SHA-256 over its /etc fingerprint and dpkg's
+// package list. Builds the image's skeleton when missing and hashes the
+// package list (once per process while it is unchanged): work for the start
+// of a run, not for checking a request.
+Result<std::string> HostImageDigest(const std::string& state_dir);
 
 // Everything that can be decided without touching the repository: an
 // unknown role, an unknown secret, a bad budget override, a model provider

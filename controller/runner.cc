@@ -28,12 +28,6 @@ namespace {
 
 using nlohmann::json;
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 double Since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -171,6 +165,9 @@ class Attempt {
     auto p = provision::Plan(s_, run_);
     if (!p) return fail(p.error(), false);
     plan_ = std::move(*p);
+    auto digest = provision::HostImageDigest(cfg_.state_dir);
+    if (!digest) return fail(digest.error(), true);
+    plan_.image_digest = std::move(*digest);
     auto repo = s_.cache->Resolve(run_.request.repo, run_.request.commit);
     if (!repo) {
       // A revision that does not exist is the request's fault; an
@@ -380,12 +377,10 @@ class Attempt {
   store::Run Record(const Ending& end, double seconds) {
     int64_t now = NowMs();
     if (end.infrastructure && end.status == store::Status::kError) {
-      store::RetryPolicy policy{static_cast<int64_t>(cfg_.retry.initial_backoff_ms),
-                                static_cast<int64_t>(cfg_.retry.max_backoff_ms), 2};
       store::Progress progress;
       progress.log_head = head_;
       (void)s_.store->SetProgress(run_.id, progress);
-      auto again = s_.store->FailInfrastructure(run_.id, end.error, policy, now);
+      auto again = s_.store->FailInfrastructure(run_.id, end.error, RetryPolicyOf(cfg_), now);
       if (again && *again) spdlog::warn("run {}: {}; queued again", run_.id, end.error);
     } else {
       store::Finish f{end.status, end.outcome, result_.empty() ? json() : result_, end.error,
@@ -423,6 +418,17 @@ class Attempt {
 };
 
 }  // namespace
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+store::RetryPolicy RetryPolicyOf(const config::Config& config) {
+  return {static_cast<int64_t>(config.retry.initial_backoff_ms),
+          static_cast<int64_t>(config.retry.max_backoff_ms), 2};
+}
 
 std::string OwnerId() {
   return std::to_string(::getpid()) + ":" +

@@ -60,6 +60,12 @@ store::Run Execute(const Services& services, store::Run run, const std::atomic<b
 // it). Returns the log's head hash, or "" when it had no log.
 Result<std::string> Reap(const Services& services, const store::Run& run);
 
+// Milliseconds since the Unix epoch: the store's clock.
+int64_t NowMs();
+
+// The configuration's retry policy for infrastructure failures.
+store::RetryPolicy RetryPolicyOf(const config::Config& config);
+
 std::string RunDir(const config::Config& config, const std::string& run_id);
 std::string LogPath(const config::Config& config, const store::Run& run);
 std::string SandboxId(const store::Run& run);

@@ -121,14 +121,4 @@ Status Mount(const std::string& dir, const std::map<std::string, std::string>& s
   return Ok();
 }
 
-Status Unmount(const std::string& dir) {
-  while (mountinfo::IsMountPoint(dir)) {
-    if (::umount2(dir.c_str(), 0) == 0) continue;
-    if (errno == EBUSY && ::umount2(dir.c_str(), MNT_DETACH) == 0) continue;
-    if (errno == EINVAL || errno == ENOENT) return Ok();
-    return Error::Sys("umount(" + Quote(dir) + ")", errno);
-  }
-  return Ok();
-}
-
 }  // namespace kiln::secrets

@@ -36,11 +36,9 @@ class Vault {
 
 // Mounts a tmpfs of size bytes at dir (which must exist and be empty) holding
 // one file per secret (mode 0400, owner uid:gid), then makes it read-only,
-// nosuid, nodev, noexec. On failure nothing stays mounted.
+// nosuid, nodev, noexec. On failure nothing stays mounted. Undone by
+// mountinfo::UnmountAll(dir).
 Status Mount(const std::string& dir, const std::map<std::string, std::string>& secrets, uid_t uid,
              gid_t gid, uint64_t size);
-
-// Unmounts dir if something is mounted there (lazily when busy). Idempotent.
-Status Unmount(const std::string& dir);
 
 }  // namespace kiln::secrets

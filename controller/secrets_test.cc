@@ -17,7 +17,7 @@ namespace {
 class Secrets : public ::testing::Test {
  protected:
   void TearDown() override {
-    (void)Unmount(dir_ + "/mnt");
+    (void)mountinfo::UnmountAll(dir_ + "/mnt");
     ::unsetenv("KILN_SECRET_FROM_ENV");
   }
   std::string WriteSecrets(const std::string& text, mode_t mode) {
@@ -91,9 +91,9 @@ TEST_F(Secrets, MountsReadOnlyFilesOwnedByTheSandboxUid) {
   EXPECT_EQ(st.st_mode & 07777, 0400u);
   // Read-only: not even root writes there.
   EXPECT_FALSE(WriteNewFile(mnt + "/OTHER", "x", 0644, Sync::kNoFsync).ok());
-  ASSERT_TRUE(Unmount(mnt).ok());
+  ASSERT_TRUE(mountinfo::UnmountAll(mnt).ok());
   EXPECT_FALSE(mountinfo::IsMountPoint(mnt));
-  EXPECT_TRUE(Unmount(mnt).ok());  // idempotent
+  EXPECT_TRUE(mountinfo::UnmountAll(mnt).ok());  // idempotent
 }
 
 }  // namespace

@@ -159,19 +159,11 @@ class StreamState {
   std::string error_type_;
 };
 
-class Client : public model::Client {
+class Client : public model::EndpointClient {
  public:
-  explicit Client(const Options& o) {
-    std::string base = o.base_url;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    ep_.provider = "anthropic";
-    ep_.url = base + "/v1/messages";
-    ep_.headers.push_back("anthropic-version: " + o.version);
-    if (!o.api_key.empty()) ep_.headers.push_back("x-api-key: " + o.api_key);
-  }
-  std::string provider() const override { return "anthropic"; }
+  explicit Client(const Options& o)
+      : EndpointClient("anthropic", o.base_url, "/v1/messages", Headers(o)) {}
 
-  std::string url() const override { return ep_.url; }
   std::string Body(const model::Request& req) const override {
     return BuildBody(req).dump(-1, ' ', false, json::error_handler_t::replace);
   }
@@ -182,8 +174,11 @@ class Client : public model::Client {
   }
 
  private:
-  model::Endpoint ep_;
-  http_client::Client http_;
+  static std::vector<std::string> Headers(const Options& o) {
+    std::vector<std::string> h = {"anthropic-version: " + o.version};
+    if (!o.api_key.empty()) h.push_back("x-api-key: " + o.api_key);
+    return h;
+  }
 };
 
 }  // namespace

@@ -20,6 +20,26 @@ struct Endpoint {
   std::vector<std::string> headers;
 };
 
+// What both provider clients are made of: the endpoint (base URL with
+// trailing slashes dropped, plus the provider's path and headers) and one
+// HTTP connection reused across turns. Each provider adds Body and Send.
+class EndpointClient : public Client {
+ public:
+  EndpointClient(std::string provider, std::string base_url, std::string_view path,
+                 std::vector<std::string> headers) {
+    while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
+    ep_.provider = std::move(provider);
+    ep_.url = base_url + std::string(path);
+    ep_.headers = std::move(headers);
+  }
+  std::string provider() const override { return ep_.provider; }
+  std::string url() const override { return ep_.url; }
+
+ protected:
+  Endpoint ep_;
+  http_client::Client http_;
+};
+
 // Fills the common fields of attempt from an HTTP response: status, request
 // id (request_id_header), body, latency and, for a non-2xx status or a
 // transport error, error/retryable/retry_after. Returns true when the

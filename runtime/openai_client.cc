@@ -144,18 +144,14 @@ class StreamState {
   std::string failure_, error_type_;
 };
 
-class Client : public model::Client {
+class Client : public model::EndpointClient {
  public:
-  explicit Client(const Options& o) {
-    std::string base = o.base_url;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    ep_.provider = "openai";
-    ep_.url = base + "/chat/completions";
-    if (!o.api_key.empty()) ep_.headers.push_back("Authorization: Bearer " + o.api_key);
-  }
-  std::string provider() const override { return "openai"; }
+  explicit Client(const Options& o)
+      : EndpointClient("openai", o.base_url, "/chat/completions",
+                       o.api_key.empty()
+                           ? std::vector<std::string>{}
+                           : std::vector<std::string>{"Authorization: Bearer " + o.api_key}) {}
 
-  std::string url() const override { return ep_.url; }
   std::string Body(const model::Request& req) const override {
     return BuildBody(req).dump(-1, ' ', false, json::error_handler_t::replace);
   }
@@ -164,10 +160,6 @@ class Client : public model::Client {
     return model::SendAndParse<StreamState>(http_, ep_, req, body, "x-request-id", ParseBody,
                                             "data: [DONE]");
   }
-
- private:
-  model::Endpoint ep_;
-  http_client::Client http_;
 };
 
 }  // namespace

@@ -130,6 +130,7 @@ std::string Fingerprint(const std::string& host_root) {
   return hex;
 }
 
+// Fills dir, an empty directory the caller made.
 Status Build(const std::string& dir, const std::string& host_root) {
   auto mk = [&](const std::string& rel, mode_t mode) -> Status {
     std::string p = dir + "/" + rel;
@@ -137,7 +138,7 @@ Status Build(const std::string& dir, const std::string& host_root) {
     if (::chmod(p.c_str(), mode) != 0) return Error::Sys("chmod(" + Quote(p) + ")", errno);
     return Ok();
   };
-  KILN_TRY(mk("", 0755));
+  if (::chmod(dir.c_str(), 0755) != 0) return Error::Sys("chmod(" + Quote(dir) + ")", errno);
   for (const std::string& name : BoundDirs()) {
     struct stat st {};
     std::string host = host_root + name;
@@ -190,8 +191,10 @@ Result<std::string> Ensure(const std::string& state_dir, const std::string& host
 
   // Build beside the final name and rename, so that concurrent sandboxes
   // never see a half-built image; the loser of a race discards its copy.
-  std::string tmp =
-      images + "/.build-" + std::to_string(::getpid()) + "-" + std::to_string(::time(nullptr));
+  // mkdtemp: builders in several threads of one process (the controller's
+  // runs) each get a directory of their own.
+  std::string tmp = images + "/.build-XXXXXX";
+  if (::mkdtemp(tmp.data()) == nullptr) return Error::Sys("mkdtemp(" + Quote(tmp) + ")", errno);
   std::error_code ec;
   if (auto s = Build(tmp, host_root); !s) {
     std::filesystem::remove_all(tmp, ec);

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -82,6 +84,25 @@ TEST_F(HostImageTest, CachedUntilEtcChanges) {
   ASSERT_TRUE(changed.ok());
   EXPECT_NE(*first, *changed);
   EXPECT_TRUE(fs::exists(*changed + "/etc/newfile"));
+}
+
+TEST_F(HostImageTest, ThreadsBuildingAtOnceAllGetTheOneImage) {
+  // The controller starts several runs at once in one process.
+  std::vector<Result<std::string>> got(8, Error::Internal("not run"));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < got.size(); ++i) {
+    threads.emplace_back([&, i] { got[i] = Ensure(state_, host_); });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& r : got) {
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(*r, *got[0]);
+  }
+  EXPECT_TRUE(fs::exists(*got[0] + "/etc/passwd"));
+  for (const auto& e : fs::directory_iterator(state_ + "/images")) {
+    EXPECT_EQ(e.path().filename().string().rfind(".build-", 0), std::string::npos)
+        << "left behind: " << e.path();
+  }
 }
 
 TEST(IsSecretEtcPathTest, Rules) {

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string>
 
+#include "base/mountinfo.h"
 #include "controller/git/files.h"
 #include "controller/git/git.h"
 
@@ -68,15 +69,7 @@ Result<Workspace> MountWorkspace(const std::string& tree, const std::string& run
 
 Status RemoveWorkspace(const std::string& run_dir) {
   std::string merged = run_dir + "/workspace";
-  // Until umount2 says "not a mount point", something may still be mounted
-  // there (a mount stacked over another included).
-  for (;;) {
-    if (::umount2(merged.c_str(), UMOUNT_NOFOLLOW) == 0) continue;
-    int err = errno;
-    if (err == EBUSY && ::umount2(merged.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) continue;
-    if (err == EINVAL || err == ENOENT) break;
-    return Error::Sys("umount2(" + Quote(merged) + ")", err);
-  }
+  KILN_TRY(mountinfo::UnmountAll(merged));
   // The mount point itself is only ever an empty directory: rmdir, never a
   // recursive removal that could walk into a mount that is still there.
   if (::rmdir(merged.c_str()) != 0 && errno != ENOENT) {

@@ -297,7 +297,7 @@ int DoSubmit(const RequestOptions& o) {
   return 0;
 }
 
-int DoServe(const std::string& config_path) {
+int DoServe(const std::string& config_path, const daemon::ServeOptions& options) {
   BlockStopSignals();
   int code = 0;
   auto c = OpenController(config_path, &code);
@@ -306,7 +306,7 @@ int DoServe(const std::string& config_path) {
     spdlog::info("kiln serve: signal {}, stopping", sig);
     g_stop.store(true);
   });
-  Status st = daemon::Serve(*c, g_stop);
+  Status st = daemon::Serve(*c, g_stop, options);
   if (!st.ok()) return Fail(st.error(), kInfrastructure);
   return 0;
 }
@@ -428,8 +428,13 @@ void Register(CLI::App& app, int* exit_code) {
   auto serve_config = std::make_shared<std::string>();
   auto* serve =
       app.add_subcommand("serve", "Run the controller daemon: take queued runs and run them");
+  auto serve_options = std::make_shared<daemon::ServeOptions>();
   serve->add_option("--config", *serve_config, "configuration file (default /etc/kiln/kiln.yaml)");
-  serve->callback([serve_config, exit_code] { *exit_code = DoServe(*serve_config); });
+  serve->add_flag("--until-idle", serve_options->until_idle,
+                  "stop once no run is queued or running and no forge event or result is pending");
+  serve->callback([serve_config, serve_options, exit_code] {
+    *exit_code = DoServe(*serve_config, *serve_options);
+  });
 
   auto ro = std::make_shared<RequestOptions>();
   auto* run = app.add_subcommand(

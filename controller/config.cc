@@ -173,6 +173,22 @@ Status ReadTop(Fields& f, Config& c) {
     KILN_TRY(Set((*m)->Size("max_patch_bytes"), &c.result.max_patch_bytes));
     KILN_TRY((*m)->Finish());
   }
+  if (auto m = f.Map("pipeline"); !m) {
+    return std::move(m).error();
+  } else if (*m) {
+    Fields& p = **m;
+    KILN_TRY(Set(p.Bool("enabled"), &c.pipeline.enabled));
+    KILN_TRY(Set(p.String("forge"), &c.pipeline.forge));
+    if (c.pipeline.forge != "local") {
+      return p.Fail("forge",
+                    "must be local (the only forge built in), not " + Quote(c.pipeline.forge));
+    }
+    KILN_TRY(Set(p.String("bot"), &c.pipeline.bot));
+    if (c.pipeline.bot.empty()) return p.Fail("bot", "must not be empty");
+    KILN_TRY(Set(p.Strings("trusted_users"), &c.pipeline.trusted_users));
+    KILN_TRY(Set(p.String("api_listen"), &c.pipeline.api_listen));
+    KILN_TRY(p.Finish());
+  }
   KILN_TRY(Set(f.String("metrics_listen"), &c.metrics_listen));
   KILN_TRY(Set(f.Duration("poll_interval"), &c.poll_interval_ms));
   if (c.poll_interval_ms == 0) return f.Fail("poll_interval", "must be positive");

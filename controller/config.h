@@ -83,6 +83,15 @@ struct Config {
     uint64_t max_patch_bytes = 16 << 20;
   } result;
 
+  // The factory pipeline (docs/pipeline.md) and the forge it works with.
+  struct {
+    bool enabled = true;                        // `kiln serve` takes forge events
+    std::string forge = "local";                // the embedded local forge (GitHub: its own issue)
+    std::string bot = "kiln";                   // the user kiln's forge writes appear as
+    std::vector<std::string> trusted_users;     // may start expensive roles everywhere
+    std::string api_listen = "127.0.0.1:9465";  // the forge's HTTP API; "" turns it off
+  } pipeline;
+
   std::string metrics_listen = "127.0.0.1:9464";  // "" turns /metrics off
   uint64_t poll_interval_ms = 250;                // queue and cancel polling
 

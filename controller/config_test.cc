@@ -60,6 +60,11 @@ TEST(Config, DocumentedDefaultsAreTheDefaults) {
   EXPECT_EQ(c.model.name, d.model.name);
   EXPECT_EQ(c.result.max_file_bytes, d.result.max_file_bytes);
   EXPECT_EQ(c.result.max_patch_bytes, d.result.max_patch_bytes);
+  EXPECT_EQ(c.pipeline.enabled, d.pipeline.enabled);
+  EXPECT_EQ(c.pipeline.forge, d.pipeline.forge);
+  EXPECT_EQ(c.pipeline.bot, d.pipeline.bot);
+  EXPECT_EQ(c.pipeline.trusted_users, d.pipeline.trusted_users);
+  EXPECT_EQ(c.pipeline.api_listen, d.pipeline.api_listen);
   EXPECT_EQ(c.metrics_listen, d.metrics_listen);
   EXPECT_EQ(c.poll_interval_ms, d.poll_interval_ms);
   EXPECT_EQ(c.runtime_binary, d.runtime_binary);

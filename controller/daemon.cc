@@ -12,7 +12,11 @@
 #include <set>
 #include <thread>
 
+#include "controller/forge/api.h"
+#include "controller/forge/inbox.h"
+#include "controller/forge/local.h"
 #include "controller/metrics.h"
+#include "controller/pipeline/pipeline.h"
 #include "controller/provision.h"
 #include "controller/sessionlog/signer.h"
 #include "sandbox/state.h"
@@ -24,7 +28,16 @@ struct Controller::Parts {
   std::unique_ptr<proxy::Proxy> proxy;
   secrets::Vault vault;
   metrics::Metrics metrics;
+  // The pipeline and its forge, when the configuration enables it.
+  std::unique_ptr<forge::Local> forge;
+  std::unique_ptr<forge::Inbox> inbox;
+  std::unique_ptr<pipeline::State> state;
+  std::unique_ptr<pipeline::Pipeline> pipeline;
 };
+
+pipeline::Pipeline* Controller::pipeline() const {
+  return parts_ ? parts_->pipeline.get() : nullptr;
+}
 
 Controller::~Controller() = default;
 
@@ -60,7 +73,26 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
   s.vault = &c->parts_->vault;
   s.metrics = &c->parts_->metrics;
   s.owner = runner::OwnerId();
+  if (cfg.pipeline.enabled) {
+    Parts& p = *c->parts_;
+    KILN_ASSIGN_OR_RETURN(p.forge,
+                          forge::Local::Open(cfg.store, ForgeReposDir(cfg), cfg.pipeline.bot));
+    KILN_ASSIGN_OR_RETURN(p.inbox, forge::Inbox::Open(cfg.store));
+    KILN_ASSIGN_OR_RETURN(p.state, pipeline::State::Open(cfg.store));
+    pipeline::Options o;
+    o.trusted_users = cfg.pipeline.trusted_users;
+    o.bot = cfg.pipeline.bot;
+    p.pipeline = std::make_unique<pipeline::Pipeline>(s, *p.forge, *p.inbox, *p.state, o);
+    pipeline::Pipeline* pl = p.pipeline.get();
+    s.decide = [pl](const runner::Finished& f, sessionlog::Writer& log) {
+      return pl->Decide(f, log);
+    };
+  }
   return c;
+}
+
+std::string ForgeReposDir(const config::Config& config) {
+  return config.state_dir + "/forge/repos";
 }
 
 Result<size_t> Controller::Recover() {
@@ -117,7 +149,7 @@ Result<size_t> Controller::Recover() {
   return recovered;
 }
 
-Status Serve(Controller& c, const std::atomic<bool>& stop) {
+Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& options) {
   const config::Config& cfg = c.config();
   const runner::Services& s = c.services();
   KILN_ASSIGN_OR_RETURN(size_t recovered, c.Recover());
@@ -129,6 +161,13 @@ Status Serve(Controller& c, const std::atomic<bool>& stop) {
                             return s.metrics->Render(*s.store, s.proxy);
                           }));
     spdlog::info("metrics on http://{}/metrics", cfg.metrics_listen);
+  }
+  pipeline::Pipeline* pipeline = c.pipeline();
+  std::unique_ptr<forge::ApiServer> api;
+  if (pipeline && !cfg.pipeline.api_listen.empty()) {
+    KILN_ASSIGN_OR_RETURN(
+        api, forge::ApiServer::Start(cfg.pipeline.api_listen, cfg.store, ForgeReposDir(cfg)));
+    spdlog::info("forge API on http://{}/api/v1", cfg.pipeline.api_listen);
   }
   spdlog::info("kiln serve: owner {}, up to {} runs ({} per repository)", s.owner,
                cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo);
@@ -143,6 +182,16 @@ Status Serve(Controller& c, const std::atomic<bool>& stop) {
   std::list<Worker> workers;  // list: a worker's node stays put while it runs
   store::ClaimLimits limits{cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo};
   while (!stop.load()) {
+    if (pipeline) {
+      try {
+        auto worked = pipeline->Tick();
+        if (!worked) spdlog::error("pipeline: {}", worked.error().message());
+      } catch (const std::exception& e) {
+        // Stored results and forge replies are data; a surprise in them is
+        // logged and retried, never the end of the daemon.
+        spdlog::error("pipeline: {}", e.what());
+      }
+    }
     for (auto it = workers.begin(); it != workers.end();) {
       bool done;
       {
@@ -182,6 +231,23 @@ Status Serve(Controller& c, const std::atomic<bool>& stop) {
         w.done = true;
         cv.notify_all();
       });
+    }
+    if (options.until_idle) {
+      bool busy;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        busy = active > 0;
+      }
+      auto queued = s.store->CountByStatus();
+      busy = busy || !queued || queued->at(store::Status::kQueued) > 0;
+      if (!busy && pipeline) {
+        auto idle = pipeline->Idle();
+        busy = !idle || !*idle;
+      }
+      if (!busy) {
+        spdlog::info("kiln serve: idle, stopping (--until-idle)");
+        break;
+      }
     }
     std::unique_lock<std::mutex> lock(mu);
     cv.wait_for(lock, std::chrono::milliseconds(cfg.poll_interval_ms));

@@ -12,6 +12,10 @@
 #include "controller/config.h"
 #include "controller/runner.h"
 
+namespace kiln::pipeline {
+class Pipeline;
+}
+
 namespace kiln::daemon {
 
 // Everything runner::Services points to, owned.
@@ -23,6 +27,8 @@ class Controller {
   ~Controller();
 
   const runner::Services& services() const { return services_; }
+  // The pipeline; null when the configuration turns it off.
+  pipeline::Pipeline* pipeline() const;
   const config::Config& config() const { return config_; }
 
   // Reaps the runs whose owner died (and any sandbox whose supervisor died),
@@ -39,7 +45,17 @@ class Controller {
   runner::Services services_;
 };
 
+struct ServeOptions {
+  // Return once there is nothing to do: no queued or running run, no
+  // pending forge event, no result waiting for the forge (scripts, tests).
+  bool until_idle = false;
+};
+
 // `kiln serve`: runs until stop becomes true (SIGTERM/SIGINT in the CLI).
-Status Serve(Controller& controller, const std::atomic<bool>& stop);
+Status Serve(Controller& controller, const std::atomic<bool>& stop,
+             const ServeOptions& options = {});
+
+// Where the local forge keeps its bare repositories: <state_dir>/forge/repos.
+std::string ForgeReposDir(const config::Config& config);
 
 }  // namespace kiln::daemon

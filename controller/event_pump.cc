@@ -9,7 +9,6 @@ namespace kiln::pump {
 namespace {
 
 constexpr size_t kMaxLine = 16 << 20;
-constexpr size_t kOutputKeep = 4096;
 
 bool RuntimeType(std::string_view t) {
   return t == "model.request" || t == "model.response" || t == "tool.call" || t == "tool.result" ||
@@ -37,8 +36,8 @@ bool Drain(int fd, std::string* into) {
 
 }  // namespace
 
-Pump::Pump(sessionlog::Writer& log, int events_fd, int output_fd)
-    : log_(log), events_fd_(events_fd), output_fd_(output_fd) {
+Pump::Pump(sessionlog::Writer& log, int events_fd, int output_fd, size_t output_keep)
+    : log_(log), events_fd_(events_fd), output_fd_(output_fd), output_keep_(output_keep) {
   NonBlocking(events_fd_);
   NonBlocking(output_fd_);
 }
@@ -103,7 +102,7 @@ void Pump::Line(std::string_view line) {
 void Pump::ReadOutput() {
   if (output_fd_ < 0) return;
   bool more = Drain(output_fd_, &output_);
-  if (output_.size() > kOutputKeep) output_.erase(0, output_.size() - kOutputKeep);
+  if (output_.size() > output_keep_) output_.erase(0, output_.size() - output_keep_);
   if (!more) output_fd_ = -1;
 }
 

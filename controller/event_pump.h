@@ -22,8 +22,9 @@ namespace kiln::pump {
 class Pump {
  public:
   // events_fd: the read end of the event pipe; output_fd: the sandbox's
-  // stdout and stderr. Both are made non-blocking.
-  Pump(sessionlog::Writer& log, int events_fd, int output_fd);
+  // stdout and stderr. Both are made non-blocking. The last output_keep
+  // bytes of the output are kept.
+  Pump(sessionlog::Writer& log, int events_fd, int output_fd, size_t output_keep = 4096);
 
   // Each reads what is available now; at end of file its fd() becomes -1.
   void ReadEvents();
@@ -35,7 +36,8 @@ class Pump {
   uint64_t tool_calls() const { return tool_calls_; }
   uint64_t rejected() const { return rejected_; }
   const nlohmann::json& result() const { return result_; }
-  // The last 4 KiB of the sandbox's output (kiln's and the runtime's stderr).
+  // The end of the sandbox's output (kiln's and the runtime's stderr, or a
+  // command's stdout and stderr), output_keep bytes at most.
   std::string output_tail() const;
 
  private:
@@ -48,6 +50,7 @@ class Pump {
   std::string partial_;
   bool skipping_ = false;  // inside a line that went over the limit
   std::string output_;
+  size_t output_keep_;
   uint64_t tool_calls_ = 0;
   uint64_t rejected_ = 0;
   nlohmann::json result_;

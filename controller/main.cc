@@ -4,6 +4,7 @@
 #include <string>
 
 #include "controller/cli.h"
+#include "controller/forge/cli.h"
 #include "controller/logging.h"
 #include "controller/sessionlog/cli.h"
 #include "sandbox/cli.h"
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   kiln::controller::cli::AddGcOptions(app, &gc_config);
   kiln::controller::cli::Register(app, &exit_code);
   kiln::sessionlog::cli::Register(app, &exit_code);
+  kiln::forge::cli::Register(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

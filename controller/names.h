@@ -41,15 +41,45 @@ inline bool IsSecret(std::string_view s) {
   return true;
 }
 
-// A pipeline trigger: [a-z0-9_.:/ -]{1,128}.
-inline bool IsTrigger(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
+// A forge label as a trigger names it: [A-Za-z0-9][A-Za-z0-9._:/-]{0,63}
+// (kiln's own labels are lower-case: ready-to-spec, plan-approved, area:x).
+inline bool IsLabel(std::string_view s) {
+  if (s.empty() || s.size() > 64 || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
   for (char c : s) {
-    if (!detail::Lower(c) && std::string_view("_.:/ -").find(c) == std::string_view::npos) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string_view("._:/-").find(c) == std::string_view::npos) {
       return false;
     }
   }
   return true;
+}
+
+// The forms IsTrigger accepts, for error messages and docs/skills.md.
+inline constexpr std::string_view kTriggerForms =
+    "issue.opened, pull.opened, pull.synchronized, schedule, label:<label>, "
+    "review:approved-spec, comment:/kiln <word>";
+
+// A pipeline trigger: the event that starts a role. One of issue.opened,
+// pull.opened, pull.synchronized, schedule, review:approved-spec,
+// label:<label> (IsLabel), or comment:/kiln <word> with <word> of
+// [a-z][a-z0-9-]{0,31} (a comment whose first line is that command).
+inline bool IsTrigger(std::string_view s) {
+  for (std::string_view exact :
+       {"issue.opened", "pull.opened", "pull.synchronized", "schedule", "review:approved-spec"}) {
+    if (s == exact) return true;
+  }
+  constexpr std::string_view kLabel = "label:";
+  if (s.substr(0, kLabel.size()) == kLabel) return IsLabel(s.substr(kLabel.size()));
+  constexpr std::string_view kComment = "comment:/kiln ";
+  if (s.substr(0, kComment.size()) == kComment) {
+    std::string_view word = s.substr(kComment.size());
+    if (word.empty() || word.size() > 32 || word[0] < 'a' || word[0] > 'z') return false;
+    for (char c : word) {
+      if (!detail::Lower(c) && c != '-') return false;
+    }
+    return true;
+  }
+  return false;
 }
 
 }  // namespace kiln::names

@@ -74,30 +74,31 @@ json RunPlan::RunStart(const store::Run& run, const git::Resolved& repo) const {
       {"requested_by", run.request.requested_by},
       {"image", {{"name", image}, {"digest", image_digest}}},
       {"repository", {{"url", repo.url}, {"commit", repo.commit}, {"rev", run.request.commit}}},
-      {"skill", {{"path", skill.path}, {"sha256", skill.sha256}}},
-      {"model",
-       {{"provider", runtime_spec["model"]["provider"]},
-        {"name", runtime_spec["model"]["name"]},
-        {"gateway", gateway}}},
-      {"budgets", runtime_spec.value("budgets", json::object())},
+      {"skill", {{"path", skill.path}, {"sha256", skill.sha256}, {"companions", skill.companions}}},
+      {"budgets", command.empty() ? runtime_spec.value("budgets", json::object()) : json()},
       {"limits", {{"wall_ms", timeout_ms}}},
       {"secrets", secret_names},
       {"network_allow", rules},
   };
+  if (command.empty()) {
+    p["model"] = {{"provider", runtime_spec["model"]["provider"]},
+                  {"name", runtime_spec["model"]["name"]},
+                  {"gateway", gateway}};
+  } else {
+    p["command"] = command;
+  }
+  if (!run.request.context.is_null()) p["context"] = run.request.context;
   pump::Sanitise(p);
   return p;
 }
 
-Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
+namespace {
+
+// The agent's model gateway and kiln-runtime's run spec.
+Status PlanAgent(const runner::Services& s, const store::Run& run, RunPlan* plan_out) {
   const config::Config& cfg = *s.config;
-  RunPlan plan;
-  KILN_ASSIGN_OR_RETURN(plan.skill, skill::Load(cfg.skills_dir, run.request.role));
+  RunPlan& plan = *plan_out;
   const skill::Skill& sk = plan.skill;
-  {
-    auto secrets = s.vault->Select(sk.secrets);
-    if (!secrets) return secrets.error().Wrap("skill " + Quote(sk.path));
-    plan.secrets = std::move(*secrets);
-  }
   std::string provider = cfg.model.provider;
   if (auto it = sk.model.find("provider"); it != sk.model.end()) {
     if (!it->is_string()) return Error::Invalid(sk.path + ": 'model.provider' must be a string");
@@ -124,6 +125,33 @@ Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
     return parsed.error().Wrap("the run spec for role " + Quote(run.request.role));
   }
   plan.runtime_spec = std::move(spec);
+  return Ok();
+}
+
+}  // namespace
+
+Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
+  const config::Config& cfg = *s.config;
+  RunPlan plan;
+  KILN_ASSIGN_OR_RETURN(plan.skill, skill::Load(cfg.skills_dir, run.request.role));
+  const skill::Skill& sk = plan.skill;
+  {
+    auto secrets = s.vault->Select(sk.secrets);
+    if (!secrets) return secrets.error().Wrap("skill " + Quote(sk.path));
+    plan.secrets = std::move(*secrets);
+  }
+  if (sk.mode == skill::Mode::kCommand) {
+    const nlohmann::json& ctx = run.request.context;
+    plan.command = ctx.is_object() && ctx.contains("command") && ctx["command"].is_string()
+                       ? ctx["command"].get<std::string>()
+                       : sk.command;
+    if (plan.command.empty()) {
+      return Error::Invalid("skill " + Quote(sk.path) +
+                            " runs a command, but neither it nor the request names one");
+    }
+  } else {
+    KILN_TRY(PlanAgent(s, run, &plan));
+  }
   for (const auto& text : cfg.proxy.allow) {
     KILN_ASSIGN_OR_RETURN(proxy::Rule r, proxy::ParseRule(text, "config"));
     plan.allow.push_back(std::move(r));
@@ -140,6 +168,30 @@ Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
   }
   plan.timeout_ms = sk.timeout_ms.value_or(cfg.sandbox.timeout_ms);
   return plan;
+}
+
+Status AddCompanions(const runner::Services& s, const store::Run& run, const git::Resolved& repo,
+                     RunPlan* plan) {
+  if (plan->skill.mode == skill::Mode::kCommand) return Ok();
+  // A pull request's runs (review, verify) take the guidance of its base,
+  // never of its head: the author does not write the reviewer's instructions.
+  const json& ctx = run.request.context;
+  const std::string at = ctx.is_object() && ctx.contains("base_sha") && ctx["base_sha"].is_string()
+                             ? ctx["base_sha"].get<std::string>()
+                             : repo.commit;
+  const std::string dir = ".kiln/skills";
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, git::ListDirAt(repo.mirror_path, at, dir));
+  std::vector<std::pair<std::string, std::string>> mine;
+  for (const auto& name : names) {
+    std::string path = dir + "/" + name + "/SKILL.md";
+    KILN_ASSIGN_OR_RETURN(auto text, git::ReadFileAt(repo.mirror_path, at, path));
+    if (!text) continue;
+    KILN_ASSIGN_OR_RETURN(skill::Skill companion, skill::ParseCompanion(*text, path));
+    if (companion.specializes == plan->skill.role) mine.emplace_back(path, std::move(*text));
+  }
+  if (mine.empty()) return Ok();
+  KILN_ASSIGN_OR_RETURN(plan->skill, skill::Specialize(plan->skill, mine));
+  return PlanAgent(s, run, plan);
 }
 
 Status Materialise(const runner::Services& s, const store::Run& run, const RunPlan& plan,
@@ -165,7 +217,10 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
   if (::mkdir(kiln_dir.c_str(), 0755) != 0) {
     return Error::Sys("mkdir(" + Quote(kiln_dir) + ")", errno);
   }
-  KILN_TRY(WriteNewFile(kiln_dir + "/spec.json", plan.runtime_spec.dump(2), 0444, Sync::kNoFsync));
+  if (plan.command.empty()) {
+    KILN_TRY(
+        WriteNewFile(kiln_dir + "/spec.json", plan.runtime_spec.dump(2), 0444, Sync::kNoFsync));
+  }
 
   proxy::Policy policy;
   policy.allow = plan.allow;
@@ -239,19 +294,19 @@ sandbox::Spec SandboxSpec(const runner::Services& s, const store::Run& run, cons
   spec.limits.grace_ms = cfg.sandbox.grace_ms;
   spec.limits.rootfs_bytes = cfg.sandbox.rootfs_bytes;
   spec.pass_fds = {events_fd, steer_fd};
-  spec.argv = {bin + "/kiln-proxy-forward",
-               "--listen",
-               kProxyListen,
-               "--socket",
-               std::string(kKilnDir) + "/proxy.sock",
-               "--",
-               bin + "/kiln-runtime",
-               "--spec",
-               std::string(kKilnDir) + "/spec.json",
-               "--events-fd",
-               std::to_string(events_fd),
-               "--steer-fd",
-               std::to_string(steer_fd)};
+  spec.argv = {bin + "/kiln-proxy-forward",           "--listen", kProxyListen, "--socket",
+               std::string(kKilnDir) + "/proxy.sock", "--"};
+  if (!plan.command.empty()) {
+    // No event or steering pipe: only kiln-runtime writes events, and a
+    // command could forge them.
+    spec.pass_fds.clear();
+    spec.argv.insert(spec.argv.end(), {"/bin/sh", "-c", plan.command});
+    return spec;
+  }
+  spec.argv.insert(
+      spec.argv.end(),
+      {bin + "/kiln-runtime", "--spec", std::string(kKilnDir) + "/spec.json", "--events-fd",
+       std::to_string(events_fd), "--steer-fd", std::to_string(steer_fd)});
   return spec;
 }
 

@@ -15,6 +15,7 @@
 
 #include "base/result.h"
 #include "controller/git/git.h"
+#include "controller/git/write.h"
 #include "controller/proxy/proxy.h"
 #include "controller/runner.h"
 #include "controller/sessionlog/writer.h"
@@ -33,8 +34,11 @@ struct RunPlan {
   skill::Skill skill;
   std::map<std::string, std::string> secrets;  // name -> value
   std::string gateway;                         // models.<name> the runtime talks to
-  nlohmann::json runtime_spec;                 // kiln-runtime's run spec
-  std::vector<proxy::Rule> allow;              // config rules, then the skill's
+  nlohmann::json runtime_spec;                 // kiln-runtime's run spec; null for a command skill
+  // Command skills (verify): the shell command kiln runs in the sandbox
+  // instead of an agent. The request's context.command wins over the skill's.
+  std::string command;
+  std::vector<proxy::Rule> allow;  // config rules, then the skill's
   std::string image;
   std::string image_digest;  // "sha256:<hex>", filled when the run starts (HostImageDigest)
   uint64_t timeout_ms = 0;
@@ -53,6 +57,14 @@ Result<std::string> HostImageDigest(const std::string& state_dir);
 // unknown role, an unknown secret, a bad budget override, a model provider
 // without a gateway are errors here.
 Result<RunPlan> Plan(const runner::Services& services, const store::Run& run);
+
+// Appends the repository's companion skills for the run's role
+// (`.kiln/skills/<name>/SKILL.md` whose `specializes` names the role, read at
+// the resolved commit, or at a pull request's base for review and verify) to
+// the plan's skill and rebuilds the runtime spec. Command skills take none. A
+// companion that does not parse fails the run, naming its file and line.
+Status AddCompanions(const runner::Services& services, const store::Run& run,
+                     const git::Resolved& repo, RunPlan* plan);
 
 struct Resources {
   std::string run_dir;

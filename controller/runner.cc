@@ -26,6 +26,9 @@
 namespace kiln::runner {
 namespace {
 
+// What a command run keeps of its output for the log and the report.
+constexpr size_t kCommandOutputKeep = 64 << 10;
+
 using nlohmann::json;
 
 double Since(std::chrono::steady_clock::time_point t) {
@@ -123,6 +126,24 @@ Ending Classify(const SandboxReport& rep, const json& result_event, bool cancell
   }
 }
 
+// A command run (a command skill: verify) ends by the command's exit status:
+// 0 passes, anything else is the command's failure, not kiln's.
+Ending ClassifyCommand(const SandboxReport& rep, bool cancelled, bool stopping) {
+  if (cancelled || stopping || !rep.present || !rep.error.empty()) {
+    return Classify(rep, json(), cancelled, stopping);
+  }
+  if (rep.timed_out)
+    return {store::Status::kFailed, false, "timeout", "the run hit its time limit"};
+  if (rep.signal) {
+    return {store::Status::kFailed, false, "command_failed",
+            "the command was killed by signal " + std::to_string(*rep.signal)};
+  }
+  int code = rep.exit_code.value_or(-1);
+  if (code == 0) return {store::Status::kSucceeded, false, "passed", ""};
+  return {store::Status::kFailed, false, "command_failed",
+          "the command exited with status " + std::to_string(code)};
+}
+
 // One attempt of a run: owns every resource it creates and releases each on
 // every path (the destructor is the last resort; Teardown() reports errors).
 class Attempt {
@@ -175,6 +196,9 @@ class Attempt {
       return fail(repo.error(), repo.error().code() != Error::Code::kNotFound);
     }
     repo_ = *repo;
+    if (Status st = provision::AddCompanions(s_, run_, repo_, &plan_); !st.ok()) {
+      return fail(st.error().Wrap("the repository's companion skills"), false);
+    }
     store::Progress progress;
     progress.commit_sha = repo_.commit;
     progress.image_digest = plan_.image_digest;
@@ -232,7 +256,8 @@ class Attempt {
     ::fcntl(steer_w.get(), F_SETFL, O_NONBLOCK);
     spdlog::info("run {}: sandbox {} started", run_.id, spec.id);
 
-    pump::Pump pump(*log_, ev_r.get(), out_r.get());
+    const bool command = !plan_.command.empty();
+    pump::Pump pump(*log_, ev_r.get(), out_r.get(), command ? kCommandOutputKeep : 4096);
     bool cancelled = false, stopping = false;
     std::optional<std::chrono::steady_clock::time_point> kill_at;
     UniqueFd timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
@@ -280,12 +305,21 @@ class Attempt {
     result_event_ = pump.result();
     output_tail_ = pump.output_tail();
     SandboxReport rep = ReadReport(report);
+    exit_code_ = rep.signal || !rep.error.empty() ? std::nullopt : rep.exit_code;
     if (!rep.present) {
       // The supervisor died without its report (SIGKILL after the grace):
       // reap what it left, as `kiln sandbox gc` would.
       (void)sandbox::state::Gc(cfg_.state_dir, "/sys/fs/cgroup", cfg_.sandbox.cgroup_parent);
     }
-    Ending e = Classify(rep, result_event_, cancelled, stopping);
+    Ending e = command ? ClassifyCommand(rep, cancelled, stopping)
+                       : Classify(rep, result_event_, cancelled, stopping);
+    if (command) {
+      (void)log_->Append("controller", {{"event", "command_output"},
+                                        {"message", "the command's output (its end)"},
+                                        {"command", plan_.command},
+                                        {"exit_code", exit_code_ ? json(*exit_code_) : json()},
+                                        {"output", output_tail_}});
+    }
     if (e.infrastructure && s_.metrics) s_.metrics->SandboxFailure();
     if (e.infrastructure && !output_tail_.empty()) e.error += " (output: " + output_tail_ + ")";
     return e;
@@ -317,6 +351,7 @@ class Attempt {
       auto d = git::Collect(repo_.mirror_path, repo_.commit, res_.workspace.merged, o);
       if (d) {
         diff = pump::DiffJson(*d);
+        diff_ = std::move(*d);
       } else {
         AppendNote("diff_failed", d.error().message());
         if (end.status == store::Status::kSucceeded) {
@@ -342,7 +377,45 @@ class Attempt {
     result_ = json::object();
     if (payload.contains("result")) result_["result"] = payload["result"];
     if (!diff.is_null()) result_["diff"] = diff;
-    if (payload.contains("totals")) result_["totals"] = payload["totals"];
+    if (payload.contains("totals") && payload["totals"].is_object()) {
+      result_["totals"] = payload["totals"];
+      result_["totals"]["tool_calls"] = tool_calls_;  // counted by the controller, not the agent
+    }
+    if (!plan_.command.empty()) {
+      std::string tail = output_tail_.size() > 4096
+                             ? output_tail_.substr(output_tail_.size() - 4096)
+                             : output_tail_;
+      result_["command"] = {{"command", plan_.command},
+                            {"exit_code", exit_code_ ? json(*exit_code_) : json()},
+                            {"output_tail", tail}};
+    }
+    Decide(end);
+  }
+
+  // The pipeline's hook, for runs it started: its decision is kept with the
+  // result and applied to the forge after the run.
+  void Decide(const Ending& end) {
+    if (!s_.decide || run_.request.context.is_null() || !log_) return;
+    Finished f(run_);
+    f.result_schema = plan_.skill.result_schema;
+    f.succeeded = end.status == store::Status::kSucceeded;
+    f.outcome = end.outcome;
+    f.result = result_.value("result", json());
+    f.diff = diff_ ? &*diff_ : nullptr;
+    f.mirror = repo_.mirror_path;
+    f.commit = repo_.commit;
+    f.workspace = res_.workspace.merged;
+    f.exit_code = exit_code_;
+    f.output_tail = output_tail_;
+    try {
+      result_["actions"] = s_.decide(f, *log_);
+    } catch (const std::exception& e) {
+      // The hook reads data that came out of the sandbox: a surprise there
+      // refuses the result; it never takes the controller down.
+      AppendNote("decision_failed", e.what());
+      result_["actions"] = {
+          {"refused", {std::string("the controller could not decide: ") + e.what()}}};
+    }
   }
 
   kiln::Status Teardown() { return provision::Release(cfg_, run_, &res_); }
@@ -411,6 +484,8 @@ class Attempt {
   json result_event_;
   json result_ = json::object();
   std::string output_tail_;
+  std::optional<int> exit_code_;   // the sandbox's exit status (a command's)
+  std::optional<git::Diff> diff_;  // the workspace's changes, once collected
   uint64_t tool_calls_ = 0;
   double provision_s_ = 0;  // Prepare(): plan, repository, log, resources
   double sandbox_s_ = 0;    // launch to the sandbox's end

@@ -14,7 +14,9 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
@@ -24,9 +26,27 @@
 #include "controller/proxy/proxy.h"
 #include "controller/secrets.h"
 #include "controller/sessionlog/signer.h"
+#include "controller/sessionlog/writer.h"
 #include "controller/store/store.h"
 
 namespace kiln::runner {
+
+// What the pipeline's decide hook sees of a run that has ended, before its
+// workspace is unmounted and its session log closed.
+struct Finished {
+  explicit Finished(const store::Run& r) : run(r) {}
+  const store::Run& run;
+  nlohmann::json result_schema;     // the skill's
+  bool succeeded = false;           // the run ends as succeeded
+  std::string outcome;              // submitted, tests_failed, timeout, ...
+  nlohmann::json result;            // the agent's submitted result; null when none
+  const git::Diff* diff = nullptr;  // the workspace's changes; null when not collected
+  std::string mirror;               // the run's mirror
+  std::string commit;               // the commit the workspace started from
+  std::string workspace;            // still mounted
+  std::optional<int> exit_code;     // command runs: the command's exit status
+  std::string output_tail;          // command runs: the end of its output
+};
 
 struct Services {
   const config::Config* config = nullptr;
@@ -37,6 +57,10 @@ struct Services {
   const secrets::Vault* vault = nullptr;
   metrics::Metrics* metrics = nullptr;
   std::string owner;  // OwnerId() of this process
+  // Runs with a request context (the pipeline's): called when the run has
+  // ended, with its log still open for the hook's records. What it returns
+  // is kept as the result's "actions".
+  std::function<nlohmann::json(const Finished&, sessionlog::Writer&)> decide;
 };
 
 // "<pid>:<start time>" of this process: a run whose owner is no longer

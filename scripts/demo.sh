@@ -1,42 +1,114 @@
 #!/usr/bin/env bash
-# kiln's main job on a fresh Debian 12 machine. Installs what it needs, builds
-# kiln, and — until the issue-to-pull-request pipeline lands — shows the
-# sandbox at work: a hostile command tries its usual tricks and is stopped,
-# and the host is left as it was. Run as root (cgroups need it).
+# kiln's main job on a fresh Debian 12 machine, from an issue to a pull
+# request. Installs what it needs, builds kiln, creates a local forge holding
+# a small sample repository (demo/sample: a real bug and a failing test),
+# files an issue, and drives the whole pipeline — triage, spec, the
+# maintainer's approval (played by this script), implementation, review and
+# verification — to a pull request whose diff fixes the bug and whose verify
+# run passes. Every step is a sandboxed, logged run.
+#
+# The model is the scripted model server (demo/model-script.yaml) unless
+# ANTHROPIC_API_KEY or OPENAI_API_KEY is set, in which case the agents talk to
+# that real model through kiln's egress proxy. Run as root.
+#
+#   scripts/demo.sh            the demo, in a fresh temporary state directory
+#   KEEP=1 scripts/demo.sh     keep the state directory to look around after
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 "$root/scripts/install-deps.sh"
 echo "== building kiln"
 "$root/scripts/build.sh" build >/dev/null
-kiln=$root/build/controller/kiln
+bin=$root/build
+kiln=$bin/controller/kiln
+start=$(date +%s)
+
 state=$(mktemp -d /tmp/kiln-demo-XXXXXX)
-trap 'rm -rf "$state"' EXIT
-run() { "$kiln" sandbox run --state-dir "$state" "$@"; }
+server_pid=
+cleanup() {
+  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [[ ${KEEP:-0} == 1 ]]; then echo "state kept in $state"; else rm -rf "$state"; fi
+}
+trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 
-step "who and where am I inside? (own pid, uts, net, user namespaces; no capabilities)"
-run --hostname demo -- sh -c 'echo "hostname=$(hostname) pid=$$ uid=$(id -u)"; ls /sys/class/net;
-  grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status'
+# The model: a real one when a key is set, else the scripted server.
+if [[ -n ${ANTHROPIC_API_KEY:-} ]]; then
+  model_config="model: {provider: anthropic, name: ${KILN_DEMO_MODEL:-claude-sonnet-4-5}}
+proxy: {allow: []}"
+  echo "model: Anthropic (${KILN_DEMO_MODEL:-claude-sonnet-4-5}), key from ANTHROPIC_API_KEY"
+elif [[ -n ${OPENAI_API_KEY:-} ]]; then
+  model_config="model: {provider: openai, name: ${KILN_DEMO_MODEL:-gpt-4.1}}"
+  echo "model: OpenAI (${KILN_DEMO_MODEL:-gpt-4.1}), key from OPENAI_API_KEY"
+else
+  coproc MODEL { exec "$bin/tests/modelserver/kiln-model-server" \
+    --script "$root/demo/model-script.yaml" --record "$state/model-requests.jsonl"; }
+  server_pid=$MODEL_PID
+  read -r port <&"${MODEL[0]}"
+  model_config="models: {scripted: {provider: anthropic, upstream: \"http://127.0.0.1:$port\", api_key_env: \"\"}}
+model: {provider: scripted, name: scripted-demo}"
+  echo "model: the scripted model server on 127.0.0.1:$port (demo/model-script.yaml)"
+fi
 
-step "the host's secrets are not there, its /usr is read-only"
-run -- sh -c 'ls /etc/shadow 2>&1; touch /usr/bin/evil 2>&1; true'
+config=$state/kiln.yaml
+cat >"$config" <<EOF
+state_dir: $state
+skills_dir: $root/skills
+runtime_binary: $bin/runtime/kiln-runtime
+forward_binary: $bin/controller/proxy/kiln-proxy-forward
+metrics_listen: ""
+poll_interval: 100ms
+pipeline: {api_listen: ""}
+sandbox: {timeout: 10m, memory: 2G}
+$model_config
+EOF
 
-step "privileged system calls fail (seccomp and no capabilities); --seccomp-log shows them"
-run --seccomp-log -- sh -c 'unshare --user --map-root-user true 2>&1; mount -t tmpfs x /mnt 2>&1; true'
+k() { "$kiln" "$@" --config "$config"; }
+drive() { "$kiln" serve --config "$config" --until-idle 2>>"$state/serve.log"; }
+repo=demo/stats
 
-step "a memory bomb is OOM-killed inside the sandbox only (report excerpt)"
-run --memory 64M --report "$state/oom.json" -- python3 -c 'x = bytearray(1 << 30)' || true
-jq -c '{status, oom_killed, memory_peak_bytes}' "$state/oom.json"
+step "a local forge with the sample repository (maintainer: maintainer)"
+k forge init "$repo" --from "$root/demo/sample" --maintainer maintainer
 
-step "a fork bomb hits the pids limit; the timeout ends it"
-run --pids 64 --timeout 2s --report "$state/fork.json" -- sh -c 'bomb() { bomb | bomb & }; bomb; sleep 60' 2>/dev/null || true
-jq -c '{status, timed_out, pids_peak}' "$state/fork.json"
+step "a user files an issue"
+k issue new --repo "$repo" --as reporter --title "median() is wrong for an even number of values" \
+  --body "median([4, 1, 3, 2]) returns 3, but the docstring promises 2.5 (the mean of the two
+middle values). test_median_of_an_even_number_of_values fails."
 
-step "a workspace is the only writable host directory"
-ws=$(mktemp -d /tmp/kiln-demo-ws-XXXXXX); chmod 777 "$ws"
-run --workspace "$ws" -- sh -c 'echo "written inside" > result.txt; pwd'
-echo "host sees: $(cat "$ws/result.txt")"; rm -rf "$ws"
+step "kiln triages it"
+drive
+k issue show --repo "$repo" 1
 
-step "nothing left behind"
-echo "sandbox state dirs: $(ls "$state/run" | wc -l); kiln cgroups: $(ls -d /sys/fs/cgroup/*/kiln/*/ 2>/dev/null | wc -l)"
+step "the maintainer asks for a spec: label ready-to-spec"
+k issue label --repo "$repo" 1 --add ready-to-spec --as maintainer
+drive
+k pr list --repo "$repo"
+spec_pr=$(k pr list --repo "$repo" --json | jq -r '.[] | select(.head.ref == "kiln/spec-1") | .number')
+k pr diff --repo "$repo" "$spec_pr" | head -40
+
+step "the maintainer approves the spec (pull request #$spec_pr)"
+k pr approve --repo "$repo" "$spec_pr" --as maintainer --body "Spec looks right."
+drive
+
+impl_pr=$(k pr list --repo "$repo" --json | jq -r '.[] | select(.head.ref == "kiln/implement-1") | .number')
+if [[ -z $impl_pr ]]; then
+  echo "demo: no implementation pull request was opened; see $state/serve.log" >&2
+  KEEP=1
+  exit 1
+fi
+step "the pull request kiln opened (#$impl_pr), its review and its verify status"
+k pr show --repo "$repo" "$impl_pr"
+step "its diff"
+k pr diff --repo "$repo" "$impl_pr"
+
+step "every run, and its session log verified"
+k runs list
+for log in "$state"/logs/*.log; do
+  "$kiln" log verify --key-dir "$state/keys" "$log"
+done
+
+verify_state=$(k pr show --repo "$repo" "$impl_pr" --json |
+  jq -r '[.statuses[] | select(.context == "kiln/verify") | .state] | last')
+echo
+echo "kiln/verify on pull request #$impl_pr: $verify_state; pipeline took $(($(date +%s) - start)) s"
+[[ $verify_state == success ]]

@@ -4,7 +4,10 @@
 
 #include <cerrno>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "controller/git/files.h"
 #include "controller/git/git.h"
@@ -14,9 +17,13 @@ namespace kiln::git {
 namespace {
 
 // Every ref of the origin under the same name: branches, tags, notes, and
-// whatever a forge keeps under refs/ (pull request heads).
+// whatever a forge keeps under refs/ (pull request heads). The remote's
+// configured refspec; fetches pass narrower ones (FetchRefspecs).
 constexpr char kMirrorRefspec[] = "+refs/*:refs/*";
 constexpr char kRemote[] = "origin";
+// The controller's own refs in a mirror (commits of runs kept until pushed):
+// never fetched into, never pruned.
+constexpr std::string_view kKilnNamespace = "refs/kiln";
 
 Error Unreachable(const std::string& url, const std::string& why) {
   return Error(Error::Code::kIO, "repository " + Quote(url) + " is unreachable: " + why);
@@ -76,24 +83,78 @@ Status FollowRemoteHead(git_repository* repo, const git_remote_head** heads, siz
   return Ok();
 }
 
+// The refspec covering name's namespace: "+refs/<ns>/*:refs/<ns>/*", or the
+// name itself for a ref directly under refs/. Nothing for refs/kiln/, names
+// outside refs/ (HEAD) and names no refspec can hold.
+std::optional<std::string> NamespaceRefspec(std::string_view name) {
+  constexpr std::string_view kRefs = "refs/";
+  if (name.substr(0, kRefs.size()) != kRefs) return std::nullopt;
+  size_t slash = name.find('/', kRefs.size());
+  std::string pattern(name.substr(0, slash));
+  if (pattern == kKilnNamespace) return std::nullopt;
+  // A name no ref may have ("refs/tags/v1^{}" is fine: its namespace is).
+  int valid = 0;
+  std::string probe = slash == std::string_view::npos ? pattern : pattern + "/x";
+  if (git_reference_name_is_valid(&valid, probe.c_str()) != 0 || !valid) return std::nullopt;
+  if (slash != std::string_view::npos) pattern += "/*";
+  std::string spec = "+" + pattern + ":" + pattern;
+  git_refspec* parsed = nullptr;
+  if (git_refspec_parse(&parsed, spec.c_str(), /*is_fetch=*/1) != 0) return std::nullopt;
+  git_refspec_free(parsed);
+  return spec;
+}
+
+// The refspecs of a fetch: one per namespace that the origin (heads, its ref
+// list) or the mirror has, refs/kiln/ excepted. libgit2 1.5 has no negative
+// refspecs ("^refs/kiln/*"), and with "+refs/*:refs/*" a pruning fetch would
+// delete the controller's refs (the origin has none) and the origin's
+// refs/kiln/* would overwrite them. The mirror's own namespaces are listed
+// so that one the origin dropped entirely is still pruned.
+Result<std::vector<std::string>> FetchRefspecs(git_repository* repo, const git_remote_head** heads,
+                                               size_t count) {
+  // Always some refspecs: an empty list would make libgit2 use the remote's
+  // configured "+refs/*:refs/*".
+  std::set<std::string> specs = {"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"};
+  for (size_t i = 0; i < count; ++i) {
+    if (auto spec = NamespaceRefspec(heads[i]->name)) specs.insert(std::move(*spec));
+  }
+  git_strarray local{};
+  if (git_reference_list(&local, repo) != 0) return GitError("listing the mirror's refs");
+  for (size_t i = 0; i < local.count; ++i) {
+    if (auto spec = NamespaceRefspec(local.strings[i])) specs.insert(std::move(*spec));
+  }
+  git_strarray_dispose(&local);
+  return std::vector<std::string>(specs.begin(), specs.end());
+}
+
 // Fetches every ref of the origin into the mirror, pruning refs the origin
-// deleted.
+// deleted; refs/kiln/ is left alone (FetchRefspecs).
 Status Fetch(git_repository* repo, const std::string& url) {
   git_remote* r = nullptr;
   if (git_remote_lookup(&r, repo, kRemote) != 0) return GitError("mirror of " + Quote(url));
   RemotePtr remote(r);
+  // Connected first for the origin's ref list; git_remote_fetch reuses the
+  // connection.
+  if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, nullptr, nullptr, nullptr) != 0) {
+    return Unreachable(url, LastGitMessage());
+  }
+  const git_remote_head** heads = nullptr;
+  size_t count = 0;
+  if (git_remote_ls(&heads, &count, remote.get()) != 0) return GitError("listing " + Quote(url));
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> specs, FetchRefspecs(repo, heads, count));
+  std::vector<char*> spec_ptrs;
+  for (std::string& s : specs) spec_ptrs.push_back(s.data());
+  git_strarray refspecs{spec_ptrs.data(), spec_ptrs.size()};
   git_fetch_options opts;
   git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
-  opts.prune = GIT_FETCH_PRUNE;
+  opts.prune = GIT_FETCH_PRUNE;  // within the refspecs passed only
   opts.update_fetchhead = 0;
-  // The refspec names refs/tags/* already; no separate tag following.
+  // The refspecs name refs/tags/* already; no separate tag following.
   opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-  if (git_remote_fetch(remote.get(), nullptr, &opts, "kiln: fetch") != 0) {
+  if (git_remote_fetch(remote.get(), &refspecs, &opts, "kiln: fetch") != 0) {
     return Unreachable(url, LastGitMessage());
   }
   // The ref list of the connection just closed, as git_clone uses it.
-  const git_remote_head** heads = nullptr;
-  size_t count = 0;
   if (git_remote_ls(&heads, &count, remote.get()) != 0) return GitError("listing " + Quote(url));
   return FollowRemoteHead(repo, heads, count);
 }

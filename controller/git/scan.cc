@@ -69,18 +69,6 @@ Result<git_oid> HashBlob(int fd, uint64_t size, const std::string& path) {
   return oid;
 }
 
-// Opens name in dir as a regular file, never a link, never blocking on a FIFO
-// swapped in since the lstat.
-Result<UniqueFd> OpenRegular(int dir, const char* name, const std::string& path, struct stat* st) {
-  UniqueFd fd(::openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-  if (!fd.valid()) return Error::Sys("open(" + Quote(path) + ")", errno);
-  if (::fstat(fd.get(), st) != 0) return Error::Sys("fstat(" + Quote(path) + ")", errno);
-  if (!S_ISREG(st->st_mode)) {
-    return Error(Error::Code::kIO, Quote(path) + " stopped being a regular file");
-  }
-  return fd;
-}
-
 // Names in the directory, without ".", "..".
 Result<std::vector<std::string>> ReadNames(int dir_fd, const std::string& path) {
   int fd = ::dup(dir_fd);
@@ -248,14 +236,7 @@ class Scanner {
   Status Describe(int dir, const std::string& name, const struct stat& st, Kind kind, Change* c) {
     if (kind == Kind::kSpecial) return Ok();  // listed, never opened
     if (kind == Kind::kLink) {
-      // st_size is the target's length, but a buffer of PATH_MAX holds any target.
-      std::string target(std::max<size_t>(static_cast<size_t>(st.st_size), PATH_MAX) + 1, '\0');
-      ssize_t n = ::readlinkat(dir, name.c_str(), target.data(), target.size());
-      if (n < 0) return Error::Sys("readlink(" + Quote(c->path) + ")", errno);
-      if (static_cast<size_t>(n) == target.size()) {
-        return Error(Error::Code::kIO, Quote(c->path) + " changed while it was read");
-      }
-      target.resize(static_cast<size_t>(n));
+      KILN_ASSIGN_OR_RETURN(std::string target, ReadLinkAt(dir, name.c_str(), c->path, st));
       c->new_mode = kModeLink;
       c->new_size = target.size();
       if (git_odb_hash(&c->new_id, target.data(), target.size(), GIT_OBJECT_BLOB) != 0) {
@@ -312,6 +293,29 @@ class Scanner {
 };
 
 }  // namespace
+
+Result<UniqueFd> OpenRegular(int dir, const char* name, const std::string& path, struct stat* st) {
+  UniqueFd fd(::openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!fd.valid()) return Error::Sys("open(" + Quote(path) + ")", errno);
+  if (::fstat(fd.get(), st) != 0) return Error::Sys("fstat(" + Quote(path) + ")", errno);
+  if (!S_ISREG(st->st_mode)) {
+    return Error(Error::Code::kIO, Quote(path) + " stopped being a regular file");
+  }
+  return fd;
+}
+
+Result<std::string> ReadLinkAt(int dir, const char* name, const std::string& path,
+                               const struct stat& st) {
+  // st_size is the target's length, but a buffer of PATH_MAX holds any target.
+  std::string target(std::max<size_t>(static_cast<size_t>(st.st_size), PATH_MAX) + 1, '\0');
+  ssize_t n = ::readlinkat(dir, name, target.data(), target.size());
+  if (n < 0) return Error::Sys("readlink(" + Quote(path) + ")", errno);
+  if (static_cast<size_t>(n) == target.size()) {
+    return Error(Error::Code::kIO, Quote(path) + " changed while it was read");
+  }
+  target.resize(static_cast<size_t>(n));
+  return target;
+}
 
 Result<UniqueFd> OpenBeneath(int root_fd, std::string_view path, int flags) {
   if (path.empty()) {

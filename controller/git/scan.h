@@ -7,6 +7,7 @@
 #pragma once
 
 #include <git2.h>
+#include <sys/stat.h>
 
 #include <cstdint>
 #include <string>
@@ -45,5 +46,14 @@ Result<std::vector<Change>> Scan(git_repository* repo, const git_tree* tree, int
 // Opens path (relative, '/'-separated, "" for root_fd itself) below root_fd
 // without following a symlink in any component.
 Result<UniqueFd> OpenBeneath(int root_fd, std::string_view path, int flags);
+
+// Opens name in dir as a regular file (path names it in errors): never a
+// link (O_NOFOLLOW), never blocking on a FIFO swapped in since an lstat
+// (O_NONBLOCK), and checked to be regular after opening. st is its fstat.
+Result<UniqueFd> OpenRegular(int dir, const char* name, const std::string& path, struct stat* st);
+
+// The target text of the symlink name in dir, never followed; st is its lstat.
+Result<std::string> ReadLinkAt(int dir, const char* name, const std::string& path,
+                               const struct stat& st);
 
 }  // namespace kiln::git

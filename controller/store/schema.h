@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "base/result.h"
@@ -32,5 +33,11 @@ Result<std::optional<int64_t>> ReadVersion(sqlite::Db& db, int64_t known);
 // the last completed version; a process migrating the same file at the same
 // time is seen inside the transaction and its steps are not repeated.
 Status Migrate(sqlite::Db& db, std::span<const std::string_view> steps);
+
+// A connection to the kiln store at path, as every part that keeps tables
+// in it opens one (the run store, the forge, the pipeline): created when
+// missing, a foreign file refused before anything is written, WAL mode,
+// synchronous NORMAL, a busy timeout, and migrated to the current version.
+Result<sqlite::Db> Open(const std::string& path, int busy_timeout_ms);
 
 }  // namespace kiln::store::schema

@@ -29,7 +29,7 @@ constexpr int kBusyTimeoutMs = 5'000;
 constexpr std::string_view kRunColumns =
     "id, role, repo, revision, task, priority, budgets, requested_by, max_attempts, status, "
     "attempt, created_ms, started_ms, finished_ms, not_before_ms, owner, cancel_requested, "
-    "commit_sha, image_digest, sandbox_id, log_path, log_head, outcome, result, error";
+    "commit_sha, image_digest, sandbox_id, log_path, log_head, outcome, result, error, context";
 
 // "SELECT <run columns> FROM runs <rest>": rest holds the conditions, with
 // values as parameters only.
@@ -95,6 +95,7 @@ Result<Run> RowToRun(const sqlite::Db& db, const sqlite::Stmt& stmt) {
   run.outcome = stmt.Text(c++);
   KILN_ASSIGN_OR_RETURN(run.result, ParseJson(db, run.id, "result", stmt.Text(c++)));
   run.error = stmt.Text(c++);
+  KILN_ASSIGN_OR_RETURN(req.context, ParseJson(db, run.id, "context", stmt.Text(c++)));
   return run;
 }
 
@@ -228,8 +229,8 @@ Result<Run> SqliteStore::Enqueue(const RunRequest& request, int64_t now_ms) {
       sqlite::Stmt stmt,
       db_.Prepare("enqueueing a run",
                   "INSERT INTO runs (id, role, repo, revision, task, priority, budgets, "
-                  "requested_by, max_attempts, status, created_ms) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+                  "requested_by, max_attempts, status, created_ms, context) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
   stmt.Bind(1, run.id)
       .Bind(2, request.role)
       .Bind(3, request.repo)
@@ -240,7 +241,8 @@ Result<Run> SqliteStore::Enqueue(const RunRequest& request, int64_t now_ms) {
       .Bind(8, request.requested_by)
       .Bind(9, request.max_attempts)
       .Bind(10, Name(Status::kQueued))
-      .Bind(11, now_ms);
+      .Bind(11, now_ms)
+      .Bind(12, DumpJson(request.context));
   KILN_TRY(stmt.Run());
   return run;
 }
@@ -486,51 +488,10 @@ Result<std::map<Status, uint64_t>> SqliteStore::CountByStatus() {
   }
 }
 
-// One attempt at switching db to WAL: the journal mode it has afterwards.
-Result<std::string> SetJournalModeWal(sqlite::Db& db) {
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
-                        db.Prepare("enabling WAL mode", "PRAGMA journal_mode = WAL"));
-  KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  return row ? stmt.Text(0) : std::string();
-}
-
-// Switches db to write-ahead logging: readers and the writer no longer block
-// each other, and a commit costs one append. The mode is stored in the file,
-// so this only changes something on the first open. The switch needs an
-// exclusive lock, and SQLite reports "database is locked" at once, without its
-// busy handler, when another connection holds a shared one (two processes
-// opening a new file together): retried here for up to the busy timeout.
-kiln::Status UseWal(sqlite::Db& db) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
-  for (;;) {
-    Result<std::string> mode = SetJournalModeWal(db);
-    if (mode.ok() && *mode == "wal") return Ok();
-    if (mode.ok()) {
-      return Error(Error::Code::kUnsupported, "store " + Quote(db.path()) +
-                                                  ": cannot use WAL mode (journal mode stays " +
-                                                  Quote(*mode) + ")");
-    }
-    if (mode.error().code() != Error::Code::kTimeout ||
-        std::chrono::steady_clock::now() >= deadline) {
-      return mode.error();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path) {
-  KILN_ASSIGN_OR_RETURN(sqlite::Db db, sqlite::Db::Open(path, kBusyTimeoutMs));
-  const auto steps = schema::Migrations();
-  // Refuse a foreign file before anything below writes to it.
-  KILN_TRY(schema::ReadVersion(db, static_cast<int64_t>(steps.size())));
-  KILN_TRY(UseWal(db));
-  // In WAL mode NORMAL is durable against crashes of kiln; a power loss can
-  // lose the last commits but never corrupts the file. Per connection.
-  KILN_TRY(db.Exec("setting synchronous", "PRAGMA synchronous = NORMAL"));
-  KILN_TRY(schema::Migrate(db, steps));
+  KILN_ASSIGN_OR_RETURN(sqlite::Db db, schema::Open(path, kBusyTimeoutMs));
   return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db)));
 }
 

@@ -49,6 +49,9 @@ struct RunRequest {
   nlohmann::json budgets = nlohmann::json::object();  // role budgets overrides
   std::string requested_by;                           // "cli:root", "schedule", ...
   int max_attempts = 3;  // attempts for infrastructure failures, the first included
+  // Who the run is for, kept as given: the pipeline's forge, repository,
+  // issue and event (docs/pipeline.md); null for runs from the CLI.
+  nlohmann::json context;
 };
 
 struct Run {

@@ -121,7 +121,8 @@ class Controller : public ::testing::Test {
         "log_dir: " + root_ + "/logs\n" + "skills_dir: " + skills_ + "\n" +
         "secrets_file: " + secrets_ + "\n" + "runtime_binary: " + KILN_RUNTIME_BINARY + "\n" +
         "forward_binary: " + KILN_FORWARD_BINARY + "\n" + "poll_interval: 100ms\n" +
-        "retry: {initial_backoff: 100ms}\n" + "sandbox: {cgroup_parent: " + TestCgroupParent() +
+        "pipeline: {api_listen: \"\"}\n" + "retry: {initial_backoff: 100ms}\n" +
+        "sandbox: {cgroup_parent: " + TestCgroupParent() +
         ", timeout: 2m, grace: 2s, memory: 1G}\n" + "models: {anthropic: {upstream: \"" +
         server_->anthropic_url() + "\"}}\n" + extra_config;
     if (!Contains(extra_config, "metrics_listen")) cfg += "metrics_listen: \"\"\n";

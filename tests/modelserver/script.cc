@@ -1,6 +1,7 @@
 #include "tests/modelserver/script.h"
 
 #include <yaml-cpp/yaml.h>
+#include <cctype>
 
 #include "base/fd.h"
 #include "controller/yaml_fields.h"
@@ -62,6 +63,89 @@ Result<Reply> ReplyFrom(const json& j, const std::string& where) {
   return r;
 }
 
+Result<Rule> RuleFrom(const json& rj, const std::string& where) {
+  if (!rj.is_object() || !rj.contains("reply")) return Error::Invalid(where + " needs a reply");
+  Rule rule;
+  try {
+    const json& when = rj.value("when", json::object());
+    rule.contains = when.value("contains", "");
+    rule.tool = when.value("tool", "");
+    if (when.contains("is_error")) rule.is_error = when["is_error"].get<bool>();
+    rule.times = rj.value("times", int64_t{-1});
+  } catch (const std::exception& e) {
+    return Error::Invalid(where + ": " + e.what());
+  }
+  KILN_ASSIGN_OR_RETURN(rule.reply, ReplyFrom(rj["reply"], where + ".reply"));
+  return rule;
+}
+
+// Reads member k of a Sequence (replies, rules, default) into seq; false when
+// k is none of them. prefix ("" or "conversations[1].") starts every path.
+Result<bool> SequenceMember(const std::string& k, const json& v, const std::string& prefix,
+                            Sequence& seq) {
+  if (k == "replies" || k == "rules") {
+    if (!v.is_array()) return Error::Invalid(prefix + k + ": must be a list");
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::string where = prefix + k + "[" + std::to_string(i) + "]";
+      if (k == "replies") {
+        KILN_ASSIGN_OR_RETURN(Reply r, ReplyFrom(v[i], where));
+        seq.replies.push_back(std::move(r));
+      } else {
+        KILN_ASSIGN_OR_RETURN(Rule r, RuleFrom(v[i], where));
+        seq.rules.push_back(std::move(r));
+      }
+    }
+    return true;
+  }
+  if (k == "default") {
+    KILN_ASSIGN_OR_RETURN(Reply r, ReplyFrom(v, prefix + "default"));
+    seq.fallback = std::move(r);
+    return true;
+  }
+  return false;
+}
+
+bool IsPlaceholderName(const std::string& s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
+Result<Conversation> ConversationFrom(const json& j, const std::string& where) {
+  if (!j.is_object()) return Error::Invalid(where + ": must be a map");
+  Conversation c;
+  bool has_match = false;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "match") {
+      if (!v.is_string()) return Error::Invalid(where + ".match: must be a string");
+      c.match = v.get<std::string>();
+      if (c.match.empty()) return Error::Invalid(where + ".match: must not be empty");
+      has_match = true;
+    } else if (k == "capture") {
+      if (!v.is_object()) {
+        return Error::Invalid(where + ".capture: must be a map of placeholder names to markers");
+      }
+      for (const auto& [name, marker] : v.items()) {
+        std::string at = where + ".capture." + name;
+        if (!IsPlaceholderName(name)) {
+          return Error::Invalid(at + ": a placeholder name is letters, digits and _");
+        }
+        if (!marker.is_string() || marker.get<std::string>().empty()) {
+          return Error::Invalid(at + ": must be a non-empty string");
+        }
+        c.capture[name] = marker.get<std::string>();
+      }
+    } else {
+      KILN_ASSIGN_OR_RETURN(bool known, SequenceMember(k, v, where + ".", c));
+      if (!known) return Error::Invalid(where + ": unknown member " + Quote(k));
+    }
+  }
+  if (!has_match) return Error::Invalid(where + ".match: required");
+  return c;
+}
+
 }  // namespace
 
 Result<Script> ScriptFromJson(const json& j) {
@@ -69,32 +153,17 @@ Result<Script> ScriptFromJson(const json& j) {
   if (j.is_array()) return ScriptFromJson(json{{"replies", j}});
   if (!j.is_object()) return Error::Invalid("script must be an object or a list of replies");
   for (const auto& [k, v] : j.items()) {
-    if (k == "replies") {
+    if (k == "conversations") {
+      if (!v.is_array()) return Error::Invalid("conversations: must be a list");
       for (size_t i = 0; i < v.size(); ++i) {
-        KILN_ASSIGN_OR_RETURN(Reply r, ReplyFrom(v[i], "replies[" + std::to_string(i) + "]"));
-        s.replies.push_back(std::move(r));
+        KILN_ASSIGN_OR_RETURN(Conversation c,
+                              ConversationFrom(v[i], "conversations[" + std::to_string(i) + "]"));
+        s.conversations.push_back(std::move(c));
       }
-    } else if (k == "rules") {
-      for (size_t i = 0; i < v.size(); ++i) {
-        std::string where = "rules[" + std::to_string(i) + "]";
-        const json& rj = v[i];
-        Rule rule;
-        if (!rj.is_object() || !rj.contains("reply"))
-          return Error::Invalid(where + " needs a reply");
-        const json& when = rj.value("when", json::object());
-        rule.contains = when.value("contains", "");
-        rule.tool = when.value("tool", "");
-        if (when.contains("is_error")) rule.is_error = when["is_error"].get<bool>();
-        rule.times = rj.value("times", int64_t{-1});
-        KILN_ASSIGN_OR_RETURN(rule.reply, ReplyFrom(rj["reply"], where + ".reply"));
-        s.rules.push_back(std::move(rule));
-      }
-    } else if (k == "default") {
-      KILN_ASSIGN_OR_RETURN(Reply r, ReplyFrom(v, "default"));
-      s.fallback = std::move(r);
-    } else {
-      return Error::Invalid("script: unknown member " + Quote(k));
+      continue;
     }
+    KILN_ASSIGN_OR_RETURN(bool known, SequenceMember(k, v, "", s));
+    if (!known) return Error::Invalid("script: unknown member " + Quote(k));
   }
   return s;
 }
@@ -116,38 +185,6 @@ Result<Script> LoadScript(const std::string& path) {
   auto s = ParseScript(text);
   if (!s.ok()) return s.error().Wrap("script " + Quote(path));
   return s;
-}
-
-std::optional<Reply> Player::Next(const std::vector<ToolResultSeen>& last, std::string* step) {
-  std::lock_guard<std::mutex> lock(mu_);
-  rule_hits_.resize(script_.rules.size());
-  for (size_t i = 0; i < script_.rules.size(); ++i) {
-    const Rule& r = script_.rules[i];
-    if (r.times >= 0 && rule_hits_[i] >= r.times) continue;
-    for (const auto& tr : last) {
-      if (!r.tool.empty() && tr.tool != r.tool) continue;
-      if (r.is_error && *r.is_error != tr.is_error) continue;
-      if (tr.content.find(r.contains) == std::string::npos) continue;
-      ++rule_hits_[i];
-      *step = "rules[" + std::to_string(i) + "]";
-      return r.reply;
-    }
-  }
-  while (index_ < script_.replies.size()) {
-    const Reply& r = script_.replies[index_];
-    if (r.repeat < 0 || used_ < r.repeat) {
-      ++used_;
-      *step = "replies[" + std::to_string(index_) + "]";
-      return r;
-    }
-    ++index_;
-    used_ = 0;
-  }
-  if (script_.fallback) {
-    *step = "default";
-    return script_.fallback;
-  }
-  return std::nullopt;
 }
 
 }  // namespace kiln::modelserver

@@ -4,9 +4,10 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -61,31 +62,40 @@ struct ToolResultSeen {
   bool is_error = false;
 };
 
-struct Script {
+// What the server saw of a request: enough to pick its conversation, its run
+// and the rule that applies.
+struct RequestSeen {
+  std::string system;                // the system prompt(s), joined with "\n"
+  std::string first_user;            // the first user message's text: the run's task
+  std::vector<ToolResultSeen> last;  // the latest tool results
+};
+
+// Replies, rules and a default: the whole script, or one conversation of it.
+struct Sequence {
   std::vector<Reply> replies;
   std::vector<Rule> rules;
   std::optional<Reply> fallback;  // "default" in the file
+};
+
+// The replies for one kind of agent run. A request belongs to the first
+// conversation whose match occurs in its system prompt or first user message;
+// each run (each distinct first user message) gets its own cursor through it.
+struct Conversation : Sequence {
+  std::string match;  // required, non-empty
+  // Placeholder name -> marker: {{name}} in a reply becomes the digits right
+  // after the marker in the run's first user message.
+  std::map<std::string, std::string> capture;
+};
+
+// The top-level Sequence answers requests that no conversation matches, with
+// one cursor shared by all of them (as before conversations existed).
+struct Script : Sequence {
+  std::vector<Conversation> conversations;
 };
 
 // JSON or YAML (chosen by content: JSON if it parses as JSON).
 Result<Script> ParseScript(std::string_view text);
 Result<Script> LoadScript(const std::string& path);
 Result<Script> ScriptFromJson(const nlohmann::json& j);
-
-// Thread-safe cursor over a script.
-class Player {
- public:
-  explicit Player(Script s) : script_(std::move(s)) {}
-  // The reply for a request whose latest tool results are `last`; nullopt
-  // when the script is exhausted. *step is set to a description for the log.
-  std::optional<Reply> Next(const std::vector<ToolResultSeen>& last, std::string* step);
-
- private:
-  std::mutex mu_;
-  Script script_;
-  size_t index_ = 0;
-  int64_t used_ = 0;  // times replies[index_] was served
-  std::vector<int64_t> rule_hits_;
-};
 
 }  // namespace kiln::modelserver

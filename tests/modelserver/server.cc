@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 
 #include "tests/modelserver/wire.h"
@@ -31,6 +32,43 @@ void Nap(uint64_t ms, const std::atomic<bool>& stopping) {
   while (!stopping && std::chrono::steady_clock::now() < end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+}
+
+// Asks the player for the reply to rec and renders it (or the error that
+// takes its place); records which conversation, cursor and step answered.
+Rendered Answer(Player& player, Format f, RecordedRequest& rec, size_t request_bytes,
+                std::optional<Reply>* reply) {
+  RequestSeen seen;
+  try {
+    seen = Seen(f, rec.body);
+  } catch (const std::exception& e) {  // a member of an unexpected JSON type
+    return RenderError(f, 400, "", std::string("unexpected request body: ") + e.what(), rec.no);
+  }
+  Served served = player.Next(seen);
+  rec.step = served.step;
+  rec.conversation = served.conversation;
+  rec.cursor = served.cursor;
+  rec.notes = served.notes;
+  std::string which;
+  if (served.conversation) {
+    which = " in conversations[" + std::to_string(*served.conversation) + "] (run " +
+            served.cursor.substr(0, 12) + ")";
+  } else if (player.conversations() > 0) {
+    which = " (no conversation matched its system prompt or first user message)";
+  }
+  for (const auto& note : served.notes) {
+    std::fprintf(stderr, "kiln-model-server: request %llu (%s, run %s): %s\n",
+                 static_cast<unsigned long long>(rec.no), served.step.c_str(),
+                 served.cursor.substr(0, 12).c_str(), note.c_str());
+  }
+  if (served.error) return RenderError(f, 500, "", *served.error, rec.no);
+  if (!served.reply) {
+    return RenderError(f, 500, "",
+                       "the script has no reply left for request " + std::to_string(rec.no) + which,
+                       rec.no);
+  }
+  *reply = std::move(served.reply);
+  return Render(f, **reply, rec.body, rec.no, request_bytes);
 }
 
 }  // namespace
@@ -139,14 +177,9 @@ void Server::Serve(int fd) {
       if (rec.body.is_null()) {
         out = RenderError(f, 400, "", "request body is not JSON", rec.no);
       } else {
-        auto reply = player_.Next(LastToolResults(f, rec.body), &rec.step);
-        if (!reply) {
-          rec.step = "exhausted";
-          out = RenderError(f, 500, "",
-                            "the script has no reply left for request " + std::to_string(rec.no),
-                            rec.no);
-        } else {
-          out = Render(f, *reply, rec.body, rec.no, req.body().size());
+        std::optional<Reply> reply;
+        out = Answer(player_, f, rec, req.body().size(), &reply);
+        if (reply) {
           delay = reply->delay_ms;
           fault = reply->fault;
         }
@@ -156,14 +189,15 @@ void Server::Serve(int fd) {
       std::lock_guard<std::mutex> lock(mu_);
       requests_.push_back(rec);
       if (!opts_.record_path.empty()) {
+        nlohmann::json line = {{"no", rec.no},           {"target", rec.target},
+                               {"headers", rec.headers}, {"body", rec.body},
+                               {"step", rec.step},       {"conversation", nullptr},
+                               {"cursor", nullptr}};
+        if (rec.conversation) line["conversation"] = *rec.conversation;
+        if (!rec.cursor.empty()) line["cursor"] = rec.cursor;
+        if (!rec.notes.empty()) line["notes"] = rec.notes;
         std::ofstream log(opts_.record_path, std::ios::app);
-        log << nlohmann::json{{"no", rec.no},
-                              {"target", rec.target},
-                              {"headers", rec.headers},
-                              {"body", rec.body},
-                              {"step", rec.step}}
-                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-            << "\n";
+        log << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       }
     }
     if (delay) Nap(delay, stopping_);

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "tests/modelserver/player.h"
 #include "tests/modelserver/script.h"
 
 namespace kiln::modelserver {
@@ -27,6 +29,9 @@ struct RecordedRequest {
   std::map<std::string, std::string> headers;  // names lower-cased
   nlohmann::json body;                         // null if the body was not JSON
   std::string step;                            // which script entry answered
+  std::optional<size_t> conversation;          // which conversation; nullopt: top level
+  std::string cursor;                          // which run in it (hex SHA-256 of its task)
+  std::vector<std::string> notes;              // placeholders left verbatim, and why
 };
 
 struct Options {

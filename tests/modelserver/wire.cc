@@ -1,7 +1,9 @@
 #include "tests/modelserver/wire.h"
 
+#include <cctype>
 #include <ctime>
 #include <map>
+#include <string_view>
 
 namespace kiln::modelserver {
 namespace {
@@ -344,6 +346,73 @@ std::vector<ToolResultSeen> LastToolResults(Format f, const json& req) {
     out.insert(out.begin(), std::move(s));
   }
   return out;
+}
+
+namespace {
+
+// The text of a message's content: a string, or its text parts (both
+// providers use {"type": "text", "text": ...}) run together, as the runtime's
+// OpenAI client runs a message's text blocks together.
+std::string TextOf(const json& content) {
+  if (content.is_string()) return content.get<std::string>();
+  std::string out;
+  if (!content.is_array()) return out;
+  for (const auto& p : content) {
+    if (p.is_object() && p.value("type", "") == "text" && p.contains("text") &&
+        p["text"].is_string()) {
+      out += p["text"].get<std::string>();
+    }
+  }
+  return out;
+}
+
+// Drops the compaction note runtime/compaction.cc appends to the task.
+void DropCompactionNote(std::string& task) {
+  static constexpr std::string_view kHead = "[kiln: ";
+  static constexpr std::string_view kTail =
+      " earlier turns were removed to fit the context window]";
+  if (task.size() < kTail.size() ||
+      task.compare(task.size() - kTail.size(), kTail.size(), kTail.data(), kTail.size()) != 0) {
+    return;
+  }
+  size_t head = task.rfind(kHead);
+  if (head == std::string::npos) return;
+  size_t digits = head + kHead.size(), end = task.size() - kTail.size();
+  if (end == digits) return;
+  for (size_t i = digits; i < end; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(task[i]))) return;
+  }
+  task.erase(head);
+}
+
+}  // namespace
+
+RequestSeen Seen(Format f, const json& req) {
+  RequestSeen seen;
+  seen.last = LastToolResults(f, req);
+  auto add_system = [&](const json& content) {  // one line per message or block
+    for (const json& part : content.is_array() ? content : json::array({content})) {
+      std::string text = TextOf(part.is_object() ? json::array({part}) : part);
+      if (text.empty()) continue;
+      if (!seen.system.empty()) seen.system += "\n";
+      seen.system += text;
+    }
+  };
+  if (f == Format::kAnthropic && req.contains("system")) add_system(req["system"]);
+  if (!req.contains("messages") || !req["messages"].is_array()) return seen;
+  bool have_user = false;
+  for (const auto& m : req["messages"]) {
+    if (!m.is_object() || !m.contains("content")) continue;
+    std::string role = m.value("role", "");
+    if (f == Format::kOpenAI && (role == "system" || role == "developer")) {
+      add_system(m["content"]);
+    } else if (role == "user" && !have_user) {
+      have_user = true;
+      seen.first_user = TextOf(m["content"]);
+      DropCompactionNote(seen.first_user);
+    }
+  }
+  return seen;
 }
 
 }  // namespace kiln::modelserver

@@ -35,4 +35,11 @@ Rendered RenderError(Format f, int status, const std::string& type, const std::s
 // The last tool results of a request (for rules), with their tool names.
 std::vector<ToolResultSeen> LastToolResults(Format f, const nlohmann::json& request);
 
+// The system prompt (Anthropic `system`, a string or text blocks; OpenAI
+// `system` and `developer` messages), the first user message's text and the
+// last tool results. The note the runtime's compaction appends to the task
+// ("[kiln: N earlier turns were removed ...]") is left out of first_user, so
+// that a run keeps its cursor when its context is compacted.
+RequestSeen Seen(Format f, const nlohmann::json& request);
+
 }  // namespace kiln::modelserver

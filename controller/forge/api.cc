@@ -1,0 +1,540 @@
+// The routes of the forge's HTTP API (docs/api.md), without sockets: a
+// request in, a response out. api_server.cc serves them.
+#include "controller/forge/api.h"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <map>
+#include <optional>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "base/strings.h"
+#include "controller/forge/wire.h"
+
+namespace kiln::forge {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kPrefix = "/api/v1/";
+
+ApiResponse JsonResponse(int status, const json& body) {
+  ApiResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  return r;
+}
+
+ApiResponse Message(int status, const std::string& message) {
+  return JsonResponse(status, {{"message", message}});
+}
+
+int HttpStatus(const Error& e) {
+  switch (e.code()) {
+    case Error::Code::kInvalidArgument:
+      return 422;
+    case Error::Code::kNotFound:
+      return 404;
+    case Error::Code::kPermission:
+      return 403;
+    case Error::Code::kTimeout:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+ApiResponse FromError(const Error& e) { return Message(HttpStatus(e), e.message()); }
+
+// %XX escapes and '+' (in a query) decoded; a malformed escape is nullopt.
+std::optional<std::string> Decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+        return std::nullopt;
+      }
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else if (s[i] == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+struct Target {
+  std::vector<std::string> segments;  // after /api/v1/
+  std::map<std::string, std::string> query;
+};
+
+std::optional<Target> ParseTarget(std::string_view target) {
+  Target t;
+  std::string_view path = target;
+  std::string_view query;
+  if (size_t q = target.find('?'); q != std::string_view::npos) {
+    path = target.substr(0, q);
+    query = target.substr(q + 1);
+  }
+  path.remove_prefix(kPrefix.size());
+  for (const std::string& seg : Split(path, '/')) {
+    if (seg.empty()) continue;  // a trailing or doubled slash
+    auto d = Decode(seg, false);
+    if (!d) return std::nullopt;
+    t.segments.push_back(*d);
+  }
+  for (const std::string& pair : Split(query, '&')) {
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    auto k = Decode(pair.substr(0, eq), true);
+    auto v = Decode(eq == std::string::npos ? "" : pair.substr(eq + 1), true);
+    if (!k || !v) return std::nullopt;
+    t.query[*k] = *v;
+  }
+  return t;
+}
+
+// Matches segments against pattern ("repos/*/*/issues"); the '*' parts go
+// to captures.
+bool Match(const std::vector<std::string>& segments, std::string_view pattern,
+           std::vector<std::string>* captures) {
+  std::vector<std::string> parts = Split(pattern, '/');
+  if (parts.size() != segments.size()) return false;
+  captures->clear();
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i] == "*") {
+      captures->push_back(segments[i]);
+    } else if (parts[i] != segments[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Result<int64_t> Number(const std::string& text, std::string_view what) {
+  auto n = ParseUint(text, what);
+  if (!n.ok() || *n == 0 || *n > static_cast<uint64_t>(INT64_MAX)) {
+    return Error::NotFound(std::string(what) + " " + Quote(text) + " is not a number");
+  }
+  return static_cast<int64_t>(*n);
+}
+
+// The request body as a JSON object ({} when empty); a response to send
+// instead when it is not one.
+std::variant<json, ApiResponse> Body(const std::string& text) {
+  if (Trim(text).empty()) return json::object();
+  try {
+    json j = json::parse(text);
+    if (!j.is_object()) return Message(400, "the request body must be a JSON object");
+    return j;
+  } catch (const json::parse_error& e) {
+    return Message(400, std::string("malformed JSON body: ") + e.what());
+  }
+}
+
+Result<std::optional<std::string>> OptString(const json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) return Error::Invalid("field " + Quote(field) + " must be a string");
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+Result<std::string> String(const json& j, const char* field, bool required) {
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> v, OptString(j, field));
+  if (!v && required) return Error::Invalid("field " + Quote(field) + " is missing");
+  return v.value_or("");
+}
+
+Result<std::vector<std::string>> Strings(const json& j, const char* field, bool required) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) {
+    if (required) return Error::Invalid("field " + Quote(field) + " is missing");
+    return std::vector<std::string>();
+  }
+  if (!it->is_array()) return Error::Invalid("field " + Quote(field) + " must be an array");
+  std::vector<std::string> out;
+  for (const auto& v : *it) {
+    // GitHub also takes label objects: {"name": "bug"}.
+    if (v.is_object() && v.contains("name") && v["name"].is_string()) {
+      out.push_back(v["name"].get<std::string>());
+    } else if (v.is_string()) {
+      out.push_back(v.get<std::string>());
+    } else {
+      return Error::Invalid("field " + Quote(field) + " must hold strings");
+    }
+  }
+  return out;
+}
+
+json LabelsJson(const std::vector<std::string>& labels) {
+  json a = json::array();
+  for (const auto& l : labels) a.push_back({{"name", l}});
+  return a;
+}
+
+Result<Review> ReviewFrom(const json& j) {
+  Review r;
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> event, OptString(j, "event"));
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> verdict, OptString(j, "verdict"));
+  if (event) {
+    if (*event == "APPROVE") {
+      r.verdict = "approve";
+    } else if (*event == "COMMENT") {
+      r.verdict = "comment";
+    } else if (*event == "REQUEST_CHANGES") {
+      r.verdict = "request_changes";
+    } else {
+      return Error::Invalid("field 'event' " + Quote(*event) +
+                            " is not one of APPROVE, COMMENT, REQUEST_CHANGES");
+    }
+  } else if (verdict) {
+    r.verdict = *verdict;
+  } else {
+    return Error::Invalid("field 'event' (or 'verdict') is missing");
+  }
+  KILN_ASSIGN_OR_RETURN(r.body, String(j, "body", false));
+  KILN_ASSIGN_OR_RETURN(r.commit_sha, String(j, "commit_id", false));
+  auto it = j.find("comments");
+  if (it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return Error::Invalid("field 'comments' must be an array");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& c = (*it)[i];
+      const std::string at = "comments[" + std::to_string(i) + "]";
+      if (!c.is_object()) return Error::Invalid("field " + Quote(at) + " must be an object");
+      ReviewComment rc;
+      auto path = String(c, "path", true);
+      if (!path.ok()) return path.error().Wrap(at);
+      rc.path = *path;
+      auto line = c.find("line");
+      if (line == c.end() || !line->is_number_integer()) {
+        return Error::Invalid(at + ": field 'line' must be an integer");
+      }
+      rc.line = line->get<int64_t>();
+      auto side = OptString(c, "side");
+      auto severity = OptString(c, "severity");
+      auto body = String(c, "body", true);
+      if (!side.ok()) return side.error().Wrap(at);
+      if (!severity.ok()) return severity.error().Wrap(at);
+      if (!body.ok()) return body.error().Wrap(at);
+      rc.side = side->value_or("RIGHT");
+      rc.severity = severity->value_or("nit");
+      rc.body = *body;
+      r.comments.push_back(std::move(rc));
+    }
+  }
+  return r;
+}
+
+ApiResponse NotAllowed(std::string_view method, std::string allow) {
+  ApiResponse r =
+      Message(405, "method " + std::string(method) + " is not allowed here; use " + allow);
+  r.headers.emplace_back("Allow", std::move(allow));
+  return r;
+}
+
+// Edits title/body and moves state (open | closed) of an issue or pull.
+Status Patch(Local& f, const std::string& repo, int64_t number, const json& j) {
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> title, OptString(j, "title"));
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> body, OptString(j, "body"));
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> state, OptString(j, "state"));
+  if (state && *state != "open" && *state != "closed") {
+    return Error::Invalid("field 'state' " + Quote(*state) + " is not one of open, closed");
+  }
+  if (title || body) KILN_TRY(f.EditIssue(repo, number, title, body));
+  if (state && *state == "closed") KILN_TRY(f.Close(repo, number));
+  if (state && *state == "open") KILN_TRY(f.Reopen(repo, number));
+  return Ok();
+}
+
+// The routes under /api/v1/ for an authenticated user.
+Result<ApiResponse> Route(Local& f, const std::string& user, const std::string& method,
+                          const Target& t, const std::string& raw_body) {
+  const auto& seg = t.segments;
+  std::vector<std::string> c;
+  auto query = [&](const std::string& key, const std::string& def) {
+    auto it = t.query.find(key);
+    return it == t.query.end() ? def : it->second;
+  };
+  // Only mutating routes read a body.
+  auto body = [&]() { return Body(raw_body); };
+#define KILN_BODY(var)                                                  \
+  auto var##_parsed = body();                                           \
+  if (auto* bad = std::get_if<ApiResponse>(&var##_parsed)) return *bad; \
+  const json& var = std::get<json>(var##_parsed)
+
+  if (Match(seg, "user", &c)) {
+    if (method != "GET") return NotAllowed(method, "GET");
+    return JsonResponse(200, {{"login", user}});
+  }
+  if (Match(seg, "repos", &c)) {
+    if (method != "GET") return NotAllowed(method, "GET");
+    KILN_ASSIGN_OR_RETURN(std::vector<LocalRepo> repos, f.ListRepos());
+    json a = json::array();
+    for (const auto& r : repos) a.push_back(wire::RepoJson(r));
+    return JsonResponse(200, a);
+  }
+  if (seg.size() < 3 || seg[0] != "repos") {
+    return Message(404, "no route " + method + " /api/v1/" + (seg.empty() ? "" : seg[0]));
+  }
+  const std::string repo = seg[1] + "/" + seg[2];
+  const std::string base = "/api/v1/repos/" + repo;
+
+  if (Match(seg, "repos/*/*", &c)) {
+    if (method != "GET") return NotAllowed(method, "GET");
+    KILN_ASSIGN_OR_RETURN(LocalRepo r, f.GetRepo(repo));
+    return JsonResponse(200, wire::RepoJson(r));
+  }
+  if (Match(seg, "repos/*/*/issues", &c)) {
+    if (method == "GET") {
+      IssueFilter filter;
+      filter.state = query("state", "open");
+      std::vector<std::string> labels;
+      for (const auto& l : Split(query("labels", ""), ',')) {
+        if (!Trim(l).empty()) labels.emplace_back(Trim(l));
+      }
+      if (!labels.empty()) filter.label = labels.front();
+      KILN_ASSIGN_OR_RETURN(std::vector<Issue> issues, f.ListIssues(repo, filter));
+      json a = json::array();
+      for (const auto& i : issues) {
+        bool all = std::all_of(labels.begin(), labels.end(), [&](const std::string& l) {
+          return std::find(i.labels.begin(), i.labels.end(), l) != i.labels.end();
+        });
+        if (all) a.push_back(wire::IssueJson(i));
+      }
+      return JsonResponse(200, a);
+    }
+    if (method == "POST") {
+      KILN_BODY(j);
+      KILN_ASSIGN_OR_RETURN(std::string title, String(j, "title", true));
+      KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", false));
+      KILN_ASSIGN_OR_RETURN(std::vector<std::string> labels, Strings(j, "labels", false));
+      KILN_ASSIGN_OR_RETURN(Issue issue, f.CreateIssue(repo, title, text, labels));
+      ApiResponse r = JsonResponse(201, wire::IssueJson(issue));
+      r.headers.emplace_back("Location", base + "/issues/" + std::to_string(issue.number));
+      return r;
+    }
+    return NotAllowed(method, "GET, POST");
+  }
+  if (Match(seg, "repos/*/*/issues/comments/*", &c)) {
+    if (method != "PATCH") return NotAllowed(method, "PATCH");
+    KILN_ASSIGN_OR_RETURN(int64_t id, Number(c[2], "comment id"));
+    KILN_BODY(j);
+    KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", true));
+    KILN_TRY(f.EditComment(repo, id, text));
+    return JsonResponse(200, {{"id", id}, {"body", text}});
+  }
+  if (Match(seg, "repos/*/*/issues/*", &c)) {
+    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "issue number"));
+    if (method == "GET") {
+      KILN_ASSIGN_OR_RETURN(Issue issue, f.GetIssue(repo, n));
+      return JsonResponse(200, wire::IssueJson(issue));
+    }
+    if (method == "PATCH") {
+      KILN_BODY(j);
+      KILN_TRY(Patch(f, repo, n, j));
+      KILN_ASSIGN_OR_RETURN(Issue issue, f.GetIssue(repo, n));
+      return JsonResponse(200, wire::IssueJson(issue));
+    }
+    return NotAllowed(method, "GET, PATCH");
+  }
+  if (Match(seg, "repos/*/*/issues/*/comments", &c)) {
+    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "issue number"));
+    if (method == "GET") {
+      KILN_ASSIGN_OR_RETURN(std::vector<Comment> comments, f.Comments(repo, n));
+      json a = json::array();
+      for (const auto& cm : comments) a.push_back(wire::CommentJson(cm));
+      return JsonResponse(200, a);
+    }
+    if (method == "POST") {
+      KILN_BODY(j);
+      KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", true));
+      KILN_ASSIGN_OR_RETURN(Comment cm, f.AddComment(repo, n, text));
+      return JsonResponse(201, wire::CommentJson(cm));
+    }
+    return NotAllowed(method, "GET, POST");
+  }
+  if (Match(seg, "repos/*/*/issues/*/labels", &c)) {
+    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "issue number"));
+    if (method == "POST") {
+      KILN_BODY(j);
+      KILN_ASSIGN_OR_RETURN(std::vector<std::string> labels, Strings(j, "labels", true));
+      KILN_TRY(f.AddLabels(repo, n, labels));
+    } else if (method == "DELETE") {
+      KILN_ASSIGN_OR_RETURN(Issue issue, f.GetIssue(repo, n));
+      for (const auto& l : issue.labels) KILN_TRY(f.RemoveLabel(repo, n, l));
+    } else if (method != "GET") {
+      return NotAllowed(method, "GET, POST, DELETE");
+    }
+    KILN_ASSIGN_OR_RETURN(Issue issue, f.GetIssue(repo, n));
+    return JsonResponse(200, LabelsJson(issue.labels));
+  }
+  if (Match(seg, "repos/*/*/issues/*/labels/*", &c)) {
+    if (method != "DELETE") return NotAllowed(method, "DELETE");
+    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "issue number"));
+    KILN_TRY(f.RemoveLabel(repo, n, c[3]));
+    KILN_ASSIGN_OR_RETURN(Issue issue, f.GetIssue(repo, n));
+    return JsonResponse(200, LabelsJson(issue.labels));
+  }
+  if (Match(seg, "repos/*/*/pulls", &c)) {
+    if (method == "GET") {
+      KILN_ASSIGN_OR_RETURN(std::vector<PullRequest> pulls,
+                            f.ListPulls(repo, query("state", "open")));
+      json a = json::array();
+      for (const auto& p : pulls) a.push_back(wire::PullJson(p));
+      return JsonResponse(200, a);
+    }
+    if (method == "POST") {
+      KILN_BODY(j);
+      KILN_ASSIGN_OR_RETURN(std::string title, String(j, "title", true));
+      KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", false));
+      KILN_ASSIGN_OR_RETURN(std::string head, String(j, "head", true));
+      KILN_ASSIGN_OR_RETURN(std::string base_branch, String(j, "base", false));
+      KILN_ASSIGN_OR_RETURN(PullRequest p, f.OpenPull(repo, title, text, head, base_branch));
+      ApiResponse r = JsonResponse(201, wire::PullJson(p));
+      r.headers.emplace_back("Location", base + "/pulls/" + std::to_string(p.issue.number));
+      return r;
+    }
+    return NotAllowed(method, "GET, POST");
+  }
+  if (Match(seg, "repos/*/*/pulls/*", &c)) {
+    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "pull request number"));
+    if (method == "PATCH") {
+      KILN_TRY(f.GetPull(repo, n));
+      KILN_BODY(j);
+      KILN_TRY(Patch(f, repo, n, j));
+    } else if (method != "GET") {
+      return NotAllowed(method, "GET, PATCH");
+    }
+    KILN_ASSIGN_OR_RETURN(PullRequest p, f.GetPull(repo, n));
+    return JsonResponse(200, wire::PullJson(p));
+  }
+  if (Match(seg, "repos/*/*/pulls/*/diff", &c)) {
+    if (method != "GET") return NotAllowed(method, "GET");
+    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "pull request number"));
+    KILN_ASSIGN_OR_RETURN(std::string patch, f.Diff(repo, n));
+    ApiResponse r;
+    r.content_type = "text/x-diff; charset=utf-8";
+    r.body = std::move(patch);
+    return r;
+  }
+  if (Match(seg, "repos/*/*/pulls/*/reviews", &c)) {
+    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "pull request number"));
+    if (method == "GET") {
+      KILN_ASSIGN_OR_RETURN(std::vector<Review> reviews, f.Reviews(repo, n));
+      json a = json::array();
+      for (const auto& r : reviews) a.push_back(wire::ReviewJson(r));
+      return JsonResponse(200, a);
+    }
+    if (method == "POST") {
+      KILN_BODY(j);
+      KILN_ASSIGN_OR_RETURN(Review review, ReviewFrom(j));
+      KILN_ASSIGN_OR_RETURN(Review out, f.AddReview(repo, n, review));
+      return JsonResponse(201, wire::ReviewJson(out));
+    }
+    return NotAllowed(method, "GET, POST");
+  }
+  if (Match(seg, "repos/*/*/pulls/*/merge", &c)) {
+    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "pull request number"));
+    if (method == "GET") {  // GitHub's "is it merged": 204 or 404
+      KILN_ASSIGN_OR_RETURN(PullRequest p, f.GetPull(repo, n));
+      if (p.issue.state != "merged")
+        return Message(404, "pull request #" + c[2] + " is not merged");
+      ApiResponse r;
+      r.status = 204;
+      return r;
+    }
+    if (method != "POST" && method != "PUT") return NotAllowed(method, "GET, POST, PUT");
+    KILN_ASSIGN_OR_RETURN(PullRequest p, f.Merge(repo, n));
+    return JsonResponse(200, {{"merged", true},
+                              {"sha", p.merged_sha},
+                              {"message", "pull request #" + c[2] + " merged"}});
+  }
+  if (Match(seg, "repos/*/*/commits/*/statuses", &c)) {
+    if (method != "GET") return NotAllowed(method, "GET");
+    KILN_ASSIGN_OR_RETURN(std::vector<CommitStatus> statuses, f.Statuses(repo, c[2]));
+    json a = json::array();
+    for (const auto& s : statuses) a.push_back(wire::StatusJson(s));
+    return JsonResponse(200, a);
+  }
+  if (Match(seg, "repos/*/*/statuses/*", &c)) {
+    if (method != "POST") return NotAllowed(method, "POST");
+    KILN_BODY(j);
+    CommitStatus s;
+    KILN_ASSIGN_OR_RETURN(s.state, String(j, "state", true));
+    KILN_ASSIGN_OR_RETURN(s.context, String(j, "context", false));
+    if (s.context.empty()) s.context = "default";  // as GitHub
+    KILN_ASSIGN_OR_RETURN(s.description, String(j, "description", false));
+    KILN_ASSIGN_OR_RETURN(s.target_url, String(j, "target_url", false));
+    KILN_TRY(f.SetStatus(repo, c[2], s));
+    KILN_ASSIGN_OR_RETURN(std::vector<CommitStatus> all, f.Statuses(repo, c[2]));
+    for (const auto& st : all) {
+      if (st.context == s.context) return JsonResponse(201, wire::StatusJson(st));
+    }
+    return JsonResponse(201, wire::StatusJson(s));
+  }
+#undef KILN_BODY
+  std::string path;
+  for (const auto& s : seg) path += "/" + s;
+  return Message(404, "no route " + method + " /api/v1" + path);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Api>> Api::Open(std::string store_path, std::string repos_dir) {
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Users> users, Users::Open(store_path));
+  return std::unique_ptr<Api>(
+      new Api(std::move(store_path), std::move(repos_dir), std::move(users)));
+}
+
+Result<Local*> Api::ForgeFor(const std::string& user) {
+  auto it = forges_.find(user);
+  if (it != forges_.end()) return it->second.get();
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Local> local, Local::Open(store_path_, repos_dir_, user));
+  Local* raw = local.get();
+  forges_.emplace(user, std::move(local));
+  return raw;
+}
+
+ApiResponse Api::Handle(const ApiRequest& req) {
+  if (req.target.compare(0, kPrefix.size(), kPrefix) != 0) {
+    return Message(404,
+                   "no route " + req.method + " " + req.target + ": the API is under /api/v1/");
+  }
+  // Authentication first: without a token nothing is told, not even which
+  // routes exist.
+  std::string_view auth = Trim(req.authorization);
+  std::string token;
+  for (std::string_view scheme : {"Bearer ", "bearer ", "token "}) {
+    if (auth.substr(0, scheme.size()) == scheme)
+      token = std::string(Trim(auth.substr(scheme.size())));
+  }
+  if (token.empty()) {
+    ApiResponse r = Message(401,
+                            "authentication required: send 'Authorization: Bearer <token>' "
+                            "with a token from `kiln forge user add`");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"kiln\"");
+    return r;
+  }
+  auto user = users_->Authenticate(token);
+  if (!user.ok()) return FromError(user.error());
+  if (!*user) {
+    ApiResponse r = Message(401, "bad credentials: the token is not known");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"kiln\", error=\"invalid_token\"");
+    return r;
+  }
+  auto target = ParseTarget(req.target);
+  if (!target) return Message(400, "malformed request target " + Quote(req.target));
+  auto forge = ForgeFor(**user);
+  if (!forge.ok()) return FromError(forge.error());
+  Result<ApiResponse> r = Route(**forge, **user, req.method, *target, req.body);
+  if (!r.ok()) return FromError(r.error());
+  return std::move(*r);
+}
+
+}  // namespace kiln::forge

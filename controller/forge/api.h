@@ -1,0 +1,84 @@
+// The local forge's HTTP API (docs/api.md): GitHub-like JSON routes under
+// /api/v1 for repositories, issues, comments, labels, pull requests, diffs,
+// reviews, merges and commit statuses. Every request carries
+// "Authorization: Bearer <token>" (tokens from `kiln forge user add`); the
+// token's user is the acting user of what the request does.
+//
+// Api is the routing and the work, request in, response out, without
+// sockets (unit-tested as such); ApiServer puts it on a TCP port with
+// Boost.Beast.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "controller/forge/local.h"
+#include "controller/forge/users.h"
+
+namespace kiln::forge {
+
+struct ApiRequest {
+  std::string method;         // "GET", "POST", ...
+  std::string target;         // path and query: "/api/v1/repos/a/b/issues?state=all"
+  std::string authorization;  // the Authorization header, as sent
+  std::string body;
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type
+  std::string body;
+};
+
+// Not thread-safe: the server calls Handle from its one io thread.
+class Api {
+ public:
+  static Result<std::unique_ptr<Api>> Open(std::string store_path, std::string repos_dir);
+
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  ApiResponse Handle(const ApiRequest& request);
+
+ private:
+  Api(std::string store_path, std::string repos_dir, std::unique_ptr<Users> users)
+      : store_path_(std::move(store_path)),
+        repos_dir_(std::move(repos_dir)),
+        users_(std::move(users)) {}
+
+  // The forge acting as user, opened on first use and kept.
+  Result<Local*> ForgeFor(const std::string& user);
+
+  const std::string store_path_;
+  const std::string repos_dir_;
+  std::unique_ptr<Users> users_;
+  std::map<std::string, std::unique_ptr<Local>> forges_;
+};
+
+// HTTP/1.1 with keep-alive on listen ("host:port"; port 0 picks a free one),
+// one io thread. A request must arrive within 30 s of the connection or of
+// the previous response, its body is at most 1 MiB (413 otherwise), and a
+// response must be taken within 30 s; a stalled client is disconnected.
+class ApiServer {
+ public:
+  static Result<std::unique_ptr<ApiServer>> Start(const std::string& listen, std::string store_path,
+                                                  std::string repos_dir);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  uint16_t port() const;
+
+ private:
+  struct Impl;
+  explicit ApiServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::forge

@@ -1,0 +1,180 @@
+// The forge's HTTP API on a TCP port (Boost.Beast, one io thread). Reads and
+// writes are asynchronous with deadlines, so a client that stalls holds
+// nothing but its own connection, and only until its deadline.
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <optional>
+#include <thread>
+
+#include "controller/forge/api.h"
+
+namespace kiln::forge {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+constexpr auto kIoTimeout = std::chrono::seconds(30);
+constexpr uint64_t kBodyLimit = 1 << 20;
+constexpr uint32_t kHeaderLimit = 16 << 10;
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Api* api) : stream_(std::move(socket)), api_(api) {}
+
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(kBodyLimit);
+    parser_->header_limit(kHeaderLimit);
+    stream_.expires_after(kIoTimeout);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+ private:
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      Reply(413,
+            R"({"message": "the request body is larger than 1 MiB"})"
+            "\n",
+            false);
+      return;
+    }
+    if (ec == http::error::header_limit) {
+      Reply(431,
+            R"({"message": "the request headers are larger than 16 KiB"})"
+            "\n",
+            false);
+      return;
+    }
+    if (ec) {
+      // end of stream, a timeout, or bytes that are not HTTP: nothing to answer.
+      Close();
+      return;
+    }
+    const auto& req = parser_->get();
+    ApiRequest in;
+    in.method = std::string(req.method_string());
+    in.target = std::string(req.target());
+    in.authorization = std::string(req[http::field::authorization]);
+    in.body = req.body();
+    ApiResponse out = api_->Handle(in);
+    res_ = {};
+    res_.version(req.version());
+    res_.result(static_cast<unsigned>(out.status));
+    res_.set(http::field::server, "kiln-forge");
+    if (out.status != 204) res_.set(http::field::content_type, out.content_type);
+    for (const auto& [name, value] : out.headers) res_.set(name, value);
+    res_.body() = std::move(out.body);
+    res_.keep_alive(req.keep_alive());
+    res_.prepare_payload();
+    Write();
+  }
+
+  void Reply(unsigned status, std::string body, bool keep_alive) {
+    res_ = {};
+    res_.version(11);
+    res_.result(status);
+    res_.set(http::field::content_type, "application/json");
+    res_.body() = std::move(body);
+    res_.keep_alive(keep_alive);
+    res_.prepare_payload();
+    Write();
+  }
+
+  void Write() {
+    stream_.expires_after(kIoTimeout);
+    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec || !self->res_.keep_alive()) {
+        self->Close();
+        return;
+      }
+      self->Read();
+    });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  Api* api_;
+};
+
+}  // namespace
+
+struct ApiServer::Impl {
+  asio::io_context io;
+  tcp::acceptor acceptor{io};
+  std::unique_ptr<Api> api;
+  std::thread thread;
+
+  asio::steady_timer backoff{io};
+
+  void Accept() {
+    acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        std::make_shared<Session>(std::move(socket), api.get())->Read();
+        Accept();
+        return;
+      }
+      // Out of descriptors, say: try again shortly rather than spin.
+      backoff.expires_after(std::chrono::milliseconds(100));
+      backoff.async_wait([this](beast::error_code) { Accept(); });
+    });
+  }
+};
+
+ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ApiServer::~ApiServer() {
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+uint16_t ApiServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& listen,
+                                                    std::string store_path, std::string repos_dir) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return Error::Invalid("listen address " + Quote(listen) + ": expected HOST:PORT");
+  }
+  auto impl = std::make_unique<Impl>();
+  KILN_ASSIGN_OR_RETURN(impl->api, Api::Open(std::move(store_path), std::move(repos_dir)));
+  try {
+    std::string host = listen.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    size_t used = 0;
+    const std::string port_text = listen.substr(colon + 1);
+    unsigned long port = std::stoul(port_text, &used);
+    if (used != port_text.size() || port > 65535) throw std::invalid_argument("bad port");
+    tcp::endpoint ep(asio::ip::make_address(host), static_cast<uint16_t>(port));
+    impl->acceptor.open(ep.protocol());
+    impl->acceptor.set_option(asio::socket_base::reuse_address(true));
+    impl->acceptor.bind(ep);
+    impl->acceptor.listen();
+  } catch (const std::exception& e) {
+    return Error::Invalid("listen address " + Quote(listen) + ": " + e.what());
+  }
+  impl->Accept();
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->io.run(); });
+  return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
+}
+
+}  // namespace kiln::forge

@@ -1,0 +1,151 @@
+// The local forge: kiln's own forge, for hosts without GitHub (and for
+// tests and demos). Repositories are bare git repositories under repos_dir
+// (<repos_dir>/<owner>/<name>.git); issues, pull requests, comments,
+// reviews, statuses and the event inbox are tables of the kiln store
+// (docs/store.md). docs/forge.md describes it for users.
+//
+// Every write runs in one BEGIN IMMEDIATE transaction together with the
+// events it causes (see forge.h for kinds and payloads), so the pipeline sees
+// an event exactly when the change is visible. Head and base shas of a pull
+// request are read from the bare repository when asked for, never stored.
+//
+// Several Local instances (one per acting user, or per process) may share a
+// store and the repositories. Each instance serialises its own calls, so it
+// may be used from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "controller/forge/forge.h"
+#include "controller/store/sqlite.h"
+
+namespace kiln::forge {
+
+// What ListIssues returns.
+struct IssueFilter {
+  enum class Kind { kIssues, kPulls, kAll };
+  std::string state = "open";  // open | closed | merged | all ("closed" includes merged)
+  std::string label;           // only items carrying this label; "" for all
+  Kind kind = Kind::kAll;
+};
+
+// A repository with what only the local forge has.
+struct LocalRepo {
+  RepoInfo info;
+  std::vector<std::string> maintainers;
+  int64_t created_ms = 0;
+};
+
+class Local final : public Forge {
+ public:
+  // Opens the forge in the kiln store at store_path (creating and migrating
+  // it as needed) with bare repositories under repos_dir; writes are made as
+  // actor (a valid user name, validate::UserName).
+  static Result<std::unique_ptr<Local>> Open(const std::string& store_path,
+                                             const std::string& repos_dir, std::string actor);
+
+  Local(const Local&) = delete;
+  Local& operator=(const Local&) = delete;
+
+  std::string kind() const override { return "local"; }
+  const std::string& actor() const override { return actor_; }
+
+  Result<RepoInfo> Repo(const std::string& repo) override;
+  Result<bool> IsTrusted(const std::string& repo, const std::string& user) override;
+  Result<Issue> GetIssue(const std::string& repo, int64_t number) override;
+  Result<std::vector<Comment>> Comments(const std::string& repo, int64_t number) override;
+  Result<Comment> AddComment(const std::string& repo, int64_t number,
+                             const std::string& body) override;
+  // Only the comment's author or a maintainer may edit it (kPermission).
+  Status EditComment(const std::string& repo, int64_t comment_id, const std::string& body) override;
+  // Labels already there are left as they are (no event); all labels are
+  // checked before any is added.
+  Status AddLabels(const std::string& repo, int64_t number,
+                   const std::vector<std::string>& labels) override;
+  // Removing a label that is in the set but not on the item changes nothing.
+  Status RemoveLabel(const std::string& repo, int64_t number, const std::string& label) override;
+  Result<PullRequest> GetPull(const std::string& repo, int64_t number) override;
+  Result<std::optional<PullRequest>> FindPull(const std::string& repo,
+                                              const std::string& head_branch) override;
+  // base_branch "" means the repository's default branch. Both branches must
+  // exist, differ, and head must have commits base lacks; one open pull
+  // request per head branch.
+  Result<PullRequest> OpenPull(const std::string& repo, const std::string& title,
+                               const std::string& body, const std::string& head_branch,
+                               const std::string& base_branch) override;
+  Status EditPull(const std::string& repo, int64_t number, const std::string& title,
+                  const std::string& body) override;
+  Result<std::vector<Review>> Reviews(const std::string& repo, int64_t number) override;
+  // review.author and created_ms are ignored (the actor, now); an empty
+  // commit_sha means the head now. Inline comments must anchor to a line of
+  // the pull request's diff at that commit (git::ParseHunks).
+  Result<Review> AddReview(const std::string& repo, int64_t number, const Review& review) override;
+  // The commit must exist in the repository; a newer status of the same
+  // context replaces the older one.
+  Status SetStatus(const std::string& repo, const std::string& sha,
+                   const CommitStatus& status) override;
+  // sha may also be a branch name (its commit now). Sorted by context.
+  Result<std::vector<CommitStatus>> Statuses(const std::string& repo,
+                                             const std::string& sha) override;
+  Status PushBranch(const std::string& repo, const std::string& branch,
+                    const std::string& source_repo, const std::string& commit, bool force) override;
+
+  // --- only in the local forge ---------------------------------------------
+
+  // Creates repository name ("owner/name") from from_dir: a git repository
+  // (its branches and tags are imported) or a plain directory (its files
+  // become the first commit of default_branch, authored by the actor).
+  // default_branch "" means the source's current branch for a repository,
+  // "main" for a directory. maintainers empty means the actor alone.
+  Result<LocalRepo> CreateRepo(const std::string& name, const std::string& from_dir,
+                               const std::vector<std::string>& maintainers,
+                               const std::string& default_branch);
+  Result<LocalRepo> GetRepo(const std::string& repo);
+  Result<std::vector<LocalRepo>> ListRepos();
+
+  Result<Issue> CreateIssue(const std::string& repo, const std::string& title,
+                            const std::string& body, const std::vector<std::string>& labels = {});
+  // Issues and pull requests by number, oldest first.
+  Result<std::vector<Issue>> ListIssues(const std::string& repo, const IssueFilter& filter);
+  // Pull requests in state (open | closed | merged | all), oldest first.
+  Result<std::vector<PullRequest>> ListPulls(const std::string& repo, const std::string& state);
+  // Changes what is given. Works on issues and pull requests alike.
+  Status EditIssue(const std::string& repo, int64_t number, const std::optional<std::string>& title,
+                   const std::optional<std::string>& body);
+  // Closes an issue or a pull request (without merging). Closing a closed one
+  // changes nothing; a merged pull request cannot be closed.
+  Status Close(const std::string& repo, int64_t number);
+  // Opens a closed issue or pull request again; an open one is left as is.
+  Status Reopen(const std::string& repo, int64_t number);
+
+  // Merges pull request number into its base: a fast-forward when the base
+  // has not moved since the head branched off, otherwise a merge commit made
+  // by the actor. Only maintainers may merge (kPermission). A conflict is an
+  // error naming the files; nothing changes then. Marks the pull request
+  // merged and closes the open issues its body references ("Fixes #N").
+  Result<PullRequest> Merge(const std::string& repo, int64_t number);
+  // The unified diff of a pull request: from the merge base of base and head
+  // to head (as merged, for a merged one).
+  Result<std::string> Diff(const std::string& repo, int64_t number);
+
+ private:
+  Local(store::sqlite::Db db, std::string repos_dir, std::string actor)
+      : db_(std::move(db)), repos_dir_(std::move(repos_dir)), actor_(std::move(actor)) {}
+
+  // The diff of a pull request at head commit `head` (mu_ held).
+  Result<std::string> DiffAt(const std::string& path, const std::string& base_sha,
+                             const std::string& head_sha);
+
+  std::mutex mu_;
+  store::sqlite::Db db_;  // guarded by mu_
+  const std::string repos_dir_;
+  const std::string actor_;
+};
+
+}  // namespace kiln::forge

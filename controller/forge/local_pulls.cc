@@ -1,0 +1,472 @@
+// The local forge's pull requests: opening, reviews, commit statuses, pushes
+// to branches and merges. Repositories, issues, comments and labels are in
+// local.cc.
+#include <algorithm>
+
+#include "base/strings.h"
+#include "controller/forge/bare.h"
+#include "controller/forge/db.h"
+#include "controller/forge/local.h"
+#include "controller/forge/rows.h"
+#include "controller/forge/validate.h"
+#include "controller/git/write.h"
+
+namespace kiln::forge {
+namespace {
+
+using store::sqlite::Stmt;
+using store::sqlite::Txn;
+
+std::string Short(const std::string& sha) { return sha.substr(0, 12); }
+
+// The pull request of row, with its branches' commits now.
+Result<PullRequest> ToPull(const rows::ItemRow& row, const std::string& path) {
+  PullRequest p;
+  p.issue = row.issue;
+  p.head_branch = row.head_branch;
+  p.base_branch = row.base_branch;
+  p.merged_sha = row.merged_sha;
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> head, bare::BranchSha(path, row.head_branch));
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> base, bare::BranchSha(path, row.base_branch));
+  p.head_sha = head.value_or("");
+  p.base_sha = base.value_or("");
+  return p;
+}
+
+Status OneLine(std::string_view value, std::string_view what, size_t max) {
+  if (value.find('\n') != std::string_view::npos || value.find('\r') != std::string_view::npos) {
+    return Error::Invalid("the " + std::string(what) + " must be one line");
+  }
+  if (value.size() > max) {
+    return Error::Invalid("the " + std::string(what) + " is longer than " + std::to_string(max) +
+                          " bytes");
+  }
+  return Ok();
+}
+
+Status CheckReview(const Review& r) {
+  KILN_TRY(validate::Verdict(r.verdict));
+  KILN_TRY(validate::Body(r.body, "review body"));
+  if (r.verdict != "approve" && Trim(r.body).empty() && r.comments.empty()) {
+    return Error::Invalid("a " + Quote(r.verdict) + " review needs a body or inline comments");
+  }
+  for (size_t i = 0; i < r.comments.size(); ++i) {
+    const ReviewComment& c = r.comments[i];
+    const std::string at = "inline comment " + std::to_string(i + 1);
+    if (c.path.empty()) return Error::Invalid(at + ": the path is empty");
+    if (c.line < 1) return Error::Invalid(at + " on " + Quote(c.path) + ": line must be 1 or more");
+    if (Status st = validate::Side(c.side); !st.ok()) return st.error().Wrap(at);
+    if (Status st = validate::Severity(c.severity); !st.ok()) return st.error().Wrap(at);
+    if (Trim(c.body).empty()) return Error::Invalid(at + " on " + Quote(c.path) + ": empty body");
+    KILN_TRY(validate::Body(c.body, at));
+  }
+  return Ok();
+}
+
+nlohmann::json CommentsJson(const std::vector<ReviewComment>& comments) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& c : comments) {
+    a.push_back({{"path", c.path},
+                 {"line", c.line},
+                 {"side", c.side},
+                 {"severity", c.severity},
+                 {"body", c.body}});
+  }
+  return a;
+}
+
+}  // namespace
+
+Result<std::string> Local::DiffAt(const std::string& path, const std::string& base_sha,
+                                  const std::string& head_sha) {
+  KILN_ASSIGN_OR_RETURN(std::string from, git::MergeBase(path, base_sha, head_sha));
+  return git::DiffCommits(path, from, head_sha);
+}
+
+Result<PullRequest> Local::GetPull(const std::string& repo, int64_t number) {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadPull(db_, repo, number));
+  return ToPull(item, r.path);
+}
+
+Result<std::optional<PullRequest>> Local::FindPull(const std::string& repo,
+                                                   const std::string& head_branch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> item,
+                        rows::OpenPullWithHead(db_, repo, head_branch));
+  if (!item) return std::optional<PullRequest>();
+  KILN_ASSIGN_OR_RETURN(PullRequest p, ToPull(*item, r.path));
+  return std::optional<PullRequest>(std::move(p));
+}
+
+Result<std::vector<PullRequest>> Local::ListPulls(const std::string& repo,
+                                                  const std::string& state) {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  IssueFilter f;
+  f.state = state;
+  f.kind = IssueFilter::Kind::kPulls;
+  KILN_ASSIGN_OR_RETURN(std::vector<rows::ItemRow> items, rows::LoadItems(db_, repo, f));
+  std::vector<PullRequest> out;
+  for (const auto& item : items) {
+    KILN_ASSIGN_OR_RETURN(PullRequest p, ToPull(item, r.path));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<PullRequest> Local::OpenPull(const std::string& repo, const std::string& title,
+                                    const std::string& body, const std::string& head_branch,
+                                    const std::string& base_branch) {
+  KILN_TRY(validate::Title(title));
+  KILN_TRY(validate::Body(body, "body"));
+  if (!bare::ValidBranch(head_branch)) {
+    return Error::Invalid("head branch " + Quote(head_branch) + " is not a valid branch name");
+  }
+  if (!base_branch.empty() && !bare::ValidBranch(base_branch)) {
+    return Error::Invalid("base branch " + Quote(base_branch) + " is not a valid branch name");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  const std::string base = base_branch.empty() ? r.default_branch : base_branch;
+  if (base == head_branch) {
+    return Error::Invalid("head and base are both " + Quote(base) + ": nothing to merge");
+  }
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> head_sha, bare::BranchSha(r.path, head_branch));
+  if (!head_sha) {
+    return Error::Invalid("head branch " + Quote(head_branch) + " not found in " + Quote(repo));
+  }
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> base_sha, bare::BranchSha(r.path, base));
+  if (!base_sha)
+    return Error::Invalid("base branch " + Quote(base) + " not found in " + Quote(repo));
+  KILN_ASSIGN_OR_RETURN(bool merged, bare::IsAncestor(r.path, *head_sha, *base_sha));
+  if (merged) {
+    return Error::Invalid("no commits between " + Quote(base) + " and " + Quote(head_branch) +
+                          " in " + Quote(repo) + ": the head is already in the base");
+  }
+  const int64_t now = db::NowMs();
+  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "opening a pull request in " + repo));
+  KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> open,
+                        rows::OpenPullWithHead(db_, repo, head_branch));
+  if (open) {
+    return Error::Invalid("pull request #" + std::to_string(open->issue.number) + " in " +
+                          Quote(repo) + " is already open for head branch " + Quote(head_branch));
+  }
+  KILN_ASSIGN_OR_RETURN(int64_t number, rows::TakeNumber(db_, repo));
+  KILN_ASSIGN_OR_RETURN(
+      Stmt stmt,
+      db_.Prepare("opening a pull request in " + repo,
+                  "INSERT INTO forge_items (repo, number, is_pull, title, body, author, state, "
+                  "labels, head_branch, base_branch, created_ms, updated_ms) VALUES (?1, ?2, 1, "
+                  "?3, ?4, ?5, 'open', '[]', ?6, ?7, ?8, ?8)"));
+  stmt.Bind(1, repo)
+      .Bind(2, number)
+      .Bind(3, title)
+      .Bind(4, body)
+      .Bind(5, actor_)
+      .Bind(6, head_branch)
+      .Bind(7, base)
+      .Bind(8, now);
+  KILN_TRY(stmt.Run());
+  KILN_TRY(rows::Emit(
+      db_, actor_, "pull.opened", repo, number,
+      {{"head_branch", head_branch}, {"base_branch", base}, {"head_sha", *head_sha}}, now));
+  KILN_TRY(txn.Commit());
+  KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
+  return ToPull(item, r.path);
+}
+
+// --- reviews -----------------------------------------------------------------
+
+Result<std::vector<Review>> Local::Reviews(const std::string& repo, int64_t number) {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_TRY(rows::LoadPull(db_, repo, number));
+  return rows::LoadReviews(db_, repo, number);
+}
+
+Result<Review> Local::AddReview(const std::string& repo, int64_t number, const Review& review) {
+  KILN_TRY(CheckReview(review));
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadPull(db_, repo, number));
+  const std::string what = "pull request #" + std::to_string(number) + " in " + Quote(repo);
+  if (item.issue.state != "open") {
+    return Error::Invalid(what + " is " + item.issue.state + "; only open ones are reviewed");
+  }
+  KILN_ASSIGN_OR_RETURN(PullRequest pull, ToPull(item, r.path));
+  if (pull.head_sha.empty() || pull.base_sha.empty()) {
+    return Error::Invalid(what + ": its head " + Quote(pull.head_branch) + " or base " +
+                          Quote(pull.base_branch) + " branch no longer exists");
+  }
+  std::string commit = pull.head_sha;
+  if (!review.commit_sha.empty()) {
+    KILN_ASSIGN_OR_RETURN(commit, validate::Sha(review.commit_sha, "commit_sha"));
+    KILN_ASSIGN_OR_RETURN(bool exists, bare::HasCommit(r.path, commit));
+    if (!exists) return Error::NotFound("commit " + Quote(commit) + " not found in " + Quote(repo));
+  }
+  if (!review.comments.empty()) {
+    auto patch = DiffAt(r.path, pull.base_sha, commit);
+    if (!patch.ok()) return patch.error().Wrap("reviewing " + what);
+    git::CommentableLines lines = git::ParseHunks(*patch);
+    for (size_t i = 0; i < review.comments.size(); ++i) {
+      const ReviewComment& c = review.comments[i];
+      const auto& side = c.side == "LEFT" ? lines.left : lines.right;
+      auto it = side.find(c.path);
+      if (it == side.end() || it->second.count(c.line) == 0) {
+        return Error::Invalid("inline comment " + std::to_string(i + 1) + " on " + Quote(c.path) +
+                              " line " + std::to_string(c.line) + " (" + c.side +
+                              ") is not a line of the diff of " + what + " at " + Short(commit));
+      }
+    }
+  }
+  const int64_t now = db::NowMs();
+  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "reviewing " + what));
+  KILN_ASSIGN_OR_RETURN(
+      Stmt stmt, db_.Prepare("reviewing " + what,
+                             "INSERT INTO forge_reviews (repo, number, author, verdict, body, "
+                             "commit_sha, comments, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                             "?7, ?8) RETURNING id"));
+  stmt.Bind(1, repo)
+      .Bind(2, number)
+      .Bind(3, actor_)
+      .Bind(4, review.verdict)
+      .Bind(5, review.body)
+      .Bind(6, commit)
+      .Bind(7, db::Dump(CommentsJson(review.comments)))
+      .Bind(8, now);
+  KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return Error::Internal("reviewing " + what + ": no id returned");
+  Review out = review;
+  out.id = stmt.Int(0);
+  out.author = actor_;
+  out.commit_sha = commit;
+  out.created_ms = now;
+  KILN_TRY(stmt.Step());
+  KILN_TRY(rows::Touch(db_, repo, number, now));
+  KILN_TRY(rows::Emit(db_, actor_, "review.submitted", repo, number,
+                      {{"review_id", out.id}, {"verdict", out.verdict}, {"commit_sha", commit}},
+                      now));
+  KILN_TRY(txn.Commit());
+  return out;
+}
+
+// --- statuses ----------------------------------------------------------------
+
+Status Local::SetStatus(const std::string& repo, const std::string& sha,
+                        const CommitStatus& status) {
+  KILN_ASSIGN_OR_RETURN(std::string commit, validate::Sha(sha, "commit"));
+  KILN_TRY(validate::StatusState(status.state));
+  if (Trim(status.context).empty()) return Error::Invalid("the status context is empty");
+  KILN_TRY(OneLine(status.context, "status context", 255));
+  KILN_TRY(OneLine(status.description, "status description", 1024));
+  KILN_TRY(OneLine(status.target_url, "status target_url", 2048));
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  KILN_ASSIGN_OR_RETURN(bool exists, bare::HasCommit(r.path, commit));
+  if (!exists) return Error::NotFound("commit " + Quote(commit) + " not found in " + Quote(repo));
+  const int64_t now = db::NowMs();
+  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "setting a status in " + repo));
+  KILN_ASSIGN_OR_RETURN(
+      Stmt stmt,
+      db_.Prepare("setting status " + status.context + " of " + Short(commit),
+                  "INSERT INTO forge_statuses (repo, sha, context, state, description, "
+                  "target_url, author, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                  "ON CONFLICT (repo, sha, context) DO UPDATE SET state = excluded.state, "
+                  "description = excluded.description, target_url = excluded.target_url, "
+                  "author = excluded.author, created_ms = excluded.created_ms"));
+  stmt.Bind(1, repo)
+      .Bind(2, commit)
+      .Bind(3, status.context)
+      .Bind(4, status.state)
+      .Bind(5, status.description)
+      .Bind(6, status.target_url)
+      .Bind(7, actor_)
+      .Bind(8, now);
+  KILN_TRY(stmt.Run());
+  KILN_TRY(rows::Emit(db_, actor_, "status.created", repo, 0,
+                      {{"sha", commit},
+                       {"context", status.context},
+                       {"state", status.state},
+                       {"description", status.description},
+                       {"target_url", status.target_url}},
+                      now));
+  return txn.Commit();
+}
+
+Result<std::vector<CommitStatus>> Local::Statuses(const std::string& repo, const std::string& sha) {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  std::string commit;
+  if (auto full = validate::Sha(sha, "commit"); full.ok()) {
+    commit = *full;
+  } else if (bare::ValidBranch(sha)) {
+    KILN_ASSIGN_OR_RETURN(std::optional<std::string> at, bare::BranchSha(r.path, sha));
+    if (!at) {
+      return Error::NotFound(Quote(sha) + " is neither a commit sha nor a branch of " +
+                             Quote(repo));
+    }
+    commit = *at;
+  } else {
+    return full.error();
+  }
+  KILN_ASSIGN_OR_RETURN(
+      Stmt stmt, db_.Prepare("reading the statuses of " + Short(commit),
+                             "SELECT context, state, description, target_url, created_ms FROM "
+                             "forge_statuses WHERE repo = ?1 AND sha = ?2 ORDER BY context"));
+  stmt.Bind(1, repo).Bind(2, commit);
+  std::vector<CommitStatus> out;
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return out;
+    out.push_back(
+        CommitStatus{stmt.Text(0), stmt.Text(1), stmt.Text(2), stmt.Text(3), stmt.Int(4)});
+  }
+}
+
+// --- pushes and merges -------------------------------------------------------
+
+Status Local::PushBranch(const std::string& repo, const std::string& branch,
+                         const std::string& source_repo, const std::string& commit, bool force) {
+  if (!bare::ValidBranch(branch)) {
+    return Error::Invalid("branch " + Quote(branch) + " is not a valid branch name");
+  }
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+    path = r.path;
+  }
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> before, bare::BranchSha(path, branch));
+  git::PushOptions options;
+  options.force = force;
+  if (Status st = git::Push(source_repo, commit, path, branch, options); !st.ok()) {
+    return st.error().Wrap("pushing " + Quote(branch) + " to " + Quote(repo));
+  }
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> after, bare::BranchSha(path, branch));
+  if (!after) {
+    return Error::Internal("pushing " + Quote(branch) + " to " + Quote(repo) +
+                           ": the branch is missing after the push");
+  }
+  if (before == after) return Ok();  // nothing new: GitHub sends no event either
+
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = db::NowMs();
+  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "recording a push to " + repo));
+  KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> pull,
+                        rows::OpenPullWithHead(db_, repo, branch));
+  KILN_TRY(rows::Emit(
+      db_, actor_, "push", repo, pull ? pull->issue.number : 0,
+      {{"branch", branch}, {"before", before.value_or("")}, {"after", *after}, {"forced", force}},
+      now));
+  if (pull) {
+    KILN_TRY(rows::Touch(db_, repo, pull->issue.number, now));
+    KILN_TRY(rows::Emit(db_, actor_, "pull.synchronized", repo, pull->issue.number,
+                        {{"head_branch", branch}, {"head_sha", *after}}, now));
+  }
+  return txn.Commit();
+}
+
+Result<PullRequest> Local::Merge(const std::string& repo, int64_t number) {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadPull(db_, repo, number));
+  const std::string what = "pull request #" + std::to_string(number) + " in " + Quote(repo);
+  if (!rows::IsMaintainer(r, actor_)) {
+    return Error(Error::Code::kPermission, "merging " + what + ": " + Quote(actor_) +
+                                               " is not a maintainer of " + Quote(repo));
+  }
+  if (item.issue.state != "open") {
+    return Error::Invalid("merging " + what + ": it is " + item.issue.state);
+  }
+  const std::string message = "Merge pull request #" + std::to_string(number) + " from " +
+                              item.head_branch + "\n\n" + item.issue.title + "\n";
+  auto plan = bare::PlanMerge(r.path, item.base_branch, item.head_branch, message,
+                              bare::Identity{actor_, actor_ + "@localhost"});
+  if (!plan.ok()) return plan.error().Wrap("merging " + what);
+
+  const int64_t now = db::NowMs();
+  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "merging " + what));
+  // Another forge instance may have merged or closed it since it was read.
+  KILN_ASSIGN_OR_RETURN(rows::ItemRow again, rows::LoadPull(db_, repo, number));
+  if (again.issue.state != "open") {
+    return Error::Invalid("merging " + what + ": it is " + again.issue.state);
+  }
+  bool moved = false;
+  if (!plan->up_to_date) {
+    const std::string log = "merge pull request #" + std::to_string(number);
+    if (Status st =
+            bare::MoveBranch(r.path, item.base_branch, plan->result_sha, plan->base_sha, log);
+        !st.ok()) {
+      return st.error().Wrap("merging " + what);
+    }
+    moved = true;
+  }
+  auto record = [&]() -> Status {
+    KILN_ASSIGN_OR_RETURN(
+        Stmt stmt,
+        db_.Prepare("merging " + what,
+                    "UPDATE forge_items SET state = 'merged', merged_sha = ?3, merge_base_sha = "
+                    "?4, merged_head_sha = ?5, updated_ms = ?6, closed_ms = ?6 WHERE repo = ?1 "
+                    "AND number = ?2"));
+    stmt.Bind(1, repo)
+        .Bind(2, number)
+        .Bind(3, plan->result_sha)
+        .Bind(4, plan->merge_base)
+        .Bind(5, plan->head_sha)
+        .Bind(6, now);
+    KILN_TRY(stmt.Run());
+    KILN_TRY(rows::Emit(
+        db_, actor_, "pull.closed", repo, number,
+        {{"merged", true}, {"merged_sha", plan->result_sha}, {"fast_forward", plan->fast_forward}},
+        now));
+    for (int64_t n : validate::ClosingReferences(item.issue.body)) {
+      auto target = rows::LoadItem(db_, repo, n);
+      if (!target.ok()) {
+        if (target.error().code() == Error::Code::kNotFound) continue;  // "#99": not ours to fix
+        return target.error();
+      }
+      if (target->issue.is_pull || target->issue.state != "open") continue;
+      KILN_TRY(rows::SetState(db_, repo, n, "closed", now));
+      KILN_TRY(rows::Emit(db_, actor_, "issue.closed", repo, n, {{"closed_by", number}}, now));
+    }
+    return txn.Commit();
+  };
+  if (Status st = record(); !st.ok()) {
+    // The store refused: put the base back where it was, if nobody moved it since.
+    if (moved) {
+      (void)bare::MoveBranch(r.path, item.base_branch, plan->base_sha, plan->result_sha,
+                             "undo merge of pull request #" + std::to_string(number));
+    }
+    return st.error().Wrap("merging " + what);
+  }
+  KILN_ASSIGN_OR_RETURN(rows::ItemRow done, rows::LoadItem(db_, repo, number));
+  return ToPull(done, r.path);
+}
+
+Result<std::string> Local::Diff(const std::string& repo, int64_t number) {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadPull(db_, repo, number));
+  const std::string what = "pull request #" + std::to_string(number) + " in " + Quote(repo);
+  if (item.issue.state == "merged") {
+    auto patch = git::DiffCommits(r.path, item.merge_base_sha, item.merged_head_sha);
+    if (!patch.ok()) return patch.error().Wrap("diff of " + what);
+    return std::move(*patch);
+  }
+  KILN_ASSIGN_OR_RETURN(PullRequest pull, ToPull(item, r.path));
+  if (pull.head_sha.empty()) {
+    return Error::NotFound("diff of " + what + ": head branch " + Quote(pull.head_branch) +
+                           " no longer exists");
+  }
+  if (pull.base_sha.empty()) {
+    return Error::NotFound("diff of " + what + ": base branch " + Quote(pull.base_branch) +
+                           " no longer exists");
+  }
+  auto patch = DiffAt(r.path, pull.base_sha, pull.head_sha);
+  if (!patch.ok()) return patch.error().Wrap("diff of " + what);
+  return std::move(*patch);
+}
+
+}  // namespace kiln::forge

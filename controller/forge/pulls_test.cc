@@ -1,0 +1,359 @@
+// The local forge's pull requests: opening, pushes, reviews, statuses,
+// merges (fast-forward, merge commit, conflict) and diffs.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "controller/forge/local.h"
+#include "controller/forge/testutil.h"
+
+namespace kiln::forge {
+namespace {
+
+using testing::ForgeTest;
+using testing::Git;
+using testing::kRepo;
+
+class PullTest : public ForgeTest {
+ protected:
+  void SetUp() override {
+    ForgeTest::SetUp();
+    if (HasFatalFailure()) return;
+    main_ = BareSha("main");
+    feature_ = Commit("feature", "main", {{"src/main.c", "int main(void) {\n  return 1;\n}\n"}},
+                      "return 1");
+    ASSERT_TRUE(Push("feature", feature_).ok());
+  }
+
+  PullRequest MustOpenPull(const std::string& body = "") {
+    auto p = alice_->OpenPull(kRepo, "Return 1", body, "feature", "main");
+    EXPECT_TRUE(p.ok()) << p.error().message();
+    return p.ok() ? *p : PullRequest{};
+  }
+
+  std::string main_;
+  std::string feature_;
+};
+
+TEST_F(PullTest, OpenReadsShasFromTheRepository) {
+  PullRequest p = MustOpenPull("Fixes nothing");
+  EXPECT_EQ(p.issue.number, 1);
+  EXPECT_TRUE(p.issue.is_pull);
+  EXPECT_EQ(p.head_branch, "feature");
+  EXPECT_EQ(p.base_branch, "main");
+  EXPECT_EQ(p.head_sha, feature_);
+  EXPECT_EQ(p.base_sha, main_);
+  EXPECT_TRUE(p.merged_sha.empty());
+  auto found = alice_->FindPull(kRepo, "feature");
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->issue.number, 1);
+  EXPECT_FALSE(alice_->FindPull(kRepo, "other")->has_value());
+  auto events = Events();
+  ASSERT_EQ(events.back().kind, "pull.opened");
+  EXPECT_EQ(events.back().payload["head_branch"], "feature");
+  EXPECT_EQ(events.back().payload["base_branch"], "main");
+  EXPECT_EQ(events.back().payload["head_sha"], feature_);
+}
+
+TEST_F(PullTest, OpenRefusesBadBranches) {
+  auto same = alice_->OpenPull(kRepo, "t", "", "main", "main");
+  ASSERT_FALSE(same.ok());
+  EXPECT_NE(same.error().message().find("nothing to merge"), std::string::npos);
+  auto missing = alice_->OpenPull(kRepo, "t", "", "nope", "");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message(), "head branch 'nope' not found in 'acme/widget'");
+  ASSERT_TRUE(Push("old", main_).ok());
+  auto empty = alice_->OpenPull(kRepo, "t", "", "old", "");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.error().message().find("no commits between 'main' and 'old'"), std::string::npos);
+  MustOpenPull();
+  auto twice = alice_->OpenPull(kRepo, "again", "", "feature", "main");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.error().message().find("pull request #1"), std::string::npos);
+  auto title = alice_->OpenPull(kRepo, "", "", "feature", "main");
+  ASSERT_FALSE(title.ok());
+  EXPECT_EQ(title.error().message(), "the title is empty");
+}
+
+TEST_F(PullTest, PushBranchMovesTheBranchAndSynchronizesItsPull) {
+  MustOpenPull();
+  const size_t before = EventCount();
+  const std::string next = Commit("feature", "feature", {{"NEWS", "return 1 now\n"}}, "add news");
+  ASSERT_TRUE(Push("feature", next).ok());
+  EXPECT_EQ(BareSha("feature"), next);
+  auto p = alice_->GetPull(kRepo, 1);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->head_sha, next);
+  EXPECT_EQ(EventKinds(before), (std::vector<std::string>{"push #1", "pull.synchronized #1"}));
+  auto events = Events();
+  EXPECT_EQ(events.back().payload["head_sha"], next);
+  EXPECT_EQ(events.back().payload["head_branch"], "feature");
+  EXPECT_EQ(events[before].payload["before"], feature_);
+  EXPECT_EQ(events[before].payload["after"], next);
+
+  // The same commit again moves nothing and says nothing.
+  ASSERT_TRUE(Push("feature", next).ok());
+  EXPECT_EQ(EventCount(), before + 2);
+
+  // A push to a branch without a pull request is a push, no more.
+  const std::string other = Commit("other", "main", {{"o.txt", "o\n"}}, "other");
+  ASSERT_TRUE(Push("other", other).ok());
+  EXPECT_EQ(EventKinds(before + 2), std::vector<std::string>{"push"});
+}
+
+TEST_F(PullTest, PushBranchNeedsForceToRewrite) {
+  const std::string rewritten = Commit("rewrite", "main", {{"r.txt", "r\n"}}, "rewrite");
+  auto st = Push("feature", rewritten);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("'feature'"), std::string::npos) << st.error().message();
+  EXPECT_EQ(BareSha("feature"), feature_);
+  ASSERT_TRUE(Push("feature", rewritten, /*force=*/true).ok());
+  EXPECT_EQ(BareSha("feature"), rewritten);
+  auto events = Events();
+  EXPECT_EQ(events.back().kind, "push");
+  EXPECT_EQ(events.back().payload["forced"], true);
+  EXPECT_FALSE(alice_->PushBranch("acme/nothing", "x", work() + "/.git", rewritten, false).ok());
+  EXPECT_FALSE(alice_->PushBranch(kRepo, "bad..branch", work() + "/.git", rewritten, false).ok());
+}
+
+TEST_F(PullTest, MergeFastForwards) {
+  MustOpenPull();
+  auto merged = alice_->Merge(kRepo, 1);
+  ASSERT_TRUE(merged.ok()) << merged.error().message();
+  EXPECT_EQ(merged->issue.state, "merged");
+  EXPECT_EQ(merged->merged_sha, feature_);
+  EXPECT_EQ(BareSha("main"), feature_);
+  auto events = Events();
+  EXPECT_EQ(events.back().kind, "pull.closed");
+  EXPECT_EQ(events.back().number, 1);
+  EXPECT_EQ(events.back().payload["merged"], true);
+  EXPECT_EQ(events.back().payload["merged_sha"], feature_);
+  // Merged: neither mergeable nor closable again, and no longer found by head.
+  EXPECT_FALSE(alice_->Merge(kRepo, 1).ok());
+  EXPECT_FALSE(alice_->Close(kRepo, 1).ok());
+  EXPECT_FALSE(alice_->FindPull(kRepo, "feature")->has_value());
+  IssueFilter merged_only;
+  merged_only.state = "merged";
+  EXPECT_EQ(alice_->ListIssues(kRepo, merged_only)->size(), 1u);
+}
+
+TEST_F(PullTest, MergeMakesAMergeCommitWhenTheBaseMoved) {
+  MustOpenPull();
+  const std::string moved = Commit("main", "main", {{"README.md", "# widget\nmore\n"}}, "docs");
+  ASSERT_TRUE(Push("main", moved).ok());
+  auto merged = alice_->Merge(kRepo, 1);
+  ASSERT_TRUE(merged.ok()) << merged.error().message();
+  const std::string sha = BareSha("main");
+  EXPECT_EQ(merged->merged_sha, sha);
+  EXPECT_NE(sha, feature_);
+  EXPECT_EQ(Git(bare_, "rev-parse " + sha + "^1"), moved);
+  EXPECT_EQ(Git(bare_, "rev-parse " + sha + "^2"), feature_);
+  EXPECT_EQ(Git(bare_, "log -1 --format=%s " + sha), "Merge pull request #1 from feature");
+  EXPECT_EQ(Git(bare_, "log -1 --format=%an " + sha), "alice");
+  // Both sides are in the merged tree.
+  EXPECT_EQ(Git(bare_, "show main:README.md"), "# widget\nmore");
+  EXPECT_EQ(Git(bare_, "show main:src/main.c"), "int main(void) {\n  return 1;\n}");
+  EXPECT_EQ(Git(bare_, "fsck --no-dangling"), "");
+  auto diff = alice_->Diff(kRepo, 1);
+  ASSERT_TRUE(diff.ok()) << diff.error().message();
+  EXPECT_NE(diff->find("+  return 1;"), std::string::npos);
+  EXPECT_EQ(diff->find("README"), std::string::npos);  // the merged diff is the pull's own
+}
+
+TEST_F(PullTest, MergeConflictChangesNothing) {
+  MustOpenPull();
+  const std::string clash =
+      Commit("main", "main", {{"src/main.c", "int main(void) {\n  return 2;\n}\n"}}, "return 2");
+  ASSERT_TRUE(Push("main", clash).ok());
+  const size_t before = EventCount();
+  const std::string objects = Git(bare_, "count-objects -v");
+  auto merged = alice_->Merge(kRepo, 1);
+  ASSERT_FALSE(merged.ok());
+  EXPECT_EQ(merged.error().code(), Error::Code::kInvalidArgument);
+  EXPECT_NE(merged.error().message().find("conflicts in: src/main.c"), std::string::npos)
+      << merged.error().message();
+  EXPECT_NE(merged.error().message().find("pull request #1 in 'acme/widget'"), std::string::npos);
+  EXPECT_EQ(BareSha("main"), clash);
+  EXPECT_EQ(BareSha("feature"), feature_);
+  EXPECT_EQ(alice_->GetPull(kRepo, 1)->issue.state, "open");
+  EXPECT_EQ(EventCount(), before);
+}
+
+TEST_F(PullTest, MergeClosesTheIssuesItFixes) {
+  ASSERT_TRUE(alice_->CreateIssue(kRepo, "bug one", "").ok());    // #1
+  ASSERT_TRUE(alice_->CreateIssue(kRepo, "bug two", "").ok());    // #2
+  ASSERT_TRUE(alice_->CreateIssue(kRepo, "not fixed", "").ok());  // #3
+  auto p = alice_->OpenPull(kRepo, "Return 1", "Fixes #1\nAlso closes #2 and #3.\nfixes #99",
+                            "feature", "");
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  EXPECT_EQ(p->issue.number, 4);
+  const size_t before = EventCount();
+  ASSERT_TRUE(alice_->Merge(kRepo, 4).ok());
+  EXPECT_EQ(alice_->GetIssue(kRepo, 1)->state, "closed");
+  EXPECT_EQ(alice_->GetIssue(kRepo, 2)->state, "closed");
+  EXPECT_EQ(alice_->GetIssue(kRepo, 3)->state, "open");
+  EXPECT_EQ(EventKinds(before),
+            (std::vector<std::string>{"pull.closed #4", "issue.closed #1", "issue.closed #2"}));
+  EXPECT_EQ(Events().back().payload["closed_by"], 4);
+}
+
+TEST_F(PullTest, OnlyMaintainersMerge) {
+  MustOpenPull();
+  auto bob = MustOpen("bob");
+  auto st = bob->Merge(kRepo, 1);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), Error::Code::kPermission);
+  EXPECT_NE(st.error().message().find("'bob' is not a maintainer"), std::string::npos);
+  EXPECT_EQ(BareSha("main"), main_);
+}
+
+TEST_F(PullTest, CloseWithoutMergingAndReopen) {
+  MustOpenPull();
+  ASSERT_TRUE(alice_->Close(kRepo, 1).ok());
+  EXPECT_EQ(alice_->GetPull(kRepo, 1)->issue.state, "closed");
+  EXPECT_EQ(Events().back().kind, "pull.closed");
+  EXPECT_EQ(Events().back().payload["merged"], false);
+  EXPECT_FALSE(alice_->Merge(kRepo, 1).ok());
+  EXPECT_EQ(BareSha("main"), main_);
+  ASSERT_TRUE(alice_->Reopen(kRepo, 1).ok());
+  EXPECT_EQ(Events().back().kind, "pull.reopened");
+}
+
+TEST_F(PullTest, ReviewsWithInlineComments) {
+  MustOpenPull();
+  Review r;
+  r.verdict = "request_changes";
+  r.body = "Please explain.";
+  r.comments.push_back({"src/main.c", 2, "RIGHT", "major", "Why 1?"});
+  r.comments.push_back({"src/main.c", 2, "LEFT", "nit", "was 0"});
+  auto bob = MustOpen("bob");
+  auto out = bob->AddReview(kRepo, 1, r);
+  ASSERT_TRUE(out.ok()) << out.error().message();
+  EXPECT_GT(out->id, 0);
+  EXPECT_EQ(out->author, "bob");
+  EXPECT_EQ(out->commit_sha, feature_);  // the head, when not given
+
+  Review approve;
+  approve.verdict = "approve";
+  approve.commit_sha = feature_;
+  ASSERT_TRUE(alice_->AddReview(kRepo, 1, approve).ok());
+
+  auto reviews = alice_->Reviews(kRepo, 1);
+  ASSERT_TRUE(reviews.ok());
+  ASSERT_EQ(reviews->size(), 2u);
+  const Review& first = (*reviews)[0];
+  EXPECT_EQ(first.verdict, "request_changes");
+  EXPECT_EQ(first.body, "Please explain.");
+  ASSERT_EQ(first.comments.size(), 2u);
+  EXPECT_EQ(first.comments[0].path, "src/main.c");
+  EXPECT_EQ(first.comments[0].line, 2);
+  EXPECT_EQ(first.comments[0].side, "RIGHT");
+  EXPECT_EQ(first.comments[0].severity, "major");
+  EXPECT_EQ(first.comments[0].body, "Why 1?");
+  EXPECT_EQ(first.comments[1].side, "LEFT");
+  EXPECT_EQ((*reviews)[1].verdict, "approve");
+  EXPECT_EQ((*reviews)[1].author, "alice");
+
+  auto events = Events();
+  EXPECT_EQ(events.back().kind, "review.submitted");
+  EXPECT_EQ(events.back().payload["verdict"], "approve");
+  EXPECT_EQ(events.back().payload["commit_sha"], feature_);
+  EXPECT_EQ(events.back().payload["review_id"], (*reviews)[1].id);
+}
+
+TEST_F(PullTest, ReviewsRefuseBadInput) {
+  MustOpenPull();
+  const size_t before = EventCount();
+  Review off_diff;
+  off_diff.verdict = "comment";
+  off_diff.comments.push_back({"README.md", 1, "RIGHT", "nit", "not in the diff"});
+  auto st = alice_->AddReview(kRepo, 1, off_diff);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("inline comment 1 on 'README.md' line 1 (RIGHT) is not a "
+                                      "line of the diff"),
+            std::string::npos)
+      << st.error().message();
+  Review empty;
+  empty.verdict = "comment";
+  EXPECT_FALSE(alice_->AddReview(kRepo, 1, empty).ok());
+  Review verdict;
+  verdict.verdict = "lgtm";
+  EXPECT_FALSE(alice_->AddReview(kRepo, 1, verdict).ok());
+  Review severity;
+  severity.verdict = "comment";
+  severity.comments.push_back({"src/main.c", 2, "RIGHT", "critical", "x"});
+  EXPECT_FALSE(alice_->AddReview(kRepo, 1, severity).ok());
+  Review sha;
+  sha.verdict = "approve";
+  sha.commit_sha = std::string(40, 'a');
+  auto unknown = alice_->AddReview(kRepo, 1, sha);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code(), Error::Code::kNotFound);
+  ASSERT_TRUE(alice_->CreateIssue(kRepo, "an issue", "").ok());
+  Review ok;
+  ok.verdict = "approve";
+  EXPECT_FALSE(alice_->AddReview(kRepo, 2, ok).ok());  // #2 is an issue
+  EXPECT_EQ(EventCount(), before + 1);                 // the issue.opened only
+  EXPECT_TRUE(alice_->Reviews(kRepo, 1)->empty());
+}
+
+TEST_F(PullTest, StatusesKeepTheLatestPerContext) {
+  CommitStatus pending{"kiln/verify", "pending", "running", "", 0};
+  ASSERT_TRUE(alice_->SetStatus(kRepo, feature_, pending).ok());
+  CommitStatus lint{"ci/lint", "success", "clean", "http://ci.example/1", 0};
+  ASSERT_TRUE(alice_->SetStatus(kRepo, feature_, lint).ok());
+  CommitStatus done{"kiln/verify", "failure", "2 tests failed", "", 0};
+  ASSERT_TRUE(alice_->SetStatus(kRepo, feature_, done).ok());
+  auto statuses = alice_->Statuses(kRepo, feature_);
+  ASSERT_TRUE(statuses.ok()) << statuses.error().message();
+  ASSERT_EQ(statuses->size(), 2u);
+  EXPECT_EQ((*statuses)[0].context, "ci/lint");
+  EXPECT_EQ((*statuses)[0].target_url, "http://ci.example/1");
+  EXPECT_EQ((*statuses)[1].context, "kiln/verify");
+  EXPECT_EQ((*statuses)[1].state, "failure");
+  EXPECT_EQ((*statuses)[1].description, "2 tests failed");
+  // By branch name too; another commit has none.
+  EXPECT_EQ(alice_->Statuses(kRepo, "feature")->size(), 2u);
+  EXPECT_TRUE(alice_->Statuses(kRepo, main_)->empty());
+  auto events = Events();
+  EXPECT_EQ(events.back().kind, "status.created");
+  EXPECT_EQ(events.back().payload["state"], "failure");
+  EXPECT_EQ(events.back().payload["sha"], feature_);
+
+  auto bad_state = alice_->SetStatus(kRepo, feature_, {"kiln/verify", "passed", "", "", 0});
+  ASSERT_FALSE(bad_state.ok());
+  EXPECT_EQ(bad_state.error().code(), Error::Code::kInvalidArgument);
+  auto unknown = alice_->SetStatus(kRepo, std::string(40, 'b'), done);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code(), Error::Code::kNotFound);
+  EXPECT_FALSE(alice_->SetStatus(kRepo, "feature", done).ok());  // a sha, not a branch
+  EXPECT_FALSE(alice_->SetStatus(kRepo, feature_, {"", "success", "", "", 0}).ok());
+}
+
+TEST_F(PullTest, DiffIsFromTheMergeBaseToTheHead) {
+  MustOpenPull();
+  // A later change on main is not part of the pull request's diff.
+  const std::string moved = Commit("main", "main", {{"README.md", "# widget\nv2\n"}}, "docs");
+  ASSERT_TRUE(Push("main", moved).ok());
+  auto diff = alice_->Diff(kRepo, 1);
+  ASSERT_TRUE(diff.ok()) << diff.error().message();
+  EXPECT_EQ(*diff, Git(work(), "diff " + main_ + " " + feature_) + "\n");
+  auto missing = alice_->Diff(kRepo, 7);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message(), "pull request #7 not found in 'acme/widget'");
+}
+
+TEST_F(PullTest, EditPull) {
+  MustOpenPull();
+  ASSERT_TRUE(alice_->EditPull(kRepo, 1, "Return one", "Now with a body").ok());
+  auto p = alice_->GetPull(kRepo, 1);
+  EXPECT_EQ(p->issue.title, "Return one");
+  EXPECT_EQ(p->issue.body, "Now with a body");
+  EXPECT_EQ(Events().back().kind, "pull.edited");
+  ASSERT_TRUE(alice_->CreateIssue(kRepo, "issue", "").ok());
+  EXPECT_FALSE(alice_->EditPull(kRepo, 2, "x", "y").ok());
+}
+
+}  // namespace
+}  // namespace kiln::forge

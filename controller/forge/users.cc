@@ -1,0 +1,109 @@
+#include "controller/forge/users.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "controller/forge/db.h"
+#include "controller/forge/validate.h"
+
+namespace kiln::forge {
+namespace {
+
+std::string Hex(const unsigned char* data, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    out += kHex[data[i] >> 4];
+    out += kHex[data[i] & 15];
+  }
+  return out;
+}
+
+std::string OpenSslMessage() {
+  unsigned long e = ERR_get_error();
+  if (e == 0) return "unknown error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+Result<std::string> NewToken() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    return Error(Error::Code::kIO, "generating a token: RAND_bytes: " + OpenSslMessage());
+  }
+  return "kiln_" + Hex(bytes, sizeof bytes);
+}
+
+}  // namespace
+
+Result<std::string> Sha256Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+    return Error(Error::Code::kInternal, "SHA-256: EVP_Digest: " + OpenSslMessage());
+  }
+  return Hex(md, len);
+}
+
+Result<std::unique_ptr<Users>> Users::Open(const std::string& store_path) {
+  KILN_ASSIGN_OR_RETURN(store::sqlite::Db db, db::Open(store_path));
+  return std::unique_ptr<Users>(new Users(std::move(db)));
+}
+
+Result<std::string> Users::Add(const std::string& name, bool rotate, int64_t now_ms) {
+  KILN_TRY(validate::UserName(name));
+  KILN_ASSIGN_OR_RETURN(std::string token, NewToken());
+  KILN_ASSIGN_OR_RETURN(std::string hash, Sha256Hex(token));
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(store::sqlite::Txn txn, store::sqlite::Txn::Begin(db_, "adding a user"));
+  KILN_ASSIGN_OR_RETURN(
+      store::sqlite::Stmt find,
+      db_.Prepare("looking up a user", "SELECT 1 FROM forge_users WHERE name = ?1"));
+  find.Bind(1, name);
+  KILN_ASSIGN_OR_RETURN(bool exists, find.Step());
+  if (exists && !rotate) {
+    return Error::Invalid("user " + Quote(name) + " already exists (--rotate replaces its token)");
+  }
+  KILN_ASSIGN_OR_RETURN(
+      store::sqlite::Stmt put,
+      db_.Prepare("storing user " + name,
+                  exists ? "UPDATE forge_users SET token_sha256 = ?2 WHERE name = ?1"
+                         : "INSERT INTO forge_users (name, token_sha256, created_ms) "
+                           "VALUES (?1, ?2, ?3)"));
+  put.Bind(1, name).Bind(2, hash);
+  if (!exists) put.Bind(3, now_ms);
+  KILN_TRY(put.Run());
+  KILN_TRY(txn.Commit());
+  return token;
+}
+
+Result<std::optional<std::string>> Users::Authenticate(std::string_view token) {
+  if (token.empty()) return std::optional<std::string>();
+  KILN_ASSIGN_OR_RETURN(std::string hash, Sha256Hex(token));
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      store::sqlite::Stmt stmt,
+      db_.Prepare("checking a token", "SELECT name FROM forge_users WHERE token_sha256 = ?1"));
+  stmt.Bind(1, hash);
+  KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(stmt.Text(0));
+}
+
+Result<std::vector<User>> Users::List() {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      store::sqlite::Stmt stmt,
+      db_.Prepare("listing users", "SELECT name, created_ms FROM forge_users ORDER BY name"));
+  std::vector<User> out;
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return out;
+    out.push_back(User{stmt.Text(0), stmt.Int(1)});
+  }
+}
+
+}  // namespace kiln::forge

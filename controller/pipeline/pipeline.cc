@@ -1,0 +1,533 @@
+#include "controller/pipeline/pipeline.h"
+
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+#include <algorithm>
+#include <set>
+
+#include "controller/git/write.h"
+#include "controller/pipeline/roles.h"
+#include "controller/skill.h"
+
+namespace kiln::pipeline {
+namespace {
+
+using nlohmann::json;
+
+bool Active(store::Status s) { return !store::IsTerminal(s); }
+
+// "/kiln review" on a comment's first line, or a mention of @kiln: the role
+// to run again, or "" when the comment asks for nothing.
+std::string CommandOf(const std::string& body, bool on_pull) {
+  std::string first = body.substr(0, body.find('\n'));
+  while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) first.pop_back();
+  const std::string prefix = "/kiln ";
+  if (first.rfind(prefix, 0) == 0) {
+    std::string word = first.substr(prefix.size());
+    word = word.substr(0, word.find(' '));
+    for (const char* role : {"triage", "spec", "implement", "review", "verify"}) {
+      if (word == role) return word;
+    }
+    return "?" + word;
+  }
+  if (body.find("@kiln") != std::string::npos) return on_pull ? "review" : "triage";
+  return "";
+}
+
+// The repository's test command: `test:` in .kiln/kiln.yml at commit (the
+// base branch's tip), or ""
+// when the file or the field is missing.
+Result<std::string> TestCommand(const std::string& mirror, const std::string& commit) {
+  KILN_ASSIGN_OR_RETURN(auto text, git::ReadFileAt(mirror, commit, ".kiln/kiln.yml"));
+  if (!text) return std::string();
+  try {
+    YAML::Node root = YAML::Load(*text);
+    if (!root.IsMap()) return Error::Invalid(".kiln/kiln.yml: expected a mapping");
+    for (const auto& kv : root) {
+      std::string key = kv.first.as<std::string>();
+      if (key != "test") {
+        return Error::Invalid(".kiln/kiln.yml:" + std::to_string(kv.first.Mark().line + 1) +
+                              ": unknown field " + Quote(key) + " (known: test)");
+      }
+      if (!kv.second.IsScalar()) {
+        return Error::Invalid(".kiln/kiln.yml:" + std::to_string(kv.second.Mark().line + 1) +
+                              ": 'test' must be a string");
+      }
+    }
+    return root["test"] ? root["test"].as<std::string>() : std::string();
+  } catch (const YAML::Exception& e) {
+    return Error::Invalid(".kiln/kiln.yml:" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+}
+
+std::string JoinLines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += "- " + l + "\n";
+  return out;
+}
+
+}  // namespace
+
+struct Pipeline::Handled {
+  std::string outcome;    // recorded with the event
+  bool deferred = false;  // wait: the event stays pending
+};
+
+Pipeline::Pipeline(const runner::Services& services, forge::Forge& forge, forge::Inbox& inbox,
+                   State& state, Options options)
+    : s_(services), forge_(forge), inbox_(inbox), state_(state), options_(std::move(options)) {}
+
+Result<bool> Pipeline::Trusted(const std::string& repo, const std::string& user) {
+  for (const auto& u : options_.trusted_users) {
+    if (u == user) return true;
+  }
+  return forge_.IsTrusted(repo, user);
+}
+
+Result<std::optional<store::Run>> Pipeline::Active(const std::string& repo, int64_t number,
+                                                   const std::string& role) {
+  KILN_ASSIGN_OR_RETURN(auto tracked, state_.ForIssue(repo, number, role));
+  for (const auto& t : tracked) {
+    KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Get(t.run_id));
+    if (pipeline::Active(run.status)) return std::optional<store::Run>(run);
+  }
+  return std::optional<store::Run>();
+}
+
+Status Pipeline::Comment(const std::string& repo, int64_t number, const std::string& body) {
+  auto c = forge_.AddComment(repo, number, body);
+  if (!c) return c.error();
+  return Ok();
+}
+
+Status Pipeline::CancelActive(const std::string& repo, int64_t number) {
+  KILN_ASSIGN_OR_RETURN(auto tracked, state_.ForIssue(repo, number));
+  for (const auto& t : tracked) {
+    KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Get(t.run_id));
+    if (pipeline::Active(run.status)) (void)s_.store->RequestCancel(t.run_id, runner::NowMs());
+  }
+  return Ok();
+}
+
+Result<Pipeline::Handled> Pipeline::Start(const std::string& role, int64_t number,
+                                          const forge::Event& e, const std::string& pinned) {
+  const std::string& repo = e.repo;
+  // Handled before (a crash or an error after the run was queued): once.
+  KILN_ASSIGN_OR_RETURN(auto earlier, state_.ForIssue(repo, number, role));
+  for (const auto& t : earlier) {
+    if (t.event_seq == e.seq) return Handled{"started " + role + " run " + t.run_id, false};
+  }
+  KILN_ASSIGN_OR_RETURN(std::optional<store::Run> active, Active(repo, number, role));
+  if (active) return Handled{"waiting for " + role + " run " + active->id, true};
+  KILN_ASSIGN_OR_RETURN(forge::RepoInfo info, forge_.Repo(repo));
+  roles::TaskInput in;
+  in.role = role;
+  in.repo = repo;
+  in.event_seq = e.seq;
+  in.label_set = info.labels;
+  json context = {{"forge", forge_.kind()},   {"repo", repo},
+                  {"number", number},         {"event_seq", e.seq},
+                  {"event", e.kind},          {"actor", e.actor},
+                  {"label_set", info.labels}, {"base_branch", info.default_branch}};
+  std::string rev = info.default_branch;
+  int64_t issue_number = number;
+  if (role == "review" || role == "verify") {
+    KILN_ASSIGN_OR_RETURN(forge::PullRequest pull, forge_.GetPull(repo, number));
+    if (pull.issue.state != "open") return Handled{"pull request is " + pull.issue.state, false};
+    // The base branch first: fetching it brings the merge base, and the
+    // test command is read from it (a pull request cannot change its own gate).
+    KILN_ASSIGN_OR_RETURN(git::Resolved base_tip,
+                          s_.cache->Resolve(info.clone_url, pull.base_branch));
+    KILN_ASSIGN_OR_RETURN(git::Resolved head, s_.cache->Resolve(info.clone_url, pull.head_sha));
+    KILN_ASSIGN_OR_RETURN(std::string base,
+                          git::MergeBase(head.mirror_path, pull.base_sha, pull.head_sha));
+    rev = pull.head_sha;
+    context["head_sha"] = pull.head_sha;
+    context["base_sha"] = base;
+    context["base_branch"] = pull.base_branch;
+    if (role == "review") {
+      KILN_ASSIGN_OR_RETURN(in.patch, git::DiffCommits(head.mirror_path, base, pull.head_sha));
+    } else {
+      KILN_ASSIGN_OR_RETURN(std::string command, TestCommand(head.mirror_path, base_tip.commit));
+      if (command.empty()) {
+        KILN_ASSIGN_OR_RETURN(skill::Skill sk, skill::Load(s_.config->skills_dir, "verify"));
+        command = sk.command;
+      }
+      if (command.empty()) {
+        KILN_TRY(Comment(repo, number,
+                         "kiln cannot verify this pull request: the repository names no test "
+                         "command (`test:` in `.kiln/kiln.yml`)."));
+        return Handled{"no test command", false};
+      }
+      context["command"] = command;
+    }
+    in.pull = pull;
+    in.issue = pull.issue;
+    // The issue the pull request is for, when kiln opened it.
+    if (int64_t n = roles::IssueOfBranch(pull.head_branch, "implement"); n > 0) issue_number = n;
+  } else {
+    KILN_ASSIGN_OR_RETURN(in.issue, forge_.GetIssue(repo, number));
+    if (in.issue.state != "open") return Handled{"issue is " + in.issue.state, false};
+  }
+  if (issue_number != number) {
+    KILN_ASSIGN_OR_RETURN(in.issue, forge_.GetIssue(repo, issue_number));
+  }
+  context["issue"] = issue_number;
+  KILN_ASSIGN_OR_RETURN(in.comments, forge_.Comments(repo, issue_number));
+  // kiln's own progress comments are not the people's words.
+  std::erase_if(in.comments, [&](const forge::Comment& c) { return c.author == options_.bot; });
+  if (role == "implement") {
+    in.spec_branch = roles::SpecBranch(number);
+    rev = pinned;
+  }
+  store::RunRequest req;
+  req.role = role;
+  req.repo = info.clone_url;
+  req.commit = rev;
+  req.task = roles::Task(in);
+  req.requested_by = forge_.kind() + ":" + e.actor;
+  req.context = context;
+  if (Status st = runner::CheckRequest(s_, req); !st.ok()) {
+    KILN_TRY(Comment(repo, number, "kiln cannot start " + role + ": " + st.error().message()));
+    return Handled{"refused: " + st.error().message(), false};
+  }
+  KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Enqueue(req, runner::NowMs()));
+  Tracked t{run.id, repo, number, role, e.seq, 0, "", 0, ""};
+  KILN_TRY(state_.Track(t));
+  auto comment = forge_.AddComment(repo, number, ProgressText(t, run));
+  if (comment) {
+    KILN_TRY(state_.SetComment(run.id, comment->id));
+    KILN_TRY(state_.SetShown(run.id, std::string(store::ToString(run.status))));
+  }
+  if (role == "verify") {
+    forge::CommitStatus status{"kiln/verify", "pending", "queued as run " + run.id, "", 0};
+    (void)forge_.SetStatus(repo, context["head_sha"].get<std::string>(), status);
+  }
+  spdlog::info("pipeline: {} #{}: {} queued as run {}", repo, number, role, run.id);
+  return Handled{"started " + role + " run " + run.id, false};
+}
+
+// Implement needs an approved spec: kiln's own spec pull request for the
+// issue, approved by a trusted user — the plan-approved label on the issue or
+// on that pull request, or an approving review of its current head. The run
+// starts from that head, pinned: a later push to the spec is not approved.
+Result<Pipeline::Handled> Pipeline::StartImplement(int64_t issue, const forge::Event& e) {
+  KILN_ASSIGN_OR_RETURN(std::optional<store::Run> spec_run, Active(e.repo, issue, "spec"));
+  if (spec_run) return Handled{"waiting for spec run " + spec_run->id, true};
+  KILN_ASSIGN_OR_RETURN(auto spec_pull, forge_.FindPull(e.repo, roles::SpecBranch(issue)));
+  std::string why;
+  if (!spec_pull || spec_pull->issue.author != options_.bot) {
+    why = "it has no spec pull request from kiln";
+  } else {
+    KILN_ASSIGN_OR_RETURN(forge::Issue item, forge_.GetIssue(e.repo, issue));
+    auto labelled = [](const forge::Issue& i) {
+      return std::find(i.labels.begin(), i.labels.end(), "plan-approved") != i.labels.end();
+    };
+    bool approved = labelled(item) || labelled(spec_pull->issue);
+    KILN_ASSIGN_OR_RETURN(auto reviews, forge_.Reviews(e.repo, spec_pull->issue.number));
+    for (const auto& r : reviews) {
+      if (approved) break;
+      if (r.verdict != "approve" || r.commit_sha != spec_pull->head_sha) continue;
+      KILN_ASSIGN_OR_RETURN(approved, Trusted(e.repo, r.author));
+    }
+    if (!approved) {
+      why = "its spec pull request #" + std::to_string(spec_pull->issue.number) +
+            " is not approved (an approving review of its head, or the plan-approved label)";
+    }
+  }
+  if (!why.empty()) {
+    (void)forge_.AddLabels(e.repo, issue, {"blocked"});
+    KILN_TRY(Comment(e.repo, issue,
+                     "kiln will not implement #" + std::to_string(issue) + ": " + why +
+                         ". Label the issue `ready-to-spec` for a spec pull request, then "
+                         "approve it."));
+    return Handled{"blocked: " + why, false};
+  }
+  return Start("implement", issue, e, spec_pull->head_sha);
+}
+
+Result<Pipeline::Handled> Pipeline::Handle(const forge::Event& e) {
+  const bool by_bot = e.actor == options_.bot;
+  auto expensive = [&](const std::string& role, int64_t number) -> Result<Handled> {
+    KILN_ASSIGN_OR_RETURN(bool trusted, Trusted(e.repo, e.actor));
+    if (!trusted) {
+      KILN_TRY(Comment(e.repo, number,
+                       "kiln: " + e.actor + " is not trusted to start " + role + " runs in " +
+                           e.repo + "; a maintainer can."));
+      return Handled{"refused: " + e.actor + " is not trusted to start " + role, false};
+    }
+    if (role == "implement") return StartImplement(number, e);
+    return Start(role, number, e);
+  };
+  if (e.kind == "issue.opened") {
+    if (by_bot) return Handled{"ignored: opened by kiln", false};
+    KILN_ASSIGN_OR_RETURN(auto earlier, state_.ForIssue(e.repo, e.number, "triage"));
+    if (!earlier.empty()) return Handled{"ignored: already triaged", false};
+    return Start("triage", e.number, e);
+  }
+  if (e.kind == "issue.labeled" || e.kind == "pull.labeled") {
+    const std::string label = e.payload.value("label", "");
+    if (by_bot) return Handled{"ignored: labeled by kiln", false};
+    if (label != "ready-to-spec" && label != "plan-approved") {
+      return Handled{"ignored: label " + label, false};
+    }
+    KILN_ASSIGN_OR_RETURN(forge::Issue now, forge_.GetIssue(e.repo, e.number));
+    if (std::find(now.labels.begin(), now.labels.end(), label) == now.labels.end()) {
+      return Handled{"stale: label " + label + " was removed since", false};
+    }
+    if (label == "ready-to-spec") {
+      if (now.is_pull) return Handled{"ignored: ready-to-spec on a pull request", false};
+      return expensive("spec", e.number);
+    }
+    int64_t issue = e.number;
+    if (now.is_pull) {
+      KILN_ASSIGN_OR_RETURN(forge::PullRequest pull, forge_.GetPull(e.repo, e.number));
+      issue = roles::IssueOfBranch(pull.head_branch, "spec");
+      if (issue == 0)
+        return Handled{"ignored: plan-approved on a pull request that is no spec", false};
+    }
+    return expensive("implement", issue);
+  }
+  if (e.kind == "review.submitted") {
+    if (by_bot || e.payload.value("verdict", "") != "approve") {
+      return Handled{"ignored: not an approval of a spec", false};
+    }
+    KILN_ASSIGN_OR_RETURN(forge::PullRequest pull, forge_.GetPull(e.repo, e.number));
+    int64_t issue = roles::IssueOfBranch(pull.head_branch, "spec");
+    if (issue == 0) return Handled{"ignored: not a spec pull request", false};
+    return expensive("implement", issue);
+  }
+  if (e.kind == "pull.opened" || e.kind == "pull.synchronized") {
+    if (!by_bot) return Handled{"ignored: not opened or updated by kiln", false};
+    KILN_ASSIGN_OR_RETURN(forge::PullRequest pull, forge_.GetPull(e.repo, e.number));
+    if (roles::IssueOfBranch(pull.head_branch, "implement") == 0) {
+      return Handled{"ignored: not an implementation pull request", false};
+    }
+    if (e.payload.value("head_sha", pull.head_sha) != pull.head_sha) {
+      return Handled{"stale: the head moved on to " + pull.head_sha, false};
+    }
+    KILN_ASSIGN_OR_RETURN(std::optional<store::Run> review, Active(e.repo, e.number, "review"));
+    KILN_ASSIGN_OR_RETURN(std::optional<store::Run> verify, Active(e.repo, e.number, "verify"));
+    if (review || verify) {
+      return Handled{"waiting for run " + (review ? review->id : verify->id), true};
+    }
+    KILN_ASSIGN_OR_RETURN(Handled r, Start("review", e.number, e));
+    KILN_ASSIGN_OR_RETURN(Handled v, Start("verify", e.number, e));
+    return Handled{r.outcome + "; " + v.outcome, false};
+  }
+  if (e.kind == "comment.created") {
+    if (by_bot) return Handled{"ignored: kiln's own comment", false};
+    KILN_ASSIGN_OR_RETURN(forge::Issue item, forge_.GetIssue(e.repo, e.number));
+    std::string role = CommandOf(e.payload.value("body", ""), item.is_pull);
+    if (role.empty()) return Handled{"ignored: no command", false};
+    if (role[0] == '?' || ((role == "review" || role == "verify") != item.is_pull)) {
+      KILN_TRY(Comment(e.repo, e.number,
+                       "kiln: unknown command `/kiln " + (role[0] == '?' ? role.substr(1) : role) +
+                           "` here. On an issue: triage, spec, implement; on a pull request: "
+                           "review, verify."));
+      return Handled{"refused: unknown command " + role, false};
+    }
+    return expensive(role, e.number);
+  }
+  if (e.kind == "issue.closed" || e.kind == "pull.closed") {
+    KILN_TRY(CancelActive(e.repo, e.number));
+    return Handled{"cancelled the active runs", false};
+  }
+  return Handled{"ignored: " + e.kind, false};
+}
+
+Result<size_t> Pipeline::Tick() {
+  KILN_ASSIGN_OR_RETURN(size_t handled, HandleEvents());
+  KILN_ASSIGN_OR_RETURN(size_t applied, ApplyFinished());
+  KILN_ASSIGN_OR_RETURN(size_t updated, UpdateProgress());
+  if (applied > 0) {
+    // The writes just made are events too (kiln's pull request opened: review it).
+    KILN_ASSIGN_OR_RETURN(size_t more, HandleEvents());
+    handled += more;
+  }
+  return handled + applied + updated;
+}
+
+Result<size_t> Pipeline::HandleEvents() {
+  size_t done = 0;
+  KILN_ASSIGN_OR_RETURN(std::vector<forge::Event> events, inbox_.Pending(options_.batch));
+  std::set<std::pair<std::string, int64_t>> waiting;  // issues with a deferred event
+  for (const auto& e : events) {
+    auto key = std::make_pair(e.repo, e.number);
+    if (waiting.count(key)) continue;  // in order, per issue
+    auto h = Handle(e);
+    if (!h) {
+      spdlog::error("pipeline: event {} ({} {} #{}): {}", e.seq, e.kind, e.repo, e.number,
+                    h.error().message());
+      // Left pending: a forge or store error may pass. The issue waits.
+      waiting.insert(key);
+      continue;
+    }
+    if (h->deferred) {
+      waiting.insert(key);
+      continue;
+    }
+    KILN_TRY(inbox_.MarkProcessed(e.seq, h->outcome, runner::NowMs()));
+    ++done;
+  }
+  return done;
+}
+
+Result<bool> Pipeline::Idle() {
+  KILN_ASSIGN_OR_RETURN(auto events, inbox_.Pending(1));
+  if (!events.empty()) return false;
+  KILN_ASSIGN_OR_RETURN(auto unapplied, state_.Unapplied());
+  return unapplied.empty();
+}
+
+std::string Pipeline::ProgressText(const Tracked& t, const store::Run& run) {
+  std::string state(store::ToString(run.status));
+  std::string text = "**kiln** `" + t.role + "` run `" + run.id + "`: **" + state + "**";
+  if (run.attempt > 1) text += " (attempt " + std::to_string(run.attempt) + ")";
+  text += "\n";
+  if (!run.outcome.empty()) text += "\nOutcome: " + run.outcome;
+  if (!run.error.empty()) text += " — " + run.error;
+  if (!run.outcome.empty()) text += "\n";
+  const json& totals = run.result.is_object() ? run.result.value("totals", json()) : json();
+  if (totals.is_object()) {
+    // The runtime's totals came out of the sandbox: numbers only if they are.
+    auto count = [&](const char* key) {
+      auto it = totals.find(key);
+      return it != totals.end() && it->is_number_unsigned() ? std::to_string(it->get<uint64_t>())
+                                                            : std::string("?");
+    };
+    text += "\nBudget use: " + count("turns") + " turns, " + count("input_tokens") + " input and " +
+            count("output_tokens") + " output tokens, " + count("tool_calls") + " tool calls\n";
+  }
+  if (!t.outcome.empty()) text += "\nApplied: " + t.outcome + "\n";
+  text += "\nInspect: `kiln runs show " + run.id + "`";
+  if (!run.log_path.empty()) text += " · `kiln log show " + run.log_path + "`";
+  return text;
+}
+
+Result<size_t> Pipeline::UpdateProgress() {
+  KILN_ASSIGN_OR_RETURN(auto tracked, state_.Unapplied());
+  size_t n = 0;
+  for (const auto& t : tracked) {
+    KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Get(t.run_id));
+    std::string state(store::ToString(run.status));
+    if (state == t.shown_state || t.comment_id == 0) continue;
+    if (forge_.EditComment(t.repo, t.comment_id, ProgressText(t, run)).ok()) {
+      KILN_TRY(state_.SetShown(t.run_id, state));
+      ++n;
+    }
+  }
+  return n;
+}
+
+// The forge writes of one run's decision, as the bot. Returns what was done
+// (for the progress comment and the event log); a write the forge refuses
+// is reported there and the rest go on.
+std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
+  const json& actions = run.result.is_object() ? run.result.value("actions", json()) : json();
+  std::vector<std::string> done;
+  auto note = [&](const std::string& what, Status st) {
+    done.push_back(st.ok() ? what : what + " failed: " + st.error().message());
+  };
+  if (!actions.is_object()) return "nothing (the run ended " + run.outcome + ")";
+  if (actions.contains("labels")) {
+    // One by one: a label the forge refuses does not cost the others.
+    for (const auto& label : actions["labels"]) {
+      Status st = forge_.AddLabels(t.repo, t.number, {label.get<std::string>()});
+      if (!st.ok()) note("label " + label.get<std::string>(), st);
+    }
+    done.push_back("labels added");
+  }
+  if (actions.contains("push")) {
+    const json& p = actions["push"];
+    std::string branch = p["branch"], commit = p["commit"];
+    Status st = forge_.PushBranch(t.repo, branch, p.value("source", ""), commit, true);
+    note("pushed " + commit.substr(0, 12) + " to " + branch, st);
+    if (st.ok() && actions.contains("pull")) {
+      const json& pr = actions["pull"];
+      auto existing = forge_.FindPull(t.repo, branch);
+      if (existing && *existing) {
+        note("updated pull request #" + std::to_string((*existing)->issue.number),
+             forge_.EditPull(t.repo, (*existing)->issue.number, pr["title"], pr["body"]));
+      } else {
+        auto opened = forge_.OpenPull(t.repo, pr["title"], pr["body"], branch, pr["base"]);
+        if (opened) {
+          done.push_back("opened pull request #" + std::to_string(opened->issue.number));
+        } else {
+          done.push_back("opening the pull request failed: " + opened.error().message());
+        }
+      }
+    }
+  }
+  if (actions.contains("review")) {
+    const json& r = actions["review"];
+    forge::Review review;
+    review.verdict = r["verdict"];
+    review.body = r["body"];
+    review.commit_sha = r["commit_sha"];
+    for (const auto& c : r["comments"]) {
+      review.comments.push_back({c["path"], c["line"], c["side"], c["severity"], c["body"]});
+    }
+    auto added = forge_.AddReview(t.repo, t.number, review);
+    note("review posted (" + review.verdict + ", " + std::to_string(review.comments.size()) +
+             " inline comments)",
+         added ? Ok() : Status(added.error()));
+  }
+  if (actions.contains("status")) {
+    const json& s = actions["status"];
+    forge::CommitStatus status{s["context"], s["state"], s["description"], "", 0};
+    note("status " + status.context + " " + status.state,
+         forge_.SetStatus(t.repo, s["sha"], status));
+  }
+  if (actions.contains("comment")) {
+    note("comment posted", Comment(t.repo, t.number, actions["comment"]));
+  }
+  if (actions.contains("refused")) {
+    done.push_back("refused: " + actions["refused"].dump());
+  }
+  std::string out;
+  for (const auto& d : done) out += (out.empty() ? "" : "; ") + d;
+  return out.empty() ? "nothing to write" : out;
+}
+
+Result<size_t> Pipeline::ApplyFinished() {
+  KILN_ASSIGN_OR_RETURN(auto tracked, state_.Unapplied());
+  size_t n = 0;
+  for (auto t : tracked) {
+    KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Get(t.run_id));
+    if (!store::IsTerminal(run.status)) continue;
+    t.outcome = Apply(t, run);
+    const int64_t now = runner::NowMs();
+    KILN_TRY(state_.MarkApplied(t.run_id, t.outcome, now));
+    if (t.comment_id != 0) (void)forge_.EditComment(t.repo, t.comment_id, ProgressText(t, run));
+    spdlog::info("pipeline: run {} ({} {} #{}): {}", run.id, t.role, t.repo, t.number, t.outcome);
+    ++n;
+  }
+  return n;
+}
+
+json Pipeline::Decide(const runner::Finished& f, sessionlog::Writer& log) {
+  auto d = roles::Decide(f);
+  if (!d) {
+    (void)log.Append("controller",
+                     {{"event", "decision_failed"}, {"message", d.error().message()}});
+    return {{"refused", json::array({"the controller could not decide: " + d.error().message()})}};
+  }
+  for (const auto& r : d->refusals) {
+    (void)log.Append("controller", {{"event", "refused"}, {"message", r}});
+  }
+  json actions = d->actions;
+  if (actions.contains("push")) actions["push"]["source"] = f.mirror;
+  if (!d->refusals.empty()) {
+    actions["refused"] = d->refusals;
+    std::string comment = actions.value("comment", "");
+    comment += "\n\nkiln refused part of this run's result:\n" + JoinLines(d->refusals);
+    actions["comment"] = comment;
+  }
+  (void)log.Append("controller", {{"event", "decision"},
+                                  {"message", "the forge writes kiln will make"},
+                                  {"actions", actions}});
+  return actions;
+}
+
+}  // namespace kiln::pipeline

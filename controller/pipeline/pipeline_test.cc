@@ -1,0 +1,270 @@
+// The pipeline's event handling against the real local forge and run store:
+// which events start which runs, duplicates, ordering per issue, stale
+// events, trust, and the forge writes made from a finished run's decision.
+// Runs are queued but not executed here (pipeline_e2e_test runs them):
+// a test ends a run itself through the store, as a runner would.
+#include "controller/pipeline/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include "controller/config.h"
+#include "controller/forge/inbox.h"
+#include "controller/forge/local.h"
+#include "controller/git/testutil.h"
+#include "controller/secrets.h"
+
+namespace kiln::pipeline {
+namespace {
+
+using nlohmann::json;
+using namespace kiln::git::testing;
+
+constexpr char kRepo[] = "acme/calc";
+
+class PipelineEvents : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cfg_ = config::Defaults();
+    cfg_.state_dir = tmp_.path();
+    cfg_.store = tmp_ / "kiln.db";
+    cfg_.skills_dir = std::string(KILN_SOURCE_DIR) + "/skills";
+    auto store = store::OpenSqlite(cfg_.store);
+    ASSERT_TRUE(store.ok()) << store.error().message();
+    store_ = std::move(*store);
+    cache_ = std::make_unique<git::Cache>(tmp_ / "cache");
+    services_.config = &cfg_;
+    services_.store = store_.get();
+    services_.cache = cache_.get();
+    services_.vault = &vault_;
+    services_.owner = "test:1";
+    bot_ = Open("kiln");
+    maintainer_ = Open("maintainer");
+    reporter_ = Open("reporter");
+    WriteText(tmp_ / "src/calc.py", "def add(a, b):\n    return a - b\n");
+    auto repo = maintainer_->CreateRepo(kRepo, tmp_ / "src", {"maintainer"}, "main");
+    ASSERT_TRUE(repo.ok()) << repo.error().message();
+    auto inbox = forge::Inbox::Open(cfg_.store);
+    ASSERT_TRUE(inbox.ok());
+    inbox_ = std::move(*inbox);
+    auto state = State::Open(cfg_.store);
+    ASSERT_TRUE(state.ok());
+    state_ = std::move(*state);
+    pipeline_ = std::make_unique<Pipeline>(services_, *bot_, *inbox_, *state_, Options{});
+    Tick();  // repo.created: nothing to do
+    ASSERT_TRUE(inbox_->Pending(0)->empty());
+  }
+
+  std::unique_ptr<forge::Local> Open(const std::string& actor) {
+    auto f = forge::Local::Open(cfg_.store, tmp_ / "repos", actor);
+    EXPECT_TRUE(f.ok()) << f.error().message();
+    return f.ok() ? std::move(*f) : nullptr;
+  }
+
+  void Tick() {
+    auto n = pipeline_->Tick();
+    ASSERT_TRUE(n.ok()) << n.error().message();
+  }
+
+  // Runs of role, oldest first.
+  std::vector<store::Run> Runs(const std::string& role) {
+    store::ListFilter f;
+    f.role = role;
+    auto runs = store_->List(f);
+    EXPECT_TRUE(runs.ok());
+    std::vector<store::Run> out(runs->rbegin(), runs->rend());
+    return out;
+  }
+
+  // Ends a queued run as a runner would, with actions as its decision.
+  void Finish(const std::string& id, const json& actions) {
+    ASSERT_TRUE(store_->Start(id, "test:1", 1).ok());
+    store::Finish f{store::Status::kSucceeded, "submitted", {{"actions", actions}}, "", ""};
+    ASSERT_TRUE(store_->Complete(id, f, 2).ok());
+  }
+
+  std::vector<forge::Comment> CommentsOn(int64_t number) {
+    auto c = bot_->Comments(kRepo, number);
+    EXPECT_TRUE(c.ok());
+    return c.ok() ? *c : std::vector<forge::Comment>();
+  }
+
+  // Kinds of the pending events people caused (kiln's own are noise here).
+  std::vector<std::string> PendingByPeople() {
+    auto pending = inbox_->Pending(0);
+    EXPECT_TRUE(pending.ok());
+    std::vector<std::string> kinds;
+    if (!pending.ok()) return kinds;
+    for (const auto& e : *pending) {
+      if (e.actor != "kiln") kinds.push_back(e.kind);
+    }
+    return kinds;
+  }
+
+  std::string Outcome(const std::string& kind) {
+    auto entries = inbox_->RecentEntries(0, kRepo);
+    EXPECT_TRUE(entries.ok());
+    for (const auto& e : *entries) {
+      if (e.event.kind == kind && e.event.actor != "kiln") return e.outcome;
+    }
+    return "(no " + kind + " event)";
+  }
+
+  TempDir tmp_;
+  config::Config cfg_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<git::Cache> cache_;
+  secrets::Vault vault_;
+  runner::Services services_;
+  std::unique_ptr<forge::Local> bot_, maintainer_, reporter_;
+  std::unique_ptr<forge::Inbox> inbox_;
+  std::unique_ptr<State> state_;
+  std::unique_ptr<Pipeline> pipeline_;
+};
+
+TEST_F(PipelineEvents, AnOpenedIssueIsTriagedOnceWhateverTheDeliveries) {
+  auto issue = reporter_->CreateIssue(kRepo, "add is wrong", "add(1, 2) is -1");
+  ASSERT_TRUE(issue.ok()) << issue.error().message();
+  auto pending = inbox_->Pending(0);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 1u);
+  // The same delivery again (a webhook retried) is stored once.
+  auto again = inbox_->Append(pending->front(), 5);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
+  Tick();
+  auto runs = Runs("triage");
+  ASSERT_EQ(runs.size(), 1u);
+  const store::Run& run = runs[0];
+  EXPECT_EQ(run.request.context["repo"], kRepo);
+  EXPECT_EQ(run.request.context["number"], issue->number);
+  EXPECT_EQ(run.request.requested_by, "local:reporter");
+  EXPECT_EQ(run.request.commit, "main");
+  EXPECT_NE(run.request.task.find("<untrusted source=\"issue #1 by reporter\">"),
+            std::string::npos);
+  // A different delivery of the same happening starts nothing either.
+  forge::Event dup = pending->front();
+  dup.delivery = "redelivered-1";
+  ASSERT_TRUE(*inbox_->Append(dup, 6));
+  Tick();
+  EXPECT_EQ(Runs("triage").size(), 1u);
+  EXPECT_EQ(Outcome("issue.opened").substr(0, 8), "ignored:");
+  // One progress comment, saying queued.
+  auto comments = CommentsOn(1);
+  ASSERT_EQ(comments.size(), 1u);
+  EXPECT_NE(comments.front().body.find("`triage` run `" + run.id + "`: **queued**"),
+            std::string::npos)
+      << comments.front().body;
+}
+
+TEST_F(PipelineEvents, EventsOfAnIssueWaitForItsActiveRunInOrder) {
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
+  Tick();
+  auto triage = Runs("triage");
+  ASSERT_EQ(triage.size(), 1u);
+  // While triage runs: a re-triage request, then a spec request, on issue 1;
+  // and a new issue 2.
+  ASSERT_TRUE(maintainer_->AddComment(kRepo, 1, "/kiln triage").ok());
+  ASSERT_TRUE(maintainer_->AddLabels(kRepo, 1, {"ready-to-spec"}).ok());
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "two", "second").ok());
+  Tick();
+  EXPECT_EQ(Runs("triage").size(), 2u) << "issue 2 does not wait for issue 1";
+  EXPECT_EQ(Runs("spec").size(), 0u) << "the spec request waits behind the re-triage";
+  EXPECT_EQ(PendingByPeople(), (std::vector<std::string>{"comment.created", "issue.labeled"}));
+
+  Finish(triage[0].id, {{"labels", {"triaged"}}});
+  Tick();
+  auto now = Runs("triage");
+  ASSERT_EQ(now.size(), 3u);
+  EXPECT_EQ(now[2].request.context["number"], 1);
+  EXPECT_EQ(Runs("spec").size(), 1u);
+  EXPECT_TRUE(PendingByPeople().empty());
+}
+
+TEST_F(PipelineEvents, StaleEventsStartNothing) {
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
+  ASSERT_TRUE(maintainer_->AddLabels(kRepo, 1, {"ready-to-spec"}).ok());
+  ASSERT_TRUE(maintainer_->RemoveLabel(kRepo, 1, "ready-to-spec").ok());
+  Tick();
+  EXPECT_EQ(Runs("spec").size(), 0u);
+  EXPECT_EQ(Outcome("issue.labeled"), "stale: label ready-to-spec was removed since");
+}
+
+TEST_F(PipelineEvents, UntrustedUsersCannotStartExpensiveRoles) {
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
+  ASSERT_TRUE(reporter_->AddLabels(kRepo, 1, {"ready-to-spec"}).ok());
+  ASSERT_TRUE(reporter_->AddComment(kRepo, 1, "/kiln implement").ok());
+  Tick();
+  EXPECT_EQ(Runs("spec").size(), 0u);
+  EXPECT_EQ(Runs("implement").size(), 0u);
+  EXPECT_EQ(Outcome("issue.labeled"), "refused: reporter is not trusted to start spec");
+  EXPECT_EQ(Outcome("comment.created"), "refused: reporter is not trusted to start implement");
+}
+
+TEST_F(PipelineEvents, ImplementWithoutASpecIsBlocked) {
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
+  ASSERT_TRUE(maintainer_->AddLabels(kRepo, 1, {"plan-approved"}).ok());
+  Tick();
+  EXPECT_EQ(Runs("implement").size(), 0u);
+  auto issue = bot_->GetIssue(kRepo, 1);
+  EXPECT_NE(std::find(issue->labels.begin(), issue->labels.end(), "blocked"), issue->labels.end());
+  bool told = false;
+  for (const auto& c : CommentsOn(1)) {
+    told = told ||
+           c.body.find("will not implement #1: it has no spec pull request") != std::string::npos;
+  }
+  EXPECT_TRUE(told);
+  EXPECT_EQ(Outcome("issue.labeled"), "blocked: it has no spec pull request from kiln");
+}
+
+TEST_F(PipelineEvents, UnknownCommandsAreAnsweredAndStartNothing) {
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
+  Tick();
+  ASSERT_TRUE(maintainer_->AddComment(kRepo, 1, "/kiln deploy").ok());
+  ASSERT_TRUE(maintainer_->AddComment(kRepo, 1, "/kiln review").ok());  // not a pull request
+  Tick();
+  EXPECT_EQ(Runs("review").size(), 0u);
+  int answers = 0;
+  for (const auto& c : CommentsOn(1)) {
+    answers += c.body.find("unknown command") != std::string::npos;
+  }
+  EXPECT_EQ(answers, 2);
+}
+
+TEST_F(PipelineEvents, AFinishedRunsDecisionIsWrittenToTheForge) {
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
+  Tick();
+  auto triage = Runs("triage");
+  ASSERT_EQ(triage.size(), 1u);
+  Finish(triage[0].id, {{"labels", {"triaged", "bug"}}, {"comment", "A bug in add()."}});
+  Tick();
+  auto issue = bot_->GetIssue(kRepo, 1);
+  std::vector<std::string> labels = issue->labels;
+  std::sort(labels.begin(), labels.end());
+  EXPECT_EQ(labels, (std::vector<std::string>{"bug", "triaged"}));
+  auto comments = CommentsOn(1);
+  ASSERT_EQ(comments.size(), 2u);  // the progress comment, edited; the triage comment
+  EXPECT_NE(comments[0].body.find("**succeeded**"), std::string::npos) << comments[0].body;
+  EXPECT_NE(comments[0].body.find("Applied: labels added; comment posted"), std::string::npos)
+      << comments[0].body;
+  EXPECT_EQ(comments[1].body, "A bug in add().");
+  EXPECT_EQ(comments[1].author, "kiln");
+  auto idle = pipeline_->Idle();
+  ASSERT_TRUE(idle.ok());
+  EXPECT_TRUE(*idle);
+  // Applied once: another tick writes nothing more.
+  Tick();
+  EXPECT_EQ(CommentsOn(1).size(), 2u);
+}
+
+TEST_F(PipelineEvents, ClosingAnIssueCancelsItsRuns) {
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
+  Tick();
+  ASSERT_TRUE(maintainer_->Close(kRepo, 1).ok());
+  Tick();
+  auto runs = Runs("triage");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].status, store::Status::kCancelled);
+}
+
+}  // namespace
+}  // namespace kiln::pipeline

@@ -1,0 +1,98 @@
+#include "controller/pipeline/state.h"
+
+#include "controller/store/schema.h"
+
+namespace kiln::pipeline {
+
+namespace sqlite = store::sqlite;
+
+Result<std::unique_ptr<State>> State::Open(const std::string& store_path) {
+  KILN_ASSIGN_OR_RETURN(sqlite::Db db, store::schema::Open(store_path, 5'000));
+  return std::unique_ptr<State>(new State(std::move(db)));
+}
+
+Status State::Track(const Tracked& t) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt stmt,
+      db_.Prepare("tracking a pipeline run",
+                  "INSERT INTO pipeline_runs (run_id, repo, number, role, event_seq, comment_id, "
+                  "shown_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  return stmt.Bind(1, t.run_id)
+      .Bind(2, t.repo)
+      .Bind(3, t.number)
+      .Bind(4, t.role)
+      .Bind(5, t.event_seq)
+      .Bind(6, t.comment_id)
+      .Bind(7, t.shown_state)
+      .Run();
+}
+
+Status State::SetComment(const std::string& run_id, int64_t comment_id) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
+                        db_.Prepare("recording a progress comment",
+                                    "UPDATE pipeline_runs SET comment_id = ?2 WHERE run_id = ?1"));
+  return stmt.Bind(1, run_id).Bind(2, comment_id).Run();
+}
+
+Status State::SetShown(const std::string& run_id, const std::string& state) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
+                        db_.Prepare("recording a progress comment's state",
+                                    "UPDATE pipeline_runs SET shown_state = ?2 WHERE run_id = ?1"));
+  return stmt.Bind(1, run_id).Bind(2, state).Run();
+}
+
+Status State::MarkApplied(const std::string& run_id, const std::string& outcome, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt stmt,
+      db_.Prepare("recording an applied result",
+                  "UPDATE pipeline_runs SET outcome = ?2, applied_ms = ?3 WHERE run_id = ?1"));
+  return stmt.Bind(1, run_id).Bind(2, outcome).Bind(3, now_ms).Run();
+}
+
+Result<std::vector<Tracked>> State::Select(const std::string& where,
+                                           const std::vector<std::string>& args) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt stmt,
+      db_.Prepare("reading pipeline runs",
+                  "SELECT run_id, repo, number, role, event_seq, comment_id, shown_state, "
+                  "applied_ms, outcome FROM pipeline_runs " +
+                      where + " ORDER BY rowid"));
+  for (size_t i = 0; i < args.size(); ++i) stmt.Bind(static_cast<int>(i + 1), args[i]);
+  std::vector<Tracked> out;
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return out;
+    Tracked t;
+    t.run_id = stmt.Text(0);
+    t.repo = stmt.Text(1);
+    t.number = stmt.Int(2);
+    t.role = stmt.Text(3);
+    t.event_seq = stmt.Int(4);
+    t.comment_id = stmt.Int(5);
+    t.shown_state = stmt.Text(6);
+    t.applied_ms = stmt.Int(7);
+    t.outcome = stmt.Text(8);
+    out.push_back(std::move(t));
+  }
+}
+
+Result<std::vector<Tracked>> State::Unapplied() { return Select("WHERE applied_ms = 0", {}); }
+
+Result<std::vector<Tracked>> State::ForIssue(const std::string& repo, int64_t number,
+                                             const std::string& role) {
+  return Select("WHERE repo = ?1 AND number = CAST(?2 AS INTEGER) AND (?3 = '' OR role = ?3)",
+                {repo, std::to_string(number), role});
+}
+
+Result<std::optional<Tracked>> State::Get(const std::string& run_id) {
+  KILN_ASSIGN_OR_RETURN(auto rows, Select("WHERE run_id = ?1", {run_id}));
+  if (rows.empty()) return std::optional<Tracked>();
+  return std::optional<Tracked>(rows.front());
+}
+
+}  // namespace kiln::pipeline

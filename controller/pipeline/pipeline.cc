@@ -359,8 +359,18 @@ Result<size_t> Pipeline::HandleEvents() {
     if (!h) {
       spdlog::error("pipeline: event {} ({} {} #{}): {}", e.seq, e.kind, e.repo, e.number,
                     h.error().message());
-      // Left pending: a forge or store error may pass. The issue waits.
-      waiting.insert(key);
+      const Error::Code code = h.error().code();
+      if (code == Error::Code::kIO || code == Error::Code::kTimeout ||
+          code == Error::Code::kInternal) {
+        // Left pending: a forge, git or store failure may pass. The issue waits.
+        waiting.insert(key);
+        continue;
+      }
+      // The event's own fault (a bad .kiln/kiln.yml, a branch that is gone):
+      // said once on the issue, and done with.
+      (void)Comment(e.repo, e.number, "kiln could not act on this: " + h.error().message());
+      KILN_TRY(inbox_.MarkProcessed(e.seq, "failed: " + h.error().message(), runner::NowMs()));
+      ++done;
       continue;
     }
     if (h->deferred) {

@@ -42,8 +42,9 @@ struct Options {
   // The name the forge shows for kiln's own writes; events by it start only
   // what kiln's own pull requests start (review, verify).
   std::string bot = "kiln";
-  // Events taken per tick.
-  size_t batch = 50;
+  // Events looked at per tick (0: every pending one). Events of waiting
+  // issues are skipped, so a batch full of them would stall the others.
+  size_t batch = 0;
 };
 
 class Pipeline {

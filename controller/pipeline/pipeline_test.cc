@@ -82,8 +82,8 @@ class PipelineEvents : public ::testing::Test {
     ASSERT_TRUE(store_->Complete(id, f, 2).ok());
   }
 
-  std::vector<forge::Comment> CommentsOn(int64_t number) {
-    auto c = bot_->Comments(kRepo, number);
+  std::vector<forge::Comment> CommentsOn(int64_t number, const std::string& repo = kRepo) {
+    auto c = bot_->Comments(repo, number);
     EXPECT_TRUE(c.ok());
     return c.ok() ? *c : std::vector<forge::Comment>();
   }
@@ -264,6 +264,76 @@ TEST_F(PipelineEvents, ClosingAnIssueCancelsItsRuns) {
   auto runs = Runs("triage");
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].status, store::Status::kCancelled);
+}
+
+TEST_F(PipelineEvents, ImplementNeedsATrustedApprovalOfTheSpecHead) {
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
+  // kiln's spec pull request for issue 1 (#2), as a spec run would leave it.
+  auto repo = bot_->GetRepo(kRepo);
+  ASSERT_TRUE(repo.ok());
+  std::string work = tmp_ / "work";
+  Git(tmp_.path(), "clone -q " + repo->info.clone_url + " work");
+  WriteText(work + "/specs/1/PRODUCT.md", "stories\n");
+  std::string spec_sha = CommitAll(work, "spec");
+  ASSERT_TRUE(bot_->PushBranch(kRepo, "kiln/spec-1", work + "/.git", spec_sha, true).ok());
+  auto pull = bot_->OpenPull(kRepo, "Spec for #1", "spec", "kiln/spec-1", "");
+  ASSERT_TRUE(pull.ok()) << pull.error().message();
+  Tick();
+  ASSERT_EQ(Runs("triage").size(), 1u);
+
+  // Asked for before anyone approved: refused.
+  ASSERT_TRUE(maintainer_->AddComment(kRepo, 1, "/kiln implement").ok());
+  Tick();
+  EXPECT_EQ(Runs("implement").size(), 0u);
+  EXPECT_EQ(
+      Outcome("comment.created").rfind("blocked: its spec pull request #2 is not approved", 0), 0u)
+      << Outcome("comment.created");
+  // An untrusted approval starts nothing.
+  forge::Review approve;
+  approve.verdict = "approve";
+  ASSERT_TRUE(reporter_->AddReview(kRepo, pull->issue.number, approve).ok());
+  Tick();
+  EXPECT_EQ(Runs("implement").size(), 0u);
+  EXPECT_EQ(Outcome("review.submitted"), "refused: reporter is not trusted to start implement");
+  // The maintainer's approval of the head starts it, pinned to that head.
+  ASSERT_TRUE(maintainer_->AddReview(kRepo, pull->issue.number, approve).ok());
+  Tick();
+  auto runs = Runs("implement");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].request.commit, spec_sha);
+  EXPECT_EQ(runs[0].request.context["number"], 1);
+}
+
+TEST_F(PipelineEvents, ABadKilnYmlFailsTheEventWithAComment) {
+  WriteText(tmp_ / "bad/calc.py", "x = 1\n");
+  WriteText(tmp_ / "bad/.kiln/kiln.yml", "tset: make test\n");
+  ASSERT_TRUE(maintainer_->CreateRepo("acme/bad", tmp_ / "bad", {"maintainer"}, "main").ok());
+  ASSERT_TRUE(reporter_->CreateIssue("acme/bad", "one", "first").ok());
+  auto repo = bot_->GetRepo("acme/bad");
+  ASSERT_TRUE(repo.ok());
+  std::string work = tmp_ / "work";
+  Git(tmp_.path(), "clone -q " + repo->info.clone_url + " work");
+  WriteText(work + "/calc.py", "x = 2\n");
+  std::string sha = CommitAll(work, "fix");
+  ASSERT_TRUE(bot_->PushBranch("acme/bad", "kiln/implement-1", work + "/.git", sha, true).ok());
+  auto pull = bot_->OpenPull("acme/bad", "Fix", "Fixes #1", "kiln/implement-1", "");
+  ASSERT_TRUE(pull.ok()) << pull.error().message();
+  Tick();
+  Tick();
+  bool failed = false;  // processed, not left pending for ever
+  auto entries = inbox_->RecentEntries(0, "acme/bad");
+  ASSERT_TRUE(entries.ok());
+  for (const auto& e : *entries) {
+    if (e.event.kind == "pull.opened")
+      failed = e.processed_ms != 0 && e.outcome.rfind("failed: ", 0) == 0;
+  }
+  EXPECT_TRUE(failed);
+  EXPECT_EQ(Runs("verify").size(), 0u);
+  bool told = false;
+  for (const auto& c : CommentsOn(pull->issue.number, "acme/bad")) {
+    told = told || c.body.find(".kiln/kiln.yml:1: unknown field 'tset'") != std::string::npos;
+  }
+  EXPECT_TRUE(told);
 }
 
 }  // namespace

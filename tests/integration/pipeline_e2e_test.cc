@@ -295,5 +295,85 @@ conversations:
   EXPECT_EQ(count.out, "1\n");
 }
 
+TEST_F(Pipeline, APeoplesPullRequestIsReviewedAndVerifiedOnRequest) {
+  std::string script = root_ + "/script.yaml";
+  std::ofstream(script) << R"yaml(
+conversations:
+  - match: "role triage)"
+    replies:
+      - tool_calls: [{name: submit, input: {labels: bug, comment: "not a list"}}]
+      - tool_calls: [{name: submit, input: {labels: [bug], push_to: main, comment: "extra field"}}]
+    default: {fault: {kind: http, status: 400, message: "the script has nothing more to say"}}
+  - match: "role review)"
+    replies:
+      - tool_calls:
+          - name: submit
+            input:
+              verdict: request_changes
+              summary: "The README change is fine; the bug is still there."
+              comments:
+                - {path: README.md, line: 9, side: RIGHT, severity: minor, body: "in the diff"}
+                - {path: stats.py, line: 18, side: RIGHT, severity: blocker, body: "not in the diff"}
+)yaml";
+  Setup(script);
+  // A result that fails its schema is refused by the runtime, twice; the
+  // script then has nothing more to say, the run fails, and nothing is written.
+  Ok({"issue", "new", "--repo", repo_, "--as", "reporter", "--title", "t", "--body", "b"});
+  Drive();
+  auto triage = Runs("triage");
+  ASSERT_EQ(triage.size(), 1u);
+  EXPECT_EQ(triage[0]["status"], "failed");
+  EXPECT_TRUE(Labels(Issue(1)).empty());
+  int schema_refusals = 0;
+  for (const auto& r : LogRecords(triage[0]["id"])) {
+    if (r["type"] == "tool.result" &&
+        Contains(r["payload"].dump(), "does not match the role's result schema")) {
+      ++schema_refusals;
+    }
+  }
+  EXPECT_EQ(schema_refusals, 2);
+
+  // A person's pull request: a README change on branch docs.
+  std::string clone = root_ + "/clone";
+  Outcome c = kiln::testing::Run(
+      {"/bin/sh", "-c",
+       "git clone -q " + ForgeGitDir() + " " + clone + " && cd " + clone +
+           " && git checkout -q -b docs && printf 'more\\n' >> README.md && git -c user.name=p "
+           "-c user.email=p@p commit -qam docs && git push -q origin docs"});
+  ASSERT_EQ(c.status, 0) << c.out << c.err;
+  Ok({"pr", "new", "--repo", repo_, "--head", "docs", "--title", "More docs", "--as",
+      "maintainer"});
+  Ok({"issue", "comment", "--repo", repo_, "2", "--body", "/kiln review", "--as", "maintainer"});
+  Ok({"issue", "comment", "--repo", repo_, "2", "--body", "/kiln verify", "--as", "maintainer"});
+  Drive();
+  json pull = Pull(2);
+  ASSERT_EQ(pull["reviews"].size(), 1u) << pull.dump(2);
+  EXPECT_EQ(pull["reviews"][0]["verdict"], "request_changes");
+  ASSERT_EQ(pull["reviews"][0]["comments"].size(), 1u);
+  EXPECT_EQ(pull["reviews"][0]["comments"][0]["path"], "README.md");
+  auto review = Runs("review");
+  ASSERT_EQ(review.size(), 1u);
+  auto refused = Refusals(review[0]["id"]);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_TRUE(Contains(refused[0],
+                       "review comment on 'stats.py': the file is not in the pull request's diff"))
+      << refused[0];
+  // The gate ran the repository's tests at the head: main's bug fails them.
+  std::string state;
+  for (const auto& s : pull["statuses"]) {
+    if (s["context"] == "kiln/verify") state = s["state"];
+  }
+  EXPECT_EQ(state, "failure");
+  bool report = false;
+  for (const auto& cm : pull["comments"]) {
+    report = report || (Contains(cm["body"], "kiln/verify: fail") &&
+                        Contains(cm["body"], "FAILED (failures=1)"));
+  }
+  EXPECT_TRUE(report) << pull["comments"].dump(2);
+  auto verify = Runs("verify");
+  ASSERT_EQ(verify.size(), 1u);
+  EXPECT_EQ(verify[0]["status"], "failed");
+}
+
 }  // namespace
 }  // namespace kiln::testing

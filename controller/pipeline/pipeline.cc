@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <set>
 
@@ -16,9 +17,9 @@ using nlohmann::json;
 
 bool Active(store::Status s) { return !store::IsTerminal(s); }
 
-// "/kiln review" on a comment's first line, or a mention of @kiln: the role
-// to run again, or "" when the comment asks for nothing.
-std::string CommandOf(const std::string& body, bool on_pull) {
+// "/kiln review" on a comment's first line, or a mention of the bot
+// ("@kiln"): the role to run again, or "" when the comment asks for nothing.
+std::string CommandOf(const std::string& body, bool on_pull, const std::string& bot) {
   std::string first = body.substr(0, body.find('\n'));
   while (!first.empty() && (first.back() == ' ' || first.back() == '\r')) first.pop_back();
   const std::string prefix = "/kiln ";
@@ -30,13 +31,12 @@ std::string CommandOf(const std::string& body, bool on_pull) {
     }
     return "?" + word;
   }
-  if (body.find("@kiln") != std::string::npos) return on_pull ? "review" : "triage";
+  if (body.find("@" + bot) != std::string::npos) return on_pull ? "review" : "triage";
   return "";
 }
 
 // The repository's test command: `test:` in .kiln/kiln.yml at commit (the
-// base branch's tip), or ""
-// when the file or the field is missing.
+// base branch's tip), or "" when the file or the field is missing.
 Result<std::string> TestCommand(const std::string& mirror, const std::string& commit) {
   KILN_ASSIGN_OR_RETURN(auto text, git::ReadFileAt(mirror, commit, ".kiln/kiln.yml"));
   if (!text) return std::string();
@@ -318,7 +318,7 @@ Result<Pipeline::Handled> Pipeline::Handle(const forge::Event& e) {
   if (e.kind == "comment.created") {
     if (by_bot) return Handled{"ignored: kiln's own comment", false};
     KILN_ASSIGN_OR_RETURN(forge::Issue item, forge_.GetIssue(e.repo, e.number));
-    std::string role = CommandOf(e.payload.value("body", ""), item.is_pull);
+    std::string role = CommandOf(e.payload.value("body", ""), item.is_pull, options_.bot);
     if (role.empty()) return Handled{"ignored: no command", false};
     if (role[0] == '?' || ((role == "review" || role == "verify") != item.is_pull)) {
       KILN_TRY(Comment(e.repo, e.number,

@@ -336,5 +336,20 @@ TEST_F(PipelineEvents, ABadKilnYmlFailsTheEventWithAComment) {
   EXPECT_TRUE(told);
 }
 
+TEST_F(PipelineEvents, AMentionReRunsTriageForTrustedUsersOnly) {
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
+  Tick();
+  auto triage = Runs("triage");
+  ASSERT_EQ(triage.size(), 1u);
+  Finish(triage[0].id, {{"labels", {"triaged"}}});
+  ASSERT_TRUE(reporter_->AddComment(kRepo, 1, "@kiln look again please").ok());
+  Tick();
+  EXPECT_EQ(Runs("triage").size(), 1u);
+  EXPECT_EQ(Outcome("comment.created"), "refused: reporter is not trusted to start triage");
+  ASSERT_TRUE(maintainer_->AddComment(kRepo, 1, "Thanks. @kiln, once more with the logs.").ok());
+  Tick();
+  EXPECT_EQ(Runs("triage").size(), 2u);
+}
+
 }  // namespace
 }  // namespace kiln::pipeline

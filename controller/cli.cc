@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/fd.h"
 #include "controller/daemon.h"
 
@@ -253,22 +254,22 @@ int DoRun(const RequestOptions& o) {
   auto req = Admit(o, *c);
   if (!req) return Fail(req.error());
   const runner::Services& s = c->services();
-  auto run = s.store->Enqueue(*req, runner::NowMs());
+  auto run = s.store->Enqueue(*req, NowMs());
   if (!run) return Fail(run.error(), kInfrastructure);
   std::fprintf(stderr, "kiln: run %s queued\n", run->id.c_str());
   // SIGINT/SIGTERM cancel the run, as `kiln runs cancel` would.
   const std::string id = run->id;
   SignalWaiter waiter([&s, id](int) {
     spdlog::info("run {}: signal received, cancelling", id);
-    (void)s.store->RequestCancel(id, runner::NowMs());
+    (void)s.store->RequestCancel(id, NowMs());
   });
   store::Run last = *run;
   for (;;) {
-    auto started = s.store->Start(id, s.owner, runner::NowMs());
+    auto started = s.store->Start(id, s.owner, NowMs());
     if (!started) return Fail(started.error(), kInfrastructure);
     last = runner::Execute(s, *started, g_stop);
     if (last.status != store::Status::kQueued) break;
-    int64_t wait = last.not_before_ms - runner::NowMs();
+    int64_t wait = last.not_before_ms - NowMs();
     spdlog::warn("run {}: attempt {} failed ({}); retrying in {} ms", last.id, last.attempt,
                  last.error, std::max<int64_t>(wait, 0));
     if (wait > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait));
@@ -287,7 +288,7 @@ int DoSubmit(const RequestOptions& o) {
   if (!c) return code;
   auto req = Admit(o, *c);
   if (!req) return Fail(req.error());
-  auto run = c->services().store->Enqueue(*req, runner::NowMs());
+  auto run = c->services().store->Enqueue(*req, NowMs());
   if (!run) return Fail(run.error(), kInfrastructure);
   if (o.json) {
     std::cout << RunJson(*run).dump(2) << "\n";
@@ -368,7 +369,7 @@ int DoShow(const RunsOptions& o) {
 int DoCancel(const RunsOptions& o) {
   auto st = OpenStore(o.config);
   if (!st) return Fail(st.error());
-  auto r = (*st)->RequestCancel(o.id, runner::NowMs());
+  auto r = (*st)->RequestCancel(o.id, NowMs());
   if (!r) return Fail(r.error());
   std::printf("%s %s\n", r->id.c_str(),
               r->status == store::Status::kCancelled
@@ -384,7 +385,7 @@ int DoSteer(const RunsOptions& o) {
   const char* user = std::getenv("SUDO_USER");
   std::string from =
       !o.from.empty() ? o.from : std::string("cli:") + (user ? user : std::to_string(::getuid()));
-  if (Status s = (*st)->AddSteering(o.id, from, o.message, runner::NowMs()); !s.ok()) {
+  if (Status s = (*st)->AddSteering(o.id, from, o.message, NowMs()); !s.ok()) {
     return Fail(s.error());
   }
   std::printf("%s: message queued for the agent\n", o.id.c_str());

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "base/clock.h"
 #include "controller/forge/api.h"
 #include "controller/forge/inbox.h"
 #include "controller/forge/local.h"
@@ -75,8 +76,8 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
   s.owner = runner::OwnerId();
   if (cfg.pipeline.enabled) {
     Parts& p = *c->parts_;
-    KILN_ASSIGN_OR_RETURN(p.forge,
-                          forge::Local::Open(cfg.store, ForgeReposDir(cfg), cfg.pipeline.bot));
+    KILN_ASSIGN_OR_RETURN(
+        p.forge, forge::Local::Open(cfg.store, forge::ReposDir(cfg.state_dir), cfg.pipeline.bot));
     KILN_ASSIGN_OR_RETURN(p.inbox, forge::Inbox::Open(cfg.store));
     KILN_ASSIGN_OR_RETURN(p.state, pipeline::State::Open(cfg.store));
     pipeline::Options o;
@@ -89,10 +90,6 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
     };
   }
   return c;
-}
-
-std::string ForgeReposDir(const config::Config& config) {
-  return config.state_dir + "/forge/repos";
 }
 
 Result<size_t> Controller::Recover() {
@@ -120,14 +117,14 @@ Result<size_t> Controller::Recover() {
     }
     std::string why = "the controller running it (" + run.owner + ") died mid-run";
     if (cfg.recovery == "requeue") {
-      auto again = services_.store->FailInfrastructure(run.id, why, runner::RetryPolicyOf(cfg),
-                                                       runner::NowMs());
+      auto again =
+          services_.store->FailInfrastructure(run.id, why, runner::RetryPolicyOf(cfg), NowMs());
       if (!again) return again.error();
       spdlog::warn("recovery: run {}: {}; {}", run.id, why,
                    *again ? "queued again" : "failed (no attempts left)");
     } else {
       store::Finish f{store::Status::kError, "crashed", nullptr, why, head->empty() ? "" : *head};
-      KILN_TRY(services_.store->Complete(run.id, f, runner::NowMs()));
+      KILN_TRY(services_.store->Complete(run.id, f, NowMs()));
       spdlog::warn("recovery: run {}: {}; marked failed", run.id, why);
     }
     ++recovered;
@@ -165,8 +162,8 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
   pipeline::Pipeline* pipeline = c.pipeline();
   std::unique_ptr<forge::ApiServer> api;
   if (pipeline && !cfg.pipeline.api_listen.empty()) {
-    KILN_ASSIGN_OR_RETURN(
-        api, forge::ApiServer::Start(cfg.pipeline.api_listen, cfg.store, ForgeReposDir(cfg)));
+    KILN_ASSIGN_OR_RETURN(api, forge::ApiServer::Start(cfg.pipeline.api_listen, cfg.store,
+                                                       forge::ReposDir(cfg.state_dir)));
     spdlog::info("forge API on http://{}/api/v1", cfg.pipeline.api_listen);
   }
   spdlog::info("kiln serve: owner {}, up to {} runs ({} per repository)", s.owner,
@@ -210,7 +207,7 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
         std::lock_guard<std::mutex> lock(mu);
         if (active >= static_cast<size_t>(cfg.concurrency.max_runs)) break;
       }
-      auto claimed = s.store->Claim(limits, s.owner, runner::NowMs());
+      auto claimed = s.store->Claim(limits, s.owner, NowMs());
       if (!claimed) {
         spdlog::error("claiming a run: {}", claimed.error().message());
         break;

@@ -55,7 +55,4 @@ struct ServeOptions {
 Status Serve(Controller& controller, const std::atomic<bool>& stop,
              const ServeOptions& options = {});
 
-// Where the local forge keeps its bare repositories: <state_dir>/forge/repos.
-std::string ForgeReposDir(const config::Config& config);
-
 }  // namespace kiln::daemon

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "base/clock.h"
 #include "base/fd.h"
 #include "controller/event_pump.h"
 #include "controller/launch.h"
@@ -493,12 +494,6 @@ class Attempt {
 };
 
 }  // namespace
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 store::RetryPolicy RetryPolicyOf(const config::Config& config) {
   return {static_cast<int64_t>(config.retry.initial_backoff_ms),

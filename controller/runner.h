@@ -84,9 +84,6 @@ store::Run Execute(const Services& services, store::Run run, const std::atomic<b
 // it). Returns the log's head hash, or "" when it had no log.
 Result<std::string> Reap(const Services& services, const store::Run& run);
 
-// Milliseconds since the Unix epoch: the store's clock.
-int64_t NowMs();
-
 // The configuration's retry policy for infrastructure failures.
 store::RetryPolicy RetryPolicyOf(const config::Config& config);
 

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <memory>
 
+#include "base/clock.h"
 #include "base/fd.h"
 #include "base/strings.h"
 #include "controller/config.h"
@@ -75,7 +76,7 @@ Result<Paths> ResolvePaths(const std::string& config_path) {
                                : ::access(kDefaultConfig, F_OK) == 0 ? config::Load(kDefaultConfig)
                                                                      : config::Defaults();
   if (!cfg.ok()) return cfg.error();
-  Paths paths{cfg->store, cfg->state_dir + "/forge/repos"};
+  Paths paths{cfg->store, ReposDir(cfg->state_dir)};
   // As `kiln serve` does: the state directory is made on first use.
   for (const std::string& dir :
        {std::filesystem::path(paths.store).parent_path().string(), paths.repos_dir}) {
@@ -179,7 +180,7 @@ int DoUserAdd(const Options& o) {
   if (!paths.ok()) return Fail(paths.error());
   auto users = Users::Open(paths->store);
   if (!users.ok()) return Fail(users.error());
-  auto token = (*users)->Add(o.name, o.rotate, db::NowMs());
+  auto token = (*users)->Add(o.name, o.rotate, NowMs());
   if (!token.ok()) return Fail(token.error());
   std::printf("%s\n", token->c_str());
   std::fprintf(stderr, "kiln: the API token of %s; it is shown only this once\n", o.name.c_str());

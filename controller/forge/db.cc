@@ -1,18 +1,10 @@
 #include "controller/forge/db.h"
 
-#include <chrono>
-
 #include "controller/store/schema.h"
 
 namespace kiln::forge::db {
 Result<store::sqlite::Db> Open(const std::string& path) {
   return store::schema::Open(path, kBusyTimeoutMs);
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 std::string Dump(const nlohmann::json& j) {

@@ -21,9 +21,6 @@ inline constexpr int kBusyTimeoutMs = 5'000;
 // date. Refuses a file that is not a kiln store, before writing to it.
 Result<store::sqlite::Db> Open(const std::string& path);
 
-// Wall-clock milliseconds since the Unix epoch.
-int64_t NowMs();
-
 // A compact JSON dump with invalid UTF-8 replaced (U+FFFD), as the store
 // writes JSON columns.
 std::string Dump(const nlohmann::json& j);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/clock.h"
 #include "base/strings.h"
 #include "controller/forge/bare.h"
 #include "controller/forge/db.h"
@@ -139,7 +140,7 @@ Result<LocalRepo> Local::CreateRepo(const std::string& name, const std::string& 
   }
 
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   auto commit = [&]() -> Status {
     KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "creating repository " + name));
     auto existing = rows::LoadRepo(db_, name);
@@ -207,7 +208,7 @@ Result<Issue> Local::CreateIssue(const std::string& repo, const std::string& tit
   KILN_TRY(validate::Title(title));
   KILN_TRY(validate::Body(body, "body"));
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "opening an issue in " + repo));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   std::vector<std::string> sorted = labels;
@@ -257,7 +258,7 @@ Status Local::EditIssue(const std::string& repo, int64_t number,
   if (title) KILN_TRY(validate::Title(*title));
   if (body) KILN_TRY(validate::Body(*body, "body"));
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn,
                         Txn::Begin(db_, "editing " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
@@ -291,7 +292,7 @@ Status Local::EditPull(const std::string& repo, int64_t number, const std::strin
 
 Status Local::Close(const std::string& repo, int64_t number) {
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn,
                         Txn::Begin(db_, "closing " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
@@ -310,7 +311,7 @@ Status Local::Close(const std::string& repo, int64_t number) {
 
 Status Local::Reopen(const std::string& repo, int64_t number) {
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn,
                         Txn::Begin(db_, "reopening " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
@@ -347,7 +348,7 @@ Result<Comment> Local::AddComment(const std::string& repo, int64_t number,
   if (Trim(body).empty()) return Error::Invalid("the comment is empty");
   KILN_TRY(validate::Body(body, "comment"));
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn,
                         Txn::Begin(db_, "commenting on " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
@@ -371,7 +372,7 @@ Status Local::EditComment(const std::string& repo, int64_t comment_id, const std
   if (Trim(body).empty()) return Error::Invalid("the comment is empty");
   KILN_TRY(validate::Body(body, "comment"));
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "editing comment " + std::to_string(comment_id)));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(Stmt find, db_.Prepare("reading comment " + std::to_string(comment_id),
@@ -408,7 +409,7 @@ Status Local::EditComment(const std::string& repo, int64_t comment_id, const std
 Status Local::AddLabels(const std::string& repo, int64_t number,
                         const std::vector<std::string>& labels) {
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn,
                         Txn::Begin(db_, "labelling " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
@@ -433,7 +434,7 @@ Status Local::AddLabels(const std::string& repo, int64_t number,
 
 Status Local::RemoveLabel(const std::string& repo, int64_t number, const std::string& label) {
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn,
                         Txn::Begin(db_, "unlabelling " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));

@@ -27,6 +27,9 @@
 
 namespace kiln::forge {
 
+// Where kiln keeps the local forge's bare repositories: <state_dir>/forge/repos.
+inline std::string ReposDir(const std::string& state_dir) { return state_dir + "/forge/repos"; }
+
 // What ListIssues returns.
 struct IssueFilter {
   enum class Kind { kIssues, kPulls, kAll };

@@ -3,6 +3,7 @@
 // local.cc.
 #include <algorithm>
 
+#include "base/clock.h"
 #include "base/strings.h"
 #include "controller/forge/bare.h"
 #include "controller/forge/db.h"
@@ -146,7 +147,7 @@ Result<PullRequest> Local::OpenPull(const std::string& repo, const std::string& 
     return Error::Invalid("no commits between " + Quote(base) + " and " + Quote(head_branch) +
                           " in " + Quote(repo) + ": the head is already in the base");
   }
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "opening a pull request in " + repo));
   KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> open,
                         rows::OpenPullWithHead(db_, repo, head_branch));
@@ -221,7 +222,7 @@ Result<Review> Local::AddReview(const std::string& repo, int64_t number, const R
       }
     }
   }
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "reviewing " + what));
   KILN_ASSIGN_OR_RETURN(
       Stmt stmt, db_.Prepare("reviewing " + what,
@@ -266,7 +267,7 @@ Status Local::SetStatus(const std::string& repo, const std::string& sha,
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(bool exists, bare::HasCommit(r.path, commit));
   if (!exists) return Error::NotFound("commit " + Quote(commit) + " not found in " + Quote(repo));
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "setting a status in " + repo));
   KILN_ASSIGN_OR_RETURN(
       Stmt stmt,
@@ -352,7 +353,7 @@ Status Local::PushBranch(const std::string& repo, const std::string& branch,
   if (before == after) return Ok();  // nothing new: GitHub sends no event either
 
   std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "recording a push to " + repo));
   KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> pull,
                         rows::OpenPullWithHead(db_, repo, branch));
@@ -386,7 +387,7 @@ Result<PullRequest> Local::Merge(const std::string& repo, int64_t number) {
                               bare::Identity{actor_, actor_ + "@localhost"});
   if (!plan.ok()) return plan.error().Wrap("merging " + what);
 
-  const int64_t now = db::NowMs();
+  const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "merging " + what));
   // Another forge instance may have merged or closed it since it was read.
   KILN_ASSIGN_OR_RETURN(rows::ItemRow again, rows::LoadPull(db_, repo, number));

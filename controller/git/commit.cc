@@ -55,22 +55,11 @@ Result<git_oid> WriteBlob(git_odb* odb, int fd, uint64_t size, const std::string
     return GitError("writing the blob of " + Quote(path));
   }
   OdbStreamPtr stream(s);
-  uint64_t total = 0;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::Sys("read(" + Quote(path) + ")", errno);
-    if (n == 0) break;
-    total += static_cast<uint64_t>(n);
-    if (total > size) break;
-    if (git_odb_stream_write(s, buf, static_cast<size_t>(n)) != 0) {
+  KILN_TRY(ReadExactly(fd, size, path, [&](const char* data, size_t n) -> Status {
+    if (git_odb_stream_write(s, data, n) != 0)
       return GitError("writing the blob of " + Quote(path));
-    }
-  }
-  if (total != size) {
-    return Error(Error::Code::kIO, Quote(path) + " changed size while it was read");
-  }
+    return Ok();
+  }));
   git_oid oid;
   if (git_odb_stream_finalize_write(&oid, s) != 0) {
     return GitError("writing the blob of " + Quote(path));

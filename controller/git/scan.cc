@@ -48,19 +48,10 @@ Result<git_oid> HashBlob(int fd, uint64_t size, const std::string& path) {
       EVP_DigestUpdate(ctx.get(), header.c_str(), header.size() + 1) != 1) {
     return Error::Internal("SHA-1 of " + Quote(path) + ": OpenSSL failed");
   }
-  uint64_t total = 0;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::Sys("read(" + Quote(path) + ")", errno);
-    if (n == 0) break;
-    total += static_cast<uint64_t>(n);
-    EVP_DigestUpdate(ctx.get(), buf, static_cast<size_t>(n));
-  }
-  if (total != size) {
-    return Error(Error::Code::kIO, Quote(path) + " changed size while it was read");
-  }
+  KILN_TRY(ReadExactly(fd, size, path, [&](const char* data, size_t n) -> Status {
+    EVP_DigestUpdate(ctx.get(), data, n);
+    return Ok();
+  }));
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx.get(), md, &len);
@@ -344,6 +335,25 @@ Result<UniqueFd> OpenBeneath(int root_fd, std::string_view path, int flags) {
 
 Result<std::vector<Change>> Scan(git_repository* repo, const git_tree* tree, int root_fd) {
   return Scanner(repo, root_fd).Run(tree);
+}
+
+Status ReadExactly(int fd, uint64_t size, const std::string& path,
+                   const std::function<Status(const char* data, size_t n)>& sink) {
+  uint64_t total = 0;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::Sys("read(" + Quote(path) + ")", errno);
+    if (n == 0) break;
+    total += static_cast<uint64_t>(n);
+    if (total > size) break;
+    KILN_TRY(sink(buf, static_cast<size_t>(n)));
+  }
+  if (total != size) {
+    return Error(Error::Code::kIO, Quote(path) + " changed size while it was read");
+  }
+  return Ok();
 }
 
 }  // namespace kiln::git

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,5 +56,11 @@ Result<UniqueFd> OpenRegular(int dir, const char* name, const std::string& path,
 // The target text of the symlink name in dir, never followed; st is its lstat.
 Result<std::string> ReadLinkAt(int dir, const char* name, const std::string& path,
                                const struct stat& st);
+
+// Reads the size bytes of the open file fd (path names it in errors) in
+// chunks, passing each to sink, and fails if the file turns out shorter or
+// longer than size: it changed while it was read.
+Status ReadExactly(int fd, uint64_t size, const std::string& path,
+                   const std::function<Status(const char* data, size_t n)>& sink);
 
 }  // namespace kiln::git

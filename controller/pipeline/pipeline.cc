@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "base/clock.h"
 #include "controller/git/write.h"
 #include "controller/pipeline/roles.h"
 #include "controller/skill.h"
@@ -104,7 +105,7 @@ Status Pipeline::CancelActive(const std::string& repo, int64_t number) {
   KILN_ASSIGN_OR_RETURN(auto tracked, state_.ForIssue(repo, number));
   for (const auto& t : tracked) {
     KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Get(t.run_id));
-    if (pipeline::Active(run.status)) (void)s_.store->RequestCancel(t.run_id, runner::NowMs());
+    if (pipeline::Active(run.status)) (void)s_.store->RequestCancel(t.run_id, NowMs());
   }
   return Ok();
 }
@@ -134,10 +135,11 @@ Result<Pipeline::Handled> Pipeline::Start(const std::string& role, int64_t numbe
   if (role == "review" || role == "verify") {
     KILN_ASSIGN_OR_RETURN(forge::PullRequest pull, forge_.GetPull(repo, number));
     if (pull.issue.state != "open") return Handled{"pull request is " + pull.issue.state, false};
-    // The base branch first: fetching it brings the merge base, and the
-    // test command is read from it (a pull request cannot change its own gate).
-    KILN_ASSIGN_OR_RETURN(git::Resolved base_tip,
-                          s_.cache->Resolve(info.clone_url, pull.base_branch));
+    // By sha, the base branch's tip and the head: a fetch only when the
+    // mirror lacks them (so review and verify of one event fetch once). The
+    // test command is read from the base (a pull request cannot change its
+    // own gate).
+    KILN_ASSIGN_OR_RETURN(git::Resolved base_tip, s_.cache->Resolve(info.clone_url, pull.base_sha));
     KILN_ASSIGN_OR_RETURN(git::Resolved head, s_.cache->Resolve(info.clone_url, pull.head_sha));
     KILN_ASSIGN_OR_RETURN(std::string base,
                           git::MergeBase(head.mirror_path, pull.base_sha, pull.head_sha));
@@ -191,7 +193,7 @@ Result<Pipeline::Handled> Pipeline::Start(const std::string& role, int64_t numbe
     KILN_TRY(Comment(repo, number, "kiln cannot start " + role + ": " + st.error().message()));
     return Handled{"refused: " + st.error().message(), false};
   }
-  KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Enqueue(req, runner::NowMs()));
+  KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Enqueue(req, NowMs()));
   Tracked t{run.id, repo, number, role, e.seq, 0, "", 0, ""};
   KILN_TRY(state_.Track(t));
   auto comment = forge_.AddComment(repo, number, ProgressText(t, run));
@@ -338,14 +340,13 @@ Result<Pipeline::Handled> Pipeline::Handle(const forge::Event& e) {
 
 Result<size_t> Pipeline::Tick() {
   KILN_ASSIGN_OR_RETURN(size_t handled, HandleEvents());
-  KILN_ASSIGN_OR_RETURN(size_t applied, ApplyFinished());
-  KILN_ASSIGN_OR_RETURN(size_t updated, UpdateProgress());
-  if (applied > 0) {
+  KILN_ASSIGN_OR_RETURN(Followed runs, FollowRuns());
+  if (runs.applied > 0) {
     // The writes just made are events too (kiln's pull request opened: review it).
     KILN_ASSIGN_OR_RETURN(size_t more, HandleEvents());
     handled += more;
   }
-  return handled + applied + updated;
+  return handled + runs.applied + runs.updated;
 }
 
 Result<size_t> Pipeline::HandleEvents() {
@@ -369,7 +370,7 @@ Result<size_t> Pipeline::HandleEvents() {
       // The event's own fault (a bad .kiln/kiln.yml, a branch that is gone):
       // said once on the issue, and done with.
       (void)Comment(e.repo, e.number, "kiln could not act on this: " + h.error().message());
-      KILN_TRY(inbox_.MarkProcessed(e.seq, "failed: " + h.error().message(), runner::NowMs()));
+      KILN_TRY(inbox_.MarkProcessed(e.seq, "failed: " + h.error().message(), NowMs()));
       ++done;
       continue;
     }
@@ -377,7 +378,7 @@ Result<size_t> Pipeline::HandleEvents() {
       waiting.insert(key);
       continue;
     }
-    KILN_TRY(inbox_.MarkProcessed(e.seq, h->outcome, runner::NowMs()));
+    KILN_TRY(inbox_.MarkProcessed(e.seq, h->outcome, NowMs()));
     ++done;
   }
   return done;
@@ -413,21 +414,6 @@ std::string Pipeline::ProgressText(const Tracked& t, const store::Run& run) {
   text += "\nInspect: `kiln runs show " + run.id + "`";
   if (!run.log_path.empty()) text += " · `kiln log show " + run.log_path + "`";
   return text;
-}
-
-Result<size_t> Pipeline::UpdateProgress() {
-  KILN_ASSIGN_OR_RETURN(auto tracked, state_.Unapplied());
-  size_t n = 0;
-  for (const auto& t : tracked) {
-    KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Get(t.run_id));
-    std::string state(store::ToString(run.status));
-    if (state == t.shown_state || t.comment_id == 0) continue;
-    if (forge_.EditComment(t.repo, t.comment_id, ProgressText(t, run)).ok()) {
-      KILN_TRY(state_.SetShown(t.run_id, state));
-      ++n;
-    }
-  }
-  return n;
 }
 
 // The forge writes of one run's decision, as the bot. Returns what was done
@@ -500,18 +486,25 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
   return out.empty() ? "nothing to write" : out;
 }
 
-Result<size_t> Pipeline::ApplyFinished() {
+Result<Pipeline::Followed> Pipeline::FollowRuns() {
   KILN_ASSIGN_OR_RETURN(auto tracked, state_.Unapplied());
-  size_t n = 0;
+  Followed n;
   for (auto t : tracked) {
     KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Get(t.run_id));
-    if (!store::IsTerminal(run.status)) continue;
-    t.outcome = Apply(t, run);
-    const int64_t now = runner::NowMs();
-    KILN_TRY(state_.MarkApplied(t.run_id, t.outcome, now));
-    if (t.comment_id != 0) (void)forge_.EditComment(t.repo, t.comment_id, ProgressText(t, run));
-    spdlog::info("pipeline: run {} ({} {} #{}): {}", run.id, t.role, t.repo, t.number, t.outcome);
-    ++n;
+    if (store::IsTerminal(run.status)) {
+      t.outcome = Apply(t, run);
+      KILN_TRY(state_.MarkApplied(t.run_id, t.outcome, NowMs()));
+      if (t.comment_id != 0) (void)forge_.EditComment(t.repo, t.comment_id, ProgressText(t, run));
+      spdlog::info("pipeline: run {} ({} {} #{}): {}", run.id, t.role, t.repo, t.number, t.outcome);
+      ++n.applied;
+      continue;
+    }
+    std::string state(store::ToString(run.status));
+    if (state == t.shown_state || t.comment_id == 0) continue;
+    if (forge_.EditComment(t.repo, t.comment_id, ProgressText(t, run)).ok()) {
+      KILN_TRY(state_.SetShown(t.run_id, state));
+      ++n.updated;
+    }
   }
   return n;
 }

@@ -76,9 +76,14 @@ class Pipeline {
   Result<std::optional<store::Run>> Active(const std::string& repo, int64_t number,
                                            const std::string& role);
   Status CancelActive(const std::string& repo, int64_t number);
-  Result<size_t> ApplyFinished();
+  // One pass over the runs not yet applied: an ended run's decision is
+  // written to the forge; a running one's progress comment catches up.
+  struct Followed {
+    size_t applied = 0;
+    size_t updated = 0;
+  };
+  Result<Followed> FollowRuns();
   std::string Apply(const Tracked& t, const store::Run& run);
-  Result<size_t> UpdateProgress();
   std::string ProgressText(const Tracked& t, const store::Run& run);
   Status Comment(const std::string& repo, int64_t number, const std::string& body);
 

@@ -89,10 +89,4 @@ Result<std::vector<Tracked>> State::ForIssue(const std::string& repo, int64_t nu
                 {repo, std::to_string(number), role});
 }
 
-Result<std::optional<Tracked>> State::Get(const std::string& run_id) {
-  KILN_ASSIGN_OR_RETURN(auto rows, Select("WHERE run_id = ?1", {run_id}));
-  if (rows.empty()) return std::optional<Tracked>();
-  return std::optional<Tracked>(rows.front());
-}
-
 }  // namespace kiln::pipeline

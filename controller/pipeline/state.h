@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,7 +44,6 @@ class State {
   // Every run for an issue (and role, when not empty), oldest first.
   Result<std::vector<Tracked>> ForIssue(const std::string& repo, int64_t number,
                                         const std::string& role = "");
-  Result<std::optional<Tracked>> Get(const std::string& run_id);
 
  private:
   explicit State(store::sqlite::Db db) : db_(std::move(db)) {}

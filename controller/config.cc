@@ -1,6 +1,8 @@
 #include "controller/config.h"
 
+#include <algorithm>
 #include <climits>
+#include <iterator>
 
 #include "base/fd.h"
 #include "controller/names.h"
@@ -109,6 +111,90 @@ void FillDerived(Config& c) {
   if (c.key_dir.empty()) c.key_dir = c.state_dir + "/keys";
 }
 
+// "owner/name": one '/', neither side empty.
+bool IsRepoName(const std::string& s) {
+  size_t slash = s.find('/');
+  return slash != std::string::npos && slash > 0 && slash + 1 < s.size() &&
+         s.find('/', slash + 1) == std::string::npos;
+}
+
+Status ReadGitHubRepo(Fields& r, github::RepoSettings& out) {
+  KILN_TRY(Set(r.Strings("trusted_users"), &out.trusted_users));
+  KILN_TRY(Set(r.Strings("trusted_teams"), &out.trusted_teams));
+  for (const auto& team : out.trusted_teams) {
+    if (!IsRepoName(team)) {
+      return r.Fail("trusted_teams", "entry " + Quote(team) + " is not of the form org/team-slug");
+    }
+  }
+  if (auto m = r.Map("labels"); !m) {
+    return std::move(m).error();
+  } else if (*m) {
+    Fields& l = **m;
+    for (const auto& key : l.Keys()) {
+      const auto& known = names::kPipelineLabels;
+      if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
+        return l.Fail(key,
+                      "is not one of kiln's labels (triaged, needs-info, duplicate, bug, "
+                      "enhancement, documentation, blocked, ready-to-spec, plan-approved)");
+      }
+      KILN_ASSIGN_OR_RETURN(auto name, l.String(key));
+      if (!name || name->empty()) return l.Fail(key, "must name a label");
+      out.labels[key] = *name;
+    }
+    KILN_TRY(l.Finish());
+  }
+  KILN_TRY(Set(r.String("skills_dir"), &out.skills_dir));
+  if (out.skills_dir.empty() || out.skills_dir[0] == '/' ||
+      ("/" + out.skills_dir + "/").find("/../") != std::string::npos) {
+    return r.Fail("skills_dir", "must be a relative path inside the repository");
+  }
+  KILN_TRY(Set(r.Bool("draft"), &out.draft));
+  return r.Finish();
+}
+
+Status ReadGitHub(Fields& g, github::Settings& out) {
+  KILN_TRY(Set(g.String("api_url"), &out.api_url));
+  if (out.api_url.rfind("https://", 0) != 0) {
+    return g.Fail("api_url", "must be an https:// URL, not " + Quote(out.api_url));
+  }
+  KILN_TRY(Set(g.String("ca_file"), &out.ca_file));
+  KILN_TRY(Set(g.String("app_id"), &out.app_id));
+  KILN_TRY(Set(g.String("private_key_file"), &out.private_key_file));
+  KILN_TRY(Set(g.String("token_file"), &out.token_file));
+  KILN_TRY(Set(g.String("webhook_secret_file"), &out.webhook_secret_file));
+  const bool app = !out.app_id.empty() || !out.private_key_file.empty();
+  if (app && !out.token_file.empty()) {
+    return g.Fail("token_file", "and app_id/private_key_file exclude each other: pick one");
+  }
+  if (app && (out.app_id.empty() || out.private_key_file.empty())) {
+    return g.Fail(out.app_id.empty() ? "app_id" : "private_key_file",
+                  "is needed too: a GitHub App takes app_id and private_key_file");
+  }
+  if (!app && out.token_file.empty()) {
+    return g.Fail("", "needs app_id and private_key_file (a GitHub App) or token_file");
+  }
+  if (out.webhook_secret_file.empty()) return g.Fail("webhook_secret_file", "is required");
+  for (const char* key : {"ca_file", "private_key_file", "token_file", "webhook_secret_file"}) {
+    Fields probe = g;
+    KILN_ASSIGN_OR_RETURN(auto v, probe.String(key));
+    if (v && !v->empty() && v->front() != '/') return g.Fail(key, "must be an absolute path");
+  }
+  if (auto m = g.Map("repos"); !m) {
+    return std::move(m).error();
+  } else if (*m) {
+    Fields& repos = **m;
+    for (const auto& name : repos.Keys()) {
+      if (!IsRepoName(name)) return repos.Fail(name, "is not of the form owner/name");
+      KILN_ASSIGN_OR_RETURN(auto r, repos.Map(name));
+      github::RepoSettings settings;
+      if (r) KILN_TRY(ReadGitHubRepo(*r, settings));
+      out.repos[name] = std::move(settings);
+    }
+    KILN_TRY(repos.Finish());
+  }
+  return g.Finish();
+}
+
 Status ReadTop(Fields& f, Config& c) {
   KILN_TRY(Set(f.String("state_dir"), &c.state_dir));
   KILN_TRY(Set(f.String("store"), &c.store));
@@ -179,15 +265,24 @@ Status ReadTop(Fields& f, Config& c) {
     Fields& p = **m;
     KILN_TRY(Set(p.Bool("enabled"), &c.pipeline.enabled));
     KILN_TRY(Set(p.String("forge"), &c.pipeline.forge));
-    if (c.pipeline.forge != "local") {
-      return p.Fail("forge",
-                    "must be local (the only forge built in), not " + Quote(c.pipeline.forge));
+    if (c.pipeline.forge != "local" && c.pipeline.forge != "github") {
+      return p.Fail("forge", "must be local or github, not " + Quote(c.pipeline.forge));
     }
     KILN_TRY(Set(p.String("bot"), &c.pipeline.bot));
     if (c.pipeline.bot.empty()) return p.Fail("bot", "must not be empty");
     KILN_TRY(Set(p.Strings("trusted_users"), &c.pipeline.trusted_users));
     KILN_TRY(Set(p.String("api_listen"), &c.pipeline.api_listen));
     KILN_TRY(p.Finish());
+  }
+  if (auto m = f.Map("github"); !m) {
+    return std::move(m).error();
+  } else if (*m) {
+    KILN_TRY(ReadGitHub(**m, c.github));
+  }
+  if (c.pipeline.forge == "github") {
+    if (!f.Has("github"))
+      return f.Fail("pipeline", "forge is github but there is no github: section");
+    if (c.github.repos.empty()) return f.Fail("github", "names no repositories (github.repos)");
   }
   KILN_TRY(Set(f.String("metrics_listen"), &c.metrics_listen));
   KILN_TRY(Set(f.Duration("poll_interval"), &c.poll_interval_ms));

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "controller/github/settings.h"
 
 namespace kiln::config {
 
@@ -86,11 +87,14 @@ struct Config {
   // The factory pipeline (docs/pipeline.md) and the forge it works with.
   struct {
     bool enabled = true;                        // `kiln serve` takes forge events
-    std::string forge = "local";                // the embedded local forge (GitHub: its own issue)
+    std::string forge = "local";                // local (embedded) | github (the github: section)
     std::string bot = "kiln";                   // the user kiln's forge writes appear as
     std::vector<std::string> trusted_users;     // may start expensive roles everywhere
     std::string api_listen = "127.0.0.1:9465";  // the forge's HTTP API; "" turns it off
   } pipeline;
+
+  // The GitHub adapter (docs/github.md), used when pipeline.forge is github.
+  github::Settings github;
 
   std::string metrics_listen = "127.0.0.1:9464";  // "" turns /metrics off
   uint64_t poll_interval_ms = 250;                // queue and cancel polling

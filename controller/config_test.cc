@@ -159,7 +159,68 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"sandbox: {memory: 4G\n", "/etc/kiln/kiln.yaml:"},
         Bad{"poll_interval: 0ms\n", "'poll_interval' must be positive"},
         Bad{"recovery: fail\nsandbox: {uid: 1}\nrecovery: requeue\n",
-            ":3: 'recovery' is given twice"}));
+            ":3: 'recovery' is given twice"},
+        Bad{"pipeline: {forge: gitlab}\n", "'pipeline.forge' must be local or github"},
+        Bad{"pipeline: {forge: github}\n", "forge is github but there is no github: section"},
+        Bad{"github: {token_file: /t, webhook_secret_file: /s, api_url: http://ghe}\n",
+            "'github.api_url' must be an https:// URL"},
+        Bad{"github: {webhook_secret_file: /s}\n",
+            "needs app_id and private_key_file (a GitHub App) or token_file"},
+        Bad{"github: {app_id: '1', webhook_secret_file: /s}\n",
+            "'github.private_key_file' is needed too"},
+        Bad{"github: {app_id: '1', private_key_file: /k, token_file: /t, webhook_secret_file: "
+            "/s}\n",
+            "exclude each other"},
+        Bad{"github: {token_file: /t}\n", "'github.webhook_secret_file' is required"},
+        Bad{"github: {token_file: t, webhook_secret_file: /s}\n",
+            "'github.token_file' must be an absolute path"},
+        Bad{"github:\n  token_file: /t\n  webhook_secret_file: /s\n  repos:\n    acme: {}\n",
+            ":5: 'github.repos.acme' is not of the form owner/name"},
+        Bad{"github:\n  token_file: /t\n  webhook_secret_file: /s\n  repos:\n"
+            "    acme/w: {labels: {ready-to-spek: go}}\n",
+            "'github.repos.acme/w.labels.ready-to-spek' is not one of kiln's labels"},
+        Bad{"github:\n  token_file: /t\n  webhook_secret_file: /s\n  repos:\n"
+            "    acme/w: {skills_dir: ../x}\n",
+            "'github.repos.acme/w.skills_dir' must be a relative path"},
+        Bad{"github:\n  token_file: /t\n  webhook_secret_file: /s\n  repos:\n"
+            "    acme/w: {trusted_teams: [core]}\n",
+            "entry 'core' is not of the form org/team-slug"},
+        Bad{"pipeline: {forge: github}\ngithub: {token_file: /t, webhook_secret_file: /s}\n",
+            "'github' names no repositories"}));
+
+TEST(Config, GitHubIsRead) {
+  auto c = Parse(R"(pipeline: {forge: github, bot: "kiln-factory[bot]"}
+github:
+  api_url: https://ghe.example/api/v3
+  ca_file: /etc/kiln/ghe-ca.pem
+  app_id: "4242"
+  private_key_file: /etc/kiln/app.pem
+  webhook_secret_file: /etc/kiln/webhook-secret
+  repos:
+    acme/widgets:
+      trusted_users: [alice]
+      trusted_teams: [acme/core]
+      labels: {ready-to-spec: "kiln: ready"}
+      skills_dir: tools/kiln-skills
+      draft: true
+    acme/other: {}
+)",
+                 "kiln.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->pipeline.forge, "github");
+  EXPECT_EQ(c->pipeline.bot, "kiln-factory[bot]");
+  EXPECT_EQ(c->github.api_url, "https://ghe.example/api/v3");
+  EXPECT_EQ(c->github.app_id, "4242");
+  ASSERT_EQ(c->github.repos.size(), 2u);
+  const auto& w = c->github.repos.at("acme/widgets");
+  EXPECT_EQ(w.trusted_users, std::vector<std::string>{"alice"});
+  EXPECT_EQ(w.trusted_teams, std::vector<std::string>{"acme/core"});
+  EXPECT_EQ(w.labels.at("ready-to-spec"), "kiln: ready");
+  EXPECT_EQ(w.skills_dir, "tools/kiln-skills");
+  EXPECT_TRUE(w.draft);
+  EXPECT_EQ(c->github.repos.at("acme/other").skills_dir, ".kiln/skills");
+  EXPECT_FALSE(c->github.repos.at("acme/other").draft);
+}
 
 TEST(Config, MissingFileIsAnError) {
   auto c = Load("/nonexistent/kiln.yaml");

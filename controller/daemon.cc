@@ -13,9 +13,14 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/fd.h"
 #include "controller/forge/api.h"
 #include "controller/forge/inbox.h"
 #include "controller/forge/local.h"
+#include "controller/github/auth.h"
+#include "controller/github/github.h"
+#include "controller/github/rest.h"
+#include "controller/github/webhook.h"
 #include "controller/metrics.h"
 #include "controller/pipeline/pipeline.h"
 #include "controller/provision.h"
@@ -29,8 +34,12 @@ struct Controller::Parts {
   std::unique_ptr<proxy::Proxy> proxy;
   secrets::Vault vault;
   metrics::Metrics metrics;
-  // The pipeline and its forge, when the configuration enables it.
-  std::unique_ptr<forge::Local> forge;
+  // The pipeline and its forge, when the configuration enables it: the local
+  // forge, or GitHub (its REST client, its auth, the webhook receiver).
+  std::unique_ptr<forge::Forge> forge;
+  std::unique_ptr<github::Rest> rest;
+  std::unique_ptr<github::Auth> auth;
+  std::unique_ptr<github::Receiver> webhooks;
   std::unique_ptr<forge::Inbox> inbox;
   std::unique_ptr<pipeline::State> state;
   std::unique_ptr<pipeline::Pipeline> pipeline;
@@ -40,7 +49,76 @@ pipeline::Pipeline* Controller::pipeline() const {
   return parts_ ? parts_->pipeline.get() : nullptr;
 }
 
+forge::ApiServer::Handler Controller::http_handler() const {
+  if (!parts_ || !parts_->pipeline) return {};
+  if (github::Receiver* r = parts_->webhooks.get()) {
+    return [r](const forge::ApiRequest& req) {
+      std::string path = req.target.substr(0, req.target.find('?'));
+      if (path == "/webhooks/github") return r->Handle(req);
+      forge::ApiResponse out;
+      out.status = 404;
+      out.body =
+          nlohmann::json{{"message", "not found: kiln answers POST /webhooks/github"}}.dump();
+      return out;
+    };
+  }
+  return {};
+}
+
 Controller::~Controller() = default;
+
+namespace {
+
+// A secret kept in a file: its content without the trailing newline.
+Result<std::string> ReadSecret(const std::string& path, const char* what) {
+  auto text = ReadFile(path);
+  if (!text) return text.error().Wrap(std::string("github: the ") + what);
+  std::string s = std::move(*text);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  if (s.empty())
+    return Error::Invalid(std::string("github: the ") + what + " file " + Quote(path) +
+                          " is empty");
+  return s;
+}
+
+// The GitHub forge of the configuration, with its REST client and auth, and
+// the webhook receiver feeding inbox.
+Status OpenGitHub(const config::Config& cfg, git::Cache& cache, forge::Inbox& inbox,
+                  std::unique_ptr<github::Rest>* rest, std::unique_ptr<github::Auth>* auth,
+                  std::unique_ptr<forge::Forge>* forge,
+                  std::unique_ptr<github::Receiver>* webhooks) {
+  const github::Settings& g = cfg.github;
+  github::RestOptions ro;
+  ro.api_url = g.api_url;
+  ro.ca_file = g.ca_file;
+  ro.user_agent = "kiln";
+  if (!g.ca_file.empty()) KILN_TRY(git::SetCaFile(g.ca_file));
+  *rest = std::make_unique<github::Rest>(ro);
+  if (!g.token_file.empty()) {
+    KILN_ASSIGN_OR_RETURN(std::string token, ReadSecret(g.token_file, "token"));
+    *auth = std::make_unique<github::StaticAuth>(token);
+  } else {
+    KILN_ASSIGN_OR_RETURN(std::string key, ReadSecret(g.private_key_file, "App private key"));
+    // The key must load now, not at the first event.
+    KILN_TRY(github::AppJwt(g.app_id, key, 0));
+    *auth = std::make_unique<github::AppAuth>(**rest, g.app_id, key, [] { return NowMs() / 1000; });
+  }
+  KILN_ASSIGN_OR_RETURN(std::string secret, ReadSecret(g.webhook_secret_file, "webhook secret"));
+  auto gh = std::make_unique<github::GitHub>(**rest, **auth, g, cfg.pipeline.bot);
+  github::GitHub* raw = gh.get();
+  cache.set_tokens([raw](const std::string& url) { return raw->TokenForUrl(url); });
+  github::ReceiverOptions ro2;
+  ro2.secret = secret;
+  ro2.configured = [raw](const std::string& repo) { return raw->Configured(repo); };
+  ro2.label_in = [raw](const std::string& repo, const std::string& label) {
+    return raw->LabelIn(repo, label);
+  };
+  *webhooks = std::make_unique<github::Receiver>(ro2, inbox);
+  *forge = std::move(gh);
+  return Ok();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
   std::unique_ptr<Controller> c(new Controller());
@@ -76,9 +154,13 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
   s.owner = runner::OwnerId();
   if (cfg.pipeline.enabled) {
     Parts& p = *c->parts_;
-    KILN_ASSIGN_OR_RETURN(
-        p.forge, forge::Local::Open(cfg.store, forge::ReposDir(cfg.state_dir), cfg.pipeline.bot));
     KILN_ASSIGN_OR_RETURN(p.inbox, forge::Inbox::Open(cfg.store));
+    if (cfg.pipeline.forge == "github") {
+      KILN_TRY(OpenGitHub(cfg, *p.cache, *p.inbox, &p.rest, &p.auth, &p.forge, &p.webhooks));
+    } else {
+      KILN_ASSIGN_OR_RETURN(
+          p.forge, forge::Local::Open(cfg.store, forge::ReposDir(cfg.state_dir), cfg.pipeline.bot));
+    }
     KILN_ASSIGN_OR_RETURN(p.state, pipeline::State::Open(cfg.store));
     pipeline::Options o;
     o.trusted_users = cfg.pipeline.trusted_users;
@@ -162,9 +244,16 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
   pipeline::Pipeline* pipeline = c.pipeline();
   std::unique_ptr<forge::ApiServer> api;
   if (pipeline && !cfg.pipeline.api_listen.empty()) {
-    KILN_ASSIGN_OR_RETURN(api, forge::ApiServer::Start(cfg.pipeline.api_listen, cfg.store,
-                                                       forge::ReposDir(cfg.state_dir)));
-    spdlog::info("forge API on http://{}/api/v1", cfg.pipeline.api_listen);
+    if (auto handler = c.http_handler()) {
+      // GitHub caps a delivery at 25 MB.
+      KILN_ASSIGN_OR_RETURN(api,
+                            forge::ApiServer::Start(cfg.pipeline.api_listen, handler, 25 << 20));
+      spdlog::info("GitHub webhooks on http://{}/webhooks/github", cfg.pipeline.api_listen);
+    } else {
+      KILN_ASSIGN_OR_RETURN(api, forge::ApiServer::Start(cfg.pipeline.api_listen, cfg.store,
+                                                         forge::ReposDir(cfg.state_dir)));
+      spdlog::info("forge API on http://{}/api/v1", cfg.pipeline.api_listen);
+    }
   }
   spdlog::info("kiln serve: owner {}, up to {} runs ({} per repository)", s.owner,
                cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo);

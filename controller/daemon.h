@@ -10,6 +10,7 @@
 
 #include "base/result.h"
 #include "controller/config.h"
+#include "controller/forge/api.h"
 #include "controller/runner.h"
 
 namespace kiln::pipeline {
@@ -29,6 +30,10 @@ class Controller {
   const runner::Services& services() const { return services_; }
   // The pipeline; null when the configuration turns it off.
   pipeline::Pipeline* pipeline() const;
+  // What kiln's HTTP server (pipeline.api_listen) answers: the local forge's
+  // API, or GitHub's webhooks (POST /webhooks/github). Empty without a
+  // pipeline.
+  forge::ApiServer::Handler http_handler() const;
   const config::Config& config() const { return config_; }
 
   // Reaps the runs whose owner died (and any sandbox whose supervisor died),

@@ -54,6 +54,12 @@ inline bool IsLabel(std::string_view s) {
   return true;
 }
 
+// The labels kiln's pipeline uses, besides "area:<x>" (forge::DefaultLabels
+// is these plus "area:*").
+inline constexpr std::string_view kPipelineLabels[] = {"triaged", "needs-info",    "duplicate",
+                                                       "bug",     "enhancement",   "documentation",
+                                                       "blocked", "ready-to-spec", "plan-approved"};
+
 // The forms IsTrigger accepts, for error messages and docs/skills.md.
 inline constexpr std::string_view kTriggerForms =
     "issue.opened, pull.opened, pull.synchronized, schedule, label:<label>, "

@@ -179,7 +179,17 @@ Status AddCompanions(const runner::Services& s, const store::Run& run, const git
   const std::string at = ctx.is_object() && ctx.contains("base_sha") && ctx["base_sha"].is_string()
                              ? ctx["base_sha"].get<std::string>()
                              : repo.commit;
-  const std::string dir = ".kiln/skills";
+  // The forge's setting for the repository (a relative path, no "..").
+  std::string dir = ".kiln/skills";
+  if (ctx.is_object() && ctx.contains("skills_dir") && ctx["skills_dir"].is_string()) {
+    std::string wanted = ctx["skills_dir"].get<std::string>();
+    if (wanted.empty() || wanted[0] == '/' ||
+        ("/" + wanted + "/").find("/../") != std::string::npos) {
+      return Error::Invalid("skills_dir " + Quote(wanted) +
+                            " must be a path inside the repository");
+    }
+    dir = wanted;
+  }
   KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, git::ListDirAt(repo.mirror_path, at, dir));
   std::vector<std::pair<std::string, std::string>> mine;
   for (const auto& name : names) {

@@ -81,7 +81,7 @@ http_client::Response Exchange(http_client::Client& http, const Endpoint& ep, co
   hr.on_body = std::move(on_body);
   attempt.url = ep.url;
   attempt.request_body = body;
-  return http.Post(hr);
+  return http.Send(hr);
 }
 
 }  // namespace kiln::model

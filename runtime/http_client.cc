@@ -89,7 +89,7 @@ Client::~Client() {
   if (multi_) curl_multi_cleanup(static_cast<CURLM*>(multi_));
 }
 
-Response Client::Post(const Request& req) {
+Response Client::Send(const Request& req) {
   auto* easy = static_cast<CURL*>(easy_);
   auto* multi = static_cast<CURLM*>(multi_);
   Response resp;
@@ -106,9 +106,19 @@ Response Client::Post(const Request& req) {
   headers = curl_slist_append(headers, "Expect:");
   curl_easy_setopt(easy, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(easy, CURLOPT_POST, 1L);
-  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req.body.data());
-  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  if (req.method == "GET") {
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req.body.data());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    if (req.method != "POST") curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
+  if (!req.ca_file.empty()) {
+    // Only the bundle: not the system's CA directory besides (as libgit2 does).
+    curl_easy_setopt(easy, CURLOPT_CAINFO, req.ca_file.c_str());
+    curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);
+  }
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout_ms));
@@ -166,11 +176,11 @@ Response Client::Post(const Request& req) {
   resp.latency_ms = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
   if (!failure.empty()) {
-    resp.error = Error(failure_code, "POST " + req.url + ": " + failure);
+    resp.error = Error(failure_code, req.method + " " + req.url + ": " + failure);
   } else if (code != CURLE_OK) {
     auto c = code == CURLE_OPERATION_TIMEDOUT ? Error::Code::kTimeout : Error::Code::kIO;
     resp.error =
-        Error(c, "POST " + req.url + ": " + curl_easy_strerror(code) +
+        Error(c, req.method + " " + req.url + ": " + curl_easy_strerror(code) +
                      (resp.status ? " (after HTTP " + std::to_string(resp.status) + ")" : ""));
   }
   return resp;

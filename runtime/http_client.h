@@ -1,4 +1,4 @@
-// HTTP POST over libcurl for the model clients: RAII owners of the easy and
+// HTTP over libcurl for the model clients and the GitHub adapter: RAII owners of the easy and
 // multi handles (kept across requests so the connection is reused), explicit
 // HTTPS_PROXY / HTTP_PROXY / NO_PROXY handling, and three timeouts. The multi
 // interface drives the transfer so that the idle timeout has millisecond
@@ -18,6 +18,7 @@
 namespace kiln::http_client {
 
 struct Request {
+  std::string method = "POST";  // GET sends no body; others send body (possibly empty)
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
@@ -27,6 +28,9 @@ struct Request {
   uint64_t idle_timeout_ms = 120'000;
   uint64_t total_timeout_ms = 600'000;
   bool streaming = false;
+  // A PEM bundle that replaces the system's trusted CAs (a GitHub Enterprise
+  // server with a private CA); "" keeps the system's.
+  std::string ca_file;
   // Called with body bytes of a 2xx response; other statuses collect the body.
   std::function<void(std::string_view)> on_body;
 };
@@ -50,7 +54,7 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  Response Post(const Request& req);
+  Response Send(const Request& req);
 
  private:
   void* easy_;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,6 +28,7 @@ struct ApiRequest {
   std::string target;         // path and query: "/api/v1/repos/a/b/issues?state=all"
   std::string authorization;  // the Authorization header, as sent
   std::string body;
+  std::map<std::string, std::string> headers;  // every header; names lower-cased
 };
 
 struct ApiResponse {
@@ -63,10 +65,18 @@ class Api {
 
 // HTTP/1.1 with keep-alive on listen ("host:port"; port 0 picks a free one),
 // one io thread. A request must arrive within 30 s of the connection or of
-// the previous response, its body is at most 1 MiB (413 otherwise), and a
-// response must be taken within 30 s; a stalled client is disconnected.
+// the previous response, its body is at most body_limit bytes (413
+// otherwise), and a response must be taken within 30 s; a stalled client is
+// disconnected.
 class ApiServer {
  public:
+  // Called on the io thread, one request at a time.
+  using Handler = std::function<ApiResponse(const ApiRequest&)>;
+  static constexpr uint64_t kDefaultBodyLimit = 1 << 20;
+
+  static Result<std::unique_ptr<ApiServer>> Start(const std::string& listen, Handler handler,
+                                                  uint64_t body_limit = kDefaultBodyLimit);
+  // The local forge's API (Api) alone.
   static Result<std::unique_ptr<ApiServer>> Start(const std::string& listen, std::string store_path,
                                                   std::string repos_dir);
   ~ApiServer();

@@ -7,9 +7,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <cctype>
 #include <chrono>
 #include <optional>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "controller/forge/api.h"
 
@@ -22,16 +25,26 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 constexpr auto kIoTimeout = std::chrono::seconds(30);
-constexpr uint64_t kBodyLimit = 1 << 20;
 constexpr uint32_t kHeaderLimit = 16 << 10;
+
+std::string Size(uint64_t bytes) {
+  if (bytes % (1 << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Api* api) : stream_(std::move(socket)), api_(api) {}
+  Session(tcp::socket socket, const ApiServer::Handler* handler, uint64_t body_limit)
+      : stream_(std::move(socket)), handler_(handler), body_limit_(body_limit) {}
 
   void Read() {
     parser_.emplace();
-    parser_->body_limit(kBodyLimit);
+    parser_->body_limit(body_limit_);
     parser_->header_limit(kHeaderLimit);
     stream_.expires_after(kIoTimeout);
     http::async_read(
@@ -43,8 +56,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRead(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       Reply(413,
-            R"({"message": "the request body is larger than 1 MiB"})"
-            "\n",
+            nlohmann::json{{"message", "the request body is larger than " + Size(body_limit_)}}
+                    .dump() +
+                "\n",
             false);
       return;
     }
@@ -65,8 +79,11 @@ class Session : public std::enable_shared_from_this<Session> {
     in.method = std::string(req.method_string());
     in.target = std::string(req.target());
     in.authorization = std::string(req[http::field::authorization]);
+    for (const auto& field : req) {
+      in.headers[Lower(std::string(field.name_string()))] = std::string(field.value());
+    }
     in.body = req.body();
-    ApiResponse out = api_->Handle(in);
+    ApiResponse out = (*handler_)(in);
     res_ = {};
     res_.version(req.version());
     res_.result(static_cast<unsigned>(out.status));
@@ -111,7 +128,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
-  Api* api_;
+  const ApiServer::Handler* handler_;
+  const uint64_t body_limit_;
 };
 
 }  // namespace
@@ -119,7 +137,8 @@ class Session : public std::enable_shared_from_this<Session> {
 struct ApiServer::Impl {
   asio::io_context io;
   tcp::acceptor acceptor{io};
-  std::unique_ptr<Api> api;
+  ApiServer::Handler handler;
+  uint64_t body_limit = ApiServer::kDefaultBodyLimit;
   std::thread thread;
 
   asio::steady_timer backoff{io};
@@ -128,7 +147,7 @@ struct ApiServer::Impl {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
-        std::make_shared<Session>(std::move(socket), api.get())->Read();
+        std::make_shared<Session>(std::move(socket), &handler, body_limit)->Read();
         Accept();
         return;
       }
@@ -150,12 +169,21 @@ uint16_t ApiServer::port() const { return impl_->acceptor.local_endpoint().port(
 
 Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& listen,
                                                     std::string store_path, std::string repos_dir) {
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Api> api,
+                        Api::Open(std::move(store_path), std::move(repos_dir)));
+  std::shared_ptr<Api> shared = std::move(api);
+  return Start(listen, [shared](const ApiRequest& r) { return shared->Handle(r); });
+}
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& listen, Handler handler,
+                                                    uint64_t body_limit) {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
     return Error::Invalid("listen address " + Quote(listen) + ": expected HOST:PORT");
   }
   auto impl = std::make_unique<Impl>();
-  KILN_ASSIGN_OR_RETURN(impl->api, Api::Open(std::move(store_path), std::move(repos_dir)));
+  impl->handler = std::move(handler);
+  impl->body_limit = body_limit;
   try {
     std::string host = listen.substr(0, colon);
     if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);

@@ -40,7 +40,8 @@ class ApiTest : public ForgeTest {
 
   ApiResponse Call(const std::string& method, const std::string& target,
                    const std::string& body = "", const std::string& token = "") {
-    return api_->Handle({method, target, "Bearer " + (token.empty() ? alice_token_ : token), body});
+    return api_->Handle(
+        {method, target, "Bearer " + (token.empty() ? alice_token_ : token), body, {}});
   }
   // The JSON body of a call that must answer status.
   json CallJson(int status, const std::string& method, const std::string& target,
@@ -58,16 +59,16 @@ class ApiTest : public ForgeTest {
 };
 
 TEST_F(ApiTest, RequiresAKnownToken) {
-  ApiResponse none = api_->Handle({"GET", "/api/v1/repos", "", ""});
+  ApiResponse none = api_->Handle({"GET", "/api/v1/repos", "", "", {}});
   EXPECT_EQ(none.status, 401);
   EXPECT_NE(none.body.find("authentication required"), std::string::npos);
-  ApiResponse bad = api_->Handle({"GET", "/api/v1/repos", "Bearer kiln_0000", ""});
+  ApiResponse bad = api_->Handle({"GET", "/api/v1/repos", "Bearer kiln_0000", "", {}});
   EXPECT_EQ(bad.status, 401);
   EXPECT_EQ(json::parse(bad.body)["message"], "bad credentials: the token is not known");
-  ApiResponse basic = api_->Handle({"GET", "/api/v1/repos", "Basic " + alice_token_, ""});
+  ApiResponse basic = api_->Handle({"GET", "/api/v1/repos", "Basic " + alice_token_, "", {}});
   EXPECT_EQ(basic.status, 401);
   // Even a route that does not exist says 401 first.
-  EXPECT_EQ(api_->Handle({"GET", "/api/v1/nowhere", "", ""}).status, 401);
+  EXPECT_EQ(api_->Handle({"GET", "/api/v1/nowhere", "", "", {}}).status, 401);
   json me = CallJson(200, "GET", "/api/v1/user", nullptr, bob_token_);
   EXPECT_EQ(me["login"], "bob");
 }

@@ -378,4 +378,16 @@ Status MoveBranch(const std::string& path, const std::string& branch, const std:
   return Ok();
 }
 
+Status DeleteBranch(const std::string& path, const std::string& branch) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  git_reference* ref = nullptr;
+  int rc = git_reference_lookup(&ref, repo.get(), ("refs/heads/" + branch).c_str());
+  if (rc == GIT_ENOTFOUND) return Error::NotFound("there is no branch " + Quote(branch));
+  if (rc != 0) return GitError("repository " + Quote(path) + ": branch " + Quote(branch));
+  rc = git_reference_delete(ref);
+  git_reference_free(ref);
+  if (rc != 0) return GitError("repository " + Quote(path) + ": deleting branch " + Quote(branch));
+  return Ok();
+}
+
 }  // namespace kiln::forge::bare

@@ -89,4 +89,7 @@ Result<MergePlan> PlanMerge(const std::string& path, const std::string& base,
 Status MoveBranch(const std::string& path, const std::string& branch, const std::string& new_sha,
                   const std::string& expected_old, const std::string& log_message);
 
+// Deletes refs/heads/<branch>; kNotFound when there is none.
+Status DeleteBranch(const std::string& path, const std::string& branch);
+
 }  // namespace kiln::forge::bare

@@ -27,6 +27,7 @@ struct RepoInfo {
   std::string clone_url;            // what git fetches and pushes (a path for the local forge)
   std::string default_branch;       // "main"
   std::vector<std::string> labels;  // the repository's label set
+  std::string skills_dir = ".kiln/skills";  // where its companion skills live
 };
 
 struct Issue {
@@ -175,6 +176,13 @@ class Forge {
   virtual Status PushBranch(const std::string& repo, const std::string& branch,
                             const std::string& source_repo, const std::string& commit,
                             bool force) = 0;
+  // Deletes branch of repo (undoing a push whose pull request could not be
+  // opened). A branch that is the head of an open pull request is refused
+  // (kInvalidArgument); a missing branch is kNotFound.
+  virtual Status DeleteBranch(const std::string& repo, const std::string& branch) = 0;
+  // The commit branch of repo points to; nullopt when there is no such branch.
+  virtual Result<std::optional<std::string>> BranchSha(const std::string& repo,
+                                                       const std::string& branch) = 0;
 };
 
 }  // namespace kiln::forge

@@ -98,6 +98,9 @@ class Local final : public Forge {
                                              const std::string& sha) override;
   Status PushBranch(const std::string& repo, const std::string& branch,
                     const std::string& source_repo, const std::string& commit, bool force) override;
+  Status DeleteBranch(const std::string& repo, const std::string& branch) override;
+  Result<std::optional<std::string>> BranchSha(const std::string& repo,
+                                               const std::string& branch) override;
 
   // --- only in the local forge ---------------------------------------------
 

@@ -328,6 +328,40 @@ Result<std::vector<CommitStatus>> Local::Statuses(const std::string& repo, const
 
 // --- pushes and merges -------------------------------------------------------
 
+Result<std::optional<std::string>> Local::BranchSha(const std::string& repo,
+                                                    const std::string& branch) {
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+    path = r.path;
+  }
+  return bare::BranchSha(path, branch);
+}
+
+Status Local::DeleteBranch(const std::string& repo, const std::string& branch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  // The check and the deletion in one transaction: no pull request opens between.
+  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "deleting branch " + branch + " of " + repo));
+  KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> pull,
+                        rows::OpenPullWithHead(db_, repo, branch));
+  if (pull) {
+    return Error::Invalid("branch " + Quote(branch) + " of " + Quote(repo) +
+                          " is the head of open pull request #" +
+                          std::to_string(pull->issue.number));
+  }
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> before, bare::BranchSha(r.path, branch));
+  if (!before) {
+    return Error::NotFound("repository " + Quote(repo) + " has no branch " + Quote(branch));
+  }
+  KILN_TRY(rows::Emit(db_, actor_, "push", repo, 0,
+                      {{"branch", branch}, {"before", *before}, {"after", ""}, {"deleted", true}},
+                      NowMs()));
+  KILN_TRY(bare::DeleteBranch(r.path, branch));
+  return txn.Commit();
+}
+
 Status Local::PushBranch(const std::string& repo, const std::string& branch,
                          const std::string& source_repo, const std::string& commit, bool force) {
   if (!bare::ValidBranch(branch)) {

@@ -117,6 +117,31 @@ TEST_F(PullTest, PushBranchNeedsForceToRewrite) {
   EXPECT_FALSE(alice_->PushBranch(kRepo, "bad..branch", work() + "/.git", rewritten, false).ok());
 }
 
+TEST_F(PullTest, DeleteBranchRefusesAnOpenPullsHeadAndRecordsTheDeletion) {
+  MustOpenPull();
+  Status refused = alice_->DeleteBranch(kRepo, "feature");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), Error::Code::kInvalidArgument);
+  EXPECT_NE(refused.error().message().find("open pull request #1"), std::string::npos);
+  EXPECT_EQ(BareSha("feature"), feature_);
+
+  ASSERT_TRUE(alice_->Close(kRepo, 1).ok());
+  const size_t before = EventCount();
+  auto sha = alice_->BranchSha(kRepo, "feature");
+  ASSERT_TRUE(sha.ok());
+  EXPECT_EQ(*sha, std::optional<std::string>(feature_));
+  ASSERT_TRUE(alice_->DeleteBranch(kRepo, "feature").ok());
+  sha = alice_->BranchSha(kRepo, "feature");
+  ASSERT_TRUE(sha.ok());
+  EXPECT_FALSE(sha->has_value());
+  EXPECT_EQ(EventKinds(before), std::vector<std::string>{"push"});
+  EXPECT_EQ(Events().back().payload["deleted"], true);
+  EXPECT_EQ(Events().back().payload["before"], feature_);
+  Status gone = alice_->DeleteBranch(kRepo, "feature");
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code(), Error::Code::kNotFound);
+}
+
 TEST_F(PullTest, MergeFastForwards) {
   MustOpenPull();
   auto merged = alice_->Merge(kRepo, 1);

@@ -1,7 +1,10 @@
 #include "controller/forge/validate.h"
 
+#include "controller/names.h"
+
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 
 namespace kiln::forge::validate {
 namespace {
@@ -49,9 +52,12 @@ Status Segment(std::string_view repo, std::string_view seg, std::string_view wha
 }  // namespace
 
 const std::vector<std::string>& DefaultLabels() {
-  static const std::vector<std::string> labels = {
-      "triaged",       "needs-info", "duplicate",     "bug",           "enhancement",
-      "documentation", "blocked",    "ready-to-spec", "plan-approved", "area:*"};
+  static const std::vector<std::string> labels = [] {
+    std::vector<std::string> all(std::begin(names::kPipelineLabels),
+                                 std::end(names::kPipelineLabels));
+    all.push_back("area:*");
+    return all;
+  }();
   return labels;
 }
 

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,10 +30,22 @@ struct Resolved {
   bool fetched = false;     // this call fetched from the remote
 };
 
+// The token to fetch an https URL with ("" for none); kept in the
+// controller, sent as HTTP basic auth to that URL's origin only.
+using TokenSource = std::function<Result<std::string>(const std::string& url)>;
+
+// Replaces the CAs libgit2 trusts for https remotes with the PEM bundle at
+// path (a GitHub Enterprise server with a private CA). Process-wide.
+Status SetCaFile(const std::string& path);
+
 class Cache {
  public:
   explicit Cache(std::string root);
   const std::string& root() const { return root_; }
+
+  // Where https fetches get their token from. Set before the first Resolve;
+  // not thread-safe against concurrent Resolves.
+  void set_tokens(TokenSource tokens) { tokens_ = std::move(tokens); }
 
   // Makes sure a bare mirror of url (a URL libgit2 can fetch, or a local
   // path) holds rev (a sha, a branch, a tag): clones on first use, fetches
@@ -57,6 +70,7 @@ class Cache {
 
  private:
   std::string root_;
+  TokenSource tokens_;
 };
 
 // A per-run workspace: an overlay mounted at merged with the cached tree as

@@ -59,4 +59,26 @@ bool IsFullSha(std::string_view s) {
   return true;
 }
 
+std::string HttpsOrigin(std::string_view url) {
+  constexpr std::string_view kHttps = "https://";
+  if (url.substr(0, kHttps.size()) != kHttps) return "";
+  size_t slash = url.find('/', kHttps.size());
+  return std::string(url.substr(0, slash));
+}
+
+int TokenCredentials(git_credential** out, const char* url, const char* /*username_from_url*/,
+                     unsigned int allowed_types, void* payload) {
+  auto* auth = static_cast<TokenAuth*>(payload);
+  if (auth->token.empty() || auth->origin.empty() || url == nullptr ||
+      HttpsOrigin(url) != auth->origin || !(allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT)) {
+    return GIT_PASSTHROUGH;
+  }
+  if (auth->sent) {
+    git_error_set_str(GIT_ERROR_NET, "the token was refused");
+    return GIT_EAUTH;
+  }
+  auth->sent = true;
+  return git_credential_userpass_plaintext_new(out, "x-access-token", auth->token.c_str());
+}
+
 }  // namespace kiln::git

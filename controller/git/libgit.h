@@ -50,4 +50,22 @@ std::string OidHex(const git_oid& oid);
 // True for 40 hex digits (a full SHA-1 object name).
 bool IsFullSha(std::string_view s);
 
+// "https://host[:port]" of an https URL, "" for anything else.
+std::string HttpsOrigin(std::string_view url);
+
+// A token for one remote, sent as HTTP basic auth x-access-token:<token>
+// (GitHub's form) by TokenCredentials.
+struct TokenAuth {
+  std::string origin;  // HttpsOrigin of the remote's URL
+  std::string token;   // "" sends nothing
+  bool sent = false;
+};
+
+// libgit2's credentials callback; payload is a TokenAuth*. The token goes
+// only to the https origin of the remote (not to a host a redirect names)
+// and only once per connection: a token refused once is refused again, and
+// libgit2 would ask forever. Reset sent before a new connection.
+int TokenCredentials(git_credential** out, const char* url, const char* username_from_url,
+                     unsigned int allowed_types, void* payload);
+
 }  // namespace kiln::git

@@ -129,13 +129,18 @@ Result<std::vector<std::string>> FetchRefspecs(git_repository* repo, const git_r
 
 // Fetches every ref of the origin into the mirror, pruning refs the origin
 // deleted; refs/kiln/ is left alone (FetchRefspecs).
-Status Fetch(git_repository* repo, const std::string& url) {
+Status Fetch(git_repository* repo, const std::string& url, const std::string& token) {
+  TokenAuth auth{HttpsOrigin(url), token};
+  git_remote_callbacks callbacks;
+  git_remote_init_callbacks(&callbacks, GIT_REMOTE_CALLBACKS_VERSION);
+  callbacks.credentials = TokenCredentials;
+  callbacks.payload = &auth;
   git_remote* r = nullptr;
   if (git_remote_lookup(&r, repo, kRemote) != 0) return GitError("mirror of " + Quote(url));
   RemotePtr remote(r);
   // Connected first for the origin's ref list; git_remote_fetch reuses the
   // connection.
-  if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, nullptr, nullptr, nullptr) != 0) {
+  if (git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &callbacks, nullptr, nullptr) != 0) {
     return Unreachable(url, LastGitMessage());
   }
   const git_remote_head** heads = nullptr;
@@ -151,6 +156,8 @@ Status Fetch(git_repository* repo, const std::string& url) {
   opts.update_fetchhead = 0;
   // The refspecs name refs/tags/* already; no separate tag following.
   opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+  opts.callbacks = callbacks;
+  auth.sent = false;  // the fetch may open a connection of its own
   if (git_remote_fetch(remote.get(), &refspecs, &opts, "kiln: fetch") != 0) {
     return Unreachable(url, LastGitMessage());
   }
@@ -162,8 +169,8 @@ Status Fetch(git_repository* repo, const std::string& url) {
 // Clones url into a new bare mirror at path: built in a temporary directory
 // beside it and renamed into place, so a failed or interrupted clone leaves
 // no mirror behind. Called under the mirror's lock.
-Status CloneMirror(const std::string& url, const std::string& dir, const std::string& path,
-                   const std::string& temp_prefix) {
+Status CloneMirror(const std::string& url, const std::string& token, const std::string& dir,
+                   const std::string& path, const std::string& temp_prefix) {
   KILN_TRY(RemoveStale(dir, temp_prefix));
   KILN_ASSIGN_OR_RETURN(std::string tmp, MakeTempDir(dir, temp_prefix));
   Cleanup remove_tmp([&] { (void)RemoveTree(tmp); });
@@ -182,7 +189,7 @@ Status CloneMirror(const std::string& url, const std::string& dir, const std::st
     return Unreachable(url, LastGitMessage());
   }
   git_remote_free(remote);
-  KILN_TRY(Fetch(repo.get(), url));
+  KILN_TRY(Fetch(repo.get(), url, token));
   repo.reset();
   KILN_TRY(SyncFs(tmp));
   KILN_TRY(Rename(tmp, path));
@@ -194,6 +201,14 @@ Status CloneMirror(const std::string& url, const std::string& dir, const std::st
 
 Cache::Cache(std::string root) : root_(std::move(root)) {}
 
+Status SetCaFile(const std::string& path) {
+  InitLibgit2();
+  if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, path.c_str(), nullptr) != 0) {
+    return GitError("trusting the CA bundle " + Quote(path));
+  }
+  return Ok();
+}
+
 Result<Resolved> Cache::Resolve(const std::string& url, const std::string& rev) {
   InitLibgit2();
   std::string dir = root_ + "/mirrors";
@@ -201,13 +216,17 @@ Result<Resolved> Cache::Resolve(const std::string& url, const std::string& rev) 
   KILN_TRY(MakeDir(dir, 0700));
   std::string key = Sha256Hex(url).substr(0, 24);
   Resolved out{url, dir + "/" + key + ".git", "", false};
+  std::string token;
+  if (tokens_ && !HttpsOrigin(url).empty()) {
+    KILN_ASSIGN_OR_RETURN(token, tokens_(url));
+  }
   KILN_ASSIGN_OR_RETURN(FileLock lock,
                         FileLock::Acquire(dir + "/" + key + ".lock", FileLock::Mode::kExclusive));
 
   struct stat st;
   if (::stat(out.mirror_path.c_str(), &st) != 0) {
     if (errno != ENOENT) return Error::Sys("stat(" + Quote(out.mirror_path) + ")", errno);
-    KILN_TRY(CloneMirror(url, dir, out.mirror_path, key + ".git.tmp-"));
+    KILN_TRY(CloneMirror(url, token, dir, out.mirror_path, key + ".git.tmp-"));
     out.fetched = true;
   }
   KILN_ASSIGN_OR_RETURN(RepoPtr repo, OpenBare(out.mirror_path));
@@ -221,7 +240,7 @@ Result<Resolved> Cache::Resolve(const std::string& url, const std::string& rev) 
     }
   }
   if (!out.fetched) {
-    KILN_TRY(Fetch(repo.get(), url));
+    KILN_TRY(Fetch(repo.get(), url, token));
     KILN_TRY(SyncFs(out.mirror_path));
     out.fetched = true;
   }

@@ -19,44 +19,15 @@ namespace {
 
 using ReferencePtr = std::unique_ptr<git_reference, GitFree<git_reference_free>>;
 
-constexpr std::string_view kHttps = "https://";
-
-// "https://host[:port]" of an https URL, "" for anything else.
-std::string HttpsOrigin(std::string_view url) {
-  if (url.substr(0, kHttps.size()) != kHttps) return "";
-  size_t slash = url.find('/', kHttps.size());
-  return std::string(url.substr(0, slash));
-}
-
-struct PushState {
-  std::string origin;  // HttpsOrigin of the URL pushed to
-  const std::string* token = nullptr;
-  bool token_sent = false;
+// The payload of every callback: the token's state first.
+struct PushState : TokenAuth {
   std::string refname;  // refs/heads/<branch>
   bool reported = false;
   std::string rejection;  // the remote's reason, when it refused the update
 };
 
-// The token as HTTP basic auth x-access-token:<token>, only to the https
-// origin pushed to (not to a host a redirect names) and only once: a token
-// refused once is refused again, and libgit2 would ask forever.
-int Credentials(git_credential** out, const char* url, const char* /*username_from_url*/,
-                unsigned int allowed_types, void* payload) {
-  auto* state = static_cast<PushState*>(payload);
-  if (state->token->empty() || state->origin.empty() || url == nullptr ||
-      HttpsOrigin(url) != state->origin || !(allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT)) {
-    return GIT_PASSTHROUGH;
-  }
-  if (state->token_sent) {
-    git_error_set_str(GIT_ERROR_NET, "the token was refused");
-    return GIT_EAUTH;
-  }
-  state->token_sent = true;
-  return git_credential_userpass_plaintext_new(out, "x-access-token", state->token->c_str());
-}
-
 int UpdateReference(const char* refname, const char* status, void* payload) {
-  auto* state = static_cast<PushState*>(payload);
+  auto* state = static_cast<PushState*>(static_cast<TokenAuth*>(payload));
   if (refname == nullptr || state->refname != refname) return 0;
   state->reported = true;
   if (status != nullptr) state->rejection = status;
@@ -129,13 +100,13 @@ Status Push(const std::string& repo_path, const std::string& commit, const std::
 
   PushState state;
   state.origin = HttpsOrigin(url);
-  state.token = &options.token;
+  state.token = options.token;
   state.refname = refname;
   git_push_options opts;
   git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
-  opts.callbacks.credentials = Credentials;
+  opts.callbacks.credentials = TokenCredentials;
   opts.callbacks.push_update_reference = UpdateReference;
-  opts.callbacks.payload = &state;
+  opts.callbacks.payload = static_cast<TokenAuth*>(&state);
   if (options.force) {
     // libgit2 refuses even a forced update of a remote branch whose commit
     // is not in the repository: fetch it first (into a temporary ref too, so
@@ -155,7 +126,7 @@ Status Push(const std::string& repo_path, const std::string& commit, const std::
     if (git_remote_fetch(remote.get(), &fetch_refspecs, &fetch, "kiln: push") != 0) {
       return GitError(what + ": fetching the branch");
     }
-    state.token_sent = false;  // a new connection may ask again
+    state.sent = false;  // a new connection may ask again
   }
   std::string spec = (options.force ? "+" : "") + temp_ref + ":" + refname;
   char* specs[] = {spec.data()};

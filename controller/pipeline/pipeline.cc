@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "base/clock.h"
@@ -32,7 +33,22 @@ std::string CommandOf(const std::string& body, bool on_pull, const std::string& 
     }
     return "?" + word;
   }
-  if (body.find("@" + bot) != std::string::npos) return on_pull ? "review" : "triage";
+  // A GitHub App's bot "name[bot]" is mentioned as @name.
+  std::string handle = bot;
+  if (handle.size() > 5 && handle.compare(handle.size() - 5, 5, "[bot]") == 0)
+    handle.resize(handle.size() - 5);
+  // "@kiln" as a word: not "@kiln-dev", not "ops@kiln.example".
+  auto word = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  };
+  const std::string mention = "@" + handle;
+  for (size_t at = body.find(mention); at != std::string::npos; at = body.find(mention, at + 1)) {
+    const size_t end = at + mention.size();
+    bool starts = at == 0 || (!word(body[at - 1]) && body[at - 1] != '.');
+    bool ends = end == body.size() || (!word(body[end]) && body[end] != '.') ||
+                (body[end] == '.' && (end + 1 == body.size() || !word(body[end + 1])));
+    if (starts && ends) return on_pull ? "review" : "triage";
+  }
   return "";
 }
 
@@ -126,10 +142,15 @@ Result<Pipeline::Handled> Pipeline::Start(const std::string& role, int64_t numbe
   in.repo = repo;
   in.event_seq = e.seq;
   in.label_set = info.labels;
-  json context = {{"forge", forge_.kind()},   {"repo", repo},
-                  {"number", number},         {"event_seq", e.seq},
-                  {"event", e.kind},          {"actor", e.actor},
-                  {"label_set", info.labels}, {"base_branch", info.default_branch}};
+  json context = {{"forge", forge_.kind()},
+                  {"repo", repo},
+                  {"number", number},
+                  {"event_seq", e.seq},
+                  {"event", e.kind},
+                  {"actor", e.actor},
+                  {"label_set", info.labels},
+                  {"base_branch", info.default_branch},
+                  {"skills_dir", info.skills_dir}};
   std::string rev = info.default_branch;
   int64_t issue_number = number;
   if (role == "review" || role == "verify") {
@@ -391,8 +412,14 @@ Result<bool> Pipeline::Idle() {
   return unapplied.empty();
 }
 
+// The start of the outcome of a run whose result could not be written.
+constexpr std::string_view kApplyFailed = "failed: ";
+
 std::string Pipeline::ProgressText(const Tracked& t, const store::Run& run) {
-  std::string state(store::ToString(run.status));
+  // A run whose result could not be written failed, whatever its sandbox did.
+  std::string state = t.outcome.rfind(kApplyFailed, 0) == 0
+                          ? std::string("failed")
+                          : std::string(store::ToString(run.status));
   std::string text = "**kiln** `" + t.role + "` run `" + run.id + "`: **" + state + "**";
   if (run.attempt > 1) text += " (attempt " + std::to_string(run.attempt) + ")";
   text += "\n";
@@ -434,23 +461,52 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
     }
     done.push_back("labels added");
   }
+  // A push and its pull request are the run's purpose: when either fails
+  // the outcome says "failed: ", and a branch pushed for a pull request that
+  // could not be opened is deleted again (nothing half-written).
+  std::string failure;
   if (actions.contains("push")) {
     const json& p = actions["push"];
     std::string branch = p["branch"], commit = p["commit"];
-    Status st = forge_.PushBranch(t.repo, branch, p.value("source", ""), commit, true);
-    note("pushed " + commit.substr(0, 12) + " to " + branch, st);
+    std::optional<forge::PullRequest> existing;
+    std::optional<std::string> before;
+    Status looked = Ok();
+    if (actions.contains("pull")) {
+      auto found = forge_.FindPull(t.repo, branch);
+      auto sha = forge_.BranchSha(t.repo, branch);
+      if (found && sha) {
+        existing = *found;
+        before = *sha;
+      } else {
+        looked = found ? Status(sha.error()) : Status(found.error());
+      }
+    }
+    Status st = looked.ok() ? forge_.PushBranch(t.repo, branch, p.value("source", ""), commit, true)
+                            : looked;
+    if (!st.ok()) {
+      failure = "pushing " + commit.substr(0, 12) + " to " + branch + ": " + st.error().message();
+    } else {
+      done.push_back("pushed " + commit.substr(0, 12) + " to " + branch);
+    }
     if (st.ok() && actions.contains("pull")) {
       const json& pr = actions["pull"];
-      auto existing = forge_.FindPull(t.repo, branch);
-      if (existing && *existing) {
-        note("updated pull request #" + std::to_string((*existing)->issue.number),
-             forge_.EditPull(t.repo, (*existing)->issue.number, pr["title"], pr["body"]));
+      if (existing) {
+        note("updated pull request #" + std::to_string(existing->issue.number),
+             forge_.EditPull(t.repo, existing->issue.number, pr["title"], pr["body"]));
+      } else if (auto opened = forge_.OpenPull(t.repo, pr["title"], pr["body"], branch, pr["base"]);
+                 opened) {
+        done.push_back("opened pull request #" + std::to_string(opened->issue.number));
       } else {
-        auto opened = forge_.OpenPull(t.repo, pr["title"], pr["body"], branch, pr["base"]);
-        if (opened) {
-          done.push_back("opened pull request #" + std::to_string(opened->issue.number));
+        failure = "opening the pull request: " + opened.error().message();
+        if (before) {
+          // Not kiln's to delete: it was there before this run's push.
+          failure +=
+              " (branch " + branch + " existed before and is left at " + commit.substr(0, 12) + ")";
         } else {
-          done.push_back("opening the pull request failed: " + opened.error().message());
+          Status undo = forge_.DeleteBranch(t.repo, branch);
+          failure += undo.ok() ? " (branch " + branch + " deleted again)"
+                               : " (deleting branch " + branch +
+                                     " failed too: " + undo.error().message() + ")";
         }
       }
     }
@@ -483,6 +539,8 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
   }
   std::string out;
   for (const auto& d : done) out += (out.empty() ? "" : "; ") + d;
+  if (!failure.empty())
+    return std::string(kApplyFailed) + failure + (out.empty() ? "" : "; " + out);
   return out.empty() ? "nothing to write" : out;
 }
 

@@ -36,37 +36,6 @@ void Git(const std::string& dir, const std::string& args) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
-// `kiln serve` as a child process; SIGTERM (and a wait) on destruction.
-class Daemon {
- public:
-  Daemon(const std::string& config, const std::string& log,
-         const std::string& log_format = "text") {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::execl(KilnBinary().c_str(), "kiln", "--log-format", log_format.c_str(), "serve", "--config",
-              config.c_str(), nullptr);
-      _exit(127);
-    }
-  }
-  ~Daemon() { Stop(SIGTERM); }
-  pid_t pid() const { return pid_; }
-  // Sends sig and reaps; returns the wait status.
-  int Stop(int sig) {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, sig);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-    return st;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
 class Controller : public ::testing::Test {
  protected:
   void SetUp() override {

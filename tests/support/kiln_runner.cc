@@ -64,6 +64,27 @@ const std::string& TestCgroupParent() {
   return parent;
 }
 
+Daemon::Daemon(const std::string& config, const std::string& log, const std::string& log_format) {
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(KilnBinary().c_str(), "kiln", "--log-format", log_format.c_str(), "serve", "--config",
+            config.c_str(), nullptr);
+    _exit(127);
+  }
+}
+
+int Daemon::Stop(int sig) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, sig);
+  int st = 0;
+  ::waitpid(pid_, &st, 0);
+  pid_ = -1;
+  return st;
+}
+
 Outcome Run(const std::vector<std::string>& argv, const RunOptions& options) {
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))

@@ -3,6 +3,7 @@
 // as it found it (mounts, cgroups, state directories, processes).
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <optional>
@@ -33,6 +34,22 @@ std::string KilnBinary();
 std::string HelperDir();
 
 Outcome Run(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+// `kiln serve --config config` as a child process, its output appended to
+// log; SIGTERM (and a wait) on destruction.
+class Daemon {
+ public:
+  Daemon(const std::string& config, const std::string& log, const std::string& log_format = "text");
+  ~Daemon() { Stop(SIGTERM); }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+  pid_t pid() const { return pid_; }
+  // Sends sig and reaps; returns the wait status.
+  int Stop(int sig);
+
+ private:
+  pid_t pid_ = -1;
+};
 // Runs `kiln sandbox run <sandbox_args> -- <command>` with a per-test state
 // directory and cgroup parent, so parallel tests do not see each other.
 Outcome Sandbox(const std::vector<std::string>& sandbox_args,

@@ -1,0 +1,348 @@
+// The factory on GitHub, end to end: the real kiln binary as a GitHub App
+// against the GitHub double on loopback (REST, git over HTTPS, signed
+// webhooks), real sandboxes, the real skills and the scripted model.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "controller/github/webhook.h"
+#include "tests/github/double.h"
+#include "tests/modelserver/process.h"
+#include "tests/support/kiln_runner.h"
+
+namespace kiln::testing {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr char kRepo[] = "acme/stats";
+constexpr char kSecret[] = "webhook-secret-for-tests";
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+bool Listening(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+bool WaitFor(const std::function<bool()>& done, int seconds = 180) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return done();
+}
+
+class GitHubPipeline : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "the controller mounts workspaces: it needs root";
+    before_ = Snapshot();
+    root_ = tmp_.path();
+  }
+
+  void TearDown() override {
+    if (::geteuid() != 0) return;
+    daemon_.reset();
+    gh_.reset();
+    EXPECT_EQ(Diff(before_, Snapshot()), "");
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(TestStateDir() + "/runs", ec)) {
+      ADD_FAILURE() << "left behind: " << e.path();
+    }
+  }
+
+  // The double with the demo's sample repository, the scripted model, and
+  // `kiln serve` configured as the double's App.
+  void Setup(const std::string& script_path) {
+    const uint16_t port = FreePort();
+    GitHubDoubleOptions o;
+    o.dir = root_ + "/github";
+    o.webhook_url = "http://127.0.0.1:" + std::to_string(port) + "/webhooks/github";
+    o.webhook_secret = kSecret;
+    gh_ = GitHubDouble::Start(o);
+    std::string src = root_ + "/src";
+    ASSERT_EQ(std::system(("cp -r " + std::string(KILN_SOURCE_DIR) + "/demo/sample " + src +
+                           " && cd " + src +
+                           " && git init -q -b main && git add -A && git -c user.name=d "
+                           "-c user.email=d@d commit -q -m 'The stats module'")
+                              .c_str()),
+              0);
+    gh_->CreateRepo(kRepo, src);
+    gh_->AddCollaborator(kRepo, "maintainer", "write");
+    main_sha_ = gh_->BranchSha(kRepo, "main");
+
+    auto server =
+        modelserver::ServerProcess::Start(KILN_MODEL_SERVER_BINARY, script_path, root_ + "/record");
+    ASSERT_TRUE(server.ok()) << server.error().message();
+    server_ = std::move(*server);
+    WriteAll(root_ + "/webhook-secret", std::string(kSecret) + "\n", 0600);
+    config_ = root_ + "/kiln.yaml";
+    std::ofstream(config_) << "state_dir: " << TestStateDir() << "\nstore: " << root_
+                           << "/kiln.db\nlog_dir: " << root_ << "/logs\ncache_dir: " << root_
+                           << "/cache\nskills_dir: " << KILN_SOURCE_DIR
+                           << "/skills\nruntime_binary: " << KILN_RUNTIME_BINARY
+                           << "\nforward_binary: " << KILN_FORWARD_BINARY
+                           << "\npoll_interval: 100ms\nmetrics_listen: \"\"\n"
+                           << "pipeline: {forge: github, bot: \"" << gh_->bot_login()
+                           << "\", api_listen: \"127.0.0.1:" << port << "\"}\n"
+                           << "github:\n  api_url: " << gh_->api_url()
+                           << "\n  ca_file: " << gh_->ca_file() << "\n  app_id: \"4242\""
+                           << "\n  private_key_file: " << gh_->app_key_file()
+                           << "\n  webhook_secret_file: " << root_ << "/webhook-secret"
+                           << "\n  repos:\n    " << kRepo << ": {}\n"
+                           << "sandbox: {cgroup_parent: " << TestCgroupParent()
+                           << ", timeout: 3m, grace: 2s, memory: 1G}\n"
+                           << "models: {scripted: {provider: anthropic, upstream: \""
+                           << server_->anthropic_url() << "\", api_key_env: \"\"}}\n"
+                           << "model: {provider: scripted, name: scripted}\n";
+    daemon_ = std::make_unique<Daemon>(config_, root_ + "/serve.log");
+    ASSERT_TRUE(WaitFor([&] { return Listening(port); }, 30)) << ReadAll(root_ + "/serve.log");
+  }
+
+  json Json(std::vector<std::string> args) {
+    args.insert(args.begin(), KilnBinary());
+    args.push_back("--config");
+    args.push_back(config_);
+    args.push_back("--json");
+    Outcome o = kiln::testing::Run(args);
+    EXPECT_EQ(o.status, 0) << o.out << o.err;
+    json j = json::parse(o.out, nullptr, false);
+    return j.is_discarded() ? json::array() : j;
+  }
+
+  std::vector<json> Runs(const std::string& role) {
+    std::vector<json> out;
+    for (const auto& r : Json({"runs", "list"})) {
+      if (r["role"] == role) out.insert(out.begin(), r);
+    }
+    return out;
+  }
+
+  bool Ended(const std::string& role, size_t n) {
+    auto runs = Runs(role);
+    if (runs.size() != n) return false;
+    for (const auto& r : runs) {
+      std::string s = r["status"];
+      if (s == "queued" || s == "running") return false;
+    }
+    return true;
+  }
+
+  std::vector<std::string> Labels(int number) {
+    std::vector<std::string> out;
+    const json issue = gh_->Get("/repos/acme/stats/issues/" + std::to_string(number));
+    for (const auto& l : issue["labels"]) out.push_back(l["name"]);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // The open pull request whose head is branch (null: none).
+  json PullFor(const std::string& branch) {
+    for (const auto& p : gh_->Get("/repos/acme/stats/pulls?state=open")) {
+      if (p["head"]["ref"] == branch) return p;
+    }
+    return nullptr;
+  }
+
+  std::string ProgressComments(int number) {
+    std::string all;
+    for (const auto& c :
+         gh_->Get("/repos/acme/stats/issues/" + std::to_string(number) + "/comments")) {
+      if (c["user"]["login"] == gh_->bot_login()) all += c["body"].get<std::string>() + "\n---\n";
+    }
+    return all;
+  }
+
+  TempDir tmp_;
+  HostState before_;
+  std::string root_, config_, main_sha_;
+  std::unique_ptr<GitHubDouble> gh_;
+  std::unique_ptr<modelserver::ServerProcess> server_;
+  std::unique_ptr<Daemon> daemon_;
+};
+
+TEST_F(GitHubPipeline, ASignedIssueDeliveryBecomesAReviewedAndVerifiedPullRequest) {
+  Setup(std::string(KILN_SOURCE_DIR) + "/demo/model-script.yaml");
+  int issue = static_cast<int>(gh_->OpenIssue(kRepo, "reporter", "median() is wrong",
+                                              "median([4, 1, 3, 2]) returns 3, not 2.5."));
+  ASSERT_TRUE(WaitFor([&] { return Ended("triage", 1) && Labels(issue).size() == 3; }))
+      << ReadAll(root_ + "/serve.log");
+  EXPECT_EQ(Labels(issue), (std::vector<std::string>{"area:stats", "bug", "triaged"}));
+  // kiln made its labels with a colour and a description.
+  for (const auto& l : gh_->Get("/repos/acme/stats/labels")) {
+    if (l["name"] == "triaged") {
+      EXPECT_EQ(l["color"], "0e8a16");
+    }
+  }
+
+  // The installation token expires: kiln renews it and goes on.
+  gh_->ExpireTokens();
+  gh_->AddLabel(kRepo, issue, "maintainer", "ready-to-spec");
+  json spec;
+  ASSERT_TRUE(WaitFor([&] { return !(spec = PullFor("kiln/spec-1")).is_null(); }))
+      << ReadAll(root_ + "/serve.log");
+  EXPECT_EQ(spec["user"]["login"], gh_->bot_login());
+
+  gh_->Review(kRepo, spec["number"], "maintainer", "APPROVE", "Good plan.");
+  json pull;
+  ASSERT_TRUE(WaitFor([&] { return !(pull = PullFor("kiln/implement-1")).is_null(); }))
+      << ReadAll(root_ + "/serve.log");
+  EXPECT_TRUE(Contains(pull["body"], "Fixes #1")) << pull.dump(2);
+  const std::string head = pull["head"]["sha"];
+  const std::string n = std::to_string(pull["number"].get<int>());
+
+  // Review and verify ran on the pull_request.opened delivery.
+  ASSERT_TRUE(WaitFor([&] { return Ended("review", 1) && Ended("verify", 1); }))
+      << ReadAll(root_ + "/serve.log");
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& s : gh_->Get("/repos/acme/stats/commits/" + head + "/statuses")) {
+      if (s["context"] == "kiln/verify") return true;
+    }
+    return false;
+  }));
+  json statuses = gh_->Get("/repos/acme/stats/commits/" + head + "/statuses");
+  EXPECT_EQ(statuses[0]["state"], "success") << statuses.dump(2);
+  ASSERT_TRUE(
+      WaitFor([&] { return !gh_->Get("/repos/acme/stats/pulls/" + n + "/reviews").empty(); }));
+  json reviews = gh_->Get("/repos/acme/stats/pulls/" + n + "/reviews");
+  ASSERT_EQ(reviews.size(), 1u);
+  EXPECT_EQ(reviews[0]["user"]["login"], gh_->bot_login());
+  EXPECT_EQ(reviews[0]["state"], "COMMENTED");  // no one approves their own pull request
+  EXPECT_TRUE(Contains(reviews[0]["body"], "Verdict: approve")) << reviews[0].dump(2);
+  json inline_comments = gh_->Get("/repos/acme/stats/pulls/" + n + "/comments");
+  ASSERT_EQ(inline_comments.size(), 1u);
+  EXPECT_EQ(inline_comments[0]["path"], "stats.py");
+  EXPECT_EQ(inline_comments[0]["line"], 20);
+
+  // One progress comment per run on the issue, edited in place to its end.
+  std::string progress = ProgressComments(issue);
+  size_t count = 0;
+  for (size_t at = 0; (at = progress.find("**kiln** `", at)) != std::string::npos; ++at) ++count;
+  EXPECT_EQ(count, 3u) << progress;
+  EXPECT_FALSE(Contains(progress, "**running**")) << progress;
+
+  // Every run succeeded; main is untouched (humans merge).
+  for (const char* role : {"triage", "spec", "implement", "review", "verify"}) {
+    auto runs = Runs(role);
+    ASSERT_EQ(runs.size(), 1u) << role;
+    EXPECT_EQ(runs[0]["status"], "succeeded") << role << ": " << runs[0].dump();
+  }
+  EXPECT_EQ(gh_->BranchSha(kRepo, "main"), main_sha_);
+
+  // The token was renewed after it expired; every delivery was taken.
+  int tokens = 0, refused = 0;
+  for (const auto& r : gh_->Requests()) {
+    if (Contains(r.target, "/access_tokens")) ++tokens;
+    if (r.status == 401) ++refused;
+  }
+  EXPECT_GE(tokens, 2);
+  EXPECT_GE(refused, 1);
+  ASSERT_TRUE(gh_->WaitDeliveries());
+  for (const auto& d : gh_->Deliveries()) {
+    EXPECT_TRUE(d.status == 201 || d.status == 202 || d.status == 200)
+        << d.event << "." << d.action << ": " << d.status << " " << d.response;
+  }
+}
+
+TEST_F(GitHubPipeline, ForgedReplayedMalformedAndForeignDeliveriesStartNothing) {
+  Setup(std::string(KILN_SOURCE_DIR) + "/demo/model-script.yaml");
+  gh_->OpenIssue(kRepo, "reporter", "median() is wrong", "It returns 3.");
+  ASSERT_TRUE(gh_->WaitDeliveries());
+  GitHubDouble::Delivery opened;
+  for (const auto& d : gh_->Deliveries()) {
+    if (d.event == "issues" && d.action == "opened") opened = d;
+  }
+  ASSERT_EQ(opened.status, 201) << opened.response;
+
+  // Replayed: the same delivery id again.
+  auto replay = gh_->Redeliver(opened.id);
+  EXPECT_EQ(replay.status, 200) << replay.response;
+  // Forged: a new id, the body unchanged, a signature that is not the body's.
+  auto forged = gh_->SendRaw("issues", "forged-1", opened.body, "sha256=" + std::string(64, '0'));
+  EXPECT_EQ(forged.status, 401) << forged.response;
+  auto unsigned_ = gh_->SendRaw("issues", "forged-2", opened.body, "");
+  EXPECT_EQ(unsigned_.status, 401) << unsigned_.response;
+  // Malformed, but signed.
+  const std::string bad = "{\"action\": \"opened\", \"issue\": ";
+  auto malformed = gh_->SendRaw("issues", "bad-1", bad, github::Sign(kSecret, bad));
+  EXPECT_EQ(malformed.status, 400) << malformed.response;
+  // Signed and well formed, for a repository kiln is not configured for.
+  json foreign = json::parse(opened.body);
+  foreign["repository"]["full_name"] = "acme/elsewhere";
+  foreign["repository"]["name"] = "elsewhere";
+  const std::string other = foreign.dump();
+  auto elsewhere = gh_->SendRaw("issues", "other-1", other, github::Sign(kSecret, other));
+  EXPECT_EQ(elsewhere.status, 202) << elsewhere.response;
+  EXPECT_TRUE(Contains(elsewhere.response, "not configured")) << elsewhere.response;
+
+  // One triage run, for the one real delivery.
+  ASSERT_TRUE(WaitFor([&] { return Ended("triage", 1); })) << ReadAll(root_ + "/serve.log");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(Runs("triage").size(), 1u);
+  EXPECT_EQ(Json({"runs", "list"}).size(), 1u);
+}
+
+TEST_F(GitHubPipeline, APullRequestGitHubRefusesFailsTheRunAndLeavesNoBranch) {
+  Setup(std::string(KILN_SOURCE_DIR) + "/demo/model-script.yaml");
+  gh_->Inject({"POST",
+               "/repos/acme/stats/pulls",
+               422,
+               {{"message", "Validation Failed"},
+                {"errors", json::array({{{"resource", "PullRequest"},
+                                         {"code", "custom"},
+                                         {"message", "The base branch is locked"}}})}},
+               {},
+               1});
+  int issue = static_cast<int>(gh_->OpenIssue(kRepo, "reporter", "median() is wrong", "3?"));
+  ASSERT_TRUE(WaitFor([&] { return Ended("triage", 1); })) << ReadAll(root_ + "/serve.log");
+  gh_->AddLabel(kRepo, issue, "maintainer", "ready-to-spec");
+  ASSERT_TRUE(WaitFor([&] {
+    return Ended("spec", 1) && Contains(ProgressComments(issue), "The base branch is locked");
+  })) << ProgressComments(issue)
+      << ReadAll(root_ + "/serve.log");
+  std::string progress = ProgressComments(issue);
+  EXPECT_TRUE(Contains(progress, "`spec` run")) << progress;
+  EXPECT_TRUE(Contains(progress, "**failed**")) << progress;
+  EXPECT_TRUE(Contains(progress, "422 Validation Failed: The base branch is locked")) << progress;
+  EXPECT_TRUE(Contains(progress, "deleted again")) << progress;
+  // Nothing half-written: no branch, no pull request.
+  EXPECT_EQ(gh_->BranchSha(kRepo, "kiln/spec-1"), "");
+  EXPECT_TRUE(gh_->Get("/repos/acme/stats/pulls?state=all").empty());
+  EXPECT_EQ(gh_->BranchSha(kRepo, "main"), main_sha_);
+}
+
+}  // namespace
+}  // namespace kiln::testing

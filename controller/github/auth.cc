@@ -93,7 +93,10 @@ Result<std::string> AppAuth::Jwt() {
 }
 
 Result<int64_t> AppAuth::Installation(const std::string& repo) {
-  if (auto it = installations_.find(repo); it != installations_.end()) return it->second;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = installations_.find(repo); it != installations_.end()) return it->second;
+  }
   KILN_ASSIGN_OR_RETURN(std::string jwt, Jwt());
   auto reply = rest_.Call("GET", "/repos/" + repo + "/installation", nullptr, jwt);
   if (!reply) {
@@ -104,17 +107,22 @@ Result<int64_t> AppAuth::Installation(const std::string& repo) {
   if (!id.is_number_integer()) {
     return Error(Error::Code::kIO, "GitHub's installation of " + Quote(repo) + " has no id");
   }
+  std::lock_guard<std::mutex> lock(mu_);
   installations_[repo] = id.get<int64_t>();
   return id.get<int64_t>();
 }
 
+// The lock is not held across requests: a slow or rate-limited token request
+// holds up no other repository. Two callers may both buy a token; GitHub
+// allows that, and the later one is kept.
 Result<std::string> AppAuth::Token(const std::string& repo) {
-  std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(int64_t installation, Installation(repo));
-  const int64_t now = now_s_();
-  if (auto it = tokens_.find(installation);
-      it != tokens_.end() && now < it->second.expires_s - kRenewBefore) {
-    return it->second.token;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = tokens_.find(installation);
+        it != tokens_.end() && now_s_() < it->second.expires_s - kRenewBefore) {
+      return it->second.token;
+    }
   }
   KILN_ASSIGN_OR_RETURN(std::string jwt, Jwt());
   KILN_ASSIGN_OR_RETURN(
@@ -127,6 +135,7 @@ Result<std::string> AppAuth::Token(const std::string& repo) {
     return Error(Error::Code::kIO, "GitHub's installation token answer lacks token or expires_at");
   }
   KILN_ASSIGN_OR_RETURN(int64_t expires, ParseTimestamp(body["expires_at"].get<std::string>()));
+  std::lock_guard<std::mutex> lock(mu_);
   tokens_[installation] = {body["token"].get<std::string>(), expires};
   return body["token"].get<std::string>();
 }

@@ -50,7 +50,8 @@ class StaticAuth : public Auth {
 // A GitHub App. The installation of a repository is looked up once
 // (GET /repos/{repo}/installation), its token made on demand
 // (POST /app/installations/{id}/access_tokens) and kept until
-// kRenewBefore seconds before its expires_at. Thread-safe.
+// kRenewBefore seconds before its expires_at. Thread-safe; no lock is held
+// during a request.
 class AppAuth : public Auth {
  public:
   static constexpr int64_t kRenewBefore = 300;

@@ -122,31 +122,42 @@ std::string GitHub::LabelOut(const std::string& repo, const std::string& label) 
   return label;
 }
 
-Result<Reply> GitHub::Call(const std::string& repo, const std::string& method,
-                           const std::string& path, const json& body) {
-  if (!Configured(repo)) {
-    return Error::NotFound("repository " + Quote(repo) + " is not configured for kiln on GitHub");
-  }
+namespace {
+
+// send(authorization, &status) with repo's token; a 401 (expired or revoked)
+// gets a new token and one more try.
+template <typename Send>
+auto WithToken(Auth& auth, const std::string& repo, Send send)
+    -> decltype(send(std::string(), static_cast<long*>(nullptr))) {
   for (int attempt = 0;; ++attempt) {
-    KILN_ASSIGN_OR_RETURN(std::string token, auth_.Token(repo));
+    KILN_ASSIGN_OR_RETURN(std::string token, auth.Token(repo));
     long status = 0;
-    auto reply = rest_.Call(method, path, body, "Bearer " + token, &status);
-    if (reply || status != 401 || attempt == 1) return reply;
-    auth_.Refused(repo);  // expired or revoked: a new one, once
+    auto result = send("Bearer " + token, &status);
+    if (result || status != 401 || attempt == 1) return result;
+    auth.Refused(repo);
   }
 }
 
+}  // namespace
+
+Status GitHub::Served(const std::string& repo) const {
+  if (Configured(repo)) return Ok();
+  return Error::NotFound("repository " + Quote(repo) + " is not configured for kiln on GitHub");
+}
+
+Result<Reply> GitHub::Call(const std::string& repo, const std::string& method,
+                           const std::string& path, const json& body) {
+  KILN_TRY(Served(repo));
+  return WithToken(auth_, repo, [&](const std::string& authorization, long* status) {
+    return rest_.Call(method, path, body, authorization, status);
+  });
+}
+
 Result<json> GitHub::List(const std::string& repo, const std::string& path) {
-  if (!Configured(repo)) {
-    return Error::NotFound("repository " + Quote(repo) + " is not configured for kiln on GitHub");
-  }
-  for (int attempt = 0;; ++attempt) {
-    KILN_ASSIGN_OR_RETURN(std::string token, auth_.Token(repo));
-    long status = 0;
-    auto list = rest_.List(path, "Bearer " + token, &status);
-    if (list || status != 401 || attempt == 1) return list;
-    auth_.Refused(repo);
-  }
+  KILN_TRY(Served(repo));
+  return WithToken(auth_, repo, [&](const std::string& authorization, long* status) {
+    return rest_.List(path, authorization, status);
+  });
 }
 
 Result<std::string> GitHub::TokenForUrl(const std::string& url) {

@@ -73,6 +73,8 @@ class GitHub : public forge::Forge {
 
  private:
   const RepoSettings* Find(const std::string& repo) const;
+  // kNotFound for a repository the settings do not name.
+  Status Served(const std::string& repo) const;
   Result<Reply> Call(const std::string& repo, const std::string& method, const std::string& path,
                      const nlohmann::json& body = nullptr);
   Result<nlohmann::json> List(const std::string& repo, const std::string& path);

@@ -52,8 +52,6 @@ class Rest {
  public:
   explicit Rest(RestOptions options);
 
-  const RestOptions& options() const { return options_; }
-
   // One call: method ("GET", "POST", "PATCH", "PUT", "DELETE"), path below
   // api_url ("/repos/o/r/issues/1") or an absolute URL of the same server (a
   // Link), a JSON body (null: none), authorization the whole Authorization

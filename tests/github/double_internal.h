@@ -231,6 +231,9 @@ struct GitHubDouble::Impl {
                                    const std::string& body);
   // Queues issues.<action>, or pull_request.<action> for a pull request, with
   // extra merged into the payload.
+  // Sets the title and body req gives (strings that differ); returns
+  // GitHub's "changes" of an edited event ({"title": {"from": old}, ...}).
+  json ApplyTitleAndBody(ghd::Issue& item, const json& req);
   void IssueEvent(ghd::Repo& repo, ghd::Issue& issue, const std::string& action,
                   const std::string& user, json extra = json::object());
   void SetStateLocked(ghd::Repo& repo, ghd::Issue& issue, const std::string& user,

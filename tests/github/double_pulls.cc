@@ -157,28 +157,21 @@ Reply GitHubDouble::Impl::CreatePull(Repo& repo, const std::string& user, const 
 Reply GitHubDouble::Impl::EditPull(Repo& repo, Issue& pull, const std::string& user,
                                    const json& req) {
   if (!req.is_object()) return Error(400, "Problems parsing JSON");
-  json changes = json::object();
-  if (req.contains("title") && req["title"].is_string() && req["title"] != pull.title) {
-    changes["title"] = {{"from", pull.title}};
-    pull.title = req["title"].get<std::string>();
-  }
-  if (req.contains("body") && req["body"].is_string() && req["body"] != pull.body) {
-    changes["body"] = {{"from", pull.body}};
-    pull.body = req["body"].get<std::string>();
-  }
-  std::string base = Str(req, "base");
-  if (!base.empty() && base != pull.base) {
-    std::string sha = BranchShaLocked(repo, base);
-    if (sha.empty()) {
-      return Invalid({{"resource", "PullRequest"}, {"field", "base"}, {"code", "invalid"}});
-    }
-    changes["base"] = {{"ref", {{"from", pull.base}}},
-                       {"sha", {{"from", BranchShaLocked(repo, pull.base)}}}};
-    pull.base = base;
-  }
+  // Everything is checked before anything changes, as on GitHub.
   std::string state = Str(req, "state");
   if (!state.empty() && state != "open" && state != "closed") {
     return Invalid({{"resource", "PullRequest"}, {"field", "state"}, {"code", "invalid"}});
+  }
+  std::string base = Str(req, "base");
+  const bool rebase = !base.empty() && base != pull.base;
+  if (rebase && BranchShaLocked(repo, base).empty()) {
+    return Invalid({{"resource", "PullRequest"}, {"field", "base"}, {"code", "invalid"}});
+  }
+  json changes = ApplyTitleAndBody(pull, req);
+  if (rebase) {
+    changes["base"] = {{"ref", {{"from", pull.base}}},
+                       {"sha", {{"from", BranchShaLocked(repo, pull.base)}}}};
+    pull.base = base;
   }
   if (!changes.empty()) {
     pull.updated_at = ghd::NowIso();

@@ -389,22 +389,14 @@ Reply GitHubDouble::Impl::HandleRepoApi(const Call& call, const Caller& caller,
 Reply GitHubDouble::Impl::EditIssue(Repo& repo, Issue& issue, const std::string& user,
                                     const json& req) {
   if (!req.is_object()) return Error(400, "Problems parsing JSON");
-  json changes = json::object();
-  if (req.contains("title") && req["title"].is_string() && req["title"] != issue.title) {
-    changes["title"] = {{"from", issue.title}};
-    issue.title = req["title"].get<std::string>();
-  }
-  if (req.contains("body") && req["body"].is_string() && req["body"] != issue.body) {
-    changes["body"] = {{"from", issue.body}};
-    issue.body = req["body"].get<std::string>();
-  }
-  if (!changes.empty()) {
-    issue.updated_at = ghd::NowIso();
-    IssueEvent(repo, issue, "edited", user, {{"changes", changes}});
-  }
   std::string state = Str(req, "state");
   if (!state.empty() && state != "open" && state != "closed") {
     return Invalid(json::array({{{"resource", "Issue"}, {"code", "invalid"}, {"field", "state"}}}));
+  }
+  json changes = ApplyTitleAndBody(issue, req);
+  if (!changes.empty()) {
+    issue.updated_at = ghd::NowIso();
+    IssueEvent(repo, issue, "edited", user, {{"changes", changes}});
   }
   if (!state.empty() && state != issue.state) SetStateLocked(repo, issue, user, state);
   return Json(200, IssueJson(repo, issue));

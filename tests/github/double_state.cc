@@ -230,4 +230,15 @@ void GitHubDouble::Impl::RefsChanged(Repo& repo, const std::map<std::string, std
   }
 }
 
+json GitHubDouble::Impl::ApplyTitleAndBody(ghd::Issue& item, const json& req) {
+  json changes = json::object();
+  for (auto [key, field] : {std::pair{"title", &item.title}, std::pair{"body", &item.body}}) {
+    auto it = req.find(key);
+    if (it == req.end() || !it->is_string() || *it == *field) continue;
+    changes[key] = {{"from", *field}};
+    *field = it->get<std::string>();
+  }
+  return changes;
+}
+
 }  // namespace kiln::testing

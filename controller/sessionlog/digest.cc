@@ -128,6 +128,9 @@ std::optional<std::string> Base64Decode(std::string_view text) {
       }
       v = v << 6 | static_cast<uint32_t>(x);
     }
+    // The bits a padded group leaves unused must be zero, or several texts
+    // would decode to one value and a changed signature could pass unseen.
+    if ((pad == 2 && (v & 0xffff) != 0) || (pad == 1 && (v & 0xff) != 0)) return std::nullopt;
     out += static_cast<char>(v >> 16);
     if (pad < 2) out += static_cast<char>((v >> 8) & 0xff);
     if (pad < 1) out += static_cast<char>(v & 0xff);

@@ -45,7 +45,8 @@ bool ParseHex(std::string_view text, uint8_t* out, size_t n);
 std::string Base64(std::string_view bytes);
 // The URL-safe alphabet (section 5), without padding.
 std::string Base64Url(std::string_view bytes);
-// Strict decoder for the standard alphabet with padding; nullopt on any error.
+// Strict decoder for the standard alphabet with padding; nullopt on any error,
+// including nonzero unused bits in the last group (each value has one text).
 std::optional<std::string> Base64Decode(std::string_view text);
 
 }  // namespace kiln::sessionlog

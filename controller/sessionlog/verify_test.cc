@@ -112,6 +112,25 @@ TEST(SessionLogVerify, BadSignatureOnRunEnd) {
   EXPECT_FALSE(r.complete);
 }
 
+// The last character before "==" carries 2 bits of the signature and 4
+// unused ones: setting an unused bit must not give the same signature back.
+TEST(SessionLogVerify, SignatureWithNonzeroUnusedBitsIsABadSignature) {
+  TestLog log;
+  auto lines = log.lines();
+  std::string& last = lines.back();
+  size_t at = last.find("==\"");
+  ASSERT_NE(at, std::string::npos) << last;
+  --at;
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t index = alphabet.find(last[at]);
+  ASSERT_EQ(index % 16, 0u) << "written signatures keep the unused bits zero: " << last;
+  last[at] = alphabet[index | 1];
+  log.Write(lines);
+  VerifyReport r = log.Verify();
+  ExpectOnly(r, FindingKind::kBadSignature, lines.size() - 1, "unused bits of the sig");
+  EXPECT_FALSE(r.complete);
+}
+
 TEST(SessionLogVerify, ChangedRunEndPayloadFailsItsSignature) {
   TestLog log;
   auto lines = log.lines();

@@ -1,47 +1,66 @@
-// The `kiln` binary: one command with a verb per capability. Each folder
-// registers its own verbs; this file only wires them together.
-#include <CLI/CLI.hpp>
-#include <string>
+// The `kiln` binary, lean: it serves `kiln sandbox run` itself and hands every
+// other verb to kiln-controller beside it (execv, same arguments).
+//
+// `kiln sandbox run` is what a user times against bubblewrap and what the
+// controller starts for every run, so it links only the sandbox: libc and
+// libseccomp are its only shared libraries. The controller's verbs need
+// libgit2, libcurl, SQLite and yaml-cpp, forty-odd shared libraries whose
+// loading alone would cost a sandbox several times its own start-up
+// (docs/BENCHMARKS.md).
+#include <unistd.h>
 
-#include "controller/cli.h"
-#include "controller/forge/cli.h"
-#include "controller/logging.h"
-#include "controller/sessionlog/cli.h"
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "controller/cli_app.h"
 #include "sandbox/cli.h"
 
-int main(int argc, char** argv) {
-  // Diagnostics go to stderr as "kiln: level: message" (or JSON lines), so
-  // stdout stays the command's.
-  (void)kiln::logging::Setup("text");
+namespace {
 
-  CLI::App app{"kiln: a software factory runtime for on-prem runner hosts", "kiln"};
-  app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
-  // An option callback runs before any verb's: the format holds for all of it.
-  app.add_option_function<std::string>(
-      "--log-format",
-      [](const std::string& format) {
-        if (auto st = kiln::logging::Setup(format); !st.ok()) {
-          throw CLI::ValidationError(st.error().message());
-        }
-      },
-      "diagnostics on stderr as text (default) or json (one object per line)");
-  app.require_subcommand(1);
-  int exit_code = 0;
-  // `kiln sandbox gc` also reaps the controller's leftovers (the sandbox
-  // knows nothing of runs, so the controller adds its part).
-  std::string gc_config;
-  kiln::sandbox::cli::Register(app, &exit_code, [&gc_config](const std::string& state_dir) {
-    return kiln::controller::cli::Gc(state_dir, gc_config);
-  });
-  kiln::controller::cli::AddGcOptions(app, &gc_config);
-  kiln::controller::cli::Register(app, &exit_code);
-  kiln::sessionlog::cli::Register(app, &exit_code);
-  kiln::forge::cli::Register(app, &exit_code);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;  // usage errors exit 2, like most Unix tools
+// Whether the command line is `kiln [--log-format F] sandbox run ...`: the
+// first two words that are not options (nor --log-format's value).
+bool IsSandboxRun(int argc, char** argv) {
+  std::string_view words[2];
+  int n = 0;
+  for (int i = 1; i < argc && n < 2; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--log-format") {
+      ++i;
+    } else if (a.starts_with("-")) {
+      if (n == 0 && !a.starts_with("--log-format=")) return false;  // --help, --version
+    } else {
+      words[n++] = a;
+    }
   }
-  return exit_code;
+  return n == 2 && words[0] == "sandbox" && words[1] == "run";
+}
+
+int RunSandbox(int argc, char** argv) {
+  std::unique_ptr<CLI::App> app = kiln::cli_app::Make();
+  int exit_code = 0;
+  kiln::sandbox::cli::Register(*app, &exit_code, nullptr);
+  return kiln::cli_app::Run(*app, argc, argv, exit_code);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (IsSandboxRun(argc, argv)) return RunSandbox(argc, argv);
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::string full = (self.parent_path() / "kiln-controller").string();
+  if (ec) {
+    std::fprintf(stderr, "kiln: error: readlink('/proc/self/exe'): %s\n", ec.message().c_str());
+    return 127;
+  }
+  ::execv(full.c_str(), argv);
+  std::fprintf(stderr, "kiln: error: cannot run %s: %s (it is installed beside kiln)\n",
+               full.c_str(), std::strerror(errno));
+  return 127;
 }

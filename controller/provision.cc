@@ -361,7 +361,8 @@ Status ResolvePaths(config::Config* c) {
     }
     return Ok();
   };
-  KILN_TRY(pick(&c->kiln_binary, "kiln", {self}));
+  // Runs start `kiln sandbox run`: the lean binary beside this one.
+  KILN_TRY(pick(&c->kiln_binary, "kiln", {dir / "kiln"}));
   KILN_TRY(pick(&c->runtime_binary, "kiln-runtime",
                 {dir / "kiln-runtime", dir / "../runtime/kiln-runtime"}));
   KILN_TRY(pick(&c->forward_binary, "kiln-proxy-forward",

@@ -150,6 +150,44 @@ TEST_F(SandboxCliTest, OnlyPassedDescriptorsAreInherited) {
   EXPECT_EQ(o.out, "passed-content\n" + listed) << "only stdio and the passed fd";
 }
 
+// `kiln sandbox run` links nothing but the sandbox; the other verbs are
+// kiln-controller's, reached through kiln.
+TEST_F(SandboxCliTest, KilnLoadsOnlyLibcAndLibseccomp) {
+  auto o = kiln::testing::Run({"/usr/bin/readelf", "--dynamic", KilnBinary()});
+  ASSERT_EQ(o.status, 0) << o.err;
+  std::set<std::string> needed;
+  for (size_t at = o.out.find("(NEEDED)"); at != std::string::npos;
+       at = o.out.find("(NEEDED)", at + 1)) {
+    size_t open = o.out.find('[', at), close = o.out.find(']', at);
+    needed.insert(o.out.substr(open + 1, close - open - 1));
+  }
+  EXPECT_EQ(needed, (std::set<std::string>{"ld-linux-x86-64.so.2", "libc.so.6", "libseccomp.so.2"}))
+      << o.out;
+
+  auto version = kiln::testing::Run({KilnBinary(), "--version"});
+  EXPECT_EQ(version.status, 0) << version.err;
+  EXPECT_EQ(version.out, "kiln 0.1.0\n");
+  auto help = kiln::testing::Run({KilnBinary(), "--log-format", "json", "runs", "--help"});
+  EXPECT_EQ(help.status, 0) << help.err;
+  EXPECT_NE(help.out.find("list"), std::string::npos) << help.out;
+}
+
+TEST_F(SandboxCliTest, KilnWithoutKilnControllerBesideItStillRunsSandboxes) {
+  TempDir dir;
+  std::string kiln = dir.path() + "/kiln";
+  fs::copy_file(KilnBinary(), kiln);
+  auto o =
+      kiln::testing::Run({kiln, "sandbox", "run", "--state-dir", TestStateDir(), "--cgroup-parent",
+                          TestCgroupParent(), "--", "sh", "-c", "echo inside"});
+  EXPECT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out, "inside\n");
+  auto other = kiln::testing::Run({kiln, "runs", "list"});
+  EXPECT_EQ(other.status, 127);
+  EXPECT_NE(other.err.find("cannot run " + dir.path() + "/kiln-controller: No such file"),
+            std::string::npos)
+      << other.err;
+}
+
 TEST_F(SandboxCliTest, TimeoutTermsThenKills) {
   TempDir dir;
   std::string report = dir.path() + "/r.json";

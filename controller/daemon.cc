@@ -106,7 +106,8 @@ Status OpenGitHub(const config::Config& cfg, git::Cache& cache, forge::Inbox& in
   KILN_ASSIGN_OR_RETURN(std::string secret, ReadSecret(g.webhook_secret_file, "webhook secret"));
   auto gh = std::make_unique<github::GitHub>(**rest, **auth, g, cfg.pipeline.bot);
   github::GitHub* raw = gh.get();
-  cache.set_tokens([raw](const std::string& url) { return raw->TokenForUrl(url); });
+  cache.set_tokens(
+      [raw](const std::string& url, bool renew) { return raw->TokenForUrl(url, renew); });
   github::ReceiverOptions ro2;
   ro2.secret = secret;
   ro2.configured = [raw](const std::string& repo) { return raw->Configured(repo); };

@@ -543,7 +543,9 @@ std::vector<RoleCase> AgentRoles() {
   json triage_full = with(with(triage, "questions", {"Which version?"}), "duplicate_of", 12);
   json spec = {{"title", "Spec: x (#4)"}, {"summary", "Covers x."}};
   json implement = {{"title", "Do x (#4)"}, {"summary", "Did x."}, {"tests", "make test: ok"}};
-  json review = {{"verdict", "approve_with_nits"}, {"summary", "Fine."}, {"comments", {comment}}};
+  json ranged = with(with(comment, "start_line", 1), "start_side", "LEFT");
+  json review = {
+      {"verdict", "approve_with_nits"}, {"summary", "Fine."}, {"comments", {comment, ranged}}};
   json improve = {
       {"summary", "Looked at 12 runs."},
       {"proposals",
@@ -581,6 +583,9 @@ std::vector<RoleCase> AgentRoles() {
         with(review, "comments", {with(comment, "severity", "critical")}),
         with(review, "comments", {without(comment, "path")}),
         with(review, "comments", {with(comment, "suggestion", "x")}),
+        with(review, "comments", {with(comment, "start_line", 0)}),
+        with(review, "comments", {with(comment, "start_line", "2")}),
+        with(review, "comments", {with(ranged, "start_side", "left")}),
         with(review, "comments", json(std::vector<json>(31, comment)))}},
       {"improve",
        30 * 60'000,

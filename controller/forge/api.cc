@@ -18,6 +18,7 @@ namespace kiln::forge {
 namespace {
 
 using nlohmann::json;
+using wire::OptString;
 
 constexpr std::string_view kPrefix = "/api/v1/";
 
@@ -138,13 +139,6 @@ std::variant<json, ApiResponse> Body(const std::string& text) {
   }
 }
 
-Result<std::optional<std::string>> OptString(const json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || it->is_null()) return std::optional<std::string>();
-  if (!it->is_string()) return Error::Invalid("field " + Quote(field) + " must be a string");
-  return std::optional<std::string>(it->get<std::string>());
-}
-
 Result<std::string> String(const json& j, const char* field, bool required) {
   KILN_ASSIGN_OR_RETURN(std::optional<std::string> v, OptString(j, field));
   if (!v && required) return Error::Invalid("field " + Quote(field) + " is missing");
@@ -207,25 +201,9 @@ Result<Review> ReviewFrom(const json& j) {
       const json& c = (*it)[i];
       const std::string at = "comments[" + std::to_string(i) + "]";
       if (!c.is_object()) return Error::Invalid("field " + Quote(at) + " must be an object");
-      ReviewComment rc;
-      auto path = String(c, "path", true);
-      if (!path.ok()) return path.error().Wrap(at);
-      rc.path = *path;
-      auto line = c.find("line");
-      if (line == c.end() || !line->is_number_integer()) {
-        return Error::Invalid(at + ": field 'line' must be an integer");
-      }
-      rc.line = line->get<int64_t>();
-      auto side = OptString(c, "side");
-      auto severity = OptString(c, "severity");
-      auto body = String(c, "body", true);
-      if (!side.ok()) return side.error().Wrap(at);
-      if (!severity.ok()) return severity.error().Wrap(at);
-      if (!body.ok()) return body.error().Wrap(at);
-      rc.side = side->value_or("RIGHT");
-      rc.severity = severity->value_or("nit");
-      rc.body = *body;
-      r.comments.push_back(std::move(rc));
+      auto rc = wire::ReviewCommentFrom(c);
+      if (!rc.ok()) return rc.error().Wrap(at);
+      r.comments.push_back(std::move(*rc));
     }
   }
   return r;

@@ -193,12 +193,56 @@ TEST_F(ApiTest, PullsReviewsStatusesAndMerge) {
   EXPECT_EQ(review["state"], "CHANGES_REQUESTED");
   EXPECT_EQ(review["commit_id"], head);
   EXPECT_EQ(review["comments"][0]["line"], 2);
+  EXPECT_TRUE(review["comments"][0]["start_line"].is_null());
+  EXPECT_TRUE(review["comments"][0]["start_side"].is_null());
   CallJson(422, "POST", kBase + "/pulls/1/reviews", {{"event", "LGTM"}});
   CallJson(422, "POST", kBase + "/pulls/1/reviews",
            {{"event", "COMMENT"}, {"comments", {{{"path", "x"}, {"body", "no line"}}}}});
+
+  // A range of lines: start_side defaults to side; the range reads back.
+  auto ranged = [](json start_line, int line) {
+    json c = {{"path", "src/main.c"}, {"line", line}, {"body", "these"}};
+    c["start_line"] = std::move(start_line);
+    return json{{"event", "COMMENT"}, {"comments", {c}}};
+  };
+  json range = CallJson(201, "POST", kBase + "/pulls/1/reviews", ranged(1, 3));
+  EXPECT_EQ(range["comments"][0]["start_line"], 1);
+  EXPECT_EQ(range["comments"][0]["start_side"], "RIGHT");
+  EXPECT_EQ(range["comments"][0]["line"], 3);
+  json listed = CallJson(200, "GET", kBase + "/pulls/1/reviews");
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[1]["comments"][0]["start_line"], 1);
+  EXPECT_EQ(listed[1]["comments"][0]["start_side"], "RIGHT");
+  // null is a single line, as on GitHub.
+  json single = CallJson(201, "POST", kBase + "/pulls/1/reviews", ranged(nullptr, 3));
+  EXPECT_TRUE(single["comments"][0]["start_line"].is_null());
+  // Bad ranges: the field and the reason, 422; nothing is posted.
+  auto refused = [&](const json& body) {
+    json j = CallJson(422, "POST", kBase + "/pulls/1/reviews", body);
+    return j.value("message", "");
+  };
+  EXPECT_EQ(refused(ranged("1", 3)), "comments[0]: field 'start_line' must be an integer");
+  EXPECT_EQ(refused(ranged(1.5, 3)), "comments[0]: field 'start_line' must be an integer");
+  EXPECT_EQ(refused(ranged(0, 3)), "comments[0]: field 'start_line' must be 1 or more, not 0");
+  EXPECT_EQ(refused(ranged(3, 3)),
+            "comments[0]: src/main.c:3-3 (RIGHT): start_line 3 must come before line 3 on the "
+            "same side (RIGHT)");
+  json side = ranged(1, 3);
+  side["comments"][0]["start_side"] = "up";
+  EXPECT_EQ(refused(side),
+            "comments[0]: src/main.c:1 (up) to 3 (RIGHT): start_side 'up' is not one of RIGHT, "
+            "LEFT");
+  json no_line = ranged(nullptr, 3);
+  no_line["comments"][0]["start_side"] = "LEFT";
+  EXPECT_EQ(refused(no_line),
+            "comments[0]: src/main.c:3 (RIGHT): start_side 'LEFT' is set without a start_line");
+  EXPECT_NE(refused(ranged(1, 9)).find("the end line 9 (RIGHT) is not in the diff"),
+            std::string::npos);
+  EXPECT_EQ(CallJson(200, "GET", kBase + "/pulls/1/reviews").size(), 3u);
+
   json approved = CallJson(201, "POST", kBase + "/pulls/1/reviews", {{"verdict", "approve"}});
   EXPECT_EQ(approved["state"], "APPROVED");
-  EXPECT_EQ(CallJson(200, "GET", kBase + "/pulls/1/reviews").size(), 2u);
+  EXPECT_EQ(CallJson(200, "GET", kBase + "/pulls/1/reviews").size(), 4u);
 
   json status = CallJson(201, "POST", kBase + "/statuses/" + head,
                          {{"state", "success"}, {"context", "kiln/verify"}, {"description", "ok"}});

@@ -459,8 +459,7 @@ int DoPrShow(const Options& o) {
                 wire::Time(r.created_ms).c_str());
     if (!r.body.empty()) std::printf("%s", Indent(r.body, "    ").c_str());
     for (const auto& c : r.comments) {
-      std::printf("    %s:%lld (%s, %s): %s\n", c.path.c_str(), static_cast<long long>(c.line),
-                  c.side.c_str(), c.severity.c_str(), c.body.c_str());
+      std::printf("    %s, %s: %s\n", wire::Anchor(c).c_str(), c.severity.c_str(), c.body.c_str());
     }
   }
   std::printf("\nstatuses of %s%s\n", Short(p->head_sha).c_str(), statuses.empty() ? ": none" : "");

@@ -211,8 +211,25 @@ TEST_F(CliTest, PullRequestVerbs) {
   ASSERT_EQ(approve.status, 0) << approve.err;
   EXPECT_EQ(approve.out.rfind("#2 approved at " + head.substr(0, 12), 0), 0u) << approve.out;
 
+  {
+    // Inline comments, one on a range of lines, written as the API would.
+    auto bob = Local::Open(dir_ / "state/kiln.db", dir_ / "state/forge/repos", "bob");
+    ASSERT_TRUE(bob.ok()) << bob.error().message();
+    ReviewComment range{"README.md", 3, "RIGHT", "minor", "these lines"};
+    range.start_line = 1;
+    range.start_side = "RIGHT";
+    Review r;
+    r.verdict = "comment";
+    r.comments = {{"README.md", 3, "RIGHT", "nit", "this line"}, range};
+    auto added = (*bob)->AddReview("acme/gadget", 2, r);
+    ASSERT_TRUE(added.ok()) << added.error().message();
+  }
   Outcome show = K("pr show", "--repo acme/gadget 2");
   ASSERT_EQ(show.status, 0) << show.err;
+  EXPECT_NE(show.out.find("    README.md:3 (RIGHT), nit: this line\n"
+                          "    README.md:1-3 (RIGHT), minor: these lines\n"),
+            std::string::npos)
+      << show.out;
   EXPECT_NE(show.out.find("head     fix @ " + head), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("base     main @ "), std::string::npos);
   EXPECT_NE(show.out.find("review 1 by alice: approve at " + head.substr(0, 12)), std::string::npos)

@@ -62,13 +62,18 @@ struct Comment {
 
 // An inline review comment, anchored like GitHub's: a line of the file on one
 // side of the pull request's diff (RIGHT: the head's line numbers, LEFT: the
-// base's).
+// base's), or a range of lines from start_line on start_side to line on side,
+// inside one hunk of the diff and starting before it ends.
 struct ReviewComment {
   std::string path;
   int64_t line = 0;
   std::string side = "RIGHT";    // RIGHT | LEFT
   std::string severity = "nit";  // blocker | major | minor | nit
   std::string body;
+  // Last, with initializers, so that {path, line, side, severity, body}
+  // still makes a single-line comment.
+  int64_t start_line = 0;    // the range's first line; 0: a comment on line alone
+  std::string start_side{};  // RIGHT | LEFT with a start_line; empty without
 };
 
 struct Review {

@@ -87,7 +87,8 @@ class Local final : public Forge {
   Result<std::vector<Review>> Reviews(const std::string& repo, int64_t number) override;
   // review.author and created_ms are ignored (the actor, now); an empty
   // commit_sha means the head now. Inline comments must anchor to a line of
-  // the pull request's diff at that commit (git::ParseHunks).
+  // the pull request's diff at that commit, a range to lines of one hunk
+  // (git::WhyNotAnchored).
   Result<Review> AddReview(const std::string& repo, int64_t number, const Review& review) override;
   // The commit must exist in the repository; a newer status of the same
   // context replaces the older one.

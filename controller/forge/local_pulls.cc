@@ -10,6 +10,7 @@
 #include "controller/forge/local.h"
 #include "controller/forge/rows.h"
 #include "controller/forge/validate.h"
+#include "controller/forge/wire.h"
 #include "controller/git/write.h"
 
 namespace kiln::forge {
@@ -58,6 +59,8 @@ Status CheckReview(const Review& r) {
     if (c.line < 1) return Error::Invalid(at + " on " + Quote(c.path) + ": line must be 1 or more");
     if (Status st = validate::Side(c.side); !st.ok()) return st.error().Wrap(at);
     if (Status st = validate::Severity(c.severity); !st.ok()) return st.error().Wrap(at);
+    Status range = validate::CommentRange(c.start_line, c.start_side, c.line, c.side);
+    if (!range.ok()) return range.error().Wrap(at + " on " + Quote(c.path));
     if (Trim(c.body).empty()) return Error::Invalid(at + " on " + Quote(c.path) + ": empty body");
     KILN_TRY(validate::Body(c.body, at));
   }
@@ -66,13 +69,7 @@ Status CheckReview(const Review& r) {
 
 nlohmann::json CommentsJson(const std::vector<ReviewComment>& comments) {
   nlohmann::json a = nlohmann::json::array();
-  for (const auto& c : comments) {
-    a.push_back({{"path", c.path},
-                 {"line", c.line},
-                 {"side", c.side},
-                 {"severity", c.severity},
-                 {"body", c.body}});
-  }
+  for (const auto& c : comments) a.push_back(wire::ReviewCommentJson(c));
   return a;
 }
 
@@ -213,12 +210,12 @@ Result<Review> Local::AddReview(const std::string& repo, int64_t number, const R
     git::CommentableLines lines = git::ParseHunks(*patch);
     for (size_t i = 0; i < review.comments.size(); ++i) {
       const ReviewComment& c = review.comments[i];
-      const auto& side = c.side == "LEFT" ? lines.left : lines.right;
-      auto it = side.find(c.path);
-      if (it == side.end() || it->second.count(c.line) == 0) {
-        return Error::Invalid("inline comment " + std::to_string(i + 1) + " on " + Quote(c.path) +
-                              " line " + std::to_string(c.line) + " (" + c.side +
-                              ") is not a line of the diff of " + what + " at " + Short(commit));
+      std::string why =
+          git::WhyNotAnchored(lines, c.path, c.start_line, c.start_side, c.line, c.side);
+      if (!why.empty()) {
+        return Error::Invalid("inline comment " + std::to_string(i + 1) + " on " + wire::Anchor(c) +
+                              " does not fit the diff of " + what + " at " + Short(commit) + ": " +
+                              why);
       }
     }
   }

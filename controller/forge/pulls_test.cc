@@ -1,6 +1,7 @@
 // The local forge's pull requests: opening, pushes, reviews, statuses,
 // merges (fast-forward, merge commit, conflict) and diffs.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 
@@ -295,10 +296,11 @@ TEST_F(PullTest, ReviewsRefuseBadInput) {
   off_diff.comments.push_back({"README.md", 1, "RIGHT", "nit", "not in the diff"});
   auto st = alice_->AddReview(kRepo, 1, off_diff);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message().find("inline comment 1 on 'README.md' line 1 (RIGHT) is not a "
-                                      "line of the diff"),
+  EXPECT_NE(st.error().message().find("inline comment 1 on README.md:1 (RIGHT) does not fit the "
+                                      "diff of pull request #1"),
             std::string::npos)
       << st.error().message();
+  EXPECT_NE(st.error().message().find(": the file is not in the diff"), std::string::npos);
   Review empty;
   empty.verdict = "comment";
   EXPECT_FALSE(alice_->AddReview(kRepo, 1, empty).ok());
@@ -321,6 +323,140 @@ TEST_F(PullTest, ReviewsRefuseBadInput) {
   EXPECT_FALSE(alice_->AddReview(kRepo, 2, ok).ok());  // #2 is an issue
   EXPECT_EQ(EventCount(), before + 1);                 // the issue.opened only
   EXPECT_TRUE(alice_->Reviews(kRepo, 1)->empty());
+}
+
+// A pull request changing lines 3 and 27 of a 30-line file: two hunks, 1-6
+// and 24-30 on both sides.
+class RangeTest : public PullTest {
+ protected:
+  void SetUp() override {
+    PullTest::SetUp();
+    if (HasFatalFailure()) return;
+    std::string text;
+    for (int i = 1; i <= 30; ++i) text += "l" + std::to_string(i) + "\n";
+    ASSERT_TRUE(Push("main", Commit("main", "main", {{"long.txt", text}}, "long")).ok());
+    text.replace(text.find("l3\n"), 3, "L3\n");
+    text.replace(text.find("l27\n"), 4, "L27\n");
+    ASSERT_TRUE(Push("ranges", Commit("ranges", "main", {{"long.txt", text}}, "two")).ok());
+    auto p = alice_->OpenPull(kRepo, "Two changes", "", "ranges", "main");
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    number_ = p->issue.number;
+  }
+
+  static ReviewComment Range(int64_t start_line, std::string start_side, int64_t line,
+                             std::string side = "RIGHT") {
+    ReviewComment c{"long.txt", line, std::move(side), "minor", "these lines"};
+    c.start_line = start_line;
+    c.start_side = std::move(start_side);
+    return c;
+  }
+
+  // The error of a comment review holding c alone; "" when it posts.
+  std::string Refusal(const ReviewComment& c) {
+    Review r;
+    r.verdict = "comment";
+    r.comments = {c};
+    auto out = alice_->AddReview(kRepo, number_, r);
+    return out.ok() ? "" : out.error().message();
+  }
+
+  int64_t number_ = 0;
+};
+
+TEST_F(RangeTest, RangesInsideOneHunkRoundTrip) {
+  Review r;
+  r.verdict = "request_changes";
+  r.comments = {Range(2, "RIGHT", 5),
+                Range(3, "LEFT", 4),
+                Range(25, "LEFT", 28, "LEFT"),
+                {"long.txt", 27, "RIGHT", "nit", "one line"}};
+  auto out = alice_->AddReview(kRepo, number_, r);
+  ASSERT_TRUE(out.ok()) << out.error().message();
+  auto reviews = alice_->Reviews(kRepo, number_);
+  ASSERT_TRUE(reviews.ok()) << reviews.error().message();
+  ASSERT_EQ(reviews->size(), 1u);
+  const auto& got = (*reviews)[0].comments;
+  ASSERT_EQ(got.size(), 4u);
+  for (size_t i = 0; i < got.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(got[i].path, r.comments[i].path);
+    EXPECT_EQ(got[i].line, r.comments[i].line);
+    EXPECT_EQ(got[i].side, r.comments[i].side);
+    EXPECT_EQ(got[i].start_line, r.comments[i].start_line);
+    EXPECT_EQ(got[i].start_side, r.comments[i].start_side);
+  }
+  EXPECT_EQ(got[3].start_line, 0);
+  EXPECT_EQ(got[3].start_side, "");
+}
+
+TEST_F(RangeTest, RangesBreakingGitHubsRulesAreRefused) {
+  EXPECT_NE(Refusal(Range(5, "RIGHT", 25))
+                .find("inline comment 1 on long.txt:5-25 (RIGHT) does not fit the diff of pull "
+                      "request #" +
+                      std::to_string(number_) + " in 'acme/widget' at "),
+            std::string::npos);
+  EXPECT_NE(Refusal(Range(5, "RIGHT", 25))
+                .find(": the range spans more than one hunk of the diff; it must lie inside one "
+                      "hunk"),
+            std::string::npos);
+  EXPECT_EQ(Refusal(Range(5, "RIGHT", 3)),
+            "inline comment 1 on 'long.txt': start_line 5 must come before line 3 on the same "
+            "side (RIGHT)");
+  EXPECT_EQ(Refusal(Range(4, "RIGHT", 4)),
+            "inline comment 1 on 'long.txt': start_line 4 must come before line 4 on the same "
+            "side (RIGHT)");
+  EXPECT_NE(Refusal(Range(12, "RIGHT", 25)).find(": the start line 12 (RIGHT) is not in the diff"),
+            std::string::npos);
+  EXPECT_NE(Refusal(Range(2, "RIGHT", 12)).find(": the end line 12 (RIGHT) is not in the diff"),
+            std::string::npos);
+  EXPECT_NE(Refusal(Range(-1, "RIGHT", 4)).find("start_line -1 must be 1 or more"),
+            std::string::npos);
+  EXPECT_NE(Refusal(Range(2, "", 4)).find("start_side '' is not one of RIGHT, LEFT"),
+            std::string::npos);
+  EXPECT_NE(Refusal(Range(0, "LEFT", 4)).find("start_side 'LEFT' is set without a start_line"),
+            std::string::npos);
+  EXPECT_TRUE(alice_->Reviews(kRepo, number_)->empty());
+}
+
+// Comments stored before ranges existed have no start_line or start_side:
+// they read back as single-line comments. A stored range that breaks the
+// rules is corruption, not a comment.
+TEST_F(RangeTest, StoredCommentsWithoutRangesReadBack) {
+  Review r;
+  r.verdict = "comment";
+  r.comments = {{"long.txt", 27, "RIGHT", "nit", "one line"}};
+  ASSERT_TRUE(alice_->AddReview(kRepo, number_, r).ok());
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(store().c_str(), &raw), SQLITE_OK);
+  auto exec = [&](const std::string& sql) {
+    char* error = nullptr;
+    int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &error);
+    std::string message = error ? error : "";
+    sqlite3_free(error);
+    return rc == SQLITE_OK ? std::string() : message;
+  };
+  ASSERT_EQ(exec("UPDATE forge_reviews SET comments = '[{\"path\": \"long.txt\", \"line\": 27, "
+                 "\"side\": \"RIGHT\", \"severity\": \"nit\", \"body\": \"old\"}]'"),
+            "");
+  auto old = alice_->Reviews(kRepo, number_);
+  ASSERT_TRUE(old.ok()) << old.error().message();
+  ASSERT_EQ((*old)[0].comments.size(), 1u);
+  EXPECT_EQ((*old)[0].comments[0].body, "old");
+  EXPECT_EQ((*old)[0].comments[0].line, 27);
+  EXPECT_EQ((*old)[0].comments[0].start_line, 0);
+  EXPECT_EQ((*old)[0].comments[0].start_side, "");
+
+  ASSERT_EQ(exec("UPDATE forge_reviews SET comments = '[{\"path\": \"long.txt\", \"line\": 27, "
+                 "\"side\": \"RIGHT\", \"severity\": \"nit\", \"body\": \"bad\", "
+                 "\"start_line\": 28}]'"),
+            "");
+  sqlite3_close(raw);
+  auto bad = alice_->Reviews(kRepo, number_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), Error::Code::kCorruption);
+  EXPECT_NE(bad.error().message().find("long.txt:28-27 (RIGHT): start_line 28 must come before"),
+            std::string::npos)
+      << bad.error().message();
 }
 
 TEST_F(PullTest, StatusesKeepTheLatestPerContext) {

@@ -4,6 +4,7 @@
 
 #include "controller/forge/db.h"
 #include "controller/forge/events.h"
+#include "controller/forge/wire.h"
 
 namespace kiln::forge::rows {
 namespace {
@@ -268,14 +269,10 @@ Result<std::vector<Review>> LoadReviews(Db& db, const std::string& repo, int64_t
     nlohmann::json cs = nlohmann::json::parse(stmt.Text(5), nullptr, false);
     if (!cs.is_array()) return Corrupt(db, what, "not a JSON array");
     for (const auto& c : cs) {
-      if (!c.is_object()) return Corrupt(db, what, "holds a value that is not an object");
-      ReviewComment rc;
-      rc.path = c.value("path", "");
-      rc.line = c.value("line", int64_t{0});
-      rc.side = c.value("side", "RIGHT");
-      rc.severity = c.value("severity", "nit");
-      rc.body = c.value("body", "");
-      r.comments.push_back(std::move(rc));
+      // Comments stored before ranges existed have no start_line: single lines.
+      auto rc = wire::ReviewCommentFrom(c);
+      if (!rc.ok()) return Corrupt(db, what, rc.error().message());
+      r.comments.push_back(std::move(*rc));
     }
     out.push_back(std::move(r));
   }

@@ -156,6 +156,23 @@ Status StatusState(std::string_view state) {
   return OneOf(state, "state", {"pending", "success", "failure", "error"});
 }
 
+Status CommentRange(int64_t start_line, std::string_view start_side, int64_t line,
+                    std::string_view side) {
+  if (start_line == 0) {
+    if (start_side.empty()) return Ok();
+    return Error::Invalid("start_side " + Quote(start_side) + " is set without a start_line");
+  }
+  if (start_line < 0) {
+    return Error::Invalid("start_line " + std::to_string(start_line) + " must be 1 or more");
+  }
+  KILN_TRY(OneOf(start_side, "start_side", {"RIGHT", "LEFT"}));
+  if (start_side == side && start_line >= line) {
+    return Error::Invalid("start_line " + std::to_string(start_line) + " must come before line " +
+                          std::to_string(line) + " on the same side (" + std::string(side) + ")");
+  }
+  return Ok();
+}
+
 std::vector<int64_t> ClosingReferences(std::string_view body) {
   static constexpr std::string_view kKeywords[] = {
       "closes", "closed", "close", "fixes", "fixed", "fix", "resolves", "resolved", "resolve"};

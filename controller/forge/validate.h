@@ -47,6 +47,14 @@ Status Side(std::string_view side);
 Status Severity(std::string_view severity);
 Status StatusState(std::string_view state);
 
+// The range of an inline comment that ends at line on side: start_line 0
+// with start_side "" for a comment on line alone, else start_line ≥ 1 on
+// start_side (RIGHT | LEFT), before line when both are on one side (GitHub's
+// rule: a range starts before it ends). Whether the lines are in the diff is
+// git::WhyNotAnchored's question.
+Status CommentRange(int64_t start_line, std::string_view start_side, int64_t line,
+                    std::string_view side);
+
 // The issue numbers a pull request body closes when merged, in order of
 // appearance and without repeats: "Fixes #12", "closes #3", "Resolved: #4"
 // (close, closes, closed, fix, fixes, fixed, resolve, resolves, resolved;

@@ -93,5 +93,24 @@ TEST(ValidateTest, ReviewFields) {
   EXPECT_FALSE(StatusState("failed").ok());
 }
 
+TEST(ValidateTest, CommentRanges) {
+  EXPECT_TRUE(CommentRange(0, "", 5, "RIGHT").ok());
+  EXPECT_TRUE(CommentRange(3, "RIGHT", 5, "RIGHT").ok());
+  // Across sides the numbers are of two versions: either may be larger.
+  EXPECT_TRUE(CommentRange(9, "LEFT", 5, "RIGHT").ok());
+  auto message = [](int64_t start, std::string_view start_side, int64_t line) {
+    Status st = CommentRange(start, start_side, line, "RIGHT");
+    return st.ok() ? std::string("ok") : st.error().message();
+  };
+  EXPECT_EQ(message(5, "RIGHT", 5),
+            "start_line 5 must come before line 5 on the same side (RIGHT)");
+  EXPECT_EQ(message(7, "RIGHT", 5),
+            "start_line 7 must come before line 5 on the same side (RIGHT)");
+  EXPECT_EQ(message(-1, "RIGHT", 5), "start_line -1 must be 1 or more");
+  EXPECT_EQ(message(3, "right", 5), "start_side 'right' is not one of RIGHT, LEFT");
+  EXPECT_EQ(message(3, "", 5), "start_side '' is not one of RIGHT, LEFT");
+  EXPECT_EQ(message(0, "LEFT", 5), "start_side 'LEFT' is set without a start_line");
+}
+
 }  // namespace
 }  // namespace kiln::forge::validate

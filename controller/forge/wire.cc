@@ -1,6 +1,10 @@
 #include "controller/forge/wire.h"
 
+#include <cstdint>
 #include <ctime>
+#include <optional>
+
+#include "controller/forge/validate.h"
 
 namespace kiln::forge::wire {
 
@@ -26,7 +30,24 @@ json Labels(const std::vector<std::string>& labels) {
   return a;
 }
 
+// j[field] when it is an integer (1.0 is not); nullopt when missing or null.
+Result<std::optional<int64_t>> OptInt(const json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return std::optional<int64_t>();
+  if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX)) {
+    return Error::Invalid("field " + Quote(field) + " must be an integer");
+  }
+  return std::optional<int64_t>(it->get<int64_t>());
+}
+
 }  // namespace
+
+Result<std::optional<std::string>> OptString(const json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) return Error::Invalid("field " + Quote(field) + " must be a string");
+  return std::optional<std::string>(it->get<std::string>());
+}
 
 json RepoJson(const LocalRepo& r) {
   const std::string& name = r.info.name;
@@ -83,15 +104,64 @@ std::string ReviewState(const std::string& verdict) {
   return "COMMENTED";
 }
 
+json ReviewCommentJson(const ReviewComment& c) {
+  const bool range = c.start_line != 0;
+  return {{"path", c.path},
+          {"line", c.line},
+          {"side", c.side},
+          {"start_line", range ? json(c.start_line) : json(nullptr)},
+          {"start_side", range ? json(c.start_side) : json(nullptr)},
+          {"severity", c.severity},
+          {"body", c.body}};
+}
+
+Result<ReviewComment> ReviewCommentFrom(const json& j) {
+  if (!j.is_object()) return Error::Invalid("an inline comment must be an object");
+  ReviewComment c;
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> path, OptString(j, "path"));
+  KILN_ASSIGN_OR_RETURN(std::optional<int64_t> line, OptInt(j, "line"));
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> side, OptString(j, "side"));
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> severity, OptString(j, "severity"));
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> body, OptString(j, "body"));
+  KILN_ASSIGN_OR_RETURN(std::optional<int64_t> start_line, OptInt(j, "start_line"));
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> start_side, OptString(j, "start_side"));
+  if (!path) return Error::Invalid("field 'path' is missing");
+  if (!line) return Error::Invalid("field 'line' must be an integer");
+  if (!body) return Error::Invalid("field 'body' is missing");
+  c.path = *path;
+  c.line = *line;
+  c.side = side.value_or("RIGHT");
+  c.severity = severity.value_or("nit");
+  c.body = *body;
+  if (start_line) {
+    // 0 would read as "no range" and hide a mistake: a given start_line is a line.
+    if (*start_line < 1) {
+      return Error::Invalid("field 'start_line' must be 1 or more, not " +
+                            std::to_string(*start_line));
+    }
+    c.start_line = *start_line;
+    c.start_side = start_side.value_or(c.side);
+  } else if (start_side) {
+    c.start_side = *start_side;  // refused below: a side without a line
+  }
+  Status range = validate::CommentRange(c.start_line, c.start_side, c.line, c.side);
+  if (!range.ok()) return range.error().Wrap(Anchor(c));
+  return c;
+}
+
+std::string Anchor(const ReviewComment& c) {
+  std::string at = c.path + ":";
+  if (c.start_line != 0 && c.start_side != c.side) {
+    at += std::to_string(c.start_line) + " (" + c.start_side + ") to ";
+  } else if (c.start_line != 0) {
+    at += std::to_string(c.start_line) + "-";
+  }
+  return at + std::to_string(c.line) + " (" + c.side + ")";
+}
+
 json ReviewJson(const Review& r) {
   json comments = json::array();
-  for (const auto& c : r.comments) {
-    comments.push_back({{"path", c.path},
-                        {"line", c.line},
-                        {"side", c.side},
-                        {"severity", c.severity},
-                        {"body", c.body}});
-  }
+  for (const auto& c : r.comments) comments.push_back(ReviewCommentJson(c));
   return {{"id", r.id},           {"user", User(r.author)},
           {"verdict", r.verdict}, {"state", ReviewState(r.verdict)},
           {"body", r.body},       {"commit_id", r.commit_sha},

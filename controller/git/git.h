@@ -31,8 +31,13 @@ struct Resolved {
 };
 
 // The token to fetch an https URL with ("" for none); kept in the
-// controller, sent as HTTP basic auth to that URL's origin only.
-using TokenSource = std::function<Result<std::string>(const std::string& url)>;
+// controller, sent as HTTP basic auth to that URL's origin only. renew is
+// true when the origin refused the token last given for url: the source
+// forgets it and returns a fresh one (an installation token revoked early).
+using TokenSource = std::function<Result<std::string>(const std::string& url, bool renew)>;
+
+// Whether a fetch or push failed because the remote refused the token sent.
+bool TokenRefused(const Status& status);
 
 // Replaces the CAs libgit2 trusts for https remotes with the PEM bundle at
 // path (a GitHub Enterprise server with a private CA). Process-wide.

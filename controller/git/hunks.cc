@@ -3,13 +3,15 @@
 // forge or a caller may hand over anything), so the parser is a single pass
 // over the bytes with no recursion, bounded numbers, and no allocation that
 // the input's size does not pay for: every line number recorded is one line
-// of the patch. Whatever does not parse is skipped, never trusted.
+// of the patch, every hunk recorded holds one. Whatever does not parse is
+// skipped, never trusted.
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "controller/git/write.h"
 
@@ -202,15 +204,15 @@ class Parser {
     char kind = line.empty() ? ' ' : line[0];
     if (kind == '\\') return true;  // "\ No newline at end of file"
     if (kind == ' ' && old_left_ > 0 && new_left_ > 0) {
-      Record(&out_->left, old_line_++);
-      Record(&out_->right, new_line_++);
+      Record(kLeft, old_line_++);
+      Record(kRight, new_line_++);
       --old_left_;
       --new_left_;
     } else if (kind == '-' && old_left_ > 0) {
-      Record(&out_->left, old_line_++);
+      Record(kLeft, old_line_++);
       --old_left_;
     } else if (kind == '+' && new_left_ > 0) {
-      Record(&out_->right, new_line_++);
+      Record(kRight, new_line_++);
       --new_left_;
     } else {
       return false;
@@ -219,8 +221,22 @@ class Parser {
     return true;
   }
 
-  void Record(std::map<std::string, std::set<int64_t>>* side, int64_t line) {
-    if (!key_.empty()) (*side)[key_].insert(line);
+  enum Side { kLeft, kRight };
+
+  // line of the current hunk, on side. The hunk's span is opened at its
+  // first recorded line, so a hunk that records nothing leaves no span.
+  void Record(Side side, int64_t line) {
+    if (key_.empty()) return;
+    (side == kLeft ? out_->left : out_->right)[key_].insert(line);
+    if (!span_open_) {
+      out_->hunks[key_].emplace_back();
+      span_open_ = true;
+    }
+    HunkSpan& span = out_->hunks[key_].back();
+    int64_t& first = side == kLeft ? span.left_first : span.right_first;
+    int64_t& last = side == kLeft ? span.left_last : span.right_last;
+    if (first == 0) first = line;
+    last = line;
   }
 
   void Header(std::string_view line) {
@@ -247,6 +263,7 @@ class Parser {
       // A hunk without a file is still read through (so that its lines are
       // not taken for headers) but not recorded (Record skips an empty key).
       in_hunk_ = old_left_ > 0 || new_left_ > 0;
+      span_open_ = false;
     }
   }
 
@@ -254,11 +271,47 @@ class Parser {
   std::string old_path_, new_path_;
   std::string key_;  // the current file's path in the result; "" when unknown
   bool in_hunk_ = false;
+  bool span_open_ = false;               // the current hunk has its span in out_->hunks[key_]
   int64_t old_line_ = 0, new_line_ = 0;  // the next line's number on each side
   int64_t old_left_ = 0, new_left_ = 0;  // lines of the hunk still to come on each side
 };
 
+bool Shows(const CommentableLines& lines, const std::string& path, std::string_view side,
+           int64_t line) {
+  const auto& sides = side == "LEFT" ? lines.left : lines.right;
+  auto it = sides.find(path);
+  return it != sides.end() && it->second.count(line) > 0;
+}
+
+bool InSpan(const HunkSpan& h, std::string_view side, int64_t line) {
+  return side == "LEFT" ? h.left_first <= line && line <= h.left_last
+                        : h.right_first <= line && line <= h.right_last;
+}
+
+std::string SideName(std::string_view side) { return side == "LEFT" ? "LEFT" : "RIGHT"; }
+
 }  // namespace
+
+std::string WhyNotAnchored(const CommentableLines& lines, const std::string& path,
+                           int64_t start_line, std::string_view start_side, int64_t line,
+                           std::string_view side) {
+  if (!lines.left.count(path) && !lines.right.count(path)) return "the file is not in the diff";
+  if (start_line == 0) return Shows(lines, path, side, line) ? "" : "the line is not in the diff";
+  if (!Shows(lines, path, start_side, start_line)) {
+    return "the start line " + std::to_string(start_line) + " (" + SideName(start_side) +
+           ") is not in the diff";
+  }
+  if (!Shows(lines, path, side, line)) {
+    return "the end line " + std::to_string(line) + " (" + SideName(side) + ") is not in the diff";
+  }
+  auto hunks = lines.hunks.find(path);
+  if (hunks != lines.hunks.end()) {
+    for (const HunkSpan& h : hunks->second) {
+      if (InSpan(h, start_side, start_line) && InSpan(h, side, line)) return "";
+    }
+  }
+  return "the range spans more than one hunk of the diff; it must lie inside one hunk";
+}
 
 CommentableLines ParseHunks(std::string_view patch) {
   CommentableLines out;

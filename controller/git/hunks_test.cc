@@ -3,6 +3,7 @@
 // yield anything but sane line numbers under named paths.
 #include <algorithm>
 #include <random>
+#include <tuple>
 
 #include "controller/git/git.h"
 #include "controller/git/testutil.h"
@@ -44,6 +45,28 @@ void ExpectSane(std::string_view patch, const CommentableLines& lines) {
     }
     EXPECT_LE(total, patch_lines);
   }
+  // Hunks: under a path with lines, each a span of lines reported for it.
+  size_t hunks = 0;
+  for (const auto& [path, spans] : lines.hunks) {
+    EXPECT_TRUE(lines.left.count(path) || lines.right.count(path)) << path;
+    for (const HunkSpan& h : spans) {
+      EXPECT_TRUE(h.left_first > 0 || h.right_first > 0) << path;
+      for (auto [first, last, side] : {std::tuple(h.left_first, h.left_last, &lines.left),
+                                       std::tuple(h.right_first, h.right_last, &lines.right)}) {
+        if (first == 0) {
+          EXPECT_EQ(last, 0) << path;
+          continue;
+        }
+        EXPECT_LE(first, last) << path;
+        auto it = side->find(path);
+        ASSERT_NE(it, side->end()) << path;
+        EXPECT_EQ(it->second.count(first), 1u) << path << first;
+        EXPECT_EQ(it->second.count(last), 1u) << path << last;
+      }
+    }
+    hunks += spans.size();
+  }
+  EXPECT_LE(hunks, patch_lines);
 }
 
 class HunksTest : public ::testing::Test {
@@ -147,6 +170,41 @@ TEST_F(HunksTest, GitDiffOutput) {
   CommentableLines narrow = ParseHunks(GitDiff("-U0"));
   EXPECT_EQ(narrow.left["multi.txt"], (std::set<int64_t>{3, 27}));
   EXPECT_EQ(narrow.right["multi.txt"], (std::set<int64_t>{3, 27, 28}));
+}
+
+TEST_F(HunksTest, HunksAndRanges) {
+  CommentableLines got = ParseHunks(GitDiff(""));
+  // multi.txt has two hunks; each other changed file one.
+  ASSERT_EQ(got.hunks["multi.txt"].size(), 2u);
+  const HunkSpan& a = got.hunks["multi.txt"][0];
+  const HunkSpan& b = got.hunks["multi.txt"][1];
+  EXPECT_EQ(std::tuple(a.left_first, a.left_last, a.right_first, a.right_last),
+            std::tuple(1, 6, 1, 6));
+  EXPECT_EQ(std::tuple(b.left_first, b.left_last, b.right_first, b.right_last),
+            std::tuple(24, 30, 24, 31));
+  ASSERT_EQ(got.hunks["added.txt"].size(), 1u);
+  EXPECT_EQ(std::tuple(got.hunks["added.txt"][0].left_first, got.hunks["added.txt"][0].right_last),
+            std::tuple(0, 3));
+  EXPECT_EQ(got.hunks.count("data.bin"), 0u);
+
+  // Single lines, ranges inside a hunk (across sides too), and what is refused.
+  EXPECT_EQ(WhyNotAnchored(got, "multi.txt", 0, "", 3, "RIGHT"), "");
+  EXPECT_EQ(WhyNotAnchored(got, "multi.txt", 0, "", 3, "LEFT"), "");
+  EXPECT_EQ(WhyNotAnchored(got, "multi.txt", 1, "RIGHT", 6, "RIGHT"), "");
+  EXPECT_EQ(WhyNotAnchored(got, "multi.txt", 26, "LEFT", 28, "RIGHT"), "");
+  EXPECT_EQ(WhyNotAnchored(got, "multi.txt", 0, "", 12, "RIGHT"), "the line is not in the diff");
+  EXPECT_EQ(WhyNotAnchored(got, "README", 0, "", 1, "RIGHT"), "the file is not in the diff");
+  EXPECT_EQ(WhyNotAnchored(got, "added.txt", 0, "", 1, "LEFT"), "the line is not in the diff");
+  EXPECT_EQ(WhyNotAnchored(got, "multi.txt", 12, "RIGHT", 25, "RIGHT"),
+            "the start line 12 (RIGHT) is not in the diff");
+  EXPECT_EQ(WhyNotAnchored(got, "multi.txt", 2, "RIGHT", 7, "RIGHT"),
+            "the end line 7 (RIGHT) is not in the diff");
+  EXPECT_EQ(WhyNotAnchored(got, "multi.txt", 5, "RIGHT", 25, "RIGHT"),
+            "the range spans more than one hunk of the diff; it must lie inside one hunk");
+  EXPECT_EQ(WhyNotAnchored(got, "multi.txt", 5, "LEFT", 25, "RIGHT"),
+            "the range spans more than one hunk of the diff; it must lie inside one hunk");
+  // A renamed file's hunks are under its new path.
+  EXPECT_EQ(WhyNotAnchored(got, "new_name.txt", 1, "LEFT", 5, "RIGHT"), "");
 }
 
 TEST_F(HunksTest, EveryTruncationIsSane) {

@@ -66,6 +66,10 @@ std::string HttpsOrigin(std::string_view url) {
   return std::string(url.substr(0, slash));
 }
 
+bool TokenRefused(const Status& status) {
+  return !status.ok() && status.error().message().find(kTokenRefused) != std::string::npos;
+}
+
 int TokenCredentials(git_credential** out, const char* url, const char* /*username_from_url*/,
                      unsigned int allowed_types, void* payload) {
   auto* auth = static_cast<TokenAuth*>(payload);
@@ -74,7 +78,7 @@ int TokenCredentials(git_credential** out, const char* url, const char* /*userna
     return GIT_PASSTHROUGH;
   }
   if (auth->sent) {
-    git_error_set_str(GIT_ERROR_NET, "the token was refused");
+    git_error_set_str(GIT_ERROR_NET, std::string(kTokenRefused).c_str());
     return GIT_EAUTH;
   }
   auth->sent = true;

@@ -55,6 +55,10 @@ std::string HttpsOrigin(std::string_view url);
 
 // A token for one remote, sent as HTTP basic auth x-access-token:<token>
 // (GitHub's form) by TokenCredentials.
+// What TokenCredentials reports when the remote asks again for credentials
+// after the token was sent: the token was refused (TokenRefused).
+constexpr std::string_view kTokenRefused = "the token was refused";
+
 struct TokenAuth {
   std::string origin;  // HttpsOrigin of the remote's URL
   std::string token;   // "" sends nothing

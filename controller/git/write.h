@@ -104,7 +104,9 @@ Result<std::string> MergeBase(const std::string& repo_path, const std::string& a
 // The lines of a unified patch that a review comment may anchor to, per path
 // (the new path; a deleted file under its old path): RIGHT, the new side's
 // line numbers of added and context lines inside hunks; LEFT, the old side's
-// line numbers of deleted and context lines.
+// line numbers of deleted and context lines. hunks says which lines share a
+// hunk: a comment on a range of lines must lie inside one (GitHub refuses a
+// range across hunks).
 //
 // The patch is untrusted: any bytes are accepted and nothing crashes. Paths
 // come from the ---/+++ lines (git's C quoting undone, a/ b/ prefixes
@@ -113,10 +115,30 @@ Result<std::string> MergeBase(const std::string& repo_path, const std::string& a
 // 2^40) is skipped with its lines; a hunk shorter than its header says ends
 // at the first line that cannot belong to it. Only lines actually present
 // are reported, so the result never outgrows the patch.
+//
+// One hunk's lines on each side, first to last (0 and 0 when it shows none
+// of that side): within a hunk the lines of a side are consecutive.
+struct HunkSpan {
+  int64_t left_first = 0, left_last = 0;
+  int64_t right_first = 0, right_last = 0;
+};
 struct CommentableLines {
   std::map<std::string, std::set<int64_t>> right;
   std::map<std::string, std::set<int64_t>> left;
+  // Per path (the keys of right and left), its hunks in the patch's order.
+  std::map<std::string, std::vector<HunkSpan>> hunks;
 };
 CommentableLines ParseHunks(std::string_view patch);
+
+// Why a review comment cannot anchor in lines: on path, from start_line on
+// start_side (0: a comment on line alone) to line on side (sides are "LEFT",
+// anything else is RIGHT). "" when it can: both ends are lines of path's
+// diff and, for a range, one hunk holds both. Otherwise a reason for a
+// person: "the line is not in the diff", "the range spans two hunks of the
+// diff; ...". Which end comes first is not checked here
+// (forge::validate::CommentRange does).
+std::string WhyNotAnchored(const CommentableLines& lines, const std::string& path,
+                           int64_t start_line, std::string_view start_side, int64_t line,
+                           std::string_view side);
 
 }  // namespace kiln::git

@@ -160,7 +160,7 @@ Result<json> GitHub::List(const std::string& repo, const std::string& path) {
   });
 }
 
-Result<std::string> GitHub::TokenForUrl(const std::string& url) {
+Result<std::string> GitHub::TokenForUrl(const std::string& url, bool renew) {
   const std::string wanted = Trim(url);
   // Clone URLs come from Repo(); one not seen yet (runs queued before a
   // restart) is looked up.
@@ -176,7 +176,9 @@ Result<std::string> GitHub::TokenForUrl(const std::string& url) {
         auto info = Repo(repo);
         if (info) clone = info->clone_url;
       }
-      if (!clone.empty() && Trim(clone) == wanted) return auth_.Token(repo);
+      if (clone.empty() || Trim(clone) != wanted) continue;
+      if (renew) auth_.Refused(repo);
+      return auth_.Token(repo);
     }
   }
   return std::string();
@@ -421,10 +423,16 @@ Result<forge::Review> GitHub::AddReview(const std::string& repo, int64_t number,
   }
   json comments = json::array();
   for (const auto& c : review.comments) {
-    comments.push_back({{"path", c.path},
-                        {"line", c.line},
-                        {"side", c.side},
-                        {"body", "**" + c.severity + "**: " + c.body}});
+    json comment = {{"path", c.path},
+                    {"line", c.line},
+                    {"side", c.side},
+                    {"body", "**" + c.severity + "**: " + c.body}};
+    if (c.start_line > 0) {
+      // A range: GitHub anchors it from start_line to line, within one hunk.
+      comment["start_line"] = c.start_line;
+      comment["start_side"] = c.start_side.empty() ? c.side : c.start_side;
+    }
+    comments.push_back(std::move(comment));
   }
   json req = {{"commit_id", review.commit_sha.empty() ? pull.head_sha : review.commit_sha},
               {"body", body},
@@ -475,10 +483,7 @@ Status GitHub::PushBranch(const std::string& repo, const std::string& branch,
     options.force = force;
     options.token = token;
     Status st = git::Push(source_repo, commit, info.clone_url, branch, options);
-    if (st.ok() || attempt == 1 ||
-        st.error().message().find("the token was refused") == std::string::npos) {
-      return st;
-    }
+    if (attempt == 1 || !git::TokenRefused(st)) return st;
     auth_.Refused(repo);
   }
 }

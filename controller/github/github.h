@@ -5,7 +5,8 @@
 //     first use, under the names the repository's settings give them;
 //   - reviews of kiln's own pull requests are posted as COMMENT reviews that
 //     state the verdict (GitHub lets no one approve their own pull request);
-//   - inline comments carry path, line and side; severity leads the body;
+//   - inline comments carry path, line and side (and start_line and
+//     start_side for a range); severity leads the body;
 //   - status descriptions are cut to GitHub's 140 characters;
 //   - a refused token (401) is renewed once and the call repeated.
 // Only repositories named in the settings are served; others are kNotFound.
@@ -37,8 +38,8 @@ class GitHub : public forge::Forge {
   std::string LabelIn(const std::string& repo, const std::string& label) const;
   std::string LabelOut(const std::string& repo, const std::string& label) const;
   // The token git fetches url with (a clone URL of a configured repository),
-  // "" for other URLs.
-  Result<std::string> TokenForUrl(const std::string& url);
+  // "" for other URLs; renew: the last one was refused, get a fresh one.
+  Result<std::string> TokenForUrl(const std::string& url, bool renew = false);
 
   Result<forge::RepoInfo> Repo(const std::string& repo) override;
   Result<bool> IsTrusted(const std::string& repo, const std::string& user) override;

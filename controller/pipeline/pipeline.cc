@@ -8,6 +8,7 @@
 #include <set>
 
 #include "base/clock.h"
+#include "controller/forge/wire.h"
 #include "controller/git/write.h"
 #include "controller/pipeline/roles.h"
 #include "controller/skill.h"
@@ -518,7 +519,13 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
     review.body = r["body"];
     review.commit_sha = r["commit_sha"];
     for (const auto& c : r["comments"]) {
-      review.comments.push_back({c["path"], c["line"], c["side"], c["severity"], c["body"]});
+      // Decide checked them; one that does not read back is dropped alone.
+      auto comment = forge::wire::ReviewCommentFrom(c);
+      if (comment.ok()) {
+        review.comments.push_back(std::move(*comment));
+      } else {
+        note("inline comment", comment.error());
+      }
     }
     auto added = forge_.AddReview(t.repo, t.number, review);
     note("review posted (" + review.verdict + ", " + std::to_string(review.comments.size()) +

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <set>
 
+#include "controller/forge/wire.h"
 #include "controller/git/write.h"
 #include "runtime/json_schema.h"
 
@@ -152,26 +153,28 @@ Status DecideReview(const runner::Finished& f, Decision* d) {
   KILN_ASSIGN_OR_RETURN(std::string patch, git::DiffCommits(f.mirror, base, head));
   git::CommentableLines lines = git::ParseHunks(patch);
   json comments = json::array();
-  for (const auto& c : f.result.value("comments", json::array())) {
-    std::string path = Str(c, "path"), side = Str(c, "side");
-    int64_t line = Int(c, "line");
-    const auto& sides = side == "LEFT" ? lines.left : lines.right;
-    auto it = sides.find(path);
-    if (it == sides.end()) {
-      d->refusals.push_back("review comment on " + Quote(path) +
+  const json all = f.result.value("comments", json::array());
+  for (size_t i = 0; i < all.size(); ++i) {
+    // One bad comment is refused alone: the rest of the review still posts.
+    auto c = forge::wire::ReviewCommentFrom(all[i]);
+    if (!c.ok()) {
+      d->refusals.push_back("review comment " + std::to_string(i + 1) + ": " + c.error().message());
+      continue;
+    }
+    const auto& sides = c->side == "LEFT" ? lines.left : lines.right;
+    if (!sides.count(c->path)) {
+      d->refusals.push_back("review comment on " + Quote(c->path) +
                             ": the file is not in the pull request's diff");
       continue;
     }
-    if (!it->second.count(line)) {
-      d->refusals.push_back("review comment on " + path + ":" + std::to_string(line) + " (" + side +
-                            "): the line is not in the diff");
+    std::string why =
+        git::WhyNotAnchored(lines, c->path, c->start_line, c->start_side, c->line, c->side);
+    if (!why.empty()) {
+      d->refusals.push_back("review comment on " + forge::wire::Anchor(*c) + ": " + why);
       continue;
     }
-    comments.push_back({{"path", path},
-                        {"line", line},
-                        {"side", side},
-                        {"severity", Str(c, "severity")},
-                        {"body", Clip(Str(c, "body"), 8'000)}});
+    c->body = Clip(c->body, 8'000);
+    comments.push_back(forge::wire::ReviewCommentJson(*c));
   }
   std::string verdict = Str(f.result, "verdict");
   std::string body = Str(f.result, "summary");

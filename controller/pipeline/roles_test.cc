@@ -208,9 +208,23 @@ class BranchRoles : public ::testing::Test {
     return f;
   }
 
+  // A review run of the pull request base..head (issue 6); the result is the test's.
+  runner::Finished ReviewOf(const std::string& base, const std::string& head) {
+    json ctx = Context(6);
+    ctx["base_sha"] = base;
+    ctx["head_sha"] = head;
+    review_ = RunOf("review", ctx);  // Finished refers to it
+    runner::Finished f{review_};
+    f.succeeded = true;
+    f.result_schema = {{"type", "object"}};
+    f.mirror = repo_ + "/.git";
+    return f;
+  }
+
   TempDir tmp_;
   std::string repo_, ws_, base_;
   git::Diff diff_;
+  store::Run review_;
 };
 
 TEST_F(BranchRoles, SpecOutsideItsDirectoryIsRefused) {
@@ -301,14 +315,7 @@ TEST_F(BranchRoles, ReviewCommentsOutsideTheDiffAreDropped) {
   // The pull request: head changes line 2 of calc.py.
   WriteText(repo_ + "/calc.py", "def add(a, b):\n    return a + b\n");
   std::string head = CommitAll(repo_, "fix");
-  json ctx = Context(6);
-  ctx["base_sha"] = base_;
-  ctx["head_sha"] = head;
-  store::Run run = RunOf("review", ctx);
-  runner::Finished f{run};
-  f.succeeded = true;
-  f.result_schema = {{"type", "object"}};
-  f.mirror = repo_ + "/.git";
+  runner::Finished f = ReviewOf(base_, head);
   f.result = {
       {"verdict", "approve_with_nits"},
       {"summary", "Good."},
@@ -339,8 +346,61 @@ TEST_F(BranchRoles, ReviewCommentsOutsideTheDiffAreDropped) {
   EXPECT_EQ(review["comments"][0]["side"], "RIGHT");
   EXPECT_EQ(review["comments"][1]["side"], "LEFT");
   ASSERT_EQ(d->refusals.size(), 2u);
-  EXPECT_NE(d->refusals[0].find("calc.py:40"), std::string::npos);
+  EXPECT_NE(d->refusals[0].find("calc.py:40 (RIGHT): the line is not in the diff"),
+            std::string::npos)
+      << d->refusals[0];
   EXPECT_NE(d->refusals[1].find("'README.md': the file is not in"), std::string::npos);
+}
+
+TEST_F(BranchRoles, ReviewRangesMustLieInsideOneHunk) {
+  // long.py's lines 3 and 27 change: two hunks, 1-6 and 24-30 on both sides.
+  std::string text;
+  for (int i = 1; i <= 30; ++i) text += "l" + std::to_string(i) + "\n";
+  WriteText(repo_ + "/long.py", text);
+  std::string base = CommitAll(repo_, "long");
+  text.replace(text.find("l3\n"), 3, "L3\n");
+  text.replace(text.find("l27\n"), 4, "L27\n");
+  WriteText(repo_ + "/long.py", text);
+  std::string head = CommitAll(repo_, "two changes");
+  runner::Finished f = ReviewOf(base, head);
+  auto range = [](int start, const char* start_side, int line) {
+    json c = {{"path", "long.py"},
+              {"line", line},
+              {"side", "RIGHT"},
+              {"severity", "minor"},
+              {"body", "lines " + std::to_string(start) + " to " + std::to_string(line)},
+              {"start_line", start}};
+    if (*start_side) c["start_side"] = start_side;
+    return c;
+  };
+  f.result = {
+      {"verdict", "request_changes"},
+      {"summary", "Ranges."},
+      {"comments",
+       {range(2, "RIGHT", 5), range(3, "LEFT", 4), range(5, "RIGHT", 25), range(6, "RIGHT", 4),
+        range(12, "RIGHT", 25), range(24, "", 26), range(26, "RIGHT", 26)}}};
+  auto d = Decide(f);
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  const json& comments = d->actions["review"]["comments"];
+  ASSERT_EQ(comments.size(), 3u) << comments.dump();
+  EXPECT_EQ(comments[0]["start_line"], 2);
+  EXPECT_EQ(comments[0]["start_side"], "RIGHT");
+  EXPECT_EQ(comments[0]["line"], 5);
+  EXPECT_EQ(comments[1]["start_line"], 3);
+  EXPECT_EQ(comments[1]["start_side"], "LEFT");
+  EXPECT_EQ(comments[1]["side"], "RIGHT");
+  EXPECT_EQ(comments[2]["start_line"], 24);
+  EXPECT_EQ(comments[2]["start_side"], "RIGHT");  // defaults to side
+  const std::vector<std::string> want = {
+      "review comment on long.py:5-25 (RIGHT): the range spans more than one hunk of the diff",
+      "review comment 4: long.py:6-4 (RIGHT): start_line 6 must come before line 4 on the same "
+      "side (RIGHT)",
+      "review comment on long.py:12-25 (RIGHT): the start line 12 (RIGHT) is not in the diff",
+      "review comment 7: long.py:26-26 (RIGHT): start_line 26 must come before line 26"};
+  ASSERT_EQ(d->refusals.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(d->refusals[i].rfind(want[i], 0), 0u) << d->refusals[i];
+  }
 }
 
 }  // namespace

@@ -111,6 +111,7 @@ class Adapter : public ::testing::Test {
 TEST_F(Adapter, AppTokensAreMadeOnceAndRenewedBeforeTheyExpire) {
   GitHubDoubleOptions o;
   o.token_ttl_s = AppAuth::kRenewBefore + 100;
+  o.now_s = [this] { return now_s_.load(); };
   Start(o);
   auto issue = gh_->OpenIssue(kRepo, "reporter", "It breaks", "Steps: ...");
   auto got = forge_->GetIssue(kRepo, issue);
@@ -317,6 +318,33 @@ TEST_F(Adapter, PullRequestsReviewsAndStatusesAsACarefulIntegration) {
   EXPECT_EQ(inline_comments[0]["line"], 4);
   EXPECT_EQ(inline_comments[0]["side"], "RIGHT");
   EXPECT_EQ(inline_comments[0]["body"], "**nit**: a trailing line");
+  EXPECT_TRUE(inline_comments[0]["start_line"].is_null());  // one line: no range sent
+
+  // A range reaches GitHub with start_line and start_side, and reads back.
+  forge::ReviewComment range{"a.txt", 4, "RIGHT", "minor", "the new line and what it follows"};
+  range.start_line = 2;
+  range.start_side = "LEFT";
+  review.comments = {range};
+  auto ranged = forge_->AddReview(kRepo, pull->issue.number, review);
+  ASSERT_TRUE(ranged.ok()) << ranged.error().message();
+  inline_comments =
+      gh_->Get("/repos/acme/widgets/pulls/" + std::to_string(pull->issue.number) + "/comments");
+  ASSERT_EQ(inline_comments.size(), 2u);
+  EXPECT_EQ(inline_comments[1]["start_line"], 2);
+  EXPECT_EQ(inline_comments[1]["start_side"], "LEFT");
+  EXPECT_EQ(inline_comments[1]["line"], 4);
+  EXPECT_EQ(inline_comments[1]["side"], "RIGHT");
+  // A range that ends before it starts is GitHub's 422.
+  range.start_line = 4;
+  range.start_side = "RIGHT";
+  range.line = 3;
+  review.comments = {range};
+  auto backwards = forge_->AddReview(kRepo, pull->issue.number, review);
+  ASSERT_FALSE(backwards.ok());
+  EXPECT_EQ(backwards.error().code(), Error::Code::kInvalidArgument);
+  EXPECT_NE(backwards.error().message().find("start line must precede the end line"),
+            std::string::npos)
+      << backwards.error().message();
 
   // A comment off the diff is GitHub's 422, and no review is posted.
   review.comments = {{"a.txt", 9, "RIGHT", "nit", "not in the diff"}};
@@ -337,7 +365,7 @@ TEST_F(Adapter, PullRequestsReviewsAndStatusesAsACarefulIntegration) {
   gh_->Review(kRepo, pull->issue.number, "maintainer", "APPROVE", "ship it");
   auto all = forge_->Reviews(kRepo, pull->issue.number);
   ASSERT_TRUE(all.ok());
-  ASSERT_EQ(all->size(), 2u);
+  ASSERT_EQ(all->size(), 3u);  // kiln's two (one line, a range), then the maintainer's
   EXPECT_EQ(all->back().verdict, "approve");
   EXPECT_EQ(all->back().author, "maintainer");
   EXPECT_EQ(all->back().commit_sha, sha);
@@ -352,10 +380,21 @@ TEST_F(Adapter, TheMirrorFetchesOverHttpsWithTheToken) {
   // Without a token the double refuses, as GitHub does for a private repository.
   auto refused = cache.Resolve(info->clone_url, "main");
   ASSERT_FALSE(refused.ok());
-  cache.set_tokens([this](const std::string& url) { return forge_->TokenForUrl(url); });
+  cache.set_tokens(
+      [this](const std::string& url, bool renew) { return forge_->TokenForUrl(url, renew); });
   auto resolved = cache.Resolve(info->clone_url, "main");
   ASSERT_TRUE(resolved.ok()) << resolved.error().message();
   EXPECT_EQ(resolved->commit, gh_->BranchSha(kRepo, "main"));
+  EXPECT_EQ(Count(gh_->Requests(), "POST", "/access_tokens"), 1);
+
+  // The token is revoked before the expiry kiln knows of: the origin refuses
+  // it, kiln buys a fresh one and the fetch goes through.
+  gh_->ExpireTokens();
+  auto again = cache.Resolve(info->clone_url, "main");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->commit, gh_->BranchSha(kRepo, "main"));
+  EXPECT_TRUE(again->fetched);
+  EXPECT_EQ(Count(gh_->Requests(), "POST", "/access_tokens"), 2);
   auto other = forge_->TokenForUrl("https://elsewhere.example/acme/widgets.git");
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(*other, "") << "a token goes only to the repositories kiln is configured for";

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,6 +35,9 @@ struct GitHubDoubleOptions {
   std::string static_token;                    // a fine-grained token, when not empty ...
   std::string static_token_user = "kiln-bot";  // ... acting as this user
   int max_per_page = 100;                      // the cap on per_page; smaller forces pagination
+  // The clock of installation tokens and App JWTs, in Unix seconds: a test
+  // that moves kiln's clock moves this one with it. Default: the real one.
+  std::function<int64_t()> now_s;
 };
 
 class GitHubDouble {

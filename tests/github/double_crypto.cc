@@ -138,7 +138,7 @@ std::shared_ptr<EVP_PKEY> LoadPublicKey(const std::string& private_pem_file) {
   return std::shared_ptr<EVP_PKEY>(key, EVP_PKEY_free);
 }
 
-std::string VerifyJwt(EVP_PKEY* key, const std::string& jwt, int64_t app_id) {
+std::string VerifyJwt(EVP_PKEY* key, const std::string& jwt, int64_t app_id, int64_t now) {
   size_t dot1 = jwt.find('.');
   size_t dot2 = dot1 == std::string::npos ? dot1 : jwt.find('.', dot1 + 1);
   const std::string kUndecodable = "A JSON web token could not be decoded";
@@ -165,7 +165,6 @@ std::string VerifyJwt(EVP_PKEY* key, const std::string& jwt, int64_t app_id) {
   if (!claims["exp"].is_number() || !claims["iat"].is_number()) return kUndecodable;
   int64_t exp = claims["exp"].get<int64_t>();
   int64_t iat = claims["iat"].get<int64_t>();
-  int64_t now = NowUnix();
   if (exp <= now) {
     return "'Expiration time' claim ('exp') must be a numeric value representing the future time "
            "at which the assertion expires";

@@ -157,6 +157,7 @@ std::map<std::string, DiffLines> ParseDiff(const std::string& diff) {
       AddRange(new_spec, &new_lines);
       current->left.insert(old_lines.begin(), old_lines.end());
       current->right.insert(new_lines.begin(), new_lines.end());
+      current->hunks.push_back({old_lines, new_lines});
       old_left = static_cast<int>(old_lines.size());
       new_left = static_cast<int>(new_lines.size());
       if (current->first_hunk.empty()) current->first_hunk = line;

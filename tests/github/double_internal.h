@@ -143,7 +143,7 @@ TlsFiles MakeTlsFiles(const std::string& dir);
 // The App key's public half, for Verify Jwt. Throws.
 std::shared_ptr<EVP_PKEY> LoadPublicKey(const std::string& private_pem_file);
 // "" when jwt is a valid App JWT for app_id, else why not.
-std::string VerifyJwt(EVP_PKEY* key, const std::string& jwt, int64_t app_id);
+std::string VerifyJwt(EVP_PKEY* key, const std::string& jwt, int64_t app_id, int64_t now);
 
 // --- Processes (double_git.cc) ---
 struct ProcResult {
@@ -157,8 +157,12 @@ ProcResult Run(const std::vector<std::string>& argv, const std::vector<std::stri
 std::string Git(const std::vector<std::string>& args);
 // Parsed `git diff` hunks: path -> lines in hunks on each side.
 struct DiffLines {
+  struct Hunk {
+    std::set<int> left, right;
+  };
   std::set<int> left, right;
-  std::string first_hunk;  // a diff_hunk for review comments
+  std::vector<Hunk> hunks;  // each hunk's own lines: a range must lie inside one
+  std::string first_hunk;   // a diff_hunk for review comments
 };
 std::map<std::string, DiffLines> ParseDiff(const std::string& diff);
 
@@ -217,6 +221,7 @@ struct GitHubDouble::Impl {
 
   // --- State changes shared by REST and the test-side methods; mu held ---
   int64_t NextId() { return next_id++; }
+  int64_t Now() const { return opt.now_s ? opt.now_s() : ghd::NowUnix(); }
   ghd::Repo* FindRepo(const std::string& full_name);
   ghd::Repo& RepoOrThrow(const std::string& full_name);
   ghd::Issue& IssueOrThrow(ghd::Repo& repo, int64_t number);

@@ -234,14 +234,26 @@ Reply GitHubDouble::Impl::CreateReview(Repo& repo, Issue& pull, const std::strin
                                                    : Str(c, "start_side");
     auto file = diff.find(rc.path);
     if (file == diff.end()) return Unprocessable("Path could not be resolved");
-    auto on = [&](const std::string& side, int line) {
-      const auto& lines = side == "LEFT" ? file->second.left : file->second.right;
-      return lines.count(line) > 0;
-    };
-    if (rc.line <= 0 || !on(rc.side, rc.line) ||
-        (rc.start_line != 0 && (!on(rc.start_side, rc.start_line) ||
-                                (rc.start_side == rc.side && rc.start_line >= rc.line)))) {
+    auto on = [](const std::set<int>& left, const std::set<int>& right, const std::string& side,
+                 int line) { return (side == "LEFT" ? left : right).count(line) > 0; };
+    const ghd::DiffLines& lines = file->second;
+    if (rc.line <= 0 || !on(lines.left, lines.right, rc.side, rc.line) ||
+        (rc.start_line != 0 && !on(lines.left, lines.right, rc.start_side, rc.start_line))) {
       return Unprocessable("Pull request review thread line must be part of the diff");
+    }
+    if (rc.start_line != 0) {
+      // GitHub's rules for a range: it starts before it ends, inside one hunk.
+      if (rc.start_side == rc.side && rc.start_line >= rc.line) {
+        return Unprocessable("Pull request review thread start line must precede the end line.");
+      }
+      bool one_hunk = std::any_of(lines.hunks.begin(), lines.hunks.end(), [&](const auto& h) {
+        return on(h.left, h.right, rc.start_side, rc.start_line) &&
+               on(h.left, h.right, rc.side, rc.line);
+      });
+      if (!one_hunk) {
+        return Unprocessable(
+            "Pull request review thread start line must be part of the same hunk as the line.");
+      }
     }
     rc.user = user;
     rc.commit_id = commit;

@@ -140,7 +140,7 @@ Reply GitHubDouble::Impl::HandleApi(const Call& call, const Caller& caller) {
       seg[3] == "access_tokens") {
     if (Number(seg[2]) != opt.installation_id) return Error(404, "Not Found");
     std::string token = "ghs_" + ghd::RandomAlnum(36);
-    int64_t expiry = ghd::NowUnix() + opt.token_ttl_s;
+    int64_t expiry = Now() + opt.token_ttl_s;
     tokens[token] = expiry;
     return Json(201, {{"token", token},
                       {"expires_at", ghd::Iso(expiry)},

@@ -167,13 +167,13 @@ Caller GitHubDouble::Impl::Authenticate(const Call& call) {
   while (!token.empty() && token.front() == ' ') token.erase(0, 1);
   if (scheme != "bearer" && scheme != "token") return {"bad", "", ""};
   if (std::count(token.begin(), token.end(), '.') == 2 && token.rfind("eyJ", 0) == 0) {
-    std::string why = ghd::VerifyJwt(app_public.get(), token, opt.app_id);
+    std::string why = ghd::VerifyJwt(app_public.get(), token, opt.app_id, Now());
     if (why.empty()) return {"jwt", "", ""};
     return {"bad", "", why};
   }
   auto t = tokens.find(token);
   if (t != tokens.end()) {
-    if (t->second > ghd::NowUnix()) return {"installation", opt.app_slug + "[bot]", ""};
+    if (t->second > Now()) return {"installation", opt.app_slug + "[bot]", ""};
     return {"bad", "", ""};
   }
   if (!opt.static_token.empty() && token == opt.static_token) {

@@ -429,6 +429,53 @@ TEST_F(GitHubDoubleTest, PullRequestsAndReviewValidation) {
   EXPECT_EQ(rc[1]["side"], "LEFT");
 }
 
+// Multi-line comments: start_line before line, both in the diff, in one hunk.
+TEST_F(GitHubDoubleTest, ReviewRangesFollowGitHubsRules) {
+  StartDouble();
+  std::string auth = "token " + Token();
+  // Lines 2 and 19 changed: two hunks, 1-5 and 16-20 on both sides.
+  auto [rc, out] = Sh("cd " + src_ +
+                      " && git checkout -q -B two main && sed -i -e 's/^line 2$/two/' -e "
+                      "'s/^line 19$/nineteen/' file.txt && git -c user.name=t -c user.email=t@e "
+                      "commit -q -am two && git checkout -q main");
+  ASSERT_EQ(rc, 0) << out;
+  gh_->PushBranch("acme/demo", src_, "two");
+  int64_t n = gh_->OpenPull("acme/demo", "alice", "Two", "", "two", "main");
+  std::string reviews = "/repos/acme/demo/pulls/" + std::to_string(n) + "/reviews";
+  auto range = [&](int start, const std::string& start_side, int line) {
+    json c = {{"path", "file.txt"},
+              {"line", line},
+              {"side", "RIGHT"},
+              {"body", "x"},
+              {"start_line", start}};
+    if (!start_side.empty()) c["start_side"] = start_side;
+    return Https(*gh_, "POST", reviews, auth, json{{"event", "COMMENT"}, {"comments", {c}}}.dump());
+  };
+  Resp spans = range(4, "RIGHT", 17);
+  ASSERT_EQ(spans.status, 422);
+  EXPECT_EQ(spans.j()["errors"][0],
+            "Pull request review thread start line must be part of the same hunk as the line.");
+  Resp backwards = range(4, "RIGHT", 2);
+  ASSERT_EQ(backwards.status, 422);
+  EXPECT_EQ(backwards.j()["errors"][0],
+            "Pull request review thread start line must precede the end line.");
+  EXPECT_EQ(range(2, "RIGHT", 2).status, 422);
+  Resp outside = range(10, "RIGHT", 17);
+  ASSERT_EQ(outside.status, 422);
+  EXPECT_EQ(outside.j()["errors"][0], "Pull request review thread line must be part of the diff");
+  EXPECT_TRUE(gh_->Get("/repos/acme/demo/pulls/" + std::to_string(n) + "/comments").empty());
+
+  ASSERT_EQ(range(1, "", 4).status, 200);        // start_side defaults to side
+  ASSERT_EQ(range(18, "LEFT", 17).status, 200);  // across sides, inside one hunk
+  json rc_all = gh_->Get("/repos/acme/demo/pulls/" + std::to_string(n) + "/comments");
+  ASSERT_EQ(rc_all.size(), 2u);
+  EXPECT_EQ(rc_all[0]["start_line"], 1);
+  EXPECT_EQ(rc_all[0]["start_side"], "RIGHT");
+  EXPECT_EQ(rc_all[0]["line"], 4);
+  EXPECT_EQ(rc_all[1]["start_line"], 18);
+  EXPECT_EQ(rc_all[1]["start_side"], "LEFT");
+}
+
 TEST_F(GitHubDoubleTest, GitOverHttpsWithTokenAndSynchronize) {
   StartDouble();
   std::string token = Token();

@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>  // rename, renameat2
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 
 #include "base/fd.h"
 #include "sandbox/cgroup.h"
@@ -21,12 +23,18 @@ namespace kiln::sandbox::state {
 namespace {
 
 constexpr const char* kSuffix = ".json";
+constexpr const char* kClaimPrefix = ".claim-";  // a record being written
 
-std::vector<std::string> ListDir(const std::string& dir) {
+std::string SpareDir(const std::string& state_dir) { return state_dir + "/run/.spare"; }
+
+// The names in dir that do not start with a dot; only the first when first.
+std::vector<std::string> ListDir(const std::string& dir, bool first = false) {
   std::vector<std::string> out;
   if (DIR* d = ::opendir(dir.c_str())) {
     while (dirent* e = ::readdir(d)) {
-      if (e->d_name[0] != '.') out.emplace_back(e->d_name);
+      if (e->d_name[0] == '.') continue;
+      out.emplace_back(e->d_name);
+      if (first) break;
     }
     ::closedir(d);
   }
@@ -59,7 +67,7 @@ Status Prepare(const std::string& dir) {
   if (ec) {
     return Error(Error::Code::kIO, "creating state directory " + Quote(dir) + ": " + ec.message());
   }
-  for (const std::string& sub : {dir + "/run", MountPoint(dir)}) {
+  for (const std::string& sub : {dir + "/run", SpareDir(dir), MountPoint(dir)}) {
     if (::mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST) {
       return Error::Sys("mkdir(" + Quote(sub) + ")", errno);
     }
@@ -84,18 +92,36 @@ Status Create(const std::string& state_dir, const Record& r) {
                       {"supervisor_start", r.supervisor_start},
                       {"cgroup_root", r.cgroup_root},
                       {"cgroup_parent", r.cgroup_parent}};
-  std::string path = RecordPath(state_dir, r.id);
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  const std::string path = RecordPath(state_dir, r.id);
+  // Written under a name of its own, then renamed into place: a record is
+  // never seen half-written, and the rename claims the id.
+  const std::string claim = state_dir + "/run/" + kClaimPrefix + r.id;
+  UniqueFd fd;
+  for (const std::string& spare : ListDir(SpareDir(state_dir), true)) {
+    // Another sandbox may take the same spare first: then try the next.
+    if (::rename((SpareDir(state_dir) + "/" + spare).c_str(), claim.c_str()) != 0) continue;
+    fd = UniqueFd(::open(claim.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd.valid()) break;
+  }
   if (!fd.valid()) {
-    if (errno == EEXIST) return Error::Invalid("sandbox id " + Quote(r.id) + " is already in use");
-    return Error::Sys("open(" + Quote(path) + ")", errno);
+    fd = UniqueFd(
+        ::open(claim.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd.valid()) return Error::Sys("open(" + Quote(claim) + ")", errno);
   }
   // No fsync: after a host crash there is no sandbox left to clean up.
-  if (auto s = WriteAll(fd.get(), j.dump()); !s) {
-    ::unlink(path.c_str());
-    return s.error().Wrap(Quote(path));
+  // Overwritten, then cut to length, so that the spare's block is reused.
+  const std::string text = j.dump();
+  Status st = WriteAll(fd.get(), text);
+  if (st.ok() && ::ftruncate(fd.get(), static_cast<off_t>(text.size())) != 0) {
+    st = Error::Sys("ftruncate(" + Quote(claim) + ")", errno);
   }
-  return Ok();
+  if (st.ok() &&
+      ::renameat2(AT_FDCWD, claim.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+    st = errno == EEXIST ? Error::Invalid("sandbox id " + Quote(r.id) + " is already in use")
+                         : Error::Sys("rename(" + Quote(claim) + ", " + Quote(path) + ")", errno);
+  }
+  if (!st.ok()) ::unlink(claim.c_str());
+  return st;
 }
 
 Result<Record> Read(const std::string& state_dir, const std::string& id) {
@@ -117,6 +143,10 @@ Result<Record> Read(const std::string& state_dir, const std::string& id) {
 
 Status Remove(const std::string& state_dir, const std::string& id) {
   std::string path = RecordPath(state_dir, id);
+  if (::rename(path.c_str(), (SpareDir(state_dir) + "/" + id).c_str()) == 0 || errno == ENOENT) {
+    return Ok();
+  }
+  // No spare directory (a state directory of an older kiln): unlinked.
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return Error::Sys("unlink(" + Quote(path) + ")", errno);
   }
@@ -162,6 +192,21 @@ GcResult Gc(const std::string& state_dir, const std::string& cgroup_root,
     }
     kept.erase(id);
     out.removed.push_back(id);
+  }
+  // Claims of supervisors killed between taking a record file and naming it
+  // (ListDir skips them: their names start with a dot). Young ones may be
+  // being written now.
+  if (DIR* d = ::opendir((state_dir + "/run").c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string_view name = e->d_name;
+      if (!name.starts_with(kClaimPrefix)) continue;
+      std::string path = state_dir + "/run/" + std::string(name);
+      struct stat st {};
+      if (::stat(path.c_str(), &st) == 0 && time(nullptr) - st.st_mtime >= 60) {
+        ::unlink(path.c_str());
+      }
+    }
+    ::closedir(d);
   }
   // Cgroups of no running sandbox.
   for (const auto& [root, parent] : parents) {

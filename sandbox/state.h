@@ -2,11 +2,17 @@
 // after a supervisor that was SIGKILLed.
 //
 // Each sandbox has one record, <state>/run/<id>.json, created before anything
-// else (its O_EXCL creation also claims the id): who supervises the sandbox
-// and where its cgroup lives. Mounts live only in the sandbox's mount
-// namespace and vanish with it; the rootfs tmpfs of every sandbox is mounted
-// on the one directory <state>/mnt, each in its own namespace, so a run
-// creates a single inode on the state file system.
+// else (renamed into place without replacing, which also claims the id): who
+// supervises the sandbox and where its cgroup lives. Mounts live only in the
+// sandbox's mount namespace and vanish with it; the rootfs tmpfs of every
+// sandbox is mounted on the one directory <state>/mnt, each in its own
+// namespace.
+//
+// A removed record is not unlinked but moved to <state>/run/.spare/, and the
+// next record reuses its inode: on ext4, allocating an inode and freeing it
+// again cost about 1 ms per sandbox when sandboxes start back to back, a
+// fifth of a sandbox's start-to-exit (docs/BENCHMARKS.md). The spares number
+// at most the most sandboxes that ran at once.
 #pragma once
 
 #include <sys/types.h>
@@ -21,7 +27,7 @@ namespace kiln::sandbox::state {
 // /var/lib/kiln as root; $XDG_STATE_HOME/kiln or ~/.local/state/kiln otherwise.
 std::string DefaultDir();
 
-// Creates dir, <dir>/run and <dir>/mnt if needed.
+// Creates dir, <dir>/run, <dir>/run/.spare and <dir>/mnt if needed.
 Status Prepare(const std::string& dir);
 
 // The (always empty on the host) mount point of every sandbox's rootfs tmpfs.

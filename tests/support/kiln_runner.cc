@@ -192,8 +192,10 @@ HostState Snapshot() {
       if (c.is_directory()) s.cgroups.insert(c.path().string());
     }
   }
-  for (const auto& r : fs::directory_iterator(TestStateDir() + "/run", ec))
-    s.run_dirs.insert(r.path().string());
+  // Records; .spare holds the files of removed ones, for reuse (state.h).
+  for (const auto& r : fs::directory_iterator(TestStateDir() + "/run", ec)) {
+    if (r.path().filename() != ".spare") s.run_dirs.insert(r.path().string());
+  }
   return s;
 }
 

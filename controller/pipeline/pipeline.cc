@@ -415,6 +415,9 @@ Result<bool> Pipeline::Idle() {
 
 // The start of the outcome of a run whose result could not be written.
 constexpr std::string_view kApplyFailed = "failed: ";
+// The outcome while the result is being written: found on a run not yet
+// applied, it says a controller died in the middle of writing it.
+constexpr std::string_view kApplying = "applying";
 
 std::string Pipeline::ProgressText(const Tracked& t, const store::Run& run) {
   // A run whose result could not be written failed, whatever its sandbox did.
@@ -454,6 +457,11 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
     done.push_back(st.ok() ? what : what + " failed: " + st.error().message());
   };
   if (!actions.is_object()) return "nothing (the run ended " + run.outcome + ")";
+  // A controller that died while writing this result may have posted the
+  // review or the comment already: those are looked for before posting
+  // again. (Labels, the push, the pull request's edit and the status are
+  // the same when written twice.)
+  const bool resumed = t.outcome == kApplying;
   if (actions.contains("labels")) {
     // One by one: a label the forge refuses does not cost the others.
     for (const auto& label : actions["labels"]) {
@@ -527,10 +535,15 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
         note("inline comment", comment.error());
       }
     }
-    auto added = forge_.AddReview(t.repo, t.number, review);
-    note("review posted (" + review.verdict + ", " + std::to_string(review.comments.size()) +
-             " inline comments)",
-         added ? Ok() : Status(added.error()));
+    auto posted = resumed ? AlreadyPosted(t, review) : Result<bool>(false);
+    if (posted.ok() && *posted) {
+      done.push_back("review already posted");
+    } else {
+      auto added = forge_.AddReview(t.repo, t.number, review);
+      note("review posted (" + review.verdict + ", " + std::to_string(review.comments.size()) +
+               " inline comments)",
+           added ? Ok() : Status(added.error()));
+    }
   }
   if (actions.contains("status")) {
     const json& s = actions["status"];
@@ -539,7 +552,13 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
          forge_.SetStatus(t.repo, s["sha"], status));
   }
   if (actions.contains("comment")) {
-    note("comment posted", Comment(t.repo, t.number, actions["comment"]));
+    const std::string body = actions["comment"];
+    auto posted = resumed ? AlreadyPosted(t, body) : Result<bool>(false);
+    if (posted.ok() && *posted) {
+      done.push_back("comment already posted");
+    } else {
+      note("comment posted", Comment(t.repo, t.number, body));
+    }
   }
   if (actions.contains("refused")) {
     done.push_back("refused: " + actions["refused"].dump());
@@ -551,12 +570,31 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
   return out.empty() ? "nothing to write" : out;
 }
 
+Result<bool> Pipeline::AlreadyPosted(const Tracked& t, const forge::Review& review) {
+  KILN_ASSIGN_OR_RETURN(auto reviews, forge_.Reviews(t.repo, t.number));
+  for (const auto& r : reviews) {
+    if (r.author == forge_.actor() && r.commit_sha == review.commit_sha && r.body == review.body) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<bool> Pipeline::AlreadyPosted(const Tracked& t, const std::string& comment) {
+  KILN_ASSIGN_OR_RETURN(auto comments, forge_.Comments(t.repo, t.number));
+  for (const auto& c : comments) {
+    if (c.author == forge_.actor() && c.body == comment) return true;
+  }
+  return false;
+}
+
 Result<Pipeline::Followed> Pipeline::FollowRuns() {
   KILN_ASSIGN_OR_RETURN(auto tracked, state_.Unapplied());
   Followed n;
   for (auto t : tracked) {
     KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Get(t.run_id));
     if (store::IsTerminal(run.status)) {
+      KILN_TRY(state_.SetOutcome(t.run_id, std::string(kApplying)));
       t.outcome = Apply(t, run);
       KILN_TRY(state_.MarkApplied(t.run_id, t.outcome, NowMs()));
       if (t.comment_id != 0) (void)forge_.EditComment(t.repo, t.comment_id, ProgressText(t, run));

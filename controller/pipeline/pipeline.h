@@ -84,6 +84,10 @@ class Pipeline {
   };
   Result<Followed> FollowRuns();
   std::string Apply(const Tracked& t, const store::Run& run);
+  // Whether kiln posted this review (same head and body) or this comment on
+  // the issue already.
+  Result<bool> AlreadyPosted(const Tracked& t, const forge::Review& review);
+  Result<bool> AlreadyPosted(const Tracked& t, const std::string& comment);
   std::string ProgressText(const Tracked& t, const store::Run& run);
   Status Comment(const std::string& repo, int64_t number, const std::string& body);
 

@@ -256,6 +256,64 @@ TEST_F(PipelineEvents, AFinishedRunsDecisionIsWrittenToTheForge) {
   EXPECT_EQ(CommentsOn(1).size(), 2u);
 }
 
+// A controller that dies while writing a result leaves it "applying"; the
+// next one writes it again without posting a review or comment twice.
+TEST_F(PipelineEvents, AResultHalfWrittenBeforeACrashIsNotWrittenTwice) {
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
+  Tick();
+  auto triage = Runs("triage");
+  ASSERT_EQ(triage.size(), 1u);
+  // Died before writing anything: the comment is posted, once.
+  Finish(triage[0].id, {{"comment", "A bug in add()."}});
+  ASSERT_TRUE(state_->SetOutcome(triage[0].id, "applying").ok());
+  Tick();
+  auto count = [&](int64_t number, const std::string& body) {
+    int n = 0;
+    for (const auto& c : CommentsOn(number)) n += c.body == body;
+    return n;
+  };
+  EXPECT_EQ(count(1, "A bug in add()."), 1);
+
+  // kiln's pull request for the issue, and its review run.
+  auto repo = bot_->GetRepo(kRepo);
+  ASSERT_TRUE(repo.ok());
+  std::string work = tmp_ / "work";
+  Git(tmp_.path(), "clone -q " + repo->info.clone_url + " work");
+  WriteText(work + "/calc.py", "def add(a, b):\n    return a + b\n");
+  std::string sha = CommitAll(work, "fix");
+  ASSERT_TRUE(bot_->PushBranch(kRepo, "kiln/implement-1", work + "/.git", sha, true).ok());
+  auto pull = bot_->OpenPull(kRepo, "Fix add", "Fixes #1", "kiln/implement-1", "");
+  ASSERT_TRUE(pull.ok()) << pull.error().message();
+  const int64_t pr = pull->issue.number;
+  Tick();
+  auto review_runs = Runs("review");
+  ASSERT_EQ(review_runs.size(), 1u);
+  Finish(review_runs[0].id, {{"review",
+                              {{"verdict", "approve"},
+                               {"body", "Looks right."},
+                               {"commit_sha", sha},
+                               {"comments", json::array()}}},
+                             {"comment", "Reviewed."}});
+  // Died after posting both, before recording the run as applied.
+  ASSERT_TRUE(state_->SetOutcome(review_runs[0].id, "applying").ok());
+  forge::Review posted;
+  posted.verdict = "approve";
+  posted.body = "Looks right.";
+  posted.commit_sha = sha;
+  ASSERT_TRUE(bot_->AddReview(kRepo, pr, posted).ok());
+  ASSERT_TRUE(bot_->AddComment(kRepo, pr, "Reviewed.").ok());
+  Tick();
+  auto reviews = bot_->Reviews(kRepo, pr);
+  ASSERT_TRUE(reviews.ok());
+  EXPECT_EQ(reviews->size(), 1u);
+  EXPECT_EQ(count(pr, "Reviewed."), 1);
+  auto tracked = state_->ForIssue(kRepo, pr, "review");
+  ASSERT_TRUE(tracked.ok());
+  ASSERT_EQ(tracked->size(), 1u);
+  EXPECT_NE((*tracked)[0].applied_ms, 0);
+  EXPECT_EQ((*tracked)[0].outcome, "review already posted; comment already posted");
+}
+
 TEST_F(PipelineEvents, ClosingAnIssueCancelsItsRuns) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   Tick();

@@ -53,6 +53,14 @@ Status State::MarkApplied(const std::string& run_id, const std::string& outcome,
   return stmt.Bind(1, run_id).Bind(2, outcome).Bind(3, now_ms).Run();
 }
 
+Status State::SetOutcome(const std::string& run_id, const std::string& outcome) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
+                        db_.Prepare("recording a result being applied",
+                                    "UPDATE pipeline_runs SET outcome = ?2 WHERE run_id = ?1"));
+  return stmt.Bind(1, run_id).Bind(2, outcome).Run();
+}
+
 Result<std::vector<Tracked>> State::Select(const std::string& where,
                                            const std::vector<std::string>& args) {
   std::lock_guard lock(mu_);

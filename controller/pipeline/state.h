@@ -38,6 +38,8 @@ class State {
   Status SetComment(const std::string& run_id, int64_t comment_id);
   Status SetShown(const std::string& run_id, const std::string& state);
   Status MarkApplied(const std::string& run_id, const std::string& outcome, int64_t now_ms);
+  // The outcome of a run not yet applied (what its writing has reached).
+  Status SetOutcome(const std::string& run_id, const std::string& outcome);
 
   // Runs not yet applied, oldest first.
   Result<std::vector<Tracked>> Unapplied();

@@ -100,6 +100,19 @@ class PipelineEvents : public ::testing::Test {
     return kinds;
   }
 
+  // A pull request kiln opens for issue 1 from branch, whose one commit on
+  // main writes path; *sha is that commit.
+  Result<forge::PullRequest> OpenKilnPull(const std::string& branch, const std::string& path,
+                                          const std::string& text, std::string* sha) {
+    KILN_ASSIGN_OR_RETURN(auto repo, bot_->GetRepo(kRepo));
+    std::string work = tmp_ / "work";
+    Git(tmp_.path(), "clone -q " + repo.info.clone_url + " work");
+    WriteText(work + "/" + path, text);
+    *sha = CommitAll(work, "change");
+    KILN_TRY(bot_->PushBranch(kRepo, branch, work + "/.git", *sha, true));
+    return bot_->OpenPull(kRepo, "Pull for #1", "Fixes #1", branch, "");
+  }
+
   std::string Outcome(const std::string& kind) {
     auto entries = inbox_->RecentEntries(0, kRepo);
     EXPECT_TRUE(entries.ok());
@@ -275,14 +288,9 @@ TEST_F(PipelineEvents, AResultHalfWrittenBeforeACrashIsNotWrittenTwice) {
   EXPECT_EQ(count(1, "A bug in add()."), 1);
 
   // kiln's pull request for the issue, and its review run.
-  auto repo = bot_->GetRepo(kRepo);
-  ASSERT_TRUE(repo.ok());
-  std::string work = tmp_ / "work";
-  Git(tmp_.path(), "clone -q " + repo->info.clone_url + " work");
-  WriteText(work + "/calc.py", "def add(a, b):\n    return a + b\n");
-  std::string sha = CommitAll(work, "fix");
-  ASSERT_TRUE(bot_->PushBranch(kRepo, "kiln/implement-1", work + "/.git", sha, true).ok());
-  auto pull = bot_->OpenPull(kRepo, "Fix add", "Fixes #1", "kiln/implement-1", "");
+  std::string sha;
+  auto pull =
+      OpenKilnPull("kiln/implement-1", "calc.py", "def add(a, b):\n    return a + b\n", &sha);
   ASSERT_TRUE(pull.ok()) << pull.error().message();
   const int64_t pr = pull->issue.number;
   Tick();
@@ -327,14 +335,8 @@ TEST_F(PipelineEvents, ClosingAnIssueCancelsItsRuns) {
 TEST_F(PipelineEvents, ImplementNeedsATrustedApprovalOfTheSpecHead) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   // kiln's spec pull request for issue 1 (#2), as a spec run would leave it.
-  auto repo = bot_->GetRepo(kRepo);
-  ASSERT_TRUE(repo.ok());
-  std::string work = tmp_ / "work";
-  Git(tmp_.path(), "clone -q " + repo->info.clone_url + " work");
-  WriteText(work + "/specs/1/PRODUCT.md", "stories\n");
-  std::string spec_sha = CommitAll(work, "spec");
-  ASSERT_TRUE(bot_->PushBranch(kRepo, "kiln/spec-1", work + "/.git", spec_sha, true).ok());
-  auto pull = bot_->OpenPull(kRepo, "Spec for #1", "spec", "kiln/spec-1", "");
+  std::string spec_sha;
+  auto pull = OpenKilnPull("kiln/spec-1", "specs/1/PRODUCT.md", "stories\n", &spec_sha);
   ASSERT_TRUE(pull.ok()) << pull.error().message();
   Tick();
   ASSERT_EQ(Runs("triage").size(), 1u);

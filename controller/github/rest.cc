@@ -172,6 +172,9 @@ Result<Reply> Rest::Once(const std::string& method, const std::string& url, cons
     auto it = resp.headers.find(name);
     return it == resp.headers.end() ? std::string() : it->second;
   };
+  if (resp.status == 301 || resp.status == 302 || resp.status == 307 || resp.status == 308) {
+    attempt.location = header("location");
+  }
   if (resp.status == 403 || resp.status == 429) {
     if (std::string after = header("retry-after"); !after.empty()) {
       wait_ms = std::max<uint64_t>(ParseSeconds(after), 1) * 1000;
@@ -187,22 +190,36 @@ Result<Reply> Rest::Once(const std::string& method, const std::string& url, cons
   return Error(CodeFor(resp.status), message);
 }
 
+// Redirects followed for one call, as curl and browsers cap them.
+constexpr int kMaxRedirects = 5;
+
 Result<Reply> Rest::Call(const std::string& method, const std::string& path, const json& body,
                          const std::string& authorization, long* status) {
-  const std::string url = Url(path);
-  if (Origin(url) != Origin(options_.api_url)) {
-    // A Link to another host would carry the token there.
-    return Error::Invalid("GitHub " + method + " " + Quote(url) + ": not on " +
-                          Quote(options_.api_url));
-  }
+  std::string url = Url(path);
   // Text from agents may hold invalid UTF-8: replaced, never thrown.
   const std::string text =
       body.is_null() ? "" : body.dump(-1, ' ', false, json::error_handler_t::replace);
   uint64_t backoff = options_.backoff_ms;
+  int redirects = 0;
   for (int n = 1;; ++n) {
+    if (Origin(url) != Origin(options_.api_url)) {
+      // A Link or a redirect to another host would carry the token there.
+      return Error::Invalid("GitHub " + method + " " + Quote(url) + ": not on " +
+                            Quote(options_.api_url));
+    }
     Attempt attempt;
     auto reply = Once(method, url, text, authorization, attempt);
     if (status) *status = attempt.status;
+    if (!reply && !attempt.location.empty() && redirects < kMaxRedirects) {
+      // A renamed or transferred repository: GitHub answers 301 (307 for
+      // a write) with the new address, and the request is repeated there
+      // with the same method and body.
+      ++redirects;
+      --n;
+      url = attempt.location.starts_with("/") ? Origin(options_.api_url) + attempt.location
+                                              : attempt.location;
+      continue;
+    }
     if (reply || !attempt.retry || n >= options_.max_attempts) return reply;
     uint64_t wait_ms = attempt.wait_ms;
     if (wait_ms == 0) {

@@ -76,6 +76,7 @@ class Rest {
     bool retry = false;
     uint64_t wait_ms = 0;  // 0: the usual backoff
     long status = 0;
+    std::string location;  // where a redirect points
   };
   Result<Reply> Once(const std::string& method, const std::string& url, const std::string& body,
                      const std::string& authorization, Attempt& attempt);

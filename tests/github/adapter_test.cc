@@ -171,6 +171,52 @@ TEST_F(Adapter, ASecondaryRateLimitIsWaitedOut) {
   EXPECT_EQ(gh_->Get("/repos/acme/widgets/issues/1/comments").size(), 1u);
 }
 
+TEST_F(Adapter, RedirectsAreFollowedOnTheApiHostOnly) {
+  auto issue = gh_->OpenIssue(kRepo, "reporter", "It breaks", "b");
+  // A renamed repository: GitHub answers 301 with the new address, 307 for a write.
+  gh_->Inject({"GET",
+               "/repos/acme/widgets/issues/1",
+               301,
+               {{"message", "Moved Permanently"}},
+               {{"location", gh_->api_url() + "/repos/acme/widgets/issues/1"}}});
+  auto got = forge_->GetIssue(kRepo, issue);
+  ASSERT_TRUE(got.ok()) << got.error().message();
+  EXPECT_EQ(got->title, "It breaks");
+  EXPECT_EQ(Count(gh_->Requests(), "GET", "/repos/acme/widgets/issues/1", 301), 1);
+  gh_->Inject({"POST",
+               "/repos/acme/widgets/issues/1/comments",
+               307,
+               {{"message", "Temporary Redirect"}},
+               {{"location", "/api/v3/repos/acme/widgets/issues/1/comments"}}});  // relative
+  auto comment = forge_->AddComment(kRepo, issue, "once");
+  ASSERT_TRUE(comment.ok()) << comment.error().message();
+  EXPECT_EQ(gh_->Get("/repos/acme/widgets/issues/1/comments").size(), 1u);
+
+  // Another host would get the token: refused, nothing is sent there.
+  gh_->Inject({"GET",
+               "/repos/acme/widgets/issues/1",
+               301,
+               {{"message", "Moved Permanently"}},
+               {{"location", "https://elsewhere.example/repos/acme/widgets/issues/1"}}});
+  auto away = forge_->GetIssue(kRepo, issue);
+  ASSERT_FALSE(away.ok());
+  EXPECT_NE(away.error().message().find("'https://elsewhere.example/repos/acme/widgets/issues/1'"
+                                        ": not on"),
+            std::string::npos)
+      << away.error().message();
+  // One that never ends stops after five.
+  gh_->Inject({"GET",
+               "/repos/acme/widgets/issues/1",
+               301,
+               {{"message", "Moved Permanently"}},
+               {{"location", gh_->api_url() + "/repos/acme/widgets/issues/1"}},
+               100});
+  auto loop = forge_->GetIssue(kRepo, issue);
+  ASSERT_FALSE(loop.ok());
+  EXPECT_NE(loop.error().message().find("301"), std::string::npos) << loop.error().message();
+  EXPECT_EQ(Count(gh_->Requests(), "GET", "/repos/acme/widgets/issues/1", 301), 1 + 1 + 6);
+}
+
 TEST_F(Adapter, AnExhaustedPrimaryLimitWaitsForItsResetOrGivesUp) {
   auto issue = gh_->OpenIssue(kRepo, "reporter", "t", "b");
   ASSERT_TRUE(forge_->GetIssue(kRepo, issue).ok());

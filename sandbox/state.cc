@@ -52,6 +52,20 @@ std::vector<std::string> CgroupDirs(const std::string& root, const std::string& 
   return dirs;
 }
 
+// Renames from to to unless to exists. File systems without RENAME_NOREPLACE
+// (NFS, some FUSE) get link and unlink, which fails as surely on an existing
+// name.
+Status PutInPlace(const std::string& from, const std::string& to, const std::string& id) {
+  int rc = ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE);
+  if (rc != 0 && (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP)) {
+    rc = ::link(from.c_str(), to.c_str());
+    if (rc == 0) ::unlink(from.c_str());
+  }
+  if (rc == 0) return Ok();
+  if (errno == EEXIST) return Error::Invalid("sandbox id " + Quote(id) + " is already in use");
+  return Error::Sys("rename(" + Quote(from) + ", " + Quote(to) + ")", errno);
+}
+
 }  // namespace
 
 std::string DefaultDir() {
@@ -93,15 +107,19 @@ Status Create(const std::string& state_dir, const Record& r) {
                       {"cgroup_root", r.cgroup_root},
                       {"cgroup_parent", r.cgroup_parent}};
   const std::string path = RecordPath(state_dir, r.id);
-  // Written under a name of its own, then renamed into place: a record is
-  // never seen half-written, and the rename claims the id.
-  const std::string claim = state_dir + "/run/" + kClaimPrefix + r.id;
+  // Written under a name of this process's own, then put in place without
+  // replacing another record: a record is never seen half-written, and
+  // putting it in place claims the id.
+  const std::string claim =
+      state_dir + "/run/" + kClaimPrefix + r.id + "." + std::to_string(::getpid());
   UniqueFd fd;
+  // A spare (another sandbox may take it first; then a new file is made).
   for (const std::string& spare : ListDir(SpareDir(state_dir), true)) {
-    // Another sandbox may take the same spare first: then try the next.
-    if (::rename((SpareDir(state_dir) + "/" + spare).c_str(), claim.c_str()) != 0) continue;
-    fd = UniqueFd(::open(claim.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (fd.valid()) break;
+    if (::rename((SpareDir(state_dir) + "/" + spare).c_str(), claim.c_str()) == 0) {
+      fd = UniqueFd(::open(claim.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+      // A claim is young by its mtime (gc); the spare's is old.
+      if (fd.valid()) ::futimens(fd.get(), nullptr);
+    }
   }
   if (!fd.valid()) {
     fd = UniqueFd(
@@ -115,11 +133,7 @@ Status Create(const std::string& state_dir, const Record& r) {
   if (st.ok() && ::ftruncate(fd.get(), static_cast<off_t>(text.size())) != 0) {
     st = Error::Sys("ftruncate(" + Quote(claim) + ")", errno);
   }
-  if (st.ok() &&
-      ::renameat2(AT_FDCWD, claim.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
-    st = errno == EEXIST ? Error::Invalid("sandbox id " + Quote(r.id) + " is already in use")
-                         : Error::Sys("rename(" + Quote(claim) + ", " + Quote(path) + ")", errno);
-  }
+  if (st.ok()) st = PutInPlace(claim, path, r.id);
   if (!st.ok()) ::unlink(claim.c_str());
   return st;
 }
@@ -143,10 +157,9 @@ Result<Record> Read(const std::string& state_dir, const std::string& id) {
 
 Status Remove(const std::string& state_dir, const std::string& id) {
   std::string path = RecordPath(state_dir, id);
-  if (::rename(path.c_str(), (SpareDir(state_dir) + "/" + id).c_str()) == 0 || errno == ENOENT) {
-    return Ok();
-  }
-  // No spare directory (a state directory of an older kiln): unlinked.
+  if (::rename(path.c_str(), (SpareDir(state_dir) + "/" + id).c_str()) == 0) return Ok();
+  // Not there (removed already), or no spare directory (a state directory
+  // of an older kiln; ENOENT too): unlinked.
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return Error::Sys("unlink(" + Quote(path) + ")", errno);
   }

@@ -40,6 +40,7 @@ class StateTest : public ::testing::Test {
   std::vector<std::string> Names() const {
     std::vector<std::string> out;
     for (const auto& sub : {dir_ + "/run", dir_ + "/run/.spare"}) {
+      if (!fs::exists(sub)) continue;
       for (const auto& e : fs::directory_iterator(sub)) {
         out.push_back(e.path().lexically_relative(dir_ + "/run").string());
       }
@@ -76,14 +77,25 @@ TEST_F(StateTest, ARemovedRecordsFileIsReusedByTheNext) {
 }
 
 TEST_F(StateTest, AnIdInUseIsRefusedAndLeavesNothing) {
+  // Another supervisor's claim of the same id, being written: not touched.
+  std::ofstream(dir_ + "/run/.claim-dddd.1") << "{\"id\":";
   ASSERT_TRUE(Create(dir_, Of("dddd")).ok());
   auto again = Create(dir_, Of("dddd"));
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.error().code(), Error::Code::kInvalidArgument);
   EXPECT_NE(again.error().message().find("sandbox id 'dddd' is already in use"), std::string::npos)
       << again.error().message();
-  EXPECT_EQ(Names(), (std::vector<std::string>{".spare", "dddd.json"}));
+  EXPECT_EQ(Names(), (std::vector<std::string>{".claim-dddd.1", ".spare", "dddd.json"}));
   EXPECT_EQ(Read(dir_, "dddd")->supervisor_pid, ::getpid());
+}
+
+TEST_F(StateTest, AStateDirectoryWithoutSparesStillWorks) {
+  // Made by an older kiln: no run/.spare. Records are created and unlinked.
+  ASSERT_EQ(::rmdir((dir_ + "/run/.spare").c_str()), 0);
+  ASSERT_TRUE(Create(dir_, Of("eeee")).ok());
+  ASSERT_TRUE(Remove(dir_, "eeee").ok());
+  EXPECT_FALSE(fs::exists(RecordPath(dir_, "eeee")));
+  ASSERT_TRUE(Remove(dir_, "eeee").ok()) << "removing what is gone is fine";
 }
 
 TEST_F(StateTest, GcRemovesOldClaimsOnly) {

@@ -216,8 +216,10 @@ Result<Reply> Rest::Call(const std::string& method, const std::string& path, con
       // with the same method and body.
       ++redirects;
       --n;
-      url = attempt.location.starts_with("/") ? Origin(options_.api_url) + attempt.location
-                                              : attempt.location;
+      const std::string& to = attempt.location;
+      url = to.starts_with("//")  ? "https:" + to  // another host, refused above
+            : to.starts_with("/") ? Origin(options_.api_url) + to
+                                  : to;
       continue;
     }
     if (reply || !attempt.retry || n >= options_.max_attempts) return reply;

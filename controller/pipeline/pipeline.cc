@@ -536,6 +536,7 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
       }
     }
     auto posted = resumed ? AlreadyPosted(t, review) : Result<bool>(false);
+    if (!posted.ok()) note("looking for an earlier review", posted.error());
     if (posted.ok() && *posted) {
       done.push_back("review already posted");
     } else {
@@ -554,6 +555,7 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
   if (actions.contains("comment")) {
     const std::string body = actions["comment"];
     auto posted = resumed ? AlreadyPosted(t, body) : Result<bool>(false);
+    if (!posted.ok()) note("looking for an earlier comment", posted.error());
     if (posted.ok() && *posted) {
       done.push_back("comment already posted");
     } else {
@@ -573,7 +575,10 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
 Result<bool> Pipeline::AlreadyPosted(const Tracked& t, const forge::Review& review) {
   KILN_ASSIGN_OR_RETURN(auto reviews, forge_.Reviews(t.repo, t.number));
   for (const auto& r : reviews) {
-    if (r.author == forge_.actor() && r.commit_sha == review.commit_sha && r.body == review.body) {
+    // The forge may put words before the body (GitHub: kiln's verdict on its
+    // own pull request), never after.
+    if (r.author == forge_.actor() && r.commit_sha == review.commit_sha &&
+        r.body.ends_with(review.body)) {
       return true;
     }
   }

@@ -306,7 +306,8 @@ TEST_F(PipelineEvents, AResultHalfWrittenBeforeACrashIsNotWrittenTwice) {
   ASSERT_TRUE(state_->SetOutcome(review_runs[0].id, "applying").ok());
   forge::Review posted;
   posted.verdict = "approve";
-  posted.body = "Looks right.";
+  // As GitHub shows kiln's review of its own pull request: the verdict first.
+  posted.body = "**Verdict: approve**\n\nLooks right.";
   posted.commit_sha = sha;
   ASSERT_TRUE(bot_->AddReview(kRepo, pr, posted).ok());
   ASSERT_TRUE(bot_->AddComment(kRepo, pr, "Reviewed.").ok());

@@ -159,10 +159,10 @@ TEST_F(SandboxCliTest, KilnLoadsOnlyLibcAndLibseccomp) {
   for (size_t at = o.out.find("(NEEDED)"); at != std::string::npos;
        at = o.out.find("(NEEDED)", at + 1)) {
     size_t open = o.out.find('[', at), close = o.out.find(']', at);
-    needed.insert(o.out.substr(open + 1, close - open - 1));
+    std::string lib = o.out.substr(open + 1, close - open - 1);
+    if (!lib.starts_with("ld-linux")) needed.insert(lib);  // the loader, named per architecture
   }
-  EXPECT_EQ(needed, (std::set<std::string>{"ld-linux-x86-64.so.2", "libc.so.6", "libseccomp.so.2"}))
-      << o.out;
+  EXPECT_EQ(needed, (std::set<std::string>{"libc.so.6", "libseccomp.so.2"})) << o.out;
 
   auto version = kiln::testing::Run({KilnBinary(), "--version"});
   EXPECT_EQ(version.status, 0) << version.err;

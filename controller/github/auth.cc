@@ -10,25 +10,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "controller/sessionlog/digest.h"
+
 namespace kiln::github {
 
 using nlohmann::json;
+using sessionlog::Base64Url;
 
 namespace {
-
-std::string Base64Url(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  while (!out.empty() && out.back() == '=') out.pop_back();
-  for (char& c : out) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  return out;
-}
 
 struct FreeKey {
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
@@ -42,8 +31,7 @@ struct FreeMd {
 
 }  // namespace
 
-Result<std::string> AppJwt(const std::string& app_id, const std::string& private_key_pem,
-                           int64_t now_s) {
+Result<std::string> SignJwt(const std::string& private_key_pem, const json& claims) {
   std::unique_ptr<BIO, FreeBio> bio(
       BIO_new_mem_buf(private_key_pem.data(), static_cast<int>(private_key_pem.size())));
   if (!bio) return Error::Internal("BIO_new_mem_buf failed");
@@ -55,8 +43,6 @@ Result<std::string> AppJwt(const std::string& app_id, const std::string& private
     ERR_clear_error();
     return Error::Invalid("the GitHub App private key is not an RSA private key in PEM form");
   }
-  // iat a minute back allows for clock drift; GitHub takes at most 10 minutes.
-  json claims = {{"iat", now_s - 60}, {"exp", now_s + 540}, {"iss", app_id}};
   std::string input = Base64Url(R"({"alg":"RS256","typ":"JWT"})") + "." + Base64Url(claims.dump());
   std::unique_ptr<EVP_MD_CTX, FreeMd> ctx(EVP_MD_CTX_new());
   size_t size = 0;
@@ -72,6 +58,12 @@ Result<std::string> AppJwt(const std::string& app_id, const std::string& private
   }
   sig.resize(size);
   return input + "." + Base64Url(sig);
+}
+
+Result<std::string> AppJwt(const std::string& app_id, const std::string& private_key_pem,
+                           int64_t now_s) {
+  // iat a minute back allows for clock drift; GitHub takes at most 10 minutes.
+  return SignJwt(private_key_pem, {{"iat", now_s - 60}, {"exp", now_s + 540}, {"iss", app_id}});
 }
 
 Result<int64_t> ParseTimestamp(const std::string& text) {

@@ -12,14 +12,19 @@
 #include <mutex>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "base/result.h"
 #include "controller/github/rest.h"
 
 namespace kiln::github {
 
-// A JWT for the App app_id: {"alg":"RS256","typ":"JWT"} . {"iat": now-60,
-// "exp": now+540, "iss": "<app_id>"}, signed with private_key_pem (PKCS#1 or
-// PKCS#8 PEM of an RSA key). A key that does not load is kInvalidArgument.
+// A JWT {"alg":"RS256","typ":"JWT"} . claims, signed with private_key_pem
+// (PKCS#1 or PKCS#8 PEM of an RSA key). A key that does not load is
+// kInvalidArgument.
+Result<std::string> SignJwt(const std::string& private_key_pem, const nlohmann::json& claims);
+
+// The App app_id's JWT: {"iat": now-60, "exp": now+540, "iss": "<app_id>"}.
 Result<std::string> AppJwt(const std::string& app_id, const std::string& private_key_pem,
                            int64_t now_s);
 

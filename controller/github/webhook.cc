@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "base/clock.h"
+#include "controller/sessionlog/digest.h"
 
 namespace kiln::github {
 namespace {
@@ -294,13 +295,8 @@ std::string Sign(std::string_view secret, std::string_view body) {
            &len) == nullptr) {
     return "";  // matches no header: SignatureValid refuses
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(kSignaturePrefix);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[mac[i] >> 4]);
-    out.push_back(kHex[mac[i] & 0xf]);
-  }
-  return out;
+  return std::string(kSignaturePrefix) +
+         sessionlog::Hex(std::string_view(reinterpret_cast<const char*>(mac.data()), len));
 }
 
 bool SignatureValid(std::string_view secret, std::string_view body, std::string_view header) {

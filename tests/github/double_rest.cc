@@ -22,6 +22,12 @@ using ghd::Error;
 using ghd::Invalid;
 using ghd::Json;
 
+// What the App may do, as GET /app and a new installation token say.
+json AppPermissions() {
+  return {{"contents", "write"}, {"issues", "write"},  {"pull_requests", "write"},
+          {"statuses", "write"}, {"metadata", "read"}, {"members", "read"}};
+}
+
 std::vector<std::string> Split(const std::string& path) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -123,13 +129,7 @@ Reply GitHubDouble::Impl::HandleApi(const Call& call, const Caller& caller) {
                       {"name", opt.app_slug},
                       {"owner", UserJson("acme")},
                       {"html_url", web_base() + "/apps/" + opt.app_slug},
-                      {"permissions",
-                       {{"contents", "write"},
-                        {"issues", "write"},
-                        {"pull_requests", "write"},
-                        {"statuses", "write"},
-                        {"metadata", "read"},
-                        {"members", "read"}}},
+                      {"permissions", AppPermissions()},
                       {"events",
                        json::array({"issues", "issue_comment", "pull_request",
                                     "pull_request_review", "pull_request_review_comment", "push"})},
@@ -144,13 +144,7 @@ Reply GitHubDouble::Impl::HandleApi(const Call& call, const Caller& caller) {
     tokens[token] = expiry;
     return Json(201, {{"token", token},
                       {"expires_at", ghd::Iso(expiry)},
-                      {"permissions",
-                       {{"contents", "write"},
-                        {"issues", "write"},
-                        {"pull_requests", "write"},
-                        {"statuses", "write"},
-                        {"metadata", "read"},
-                        {"members", "read"}}},
+                      {"permissions", AppPermissions()},
                       {"repository_selection", "all"}});
   }
   if (m == "GET" && seg.size() == 1 && seg[0] == "user") {

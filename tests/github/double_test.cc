@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/pem.h>
 #include <sys/socket.h>
 
 #include <cstdio>
@@ -22,6 +21,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "base/fd.h"
+#include "controller/github/auth.h"
 #include "tests/support/temp_dir.h"
 
 namespace kiln::testing {
@@ -82,38 +83,12 @@ Resp Https(const GitHubDouble& gh, const std::string& method, const std::string&
   return out;
 }
 
-std::string Base64Url(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  while (!out.empty() && out.back() == '=') out.pop_back();
-  for (char& c : out) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  return out;
-}
-
-// An RS256 JWT signed with the PEM key in key_file.
+// An RS256 JWT signed with the PEM key in key_file, by kiln's own signer.
 std::string Jwt(const std::string& key_file, const json& claims) {
-  FILE* f = std::fopen(key_file.c_str(), "r");
-  EVP_PKEY* key = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
-  std::string input = Base64Url(R"({"alg":"RS256","typ":"JWT"})") + "." + Base64Url(claims.dump());
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  size_t len = 0;
-  EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
-  EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
-                 input.size());
-  std::string sig(len, '\0');
-  EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
-                 reinterpret_cast<const unsigned char*>(input.data()), input.size());
-  sig.resize(len);
-  EVP_MD_CTX_free(ctx);
-  EVP_PKEY_free(key);
-  return input + "." + Base64Url(sig);
+  auto pem = ReadFile(key_file);
+  auto jwt = pem.ok() ? github::SignJwt(*pem, claims) : Result<std::string>(pem.error());
+  EXPECT_TRUE(jwt.ok()) << jwt.error().message();
+  return jwt.ok() ? *jwt : "";
 }
 
 std::string AppJwt(const GitHubDouble& gh, int64_t app_id = 4242) {

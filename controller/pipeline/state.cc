@@ -37,11 +37,8 @@ Status State::SetComment(const std::string& run_id, int64_t comment_id) {
 }
 
 Status State::SetShown(const std::string& run_id, const std::string& state) {
-  std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
-                        db_.Prepare("recording a progress comment's state",
-                                    "UPDATE pipeline_runs SET shown_state = ?2 WHERE run_id = ?1"));
-  return stmt.Bind(1, run_id).Bind(2, state).Run();
+  return SetText("recording a progress comment's state",
+                 "UPDATE pipeline_runs SET shown_state = ?2 WHERE run_id = ?1", run_id, state);
 }
 
 Status State::MarkApplied(const std::string& run_id, const std::string& outcome, int64_t now_ms) {
@@ -54,11 +51,15 @@ Status State::MarkApplied(const std::string& run_id, const std::string& outcome,
 }
 
 Status State::SetOutcome(const std::string& run_id, const std::string& outcome) {
+  return SetText("recording a result being applied",
+                 "UPDATE pipeline_runs SET outcome = ?2 WHERE run_id = ?1", run_id, outcome);
+}
+
+Status State::SetText(const std::string& what, const std::string& sql, const std::string& run_id,
+                      const std::string& value) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
-                        db_.Prepare("recording a result being applied",
-                                    "UPDATE pipeline_runs SET outcome = ?2 WHERE run_id = ?1"));
-  return stmt.Bind(1, run_id).Bind(2, outcome).Run();
+  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt, db_.Prepare(what, sql));
+  return stmt.Bind(1, run_id).Bind(2, value).Run();
 }
 
 Result<std::vector<Tracked>> State::Select(const std::string& where,

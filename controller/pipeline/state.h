@@ -51,6 +51,9 @@ class State {
   explicit State(store::sqlite::Db db) : db_(std::move(db)) {}
   Result<std::vector<Tracked>> Select(const std::string& where,
                                       const std::vector<std::string>& args);
+  // Runs sql with ?1 = run_id and ?2 = value (an UPDATE of one text column).
+  Status SetText(const std::string& what, const std::string& sql, const std::string& run_id,
+                 const std::string& value);
 
   std::mutex mu_;
   store::sqlite::Db db_;  // guarded by mu_

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "base/strings.h"
 #include "tests/github/double_internal.h"
 
 extern char** environ;
@@ -124,12 +125,7 @@ std::map<std::string, DiffLines> ParseDiff(const std::string& diff) {
   std::string old_path;
   int old_left = 0;
   int new_left = 0;
-  size_t start = 0;
-  while (start < diff.size()) {
-    size_t end = diff.find('\n', start);
-    if (end == std::string::npos) end = diff.size();
-    std::string line = diff.substr(start, end - start);
-    start = end + 1;
+  for (const std::string& line : Split(diff, '\n')) {
     if (old_left > 0 || new_left > 0) {  // inside a hunk: content lines only
       char c = line.empty() ? ' ' : line[0];
       if (c == ' ' || c == '-') --old_left;
@@ -172,12 +168,7 @@ std::map<std::string, std::string> GitHubDouble::Impl::Branches(const std::strin
   std::string out = ghd::Git(
       {"--git-dir", bare, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/"});
   std::map<std::string, std::string> branches;
-  size_t start = 0;
-  while (start < out.size()) {
-    size_t end = out.find('\n', start);
-    if (end == std::string::npos) end = out.size();
-    std::string line = out.substr(start, end - start);
-    start = end + 1;
+  for (const std::string& line : Split(out, '\n')) {
     size_t space = line.find(' ');
     if (space == std::string::npos) continue;
     branches[line.substr(space + 1 + std::strlen("refs/heads/"))] = line.substr(0, space);

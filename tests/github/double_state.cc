@@ -4,6 +4,7 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "base/strings.h"
 #include "tests/github/double_internal.h"
 
 namespace kiln::testing {
@@ -171,20 +172,9 @@ void GitHubDouble::Impl::RefsChanged(Repo& repo, const std::map<std::string, std
       } else if (after.count("main") && name != "main") {
         args.push_back("^" + after.at("main"));
       }
-      std::string log = ghd::Git(args);
-      size_t start = 0;
-      while (start < log.size()) {
-        size_t end = log.find('\x1e', start);
-        if (end == std::string::npos) end = log.size();
-        std::string rec = log.substr(start, end - start);
-        start = end + 1;
+      for (std::string rec : Split(ghd::Git(args), '\x1e')) {
         while (!rec.empty() && rec.front() == '\n') rec.erase(0, 1);
-        std::vector<std::string> f;
-        size_t s = 0;
-        for (size_t sep; (sep = rec.find('\x1f', s)) != std::string::npos; s = sep + 1) {
-          f.push_back(rec.substr(s, sep - s));
-        }
-        f.push_back(rec.substr(s));
+        std::vector<std::string> f = Split(rec, '\x1f');
         if (f.size() < 8) continue;
         while (!f[7].empty() && f[7].back() == '\n') f[7].pop_back();
         commits.push_back({{"id", f[0]},

@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 
 #include <cstdio>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>

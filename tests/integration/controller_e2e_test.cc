@@ -17,8 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/modelserver/process.h"
-#include "tests/support/kiln_runner.h"
+#include "tests/support/factory_test.h"
 
 namespace kiln::testing {
 namespace {
@@ -26,22 +25,17 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 void Git(const std::string& dir, const std::string& args) {
   std::string cmd =
       "git -C '" + dir + "' -c user.name=t -c user.email=t@t " + args + " >/dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
-class Controller : public ::testing::Test {
+class Controller : public FactoryTest {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "the controller mounts workspaces: it needs root";
-    before_ = Snapshot();
-    root_ = tmp_.path();
+    FactoryTest::SetUp();
+    if (IsSkipped()) return;
     repo_ = root_ + "/repo";
     fs::create_directories(repo_ + "/src");
     WriteAll(repo_ + "/README.md", "hello\n");
@@ -55,18 +49,6 @@ class Controller : public ::testing::Test {
     Skill("greedy", "secrets: [NOT_THERE]\n");
     secrets_ = root_ + "/secrets.yaml";
     WriteAll(secrets_, "GRANTED: granted-value-123\nOTHER: other-value-456\n", 0600);
-  }
-
-  void TearDown() override {
-    if (::geteuid() != 0) return;
-    // Nothing the runs made may remain: mounts, cgroups, sandbox records,
-    // run directories, processes.
-    EXPECT_EQ(Diff(before_, Snapshot()), "");
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(TestStateDir() + "/runs", ec)) {
-      ADD_FAILURE() << "left behind: " << e.path();
-    }
-    EXPECT_TRUE(ProcessesMatching(TestStateDir()).empty());
   }
 
   void Skill(const std::string& role, const std::string& extra) {
@@ -149,10 +131,7 @@ class Controller : public ::testing::Test {
     return j;
   }
 
-  TempDir tmp_;
-  HostState before_;
-  std::string root_, repo_, skills_, secrets_, config_;
-  std::unique_ptr<modelserver::ServerProcess> server_;
+  std::string repo_, skills_, secrets_;
 };
 
 constexpr char kEditScript[] = R"(

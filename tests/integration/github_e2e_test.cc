@@ -17,8 +17,7 @@
 
 #include "controller/github/webhook.h"
 #include "tests/github/double.h"
-#include "tests/modelserver/process.h"
-#include "tests/support/kiln_runner.h"
+#include "tests/support/factory_test.h"
 
 namespace kiln::testing {
 namespace {
@@ -28,10 +27,6 @@ namespace fs = std::filesystem;
 
 constexpr char kRepo[] = "acme/stats";
 constexpr char kSecret[] = "webhook-secret-for-tests";
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 uint16_t FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -65,23 +60,11 @@ bool WaitFor(const std::function<bool()>& done, int seconds = 180) {
   return done();
 }
 
-class GitHubPipeline : public ::testing::Test {
+class GitHubPipeline : public FactoryTest {
  protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "the controller mounts workspaces: it needs root";
-    before_ = Snapshot();
-    root_ = tmp_.path();
-  }
-
-  void TearDown() override {
-    if (::geteuid() != 0) return;
+  void Stop() override {
     daemon_.reset();
     gh_.reset();
-    EXPECT_EQ(Diff(before_, Snapshot()), "");
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(TestStateDir() + "/runs", ec)) {
-      ADD_FAILURE() << "left behind: " << e.path();
-    }
   }
 
   // The double with the demo's sample repository, the scripted model, and
@@ -104,30 +87,14 @@ class GitHubPipeline : public ::testing::Test {
     gh_->AddCollaborator(kRepo, "maintainer", "write");
     main_sha_ = gh_->BranchSha(kRepo, "main");
 
-    auto server =
-        modelserver::ServerProcess::Start(KILN_MODEL_SERVER_BINARY, script_path, root_ + "/record");
-    ASSERT_TRUE(server.ok()) << server.error().message();
-    server_ = std::move(*server);
     WriteAll(root_ + "/webhook-secret", std::string(kSecret) + "\n", 0600);
-    config_ = root_ + "/kiln.yaml";
-    std::ofstream(config_) << "state_dir: " << TestStateDir() << "\nstore: " << root_
-                           << "/kiln.db\nlog_dir: " << root_ << "/logs\ncache_dir: " << root_
-                           << "/cache\nskills_dir: " << KILN_SOURCE_DIR
-                           << "/skills\nruntime_binary: " << KILN_RUNTIME_BINARY
-                           << "\nforward_binary: " << KILN_FORWARD_BINARY
-                           << "\npoll_interval: 100ms\nmetrics_listen: \"\"\n"
-                           << "pipeline: {forge: github, bot: \"" << gh_->bot_login()
-                           << "\", api_listen: \"127.0.0.1:" << port << "\"}\n"
-                           << "github:\n  api_url: " << gh_->api_url()
-                           << "\n  ca_file: " << gh_->ca_file() << "\n  app_id: \"4242\""
-                           << "\n  private_key_file: " << gh_->app_key_file()
-                           << "\n  webhook_secret_file: " << root_ << "/webhook-secret"
-                           << "\n  repos:\n    " << kRepo << ": {}\n"
-                           << "sandbox: {cgroup_parent: " << TestCgroupParent()
-                           << ", timeout: 3m, grace: 2s, memory: 1G}\n"
-                           << "models: {scripted: {provider: anthropic, upstream: \""
-                           << server_->anthropic_url() << "\", api_key_env: \"\"}}\n"
-                           << "model: {provider: scripted, name: scripted}\n";
+    Configure(script_path, "pipeline: {forge: github, bot: \"" + gh_->bot_login() +
+                               "\", api_listen: \"127.0.0.1:" + std::to_string(port) + "\"}\n" +
+                               "github:\n  api_url: " + gh_->api_url() +
+                               "\n  ca_file: " + gh_->ca_file() +
+                               "\n  app_id: \"4242\"\n  private_key_file: " + gh_->app_key_file() +
+                               "\n  webhook_secret_file: " + root_ +
+                               "/webhook-secret\n  repos:\n    " + kRepo + ": {}\n");
     daemon_ = std::make_unique<Daemon>(config_, root_ + "/serve.log");
     ASSERT_TRUE(WaitFor([&] { return Listening(port); }, 30)) << ReadAll(root_ + "/serve.log");
   }
@@ -186,11 +153,8 @@ class GitHubPipeline : public ::testing::Test {
     return all;
   }
 
-  TempDir tmp_;
-  HostState before_;
-  std::string root_, config_, main_sha_;
+  std::string main_sha_;
   std::unique_ptr<GitHubDouble> gh_;
-  std::unique_ptr<modelserver::ServerProcess> server_;
   std::unique_ptr<Daemon> daemon_;
 };
 

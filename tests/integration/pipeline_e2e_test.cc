@@ -9,8 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/modelserver/process.h"
-#include "tests/support/kiln_runner.h"
+#include "tests/support/factory_test.h"
 
 namespace kiln::testing {
 namespace {
@@ -18,49 +17,14 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 constexpr char kRepo[] = "acme/stats";
 
-class Pipeline : public ::testing::Test {
+class Pipeline : public FactoryTest {
  protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "the controller mounts workspaces: it needs root";
-    before_ = Snapshot();
-    root_ = tmp_.path();
-  }
-
-  void TearDown() override {
-    if (::geteuid() != 0) return;
-    EXPECT_EQ(Diff(before_, Snapshot()), "");
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(TestStateDir() + "/runs", ec)) {
-      ADD_FAILURE() << "left behind: " << e.path();
-    }
-  }
-
   // The scripted model server with script, a configuration, and a forge
   // holding the demo's sample repository.
   void Setup(const std::string& script_path) {
-    auto server =
-        modelserver::ServerProcess::Start(KILN_MODEL_SERVER_BINARY, script_path, root_ + "/record");
-    ASSERT_TRUE(server.ok()) << server.error().message();
-    server_ = std::move(*server);
-    config_ = root_ + "/kiln.yaml";
-    std::ofstream(config_) << "state_dir: " << TestStateDir() << "\nstore: " << root_
-                           << "/kiln.db\nlog_dir: " << root_ << "/logs\ncache_dir: " << root_
-                           << "/cache\nskills_dir: " << KILN_SOURCE_DIR
-                           << "/skills\nruntime_binary: " << KILN_RUNTIME_BINARY
-                           << "\nforward_binary: " << KILN_FORWARD_BINARY
-                           << "\npoll_interval: 100ms\nmetrics_listen: \"\"\n"
-                           << "pipeline: {api_listen: \"\"}\n"
-                           << "sandbox: {cgroup_parent: " << TestCgroupParent()
-                           << ", timeout: 3m, grace: 2s, memory: 1G}\n"
-                           << "models: {scripted: {provider: anthropic, upstream: \""
-                           << server_->anthropic_url() << "\", api_key_env: \"\"}}\n"
-                           << "model: {provider: scripted, name: scripted}\n";
+    Configure(script_path, "pipeline: {api_listen: \"\"}\n");
     // The forge's repositories live under the state directory, which this
     // test process shares: a per-test repository name keeps them apart.
     repo_ = std::string(kRepo) + "-" + fs::path(root_).filename().string().substr(10);
@@ -150,10 +114,7 @@ class Pipeline : public ::testing::Test {
     return "";
   }
 
-  TempDir tmp_;
-  HostState before_;
-  std::string root_, config_, repo_;
-  std::unique_ptr<modelserver::ServerProcess> server_;
+  std::string repo_;
 };
 
 TEST_F(Pipeline, AnIssueBecomesAPullRequestThatFixesTheBug) {

@@ -35,6 +35,10 @@ std::string HelperDir();
 
 Outcome Run(const std::vector<std::string>& argv, const RunOptions& options = {});
 
+inline bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
 // `kiln serve --config config` as a child process, its output appended to
 // log; SIGTERM (and a wait) on destruction.
 class Daemon {

@@ -43,7 +43,7 @@ constexpr int kNotFound = 127;
 // The command's side, between fork and exec: limits, identity, capabilities,
 // file descriptors, and seccomp last. Uses no allocation after the filter is
 // installed.
-[[noreturn]] void CommandMain(const InitArgs& a, int sync_fd, int exec_err_fd) {
+[[noreturn]] void CommandMain(const InitArgs& a, int sync_fd) {
   const Spec& spec = *a.spec;
   const int ctl = a.control_fd;
   if (sync_fd >= 0) {  // wait until init has written our id maps
@@ -110,6 +110,9 @@ constexpr int kNotFound = 127;
   std::vector<char*> envp;
   for (const std::string& s : a.env) envp.push_back(const_cast<char*>(s.c_str()));
   envp.push_back(nullptr);
+  // Written here, completed without allocating if execvpe fails.
+  proto::Message exec_failed{proto::Type::kError};
+  exec_failed.SetText("execvp(" + Quote(spec.argv[0]) + "): ");
 
   auto listener = seccomp::Install(*a.seccomp);
   if (!listener) Fail(ctl, kSetupFailed, listener.error().message());
@@ -122,8 +125,10 @@ constexpr int kNotFound = 127;
   environ = envp.data();
   execvpe(argv[0], argv.data(), envp.data());
   int err = errno;
-  (void)!write(exec_err_fd, &err, sizeof err);
-  _exit(err == ENOENT ? kNotFound : kNotExecutable);
+  exec_failed.value = err == ENOENT ? kNotFound : kNotExecutable;
+  exec_failed.AppendText(strerror(err));
+  proto::Send(ctl, exec_failed);
+  _exit(exec_failed.value);
 }
 
 // Reaps every child; forwards the supervisor's signals to the command. When
@@ -216,8 +221,6 @@ void InitMain(const InitArgs& a) {
     _exit(kSetupFailed);
   if (unshare(CLONE_NEWCGROUP) != 0) FailErrno(ctl, "unshare(CLONE_NEWCGROUP)", errno);
 
-  int exec_err[2];
-  if (pipe2(exec_err, O_CLOEXEC) != 0) FailErrno(ctl, "pipe2", errno);
   // As root, init is in the host's user namespace, so the command gets its
   // own, mapped to an unprivileged host range; init writes its maps.
   int sync[2] = {-1, -1};
@@ -229,11 +232,9 @@ void InitMain(const InitArgs& a) {
   pid_t command = static_cast<pid_t>(syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0));
   if (command < 0) FailErrno(ctl, "clone(command)", errno);
   if (command == 0) {
-    close(exec_err[0]);
     if (sync[1] >= 0) close(sync[1]);
-    CommandMain(a, sync[0], exec_err[1]);
+    CommandMain(a, sync[0]);
   }
-  close(exec_err[1]);
   if (!a.mapping.rootless) {
     close(sync[0]);
     if (auto s = userns::WriteMaps(command, a.mapping); !s) {
@@ -244,18 +245,6 @@ void InitMain(const InitArgs& a) {
     close(sync[1]);
   }
   DropInitPrivileges(ctl);
-
-  int err = 0;
-  ssize_t n = read(exec_err[0], &err, sizeof err);
-  close(exec_err[0]);
-  if (n == sizeof err) {
-    proto::Message m{proto::Type::kError};
-    m.value = err == ENOENT ? kNotFound : kNotExecutable;
-    m.SetText("execvp(" + Quote(spec.argv[0]) + "): " + std::strerror(err));
-    proto::Send(ctl, m);
-  } else {
-    proto::Send(ctl, proto::Message{proto::Type::kReady});
-  }
   Reap(ctl, command);
 }
 

@@ -11,8 +11,8 @@ namespace kiln::sandbox::proto {
 enum class Type : uint32_t {
   kGo = 1,    // supervisor -> init: ids mapped; set up the filesystem
   kJoined,    // supervisor -> init: in the cgroup; start the command
-  kReady,     // init -> supervisor: the command was executed
-  kError,     // init or command -> supervisor: setup failed; value = exit status, text = why
+  kError,     // init or command -> supervisor: setup or exec failed; value = exit status,
+              // text = why
   kExit,      // init -> supervisor: value = the command's wait status
   kListener,  // command -> supervisor: carries the seccomp listener fd (SCM_RIGHTS)
 };
@@ -25,6 +25,12 @@ struct Message {
   void SetText(std::string_view s) {
     size_t n = s.size() < sizeof text - 1 ? s.size() : sizeof text - 1;
     std::memcpy(text, s.data(), n);
+    text[n] = '\0';
+  }
+  // Appends what fits; allocates nothing (used between fork and exec).
+  void AppendText(const char* s) {
+    size_t n = std::strlen(text);
+    while (*s != '\0' && n < sizeof text - 1) text[n++] = *s++;
     text[n] = '\0';
   }
 };

@@ -84,6 +84,12 @@ Status RemoveDir(const std::string& dir) {
   }
 }
 
+Result<bool> RemoveIfEmpty(const std::string& dir) {
+  if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return true;
+  if (errno == EBUSY) return false;
+  return Error::Sys("rmdir(" + Quote(dir) + ")", errno);
+}
+
 std::optional<uint64_t> ReadKeyed(const std::string& file, const std::string& key) {
   auto text = ReadFile(file);
   if (!text) return std::nullopt;

@@ -80,6 +80,11 @@ Result<std::vector<pid_t>> ReadProcs(const std::string& dir);
 Status KillProcs(const std::string& dir);
 // rmdir, retrying while the kernel still reports the cgroup busy.
 Status RemoveDir(const std::string& dir);
+// Removes a cgroup directory that has no process left (or is gone): true.
+// False when processes are still in it. A sandbox's cgroup is normally empty
+// by teardown, since reaping its pid 1 ends every process of its pid
+// namespace; Destroy kills and waits only when it is not.
+Result<bool> RemoveIfEmpty(const std::string& dir);
 // Reads "key value" lines (memory.events, cpu.stat, memory.oom_control).
 std::optional<uint64_t> ReadKeyed(const std::string& file, const std::string& key);
 // Reads a file holding one number; nullopt when absent or "max".

@@ -163,7 +163,13 @@ TEST(CgroupV2Test, MechanicsOnTheHostsCgroup2) {
     ASSERT_EQ(waitpid(p, &st, 0), p);
     EXPECT_TRUE(WIFSIGNALED(st));
   }
+  // Destroy kills what is still inside before removing the directory.
+  pid_t c = SpawnSleeper();
+  ASSERT_TRUE((*cg)->AddProcess(c).ok());
   ASSERT_TRUE((*cg)->Destroy().ok());
+  int st;
+  ASSERT_EQ(waitpid(c, &st, 0), c);
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
   EXPECT_FALSE(Exists(dir));
 }
 

@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <climits>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -68,8 +67,15 @@ class CgroupV1 final : public Cgroup {
 
   Status Destroy() override {
     if (destroyed_) return Ok();
-    KILN_TRY(KillAll());
-    for (const std::string& dir : paths()) KILN_TRY(RemoveDir(dir));
+    bool busy = false;
+    for (const std::string& dir : paths()) {
+      KILN_ASSIGN_OR_RETURN(bool removed, RemoveIfEmpty(dir));
+      busy = busy || !removed;
+    }
+    if (busy) {
+      KILN_TRY(KillAll());
+      for (const std::string& dir : paths()) KILN_TRY(RemoveDir(dir));
+    }
     destroyed_ = true;
     return Ok();
   }
@@ -99,11 +105,12 @@ Status ApplyLimits(const std::map<std::string, std::string>& dirs, const Limits&
     std::string v = std::to_string(*limits.memory_bytes);
     KILN_TRY(WriteFile(dir + "/memory.limit_in_bytes", v));
     // Swap off: memory+swap may not exceed memory alone. The file exists only
-    // when the kernel accounts swap.
-    if (::access((dir + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
-      KILN_TRY(WriteFile(dir + "/memory.memsw.limit_in_bytes", v));
+    // when the kernel accounts swap; without it, swappiness 0 keeps the
+    // sandbox's pages out of swap.
+    if (auto s = WriteFile(dir + "/memory.memsw.limit_in_bytes", v); !s) {
+      if (s.error().sys_errno() != ENOENT) return s;
+      (void)WriteFile(dir + "/memory.swappiness", "0");
     }
-    (void)WriteFile(dir + "/memory.swappiness", "0");
   }
   if (limits.pids) {
     KILN_ASSIGN_OR_RETURN(std::string dir, need("pids"));
@@ -123,20 +130,22 @@ Status ApplyLimits(const std::map<std::string, std::string>& dirs, const Limits&
 
 Result<std::unique_ptr<Cgroup>> CreateV1(const std::string& name, const Limits& limits,
                                          const Options& options) {
-  std::map<std::string, std::string> dirs;     // controller -> our directory
-  std::map<std::string, std::string> by_real;  // real hierarchy path -> our directory
+  std::map<std::string, std::string> dirs;  // controller -> our directory
+  // Hierarchies mounted together (cpu -> cpu,cpuacct) are one directory: the
+  // same (device, inode) -> our directory.
+  std::map<std::pair<dev_t, ino_t>, std::string> by_hierarchy;
   std::vector<const char*> controllers = {"memory", "pids"};
   if (limits.cpus) controllers.push_back("cpu");
   for (const char* ctrl : controllers) {
     std::string mount = options.root + "/" + ctrl;
-    char real[PATH_MAX];
-    if (::realpath(mount.c_str(), real) == nullptr) continue;  // controller not mounted
-    auto it = by_real.find(real);
-    if (it != by_real.end()) {
+    struct stat st {};
+    if (::stat(mount.c_str(), &st) != 0) continue;  // controller not mounted
+    auto it = by_hierarchy.find({st.st_dev, st.st_ino});
+    if (it != by_hierarchy.end()) {
       dirs[ctrl] = it->second;
       continue;
     }
-    std::string parent = std::string(real) + "/" + options.parent;
+    std::string parent = mount + "/" + options.parent;
     std::string dir = parent + "/" + name;
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
@@ -146,10 +155,10 @@ Result<std::unique_ptr<Cgroup>> CreateV1(const std::string& name, const Limits& 
       made = Error::Sys("mkdir(" + Quote(dir) + ", 0755)", errno);
     if (!made) {
       // Undo what was created so far; the caller sees one clean failure.
-      for (const auto& [r, d] : by_real) (void)RemoveDir(d);
+      for (const auto& [h, d] : by_hierarchy) (void)RemoveDir(d);
       return made.error().Wrap("creating cgroup");
     }
-    by_real[real] = dir;
+    by_hierarchy[{st.st_dev, st.st_ino}] = dir;
     dirs[ctrl] = dir;
   }
   if (dirs.empty())

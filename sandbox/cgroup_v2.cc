@@ -63,12 +63,11 @@ class CgroupV2 final : public Cgroup {
 
   Status Destroy() override {
     if (destroyed_) return Ok();
-    if (!Exists(dir_)) {
-      destroyed_ = true;
-      return Ok();
+    KILN_ASSIGN_OR_RETURN(bool removed, RemoveIfEmpty(dir_));
+    if (!removed) {
+      KILN_TRY(KillAll());
+      KILN_TRY(RemoveDir(dir_));
     }
-    KILN_TRY(KillAll());
-    KILN_TRY(RemoveDir(dir_));
     destroyed_ = true;
     return Ok();
   }

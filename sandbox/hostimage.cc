@@ -9,8 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <set>
-#include <sstream>
 
 #include "base/fd.h"
 
@@ -101,33 +101,78 @@ Status CopyTree(const std::string& src, const std::string& dst, const std::strin
   return Ok();
 }
 
+void AppendTime(std::string& out, const struct timespec& t) {
+  out += std::to_string(t.tv_sec);
+  out += '.';
+  out += std::to_string(t.tv_nsec);
+}
+
 // Cheap fingerprint of the host state the skeleton depends on: the layout of
 // the top-level directories and the mtimes of /etc and its subdirectories
 // (package and configuration tools replace files by rename, which touches the
-// directory).
+// directory). It runs at every sandbox's start, so the subdirectories are
+// looked up relative to /etc's descriptor.
 std::string Fingerprint(const std::string& host_root) {
-  std::ostringstream fp;
-  fp << kFormat;
+  std::string fp = std::to_string(kFormat);
   for (const std::string& dir : BoundDirs()) {
     struct stat st {};
-    if (::lstat((host_root + dir).c_str(), &st) == 0) fp << dir << st.st_mode;
+    if (::lstat((host_root + dir).c_str(), &st) == 0) fp += dir + std::to_string(st.st_mode);
   }
-  std::string etc = host_root + "etc";
-  struct stat st {};
-  if (::stat(etc.c_str(), &st) == 0) fp << st.st_mtim.tv_sec << '.' << st.st_mtim.tv_nsec;
-  if (DIR* d = ::opendir(etc.c_str())) {
-    while (struct dirent* e = ::readdir(d)) {
-      if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
-      struct stat sub {};
-      if (::stat((etc + "/" + e->d_name).c_str(), &sub) == 0) {
-        fp << e->d_name << sub.st_mtim.tv_sec << '.' << sub.st_mtim.tv_nsec;
+  int etc = ::open((host_root + "etc").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (etc >= 0) {
+    struct stat st {};
+    if (::fstat(etc, &st) == 0) AppendTime(fp, st.st_mtim);
+    if (DIR* d = ::fdopendir(etc)) {  // owns etc from here
+      while (struct dirent* e = ::readdir(d)) {
+        if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+        struct stat sub {};
+        if (::fstatat(etc, e->d_name, &sub, 0) == 0) {
+          fp += e->d_name;
+          AppendTime(fp, sub.st_mtim);
+        }
       }
+      ::closedir(d);
+    } else {
+      ::close(etc);
     }
-    ::closedir(d);
   }
   char hex[17];
-  std::snprintf(hex, sizeof hex, "%016zx", std::hash<std::string>{}(fp.str()));
+  std::snprintf(hex, sizeof hex, "%016zx", std::hash<std::string>{}(fp));
   return hex;
+}
+
+constexpr char kCurrent[] = "current";
+constexpr char kPrefix[] = "host-";
+
+// The image `current` names, if it was found current less than `recheck` ago
+// and still exists.
+std::optional<std::string> RecentlyChecked(const std::string& images,
+                                           std::chrono::milliseconds recheck) {
+  if (recheck.count() <= 0) return std::nullopt;
+  std::string link = images + "/" + kCurrent;
+  struct stat st {};
+  if (::lstat(link.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return std::nullopt;
+  using namespace std::chrono;
+  auto checked = seconds(st.st_mtim.tv_sec) + nanoseconds(st.st_mtim.tv_nsec);
+  auto now = system_clock::now().time_since_epoch();
+  if (now < checked || now - checked >= recheck) return std::nullopt;  // stale, or a clock step
+  char target[64];
+  ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+  if (n <= 0) return std::nullopt;
+  std::string name(target, static_cast<size_t>(n));
+  if (!name.starts_with(kPrefix) || name.find('/') != std::string::npos) return std::nullopt;
+  std::string dir = images + "/" + name;
+  if (::access(dir.c_str(), F_OK) != 0) return std::nullopt;
+  return dir;
+}
+
+// Points `current` at the image just found current; its new mtime is the
+// time of the check. Best effort: without it the next start checks again.
+void MarkChecked(const std::string& images, const std::string& name) {
+  std::string tmp = images + "/." + kCurrent + "-" + std::to_string(::gettid());
+  ::unlink(tmp.c_str());
+  if (::symlink(name.c_str(), tmp.c_str()) != 0) return;
+  if (::rename(tmp.c_str(), (images + "/" + kCurrent).c_str()) != 0) ::unlink(tmp.c_str());
 }
 
 // Fills dir, an empty directory the caller made.
@@ -181,13 +226,19 @@ bool IsSecretEtcPath(const std::string& rel, unsigned mode) {
   return false;
 }
 
-Result<std::string> Ensure(const std::string& state_dir, const std::string& host_root) {
+Result<std::string> Ensure(const std::string& state_dir, const std::string& host_root,
+                           std::chrono::milliseconds recheck) {
   std::string images = state_dir + "/images";
+  if (auto dir = RecentlyChecked(images, recheck)) return *dir;
   if (::mkdir(images.c_str(), 0755) != 0 && errno != EEXIST) {
     return Error::Sys("mkdir(" + Quote(images) + ")", errno);
   }
-  std::string final_dir = images + "/host-" + Fingerprint(host_root);
-  if (::access(final_dir.c_str(), F_OK) == 0) return final_dir;
+  const std::string name = kPrefix + Fingerprint(host_root);
+  std::string final_dir = images + "/" + name;
+  if (::access(final_dir.c_str(), F_OK) == 0) {
+    MarkChecked(images, name);
+    return final_dir;
+  }
 
   // Build beside the final name and rename, so that concurrent sandboxes
   // never see a half-built image; the loser of a race discards its copy.
@@ -207,6 +258,7 @@ Result<std::string> Ensure(const std::string& state_dir, const std::string& host
       return Error::Sys("rename(" + Quote(tmp) + ", " + Quote(final_dir) + ")", err);
     }
   }
+  MarkChecked(images, name);
   return final_dir;
 }
 

@@ -73,17 +73,51 @@ TEST_F(HostImageTest, CopiesPublicEtcAndLeavesSecretsOut) {
 }
 
 TEST_F(HostImageTest, CachedUntilEtcChanges) {
-  auto first = Ensure(state_, host_);
+  constexpr std::chrono::milliseconds kEveryTime{0};
+  auto first = Ensure(state_, host_, kEveryTime);
   ASSERT_TRUE(first.ok());
-  auto again = Ensure(state_, host_);
+  auto again = Ensure(state_, host_, kEveryTime);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*first, *again);
-  sleep(0);  // mtimes have nanosecond resolution
-  Write("etc/newfile", "x\n", 0644);
-  auto changed = Ensure(state_, host_);
+  Write("etc/newfile", "x\n", 0644);  // mtimes have nanosecond resolution
+  auto changed = Ensure(state_, host_, kEveryTime);
   ASSERT_TRUE(changed.ok());
   EXPECT_NE(*first, *changed);
   EXPECT_TRUE(fs::exists(*changed + "/etc/newfile"));
+  Write("etc/ssh/sshd_config", "x\n", 0644);  // a subdirectory changes too
+  auto sub = Ensure(state_, host_, kEveryTime);
+  ASSERT_TRUE(sub.ok());
+  EXPECT_NE(*changed, *sub);
+  EXPECT_TRUE(fs::exists(*sub + "/etc/ssh/sshd_config"));
+}
+
+// The fingerprint is checked at most once per interval: a change shows up in
+// the images handed out once the interval since the last check has passed.
+TEST_F(HostImageTest, EtcIsCheckedAtMostOncePerInterval) {
+  constexpr std::chrono::milliseconds kRecheck{300};
+  auto checked = std::chrono::steady_clock::now();
+  auto first = Ensure(state_, host_, kRecheck);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(fs::read_symlink(state_ + "/images/current"), fs::path(*first).filename());
+  Write("etc/newfile", "x\n", 0644);
+  auto soon = Ensure(state_, host_, kRecheck);
+  ASSERT_TRUE(soon.ok());
+  if (std::chrono::steady_clock::now() < checked + kRecheck) {
+    EXPECT_EQ(*soon, *first) << "checked again within the interval";
+  }
+  std::this_thread::sleep_for(kRecheck);
+  auto later = Ensure(state_, host_, kRecheck);
+  ASSERT_TRUE(later.ok());
+  EXPECT_NE(*later, *first);
+  EXPECT_TRUE(fs::exists(*later + "/etc/newfile"));
+  EXPECT_EQ(fs::read_symlink(state_ + "/images/current"), fs::path(*later).filename());
+
+  // An image that vanished (removed by hand) is never handed out.
+  fs::remove_all(*later);
+  auto rebuilt = Ensure(state_, host_, kRecheck);
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_EQ(*rebuilt, *later);
+  EXPECT_TRUE(fs::exists(*rebuilt + "/etc/newfile"));
 }
 
 TEST_F(HostImageTest, ThreadsBuildingAtOnceAllGetTheOneImage) {

@@ -2,8 +2,8 @@
 // other verb to kiln-controller beside it (execv, same arguments).
 //
 // `kiln sandbox run` is what a user times against bubblewrap and what the
-// controller starts for every run, so it links only the sandbox: libc and
-// libseccomp are its only shared libraries. The controller's verbs need
+// controller starts for every run, so it links only the sandbox, statically
+// (no shared library to load at all). The controller's verbs need
 // libgit2, libcurl, SQLite and yaml-cpp, forty-odd shared libraries whose
 // loading alone would cost a sandbox several times its own start-up
 // (docs/BENCHMARKS.md).

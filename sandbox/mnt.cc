@@ -118,11 +118,29 @@ Status MountFs(int root_fd, const std::string& dest, const char* fstype, unsigne
   return Ok();
 }
 
-Status MountDev(int root_fd) {
-  KILN_TRY(MountFs(root_fd, "/dev", "tmpfs", kNoSuidDev | MS_NOEXEC, "mode=0755,size=1m"));
+// /dev: a tmpfs with the six device files. As root, init creates them with
+// mknod, as runc and crun do: that tmpfs then cannot be nodev, and it is the
+// one mount that is not, but the sandbox can neither create device files
+// (mknod of a device needs CAP_MKNOD in the host's user namespace) nor write
+// to /dev (root's, 0755). In a user namespace mknod is refused, so the host's
+// device files are bind-mounted, each without nodev. A bind costs a mount to
+// set up and tear down; a node costs one mknod.
+Status MountDev(int root_fd, bool in_user_ns) {
+  unsigned long flags = MS_NOSUID | MS_NOEXEC | (in_user_ns ? MS_NODEV : 0);
+  KILN_TRY(MountFs(root_fd, "/dev", "tmpfs", flags, "mode=0755,size=1m"));
+  KILN_ASSIGN_OR_RETURN(UniqueFd dev, Resolve(root_fd, "dev", false));
   for (const char* node : kDevNodes) {
     std::string host = std::string("/dev/") + node;
-    if (::access(host.c_str(), F_OK) != 0) continue;
+    struct stat st {};
+    if (::stat(host.c_str(), &st) != 0 || !S_ISCHR(st.st_mode)) continue;
+    if (!in_user_ns) {
+      // fchmodat: the mode is the host's, whatever init's umask.
+      if (::mknodat(dev.get(), node, S_IFCHR | 0600, st.st_rdev) != 0 ||
+          ::fchmodat(dev.get(), node, st.st_mode & 0777, 0) != 0) {
+        return Error::Sys("mknod(" + Quote(host) + ")", errno);
+      }
+      continue;
+    }
     KILN_ASSIGN_OR_RETURN(UniqueFd target,
                           Resolve(root_fd, "dev/" + std::string(node), true, true));
     if (::mount(host.c_str(), FdPath(target.get()).c_str(), nullptr, MS_BIND, nullptr) != 0) {
@@ -135,7 +153,6 @@ Status MountDev(int root_fd) {
   KILN_TRY(MountFs(root_fd, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
                    "newinstance,ptmxmode=0666,mode=0620"));
   KILN_TRY(MountFs(root_fd, "/dev/shm", "tmpfs", kNoSuidDev | MS_NOEXEC, "mode=1777,size=64m"));
-  KILN_ASSIGN_OR_RETURN(UniqueFd dev, Resolve(root_fd, "dev", false));
   const std::pair<const char*, const char*> links[] = {{"pts/ptmx", "ptmx"},
                                                        {"/proc/self/fd", "fd"},
                                                        {"/proc/self/fd/0", "stdin"},
@@ -227,7 +244,7 @@ Status BuildRoot(const Spec& spec, const Layout& layout) {
     }
   }
   KILN_TRY(MountFs(root.get(), "/proc", "proc", kNoSuidDev | MS_NOEXEC, ""));
-  KILN_TRY(MountDev(root.get()));
+  KILN_TRY(MountDev(root.get(), layout.in_user_ns));
   KILN_TRY(MountFs(root.get(), "/sys", "sysfs", MS_RDONLY | kNoSuidDev | MS_NOEXEC, ""));
   KILN_TRY(MaskPaths(root.get()));
 

@@ -365,6 +365,36 @@ TEST_F(SandboxCliTest, InitRevealsNothingOfTheSupervisor) {
   EXPECT_NE(o.out.find("kiln-init"), std::string::npos) << o.out;
 }
 
+// /dev holds the six device files and they work, as root (nodes made with
+// mknod) and rootless (the host's, bind-mounted); the sandbox cannot add one.
+TEST_F(SandboxCliTest, DeviceFilesWorkAndNoneCanBeAdded) {
+  const std::string script =
+      "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T %a' /dev/$d; done; "
+      "echo x > /dev/null && echo null-ok; head -c 3 /dev/zero | od -An -tx1; "
+      "(echo x > /dev/full) 2>/dev/null || echo full-refused; head -c 8 /dev/urandom | wc -c; "
+      "mknod /dev/kiln-mem c 1 1 2>/dev/null || echo mknod-dev-refused";
+  const std::string expected =
+      "/dev/null character special file 1:3 666\n"
+      "/dev/zero character special file 1:5 666\n"
+      "/dev/full character special file 1:7 666\n"
+      "/dev/random character special file 1:8 666\n"
+      "/dev/urandom character special file 1:9 666\n"
+      "/dev/tty character special file 5:0 666\n"
+      "null-ok\n 00 00 00\nfull-refused\n8\nmknod-dev-refused\n";
+  // As root, /dev (the one mount without nodev) belongs to root: nothing can
+  // be added. Rootless, everything inside belongs to the one mapped user.
+  auto root = Sandbox(
+      {}, {"sh", "-c", script + "; touch /dev/kiln-file 2>/dev/null || echo write-dev-refused"});
+  ASSERT_EQ(root.status, 0) << root.err;
+  EXPECT_EQ(root.out, expected + "write-dev-refused\n");
+  RunOptions nobody;
+  nobody.as_uid = 65534;
+  nobody.as_gid = 65534;
+  auto rootless = Sandbox({}, {"sh", "-c", script}, nobody);
+  ASSERT_EQ(rootless.status, 0) << rootless.err;
+  EXPECT_EQ(rootless.out, expected);
+}
+
 TEST_F(SandboxCliTest, RootlessAsNobody) {
   RunOptions opts;
   opts.as_uid = 65534;

@@ -110,8 +110,7 @@ void AppendTime(std::string& out, const struct timespec& t) {
 // Cheap fingerprint of the host state the skeleton depends on: the layout of
 // the top-level directories and the mtimes of /etc and its subdirectories
 // (package and configuration tools replace files by rename, which touches the
-// directory). It runs at every sandbox's start, so the subdirectories are
-// looked up relative to /etc's descriptor.
+// directory). Subdirectories are looked up relative to /etc's descriptor.
 std::string Fingerprint(const std::string& host_root) {
   std::string fp = std::to_string(kFormat);
   for (const std::string& dir : BoundDirs()) {

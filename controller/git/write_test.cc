@@ -4,10 +4,7 @@
 // `git ls-tree` and `git diff` say is what a user would check.
 #include "controller/git/write.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +14,7 @@
 
 #include "controller/git/git.h"
 #include "controller/git/testutil.h"
+#include "tests/support/net.h"
 
 namespace kiln::git {
 namespace {
@@ -379,33 +377,6 @@ TEST_F(PushTest, ForceReplacesTheBranchOnly) {
   EXPECT_EQ(Git(remote_, "rev-parse kiln/new"), sha);
 }
 
-// A free TCP port on 127.0.0.1 (free when asked; the caller binds it next).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool Listening(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
 // A remote that refuses the update itself (a pre-receive hook, as a forge's
 // branch protection would): served by `git daemon` over git://, the one
 // transport here that runs the remote's hooks and reports per-ref status.
@@ -415,7 +386,7 @@ TEST_F(PushTest, RemoteRefusalNamesBranchAndReason) {
   WriteText(served + "/guarded.git/hooks/pre-receive",
             "#!/bin/sh\necho 'protected branch' >&2\nexit 1\n");
   ASSERT_EQ(::chmod((served + "/guarded.git/hooks/pre-receive").c_str(), 0755), 0);
-  int port = FreePort();
+  uint16_t port = kiln::testing::FreePort();
   ASSERT_GT(port, 0);
   std::string pid_file = tmp_ / "daemon.pid";
   auto started =
@@ -424,7 +395,7 @@ TEST_F(PushTest, RemoteRefusalNamesBranchAndReason) {
          std::to_string(port) + " --base-path=" + ShQuote(served) +
          " --pid-file=" + ShQuote(pid_file) + " " + ShQuote(served));
   if (started.status != 0) GTEST_SKIP() << "git daemon: " << started.out;
-  for (int i = 0; i < 100 && !Listening(port); ++i) {
+  for (int i = 0; i < 100 && !kiln::testing::Listening(port); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   pid_t daemon = std::stoi(ReadText(pid_file));
@@ -432,7 +403,7 @@ TEST_F(PushTest, RemoteRefusalNamesBranchAndReason) {
     pid_t pid;
     ~Kill() { ::kill(pid, SIGTERM); }
   } kill_daemon{daemon};
-  ASSERT_TRUE(Listening(port));
+  ASSERT_TRUE(kiln::testing::Listening(port));
 
   WriteText(ws_ + "/README.md", "changed\n");
   std::string sha = CommitWorkspace();

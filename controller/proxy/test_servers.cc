@@ -44,12 +44,6 @@ bool Eventually(const std::function<bool()>& cond, std::chrono::milliseconds tim
   return true;
 }
 
-uint16_t FreePort() {
-  asio::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  return acceptor.local_endpoint().port();
-}
-
 LoopbackServer::LoopbackServer(std::function<void(tcp::socket&)> serve)
     : serve_(std::move(serve)),
       acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),

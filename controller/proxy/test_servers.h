@@ -3,6 +3,7 @@
 // proxy endpoint's unix socket, and a recorder for the endpoint's callback.
 #pragma once
 
+#include "tests/support/net.h"
 #include "tests/support/temp_dir.h"
 
 #include "controller/proxy/beast.h"  // first: see there
@@ -51,8 +52,7 @@ class Recorder {
 bool Eventually(const std::function<bool()>& cond,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-// A TCP port on 127.0.0.1 that nothing listened on a moment ago.
-uint16_t FreePort();
+using kiln::testing::FreePort;
 
 // What an upstream server was sent.
 struct SeenRequest {

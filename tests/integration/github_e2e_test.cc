@@ -1,10 +1,7 @@
 // The factory on GitHub, end to end: the real kiln binary as a GitHub App
 // against the GitHub double on loopback (REST, git over HTTPS, signed
 // webhooks), real sandboxes, the real skills and the scripted model.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +15,7 @@
 #include "controller/github/webhook.h"
 #include "tests/github/double.h"
 #include "tests/support/factory_test.h"
+#include "tests/support/net.h"
 
 namespace kiln::testing {
 namespace {
@@ -27,29 +25,6 @@ namespace fs = std::filesystem;
 
 constexpr char kRepo[] = "acme/stats";
 constexpr char kSecret[] = "webhook-secret-for-tests";
-
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-bool Listening(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
 
 bool WaitFor(const std::function<bool()>& done, int seconds = 180) {
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);

@@ -36,8 +36,11 @@ struct Resolved {
 // forgets it and returns a fresh one (an installation token revoked early).
 using TokenSource = std::function<Result<std::string>(const std::string& url, bool renew)>;
 
-// Whether a fetch or push failed because the remote refused the token sent.
-bool TokenRefused(const Status& status);
+// Runs step, a fetch or push, with the token token_for(false) gives; when
+// the remote refuses that token, runs step once more with token_for(true),
+// a renewed one.
+Status WithToken(const std::function<Result<std::string>(bool renew)>& token_for,
+                 const std::function<Status(const std::string& token)>& step);
 
 // Replaces the CAs libgit2 trusts for https remotes with the PEM bundle at
 // path (a GitHub Enterprise server with a private CA). Process-wide.

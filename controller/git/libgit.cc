@@ -1,6 +1,9 @@
 #include "controller/git/libgit.h"
 
+#include <functional>
 #include <mutex>
+
+#include "controller/git/git.h"
 
 namespace kiln::git {
 
@@ -66,8 +69,13 @@ std::string HttpsOrigin(std::string_view url) {
   return std::string(url.substr(0, slash));
 }
 
-bool TokenRefused(const Status& status) {
-  return !status.ok() && status.error().message().find(kTokenRefused) != std::string::npos;
+Status WithToken(const std::function<Result<std::string>(bool renew)>& token_for,
+                 const std::function<Status(const std::string& token)>& step) {
+  KILN_ASSIGN_OR_RETURN(std::string token, token_for(false));
+  Status st = step(token);
+  if (st.ok() || st.error().message().find(kTokenRefused) == std::string::npos) return st;
+  KILN_ASSIGN_OR_RETURN(token, token_for(true));
+  return step(token);
 }
 
 int TokenCredentials(git_credential** out, const char* url, const char* /*username_from_url*/,
@@ -78,7 +86,7 @@ int TokenCredentials(git_credential** out, const char* url, const char* /*userna
     return GIT_PASSTHROUGH;
   }
   if (auth->sent) {
-    git_error_set_str(GIT_ERROR_NET, std::string(kTokenRefused).c_str());
+    git_error_set_str(GIT_ERROR_NET, kTokenRefused);
     return GIT_EAUTH;
   }
   auth->sent = true;

@@ -53,12 +53,12 @@ bool IsFullSha(std::string_view s);
 // "https://host[:port]" of an https URL, "" for anything else.
 std::string HttpsOrigin(std::string_view url);
 
+// What TokenCredentials reports when the remote asks again for credentials
+// after the token was sent: the token was refused (WithToken renews it).
+constexpr char kTokenRefused[] = "the token was refused";
+
 // A token for one remote, sent as HTTP basic auth x-access-token:<token>
 // (GitHub's form) by TokenCredentials.
-// What TokenCredentials reports when the remote asks again for credentials
-// after the token was sent: the token was refused (TokenRefused).
-constexpr std::string_view kTokenRefused = "the token was refused";
-
 struct TokenAuth {
   std::string origin;  // HttpsOrigin of the remote's URL
   std::string token;   // "" sends nothing

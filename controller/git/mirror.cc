@@ -216,18 +216,10 @@ Result<Resolved> Cache::Resolve(const std::string& url, const std::string& rev) 
   KILN_TRY(MakeDir(dir, 0700));
   std::string key = Sha256Hex(url).substr(0, 24);
   Resolved out{url, dir + "/" + key + ".git", "", false};
-  std::string token;
-  const bool authenticated = tokens_ && !HttpsOrigin(url).empty();
-  if (authenticated) {
-    KILN_ASSIGN_OR_RETURN(token, tokens_(url, false));
-  }
-  // A network step with the URL's token; a token the origin refused is
-  // renewed once and the step repeated.
-  auto with_token = [&](const std::function<Status()>& step) -> Status {
-    Status st = step();
-    if (!authenticated || !TokenRefused(st)) return st;
-    KILN_ASSIGN_OR_RETURN(token, tokens_(url, true));
-    return step();
+  // A network step with the URL's token, bought only when a step needs it.
+  auto with_token = [&](const std::function<Status(const std::string& token)>& step) -> Status {
+    if (!tokens_ || HttpsOrigin(url).empty()) return step("");
+    return WithToken([&](bool renew) { return tokens_(url, renew); }, step);
   };
   KILN_ASSIGN_OR_RETURN(FileLock lock,
                         FileLock::Acquire(dir + "/" + key + ".lock", FileLock::Mode::kExclusive));
@@ -235,8 +227,9 @@ Result<Resolved> Cache::Resolve(const std::string& url, const std::string& rev) 
   struct stat st;
   if (::stat(out.mirror_path.c_str(), &st) != 0) {
     if (errno != ENOENT) return Error::Sys("stat(" + Quote(out.mirror_path) + ")", errno);
-    KILN_TRY(with_token(
-        [&] { return CloneMirror(url, token, dir, out.mirror_path, key + ".git.tmp-"); }));
+    KILN_TRY(with_token([&](const std::string& token) {
+      return CloneMirror(url, token, dir, out.mirror_path, key + ".git.tmp-");
+    }));
     out.fetched = true;
   }
   KILN_ASSIGN_OR_RETURN(RepoPtr repo, OpenBare(out.mirror_path));
@@ -250,7 +243,7 @@ Result<Resolved> Cache::Resolve(const std::string& url, const std::string& rev) 
     }
   }
   if (!out.fetched) {
-    KILN_TRY(with_token([&] { return Fetch(repo.get(), url, token); }));
+    KILN_TRY(with_token([&](const std::string& token) { return Fetch(repo.get(), url, token); }));
     KILN_TRY(SyncFs(out.mirror_path));
     out.fetched = true;
   }

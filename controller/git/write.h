@@ -134,8 +134,8 @@ CommentableLines ParseHunks(std::string_view patch);
 // start_side (0: a comment on line alone) to line on side (sides are "LEFT",
 // anything else is RIGHT). "" when it can: both ends are lines of path's
 // diff and, for a range, one hunk holds both. Otherwise a reason for a
-// person: "the line is not in the diff", "the range spans two hunks of the
-// diff; ...". Which end comes first is not checked here
+// person: "the line is not in the diff", "the range spans more than one
+// hunk of the diff; ...". Which end comes first is not checked here
 // (forge::validate::CommentRange does).
 std::string WhyNotAnchored(const CommentableLines& lines, const std::string& path,
                            int64_t start_line, std::string_view start_side, int64_t line,

@@ -477,15 +477,17 @@ Result<std::vector<forge::CommitStatus>> GitHub::Statuses(const std::string& rep
 Status GitHub::PushBranch(const std::string& repo, const std::string& branch,
                           const std::string& source_repo, const std::string& commit, bool force) {
   KILN_ASSIGN_OR_RETURN(forge::RepoInfo info, Repo(repo));
-  for (int attempt = 0;; ++attempt) {
-    KILN_ASSIGN_OR_RETURN(std::string token, auth_.Token(repo));
-    git::PushOptions options;
-    options.force = force;
-    options.token = token;
-    Status st = git::Push(source_repo, commit, info.clone_url, branch, options);
-    if (attempt == 1 || !git::TokenRefused(st)) return st;
-    auth_.Refused(repo);
-  }
+  return git::WithToken(
+      [&](bool renew) {
+        if (renew) auth_.Refused(repo);
+        return auth_.Token(repo);
+      },
+      [&](const std::string& token) {
+        git::PushOptions options;
+        options.force = force;
+        options.token = token;
+        return git::Push(source_repo, commit, info.clone_url, branch, options);
+      });
 }
 
 Status GitHub::DeleteBranch(const std::string& repo, const std::string& branch) {

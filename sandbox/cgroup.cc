@@ -84,12 +84,6 @@ Status RemoveDir(const std::string& dir) {
   }
 }
 
-Result<bool> RemoveIfEmpty(const std::string& dir) {
-  if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return true;
-  if (errno == EBUSY) return false;
-  return Error::Sys("rmdir(" + Quote(dir) + ")", errno);
-}
-
 std::optional<uint64_t> ReadKeyed(const std::string& file, const std::string& key) {
   auto text = ReadFile(file);
   if (!text) return std::nullopt;
@@ -108,6 +102,22 @@ std::optional<uint64_t> ReadNumber(const std::string& file) {
   auto v = ParseUint(Trim(*text), file);
   if (!v) return std::nullopt;
   return *v;
+}
+
+Status Cgroup::Destroy() {
+  if (destroyed_) return Ok();
+  bool busy = false;
+  for (const std::string& dir : paths()) {
+    if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) continue;
+    if (errno != EBUSY) return Error::Sys("rmdir(" + Quote(dir) + ")", errno);
+    busy = true;
+  }
+  if (busy) {
+    KILN_TRY(KillAll());
+    for (const std::string& dir : paths()) KILN_TRY(RemoveDir(dir));
+  }
+  destroyed_ = true;
+  return Ok();
 }
 
 Status RemoveLeftover(const std::vector<std::string>& paths) {

@@ -41,11 +41,17 @@ class Cgroup {
   virtual Result<Stats> ReadStats() const = 0;
   // SIGKILLs every process in the cgroup and waits (bounded) until it is empty.
   virtual Status KillAll() = 0;
-  // Kills what is left, then removes the directories. Idempotent.
-  virtual Status Destroy() = 0;
+  // Removes the directories, killing what is left first. A sandbox's cgroup
+  // is normally empty by then, since reaping its pid 1 ends every process of
+  // its pid namespace: it is read and killed only when a directory is busy.
+  // Idempotent; the backends' destructors call it.
+  Status Destroy();
 
  protected:
   Cgroup() = default;
+
+ private:
+  bool destroyed_ = false;
 };
 
 struct Options {
@@ -80,11 +86,6 @@ Result<std::vector<pid_t>> ReadProcs(const std::string& dir);
 Status KillProcs(const std::string& dir);
 // rmdir, retrying while the kernel still reports the cgroup busy.
 Status RemoveDir(const std::string& dir);
-// Removes a cgroup directory that has no process left (or is gone): true.
-// False when processes are still in it. A sandbox's cgroup is normally empty
-// by teardown, since reaping its pid 1 ends every process of its pid
-// namespace; Destroy kills and waits only when it is not.
-Result<bool> RemoveIfEmpty(const std::string& dir);
 // Reads "key value" lines (memory.events, cpu.stat, memory.oom_control).
 std::optional<uint64_t> ReadKeyed(const std::string& file, const std::string& key);
 // Reads a file holding one number; nullopt when absent or "max".

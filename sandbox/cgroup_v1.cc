@@ -65,21 +65,6 @@ class CgroupV1 final : public Cgroup {
     return Ok();
   }
 
-  Status Destroy() override {
-    if (destroyed_) return Ok();
-    bool busy = false;
-    for (const std::string& dir : paths()) {
-      KILN_ASSIGN_OR_RETURN(bool removed, RemoveIfEmpty(dir));
-      busy = busy || !removed;
-    }
-    if (busy) {
-      KILN_TRY(KillAll());
-      for (const std::string& dir : paths()) KILN_TRY(RemoveDir(dir));
-    }
-    destroyed_ = true;
-    return Ok();
-  }
-
  private:
   std::optional<std::string> Dir(const std::string& ctrl) const {
     auto it = dirs_.find(ctrl);
@@ -88,7 +73,6 @@ class CgroupV1 final : public Cgroup {
   }
 
   std::map<std::string, std::string> dirs_;
-  bool destroyed_ = false;
 };
 
 Status ApplyLimits(const std::map<std::string, std::string>& dirs, const Limits& limits) {

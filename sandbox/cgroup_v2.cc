@@ -61,20 +61,8 @@ class CgroupV2 final : public Cgroup {
     return KillProcs(dir_);
   }
 
-  Status Destroy() override {
-    if (destroyed_) return Ok();
-    KILN_ASSIGN_OR_RETURN(bool removed, RemoveIfEmpty(dir_));
-    if (!removed) {
-      KILN_TRY(KillAll());
-      KILN_TRY(RemoveDir(dir_));
-    }
-    destroyed_ = true;
-    return Ok();
-  }
-
  private:
   std::string dir_;
-  bool destroyed_ = false;
 };
 
 // Enables the controllers in `dir`'s cgroup.subtree_control, after checking

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/temp_dir.h"
+
 namespace kiln::sandbox::hostimage {
 namespace {
 
@@ -18,11 +20,6 @@ namespace fs = std::filesystem;
 class HostImageTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/kiln-hostimage-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    base_ = tmpl;
-    host_ = base_ + "/host/";
-    state_ = base_ + "/state";
     fs::create_directories(host_ + "etc/ssh");
     fs::create_directories(host_ + "etc/ssl/private");
     fs::create_directories(host_ + "usr/bin");
@@ -38,14 +35,15 @@ class HostImageTest : public ::testing::Test {
     Write("etc/ssl/private/server.pem", "PRIVATE\n", 0644);
     fs::create_symlink("/run/resolv.conf", host_ + "etc/resolv.conf");
   }
-  void TearDown() override { fs::remove_all(base_); }
 
   void Write(const std::string& rel, const std::string& content, mode_t mode) {
     std::ofstream(host_ + rel) << content;
     ::chmod((host_ + rel).c_str(), mode);
   }
 
-  std::string base_, host_, state_;
+  kiln::testing::TempDir tmp_;
+  const std::string host_ = tmp_ / "host/";
+  const std::string state_ = tmp_ / "state";
 };
 
 TEST_F(HostImageTest, CopiesPublicEtcAndLeavesSecretsOut) {

@@ -7,19 +7,20 @@
 // call whatever their actions (both checked against 2.5.4). Neither fits a
 // policy whose unmatched calls must fail with EPERM while unknown calls fail
 // with ENOSYS, or one that allows ioctl but denies two of its commands. So the
-// program is three libseccomp filters run one after the other:
+// program is three filters run one after the other:
 //
 //   1. deny:    the policy's errno rules; anything else goes on to 2.
 //   2. allow:   the policy's allow rules; anything else goes on to 3.
 //   3. verdict: EPERM (or NOTIFY) for every call libseccomp knows on this
-//               architecture, ENOSYS for the rest.
+//               architecture, ENOSYS for the rest (VerdictFilter: ranges of
+//               call numbers, which libseccomp has no rule for).
 //
-// "Goes on" is a default action no policy uses (SCMP_ACT_TRACE with a marker),
-// whose return instructions are rewritten into forward jumps to the next
-// filter. Each filter starts by loading what it tests from seccomp_data, so
-// none depends on the state another leaves behind. Within one filter every
-// rule has the same kind of action, so libseccomp's ordering of overlapping
-// rules cannot change a verdict.
+// 1 and 2 are libseccomp's. "Goes on" is a default action no policy uses
+// (SCMP_ACT_TRACE with a marker), whose return instructions are rewritten
+// into forward jumps to the next filter. Each filter starts by loading what it tests from
+// seccomp_data, so none depends on the state another leaves behind. Within one filter every rule
+// has the same kind of action, so libseccomp's ordering of overlapping rules cannot change a
+// verdict.
 
 #include <linux/seccomp.h>
 #include <seccomp.h>
@@ -236,7 +237,8 @@ Result<std::vector<sock_filter>> VerdictFilter(uint32_t deny) {
   // Two tests per range, then the two returns: every jump must reach them
   // within the 8-bit offset of a conditional jump.
   const size_t tests = 2 * known.size();
-  if (known.empty() || tests + 4 > 255) {
+  if (known.empty()) return Error::Internal("libseccomp names no system call on this architecture");
+  if (tests + 4 > 255) {
     return Error::Internal("the verdict filter needs " + std::to_string(known.size()) +
                            " ranges of system call numbers; it has room for at most 125");
   }

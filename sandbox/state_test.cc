@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/temp_dir.h"
+
 namespace kiln::sandbox::state {
 namespace {
 
@@ -21,13 +23,7 @@ namespace fs = std::filesystem;
 
 class StateTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/kiln-state-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ASSERT_TRUE(Prepare(dir_).ok());
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  void SetUp() override { ASSERT_TRUE(Prepare(dir_).ok()); }
 
   static Record Of(const std::string& id) {
     return {id, ::getpid(), ProcessStartTime(::getpid()), "", ""};
@@ -49,7 +45,8 @@ class StateTest : public ::testing::Test {
     return out;
   }
 
-  std::string dir_;
+  kiln::testing::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(StateTest, ARemovedRecordsFileIsReusedByTheNext) {

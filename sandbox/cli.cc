@@ -9,6 +9,7 @@
 
 #include "base/fd.h"
 #include "base/strings.h"
+#include "sandbox/check.h"
 #include "sandbox/state.h"
 #include "sandbox/supervisor.h"
 
@@ -142,6 +143,21 @@ int DoGc(const GcOptions& o) {
   return result.errors.empty() ? 0 : 1;
 }
 
+struct CheckOptions {
+  check::Options check;
+  bool json = false;
+};
+
+// 0 when kiln can isolate here (cgroup limits may still be missing), 1 when
+// it cannot: a layer other than the cgroup's is not in force.
+int DoCheck(const CheckOptions& o) {
+  check::Facts facts = check::Gather(o.check);
+  check::Assessment a = check::Assess(facts);
+  std::string out = o.json ? check::Json(facts, a) : check::Text(facts, a);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return a.can_isolate ? 0 : 1;
+}
+
 }  // namespace
 
 void Register(CLI::App& app, int* exit_code,
@@ -195,6 +211,20 @@ void Register(CLI::App& app, int* exit_code,
   run->add_option("--report", o->report, "write a JSON report of the run to this file");
   run->add_option("command", o->spec.argv, "the command and its arguments, after --")->required();
   run->callback([o, exit_code]() { *exit_code = DoRun(*o); });
+
+  auto c = std::make_shared<CheckOptions>();
+  auto* chk = sandbox->add_subcommand(
+      "check",
+      "Report what this host gives kiln's isolation, layer by layer, with the fix for each that "
+      "is missing; exits 1 when kiln cannot isolate here");
+  chk->add_flag("--json", c->json, "print the report as JSON");
+  chk->add_option("--state-dir", c->check.state_dir,
+                  "state directory for the trial sandbox (default /var/lib/kiln as root)");
+  chk->add_option("--cgroup-root", c->check.cgroup_root, "where the cgroup hierarchies are mounted")
+      ->capture_default_str();
+  chk->add_option("--cgroup-parent", c->check.cgroup_parent, "cgroup parent for the trial sandbox")
+      ->capture_default_str();
+  chk->callback([c, exit_code]() { *exit_code = DoCheck(*c); });
 
   auto g = std::make_shared<GcOptions>();
   auto* gc =

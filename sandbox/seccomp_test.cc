@@ -36,7 +36,9 @@
 
 #include <gtest/gtest.h>
 
+#include "sandbox/probe.h"
 #include "sandbox/seccomp.h"
+#include "tests/support/host_features.h"
 
 extern char** environ;
 
@@ -505,9 +507,7 @@ TEST(SeccompTest, CallsNewerThanLibseccompFailWithEnosys) {
   std::free(known);
   if (libseccomp_knows) GTEST_SKIP() << "this libseccomp knows mseal";
   auto mseal = [] { return syscall(kMseal, 0, 0, 0); };  // an empty range: a no-op
-  Outcome control = RunInChild(RunOptions{}, mseal);
-  if (control.report.err == ENOSYS) GTEST_SKIP() << "this kernel has no mseal";
-  EXPECT_EQ(control.report.err, 0) << Describe(control);
+  KILN_REQUIRE_HOST(probe::Mseal(), "mseal");
   Outcome o;
   EXPECT_EQ(ErrnoUnderDefault(mseal, /*notify=*/true, &o), ENOSYS);
   EXPECT_TRUE(o.denials.empty()) << Describe(o);
@@ -589,9 +589,7 @@ long I386Getpid() {
 
 TEST(SeccompTest, I386CallsAreRefused) {
 #if defined(__x86_64__)
-  Outcome control = RunInChild(RunOptions{}, [] { return I386Getpid(); });
-  if (!control.reported) GTEST_SKIP() << "no i386 emulation in this kernel";
-  ASSERT_GT(control.report.ret, 0) << Describe(control);
+  KILN_REQUIRE_HOST(probe::I386Abi(), "the i386 ABI");
   for (bool notify : {false, true}) {
     Outcome o;
     ErrnoUnderDefault([] { return I386Getpid(); }, notify, &o);

@@ -12,8 +12,14 @@ source "$root/scripts/stage.sh"
 stage "unit tests under ASan+UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_SANITIZE=ON >/dev/null
 ninja -C build-asan unit_tests
+status=0
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j "$(nproc)" -L unit --timeout 600
+  ctest --test-dir build-asan --output-on-failure -j "$(nproc)" -L unit --timeout 600 || status=$?
+cat build-asan/test-results/summary.txt 2>/dev/null || echo "no summary: the test run did not finish"
+if ((status != 0)); then
+  echo "=== unit tests under ASan+UBSan failed (ctest exit $status)"
+  exit "$status"
+fi
 
 stage "fuzzing (bounded)"
 "$root/scripts/fuzz.sh"

@@ -259,12 +259,25 @@ struct FloodStats {
   std::atomic<unsigned long> calls{0}, not_eperm{0};
 };
 
+// One made-up system call number through the given ABI; the kernel's (or the
+// filter's) answer as -errno.
+long MadeUpCall(bool i386, long nr) {
+  if (i386) return Int80(nr);
+  return syscall(kX32Bit | nr) < 0 ? -errno : 0;
+}
+
 void DenialFlood(const Args& args, Verdict& v) {
   // Every denial is answered by the supervisor, outside the sandbox's
-  // cgroup: distinct numbers through the i386 ABI (the whole 32-bit range is
-  // reachable there) must not grow what the supervisor keeps.
-  long ms = ArgNumber(args, 0, "duration in ms");
-  long workers = args.size() > 1 ? ArgNumber(args, 1, "workers") : 1;
+  // cgroup: distinct made-up numbers must not grow what it keeps. Both other
+  // ABIs reach it with numbers of the caller's choosing: x32 on any x86_64
+  // kernel (the filter refuses the x32 bit before the kernel looks), i386
+  // where the kernel has IA32 emulation.
+  if (args.empty() || (args[0] != "x32" && args[0] != "i386")) {
+    return v.Error("usage: denial-flood x32|i386 MS [WORKERS]");
+  }
+  const bool i386 = args[0] == "i386";
+  long ms = ArgNumber(args, 1, "duration in ms");
+  long workers = args.size() > 2 ? ArgNumber(args, 2, "workers") : 1;
   auto* stats = static_cast<FloodStats*>(
       mmap(nullptr, sizeof(FloodStats), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   if (stats == MAP_FAILED) return v.Error(Errno("mmap", errno));
@@ -275,7 +288,7 @@ void DenialFlood(const Args& args, Verdict& v) {
     pid_t pid = fork();
     if (pid == 0) {
       for (long nr = 0x10000000 + w * 0x01000000;; ++nr) {
-        long ret = Int80(nr);
+        long ret = MadeUpCall(i386, nr);
         stats->calls.fetch_add(1, std::memory_order_relaxed);
         if (ret != -EPERM) stats->not_eperm.fetch_add(1, std::memory_order_relaxed);
       }
@@ -285,7 +298,8 @@ void DenialFlood(const Args& args, Verdict& v) {
   usleep(static_cast<useconds_t>(ms) * 1000);
   for (pid_t pid : pids) kill(pid, SIGKILL);
   for (pid_t pid : pids) waitpid(pid, nullptr, 0);
-  std::string what = std::to_string(stats->calls.load()) + " distinct i386 system call numbers";
+  std::string what =
+      std::to_string(stats->calls.load()) + " distinct " + args[0] + " system call numbers";
   if (stats->not_eperm.load() != 0) {
     v.Escaped(what + ": " + std::to_string(stats->not_eperm.load()) + " were not answered EPERM");
   } else {

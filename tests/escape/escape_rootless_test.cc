@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "tests/escape/escape_support.h"
+#include "tests/support/host_features.h"
 
 namespace kiln::testing::escape {
 namespace {
@@ -19,6 +20,11 @@ constexpr uid_t kNobody = 65534;
 
 class EscapeRootless : public EscapeTest {
  protected:
+  void SetUp() override {
+    EscapeTest::SetUp();
+    if (IsSkipped()) return;
+    KILN_REQUIRE_ROOTLESS_HOST();
+  }
   static RunOptions AsNobody() {
     RunOptions o;
     o.as_uid = kNobody;

@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/integration/sandbox_suite.h"
+#include "tests/support/host_features.h"
 #include "tests/support/kiln_runner.h"
 
 namespace kiln::testing {
@@ -20,19 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class SandboxCliTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (geteuid() != 0)
-      GTEST_SKIP() << "the sandbox suites run as root (rootless is tested by dropping to nobody)";
-    before_ = Snapshot();
-  }
-  void TearDown() override {
-    if (IsSkipped()) return;
-    EXPECT_EQ(Diff(before_, Snapshot()), "") << "the sandbox left something behind";
-  }
-  HostState before_;
-};
+class SandboxCliTest : public SandboxSuite {};
 
 TEST_F(SandboxCliTest, ExitStatusIsTheCommands) {
   EXPECT_EQ(Sandbox({}, {"sh", "-c", "exit 42"}).status, 42);
@@ -387,6 +377,7 @@ TEST_F(SandboxCliTest, DeviceFilesWorkAndNoneCanBeAdded) {
       {}, {"sh", "-c", script + "; touch /dev/kiln-file 2>/dev/null || echo write-dev-refused"});
   ASSERT_EQ(root.status, 0) << root.err;
   EXPECT_EQ(root.out, expected + "write-dev-refused\n");
+  KILN_REQUIRE_ROOTLESS_HOST();
   RunOptions nobody;
   nobody.as_uid = 65534;
   nobody.as_gid = 65534;
@@ -396,6 +387,7 @@ TEST_F(SandboxCliTest, DeviceFilesWorkAndNoneCanBeAdded) {
 }
 
 TEST_F(SandboxCliTest, RootlessAsNobody) {
+  KILN_REQUIRE_ROOTLESS_HOST();
   RunOptions opts;
   opts.as_uid = 65534;
   opts.as_gid = 65534;
@@ -410,6 +402,7 @@ TEST_F(SandboxCliTest, RootlessAsNobody) {
 }
 
 TEST_F(SandboxCliTest, RootlessCapsProcessesAndCachesNoFilter) {
+  KILN_REQUIRE_ROOTLESS_HOST();
   RunOptions opts;
   opts.as_uid = 65534;
   opts.as_gid = 65534;

@@ -14,7 +14,9 @@
 
 #include "base/clock.h"
 #include "base/fd.h"
+#include "base/terminal.h"
 #include "controller/daemon.h"
+#include "controller/log_recovery.h"
 
 namespace kiln::controller::cli {
 namespace {
@@ -61,8 +63,10 @@ std::unique_ptr<daemon::Controller> OpenController(const std::string& config_pat
   return std::move(*c);
 }
 
-int ExitFor(store::Status s) {
-  switch (s) {
+int ExitFor(const store::Run& run) {
+  // An error that was the request's fault is bad input, found at run time.
+  if (run.status == store::Status::kError && run.outcome == "bad_input") return kUsage;
+  switch (run.status) {
     case store::Status::kSucceeded:
       return kSucceeded;
     case store::Status::kBudgetExhausted:
@@ -113,20 +117,23 @@ json RunJson(const store::Run& r) {
   return j;
 }
 
+// A run's text fields came from outside (a forge's request, the agent's
+// result and diff, an error quoting the agent's output): shown, never obeyed.
 void PrintRun(const store::Run& r, bool with_patch) {
+  auto line = [](const std::string& s) { return ForTerminalLine(s); };
   std::printf("run      %s\n", r.id.c_str());
   std::printf("status   %s%s\n", std::string(store::ToString(r.status)).c_str(),
-              r.outcome.empty() ? "" : (" (" + r.outcome + ")").c_str());
-  std::printf("role     %s\n", r.request.role.c_str());
-  std::printf("repo     %s @ %s%s\n", r.request.repo.c_str(), r.request.commit.c_str(),
+              r.outcome.empty() ? "" : (" (" + line(r.outcome) + ")").c_str());
+  std::printf("role     %s\n", line(r.request.role).c_str());
+  std::printf("repo     %s @ %s%s\n", line(r.request.repo).c_str(), line(r.request.commit).c_str(),
               r.commit_sha.empty() ? "" : (" = " + r.commit_sha).c_str());
   std::printf("attempt  %d of %d\n", r.attempt, r.request.max_attempts);
   std::printf("times    created %s, started %s, finished %s\n", Time(r.created_ms).c_str(),
               Time(r.started_ms).c_str(), Time(r.finished_ms).c_str());
-  if (!r.error.empty()) std::printf("error    %s\n", r.error.c_str());
+  if (!r.error.empty()) std::printf("error    %s\n", line(r.error).c_str());
   if (r.result.is_object()) {
     if (r.result.contains("result"))
-      std::printf("result   %s\n", r.result["result"].dump().c_str());
+      std::printf("result   %s\n", ForTerminalJson(r.result["result"].dump()).c_str());
     if (r.result.contains("diff")) {
       const json& d = r.result["diff"];
       std::printf("diff     %zu file(s), %llu bytes, sha256 %s%s\n", d["files"].size(),
@@ -134,11 +141,11 @@ void PrintRun(const store::Run& r, bool with_patch) {
                   d.value("sha256", "").c_str(), d.value("truncated", false) ? " (truncated)" : "");
       for (const auto& f : d["files"]) {
         std::printf(
-            "         %s %s%s\n", f.value("status", "?").c_str(), f.value("path", "").c_str(),
-            f.contains("link_target") ? (" -> " + f["link_target"].get<std::string>()).c_str()
-                                      : "");
+            "         %s %s%s\n", line(f.value("status", "?")).c_str(),
+            line(f.value("path", "")).c_str(),
+            f.contains("link_target") ? (" -> " + line(f.value("link_target", ""))).c_str() : "");
       }
-      if (with_patch) std::printf("\n%s", d.value("patch", "").c_str());
+      if (with_patch) std::printf("\n%s", ForTerminal(d.value("patch", "")).c_str());
     }
   }
   if (!r.log_path.empty()) std::printf("log      %s\n", r.log_path.c_str());
@@ -264,7 +271,11 @@ int DoRun(const RequestOptions& o) {
     (void)s.store->RequestCancel(id, NowMs());
   });
   store::Run last = *run;
+  // Earlier attempts' logs (this run's or others') that could not be closed
+  // when their disk was full are closed first.
+  log_recovery::Sweeper sweeper(c->config().log_dir, s.signer);
   for (;;) {
+    sweeper.Sweep();
     auto started = s.store->Start(id, s.owner, NowMs());
     if (!started) return Fail(started.error(), kInfrastructure);
     last = runner::Execute(s, *started, g_stop);
@@ -274,12 +285,13 @@ int DoRun(const RequestOptions& o) {
                  last.error, std::max<int64_t>(wait, 0));
     if (wait > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait));
   }
+  sweeper.Sweep();
   if (o.json) {
-    std::cout << RunJson(last).dump(2) << "\n";
+    std::cout << ForTerminalJson(RunJson(last).dump(2)) << "\n";
   } else {
     PrintRun(last, false);
   }
-  return ExitFor(last.status);
+  return ExitFor(last);
 }
 
 int DoSubmit(const RequestOptions& o) {
@@ -291,7 +303,7 @@ int DoSubmit(const RequestOptions& o) {
   auto run = c->services().store->Enqueue(*req, NowMs());
   if (!run) return Fail(run.error(), kInfrastructure);
   if (o.json) {
-    std::cout << RunJson(*run).dump(2) << "\n";
+    std::cout << ForTerminalJson(RunJson(*run).dump(2)) << "\n";
   } else {
     std::printf("%s\n", run->id.c_str());
   }
@@ -341,14 +353,15 @@ int DoList(const RunsOptions& o) {
   if (o.json) {
     json a = json::array();
     for (const auto& r : *runs) a.push_back(RunJson(r));
-    std::cout << a.dump(2) << "\n";
+    std::cout << ForTerminalJson(a.dump(2)) << "\n";
     return 0;
   }
   std::printf("%-26s %-17s %-10s %-20s %s\n", "RUN", "STATUS", "ROLE", "CREATED", "REPOSITORY");
   for (const auto& r : *runs) {
     std::printf("%-26s %-17s %-10s %-20s %s@%s\n", r.id.c_str(),
-                std::string(store::ToString(r.status)).c_str(), r.request.role.c_str(),
-                Time(r.created_ms).c_str(), r.request.repo.c_str(), r.request.commit.c_str());
+                std::string(store::ToString(r.status)).c_str(),
+                ForTerminalLine(r.request.role).c_str(), Time(r.created_ms).c_str(),
+                ForTerminalLine(r.request.repo).c_str(), ForTerminalLine(r.request.commit).c_str());
   }
   return 0;
 }
@@ -359,7 +372,7 @@ int DoShow(const RunsOptions& o) {
   auto r = (*st)->Get(o.id);
   if (!r) return Fail(r.error());
   if (o.json) {
-    std::cout << RunJson(*r).dump(2) << "\n";
+    std::cout << ForTerminalJson(RunJson(*r).dump(2)) << "\n";
   } else {
     PrintRun(*r, o.patch);
   }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -21,6 +22,7 @@
 #include "controller/github/github.h"
 #include "controller/github/rest.h"
 #include "controller/github/webhook.h"
+#include "controller/log_recovery.h"
 #include "controller/metrics.h"
 #include "controller/pipeline/pipeline.h"
 #include "controller/provision.h"
@@ -234,6 +236,10 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
   const runner::Services& s = c.services();
   KILN_ASSIGN_OR_RETURN(size_t recovered, c.Recover());
   if (recovered > 0) spdlog::info("recovered {} run(s) left by a crashed controller", recovered);
+  // Logs a full disk left open are closed once they can be written.
+  log_recovery::Sweeper sweeper(cfg.log_dir, s.signer);
+  sweeper.Sweep();
+  auto last_sweep = std::chrono::steady_clock::now();
 
   std::unique_ptr<metrics::Server> server;
   if (!cfg.metrics_listen.empty()) {
@@ -268,7 +274,12 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
   };
   std::list<Worker> workers;  // list: a worker's node stays put while it runs
   store::ClaimLimits limits{cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo};
+  std::optional<Error> failure;  // why --until-idle gave up
   while (!stop.load()) {
+    if (std::chrono::steady_clock::now() - last_sweep > std::chrono::minutes(1)) {
+      sweeper.Sweep();
+      last_sweep = std::chrono::steady_clock::now();
+    }
     if (pipeline) {
       try {
         auto worked = pipeline->Tick();
@@ -325,11 +336,21 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
         std::lock_guard<std::mutex> lock(mu);
         busy = active > 0;
       }
+      // A store that cannot say whether work is left never will: stop with
+      // its error rather than wait forever.
       auto queued = s.store->CountByStatus();
-      busy = busy || !queued || queued->at(store::Status::kQueued) > 0;
+      if (!queued) {
+        failure = queued.error().Wrap("--until-idle: reading the queue");
+        break;
+      }
+      busy = busy || queued->at(store::Status::kQueued) > 0;
       if (!busy && pipeline) {
         auto idle = pipeline->Idle();
-        busy = !idle || !*idle;
+        if (!idle) {
+          failure = idle.error().Wrap("--until-idle: reading the forge's events and results");
+          break;
+        }
+        busy = !*idle;
       }
       if (!busy) {
         spdlog::info("kiln serve: idle, stopping (--until-idle)");
@@ -341,6 +362,7 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
   }
   spdlog::info("kiln serve: stopping; {} run(s) in flight will be queued again", active);
   for (auto& w : workers) w.thread.join();
+  if (failure) return *failure;
   return Ok();
 }
 

@@ -8,7 +8,9 @@
 namespace kiln::pump {
 namespace {
 
-constexpr size_t kMaxLine = 16 << 20;
+// What one ReadEvents() call takes from the pipe before it returns to the
+// poll loop.
+constexpr size_t kReadBatch = 4 << 20;
 
 bool RuntimeType(std::string_view t) {
   return t == "model.request" || t == "model.response" || t == "tool.call" || t == "tool.result" ||
@@ -19,45 +21,54 @@ void NonBlocking(int fd) {
   if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
-// Reads what is there; false at end of file (or a hard error).
-bool Drain(int fd, std::string* into) {
+// Reads what is there, up to `batch` bytes; false at end of file (or a hard
+// error).
+bool Drain(int fd, std::string* into, size_t batch) {
   char buf[65536];
-  for (;;) {
+  for (size_t got = 0; got < batch;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n > 0) {
       into->append(buf, static_cast<size_t>(n));
-      if (into->size() > 4 * kMaxLine) return true;  // let the caller consume it
+      got += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
+  return true;  // more may be waiting: the poll loop calls again
 }
 
 }  // namespace
 
-Pump::Pump(sessionlog::Writer& log, int events_fd, int output_fd, size_t output_keep)
-    : log_(log), events_fd_(events_fd), output_fd_(output_fd), output_keep_(output_keep) {
+Pump::Pump(sessionlog::Writer& log, int events_fd, int output_fd, size_t output_keep,
+           size_t max_event)
+    : log_(log),
+      events_fd_(events_fd),
+      output_fd_(output_fd),
+      max_event_(max_event),
+      output_keep_(output_keep) {
   NonBlocking(events_fd_);
   NonBlocking(output_fd_);
 }
 
 void Pump::ReadEvents() {
   if (events_fd_ < 0) return;
-  bool more = Drain(events_fd_, &partial_);
+  const size_t scanned = partial_.size();  // no newline before here
+  bool more = Drain(events_fd_, &partial_, kReadBatch);
   size_t start = 0;
-  for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1) {
+  for (size_t nl; (nl = partial_.find('\n', start == 0 ? scanned : start)) != std::string::npos;
+       start = nl + 1) {
     if (skipping_) {
       skipping_ = false;  // the end of an overlong line, already reported
-    } else if (nl - start > kMaxLine) {
-      RejectOverlong();
+    } else if (nl - start > max_event_) {
+      FailOverlong();
     } else {
       Line(std::string_view(partial_).substr(start, nl - start));
     }
   }
   partial_.erase(0, start);
-  if (partial_.size() > kMaxLine) {
-    if (!skipping_) RejectOverlong();
+  if (partial_.size() > max_event_) {
+    if (!skipping_) FailOverlong();
     skipping_ = true;
     partial_.clear();
   }
@@ -68,10 +79,15 @@ void Pump::ReadEvents() {
   }
 }
 
-void Pump::RejectOverlong() {
+void Pump::FailOverlong() {
+  Fail("the runtime sent an event longer than " + std::to_string(max_event_) +
+       " bytes, more than the controller records");
+}
+
+void Pump::Fail(std::string why) {
   ++rejected_;
-  (void)Note(log_, "rejected_event",
-             "an event line from the runtime was longer than 16 MiB; dropped");
+  (void)Note(log_, "unrecorded_event", why);
+  if (failure_.empty()) failure_ = std::move(why);
 }
 
 void Pump::Line(std::string_view line) {
@@ -95,13 +111,14 @@ void Pump::Line(std::string_view line) {
     return;
   }
   if (type == "tool.call") ++tool_calls_;
-  if (auto a = log_.Append(type, payload); !a)
-    reject("could not be logged: " + a.error().message());
+  if (auto a = log_.Append(type, payload); !a) {
+    Fail("a " + type + " event from the runtime could not be recorded: " + a.error().message());
+  }
 }
 
 void Pump::ReadOutput() {
   if (output_fd_ < 0) return;
-  bool more = Drain(output_fd_, &output_);
+  bool more = Drain(output_fd_, &output_, kReadBatch);
   if (output_.size() > output_keep_) output_.erase(0, output_.size() - output_keep_);
   if (!more) output_fd_ = -1;
 }

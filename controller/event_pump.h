@@ -1,11 +1,17 @@
 // The runtime's events into the session log. kiln-runtime writes one JSON
 // line per event on a pipe (docs/runtime.md); the pump checks each line —
-// a known runtime record type, an object payload, at most 16 MiB — and
-// appends it to the run's log with the controller's sequence number, time and
-// hash chain. What the sandbox sends is untrusted: a line that is not a valid
-// event becomes a `controller` record saying so, never a record of its own
-// type. The runtime's final `result` is held back: the controller completes
-// it with the diff and writes it after the sandbox is gone.
+// a known runtime record type, an object payload — and appends it to the
+// run's log with the controller's sequence number, time and hash chain
+// (payloads over the writer's threshold go to blobs). What the sandbox sends
+// is untrusted: a line that is not a valid event becomes a `controller`
+// record saying so, never a record of its own type. The runtime's final
+// `result` is held back: the controller completes it with the diff and
+// writes it after the sandbox is gone.
+//
+// An event that cannot be recorded — longer than kMaxEventBytes, or refused
+// by the writer — is never dropped quietly: failure() says why, and the
+// controller stops the run at once, since the agent would otherwise act on
+// what the log does not hold.
 #pragma once
 
 #include <cstdint>
@@ -19,12 +25,18 @@
 
 namespace kiln::pump {
 
+// The longest event line the controller records: far above what the runtime
+// emits (it refuses model replies over 64 MiB), far below its own memory.
+constexpr size_t kMaxEventBytes = 256 << 20;
+
 class Pump {
  public:
   // events_fd: the read end of the event pipe; output_fd: the sandbox's
   // stdout and stderr. Both are made non-blocking. The last output_keep
-  // bytes of the output are kept.
-  Pump(sessionlog::Writer& log, int events_fd, int output_fd, size_t output_keep = 4096);
+  // bytes of the output are kept; an event line longer than max_event is not
+  // recorded (failure() says so).
+  Pump(sessionlog::Writer& log, int events_fd, int output_fd, size_t output_keep = 4096,
+       size_t max_event = kMaxEventBytes);
 
   // Each reads what is available now; at end of file its fd() becomes -1.
   void ReadEvents();
@@ -35,6 +47,8 @@ class Pump {
 
   uint64_t tool_calls() const { return tool_calls_; }
   uint64_t rejected() const { return rejected_; }
+  // Why an event could not be recorded; empty while every event was.
+  const std::string& failure() const { return failure_; }
   const nlohmann::json& result() const { return result_; }
   // The end of the sandbox's output (kiln's and the runtime's stderr, or a
   // command's stdout and stderr), output_keep bytes at most.
@@ -42,17 +56,20 @@ class Pump {
 
  private:
   void Line(std::string_view line);
-  void RejectOverlong();
+  void Fail(std::string why);
+  void FailOverlong();
 
   sessionlog::Writer& log_;
   int events_fd_;
   int output_fd_;
+  const size_t max_event_;
   std::string partial_;
   bool skipping_ = false;  // inside a line that went over the limit
   std::string output_;
   size_t output_keep_;
   uint64_t tool_calls_ = 0;
   uint64_t rejected_ = 0;
+  std::string failure_;
   nlohmann::json result_;
 };
 

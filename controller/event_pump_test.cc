@@ -120,15 +120,11 @@ TEST_F(PumpTest, FractionsBecomeText) {
   EXPECT_EQ(recs[0]["payload"]["input"]["n"][1], "0.25");
 }
 
-TEST_F(PumpTest, AnOverlongLineIsDroppedAndTheNextOneKept) {
-  std::string huge =
-      R"({"type":"tool.call","payload":{"x":")" + std::string(17 << 20, 'a') + "\"}}\n";
-  // The pipe is small: write from a thread while pumping.
-  Pump p(*log_, ev_r_.get(), out_r_.get());
-  int w = ev_w_.release();
-  out_w_.reset();
-  std::thread writer([w, &huge] {
-    (void)WriteAll(w, huge + R"({"type":"tool.call","payload":{"call_id":"after"}})" + "\n");
+// Writes text from a thread (the pipe is small) while p pumps it all.
+void PumpWhileWriting(Pump& p, UniqueFd write_end, std::string text) {
+  int w = write_end.release();
+  std::thread writer([w, &text] {
+    (void)WriteAll(w, text);
     ::close(w);
   });
   while (p.open()) {
@@ -138,11 +134,46 @@ TEST_F(PumpTest, AnOverlongLineIsDroppedAndTheNextOneKept) {
     p.ReadOutput();
   }
   writer.join();
+}
+
+TEST_F(PumpTest, ALargeEventIsRecordedInABlob) {
+  // A model's 17 MiB write: recorded whole, its payload in a blob.
+  std::string content(17 << 20, 'a');
+  Pump p(*log_, ev_r_.get(), out_r_.get());
+  out_w_.reset();
+  PumpWhileWriting(p, std::move(ev_w_),
+                   R"({"type":"tool.call","payload":{"input":{"content":")" + content + "\"}}}\n" +
+                       R"({"type":"tool.call","payload":{"call_id":"after"}})" + "\n");
+  EXPECT_EQ(p.failure(), "");
+  std::vector<json> lines;
+  for (const auto& line : Lines(Slurp(dir_ / "run.log"))) lines.push_back(json::parse(line));
+  ASSERT_EQ(lines.size(), 3u);
+  ASSERT_TRUE(lines[1].contains("blob")) << "a 17 MiB payload inline";
+  std::string blob = Slurp(dir_ / ("blobs/" + lines[1]["blob"]["sha256"].get<std::string>()));
+  EXPECT_EQ(json::parse(blob)["input"]["content"], content);
+  EXPECT_EQ(lines[2]["payload"]["call_id"], "after");
+  EXPECT_EQ(p.tool_calls(), 2u);
+}
+
+TEST_F(PumpTest, AnEventOverTheLimitFailsThePumpAndIsNoted) {
+  Pump p(*log_, ev_r_.get(), out_r_.get(), 4096, /*max_event=*/1 << 20);
+  out_w_.reset();
+  PumpWhileWriting(
+      p, std::move(ev_w_),
+      R"({"type":"tool.call","payload":{"x":")" + std::string(2 << 20, 'a') + "\"}}\n");
+  EXPECT_NE(p.failure().find("longer than 1048576 bytes"), std::string::npos) << p.failure();
   auto recs = Records();
-  ASSERT_EQ(recs.size(), 2u);
-  EXPECT_EQ(recs[0]["type"], "controller");
-  EXPECT_NE(recs[0]["payload"]["message"].get<std::string>().find("16 MiB"), std::string::npos);
-  EXPECT_EQ(recs[1]["payload"]["call_id"], "after");
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0]["payload"]["event"], "unrecorded_event");
+}
+
+TEST_F(PumpTest, AnEventTheLogRefusesFailsThePump) {
+  // Nesting deeper than the log's canonical form allows.
+  std::string deep;
+  for (int i = 0; i < 200; ++i) deep += "[";
+  for (int i = 0; i < 200; ++i) deep += "]";
+  Pump p = Feed(R"({"type":"tool.call","payload":{"input":)" + deep + "}}\n");
+  EXPECT_NE(p.failure().find("could not be recorded"), std::string::npos) << p.failure();
 }
 
 TEST(Sanitise, CountsConversions) {

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/terminal.h"
+
 namespace kiln::logging {
 namespace {
 
@@ -32,6 +34,21 @@ class JsonFields : public spdlog::custom_flag_formatter {
   }
 };
 
+// %& in the pattern: the message, escaped for the terminal. Messages quote
+// what came from outside (an agent's output in a run's error, a forge
+// user's text): on stderr they are shown, never obeyed.
+class TerminalMessage : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& m, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    std::string text = ForTerminalLine(std::string_view(m.payload.data(), m.payload.size()));
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<TerminalMessage>();
+  }
+};
+
 }  // namespace
 
 std::string JsonLine(const std::string& ts, const std::string& level, const std::string& msg) {
@@ -42,7 +59,7 @@ std::string JsonLine(const std::string& ts, const std::string& level, const std:
     if (colon != std::string::npos && msg.find(' ', 4) >= colon)
       j["run"] = msg.substr(4, colon - 4);
   }
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return ForTerminalJson(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 Status Setup(const std::string& format) {
@@ -56,7 +73,9 @@ Status Setup(const std::string& format) {
     f->add_flag<JsonFields>('*').set_pattern("%*");
     logger->set_formatter(std::move(f));
   } else {
-    logger->set_pattern("kiln: %^%l%$: %v");
+    auto f = std::make_unique<spdlog::pattern_formatter>();
+    f->add_flag<TerminalMessage>('&').set_pattern("kiln: %^%l%$: %&");
+    logger->set_formatter(std::move(f));
   }
   spdlog::set_default_logger(logger);
   return Ok();

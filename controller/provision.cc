@@ -251,6 +251,12 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
     }
     policy.gateways.push_back(std::move(g));
   }
+  // Nothing goes out that the log could not record.
+  policy.refuse = [log]() -> std::string {
+    if (!log) return "";
+    std::string why = log->failure();
+    return why.empty() ? why : "the run's session log cannot be written (" + why + ")";
+  };
   res->proxy_requests = std::make_shared<std::atomic<uint64_t>>(0);
   auto counter = res->proxy_requests;
   auto endpoint = s.proxy->Open(kiln_dir + "/proxy.sock", std::move(policy),

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -18,6 +19,7 @@
 #include "base/fd.h"
 #include "controller/event_pump.h"
 #include "controller/launch.h"
+#include "controller/log_recovery.h"
 #include "controller/provision.h"
 #include "controller/sessionlog/verify.h"
 #include "controller/sessionlog/writer.h"
@@ -26,6 +28,11 @@
 
 namespace kiln::runner {
 namespace {
+
+// The outcome of an error that is the request's or its skill's fault (an
+// unknown role, a revision that does not exist, an invalid companion skill, a
+// spec the runtime refuses), not kiln's: never retried; `kiln run` exits 2.
+constexpr const char* kBadInput = "bad_input";
 
 // What a command run keeps of its output for the log and the report.
 constexpr size_t kCommandOutputKeep = 64 << 10;
@@ -114,7 +121,8 @@ Ending Classify(const SandboxReport& rep, const json& result_event, bool cancell
       return {store::Status::kFailed, false, "failed",
               "kiln-runtime exited 0 without a submitted result"};
     case 2:
-      return {store::Status::kError, false, "error", "kiln-runtime refused its spec or workspace"};
+      return {store::Status::kError, false, kBadInput,
+              "kiln-runtime refused its spec or workspace"};
     case 3:
       return {store::Status::kBudgetExhausted, false, "budget_exhausted", reason};
     case 1:
@@ -181,7 +189,8 @@ class Attempt {
   // attempt ends.
   Status Prepare() {
     auto fail = [&](const Error& e, bool infrastructure) -> kiln::Status {
-      failure_ = {store::Status::kError, infrastructure, "error", e.message()};
+      failure_ = {store::Status::kError, infrastructure, infrastructure ? "error" : kBadInput,
+                  e.message()};
       return e;
     };
     auto p = provision::Plan(s_, run_);
@@ -220,6 +229,14 @@ class Attempt {
     std::filesystem::create_directories(cfg_.log_dir, ec);
     if (ec) return Error::Sys("mkdir(" + Quote(cfg_.log_dir) + ")", ec.value());
     sessionlog::WriterOptions o;
+    // A log that stops taking records wakes the run's thread, which stops
+    // the sandbox at once: nothing may happen that the log does not hold.
+    log_alarm_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!log_alarm_.valid()) return Error::Sys("eventfd", errno);
+    o.on_failure = [fd = log_alarm_.get()](const std::string&) {
+      uint64_t one = 1;
+      (void)!::write(fd, &one, sizeof one);
+    };
     std::string id = run_.attempt > 1 ? run_.id + "." + std::to_string(run_.attempt) : run_.id;
     KILN_ASSIGN_OR_RETURN(log_, sessionlog::Writer::Create(LogPath(cfg_, run_), id, s_.signer, o));
     for (const auto& [name, value] : plan_.secrets) KILN_TRY(log_->AddSecret(name, value));
@@ -267,22 +284,33 @@ class Attempt {
     its.it_interval.tv_nsec = static_cast<long>(cfg_.poll_interval_ms % 1000) * 1'000'000;
     its.it_value = its.it_interval;
     ::timerfd_settime(timer.get(), 0, &its, nullptr);
-    bool exited = false;
+    bool exited = false, unrecorded = false;
     while (!exited || pump.open()) {
-      pollfd fds[4] = {{pump.events_fd(), POLLIN, 0},
+      pollfd fds[5] = {{pump.events_fd(), POLLIN, 0},
                        {pump.output_fd(), POLLIN, 0},
                        {exited ? -1 : child->pidfd(), POLLIN, 0},
-                       {timer.get(), POLLIN, 0}};
-      int n = ::poll(fds, 4, exited ? 2000 : -1);
+                       {timer.get(), POLLIN, 0},
+                       {log_alarm_.get(), POLLIN, 0}};
+      int n = ::poll(fds, 5, exited ? 2000 : -1);
       if (n < 0 && errno == EINTR) continue;
       if (n == 0) break;  // exited, and the pipes stay open: a straggler holds them
       if (fds[0].revents) pump.ReadEvents();
       if (fds[1].revents) pump.ReadOutput();
       if (fds[2].revents) exited = true;
+      if (!unrecorded && (fds[4].revents || !pump.failure().empty())) {
+        // The log can no longer hold what the agent does: stop it now, not
+        // after the grace a cancel gets.
+        unrecorded = true;
+        fds[4].fd = -1;
+        log_alarm_.reset();
+        spdlog::error("run {}: {}; stopping the sandbox", run_.id, Unrecorded(pump));
+        (void)child->Signal(SIGKILL);
+      }
       if (fds[3].revents) {
         uint64_t ticks;
         (void)!::read(timer.get(), &ticks, sizeof ticks);
         if (exited) continue;
+        (void)log_->CheckFile();  // deleted or truncated while the agent is quiet
         auto cur = s_.store->Get(run_.id);
         if (!cancelled && cur && cur->cancel_requested) {
           cancelled = true;
@@ -314,6 +342,12 @@ class Attempt {
     }
     Ending e = command ? ClassifyCommand(rep, cancelled, stopping)
                        : Classify(rep, result_event_, cancelled, stopping);
+    if (unrecorded) {
+      // Retried when the log failed (a full disk may clear); not when the
+      // runtime sent what no log records.
+      e = {store::Status::kError, !log_->failure().empty(), "error",
+           Unrecorded(pump) + "; the sandbox was stopped at once"};
+    }
     if (command) {
       (void)log_->Append("controller", {{"event", "command_output"},
                                         {"message", "the command's output (its end)"},
@@ -324,6 +358,13 @@ class Attempt {
     if (e.infrastructure && s_.metrics) s_.metrics->SandboxFailure();
     if (e.infrastructure && !output_tail_.empty()) e.error += " (output: " + output_tail_ + ")";
     return e;
+  }
+
+  // Why the run's record is incomplete: the log's failure, else the pump's.
+  std::string Unrecorded(const pump::Pump& pump) const {
+    std::string why = log_->failure();
+    if (!why.empty()) return "the session log could not be written: " + why;
+    return pump.failure();
   }
 
   void SendSteering(int fd) {
@@ -397,6 +438,7 @@ class Attempt {
   // result and applied to the forge after the run.
   void Decide(const Ending& end) {
     if (!s_.decide || run_.request.context.is_null() || !log_) return;
+    if (!log_->failure().empty()) return;  // nothing is decided on an unrecorded run
     Finished f(run_);
     f.result_schema = plan_.skill.result_schema;
     f.succeeded = end.status == store::Status::kSucceeded;
@@ -428,7 +470,11 @@ class Attempt {
             {"result_and_teardown_ms", ms(finish_s_)}};
   }
 
-  void CloseLog(const Ending& end) {
+  // Ends the log with the signed run.end. A log that stopped taking records
+  // is continued by a recovery record and closed now if its disk allows, or
+  // by RecoverLogs() later; the attempt is an error either way, never a
+  // success without its run.end.
+  void CloseLog(Ending& end) {
     if (!log_) return;
     json totals = result_.value("totals", json::object());
     totals["tool_calls"] = tool_calls_;
@@ -442,10 +488,24 @@ class Attempt {
     auto a = log_->Close(p);
     if (a) {
       head_ = sessionlog::Hex(a->hash);
-    } else {
-      spdlog::error("run {}: closing the log: {}", run_.id, a.error().message());
+      log_.reset();
+      return;
     }
-    log_.reset();
+    std::string why = log_->failure().empty() ? a.error().message() : log_->failure();
+    std::string path = log_->path();
+    log_.reset();  // lets the recovery take the log's lock
+    if (end.status != store::Status::kError) {
+      end = {store::Status::kError, true, "error", "the session log could not be written: " + why};
+    }
+    p["status"] = "error";
+    p["error"] = end.error;
+    auto head = log_recovery::CloseStoppedLog(path, s_.signer,
+                                              "the controller could not write it: " + why, p);
+    head_ = head ? *head : "";
+    if (!head) {
+      spdlog::error("run {}: the log {} stays open until it can be recovered: {}", run_.id, path,
+                    head.error().message());
+    }
   }
 
   store::Run Record(const Ending& end, double seconds) {
@@ -479,6 +539,7 @@ class Attempt {
   provision::RunPlan plan_;
   provision::Resources res_;
   git::Resolved repo_;
+  UniqueFd log_alarm_;  // readable once the log has failed (before log_: outlives it)
   std::unique_ptr<sessionlog::Writer> log_;
   std::string head_;
   Ending failure_;
@@ -545,18 +606,17 @@ Result<std::string> Reap(const Services& services, const store::Run& run) {
   std::string path = LogPath(cfg, run);
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return std::string();
-  auto w = sessionlog::Writer::Recover(path, services.signer);
-  if (!w) {
+  auto head = log_recovery::CloseStoppedLog(
+      path, services.signer, "the writer stopped without writing run.end",
+      {{"status", "crashed"},
+       {"error",
+        "the controller running this run (" + run.owner + ") died; reaped by " + services.owner}});
+  if (!head) {
     // Already closed (the crash came after run.end): its head stands.
     auto report = sessionlog::Verify(path, {});
     if (report && report->complete) return sessionlog::Hex(report->head);
-    return w.error();
   }
-  KILN_ASSIGN_OR_RETURN(auto end,
-                        (*w)->Close({{"status", "crashed"},
-                                     {"error", "the controller running this run (" + run.owner +
-                                                   ") died; reaped by " + services.owner}}));
-  return sessionlog::Hex(end.hash);
+  return head;
 }
 
 }  // namespace kiln::runner

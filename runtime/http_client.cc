@@ -1,6 +1,7 @@
 #include "runtime/http_client.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <cctype>
 #include <chrono>
@@ -18,6 +19,7 @@ struct Transfer {
   CURL* easy;
   Clock::time_point last_byte;
   bool got_body = false;
+  bool too_large = false;
 };
 
 size_t OnHeader(char* p, size_t size, size_t n, void* ud) {
@@ -47,6 +49,10 @@ size_t OnBody(char* p, size_t size, size_t n, void* ud) {
   t->last_byte = Clock::now();
   t->got_body = true;
   t->resp->bytes_received += size * n;
+  if (t->resp->bytes_received > t->req->max_body_bytes) {
+    t->too_large = true;
+    return 0;  // libcurl ends the transfer (CURLE_WRITE_ERROR)
+  }
   long status = 0;
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
   if (t->req->on_body && status >= 200 && status < 300) {
@@ -55,6 +61,13 @@ size_t OnBody(char* p, size_t size, size_t n, void* ud) {
     t->resp->body.append(p, size * n);
   }
   return size * n;
+}
+
+// libcurl's sockets, close-on-exec: a keep-alive connection to the model
+// gateway must not reach the agent's commands, which could write requests on
+// it and have the runtime read their replies as the model's.
+curl_socket_t OpenSocket(void*, curlsocktype, curl_sockaddr* a) {
+  return ::socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 const char* Env(const char* upper, const char* lower) {
@@ -120,6 +133,7 @@ Response Client::Send(const Request& req) {
     curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);
   }
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
   curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout_ms));
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
@@ -177,6 +191,10 @@ Response Client::Send(const Request& req) {
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count());
   if (!failure.empty()) {
     resp.error = Error(failure_code, req.method + " " + req.url + ": " + failure);
+  } else if (t.too_large) {
+    resp.error = Error(Error::Code::kIO, req.method + " " + req.url + ": the response body is " +
+                                             "longer than " + std::to_string(req.max_body_bytes) +
+                                             " bytes; refused");
   } else if (code != CURLE_OK) {
     auto c = code == CURLE_OPERATION_TIMEDOUT ? Error::Code::kTimeout : Error::Code::kIO;
     resp.error =

@@ -33,6 +33,9 @@ struct Request {
   std::string ca_file;
   // Called with body bytes of a 2xx response; other statuses collect the body.
   std::function<void(std::string_view)> on_body;
+  // A response body longer than this ends the transfer with an error: what
+  // the runtime acts on must fit in an event the controller can record.
+  uint64_t max_body_bytes = 64ull << 20;
 };
 
 struct Response {

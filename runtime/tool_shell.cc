@@ -70,6 +70,10 @@ tool::Output Run(const Request& req) {
   posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
   posix_spawn_file_actions_adddup2(&fa, wr.get(), 2);
   posix_spawn_file_actions_addchdir_np(&fa, req.cwd.c_str());
+  // The agent's commands get stdin, stdout and stderr, nothing of ours: not
+  // the event or steering pipes, not the model connection, even if a library
+  // opened one without close-on-exec.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, defaults;

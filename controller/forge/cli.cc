@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/fd.h"
 #include "base/strings.h"
+#include "base/terminal.h"
 #include "controller/config.h"
 #include "controller/forge/api.h"
 #include "controller/forge/db.h"
@@ -110,14 +111,55 @@ Result<std::string> BodyText(const Options& o) {
   return o.body;
 }
 
+// One-line fields joined, each escaped for the terminal.
 std::string Join(const std::vector<std::string>& items, const std::string& sep = ", ") {
   std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : sep) + s;
+  for (const auto& s : items) out += (out.empty() ? "" : sep) + ForTerminalLine(s);
   return out;
 }
 
 void PrintJson(const json& j) {
-  std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  std::cout << ForTerminalJson(j.dump(2, ' ', false, json::error_handler_t::replace)) << "\n";
+}
+
+// What API users wrote (titles, bodies, names, labels, branches), as the
+// terminal may show it: an escape sequence is printed, never obeyed. One-line
+// fields stay on one line, so that a title cannot add a forged "state" line.
+Issue Shown(Issue i) {
+  for (std::string* f : {&i.repo, &i.title, &i.author, &i.state}) *f = ForTerminalLine(*f);
+  for (std::string& l : i.labels) l = ForTerminalLine(l);
+  i.body = ForTerminal(i.body);
+  return i;
+}
+
+PullRequest Shown(PullRequest p) {
+  p.issue = Shown(std::move(p.issue));
+  for (std::string* f : {&p.head_branch, &p.base_branch}) *f = ForTerminalLine(*f);
+  return p;
+}
+
+Comment Shown(Comment c) {
+  c.author = ForTerminalLine(c.author);
+  c.body = ForTerminal(c.body);
+  return c;
+}
+
+Review Shown(Review r) {
+  for (std::string* f : {&r.author, &r.verdict, &r.commit_sha}) *f = ForTerminalLine(*f);
+  r.body = ForTerminal(r.body);
+  for (ReviewComment& c : r.comments) {
+    for (std::string* f : {&c.path, &c.side, &c.start_side, &c.severity, &c.body}) {
+      *f = ForTerminalLine(*f);
+    }
+  }
+  return r;
+}
+
+CommitStatus Shown(CommitStatus s) {
+  for (std::string* f : {&s.context, &s.state, &s.description, &s.target_url}) {
+    *f = ForTerminalLine(*f);
+  }
+  return s;
 }
 
 std::string Short(const std::string& sha) { return sha.empty() ? "-" : sha.substr(0, 12); }
@@ -130,7 +172,8 @@ std::string Indent(const std::string& text, const std::string& prefix) {
 }
 
 void PrintComments(const std::vector<Comment>& comments) {
-  for (const auto& c : comments) {
+  for (const auto& shown : comments) {
+    const Comment c = Shown(shown);
     std::printf(
         "\n--- comment %lld by %s, %s%s\n", static_cast<long long>(c.id), c.author.c_str(),
         wire::Time(c.created_ms).c_str(),
@@ -149,9 +192,10 @@ int DoInit(const Options& o) {
   if (o.json) {
     PrintJson(wire::RepoJson(*repo));
   } else {
-    std::printf("created %s at %s (default branch %s; maintainers %s)\n", repo->info.name.c_str(),
-                repo->info.clone_url.c_str(), repo->info.default_branch.c_str(),
-                Join(repo->maintainers).c_str());
+    std::printf(
+        "created %s at %s (default branch %s; maintainers %s)\n",
+        ForTerminalLine(repo->info.name).c_str(), ForTerminalLine(repo->info.clone_url).c_str(),
+        ForTerminalLine(repo->info.default_branch).c_str(), Join(repo->maintainers).c_str());
   }
   return 0;
 }
@@ -169,8 +213,9 @@ int DoRepos(const Options& o) {
   }
   std::printf("%-30s %-12s %-24s %s\n", "REPOSITORY", "DEFAULT", "MAINTAINERS", "PATH");
   for (const auto& r : *repos) {
-    std::printf("%-30s %-12s %-24s %s\n", r.info.name.c_str(), r.info.default_branch.c_str(),
-                Join(r.maintainers, ",").c_str(), r.info.clone_url.c_str());
+    std::printf("%-30s %-12s %-24s %s\n", ForTerminalLine(r.info.name).c_str(),
+                ForTerminalLine(r.info.default_branch).c_str(), Join(r.maintainers, ",").c_str(),
+                ForTerminalLine(r.info.clone_url).c_str());
   }
   return 0;
 }
@@ -202,7 +247,7 @@ int DoUserList(const Options& o) {
     return 0;
   }
   for (const auto& u : *list)
-    std::printf("%-24s %s\n", u.name.c_str(), wire::Time(u.created_ms).c_str());
+    std::printf("%-24s %s\n", ForTerminalLine(u.name).c_str(), wire::Time(u.created_ms).c_str());
   return 0;
 }
 
@@ -224,9 +269,11 @@ int DoEvents(const Options& o) {
   for (const auto& entry : *entries) {
     const Event& e = entry.event;
     std::printf("%-6lld %-20s %-18s %-24s %-6s %-12s %s\n", static_cast<long long>(e.seq),
-                wire::Time(e.received_ms).c_str(), e.kind.c_str(), e.repo.c_str(),
-                e.number > 0 ? ("#" + std::to_string(e.number)).c_str() : "-", e.actor.c_str(),
-                entry.processed_ms == 0 ? "(pending)" : entry.outcome.c_str());
+                wire::Time(e.received_ms).c_str(), ForTerminalLine(e.kind).c_str(),
+                ForTerminalLine(e.repo).c_str(),
+                e.number > 0 ? ("#" + std::to_string(e.number)).c_str() : "-",
+                ForTerminalLine(e.actor).c_str(),
+                entry.processed_ms == 0 ? "(pending)" : ForTerminalLine(entry.outcome).c_str());
   }
   return 0;
 }
@@ -283,7 +330,8 @@ int DoIssueList(const Options& o) {
     return 0;
   }
   std::printf("%-6s %-7s %-12s %-30s %s\n", "NUMBER", "STATE", "AUTHOR", "LABELS", "TITLE");
-  for (const auto& i : *issues) {
+  for (const auto& shown : *issues) {
+    const Issue i = Shown(shown);
     std::printf("#%-5lld %-7s %-12s %-30s %s\n", static_cast<long long>(i.number), i.state.c_str(),
                 i.author.c_str(), Join(i.labels, ",").c_str(), i.title.c_str());
   }
@@ -304,14 +352,15 @@ int DoIssueShow(const Options& o) {
     PrintJson(j);
     return 0;
   }
-  std::printf("#%lld %s\n", static_cast<long long>(issue->number), issue->title.c_str());
-  std::printf("state    %s%s\n", issue->state.c_str(),
-              issue->is_pull ? " (a pull request: kiln pr show has its branches)" : "");
-  std::printf("author   %s\n", issue->author.c_str());
-  std::printf("labels   %s\n", issue->labels.empty() ? "-" : Join(issue->labels).c_str());
-  std::printf("created  %s, updated %s\n", wire::Time(issue->created_ms).c_str(),
-              wire::Time(issue->updated_ms).c_str());
-  if (!issue->body.empty()) std::printf("\n%s", Indent(issue->body, "  ").c_str());
+  const Issue i = Shown(*issue);
+  std::printf("#%lld %s\n", static_cast<long long>(i.number), i.title.c_str());
+  std::printf("state    %s%s\n", i.state.c_str(),
+              i.is_pull ? " (a pull request: kiln pr show has its branches)" : "");
+  std::printf("author   %s\n", i.author.c_str());
+  std::printf("labels   %s\n", i.labels.empty() ? "-" : Join(i.labels).c_str());
+  std::printf("created  %s, updated %s\n", wire::Time(i.created_ms).c_str(),
+              wire::Time(i.updated_ms).c_str());
+  if (!i.body.empty()) std::printf("\n%s", Indent(i.body, "  ").c_str());
   PrintComments(*comments);
   return 0;
 }
@@ -370,13 +419,15 @@ int DoClose(const Options& o, bool reopen) {
   if (!st.ok()) return Fail(st.error());
   auto issue = (*f)->GetIssue(o.repo, o.number);
   if (!issue.ok()) return Fail(issue.error());
-  std::printf("#%lld is %s\n", static_cast<long long>(o.number), issue->state.c_str());
+  std::printf("#%lld is %s\n", static_cast<long long>(o.number),
+              ForTerminalLine(issue->state).c_str());
   return 0;
 }
 
 // --- kiln pr -------------------------------------------------------------------
 
-void PrintPullLine(const PullRequest& p) {
+void PrintPullLine(const PullRequest& shown) {
+  const PullRequest p = Shown(shown);
   std::printf("#%-5lld %-7s %-12s %-24s %s\n", static_cast<long long>(p.issue.number),
               p.issue.state.c_str(), p.issue.author.c_str(),
               (p.head_branch + " -> " + p.base_branch).c_str(), p.issue.title.c_str());
@@ -392,7 +443,8 @@ int DoPrNew(const Options& o) {
   if (o.json) {
     PrintJson(wire::PullJson(*p));
   } else {
-    std::printf("%s#%lld\n", p->issue.repo.c_str(), static_cast<long long>(p->issue.number));
+    std::printf("%s#%lld\n", ForTerminalLine(p->issue.repo).c_str(),
+                static_cast<long long>(p->issue.number));
   }
   return 0;
 }
@@ -439,13 +491,14 @@ int DoPrShow(const Options& o) {
     PrintJson(j);
     return 0;
   }
-  const Issue& i = p->issue;
+  const PullRequest pull = Shown(*p);
+  const Issue& i = pull.issue;
   std::printf("#%lld %s\n", static_cast<long long>(i.number), i.title.c_str());
   std::printf("state    %s\n", i.state.c_str());
   std::printf("author   %s\n", i.author.c_str());
-  std::printf("head     %s @ %s\n", p->head_branch.c_str(),
+  std::printf("head     %s @ %s\n", pull.head_branch.c_str(),
               p->head_sha.empty() ? "(branch gone)" : p->head_sha.c_str());
-  std::printf("base     %s @ %s\n", p->base_branch.c_str(),
+  std::printf("base     %s @ %s\n", pull.base_branch.c_str(),
               p->base_sha.empty() ? "(branch gone)" : p->base_sha.c_str());
   if (!p->merged_sha.empty()) std::printf("merged   %s\n", p->merged_sha.c_str());
   std::printf("labels   %s\n", i.labels.empty() ? "-" : Join(i.labels).c_str());
@@ -453,7 +506,8 @@ int DoPrShow(const Options& o) {
               wire::Time(i.updated_ms).c_str());
   if (!i.body.empty()) std::printf("\n%s", Indent(i.body, "  ").c_str());
   std::printf("\nreviews%s\n", reviews->empty() ? ": none" : "");
-  for (const auto& r : *reviews) {
+  for (const auto& shown : *reviews) {
+    const Review r = Shown(shown);
     std::printf("  review %lld by %s: %s at %s, %s\n", static_cast<long long>(r.id),
                 r.author.c_str(), r.verdict.c_str(), Short(r.commit_sha).c_str(),
                 wire::Time(r.created_ms).c_str());
@@ -463,7 +517,8 @@ int DoPrShow(const Options& o) {
     }
   }
   std::printf("\nstatuses of %s%s\n", Short(p->head_sha).c_str(), statuses.empty() ? ": none" : "");
-  for (const auto& s : statuses) {
+  for (const auto& shown : statuses) {
+    const CommitStatus s = Shown(shown);
     std::printf("  %-20s %-8s %s%s\n", s.context.c_str(), s.state.c_str(), s.description.c_str(),
                 s.target_url.empty() ? "" : ("  " + s.target_url).c_str());
   }
@@ -476,7 +531,9 @@ int DoPrDiff(const Options& o) {
   if (!f.ok()) return Fail(f.error());
   auto patch = (*f)->Diff(o.repo, o.number);
   if (!patch.ok()) return Fail(patch.error());
-  std::fwrite(patch->data(), 1, patch->size(), stdout);
+  // The patch holds what the agent wrote: shown, never obeyed.
+  std::string shown = ForTerminal(*patch);
+  std::fwrite(shown.data(), 1, shown.size(), stdout);
   return 0;
 }
 
@@ -508,7 +565,7 @@ int DoPrMerge(const Options& o) {
     PrintJson(wire::PullJson(*p));
   } else {
     std::printf("#%lld merged into %s: %s\n", static_cast<long long>(o.number),
-                p->base_branch.c_str(), p->merged_sha.c_str());
+                ForTerminalLine(p->base_branch).c_str(), p->merged_sha.c_str());
   }
   return 0;
 }

@@ -158,6 +158,44 @@ TEST_F(CliTest, IssueVerbs) {
                                              "comment.created", "comment.edited", "issue.closed"}));
 }
 
+// What API users write reaches a maintainer's terminal: an escape sequence
+// there (a window title, a line erase, a carriage return that overwrites the
+// state line, a bidi override) is shown, never obeyed, in every verb.
+TEST_F(CliTest, UsersTextIsEscapedForTheTerminal) {
+  Init();
+  dir_.Write("title", "Crash\x1b]0;pwned\x07\x1b[2K");
+  dir_.Write("body.md",
+             "line one\n\x1b[2K\x1b[1Agone\n\xe2\x80\xae"
+             "evil\n");
+  ASSERT_EQ(K("issue new",
+              "--repo acme/gadget --title \"$(cat " + ShQuote(dir_ / "title") + ")\" --body-file " +
+                  ShQuote(dir_ / "body.md"),
+              "bob")
+                .status,
+            0);
+  ASSERT_EQ(K("issue comment", "--repo acme/gadget 1 --body \"$(printf 'hi\\033[31m red\\rfake')\"")
+                .status,
+            0);
+  for (const std::string args :
+       {"list --repo acme/gadget", "show --repo acme/gadget 1", "list --repo acme/gadget --json",
+        "show --repo acme/gadget 1 --json"}) {
+    Outcome r = K("issue " + args.substr(0, 4), args.substr(5));
+    ASSERT_EQ(r.status, 0) << args << ": " << r.err;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << args << " printed an escape:\n" << r.out;
+    EXPECT_EQ(r.out.find('\r'), std::string::npos) << args;
+    EXPECT_EQ(r.out.find("\xe2\x80\xae"), std::string::npos) << args;
+    EXPECT_NE(r.out.find("]0;pwned"), std::string::npos) << args << ": the title is still shown";
+  }
+  Outcome show = K("issue show", "--repo acme/gadget 1");
+  EXPECT_EQ(show.out.rfind("#1 Crash\\x1b]0;pwned\\x07\\x1b[2K\nstate    open\n", 0), 0u)
+      << show.out;
+  EXPECT_NE(show.out.find("\\u202eevil"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("hi\\x1b[31m red\\rfake"), std::string::npos) << show.out;
+  // The JSON keeps the values, as JSON escapes.
+  json j = json::parse(K("issue show", "--repo acme/gadget 1 --json").out);
+  EXPECT_EQ(j["title"], "Crash\x1b]0;pwned\x07\x1b[2K");
+}
+
 TEST_F(CliTest, ExitStatusesAndMessages) {
   Init();
   Outcome unknown = K("issue show", "--repo acme/gadget 7");

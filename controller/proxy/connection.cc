@@ -89,6 +89,12 @@ void Connection::OnHead(error_code ec) {
 }
 
 void Connection::Dispatch() {
+  if (const auto& refuse = endpoint_->policy().refuse) {
+    if (std::string why = refuse(); !why.empty()) {
+      record_.reason = why;
+      return Reply(http::status::service_unavailable, why);
+    }
+  }
   const auto& head = request_->get();
   std::string_view target = head.target();
   if (head.method() == http::verb::connect) return ServeConnect();

@@ -8,11 +8,19 @@
 // CMD is not found or cannot be executed, like a shell. SIGTERM, SIGINT and
 // SIGHUP are passed on to CMD. Plain POSIX: one poll loop, non-blocking
 // sockets, bounded buffers, every descriptor close-on-exec.
+//
+// It runs as the agent's own uid, in the agent's pid namespace: it makes
+// itself non-dumpable (no ptrace, no /proc/<pid>/mem or /fd by that uid) and
+// keeps none of the descriptors it hands to CMD (kiln-runtime's event and
+// steering pipes), so that nothing the agent can reach holds what feeds the
+// session log.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -164,6 +172,25 @@ void AcceptAll(int listener, const std::string& socket_path,
   _exit(err == ENOENT ? 127 : 126);
 }
 
+// Closes what was inherited for CMD: every descriptor above stderr that is
+// not close-on-exec (ours all are).
+void CloseInherited() {
+  std::vector<int> inherited;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (dirent* e = readdir(d)) {
+      char* end = nullptr;
+      long fd = std::strtol(e->d_name, &end, 10);
+      if (end == e->d_name || *end != '\0' || fd <= 2 || fd == dirfd(d)) continue;
+      int flags = fcntl(static_cast<int>(fd), F_GETFD);
+      if (flags >= 0 && (flags & FD_CLOEXEC) == 0) inherited.push_back(static_cast<int>(fd));
+    }
+    closedir(d);
+  } else {
+    Die(SysError("opendir(/proc/self/fd)"));
+  }
+  for (int fd : inherited) close(fd);
+}
+
 int ExitCode(int status) {
   return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
@@ -188,6 +215,7 @@ int main(int argc, char** argv) {
     Die("usage: kiln-proxy-forward --listen ADDRESS:PORT --socket PATH -- COMMAND [ARG...]");
   }
   if (socket_path.size() >= sizeof(sockaddr_un::sun_path)) Die("--socket path too long");
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) Die(SysError("prctl(PR_SET_DUMPABLE)"));
   int listener = Listen(listen_address);
 
   sigset_t forwarded;
@@ -200,6 +228,7 @@ int main(int argc, char** argv) {
   pid_t child = fork();
   if (child < 0) Die(SysError("fork"));
   if (child == 0) Exec(argv + i + 1, original);
+  CloseInherited();
 
   std::vector<std::unique_ptr<Link>> links;
   std::vector<pollfd> fds;

@@ -12,7 +12,8 @@
 // A host not allowed gets 403 with a body naming the rule (or the absence of
 // one) and an X-Kiln-Proxy-Denied: 1 header; an unknown gateway 404; anything
 // else (a malformed request, another origin-form path, https:// in absolute
-// form) 400; an unreachable upstream 502 (504 on connect timeout). Every
+// form) 400; an unreachable upstream 502 (504 on connect timeout); any
+// request while the policy's refuse() gives a reason 503. Every
 // request, allowed or not, is reported once, when it ends, to the endpoint's
 // callback: the controller turns it into a `proxy.request` session-log
 // record. docs/proxy.md has the details.
@@ -73,6 +74,10 @@ struct Policy {
   // Client connections open at once on this endpoint; more are closed as soon
   // as they are accepted (the agent must not exhaust the controller's fds).
   uint32_t max_connections = 256;
+  // Asked before each request is served: a non-empty answer refuses it with
+  // 503 and that reason. The controller refuses everything once the run's
+  // session log cannot record what goes out.
+  std::function<std::string()> refuse;
 };
 
 // What one request did.

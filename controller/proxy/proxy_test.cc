@@ -120,6 +120,31 @@ TEST_F(ProxyTest, DeniedConnectIs403NamingTheAllowlist) {
   EXPECT_EQ(proxy_.totals().requests_denied, 1u);
 }
 
+TEST_F(ProxyTest, NothingGoesOutWhileThePolicyRefuses) {
+  // The controller refuses every request once the run's log cannot record
+  // it: an allowed upstream is not contacted at all.
+  HttpUpstream upstream;
+  std::atomic<bool> log_failed{false};
+  Policy policy = Allow({Local(upstream.port())});
+  policy.refuse = [&] {
+    return log_failed ? std::string("the run's session log cannot be written") : std::string();
+  };
+  auto endpoint = Open(policy);
+  auto ok = Client(socket()).Call(Get("http://" + Local(upstream.port()) + "/before"));
+  EXPECT_EQ(ok.result_int(), 200);
+  log_failed = true;
+  auto refused = Client(socket()).Call(Get("http://" + Local(upstream.port()) + "/after"));
+  EXPECT_EQ(refused.result_int(), 503);
+  EXPECT_TRUE(Contains(refused.body(), "session log cannot be written")) << refused.body();
+  Client tunnel(socket());
+  EXPECT_EQ(tunnel.CallRaw(ConnectHead(Local(upstream.port()))).result_int(), 503);
+  std::vector<Request> records = recorder_.WaitFor(3);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(upstream.seen().size(), 1u) << "a refused request reached the upstream";
+  EXPECT_FALSE(records[1].allowed);
+  EXPECT_EQ(records[1].status, 503);
+}
+
 TEST_F(ProxyTest, SuffixAndPortRulesAreEnforcedBeforeAnyLookup) {
   auto endpoint = Open(Allow({"*.pypi.org", "git.example:22"}));
   // Denied before resolution, so these names need not exist.

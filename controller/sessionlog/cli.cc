@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "base/strings.h"
+#include "base/terminal.h"
 #include "controller/sessionlog/digest.h"
 #include "controller/sessionlog/show.h"
 #include "controller/sessionlog/signer.h"
@@ -74,10 +75,11 @@ int RunVerify(const VerifyArgs& a) {
           {{"kind", KindName(f.kind)}, {"seq", f.seq}, {"line", f.line}, {"message", f.message}});
     }
     j["notes"] = rep.notes;
-    std::cout << j.dump() << "\n";
+    std::cout << ForTerminalJson(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+              << "\n";
     return rep.ok() ? 0 : 1;
   }
-  for (const auto& f : rep.findings) std::cout << FormatFinding(f) << "\n";
+  for (const auto& f : rep.findings) std::cout << ForTerminalLine(FormatFinding(f)) << "\n";
   if (rep.findings_total > rep.findings.size()) {
     std::cout << "... and " << rep.findings_total - rep.findings.size()
               << " more findings not shown\n";

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "base/fd.h"
+#include "base/terminal.h"
 #include "controller/sessionlog/line_reader.h"
 #include "controller/sessionlog/record.h"
 
@@ -216,7 +217,8 @@ Result<ShowStats> Show(const std::string& path, const ShowOptions& options, std:
     if (rec->seq < options.since || !TypeSelected(options.types, rec->type)) continue;
     ++stats.shown;
     if (options.json) {
-      out << text << '\n';
+      // The record as stored, but for escapes a terminal would obey.
+      out << ForTerminalJson(text) << '\n';
       continue;
     }
     nlohmann::json payload;
@@ -237,7 +239,11 @@ Result<ShowStats> Show(const std::string& path, const ShowOptions& options, std:
     std::snprintf(head, sizeof head, "%6llu  %.12s  %-15.*s ",
                   static_cast<unsigned long long>(rec->seq), rec->ts.data() + 11,
                   static_cast<int>(rec->type.size()), rec->type.data());
-    out << head << (payload.is_discarded() ? std::string() : Summarize(rec->type, payload));
+    // Tool ids, stop reasons, commands and outputs are the model's and the
+    // agent's: shown on one line, never obeyed by the terminal.
+    out << head
+        << (payload.is_discarded() ? std::string()
+                                   : ForTerminalLine(Summarize(rec->type, payload)));
     if (rec->signed_record) out << " [signed " << rec->sig_key_id.substr(0, 12) << "]";
     out << note << '\n';
   }

@@ -97,7 +97,7 @@ Result<std::unique_ptr<Writer>> Writer::Create(const std::string& path, std::str
 
 Result<std::unique_ptr<Writer>> Writer::Recover(const std::string& path,
                                                 std::shared_ptr<const Signer> signer,
-                                                WriterOptions options) {
+                                                WriterOptions options, std::string_view reason) {
   if (!signer) return Error::Invalid("a session log needs a signer");
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) return Error::Sys("open(" + Quote(path) + ")", errno);
@@ -121,14 +121,16 @@ Result<std::unique_ptr<Writer>> Writer::Recover(const std::string& path,
     }
   }
 
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Error::Sys("fstat(" + Quote(path) + ")", errno);
   std::unique_ptr<Writer> w(new Writer(path, report.run_id, std::move(signer), std::move(options)));
   w->fd_ = std::move(fd);
+  w->offset_ = static_cast<uint64_t>(st.st_size);
   w->head_ = report.head;
   w->seq_ = *report.last_seq + 1;
   w->blobs_ = report.blobs;
 
-  nlohmann::json payload = {{"after_seq", *report.last_seq},
-                            {"reason", "the writer stopped without writing run.end"}};
+  nlohmann::json payload = {{"after_seq", *report.last_seq}, {"reason", reason}};
   std::string prefix;
   if (report.torn) {
     payload["torn"] = {{"bytes", report.torn->bytes},
@@ -175,8 +177,42 @@ const std::string& Writer::Timestamp(int64_t ns) {
 
 Status Writer::Sync() {
   if (options_.durability == Durability::kNone) return Ok();
-  if (::fdatasync(fd_.get()) != 0) return Error::Sys("fdatasync(" + Quote(path_) + ")", errno);
+  if (::fdatasync(fd_.get()) != 0)
+    return Fail(Error::Sys("fdatasync(" + Quote(path_) + ")", errno));
   return Ok();
+}
+
+Error Writer::Fail(const Error& error) {
+  if (failure_.empty()) {
+    failure_ = error.message();
+    if (options_.on_failure) options_.on_failure(failure_);
+  }
+  return Error(Error::Code::kIO, "session log " + Quote(path_) + " stopped: " + failure_);
+}
+
+Status Writer::CheckFileLocked() {
+  if (closed_ || !failure_.empty()) return Ok();
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) return Fail(Error::Sys("fstat(" + Quote(path_) + ")", errno));
+  if (st.st_nlink == 0) return Fail(Error(Error::Code::kIO, "the log file was deleted"));
+  if (static_cast<uint64_t>(st.st_size) != offset_) {
+    return Fail(Error(Error::Code::kIO, "the log file is " + std::to_string(st.st_size) +
+                                            " bytes, not the " + std::to_string(offset_) +
+                                            " this writer wrote: truncated or written by another"));
+  }
+  return Ok();
+}
+
+Status Writer::CheckFile() {
+  std::lock_guard lock(mu_);
+  KILN_TRY(CheckFileLocked());
+  if (!failure_.empty()) return Fail(Error::Internal(failure_));
+  return Ok();
+}
+
+std::string Writer::failure() const {
+  std::lock_guard lock(mu_);
+  return failure_;
 }
 
 Result<Appended> Writer::Append(std::string_view type, const nlohmann::json& payload) {
@@ -186,10 +222,7 @@ Result<Appended> Writer::Append(std::string_view type, const nlohmann::json& pay
 
 Result<Appended> Writer::AppendLocked(std::string_view type, const nlohmann::json& payload) {
   if (closed_) return Error::Invalid("session log " + Quote(path_) + " is closed");
-  if (broken_) {
-    return Error(Error::Code::kIO, "session log " + Quote(path_) +
-                                       " had a failed write; recover it before appending");
-  }
+  if (!failure_.empty()) return Fail(Error::Internal(failure_));
   if (!IsKnownType(type)) return Error::Invalid("unknown record type " + Quote(type));
   if (type == kCheckpoint || type == kRunEnd || type == kRecovery) {
     return Error::Invalid("record type " + Quote(type) + " is written by the writer itself");
@@ -216,10 +249,12 @@ Result<Appended> Writer::AppendLocked(std::string_view type, const nlohmann::jso
     KILN_TRY(AppendCanonical(payload, &payload_buf_, redactor, "payload", 1));
   }
 
+  KILN_TRY(CheckFileLocked());
   Result<Appended> r = Error::Internal("unset");
   if (payload_buf_.size() > options_.blob_threshold && type != kRunStart) {
-    KILN_ASSIGN_OR_RETURN(BlobRef blob, WriteBlob(payload_buf_));
-    r = WriteRecord(type, {}, &blob, false);
+    auto blob = WriteBlob(payload_buf_);
+    if (!blob) return Fail(blob.error());
+    r = WriteRecord(type, {}, &*blob, false);
   } else {
     r = WriteRecord(type, payload_buf_, nullptr, false);
   }
@@ -236,7 +271,7 @@ Result<Appended> Writer::AppendLocked(std::string_view type, const nlohmann::jso
 
 Status Writer::Checkpoint() {
   std::lock_guard lock(mu_);
-  if (closed_ || broken_ || since_checkpoint_ == 0) return Ok();
+  if (closed_ || !failure_.empty() || since_checkpoint_ == 0) return Ok();
   return WriteCheckpointLocked("request");
 }
 
@@ -256,10 +291,8 @@ Status Writer::WriteCheckpointLocked(std::string_view reason) {
 Result<Appended> Writer::Close(const nlohmann::json& run_end_payload) {
   std::lock_guard lock(mu_);
   if (closed_) return Error::Invalid("session log " + Quote(path_) + " is already closed");
-  if (broken_) {
-    return Error(Error::Code::kIO,
-                 "session log " + Quote(path_) + " had a failed write; recover it before closing");
-  }
+  KILN_TRY(CheckFileLocked());
+  if (!failure_.empty()) return Fail(Error::Internal(failure_));
   if (seq_ == 0) return Error::Invalid("cannot close a session log without run.start");
   KILN_TRY(CheckObject(run_end_payload, kRunEnd, true));
   nlohmann::json p = run_end_payload;
@@ -365,14 +398,13 @@ Result<Appended> Writer::WriteRecord(std::string_view type, std::string_view pay
     ssize_t n = ::write(fd_.get(), rest.data(), rest.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      int err = errno;
-      broken_ = rest.size() != line.size();
-      return Error::Sys("write(" + Quote(path_) + ") of record seq " + std::to_string(seq_), err);
+      offset_ += line.size() - rest.size();
+      return Fail(
+          Error::Sys("write(" + Quote(path_) + ") of record seq " + std::to_string(seq_), errno));
     }
     rest.remove_prefix(static_cast<size_t>(n));
-    if (!rest.empty()) broken_ = true;  // continue the same record; only Recover() if it fails
   }
-  broken_ = false;
+  offset_ += line.size();
   head_ = hash;
   Appended a{seq_, hash};
   ++seq_;

@@ -51,6 +51,12 @@ struct WriterOptions {
   Durability durability = Durability::kCheckpoint;
   // Nanoseconds since the Unix epoch for `ts`; empty: CLOCK_REALTIME.
   std::function<int64_t()> clock;
+  // Called once, with the reason, when the log stops accepting records: a
+  // write or blob failed (a full disk), or the file was deleted, truncated or
+  // written by someone else. Called under the writer's lock, from whichever
+  // thread appended: it must only take note (the controller wakes the run's
+  // thread, which stops the sandbox).
+  std::function<void(const std::string& reason)> on_failure;
 };
 
 struct Appended {
@@ -68,11 +74,12 @@ class Writer {
 
   // Reopens a log whose writer stopped without run.end: checks it (any
   // finding other than truncation is refused), terminates a torn last line
-  // and appends a signed `recovery` record naming the last intact seq and the
-  // torn bytes. The returned writer continues the chain; Close() ends it.
-  static Result<std::unique_ptr<Writer>> Recover(const std::string& path,
-                                                 std::shared_ptr<const Signer> signer,
-                                                 WriterOptions options = {});
+  // and appends a signed `recovery` record naming the last intact seq, the
+  // torn bytes and `reason`. The returned writer continues the chain; Close()
+  // ends it. Fails (kPermission) while another writer holds the log.
+  static Result<std::unique_ptr<Writer>> Recover(
+      const std::string& path, std::shared_ptr<const Signer> signer, WriterOptions options = {},
+      std::string_view reason = "the writer stopped without writing run.end");
 
   ~Writer();
   Writer(const Writer&) = delete;
@@ -84,9 +91,21 @@ class Writer {
   // Appends one record; payload must be a JSON object. The first record must
   // be "run.start" (the writer adds a "log" member with the format, run id,
   // key id and kiln version); "checkpoint", "run.end" and "recovery" are
-  // written by the writer itself. Fails if the log is closed or an earlier
-  // write failed (the file then needs Recover()).
+  // written by the writer itself. Fails if the log is closed or has failed.
+  //
+  // A failure to write (a record or its blob), or a file that is no longer
+  // what this writer wrote (deleted, truncated, appended to by another), is
+  // final: every later Append and Close fails with the same reason, so that
+  // no record can follow a gap, and only Recover() continues the file.
   Result<Appended> Append(std::string_view type, const nlohmann::json& payload);
+
+  // Checks that the file is still the one this writer wrote (linked, of the
+  // size it wrote); a writer that finds otherwise fails as above. Append()
+  // checks too; a run's controller calls this while the agent is quiet.
+  Status CheckFile();
+
+  // Why the log stopped accepting records; empty while it works.
+  std::string failure() const;
 
   // Writes a signed checkpoint now if records were appended since the last.
   Status Checkpoint();
@@ -108,6 +127,10 @@ class Writer {
   Status WriteCheckpointLocked(std::string_view reason);
   Result<BlobRef> WriteBlob(std::string_view canonical_payload);
   Status Sync();
+  // Makes the writer fail for good with error's message (the first reason
+  // stands); returns the error.
+  Error Fail(const Error& error);
+  Status CheckFileLocked();
   int64_t Now() const;
   const std::string& Timestamp(int64_t ns);
 
@@ -124,8 +147,9 @@ class Writer {
   uint64_t since_checkpoint_ = 0;
   int64_t last_checkpoint_ns_ = 0;
   uint64_t blobs_ = 0;
+  uint64_t offset_ = 0;  // the file's size as this writer made it
   bool closed_ = false;
-  bool broken_ = false;  // a write failed part-way; only Recover() can continue
+  std::string failure_;  // why the writer failed for good; empty while it works
   bool blob_dir_ready_ = false;
   // Scratch buffers reused across records.
   std::string payload_buf_;

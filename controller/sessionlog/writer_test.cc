@@ -1,7 +1,11 @@
 #include "controller/sessionlog/writer.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <thread>
@@ -306,6 +310,86 @@ TEST(SessionLogWriter, RecoverRefusesCompleteDamagedOrForeignLogs) {
   auto r3 = Writer::Recover(other.path, NewSigner(), Quiet());
   ASSERT_FALSE(r3.ok());
   EXPECT_NE(r3.error().message().find("started with key"), std::string::npos);
+}
+
+// A write that fails (here: past RLIMIT_FSIZE, as on a full disk) is final:
+// the records after it would follow a gap, so none is accepted, not even
+// once space returns, and Close() refuses too; Recover() then continues the
+// file with the reason, and the log verifies.
+TEST(SessionLogWriter, AFailedWriteIsFinalUntilRecovered) {
+  TempDir tmp;
+  auto signer = NewSigner();
+  std::string path = tmp / "log";
+  // In a child: the file size limit is the process's.
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    int failures = 0;
+    std::string first;
+    WriterOptions o = Quiet();
+    o.on_failure = [&](const std::string& why) {
+      ++failures;
+      first = why;
+    };
+    auto w = Writer::Create(path, "run-42", signer, o);
+    if (!w.ok() || !(*w)->Append("run.start", {{"role", "triage"}}).ok()) ::_exit(10);
+    rlimit small{4096, RLIM_INFINITY};
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    std::string text(1000, 'x');
+    bool failed = false;
+    for (int i = 0; i < 20 && !failed; ++i) failed = !(*w)->Append("steer", {{"m", text}}).ok();
+    if (!failed) ::_exit(11);
+    rlimit big{RLIM_INFINITY, RLIM_INFINITY};
+    ::setrlimit(RLIMIT_FSIZE, &big);
+    auto again = (*w)->Append("steer", {{"m", "after space returned"}});
+    if (again.ok() || again.error().message().find("File too large") == std::string::npos)
+      ::_exit(12);
+    if ((*w)->Close({{"status", "succeeded"}}).ok()) ::_exit(13);
+    if (failures != 1 || first.find("File too large") == std::string::npos) ::_exit(14);
+    if ((*w)->failure() != first) ::_exit(15);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "step " << WEXITSTATUS(status) << " failed";
+  EXPECT_EQ(testing::Slurp(path).find("after space returned"), std::string::npos);
+
+  auto r = Writer::Recover(path, signer, Quiet(), "write failed: File too large");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_TRUE((*r)->Close({{"status", "error"}}).ok());
+  auto lines = testing::Lines(testing::Slurp(path));
+  auto recovery = nlohmann::json::parse(lines[lines.size() - 2]);
+  EXPECT_EQ(recovery["type"], "recovery");
+  EXPECT_EQ(recovery["payload"]["reason"], "write failed: File too large");
+  EXPECT_TRUE(VerifyWith(path, *signer).ok());
+}
+
+TEST(SessionLogWriter, ADeletedOrTruncatedLogStopsTheWriter) {
+  TempDir tmp;
+  auto signer = NewSigner();
+  for (bool deleted : {true, false}) {
+    std::string path = tmp / (deleted ? "deleted" : "truncated");
+    std::string reason;
+    WriterOptions o = Quiet();
+    o.on_failure = [&](const std::string& why) { reason = why; };
+    auto w = Open(path, signer, o);
+    ASSERT_TRUE(w->Append("run.start", {{"role", "triage"}}).ok());
+    ASSERT_TRUE(w->Append("steer", {{"m", "one"}}).ok());
+    ASSERT_TRUE(w->CheckFile().ok());
+    if (deleted) {
+      ASSERT_EQ(::unlink(path.c_str()), 0);
+    } else {
+      ASSERT_EQ(::truncate(path.c_str(), 10), 0);
+    }
+    auto check = w->CheckFile();
+    ASSERT_FALSE(check.ok());
+    EXPECT_NE(reason.find(deleted ? "was deleted" : "truncated or written by another"),
+              std::string::npos)
+        << reason;
+    EXPECT_FALSE(w->Append("steer", {{"m", "two"}}).ok());
+    EXPECT_FALSE(w->Close({{"status", "succeeded"}}).ok());
+  }
 }
 
 }  // namespace

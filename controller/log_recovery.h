@@ -1,0 +1,60 @@
+// Logs left without run.end by a writer that stopped — a full disk, a log
+// file that could not be written — are continued and closed as soon as their
+// disk allows: a signed `recovery` record saying why, then `run.end` with
+// status `error`. The run's own attempt tries at once; what it could not do
+// (the disk still full) the sweeper does later: `kiln serve` sweeps at start
+// and every minute, `kiln run` before it runs.
+//
+// A log some writer still holds (a run in flight, here or in another kiln
+// process) is locked (flock) and left alone. Not thread-safe: one sweeper per
+// loop.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.h"
+#include "controller/sessionlog/signer.h"
+
+namespace kiln::log_recovery {
+
+class Sweeper {
+ public:
+  // settle_seconds: a log modified more recently is left for the next sweep
+  // (its writer takes the lock a moment after creating it).
+  Sweeper(std::string log_dir, std::shared_ptr<const sessionlog::Signer> signer,
+          int settle_seconds = 5)
+      : log_dir_(std::move(log_dir)), signer_(std::move(signer)), settle_(settle_seconds) {}
+
+  // Closes every unfinished, unheld log in the directory; returns how many.
+  // Logs already found complete are not read again while their size and
+  // modification time stay the same.
+  size_t Sweep();
+
+ private:
+  struct Seen {
+    int64_t size = -1, mtime_ns = -1;
+    bool complete = false;
+  };
+  std::string log_dir_;
+  std::shared_ptr<const sessionlog::Signer> signer_;
+  int settle_;
+  std::map<std::string, Seen> seen_;
+};
+
+// Continues a log whose writer stopped without run.end (a crash, a full
+// disk) with a signed `recovery` record giving reason, and closes it with
+// run_end. Returns the log's head. Fails (kPermission) while another writer
+// holds it.
+Result<std::string> CloseStoppedLog(const std::string& path,
+                                    std::shared_ptr<const sessionlog::Signer> signer,
+                                    std::string_view reason, const nlohmann::json& run_end);
+
+// Whether the file's last line is a whole `run.end` record.
+bool EndsWithRunEnd(const std::string& path);
+
+}  // namespace kiln::log_recovery

@@ -161,8 +161,8 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
     if (cfg.pipeline.forge == "github") {
       KILN_TRY(OpenGitHub(cfg, *p.cache, *p.inbox, &p.rest, &p.auth, &p.forge, &p.webhooks));
     } else {
-      KILN_ASSIGN_OR_RETURN(
-          p.forge, forge::Local::Open(cfg.store, forge::ReposDir(cfg.state_dir), cfg.pipeline.bot));
+      KILN_ASSIGN_OR_RETURN(p.forge, forge::Local::Open(cfg.store, forge::ReposDir(cfg.state_dir),
+                                                        cfg.pipeline.bot, forge::Access::kApp));
     }
     KILN_ASSIGN_OR_RETURN(p.state, pipeline::State::Open(cfg.store));
     pipeline::Options o;

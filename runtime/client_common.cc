@@ -16,9 +16,10 @@ bool ClassifyHttp(const Endpoint& ep, const http_client::Response& resp,
   if (resp.status >= 200 && resp.status < 300 && !resp.error) return true;
   std::string suffix = attempt.request_id.empty() ? "" : " (request id " + attempt.request_id + ")";
   if (resp.status == 0 || (resp.status >= 200 && resp.status < 300)) {
-    // Connection failures, timeouts and cut streams: worth another attempt.
+    // Connection failures, timeouts and cut streams: worth another attempt;
+    // a reply too large to record would be as large again.
     attempt.error = resp.error->Wrap(ep.provider);
-    attempt.retryable = true;
+    attempt.retryable = resp.error->code() != Error::Code::kInvalidArgument;
     return false;
   }
   attempt.response_body = resp.body;

@@ -192,9 +192,9 @@ Response Client::Send(const Request& req) {
   if (!failure.empty()) {
     resp.error = Error(failure_code, req.method + " " + req.url + ": " + failure);
   } else if (t.too_large) {
-    resp.error = Error(Error::Code::kIO, req.method + " " + req.url + ": the response body is " +
-                                             "longer than " + std::to_string(req.max_body_bytes) +
-                                             " bytes; refused");
+    resp.error = Error(Error::Code::kInvalidArgument,
+                       req.method + " " + req.url + ": the response body is " + "longer than " +
+                           std::to_string(req.max_body_bytes) + " bytes; refused");
   } else if (code != CURLE_OK) {
     auto c = code == CURLE_OPERATION_TIMEDOUT ? Error::Code::kTimeout : Error::Code::kIO;
     resp.error =

@@ -46,7 +46,8 @@ struct Response {
   uint64_t bytes_received = 0;
   // A transport failure, possibly after a status and part of the body:
   // kTimeout for the timeouts (the message says which), kIO for connection
-  // failures and cut transfers.
+  // failures and cut transfers, kInvalidArgument for a body over
+  // max_body_bytes.
   std::optional<Error> error;
 };
 

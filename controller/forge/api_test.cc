@@ -87,14 +87,16 @@ TEST_F(ApiTest, Repositories) {
 }
 
 TEST_F(ApiTest, IssuesCommentsAndLabels) {
-  json created =
-      CallJson(201, "POST", kBase + "/issues",
-               {{"title", "Crash"}, {"body", "on start"}, {"labels", {"bug"}}}, bob_token_);
+  json created = CallJson(201, "POST", kBase + "/issues",
+                          {{"title", "Crash"}, {"body", "on start"}}, bob_token_);
   EXPECT_EQ(created["number"], 1);
   EXPECT_EQ(created["user"]["login"], "bob");
-  EXPECT_EQ(created["labels"], json::array({{{"name", "bug"}}}));
+  EXPECT_EQ(created["labels"], json::array());
   EXPECT_EQ(created["state"], "open");
   EXPECT_EQ(alice_->GetIssue(kRepo, 1)->author, "bob");  // the token's user acted
+  // Labels are the maintainers' (alice's token is a maintainer's).
+  CallJson(403, "POST", kBase + "/issues/1/labels", {{"labels", {"bug"}}}, bob_token_);
+  CallJson(200, "POST", kBase + "/issues/1/labels", {{"labels", {"bug"}}});
 
   json got = CallJson(200, "GET", kBase + "/issues/1");
   EXPECT_EQ(got["title"], "Crash");
@@ -125,6 +127,29 @@ TEST_F(ApiTest, IssuesCommentsAndLabels) {
   json closed = CallJson(200, "PATCH", kBase + "/issues/1", {{"state", "closed"}});
   EXPECT_EQ(closed["state"], "closed");
   EXPECT_EQ(alice_->GetIssue(kRepo, 1)->state, "closed");
+}
+
+// Another user's issue through the API: a PATCH that retitles and closes it
+// is refused whole (403), nothing of it applied; the author may.
+TEST_F(ApiTest, OnlyTheAuthorOrAMaintainerChangesAnIssue) {
+  auto users = Users::Open(store());
+  ASSERT_TRUE(users.ok());
+  std::string mallory = *(*users)->Add("mallory", false, 1);
+  CallJson(201, "POST", kBase + "/issues", {{"title", "Crash"}, {"body", "on start"}}, bob_token_);
+  CallJson(200, "POST", kBase + "/issues/1/labels", {{"labels", {"bug"}}});
+  json refused = CallJson(403, "PATCH", kBase + "/issues/1",
+                          {{"title", "Works as intended"}, {"state", "closed"}}, mallory);
+  EXPECT_NE(refused["message"].get<std::string>().find("neither its author nor a maintainer"),
+            std::string::npos)
+      << refused.dump();
+  CallJson(403, "DELETE", kBase + "/issues/1/labels", nullptr, mallory);
+  json still = CallJson(200, "GET", kBase + "/issues/1");
+  EXPECT_EQ(still["title"], "Crash");
+  EXPECT_EQ(still["state"], "open");
+  EXPECT_EQ(still["labels"], json::array({{{"name", "bug"}}}));
+  json own =
+      CallJson(200, "PATCH", kBase + "/issues/1", {{"body", "on start, every time"}}, bob_token_);
+  EXPECT_EQ(own["body"], "on start, every time");
 }
 
 TEST_F(ApiTest, BadInput) {

@@ -69,6 +69,7 @@ int Usage(const std::string& message) {
 struct Paths {
   std::string store;
   std::string repos_dir;
+  std::string bot;  // the pipeline's own forge user
 };
 
 // --config FILE, or /etc/kiln/kiln.yaml when it exists, or the defaults.
@@ -77,7 +78,7 @@ Result<Paths> ResolvePaths(const std::string& config_path) {
                                : ::access(kDefaultConfig, F_OK) == 0 ? config::Load(kDefaultConfig)
                                                                      : config::Defaults();
   if (!cfg.ok()) return cfg.error();
-  Paths paths{cfg->store, ReposDir(cfg->state_dir)};
+  Paths paths{cfg->store, ReposDir(cfg->state_dir), cfg->pipeline.bot};
   // As `kiln serve` does: the state directory is made on first use.
   for (const std::string& dir :
        {std::filesystem::path(paths.store).parent_path().string(), paths.repos_dir}) {
@@ -223,6 +224,12 @@ int DoRepos(const Options& o) {
 int DoUserAdd(const Options& o) {
   auto paths = ResolvePaths(o.config);
   if (!paths.ok()) return Fail(paths.error());
+  // The bot's items are its own: an API user of the same name would be
+  // their author.
+  if (o.name == paths->bot) {
+    return Fail(Error::Invalid("user " + Quote(o.name) +
+                               " is the pipeline's bot (pipeline.bot); it gets no API token"));
+  }
   auto users = Users::Open(paths->store);
   if (!users.ok()) return Fail(users.error());
   auto token = (*users)->Add(o.name, o.rotate, NowMs());

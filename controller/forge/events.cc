@@ -13,13 +13,14 @@ Result<int64_t> Insert(store::sqlite::Db& db, const Event& e, int64_t now_ms) {
   if (e.source.empty()) return Error::Invalid("event " + Quote(e.delivery) + ": empty source");
   if (e.kind.empty()) return Error::Invalid("event " + Quote(e.delivery) + ": empty kind");
   // ON CONFLICT DO NOTHING with RETURNING: a row comes back only when the
-  // event was new, so a repeated delivery is told apart without a second query.
+  // event was new (by its delivery, or by its fingerprint), so a repeated
+  // delivery is told apart without a second query.
   KILN_ASSIGN_OR_RETURN(
       store::sqlite::Stmt stmt,
       db.Prepare("appending event " + e.delivery,
                  "INSERT INTO events (delivery, source, kind, repo, number, actor, payload, "
-                 "received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-                 "ON CONFLICT (delivery) DO NOTHING RETURNING seq"));
+                 "received_ms, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                 "ON CONFLICT DO NOTHING RETURNING seq"));
   stmt.Bind(1, e.delivery)
       .Bind(2, e.source)
       .Bind(3, e.kind)
@@ -27,7 +28,8 @@ Result<int64_t> Insert(store::sqlite::Db& db, const Event& e, int64_t now_ms) {
       .Bind(5, e.number)
       .Bind(6, e.actor)
       .Bind(7, db::Dump(e.payload.is_null() ? nlohmann::json::object() : e.payload))
-      .Bind(8, now_ms);
+      .Bind(8, now_ms)
+      .Bind(9, e.fingerprint);
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return int64_t{0};
   int64_t seq = stmt.Int(0);

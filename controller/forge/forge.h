@@ -130,6 +130,10 @@ struct Event {
   std::string actor;   // who did it
   nlohmann::json payload = nlohmann::json::object();
   int64_t received_ms = 0;
+  // What makes it the same event as another whatever its delivery (GitHub:
+  // the comment or review it created, else the signed body's SHA-256), so a
+  // replayed delivery is stored once; "" for none.
+  std::string fingerprint;
 };
 
 class Forge {

@@ -80,12 +80,30 @@ Result<std::string> Import(const std::string& tmp, const std::string& from_dir,
 }  // namespace
 
 Result<std::unique_ptr<Local>> Local::Open(const std::string& store_path,
-                                           const std::string& repos_dir, std::string actor) {
+                                           const std::string& repos_dir, std::string actor,
+                                           Access access) {
   if (Status st = validate::UserName(actor); !st.ok()) return st.error().Wrap("acting user");
   if (repos_dir.empty()) return Error::Invalid("the forge's repositories directory is empty");
   KILN_ASSIGN_OR_RETURN(std::string dir, Absolute(repos_dir));
   KILN_ASSIGN_OR_RETURN(store::sqlite::Db db, db::Open(store_path));
-  return std::unique_ptr<Local>(new Local(std::move(db), std::move(dir), std::move(actor)));
+  return std::unique_ptr<Local>(new Local(std::move(db), std::move(dir), std::move(actor), access));
+}
+
+Status Local::MayMaintain(const rows::RepoRow& repo, std::string_view doing) const {
+  if (access_ == Access::kApp || rows::IsMaintainer(repo, actor_)) return Ok();
+  return Error(Error::Code::kPermission, std::string(doing) + ": " + Quote(actor_) +
+                                             " is not a maintainer of " + Quote(repo.name));
+}
+
+Status Local::MayChange(const rows::RepoRow& repo, const Issue& item,
+                        std::string_view doing) const {
+  if (item.author == actor_ || access_ == Access::kApp || rows::IsMaintainer(repo, actor_)) {
+    return Ok();
+  }
+  return Error(Error::Code::kPermission, std::string(doing) + " " + rows::Describe(item) + " in " +
+                                             Quote(repo.name) + ": it is " + Quote(item.author) +
+                                             "'s, and " + Quote(actor_) +
+                                             " is neither its author nor a maintainer");
 }
 
 // --- repositories ------------------------------------------------------------
@@ -211,6 +229,7 @@ Result<Issue> Local::CreateIssue(const std::string& repo, const std::string& tit
   const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "opening an issue in " + repo));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  if (!labels.empty()) KILN_TRY(MayMaintain(r, "labelling a new issue in " + Quote(repo)));
   std::vector<std::string> sorted = labels;
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
@@ -261,7 +280,9 @@ Status Local::EditIssue(const std::string& repo, int64_t number,
   const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn,
                         Txn::Begin(db_, "editing " + repo + " #" + std::to_string(number)));
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
+  KILN_TRY(MayChange(r, item.issue, "editing"));
   nlohmann::json changes = nlohmann::json::array();
   if (title && *title != item.issue.title) changes.push_back("title");
   if (body && *body != item.issue.body) changes.push_back("body");
@@ -295,7 +316,9 @@ Status Local::Close(const std::string& repo, int64_t number) {
   const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn,
                         Txn::Begin(db_, "closing " + repo + " #" + std::to_string(number)));
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
+  KILN_TRY(MayChange(r, item.issue, "closing"));
   if (item.issue.state == "merged") {
     return Error::Invalid(rows::Describe(item.issue) + " in " + Quote(repo) +
                           " is merged; it cannot be closed");
@@ -314,7 +337,9 @@ Status Local::Reopen(const std::string& repo, int64_t number) {
   const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn,
                         Txn::Begin(db_, "reopening " + repo + " #" + std::to_string(number)));
+  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
+  KILN_TRY(MayChange(r, item.issue, "reopening"));
   if (item.issue.state == "merged") {
     return Error::Invalid(rows::Describe(item.issue) + " in " + Quote(repo) +
                           " is merged; it cannot be reopened");
@@ -414,6 +439,7 @@ Status Local::AddLabels(const std::string& repo, int64_t number,
                         Txn::Begin(db_, "labelling " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  KILN_TRY(MayMaintain(r, "labelling " + rows::Describe(item.issue)));
   for (const auto& l : labels) KILN_TRY(validate::Label(l, repo, r.labels));
   std::vector<std::string> now_labels = item.issue.labels;
   std::vector<std::string> added;
@@ -439,6 +465,7 @@ Status Local::RemoveLabel(const std::string& repo, int64_t number, const std::st
                         Txn::Begin(db_, "unlabelling " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  KILN_TRY(MayMaintain(r, "unlabelling " + rows::Describe(item.issue)));
   KILN_TRY(validate::Label(label, repo, r.labels));
   std::vector<std::string> rest = item.issue.labels;
   auto it = std::find(rest.begin(), rest.end(), label);

@@ -25,6 +25,10 @@
 #include "controller/forge/forge.h"
 #include "controller/store/sqlite.h"
 
+namespace kiln::forge::rows {
+struct RepoRow;
+}
+
 namespace kiln::forge {
 
 // Where kiln keeps the local forge's bare repositories: <state_dir>/forge/repos.
@@ -45,13 +49,22 @@ struct LocalRepo {
   int64_t created_ms = 0;
 };
 
+// Who the acting user is to the forge. A user's writes are checked as
+// GitHub checks them: a title, body or state only by the item's author or a
+// maintainer, labels and commit statuses only by a maintainer, merges only by
+// a maintainer, no approval (or request for changes) of one's own pull
+// request. The app is kiln's pipeline: its bot may write to every repository,
+// as an installed GitHub App with write permission may.
+enum class Access { kUser, kApp };
+
 class Local final : public Forge {
  public:
   // Opens the forge in the kiln store at store_path (creating and migrating
   // it as needed) with bare repositories under repos_dir; writes are made as
-  // actor (a valid user name, validate::UserName).
+  // actor (a valid user name, validate::UserName) with its access.
   static Result<std::unique_ptr<Local>> Open(const std::string& store_path,
-                                             const std::string& repos_dir, std::string actor);
+                                             const std::string& repos_dir, std::string actor,
+                                             Access access = Access::kUser);
 
   Local(const Local&) = delete;
   Local& operator=(const Local&) = delete;
@@ -142,8 +155,17 @@ class Local final : public Forge {
   Result<std::string> Diff(const std::string& repo, int64_t number);
 
  private:
-  Local(store::sqlite::Db db, std::string repos_dir, std::string actor)
-      : db_(std::move(db)), repos_dir_(std::move(repos_dir)), actor_(std::move(actor)) {}
+  Local(store::sqlite::Db db, std::string repos_dir, std::string actor, Access access)
+      : db_(std::move(db)),
+        repos_dir_(std::move(repos_dir)),
+        actor_(std::move(actor)),
+        access_(access) {}
+
+  // kPermission unless the actor may change the item's title, body or state
+  // (its author, a maintainer, the app); doing names the write.
+  Status MayChange(const rows::RepoRow& repo, const Issue& item, std::string_view doing) const;
+  // kPermission unless the actor is a maintainer or the app.
+  Status MayMaintain(const rows::RepoRow& repo, std::string_view doing) const;
 
   // The diff of a pull request at head commit `head` (mu_ held).
   Result<std::string> DiffAt(const std::string& path, const std::string& base_sha,
@@ -153,6 +175,7 @@ class Local final : public Forge {
   store::sqlite::Db db_;  // guarded by mu_
   const std::string repos_dir_;
   const std::string actor_;
+  const Access access_;
 };
 
 }  // namespace kiln::forge

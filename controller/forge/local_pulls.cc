@@ -193,6 +193,13 @@ Result<Review> Local::AddReview(const std::string& repo, int64_t number, const R
   if (item.issue.state != "open") {
     return Error::Invalid(what + " is " + item.issue.state + "; only open ones are reviewed");
   }
+  // As GitHub: an author's own verdict would count as a review.
+  if (item.issue.author == actor_ && review.verdict == "approve") {
+    return Error::Invalid("Can not approve your own pull request (" + what + ")");
+  }
+  if (item.issue.author == actor_ && review.verdict == "request_changes") {
+    return Error::Invalid("Can not request changes on your own pull request (" + what + ")");
+  }
   KILN_ASSIGN_OR_RETURN(PullRequest pull, ToPull(item, r.path));
   if (pull.head_sha.empty() || pull.base_sha.empty()) {
     return Error::Invalid(what + ": its head " + Quote(pull.head_branch) + " or base " +
@@ -262,6 +269,9 @@ Status Local::SetStatus(const std::string& repo, const std::string& sha,
   KILN_TRY(OneLine(status.target_url, "status target_url", 2048));
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  // A status is a claim about the commit ("kiln/verify: success"): only
+  // those with write access make it.
+  KILN_TRY(MayMaintain(r, "setting status " + Quote(status.context)));
   KILN_ASSIGN_OR_RETURN(bool exists, bare::HasCommit(r.path, commit));
   if (!exists) return Error::NotFound("commit " + Quote(commit) + " not found in " + Quote(repo));
   const int64_t now = NowMs();
@@ -405,10 +415,7 @@ Result<PullRequest> Local::Merge(const std::string& repo, int64_t number) {
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadPull(db_, repo, number));
   const std::string what = "pull request #" + std::to_string(number) + " in " + Quote(repo);
-  if (!rows::IsMaintainer(r, actor_)) {
-    return Error(Error::Code::kPermission, "merging " + what + ": " + Quote(actor_) +
-                                               " is not a maintainer of " + Quote(repo));
-  }
+  KILN_TRY(MayMaintain(r, "merging " + what));
   if (item.issue.state != "open") {
     return Error::Invalid("merging " + what + ": it is " + item.issue.state);
   }

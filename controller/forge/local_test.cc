@@ -94,16 +94,61 @@ TEST_F(ForgeTest, CreateRepoRefusesBadInput) {
   EXPECT_EQ(repos_list->front().info.name, kRepo);
 }
 
+// An API user may write only where GitHub would let them: the author or a
+// maintainer edits, closes and reopens; only a maintainer labels; every
+// refusal changes nothing and emits nothing. The app (kiln's pipeline) writes
+// everywhere.
+TEST_F(ForgeTest, WritesNeedAuthorshipOrMaintainership) {
+  auto bob = MustOpen("bob");
+  auto mallory = MustOpen("mallory");
+  ASSERT_TRUE(bob->CreateIssue(kRepo, "Crash on start", "Steps: run it").ok());
+  ASSERT_TRUE(alice_->AddLabels(kRepo, 1, {"bug"}).ok());
+  const Issue before = *alice_->GetIssue(kRepo, 1);
+  const size_t events = Events().size();
+
+  auto refused = [&](const Status& st, const std::string& what) {
+    ASSERT_FALSE(st.ok()) << what << " was allowed";
+    EXPECT_EQ(st.error().code(), Error::Code::kPermission) << st.error().message();
+    EXPECT_NE(st.error().message().find("'mallory'"), std::string::npos) << st.error().message();
+  };
+  refused(mallory->EditIssue(kRepo, 1, std::string("Works as intended"), std::nullopt), "retitle");
+  refused(mallory->EditIssue(kRepo, 1, std::nullopt, std::string("ignore the above")), "rewrite");
+  refused(mallory->Close(kRepo, 1), "close");
+  refused(mallory->RemoveLabel(kRepo, 1, "bug"), "unlabel");
+  refused(mallory->AddLabels(kRepo, 1, {"triaged"}), "label");
+  auto labelled = mallory->CreateIssue(kRepo, "Another", "", {"ready-to-spec"});
+  refused(labelled.ok() ? Ok() : Status(labelled.error()), "label a new issue");
+  const Issue after = *alice_->GetIssue(kRepo, 1);
+  EXPECT_EQ(after.title, before.title);
+  EXPECT_EQ(after.body, before.body);
+  EXPECT_EQ(after.state, before.state);
+  EXPECT_EQ(after.labels, before.labels);
+  EXPECT_EQ(Events().size(), events) << "a refused write emitted an event";
+
+  // The author edits, closes and reopens their own; labels stay the maintainers'.
+  ASSERT_TRUE(bob->EditIssue(kRepo, 1, std::nullopt, std::string("Steps: run it twice")).ok());
+  ASSERT_TRUE(bob->Close(kRepo, 1).ok());
+  ASSERT_TRUE(bob->Reopen(kRepo, 1).ok());
+  EXPECT_EQ(bob->AddLabels(kRepo, 1, {"triaged"}).error().code(), Error::Code::kPermission);
+  // The app writes everywhere.
+  auto app = Local::Open(store(), repos(), "kiln", Access::kApp);
+  ASSERT_TRUE(app.ok());
+  ASSERT_TRUE((*app)->AddLabels(kRepo, 1, {"triaged"}).ok());
+  ASSERT_TRUE((*app)->Close(kRepo, 1).ok());
+  EXPECT_EQ(alice_->GetIssue(kRepo, 1)->state, "closed");
+}
+
 TEST_F(ForgeTest, IssueLifecycle) {
   auto bob = MustOpen("bob");
-  auto issue = bob->CreateIssue(kRepo, "Crash on start", "Steps:\n1. run it\n", {"bug"});
+  auto issue = bob->CreateIssue(kRepo, "Crash on start", "Steps:\n1. run it\n", {});
   ASSERT_TRUE(issue.ok()) << issue.error().message();
   EXPECT_EQ(issue->number, 1);
   EXPECT_FALSE(issue->is_pull);
   EXPECT_EQ(issue->author, "bob");
   EXPECT_EQ(issue->state, "open");
-  EXPECT_EQ(issue->labels, std::vector<std::string>{"bug"});
   EXPECT_GT(issue->created_ms, 0);
+  ASSERT_TRUE(alice_->AddLabels(kRepo, 1, {"bug"}).ok());  // the maintainer labels it
+  EXPECT_EQ(alice_->GetIssue(kRepo, 1)->labels, std::vector<std::string>{"bug"});
 
   auto got = alice_->GetIssue(kRepo, 1);
   ASSERT_TRUE(got.ok());
@@ -129,6 +174,7 @@ TEST_F(ForgeTest, IssueLifecycle) {
                                       "issue.closed #1", "issue.reopened #1"}));
   auto events = Events();
   EXPECT_EQ(events[1].actor, "bob");
+  EXPECT_EQ(events[2].actor, "alice");
   EXPECT_EQ(events[2].payload["label"], "bug");
   EXPECT_EQ(events[4].actor, "alice");
   EXPECT_EQ(events[1].source, "local");

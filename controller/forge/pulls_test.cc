@@ -26,8 +26,10 @@ class PullTest : public ForgeTest {
     ASSERT_TRUE(Push("feature", feature_).ok());
   }
 
+  // A contributor's pull request, which the maintainer (alice) reviews and
+  // merges: no one approves their own.
   PullRequest MustOpenPull(const std::string& body = "") {
-    auto p = alice_->OpenPull(kRepo, "Return 1", body, "feature", "main");
+    auto p = MustOpen("dave")->OpenPull(kRepo, "Return 1", body, "feature", "main");
     EXPECT_TRUE(p.ok()) << p.error().message();
     return p.ok() ? *p : PullRequest{};
   }
@@ -55,6 +57,37 @@ TEST_F(PullTest, OpenReadsShasFromTheRepository) {
   EXPECT_EQ(events.back().payload["head_branch"], "feature");
   EXPECT_EQ(events.back().payload["base_branch"], "main");
   EXPECT_EQ(events.back().payload["head_sha"], feature_);
+}
+
+// As GitHub: an author's own verdict would count as a review; a comment is
+// fine. Statuses and merges are for maintainers.
+TEST_F(PullTest, NoOneApprovesTheirOwnPullRequest) {
+  MustOpenPull();
+  auto dave = MustOpen("dave");
+  for (const char* verdict : {"approve", "request_changes"}) {
+    Review own;
+    own.verdict = verdict;
+    own.body = "my verdict";
+    auto r = dave->AddReview(kRepo, 1, own);
+    ASSERT_FALSE(r.ok()) << verdict;
+    EXPECT_EQ(r.error().code(), Error::Code::kInvalidArgument);
+    EXPECT_NE(r.error().message().find(std::string(verdict) == "approve"
+                                           ? "Can not approve your own pull request"
+                                           : "Can not request changes on your own pull request"),
+              std::string::npos)
+        << r.error().message();
+  }
+  Review remark;
+  remark.verdict = "comment";
+  remark.body = "a note to myself";
+  EXPECT_TRUE(dave->AddReview(kRepo, 1, remark).ok());
+  EXPECT_EQ(alice_->Reviews(kRepo, 1)->size(), 1u);
+
+  CommitStatus green{"kiln/verify", "success", "all tests pass", "", 0};
+  EXPECT_EQ(dave->SetStatus(kRepo, feature_, green).error().code(), Error::Code::kPermission);
+  EXPECT_TRUE(alice_->Statuses(kRepo, feature_)->empty()) << "a forged verify gate";
+  EXPECT_EQ(dave->Merge(kRepo, 1).error().code(), Error::Code::kPermission);
+  EXPECT_TRUE(alice_->SetStatus(kRepo, feature_, green).ok());
 }
 
 TEST_F(PullTest, OpenRefusesBadBranches) {
@@ -338,7 +371,7 @@ class RangeTest : public PullTest {
     text.replace(text.find("l3\n"), 3, "L3\n");
     text.replace(text.find("l27\n"), 4, "L27\n");
     ASSERT_TRUE(Push("ranges", Commit("ranges", "main", {{"long.txt", text}}, "two")).ok());
-    auto p = alice_->OpenPull(kRepo, "Two changes", "", "ranges", "main");
+    auto p = MustOpen("dave")->OpenPull(kRepo, "Two changes", "", "ranges", "main");
     ASSERT_TRUE(p.ok()) << p.error().message();
     number_ = p->issue.number;
   }

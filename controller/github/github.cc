@@ -414,13 +414,8 @@ Result<std::vector<forge::Review>> GitHub::Reviews(const std::string& repo, int6
 Result<forge::Review> GitHub::AddReview(const std::string& repo, int64_t number,
                                         const forge::Review& review) {
   KILN_ASSIGN_OR_RETURN(forge::PullRequest pull, GetPull(repo, number));
-  std::string event = EventOf(review.verdict);
-  std::string body = review.body;
-  if (event != "COMMENT" && pull.issue.author == bot_) {
-    // GitHub refuses a verdict on one's own pull request: say it instead.
-    event = "COMMENT";
-    body = "**Verdict: " + review.verdict + "**\n\n" + body;
-  }
+  const std::string event = EventOf(review.verdict);
+  const std::string& body = review.body;
   json comments = json::array();
   for (const auto& c : review.comments) {
     json comment = {{"path", c.path},

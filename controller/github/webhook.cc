@@ -320,6 +320,23 @@ Result<Translated> Translate(const std::string& event_type, const std::string& d
   }
 }
 
+// What makes a delivery the same event as another, whatever its
+// X-GitHub-Delivery (which GitHub does not sign, so a captured delivery can
+// be resent under a new one): the object that a once-only action created,
+// else the signed body's bytes. A replay is then stored once, and so acted
+// on once.
+std::string Fingerprint(const forge::Event& e, std::string_view body) {
+  const std::string object = e.repo + " #" + std::to_string(e.number);
+  if (e.kind == "comment.created" && e.payload.contains("comment_id")) {
+    return e.kind + " " + object + " comment " + e.payload["comment_id"].dump();
+  }
+  if (e.kind == "review.submitted" && e.payload.contains("review_id")) {
+    return e.kind + " " + object + " review " + e.payload["review_id"].dump();
+  }
+  if (e.kind == "issue.opened" || e.kind == "pull.opened") return e.kind + " " + object;
+  return "sha256:" + sessionlog::Hex(sessionlog::Sha256Of(body));
+}
+
 Receiver::Receiver(ReceiverOptions options, forge::Inbox& inbox)
     : options_(std::move(options)), inbox_(inbox) {}
 
@@ -359,11 +376,15 @@ forge::ApiResponse Receiver::Handle(const forge::ApiRequest& request) {
   if (*event_type == "ping") return Reply(200, "pong");
   if (!t->event) return Reply(202, "ignored: " + t->ignored);
 
+  t->event->fingerprint = Fingerprint(*t->event, request.body);
   Result<bool> appended = inbox_.Append(*t->event, NowMs());
   if (!appended.ok()) {
     return Reply(503, "storing delivery " + *delivery + ": " + appended.error().message());
   }
-  if (!*appended) return Reply(200, "duplicate delivery " + *delivery + ": already received");
+  if (!*appended) {
+    return Reply(200, "duplicate delivery " + *delivery + ": this event was already received (" +
+                          t->event->fingerprint + ")");
+  }
   if (options_.on_event) options_.on_event();
   return Reply(201, "queued");
 }

@@ -535,6 +535,13 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
         note("inline comment", comment.error());
       }
     }
+    // No forge takes a verdict on one's own pull request (GitHub refuses it,
+    // as the local forge does): on kiln's own, the verdict is said instead.
+    auto pull = forge_.GetPull(t.repo, t.number);
+    if (pull.ok() && pull->issue.author == forge_.actor() && review.verdict != "comment") {
+      review.body = "**Verdict: " + review.verdict + "**\n\n" + review.body;
+      review.verdict = "comment";
+    }
     auto posted = resumed ? AlreadyPosted(t, review) : Result<bool>(false);
     if (!posted.ok()) note("looking for an earlier review", posted.error());
     if (posted.ok() && *posted) {

@@ -37,7 +37,7 @@ class PipelineEvents : public ::testing::Test {
     services_.cache = cache_.get();
     services_.vault = &vault_;
     services_.owner = "test:1";
-    bot_ = Open("kiln");
+    bot_ = Open("kiln", forge::Access::kApp);
     maintainer_ = Open("maintainer");
     reporter_ = Open("reporter");
     WriteText(tmp_ / "src/calc.py", "def add(a, b):\n    return a - b\n");
@@ -54,8 +54,9 @@ class PipelineEvents : public ::testing::Test {
     ASSERT_TRUE(inbox_->Pending(0)->empty());
   }
 
-  std::unique_ptr<forge::Local> Open(const std::string& actor) {
-    auto f = forge::Local::Open(cfg_.store, tmp_ / "repos", actor);
+  std::unique_ptr<forge::Local> Open(const std::string& actor,
+                                     forge::Access access = forge::Access::kUser) {
+    auto f = forge::Local::Open(cfg_.store, tmp_ / "repos", actor, access);
     EXPECT_TRUE(f.ok()) << f.error().message();
     return f.ok() ? std::move(*f) : nullptr;
   }
@@ -204,7 +205,22 @@ TEST_F(PipelineEvents, StaleEventsStartNothing) {
 
 TEST_F(PipelineEvents, UntrustedUsersCannotStartExpensiveRoles) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
-  ASSERT_TRUE(reporter_->AddLabels(kRepo, 1, {"ready-to-spec"}).ok());
+  // The local forge lets no one but a maintainer label; a forge where others
+  // may (a GitHub user with triage access) delivers their label as this.
+  EXPECT_EQ(reporter_->AddLabels(kRepo, 1, {"ready-to-spec"}).error().code(),
+            Error::Code::kPermission);
+  forge::Event labeled;
+  labeled.delivery = "gh-1";
+  labeled.source = "github";
+  labeled.kind = "issue.labeled";
+  labeled.repo = kRepo;
+  labeled.number = 1;
+  labeled.actor = "reporter";
+  labeled.payload = {{"label", "ready-to-spec"}};
+  // The label is on the issue (put there by kiln itself, whose own events
+  // start nothing), so the delivery is not stale.
+  ASSERT_TRUE(bot_->AddLabels(kRepo, 1, {"ready-to-spec"}).ok());
+  ASSERT_TRUE(inbox_->Append(labeled, 1).ok());
   ASSERT_TRUE(reporter_->AddComment(kRepo, 1, "/kiln implement").ok());
   Tick();
   EXPECT_EQ(Runs("spec").size(), 0u);
@@ -305,7 +321,7 @@ TEST_F(PipelineEvents, AResultHalfWrittenBeforeACrashIsNotWrittenTwice) {
   // Died after posting both, before recording the run as applied.
   ASSERT_TRUE(state_->SetOutcome(review_runs[0].id, "applying").ok());
   forge::Review posted;
-  posted.verdict = "approve";
+  posted.verdict = "comment";
   // As GitHub shows kiln's review of its own pull request: the verdict first.
   posted.body = "**Verdict: approve**\n\nLooks right.";
   posted.commit_sha = sha;

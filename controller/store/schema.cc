@@ -173,7 +173,16 @@ CREATE TABLE events (
 CREATE INDEX events_pending ON events (processed_ms, seq);
 )sql";
 
-constexpr std::array<std::string_view, 4> kMigrations = {kV1, kV2, kV3, kV4};
+// Version 5: an event's fingerprint, what makes a delivery the same event as
+// another whatever its delivery id (docs/github.md): a GitHub delivery resent
+// under a new X-GitHub-Delivery is stored once. '' for none (the local
+// forge's events, unique by their delivery).
+constexpr std::string_view kV5 = R"sql(
+ALTER TABLE events ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX events_fingerprint ON events (source, fingerprint) WHERE fingerprint != '';
+)sql";
+
+constexpr std::array<std::string_view, 5> kMigrations = {kV1, kV2, kV3, kV4, kV5};
 
 Error Prefixed(const sqlite::Db& db, Error::Code code, const std::string& message) {
   return Error(code, "store " + Quote(db.path()) + ": " + message);

@@ -229,6 +229,12 @@ TEST_F(GitHubPipeline, ForgedReplayedMalformedAndForeignDeliveriesStartNothing) 
   // Replayed: the same delivery id again.
   auto replay = gh_->Redeliver(opened.id);
   EXPECT_EQ(replay.status, 200) << replay.response;
+  // Replayed under a fresh delivery id: GitHub signs only the body, so the
+  // signature holds, but it is the same event.
+  auto renamed =
+      gh_->SendRaw("issues", "fresh-id-1", opened.body, github::Sign(kSecret, opened.body));
+  EXPECT_EQ(renamed.status, 200) << renamed.response;
+  EXPECT_TRUE(Contains(renamed.response, "already received")) << renamed.response;
   // Forged: a new id, the body unchanged, a signature that is not the body's.
   auto forged = gh_->SendRaw("issues", "forged-1", opened.body, "sha256=" + std::string(64, '0'));
   EXPECT_EQ(forged.status, 401) << forged.response;

@@ -158,7 +158,10 @@ TEST_F(Pipeline, AnIssueBecomesAPullRequestThatFixesTheBug) {
   ASSERT_EQ(pull["reviews"].size(), 1u) << pull.dump(2);
   const json& review = pull["reviews"][0];
   EXPECT_EQ(review["user"]["login"], "kiln");
-  EXPECT_EQ(review["verdict"], "approve");
+  // No one approves their own pull request: kiln states its verdict.
+  EXPECT_EQ(review["verdict"], "comment");
+  EXPECT_TRUE(review["body"].get<std::string>().starts_with("**Verdict: approve**"))
+      << review.dump(2);
   ASSERT_EQ(review["comments"].size(), 1u);
   EXPECT_EQ(review["comments"][0]["path"], "stats.py");
   EXPECT_EQ(review["comments"][0]["line"], 20);
@@ -226,8 +229,13 @@ conversations:
   // Labelled plan-approved by nobody: no implement run.
   EXPECT_EQ(Runs("implement").size(), 0u);
 
-  // An untrusted user cannot start a spec.
-  Ok({"issue", "label", "--repo", repo_, "1", "--add", "ready-to-spec", "--as", "reporter"});
+  // An untrusted user cannot start a spec: the forge refuses their label,
+  // the pipeline their command.
+  Outcome label =
+      Kiln({"issue", "label", "--repo", repo_, "1", "--add", "ready-to-spec", "--as", "reporter"});
+  EXPECT_EQ(label.status, 1);
+  EXPECT_TRUE(Contains(label.err, "'reporter' is not a maintainer")) << label.err;
+  Ok({"issue", "comment", "--repo", repo_, "1", "--body", "/kiln spec", "--as", "reporter"});
   Drive();
   EXPECT_EQ(Runs("spec").size(), 0u);
   bool told = false;

@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "runtime/anthropic_client.h"
+#include "runtime/client_common.h"
+#include "runtime/http_client.h"
 #include "runtime/openai_client.h"
 #include "tests/modelserver/loop_fixture.h"
 
@@ -184,6 +186,29 @@ conversations:
 }
 
 INSTANTIATE_TEST_SUITE_P(Flavours, ConversationOverHttp, ::testing::ValuesIn(AllFlavours()), Name);
+
+// What the runtime acts on must fit in an event the controller can record:
+// a reply over the limit ends the transfer, says so, and is no transport
+// hiccup to retry (the same request would get the same reply).
+TEST(HttpClientLimit, AReplyOverTheLimitIsRefusedNotRetried) {
+  auto server = StartServer("replies:\n  - text: \"" + std::string(5000, 'x') + "\"\n");
+  ASSERT_TRUE(server);
+  http_client::Client client;
+  http_client::Request req;
+  req.url = server->anthropic_url() + "/v1/messages";
+  req.headers = {"Content-Type: application/json", "anthropic-version: 2023-06-01"};
+  req.body = R"({"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]})";
+  req.max_body_bytes = 1000;
+  http_client::Response resp = client.Send(req);
+  ASSERT_TRUE(resp.error.has_value()) << resp.body.size() << " bytes accepted";
+  EXPECT_EQ(resp.error->code(), Error::Code::kInvalidArgument);
+  EXPECT_NE(resp.error->message().find("longer than 1000 bytes; refused"), std::string::npos)
+      << resp.error->message();
+  model::Endpoint ep{"anthropic", req.url, {}};
+  model::Attempt attempt;
+  EXPECT_FALSE(model::ClassifyHttp(ep, resp, "request-id", attempt));
+  EXPECT_FALSE(attempt.retryable);
+}
 
 TEST(ConversationRecord, SaysWhichConversationAndCursorServedEachRequest) {
   testutil::TempDir dir;

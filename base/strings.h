@@ -22,6 +22,8 @@ Result<uint64_t> ParseDurationMs(std::string_view text, std::string_view what);
 Result<uint64_t> ParseUint(std::string_view text, std::string_view what);
 
 std::vector<std::string> Split(std::string_view text, char sep);
+// The parts with sep between them.
+std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 std::string_view Trim(std::string_view text);
 bool StartsWith(std::string_view text, std::string_view prefix);
 

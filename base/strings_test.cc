@@ -45,5 +45,11 @@ TEST(SplitTest, KeepsEmptyFields) {
   EXPECT_EQ(Split("", ':'), (std::vector<std::string>{""}));
 }
 
+TEST(Join, PutsTheSeparatorBetween) {
+  EXPECT_EQ(Join({}, ", "), "");
+  EXPECT_EQ(Join({"a"}, ", "), "a");
+  EXPECT_EQ(Join({"a", "", "c"}, "; "), "a; ; c");
+}
+
 }  // namespace
 }  // namespace kiln

@@ -23,8 +23,10 @@ size_t Utf8At(std::string_view s, size_t i, char32_t* cp) {
   return n;
 }
 
+// Unicode's bidirectional formatting characters (UAX #9): marks, embeddings,
+// overrides and isolates.
 bool Bidi(char32_t cp) {
-  return cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+  return cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
          (cp >= 0x2066 && cp <= 0x2069);
 }
 

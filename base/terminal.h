@@ -12,7 +12,7 @@ namespace kiln {
 
 // Newlines and tabs stay; every other control character, C0 (ESC, CR, BEL,
 // ...), DEL and C1 (U+0080..U+009F), every bidirectional control
-// (U+200E, U+200F, U+202A..U+202E, U+2066..U+2069), and every byte that is not
+// (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069), and every byte that is not
 // part of valid UTF-8 is written as a visible escape: \x1b, \r, \x7f,
 // \u009b, \u202e, \xff. Everything else is copied.
 std::string ForTerminal(std::string_view text);

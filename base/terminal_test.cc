@@ -26,6 +26,9 @@ TEST(ForTerminal, C1BidiAndInvalidBytesAreEscaped) {
   EXPECT_EQ(ForTerminal("abc\xe2\x80\xae"
                         "fed"),
             "abc\\u202efed");  // right-to-left override
+  EXPECT_EQ(ForTerminal("\xd8\x9c"
+                        "x"),
+            "\\u061cx");                                                     // Arabic letter mark
   EXPECT_EQ(ForTerminal("\xff\xc0\xaf x \x7f"), "\\xff\\xc0\\xaf x \\x7f");  // overlong '/'
   EXPECT_EQ(ForTerminal("\xed\xa0\x80"), "\\xed\\xa0\\x80");                 // a surrogate
   EXPECT_EQ(ForTerminal("\xe2\x82"), "\\xe2\\x82");                          // cut short

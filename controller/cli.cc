@@ -145,7 +145,12 @@ void PrintRun(const store::Run& r, bool with_patch) {
             line(f.value("path", "")).c_str(),
             f.contains("link_target") ? (" -> " + line(f.value("link_target", ""))).c_str() : "");
       }
-      if (with_patch) std::printf("\n%s", ForTerminal(d.value("patch", "")).c_str());
+      if (with_patch) {
+        // Byte for byte into a pipe (git apply); escaped on a terminal.
+        std::string patch = d.value("patch", "");
+        if (::isatty(STDOUT_FILENO)) patch = ForTerminal(patch);
+        std::printf("\n%s", patch.c_str());
+      }
     }
   }
   if (!r.log_path.empty()) std::printf("log      %s\n", r.log_path.c_str());

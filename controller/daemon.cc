@@ -257,8 +257,9 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
                             forge::ApiServer::Start(cfg.pipeline.api_listen, handler, 25 << 20));
       spdlog::info("GitHub webhooks on http://{}/webhooks/github", cfg.pipeline.api_listen);
     } else {
-      KILN_ASSIGN_OR_RETURN(api, forge::ApiServer::Start(cfg.pipeline.api_listen, cfg.store,
-                                                         forge::ReposDir(cfg.state_dir)));
+      KILN_ASSIGN_OR_RETURN(
+          api, forge::ApiServer::Start(cfg.pipeline.api_listen, cfg.store,
+                                       forge::ReposDir(cfg.state_dir), cfg.pipeline.bot));
       spdlog::info("forge API on http://{}/api/v1", cfg.pipeline.api_listen);
     }
   }

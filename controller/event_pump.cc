@@ -129,17 +129,39 @@ std::string Pump::output_tail() const {
   return t;
 }
 
-size_t Sanitise(nlohmann::json& j) {
-  size_t n = 0;
+namespace {
+
+// The largest integer the log's canonical form holds exactly (jq's doubles).
+constexpr int64_t kMaxSafeInteger = (int64_t{1} << 53) - 1;
+// Nesting below the payload the log's canonical form leaves room for (it
+// allows 128 levels from the record itself).
+constexpr int kMaxDepth = 100;
+
+size_t SanitiseAt(nlohmann::json& j, int depth) {
   if (j.is_number_float()) {
     j = j.dump();
     return 1;
   }
-  if (j.is_object() || j.is_array()) {
-    for (auto& v : j) n += Sanitise(v);
+  if (j.is_number_unsigned() ? j.get<uint64_t>() > static_cast<uint64_t>(kMaxSafeInteger)
+      : j.is_number_integer()
+          ? j.get<int64_t>() > kMaxSafeInteger || j.get<int64_t>() < -kMaxSafeInteger
+          : false) {
+    j = j.dump();
+    return 1;
   }
+  if (!j.is_object() && !j.is_array()) return 0;
+  if (depth >= kMaxDepth) {
+    j = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return 1;
+  }
+  size_t n = 0;
+  for (auto& v : j) n += SanitiseAt(v, depth + 1);
   return n;
 }
+
+}  // namespace
+
+size_t Sanitise(nlohmann::json& j) { return SanitiseAt(j, 0); }
 
 Status Note(sessionlog::Writer& log, std::string_view event, std::string_view message) {
   auto a = log.Append("controller", {{"event", event}, {"message", message}});

@@ -22,12 +22,13 @@
 #include "base/result.h"
 #include "controller/git/git.h"
 #include "controller/sessionlog/writer.h"
+#include "runtime/events.h"
 
 namespace kiln::pump {
 
-// The longest event line the controller records: far above what the runtime
-// emits (it refuses model replies over 64 MiB), far below its own memory.
-constexpr size_t kMaxEventBytes = 256 << 20;
+// The longest event line the controller records: the runtime's own limit
+// (it emits nothing longer, and acts on nothing it could not emit).
+constexpr size_t kMaxEventBytes = events::kMaxLineBytes;
 
 class Pump {
  public:
@@ -73,9 +74,11 @@ class Pump {
   nlohmann::json result_;
 };
 
-// The session log holds integers only (canonical JSON); the agent's tool
-// arguments and results may carry fractions. Each non-integer number in j
-// becomes its decimal text. Returns how many were converted.
+// The session log holds integers of at most 53 bits, 128 levels deep
+// (canonical JSON); the agent's tool arguments may carry anything. Each
+// fraction and each integer beyond 2^53 in j becomes its decimal text, and a
+// subtree nested past 100 levels its JSON text, so that what the model sent
+// is recorded (as text) rather than refused. Returns how many were converted.
 size_t Sanitise(nlohmann::json& j);
 
 // Appends a `controller` record {event, message}.

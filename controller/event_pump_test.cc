@@ -167,12 +167,29 @@ TEST_F(PumpTest, AnEventOverTheLimitFailsThePumpAndIsNoted) {
   EXPECT_EQ(recs[0]["payload"]["event"], "unrecorded_event");
 }
 
-TEST_F(PumpTest, AnEventTheLogRefusesFailsThePump) {
-  // Nesting deeper than the log's canonical form allows.
+TEST_F(PumpTest, WhatCanonicalJsonCannotHoldIsRecordedAsText) {
+  // A model's tool input nested past the log's depth, and an integer past
+  // 2^53: recorded as their text, not refused (which would stop the run).
   std::string deep;
   for (int i = 0; i < 200; ++i) deep += "[";
   for (int i = 0; i < 200; ++i) deep += "]";
-  Pump p = Feed(R"({"type":"tool.call","payload":{"input":)" + deep + "}}\n");
+  Pump p = Feed(R"({"type":"tool.call","payload":{"input":{"deep":)" + deep +
+                R"(,"big":12345678901234567890,"small":-9007199254740993}}})"
+                "\n");
+  EXPECT_EQ(p.failure(), "");
+  auto recs = Records();
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0]["type"], "tool.call");
+  // Past the depth, the rest of the subtree is a string of its JSON.
+  EXPECT_NE(recs[0]["payload"]["input"]["deep"].dump().find("\"[[[[[[[[[["), std::string::npos);
+  EXPECT_EQ(recs[0]["payload"]["input"]["big"], "12345678901234567890");
+  EXPECT_EQ(recs[0]["payload"]["input"]["small"], "-9007199254740993");
+}
+
+TEST_F(PumpTest, AnEventTheLogRefusesFailsThePump) {
+  ASSERT_TRUE(log_->Close({{"status", "error"}}).ok());  // a log that takes nothing more
+  Pump p = Feed(R"({"type":"tool.call","payload":{"input":{}}})"
+                "\n");
   EXPECT_NE(p.failure().find("could not be recorded"), std::string::npos) << p.failure();
 }
 

@@ -31,14 +31,15 @@ class Sweeper {
       : log_dir_(std::move(log_dir)), signer_(std::move(signer)), settle_(settle_seconds) {}
 
   // Closes every unfinished, unheld log in the directory; returns how many.
-  // Logs already found complete are not read again while their size and
-  // modification time stay the same.
+  // A log found complete, or one that cannot be recovered (damaged, not
+  // just cut short), is not read again while its size and modification time
+  // stay the same.
   size_t Sweep();
 
  private:
   struct Seen {
     int64_t size = -1, mtime_ns = -1;
-    bool complete = false;
+    bool settled = false;  // complete, or beyond recovery: not read again unless it changes
   };
   std::string log_dir_;
   std::shared_ptr<const sessionlog::Signer> signer_;
@@ -48,8 +49,8 @@ class Sweeper {
 
 // Continues a log whose writer stopped without run.end (a crash, a full
 // disk) with a signed `recovery` record giving reason, and closes it with
-// run_end. Returns the log's head. Fails (kPermission) while another writer
-// holds it.
+// run_end. Returns the log's head, also when it was closed already. Fails
+// (kPermission) while another writer holds it.
 Result<std::string> CloseStoppedLog(const std::string& path,
                                     std::shared_ptr<const sessionlog::Signer> signer,
                                     std::string_view reason, const nlohmann::json& run_end);

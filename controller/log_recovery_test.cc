@@ -56,6 +56,17 @@ TEST(LogSweeper, ClosesWhatAStoppedWriterLeftAndOnlyThat) {
   EXPECT_EQ(sweeper.Sweep(), 0u) << "nothing is closed twice";
 }
 
+TEST(LogSweeper, ALongRunEndIsStillFoundComplete) {
+  TempDir dir;
+  auto signer = NewSigner();
+  auto w = Started(dir / "long.log", signer);
+  ASSERT_TRUE(w->Close({{"status", "error"}, {"error", std::string(200 << 10, 'e')}}).ok());
+  EXPECT_TRUE(EndsWithRunEnd(dir / "long.log"));
+  std::string before = Slurp(dir / "long.log");
+  EXPECT_EQ(Sweeper(dir.path(), signer, 0).Sweep(), 0u);
+  EXPECT_EQ(Slurp(dir / "long.log"), before);
+}
+
 TEST(LogSweeper, AFreshLogIsLeftForTheNextSweep) {
   TempDir dir;
   auto signer = NewSigner();

@@ -1,5 +1,6 @@
-// The `kiln` binary, lean: it serves `kiln sandbox run` itself and hands every
-// other verb to kiln-controller beside it (execv, same arguments).
+// The `kiln` binary, lean: it serves `kiln sandbox run` and `kiln sandbox
+// check` itself and hands every other verb to kiln-controller beside it
+// (execv, same arguments).
 //
 // `kiln sandbox run` is what a user times against bubblewrap and what the
 // controller starts for every run, so it links only the sandbox, statically
@@ -23,9 +24,11 @@
 
 namespace {
 
-// Whether the command line is `kiln [--log-format F] sandbox run ...`: the
-// first two words that are not options (nor --log-format's value).
-bool IsSandboxRun(int argc, char** argv) {
+// Whether the command line is `kiln [--log-format F] sandbox run|check ...`:
+// the first two words that are not options (nor --log-format's value).
+// `check` is served here too: its trial sandbox runs this binary inside,
+// which needs no library from the host.
+bool IsSandboxVerb(int argc, char** argv) {
   std::string_view words[2];
   int n = 0;
   for (int i = 1; i < argc && n < 2; ++i) {
@@ -38,7 +41,7 @@ bool IsSandboxRun(int argc, char** argv) {
       words[n++] = a;
     }
   }
-  return n == 2 && words[0] == "sandbox" && words[1] == "run";
+  return n == 2 && words[0] == "sandbox" && (words[1] == "run" || words[1] == "check");
 }
 
 int RunSandbox(int argc, char** argv) {
@@ -51,7 +54,7 @@ int RunSandbox(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (IsSandboxRun(argc, argv)) return RunSandbox(argc, argv);
+  if (IsSandboxVerb(argc, argv)) return RunSandbox(argc, argv);
   std::error_code ec;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
   std::string full = (self.parent_path() / "kiln-controller").string();

@@ -253,9 +253,8 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
   }
   // Nothing goes out that the log could not record.
   policy.refuse = [log]() -> std::string {
-    if (!log) return "";
-    std::string why = log->failure();
-    return why.empty() ? why : "the run's session log cannot be written (" + why + ")";
+    if (!log || !log->failed()) return "";
+    return "the run's session log cannot be written (" + log->failure() + ")";
   };
   res->proxy_requests = std::make_shared<std::atomic<uint64_t>>(0);
   auto counter = res->proxy_requests;

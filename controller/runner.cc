@@ -290,7 +290,7 @@ class Attempt {
                        {pump.output_fd(), POLLIN, 0},
                        {exited ? -1 : child->pidfd(), POLLIN, 0},
                        {timer.get(), POLLIN, 0},
-                       {log_alarm_.get(), POLLIN, 0}};
+                       {unrecorded ? -1 : log_alarm_.get(), POLLIN, 0}};
       int n = ::poll(fds, 5, exited ? 2000 : -1);
       if (n < 0 && errno == EINTR) continue;
       if (n == 0) break;  // exited, and the pipes stay open: a straggler holds them
@@ -301,10 +301,10 @@ class Attempt {
         // The log can no longer hold what the agent does: stop it now, not
         // after the grace a cancel gets.
         unrecorded = true;
-        fds[4].fd = -1;
-        log_alarm_.reset();
         spdlog::error("run {}: {}; stopping the sandbox", run_.id, Unrecorded(pump));
         (void)child->Signal(SIGKILL);
+        // Tunnels and responses in flight stop too: nothing more goes out.
+        res_.endpoint.reset();
       }
       if (fds[3].revents) {
         uint64_t ticks;
@@ -539,7 +539,9 @@ class Attempt {
   provision::RunPlan plan_;
   provision::Resources res_;
   git::Resolved repo_;
-  UniqueFd log_alarm_;  // readable once the log has failed (before log_: outlives it)
+  // Readable once the log has failed. Declared before log_, so that it
+  // outlives the writer whose on_failure writes to it.
+  UniqueFd log_alarm_;
   std::unique_ptr<sessionlog::Writer> log_;
   std::string head_;
   Ending failure_;
@@ -611,11 +613,6 @@ Result<std::string> Reap(const Services& services, const store::Run& run) {
       {{"status", "crashed"},
        {"error",
         "the controller running this run (" + run.owner + ") died; reaped by " + services.owner}});
-  if (!head) {
-    // Already closed (the crash came after run.end): its head stands.
-    auto report = sessionlog::Verify(path, {});
-    if (report && report->complete) return sessionlog::Hex(report->head);
-  }
   return head;
 }
 

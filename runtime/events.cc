@@ -25,10 +25,15 @@ std::string NowRfc3339() {
 
 Status Sink::Emit(std::string_view type, nlohmann::json payload) {
   nlohmann::json line = {{"type", type}, {"ts", NowRfc3339()}, {"payload", std::move(payload)}};
-  if (observer_) observer_(line);
-  if (fd_ < 0) return Ok();
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   text += '\n';
+  if (text.size() > max_line_) {
+    return Error::Invalid("the " + std::string(type) + " event is " + std::to_string(text.size()) +
+                          " bytes, more than the " + std::to_string(max_line_) +
+                          " a run's log records");
+  }
+  if (observer_) observer_(line);
+  if (fd_ < 0) return Ok();
   Status s = WriteAll(fd_, text);
   if (!s.ok()) return s.error().Wrap("writing the " + std::string(type) + " event");
   return Ok();

@@ -180,7 +180,11 @@ class Runner {
                  {"retries", attempt - 1}};
       if (a.reply) {
         rs["stop_reason"] = a.reply->stop_reason;
-        Emit("model.response", rs);
+        // A reply whose record could not be handed on is not acted on.
+        if (!Emit("model.response", rs)) {
+          failed = End("failed", *emit_error_);
+          return std::nullopt;
+        }
         return a.reply;
       }
       rs["error"] = a.error ? a.error->message() : "unknown failure";
@@ -238,10 +242,13 @@ class Runner {
     for (const auto& blk : assistant.blocks) {
       if (blk.kind != model::Block::Kind::kToolUse) continue;
       const model::ToolCall& call = blk.call;
-      Emit("tool.call", {{"turn", turn},
-                         {"call_id", call.id},
-                         {"tool", call.name},
-                         {"input", call.bad_input ? json(*call.bad_input) : call.input}});
+      // Nothing runs that the controller was not told of first.
+      if (!Emit("tool.call", {{"turn", turn},
+                              {"call_id", call.id},
+                              {"tool", call.name},
+                              {"input", call.bad_input ? json(*call.bad_input) : call.input}})) {
+        return End("failed", *emit_error_);
+      }
       auto start = Clock::now();
       tool::Output out;
       if (call.bad_input) {

@@ -1,9 +1,11 @@
 #include "sandbox/check.h"
 
 #include <fcntl.h>
+#include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -17,22 +19,14 @@ namespace kiln::sandbox::check {
 
 namespace {
 
-constexpr uid_t kNobody = 65534;
 constexpr const char* kNamespaces[] = {"user", "mnt", "pid", "net", "ipc", "uts", "cgroup"};
 constexpr const char* kKnobs[] = {"user.max_user_namespaces", "kernel.unprivileged_userns_clone",
                                   "kernel.apparmor_restrict_unprivileged_userns",
                                   "kernel.io_uring_disabled", "vm.unprivileged_userfaultfd"};
 
-// What the trial's command prints of itself, one "key value" line each, on
-// the descriptor the check passes it.
-std::string InsideScript(int fd) {
-  return "exec >&" + std::to_string(fd) +
-         "; for n in user mnt pid net ipc uts cgroup; do echo \"ns/$n $(readlink "
-         "/proc/self/ns/$n)\"; "
-         "done; grep -E '^(Seccomp|NoNewPrivs|CapEff|CapPrm|CapBnd):' /proc/self/status | "
-         "sed 's/:[[:space:]]*/ /'; echo \"uid_map $(tr -s ' ' </proc/self/uid_map)\"; "
-         "echo \"root $(stat -f -c %T /)\"; echo \"net $(ls /sys/class/net)\"";
-}
+// Where the trial's command (this very binary, bound read-only) is inside.
+constexpr const char* kInsideBinary = "/run/kiln-check";
+constexpr long kOverlayfsMagic = 0x794c7630;
 
 // One attempt at the trial: the sandbox's command output, or why it failed.
 Result<std::map<std::string, std::string>> Attempt(Spec spec) {
@@ -40,7 +34,7 @@ Result<std::map<std::string, std::string>> Attempt(Spec spec) {
   if (::pipe2(p, O_CLOEXEC) != 0) return Error::Sys("pipe2", errno);
   UniqueFd read_end(p[0]), write_end(p[1]);
   spec.pass_fds = {write_end.get()};
-  spec.argv = {"sh", "-c", InsideScript(write_end.get())};
+  spec.argv = {kInsideBinary, "sandbox", "check", "--inside-fd", std::to_string(write_end.get())};
   auto report = Run(spec);
   write_end.reset();
   if (!report) return report.error();
@@ -61,6 +55,13 @@ Result<std::map<std::string, std::string>> Attempt(Spec spec) {
 Trial RunTrial(const Options& o, bool root) {
   Trial t;
   Spec spec;
+  std::error_code ec;
+  std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) {
+    t.error = "readlink('/proc/self/exe'): " + ec.message();
+    return t;
+  }
+  spec.binds.push_back({self, kInsideBinary, true});
   spec.state_dir = o.state_dir;
   spec.cgroup_root = o.cgroup_root;
   spec.cgroup_parent = o.cgroup_parent;
@@ -90,12 +91,6 @@ Trial RunTrial(const Options& o, bool root) {
 std::string Get(const std::map<std::string, std::string>& m, const std::string& key) {
   auto it = m.find(key);
   return it == m.end() ? "" : it->second;
-}
-
-std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
-  return out;
 }
 
 std::string Knob(const Facts& f, const std::string& name) { return Get(f.sysctls, name); }
@@ -187,6 +182,51 @@ std::string TrialFix(const Facts& f) {
 
 }  // namespace
 
+std::string InsideReport() {
+  std::string out;
+  auto line = [&](const std::string& key, const std::string& value) {
+    out += key + " " + value + "\n";
+  };
+  std::error_code ec;
+  for (const char* ns : kNamespaces) {
+    std::string key = std::string("ns/") + ns;
+    line(key, std::filesystem::read_symlink("/proc/self/" + key, ec).string());
+  }
+  if (auto status = ReadFile("/proc/self/status")) {
+    std::istringstream in(*status);
+    for (std::string l; std::getline(in, l);) {
+      size_t colon = l.find(':');
+      if (colon == std::string::npos) continue;
+      std::string key = l.substr(0, colon);
+      if (key == "Seccomp" || key == "NoNewPrivs" || key == "CapEff" || key == "CapPrm" ||
+          key == "CapBnd") {
+        line(key, std::string(Trim(l.substr(colon + 1))));
+      }
+    }
+  }
+  if (auto map = ReadFile("/proc/self/uid_map")) {
+    std::istringstream in(*map);
+    std::string words, w;
+    while (in >> w) words += (words.empty() ? "" : " ") + w;
+    line("uid_map", words);
+  }
+  struct statfs st {};
+  if (::statfs("/", &st) == 0) {
+    char hex[32];
+    std::snprintf(hex, sizeof hex, "0x%lx", static_cast<long>(st.f_type));
+    line("root", st.f_type == kOverlayfsMagic ? "overlayfs" : hex);
+  }
+  std::vector<std::string> interfaces;
+  for (const auto& e : std::filesystem::directory_iterator("/sys/class/net", ec)) {
+    interfaces.push_back(e.path().filename().string());
+  }
+  std::sort(interfaces.begin(), interfaces.end());
+  line("net", Join(interfaces, " "));
+  line("x32", probe::OtherAbiVerdict(probe::Abi::kX32));
+  line("i386", probe::OtherAbiVerdict(probe::Abi::kI386));
+  return out;
+}
+
 Facts Gather(const Options& options) {
   Facts f;
   f.root = ::geteuid() == 0;
@@ -201,8 +241,8 @@ Facts Gather(const Options& options) {
   f.userns = probe::UserNamespace();
   f.overlay = probe::OverlayRoot();
   if (f.root) {
-    f.userns_unprivileged = probe::UserNamespace(kNobody);
-    f.overlay_unprivileged = probe::OverlayRoot(kNobody);
+    f.userns_unprivileged = probe::UserNamespace(probe::kNobody);
+    f.overlay_unprivileged = probe::OverlayRoot(probe::kNobody);
   }
   f.seccomp_filter = probe::SeccompFilter();
   f.seccomp_notify = probe::SeccompNotify();
@@ -281,11 +321,15 @@ Assessment Assess(const Facts& f) {
             or_why("Seccomp: " + Get(in, "Seccomp") + "; denials " +
                    (f.seccomp_notify.present() ? "reported to the supervisor" : "not reported")),
             fix.empty() ? "the kernel must have CONFIG_SECCOMP_FILTER" : fix));
+  // Tried from inside: x32 refused by the filter, i386 refused or (without
+  // IA32 emulation) not there at all.
+  const std::string x32 = Get(in, "x32"), i386 = Get(in, "i386");
+  bool abis = x32 == "EPERM" && (i386 == "EPERM" || i386 == "SIGSEGV");
   a.layers.push_back(Layer(
-      "other_abis", "other system call ABIs refused", filtered,
-      or_why(std::string("i386: ") + probe::Name(f.i386.state) +
-             ", x32: " + probe::Name(f.x32.state) + " in this kernel; the filter refuses both"),
-      fix.empty() ? "the seccomp layer must be in force" : fix));
+      "other_abis", "other system call ABIs refused", abis,
+      or_why("x32 getpid inside: " + x32 + "; int 0x80 getpid inside: " + i386 +
+             (i386 == "SIGSEGV" ? " (no IA32 emulation in this kernel)" : "")),
+      fix.empty() ? "the seccomp filter must refuse them: is kiln's default policy in use?" : fix));
   bool unprivileged = Get(in, "NoNewPrivs") == "1" && Get(in, "CapEff") == "0000000000000000" &&
                       Get(in, "CapPrm") == "0000000000000000" &&
                       Get(in, "CapBnd") == "0000000000000000";

@@ -1,7 +1,9 @@
 // `kiln sandbox check`: what this host gives kiln's isolation, for whoever
 // installs a runner host. Gather() probes the host (sandbox/probe.h) and
-// starts one real sandbox whose command reports what it sees of itself
-// (its namespaces, seccomp mode, capabilities, root filesystem); Assess()
+// starts one real sandbox whose command, this binary again (InsideReport),
+// reports what it sees of itself (its namespaces, seccomp mode,
+// capabilities, root filesystem, what calls through the other ABIs get);
+// Assess()
 // turns those facts into one line per isolation layer, in force or not, and
 // one per host feature, each with the fix when something is missing.
 // Assess() is pure, so that hosts this one is not can be tested.
@@ -31,7 +33,7 @@ struct Trial {
   std::string cgroup_error;  // why the attempt with a cgroup failed
   // What the command saw: "ns/pid" -> "pid:[4026531836]", "Seccomp" -> "2",
   // "CapEff" -> "0000000000000000", "uid_map" -> "0 200000000 65536",
-  // "root" -> "overlayfs", "net" -> "lo".
+  // "root" -> "overlayfs", "net" -> "lo", "x32" -> "EPERM", "i386" -> "SIGSEGV".
   std::map<std::string, std::string> inside;
 };
 
@@ -66,6 +68,9 @@ struct Assessment {
 };
 
 Facts Gather(const Options& options);
+// What the calling process sees of its own isolation, one "key value" line
+// each (the keys of Trial::inside): run by the trial's command.
+std::string InsideReport();
 Assessment Assess(const Facts& facts);
 std::string Text(const Facts& facts, const Assessment& a);
 std::string Json(const Facts& facts, const Assessment& a);

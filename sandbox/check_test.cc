@@ -38,6 +38,8 @@ Facts GoodRootHost() {
   f.trial.inside["uid_map"] = "0 200000000 65536";
   f.trial.inside["root"] = "overlayfs";
   f.trial.inside["net"] = "lo";
+  f.trial.inside["x32"] = "EPERM";
+  f.trial.inside["i386"] = "SIGSEGV";
   return f;
 }
 
@@ -67,7 +69,8 @@ TEST(CheckAssessTest, EveryLayerInForceOnAGoodHost) {
     EXPECT_EQ(l.fix, "") << l.id;
   }
   EXPECT_NE(Find(a.layers, "user_namespace").detail.find("0 200000000 65536"), std::string::npos);
-  EXPECT_NE(Find(a.layers, "other_abis").detail.find("i386: absent"), std::string::npos);
+  EXPECT_NE(Find(a.layers, "other_abis").detail.find("int 0x80 getpid inside: SIGSEGV"),
+            std::string::npos);
   EXPECT_EQ(Find(a.host, "i386_abi").state, "absent");
   EXPECT_EQ(Find(a.host, "i386_abi").fix, "") << "an absent ABI needs no fix";
   EXPECT_NE(Text(GoodRootHost(), a).find("every layer is in force"), std::string::npos);
@@ -158,12 +161,23 @@ TEST(CheckAssessTest, ASharedNamespaceIsNotIsolation) {
 TEST(CheckAssessTest, AnUnfilteredCommandIsNotIsolation) {
   Facts f = GoodRootHost();
   f.trial.inside["Seccomp"] = "0";
+  f.trial.inside["x32"] = "ENOSYS";  // what the kernel says unfiltered
   f.trial.inside["CapEff"] = "000001ffffffffff";
   Assessment a = Assess(f);
   EXPECT_FALSE(a.can_isolate);
   EXPECT_EQ(Find(a.layers, "seccomp").state, "missing");
   EXPECT_EQ(Find(a.layers, "other_abis").state, "missing");
   EXPECT_EQ(Find(a.layers, "privileges").state, "missing");
+}
+
+TEST(CheckAssessTest, ACallThroughAnotherAbiThatRanIsNotIsolation) {
+  // A filter that lets int 0x80 through (a policy written for one ABI).
+  Facts f = GoodRootHost();
+  f.trial.inside["i386"] = "ran";
+  Assessment a = Assess(f);
+  EXPECT_FALSE(a.can_isolate);
+  EXPECT_EQ(Find(a.layers, "other_abis").state, "missing");
+  EXPECT_EQ(Find(a.layers, "seccomp").state, "in force");
 }
 
 TEST(CheckAssessTest, InsideAContainerTheFixSaysSo) {

@@ -146,11 +146,16 @@ int DoGc(const GcOptions& o) {
 struct CheckOptions {
   check::Options check;
   bool json = false;
+  int inside_fd = -1;  // the trial's command: report to this descriptor
 };
 
 // 0 when kiln can isolate here (cgroup limits may still be missing), 1 when
 // it cannot: a layer other than the cgroup's is not in force.
 int DoCheck(const CheckOptions& o) {
+  if (o.inside_fd >= 0) {
+    Status st = WriteAll(o.inside_fd, check::InsideReport());
+    return st.ok() ? 0 : 1;
+  }
   check::Facts facts = check::Gather(o.check);
   check::Assessment a = check::Assess(facts);
   std::string out = o.json ? check::Json(facts, a) : check::Text(facts, a);
@@ -224,6 +229,9 @@ void Register(CLI::App& app, int* exit_code,
       ->capture_default_str();
   chk->add_option("--cgroup-parent", c->check.cgroup_parent, "cgroup parent for the trial sandbox")
       ->capture_default_str();
+  chk->add_option("--inside-fd", c->inside_fd,
+                  "(kiln's own) report what this process sees of its isolation to this fd")
+      ->group("");
   chk->callback([c, exit_code]() { *exit_code = DoCheck(*c); });
 
   auto g = std::make_shared<GcOptions>();

@@ -230,18 +230,48 @@ const char* Name(State s) {
   return "unknown";
 }
 
-Finding I386Abi() {
+namespace {
+
 #if defined(__x86_64__)
-  ChildOutcome o = InChild([] {
+// getpid through each other ABI, in a child: its pid when the call ran.
+ChildOutcome TryI386() {
+  return InChild([] {
     Answer a;
     // The fault is the answer: no handler (a sanitizer's, say) may turn it
     // into something else.
     ::signal(SIGSEGV, SIG_DFL);
     a.value = Int80Getpid();
-    if (a.value != ::getpid()) a.failed_step = 0;
+    if (a.value != ::getpid()) {
+      a.failed_step = 0;
+      a.err = a.value < 0 && a.value > -4096 ? static_cast<int>(-a.value) : 0;
+    }
     return a;
   });
-  if (!o.answered && WIFSIGNALED(o.wait_status) && WTERMSIG(o.wait_status) == SIGSEGV) {
+}
+
+ChildOutcome TryX32() {
+  return InChild([] {
+    Answer a;
+    a.value = ::syscall(kX32Bit | SYS_getpid);
+    if (a.value != ::getpid()) {
+      a.failed_step = 0;
+      a.err = errno;
+    }
+    return a;
+  });
+}
+
+bool Faulted(const ChildOutcome& o) {
+  return !o.answered && WIFSIGNALED(o.wait_status) && WTERMSIG(o.wait_status) == SIGSEGV;
+}
+#endif
+
+}  // namespace
+
+Finding I386Abi() {
+#if defined(__x86_64__)
+  ChildOutcome o = TryI386();
+  if (Faulted(o)) {
     return {State::kAbsent,
             "int 0x80 raised SIGSEGV: the kernel has no IA32 emulation (CONFIG_IA32_EMULATION is "
             "off, or ia32_emulation=0 is on its command line)"};
@@ -249,7 +279,7 @@ Finding I386Abi() {
   if (!o.answered) return {State::kUnknown, "int 0x80 getpid: " + HowItEnded(o)};
   if (o.answer.failed_step < 0) return {State::kPresent, "int 0x80 getpid returned the pid"};
   long ret = o.answer.value;
-  std::string what = ret < 0 && ret > -4096 ? strerror(static_cast<int>(-ret)) : "no error";
+  std::string what = o.answer.err != 0 ? strerror(o.answer.err) : "no error";
   return {State::kUnknown, "int 0x80 getpid returned " + std::to_string(ret) + " (" + what +
                                "), neither the pid nor a fault"};
 #else
@@ -259,15 +289,7 @@ Finding I386Abi() {
 
 Finding X32Abi() {
 #if defined(__x86_64__)
-  ChildOutcome o = InChild([] {
-    Answer a;
-    a.value = ::syscall(kX32Bit | SYS_getpid);
-    if (a.value != ::getpid()) {
-      a.failed_step = 0;
-      a.err = errno;
-    }
-    return a;
-  });
+  ChildOutcome o = TryX32();
   if (o.answered && o.answer.failed_step >= 0 && o.answer.err == ENOSYS && Unfiltered()) {
     return {State::kAbsent,
             "x32 getpid failed with ENOSYS: the kernel has no x32 ABI (CONFIG_X86_X32_ABI is off, "
@@ -276,6 +298,20 @@ Finding X32Abi() {
   return FromCall("x32 getpid", o);
 #else
   return {State::kAbsent, "not an x86_64 kernel"};
+#endif
+}
+
+std::string OtherAbiVerdict(Abi abi) {
+#if defined(__x86_64__)
+  ChildOutcome o = abi == Abi::kI386 ? TryI386() : TryX32();
+  if (Faulted(o)) return "SIGSEGV";
+  if (!o.answered) return "no answer";
+  if (o.answer.failed_step < 0) return "ran";
+  const char* name = ::strerrorname_np(o.answer.err);
+  return name != nullptr ? name : "errno " + std::to_string(o.answer.err);
+#else
+  (void)abi;
+  return "not x86_64";
 #endif
 }
 

@@ -20,6 +20,9 @@
 
 namespace kiln::sandbox::probe {
 
+// The unprivileged user probed for rootless kiln (and the suites' nobody).
+constexpr uid_t kNobody = 65534;
+
 enum class State { kPresent, kAbsent, kUnknown };
 const char* Name(State s);  // "present", "absent", "unknown"
 
@@ -36,6 +39,11 @@ struct Finding {
 Finding I386Abi();
 // The x32 ABI: x86_64 entry with bit 30 of the number set (ENOSYS without it).
 Finding X32Abi();
+// What getpid through another ABI gets from here, raw: "ran", an errno name
+// ("EPERM": a filter refused it; "ENOSYS"), or "SIGSEGV" (no such entry).
+// Inside a sandbox it is the sandbox's filter that answers.
+enum class Abi { kI386, kX32 };
+std::string OtherAbiVerdict(Abi abi);
 
 // --- namespaces and the root kiln builds.
 // A user namespace its creator can use: created together with a mount

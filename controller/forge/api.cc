@@ -224,10 +224,8 @@ Status Patch(Local& f, const std::string& repo, int64_t number, const json& j) {
   if (state && *state != "open" && *state != "closed") {
     return Error::Invalid("field 'state' " + Quote(*state) + " is not one of open, closed");
   }
-  if (title || body) KILN_TRY(f.EditIssue(repo, number, title, body));
-  if (state && *state == "closed") KILN_TRY(f.Close(repo, number));
-  if (state && *state == "open") KILN_TRY(f.Reopen(repo, number));
-  return Ok();
+  if (!title && !body && !state) return Ok();
+  return f.Update(repo, number, title, body, state);
 }
 
 // The routes under /api/v1/ for an authenticated user.
@@ -464,10 +462,11 @@ Result<ApiResponse> Route(Local& f, const std::string& user, const std::string& 
 
 }  // namespace
 
-Result<std::unique_ptr<Api>> Api::Open(std::string store_path, std::string repos_dir) {
+Result<std::unique_ptr<Api>> Api::Open(std::string store_path, std::string repos_dir,
+                                       std::string bot) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Users> users, Users::Open(store_path));
   return std::unique_ptr<Api>(
-      new Api(std::move(store_path), std::move(repos_dir), std::move(users)));
+      new Api(std::move(store_path), std::move(repos_dir), std::move(bot), std::move(users)));
 }
 
 Result<Local*> Api::ForgeFor(const std::string& user) {
@@ -505,6 +504,10 @@ ApiResponse Api::Handle(const ApiRequest& req) {
     ApiResponse r = Message(401, "bad credentials: the token is not known");
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"kiln\", error=\"invalid_token\"");
     return r;
+  }
+  if (!bot_.empty() && **user == bot_) {
+    return Message(403, "user " + Quote(bot_) +
+                            " is the pipeline's bot (pipeline.bot): its token is not accepted");
   }
   auto target = ParseTarget(req.target);
   if (!target) return Message(400, "malformed request target " + Quote(req.target));

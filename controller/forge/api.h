@@ -41,7 +41,11 @@ struct ApiResponse {
 // Not thread-safe: the server calls Handle from its one io thread.
 class Api {
  public:
-  static Result<std::unique_ptr<Api>> Open(std::string store_path, std::string repos_dir);
+  // bot: the pipeline's forge user (pipeline.bot), whose token, should one
+  // exist, is refused: an API caller must not act as the author of kiln's
+  // pull requests.
+  static Result<std::unique_ptr<Api>> Open(std::string store_path, std::string repos_dir,
+                                           std::string bot = "");
 
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
@@ -49,9 +53,10 @@ class Api {
   ApiResponse Handle(const ApiRequest& request);
 
  private:
-  Api(std::string store_path, std::string repos_dir, std::unique_ptr<Users> users)
+  Api(std::string store_path, std::string repos_dir, std::string bot, std::unique_ptr<Users> users)
       : store_path_(std::move(store_path)),
         repos_dir_(std::move(repos_dir)),
+        bot_(std::move(bot)),
         users_(std::move(users)) {}
 
   // The forge acting as user, opened on first use and kept.
@@ -59,6 +64,7 @@ class Api {
 
   const std::string store_path_;
   const std::string repos_dir_;
+  const std::string bot_;
   std::unique_ptr<Users> users_;
   std::map<std::string, std::unique_ptr<Local>> forges_;
 };
@@ -78,7 +84,7 @@ class ApiServer {
                                                   uint64_t body_limit = kDefaultBodyLimit);
   // The local forge's API (Api) alone.
   static Result<std::unique_ptr<ApiServer>> Start(const std::string& listen, std::string store_path,
-                                                  std::string repos_dir);
+                                                  std::string repos_dir, std::string bot = "");
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

@@ -168,9 +168,10 @@ ApiServer::~ApiServer() {
 uint16_t ApiServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 
 Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& listen,
-                                                    std::string store_path, std::string repos_dir) {
+                                                    std::string store_path, std::string repos_dir,
+                                                    std::string bot) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Api> api,
-                        Api::Open(std::move(store_path), std::move(repos_dir)));
+                        Api::Open(std::move(store_path), std::move(repos_dir), std::move(bot)));
   std::shared_ptr<Api> shared = std::move(api);
   return Start(listen, [shared](const ApiRequest& r) { return shared->Handle(r); });
 }

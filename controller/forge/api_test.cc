@@ -152,6 +152,15 @@ TEST_F(ApiTest, OnlyTheAuthorOrAMaintainerChangesAnIssue) {
   EXPECT_EQ(own["body"], "on start, every time");
 }
 
+TEST_F(ApiTest, ThePipelinesBotIsNoApiCaller) {
+  auto api = Api::Open(store(), repos(), /*bot=*/"bob");
+  ASSERT_TRUE(api.ok());
+  ApiResponse r = (*api)->Handle({"GET", kBase, "Bearer " + bob_token_, "", {}});
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_NE(r.body.find("'bob' is the pipeline's bot"), std::string::npos) << r.body;
+  EXPECT_EQ((*api)->Handle({"GET", kBase, "Bearer " + alice_token_, "", {}}).status, 200);
+}
+
 TEST_F(ApiTest, BadInput) {
   ApiResponse malformed = Call("POST", kBase + "/issues", "{\"title\": ");
   EXPECT_EQ(malformed.status, 400);

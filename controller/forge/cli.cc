@@ -113,10 +113,10 @@ Result<std::string> BodyText(const Options& o) {
 }
 
 // One-line fields joined, each escaped for the terminal.
-std::string Join(const std::vector<std::string>& items, const std::string& sep = ", ") {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : sep) + ForTerminalLine(s);
-  return out;
+std::string Shown(const std::vector<std::string>& items, const std::string& sep = ", ") {
+  std::vector<std::string> shown;
+  for (const auto& s : items) shown.push_back(ForTerminalLine(s));
+  return Join(shown, sep);
 }
 
 void PrintJson(const json& j) {
@@ -196,7 +196,7 @@ int DoInit(const Options& o) {
     std::printf(
         "created %s at %s (default branch %s; maintainers %s)\n",
         ForTerminalLine(repo->info.name).c_str(), ForTerminalLine(repo->info.clone_url).c_str(),
-        ForTerminalLine(repo->info.default_branch).c_str(), Join(repo->maintainers).c_str());
+        ForTerminalLine(repo->info.default_branch).c_str(), Shown(repo->maintainers).c_str());
   }
   return 0;
 }
@@ -215,7 +215,7 @@ int DoRepos(const Options& o) {
   std::printf("%-30s %-12s %-24s %s\n", "REPOSITORY", "DEFAULT", "MAINTAINERS", "PATH");
   for (const auto& r : *repos) {
     std::printf("%-30s %-12s %-24s %s\n", ForTerminalLine(r.info.name).c_str(),
-                ForTerminalLine(r.info.default_branch).c_str(), Join(r.maintainers, ",").c_str(),
+                ForTerminalLine(r.info.default_branch).c_str(), Shown(r.maintainers, ",").c_str(),
                 ForTerminalLine(r.info.clone_url).c_str());
   }
   return 0;
@@ -364,7 +364,7 @@ int DoIssueShow(const Options& o) {
   std::printf("state    %s%s\n", i.state.c_str(),
               i.is_pull ? " (a pull request: kiln pr show has its branches)" : "");
   std::printf("author   %s\n", i.author.c_str());
-  std::printf("labels   %s\n", i.labels.empty() ? "-" : Join(i.labels).c_str());
+  std::printf("labels   %s\n", i.labels.empty() ? "-" : Join(i.labels, ", ").c_str());
   std::printf("created  %s, updated %s\n", wire::Time(i.created_ms).c_str(),
               wire::Time(i.updated_ms).c_str());
   if (!i.body.empty()) std::printf("\n%s", Indent(i.body, "  ").c_str());
@@ -385,7 +385,7 @@ int DoIssueLabel(const Options& o) {
   auto issue = (*f)->GetIssue(o.repo, o.number);
   if (!issue.ok()) return Fail(issue.error());
   std::printf("#%lld labels: %s\n", static_cast<long long>(o.number),
-              issue->labels.empty() ? "-" : Join(issue->labels).c_str());
+              issue->labels.empty() ? "-" : Shown(issue->labels).c_str());
   return 0;
 }
 
@@ -508,7 +508,7 @@ int DoPrShow(const Options& o) {
   std::printf("base     %s @ %s\n", pull.base_branch.c_str(),
               p->base_sha.empty() ? "(branch gone)" : p->base_sha.c_str());
   if (!p->merged_sha.empty()) std::printf("merged   %s\n", p->merged_sha.c_str());
-  std::printf("labels   %s\n", i.labels.empty() ? "-" : Join(i.labels).c_str());
+  std::printf("labels   %s\n", i.labels.empty() ? "-" : Join(i.labels, ", ").c_str());
   std::printf("created  %s, updated %s\n", wire::Time(i.created_ms).c_str(),
               wire::Time(i.updated_ms).c_str());
   if (!i.body.empty()) std::printf("\n%s", Indent(i.body, "  ").c_str());
@@ -538,8 +538,9 @@ int DoPrDiff(const Options& o) {
   if (!f.ok()) return Fail(f.error());
   auto patch = (*f)->Diff(o.repo, o.number);
   if (!patch.ok()) return Fail(patch.error());
-  // The patch holds what the agent wrote: shown, never obeyed.
-  std::string shown = ForTerminal(*patch);
+  // The patch holds what the agent wrote: on a terminal it is shown, never
+  // obeyed; into a pipe (git apply) it goes byte for byte.
+  std::string shown = ::isatty(STDOUT_FILENO) ? ForTerminal(*patch) : *patch;
   std::fwrite(shown.data(), 1, shown.size(), stdout);
   return 0;
 }

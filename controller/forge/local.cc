@@ -25,12 +25,6 @@ namespace {
 using store::sqlite::Stmt;
 using store::sqlite::Txn;
 
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
-
 // Removes a half-made repository directory (ours: never followed links).
 void RemoveTree(const std::string& path) {
   std::error_code ec;
@@ -65,7 +59,7 @@ Result<std::string> Import(const std::string& tmp, const std::string& from_dir,
                                          : imported.branches.front();
     } else if (!has(branch)) {
       return Error::Invalid("default branch " + Quote(branch) + " is not a branch of " +
-                            Quote(from_dir) + " (it has " + Join(imported.branches) + ")");
+                            Quote(from_dir) + " (it has " + Join(imported.branches, ", ") + ")");
     }
     KILN_TRY(bare::SetHead(tmp, branch));
     return branch;
@@ -274,32 +268,7 @@ Result<std::vector<Issue>> Local::ListIssues(const std::string& repo, const Issu
 Status Local::EditIssue(const std::string& repo, int64_t number,
                         const std::optional<std::string>& title,
                         const std::optional<std::string>& body) {
-  if (title) KILN_TRY(validate::Title(*title));
-  if (body) KILN_TRY(validate::Body(*body, "body"));
-  std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn,
-                        Txn::Begin(db_, "editing " + repo + " #" + std::to_string(number)));
-  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
-  KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
-  KILN_TRY(MayChange(r, item.issue, "editing"));
-  nlohmann::json changes = nlohmann::json::array();
-  if (title && *title != item.issue.title) changes.push_back("title");
-  if (body && *body != item.issue.body) changes.push_back("body");
-  if (changes.empty()) return Ok();
-  KILN_ASSIGN_OR_RETURN(Stmt stmt,
-                        db_.Prepare("editing " + repo + " #" + std::to_string(number),
-                                    "UPDATE forge_items SET title = ?3, body = ?4, updated_ms = ?5 "
-                                    "WHERE repo = ?1 AND number = ?2"));
-  stmt.Bind(1, repo)
-      .Bind(2, number)
-      .Bind(3, title ? *title : item.issue.title)
-      .Bind(4, body ? *body : item.issue.body)
-      .Bind(5, now);
-  KILN_TRY(stmt.Run());
-  KILN_TRY(rows::Emit(db_, actor_, rows::KindPrefix(item.issue) + ".edited", repo, number,
-                      {{"changes", changes}}, now));
-  return txn.Commit();
+  return Update(repo, number, title, body, std::nullopt);
 }
 
 Status Local::EditPull(const std::string& repo, int64_t number, const std::string& title,
@@ -312,40 +281,40 @@ Status Local::EditPull(const std::string& repo, int64_t number, const std::strin
 }
 
 Status Local::Close(const std::string& repo, int64_t number) {
-  std::lock_guard<std::mutex> lock(mu_);
-  const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn,
-                        Txn::Begin(db_, "closing " + repo + " #" + std::to_string(number)));
-  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
-  KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
-  KILN_TRY(MayChange(r, item.issue, "closing"));
-  if (item.issue.state == "merged") {
-    return Error::Invalid(rows::Describe(item.issue) + " in " + Quote(repo) +
-                          " is merged; it cannot be closed");
-  }
-  if (item.issue.state == "closed") return Ok();
-  KILN_TRY(rows::SetState(db_, repo, number, "closed", now));
-  nlohmann::json payload = nlohmann::json::object();
-  if (item.issue.is_pull) payload["merged"] = false;
-  KILN_TRY(rows::Emit(db_, actor_, rows::KindPrefix(item.issue) + ".closed", repo, number, payload,
-                      now));
-  return txn.Commit();
+  return Update(repo, number, std::nullopt, std::nullopt, "closed");
 }
 
 Status Local::Reopen(const std::string& repo, int64_t number) {
+  return Update(repo, number, std::nullopt, std::nullopt, "open");
+}
+
+Status Local::Update(const std::string& repo, int64_t number,
+                     const std::optional<std::string>& title,
+                     const std::optional<std::string>& body,
+                     const std::optional<std::string>& state) {
+  if (title) KILN_TRY(validate::Title(*title));
+  if (body) KILN_TRY(validate::Body(*body, "body"));
+  if (state && *state != "open" && *state != "closed") {
+    return Error::Invalid("state " + Quote(*state) + " is not one of open, closed");
+  }
+  const std::string what = repo + " #" + std::to_string(number);
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn,
-                        Txn::Begin(db_, "reopening " + repo + " #" + std::to_string(number)));
+  // One transaction: every check before any write, so a refused part leaves
+  // nothing of the others.
+  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "updating " + what));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
-  KILN_TRY(MayChange(r, item.issue, "reopening"));
-  if (item.issue.state == "merged") {
-    return Error::Invalid(rows::Describe(item.issue) + " in " + Quote(repo) +
-                          " is merged; it cannot be reopened");
+  const std::string kind = rows::KindPrefix(item.issue);
+  KILN_TRY(MayChange(r, item.issue,
+                     title || body      ? "editing"
+                     : *state == "open" ? "reopening"
+                                        : "closing"));
+  if (state && item.issue.state == "merged") {
+    return Error::Invalid(rows::Describe(item.issue) + " in " + Quote(repo) + " is merged; it " +
+                          "cannot be " + (*state == "open" ? "reopened" : "closed"));
   }
-  if (item.issue.state == "open") return Ok();
-  if (item.issue.is_pull) {
+  if (state && *state == "open" && item.issue.state != "open" && item.issue.is_pull) {
     KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> other,
                           rows::OpenPullWithHead(db_, repo, item.head_branch));
     if (other) {
@@ -354,9 +323,29 @@ Status Local::Reopen(const std::string& repo, int64_t number) {
                             Quote(item.head_branch));
     }
   }
-  KILN_TRY(rows::SetState(db_, repo, number, "open", now));
-  KILN_TRY(rows::Emit(db_, actor_, rows::KindPrefix(item.issue) + ".reopened", repo, number,
-                      nlohmann::json::object(), now));
+  nlohmann::json changes = nlohmann::json::array();
+  if (title && *title != item.issue.title) changes.push_back("title");
+  if (body && *body != item.issue.body) changes.push_back("body");
+  if (!changes.empty()) {
+    KILN_ASSIGN_OR_RETURN(Stmt stmt,
+                          db_.Prepare("editing " + what,
+                                      "UPDATE forge_items SET title = ?3, body = ?4, "
+                                      "updated_ms = ?5 WHERE repo = ?1 AND number = ?2"));
+    stmt.Bind(1, repo)
+        .Bind(2, number)
+        .Bind(3, title ? *title : item.issue.title)
+        .Bind(4, body ? *body : item.issue.body)
+        .Bind(5, now);
+    KILN_TRY(stmt.Run());
+    KILN_TRY(rows::Emit(db_, actor_, kind + ".edited", repo, number, {{"changes", changes}}, now));
+  }
+  if (state && *state != item.issue.state) {
+    KILN_TRY(rows::SetState(db_, repo, number, *state, now));
+    nlohmann::json payload = nlohmann::json::object();
+    if (*state == "closed" && item.issue.is_pull) payload["merged"] = false;
+    KILN_TRY(rows::Emit(db_, actor_, kind + (*state == "open" ? ".reopened" : ".closed"), repo,
+                        number, payload, now));
+  }
   return txn.Commit();
 }
 

@@ -143,6 +143,10 @@ class Local final : public Forge {
   Status Close(const std::string& repo, int64_t number);
   // Opens a closed issue or pull request again; an open one is left as is.
   Status Reopen(const std::string& repo, int64_t number);
+  // EditIssue, then Close (state "closed") or Reopen ("open"), as one: every
+  // check passes before anything is written, or nothing is (the API's PATCH).
+  Status Update(const std::string& repo, int64_t number, const std::optional<std::string>& title,
+                const std::optional<std::string>& body, const std::optional<std::string>& state);
 
   // Merges pull request number into its base: a fast-forward when the base
   // has not moved since the head branched off, otherwise a merge commit made

@@ -341,6 +341,9 @@ Result<std::optional<std::string>> Local::BranchSha(const std::string& repo,
   {
     std::lock_guard<std::mutex> lock(mu_);
     KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+    // People push with plain git; a push through the forge writes as the
+    // app does.
+    KILN_TRY(MayMaintain(r, "pushing " + Quote(branch)));
     path = r.path;
   }
   return bare::BranchSha(path, branch);
@@ -349,6 +352,11 @@ Result<std::optional<std::string>> Local::BranchSha(const std::string& repo,
 Status Local::DeleteBranch(const std::string& repo, const std::string& branch) {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+  KILN_TRY(MayMaintain(r, "deleting branch " + Quote(branch)));
+  if (branch == r.default_branch) {
+    return Error::Invalid("branch " + Quote(branch) + " is the default branch of " + Quote(repo) +
+                          "; it is not deleted");
+  }
   // The check and the deletion in one transaction: no pull request opens between.
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "deleting branch " + branch + " of " + repo));
   KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> pull,
@@ -378,6 +386,9 @@ Status Local::PushBranch(const std::string& repo, const std::string& branch,
   {
     std::lock_guard<std::mutex> lock(mu_);
     KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
+    // People push with plain git; a push through the forge writes as the
+    // app does.
+    KILN_TRY(MayMaintain(r, "pushing " + Quote(branch)));
     path = r.path;
   }
   KILN_ASSIGN_OR_RETURN(std::optional<std::string> before, bare::BranchSha(path, branch));

@@ -88,6 +88,12 @@ TEST_F(PullTest, NoOneApprovesTheirOwnPullRequest) {
   EXPECT_TRUE(alice_->Statuses(kRepo, feature_)->empty()) << "a forged verify gate";
   EXPECT_EQ(dave->Merge(kRepo, 1).error().code(), Error::Code::kPermission);
   EXPECT_TRUE(alice_->SetStatus(kRepo, feature_, green).ok());
+  // Branches through the forge are the maintainers' (people push with git).
+  EXPECT_EQ(dave->DeleteBranch(kRepo, "feature").error().code(), Error::Code::kPermission);
+  EXPECT_EQ(dave->PushBranch(kRepo, "other", work() + "/.git", feature_, false).error().code(),
+            Error::Code::kPermission);
+  EXPECT_EQ(alice_->DeleteBranch(kRepo, "main").error().code(), Error::Code::kInvalidArgument);
+  EXPECT_TRUE(alice_->BranchSha(kRepo, "main")->has_value());
 }
 
 TEST_F(PullTest, OpenRefusesBadBranches) {
@@ -191,6 +197,11 @@ TEST_F(PullTest, MergeFastForwards) {
   // Merged: neither mergeable nor closable again, and no longer found by head.
   EXPECT_FALSE(alice_->Merge(kRepo, 1).ok());
   EXPECT_FALSE(alice_->Close(kRepo, 1).ok());
+  // A retitle and a close in one update: refused whole, the title as it was.
+  const size_t before = Events().size();
+  EXPECT_FALSE(alice_->Update(kRepo, 1, std::string("Renamed"), std::nullopt, "closed").ok());
+  EXPECT_EQ(alice_->GetIssue(kRepo, 1)->title, "Return 1");
+  EXPECT_EQ(Events().size(), before);
   EXPECT_FALSE(alice_->FindPull(kRepo, "feature")->has_value());
   IssueFilter merged_only;
   merged_only.state = "merged";

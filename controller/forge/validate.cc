@@ -1,5 +1,6 @@
 #include "controller/forge/validate.h"
 
+#include "base/strings.h"
 #include "controller/names.h"
 
 #include <algorithm>
@@ -16,12 +17,6 @@ bool NameChar(char c) { return Alnum(c) || c == '.' || c == '_' || c == '-'; }
 bool LabelChar(char c) { return NameChar(c) || c == '/'; }
 
 bool Hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
-
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
 
 Status OneOf(std::string_view value, std::string_view what,
              std::initializer_list<std::string_view> allowed) {
@@ -108,7 +103,7 @@ bool LabelInSet(std::string_view label, const std::vector<std::string>& set) {
 Status Label(std::string_view label, const std::string& repo, const std::vector<std::string>& set) {
   if (LabelInSet(label, set)) return Ok();
   return Error::Invalid("label " + Quote(label) + " is not in the label set of " + Quote(repo) +
-                        ": " + Join(set));
+                        ": " + Join(set, ", "));
 }
 
 Status Title(std::string_view title) {

@@ -328,7 +328,9 @@ Result<Translated> Translate(const std::string& event_type, const std::string& d
 std::string Fingerprint(const forge::Event& e, std::string_view body) {
   const std::string object = e.repo + " #" + std::to_string(e.number);
   if (e.kind == "comment.created" && e.payload.contains("comment_id")) {
-    return e.kind + " " + object + " comment " + e.payload["comment_id"].dump();
+    // Issue comments and inline review comments have ids of their own.
+    const char* which = e.payload.value("inline", false) ? " review comment " : " comment ";
+    return e.kind + " " + object + which + e.payload["comment_id"].dump();
   }
   if (e.kind == "review.submitted" && e.payload.contains("review_id")) {
     return e.kind + " " + object + " review " + e.payload["review_id"].dump();

@@ -172,9 +172,10 @@ void AcceptAll(int listener, const std::string& socket_path,
   _exit(err == ENOENT ? 127 : 126);
 }
 
-// Closes what was inherited for CMD: every descriptor above stderr that is
-// not close-on-exec (ours all are).
-void CloseInherited() {
+// What was inherited for CMD: every descriptor above stderr that is not
+// close-on-exec (ours all are). Listed before the fork, closed after it, so
+// that nothing can fail once CMD runs.
+std::vector<int> Inherited() {
   std::vector<int> inherited;
   if (DIR* d = opendir("/proc/self/fd")) {
     while (dirent* e = readdir(d)) {
@@ -188,7 +189,7 @@ void CloseInherited() {
   } else {
     Die(SysError("opendir(/proc/self/fd)"));
   }
-  for (int fd : inherited) close(fd);
+  return inherited;
 }
 
 int ExitCode(int status) {
@@ -225,10 +226,11 @@ int main(int argc, char** argv) {
   sigprocmask(SIG_BLOCK, &forwarded, &original);
   int signals = signalfd(-1, &forwarded, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signals < 0) Die(SysError("signalfd"));
+  const std::vector<int> inherited = Inherited();
   pid_t child = fork();
   if (child < 0) Die(SysError("fork"));
   if (child == 0) Exec(argv + i + 1, original);
-  CloseInherited();
+  for (int fd : inherited) close(fd);
 
   std::vector<std::unique_ptr<Link>> links;
   std::vector<pollfd> fds;

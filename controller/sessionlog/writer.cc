@@ -177,14 +177,17 @@ const std::string& Writer::Timestamp(int64_t ns) {
 
 Status Writer::Sync() {
   if (options_.durability == Durability::kNone) return Ok();
-  if (::fdatasync(fd_.get()) != 0)
-    return Fail(Error::Sys("fdatasync(" + Quote(path_) + ")", errno));
+  if (::fdatasync(fd_.get()) != 0) {
+    int err = errno;
+    return Fail(Error::Sys("fdatasync(" + Quote(path_) + ")", err));
+  }
   return Ok();
 }
 
 Error Writer::Fail(const Error& error) {
   if (failure_.empty()) {
     failure_ = error.message();
+    failed_.store(true, std::memory_order_release);
     if (options_.on_failure) options_.on_failure(failure_);
   }
   return Error(Error::Code::kIO, "session log " + Quote(path_) + " stopped: " + failure_);
@@ -193,7 +196,10 @@ Error Writer::Fail(const Error& error) {
 Status Writer::CheckFileLocked() {
   if (closed_ || !failure_.empty()) return Ok();
   struct stat st {};
-  if (::fstat(fd_.get(), &st) != 0) return Fail(Error::Sys("fstat(" + Quote(path_) + ")", errno));
+  if (::fstat(fd_.get(), &st) != 0) {
+    int err = errno;
+    return Fail(Error::Sys("fstat(" + Quote(path_) + ")", err));
+  }
   if (st.st_nlink == 0) return Fail(Error(Error::Code::kIO, "the log file was deleted"));
   if (static_cast<uint64_t>(st.st_size) != offset_) {
     return Fail(Error(Error::Code::kIO, "the log file is " + std::to_string(st.st_size) +
@@ -310,11 +316,13 @@ Result<Appended> Writer::Close(const nlohmann::json& run_end_payload) {
 Result<BlobRef> Writer::WriteBlob(std::string_view canonical_payload) {
   // The blob holds the payload line exactly as it would have been inlined,
   // plus "\n", so `sha256sum` of the file is its name.
-  std::string content(canonical_payload);
-  content += '\n';
+  // Hashed and written in two pieces: a large payload is not copied.
   BlobRef ref;
-  ref.sha256 = sha_.Hash(content);
-  ref.size = content.size();
+  sha_.Init();
+  sha_.Update(canonical_payload);
+  sha_.Update("\n");
+  ref.sha256 = sha_.Final();
+  ref.size = canonical_payload.size() + 1;
   if (!blob_dir_ready_) {
     if (::mkdir(blob_dir_.c_str(), 0750) != 0 && errno != EEXIST) {
       return Error::Sys("mkdir(" + Quote(blob_dir_) + ", 0750)", errno);
@@ -332,8 +340,9 @@ Result<BlobRef> Writer::WriteBlob(std::string_view canonical_payload) {
   {
     UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
     if (!fd.valid()) return Error::Sys("mkostemp(" + Quote(tmp) + ")", errno);
-    Status st = ::fchmod(fd.get(), 0640) == 0 ? WriteAll(fd.get(), content)
+    Status st = ::fchmod(fd.get(), 0640) == 0 ? WriteAll(fd.get(), canonical_payload)
                                               : Error::Sys("fchmod(" + Quote(tmp) + ")", errno);
+    if (st.ok()) st = WriteAll(fd.get(), "\n");
     if (st.ok() && options_.durability != Durability::kNone && ::fsync(fd.get()) != 0) {
       st = Error::Sys("fsync(" + Quote(tmp) + ")", errno);
     }
@@ -398,9 +407,15 @@ Result<Appended> Writer::WriteRecord(std::string_view type, std::string_view pay
     ssize_t n = ::write(fd_.get(), rest.data(), rest.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      offset_ += line.size() - rest.size();
+      int err = errno;
+      // What was written of the record is not a record: cut it off, so that
+      // the file ends as before (a whole record, or the torn line it ended
+      // with) and a recovery can continue it.
+      if (rest.size() != line.size() && ::ftruncate(fd_.get(), static_cast<off_t>(offset_)) != 0) {
+        offset_ += line.size() - rest.size();
+      }
       return Fail(
-          Error::Sys("write(" + Quote(path_) + ") of record seq " + std::to_string(seq_), errno));
+          Error::Sys("write(" + Quote(path_) + ") of record seq " + std::to_string(seq_), err));
     }
     rest.remove_prefix(static_cast<size_t>(n));
   }

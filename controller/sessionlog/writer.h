@@ -13,6 +13,7 @@
 // Thread-safe: appends from several threads are serialised.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -106,6 +107,8 @@ class Writer {
 
   // Why the log stopped accepting records; empty while it works.
   std::string failure() const;
+  // Whether it did; without the lock, so that it is cheap to ask often.
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
 
   // Writes a signed checkpoint now if records were appended since the last.
   Status Checkpoint();
@@ -150,6 +153,7 @@ class Writer {
   uint64_t offset_ = 0;  // the file's size as this writer made it
   bool closed_ = false;
   std::string failure_;  // why the writer failed for good; empty while it works
+  std::atomic<bool> failed_{false};
   bool blob_dir_ready_ = false;
   // Scratch buffers reused across records.
   std::string payload_buf_;

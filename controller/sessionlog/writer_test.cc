@@ -354,6 +354,7 @@ TEST(SessionLogWriter, AFailedWriteIsFinalUntilRecovered) {
   ASSERT_TRUE(WIFEXITED(status)) << status;
   ASSERT_EQ(WEXITSTATUS(status), 0) << "step " << WEXITSTATUS(status) << " failed";
   EXPECT_EQ(testing::Slurp(path).find("after space returned"), std::string::npos);
+  EXPECT_EQ(testing::Slurp(path).back(), '\n') << "the refused record left part of itself";
 
   auto r = Writer::Recover(path, signer, Quiet(), "write failed: File too large");
   ASSERT_TRUE(r.ok()) << r.error().message();
@@ -362,6 +363,37 @@ TEST(SessionLogWriter, AFailedWriteIsFinalUntilRecovered) {
   auto recovery = nlohmann::json::parse(lines[lines.size() - 2]);
   EXPECT_EQ(recovery["type"], "recovery");
   EXPECT_EQ(recovery["payload"]["reason"], "write failed: File too large");
+  EXPECT_TRUE(VerifyWith(path, *signer).ok());
+}
+
+// A recovery that the disk cuts short leaves the log as it found it (torn),
+// so that the next recovery, once there is space, succeeds.
+TEST(SessionLogWriter, ARecoveryCutShortCanBeRepeated) {
+  TempDir tmp;
+  auto signer = NewSigner();
+  std::string path = tmp / "log";
+  {
+    auto w = Open(path, signer);
+    ASSERT_TRUE(w->Append("run.start", {{"role", "triage"}}).ok());
+    ASSERT_TRUE(w->Append("steer", {{"m", "one"}}).ok());
+  }
+  std::string torn = testing::Slurp(path) + "{\"payload\":{\"m\":\"half";
+  testing::Spit(path, torn);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit tight{static_cast<rlim_t>(torn.size() + 20), RLIM_INFINITY};
+    ::setrlimit(RLIMIT_FSIZE, &tight);
+    auto r = Writer::Recover(path, signer, Quiet(), "first try");
+    ::_exit(r.ok() ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the recovery fitted after all";
+  EXPECT_EQ(testing::Slurp(path), torn) << "the cut-short recovery left bytes behind";
+  auto again = Writer::Recover(path, signer, Quiet(), "second try");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  ASSERT_TRUE((*again)->Close({{"status", "error"}}).ok());
   EXPECT_TRUE(VerifyWith(path, *signer).ok());
 }
 

@@ -27,11 +27,11 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 // For the tests whose runs never reach the model.
-constexpr char kSubmitAtOnce[] = "replies:\n  - tool_calls: [{name: submit, input: {summary: x}}]\n";
+constexpr char kSubmitAtOnce[] =
+    "replies:\n  - tool_calls: [{name: submit, input: {summary: x}}]\n";
 
 class Integrity : public Controller {
  protected:
-  // The records of a log, blobs read back in place of their references.
   // The log's records; a torn line (a write the disk refused part-way,
   // which the recovery record acknowledges) is skipped.
   std::vector<json> WholeRecords(const std::string& log) {
@@ -44,6 +44,8 @@ class Integrity : public Controller {
     return out;
   }
 
+  // The payloads of a log's records of one type, blobs read back in place of
+  // their references.
   std::vector<json> Payloads(const std::string& log, const std::string& type) {
     std::vector<json> out;
     std::string blobs = fs::path(log).parent_path() / "blobs";
@@ -95,15 +97,16 @@ for i, fd in enumerate(fds):
 payload = code + exit_code + mask + msg
 injected, memories = [], []
 for comm in glob.glob("/proc/[0-9]*/comm"):
-    pid = int(comm.split("/")[2])
-    if pid == os.getpid():
+    pid, name = int(comm.split("/")[2]), open(comm).read().strip()
+    # kiln's processes; the agent's own (its shell, this script) are its own.
+    if not name.startswith("kiln"):
         continue
     try:
         os.close(os.open("/proc/%d/mem" % pid, os.O_RDWR))
-        memories.append(pid)
+        memories.append(name)
     except OSError:
         pass
-    if open(comm).read().strip() != "kiln-proxy-forw":
+    if name != "kiln-proxy-forw":
         continue
     try:
         pc = int(open("/proc/%d/syscall" % pid).read().split()[-1], 16)

@@ -76,7 +76,7 @@ inline spec::RunSpec TestSpec(const std::string& workspace, const Flavour& f) {
 
 inline Run RunLoop(const std::string& script_text, const Flavour& f, const testutil::TempDir& ws,
                    const std::function<void(spec::RunSpec&)>& tweak = {},
-                   steer::Inbox* inbox = nullptr) {
+                   steer::Inbox* inbox = nullptr, size_t max_event = events::kMaxLineBytes) {
   Run r;
   auto script = ParseScript(script_text);
   EXPECT_TRUE(script.ok()) << script.error().message();
@@ -93,7 +93,7 @@ inline Run RunLoop(const std::string& script_text, const Flavour& f, const testu
   auto tools = tools::ToolSet::Make(*w, s.limits, s.tools, s.result_schema);
   EXPECT_TRUE(tools.ok());
   auto client = model_factory::Make(s.model);
-  events::Sink sink(-1);
+  events::Sink sink(-1, max_event);
   sink.set_observer([&](const nlohmann::json& e) { r.events.push_back(e); });
   r.outcome = loop::Run(s, *client, **tools, sink, inbox);
   r.requests = (*server)->requests();

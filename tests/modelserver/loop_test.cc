@@ -39,6 +39,21 @@ replies:
   EXPECT_EQ(first.find("not json"), std::string::npos);
 }
 
+// The loop acts on nothing it could not report: a reply (and its tool call)
+// too large for the log is not carried out, and the run ends saying why.
+TEST_P(Loop, NothingRunsThatCouldNotBeReported) {
+  auto r = RunLoop("replies:\n  - tool_calls: [{name: write, input: {path: big.txt, content: \"" +
+                       std::string(30000, 'x') + "\"}}]\n" +
+                       "  - tool_calls: [{name: submit, input: {summary: done}}]\n",
+                   GetParam(), ws_, {}, nullptr, /*max_event=*/20000);
+  EXPECT_EQ(r.outcome.status, "failed");
+  EXPECT_NE(r.outcome.reason.find("more than the 20000 a run's log records"), std::string::npos)
+      << r.outcome.reason;
+  EXPECT_FALSE(std::filesystem::exists(ws_.path() + "/big.txt"))
+      << "the write ran though it was never reported";
+  for (const auto& e : r.events) EXPECT_NE(e["type"], "tool.call") << e.dump().substr(0, 200);
+}
+
 TEST_P(Loop, EditsAFileAndSubmits) {
   ws_.Write("greeting.txt", "hello world\n");
   auto r = RunLoop(R"(

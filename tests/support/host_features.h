@@ -20,10 +20,10 @@
 
 // Rootless kiln, as the suites run it (dropped to nobody): an unprivileged
 // user namespace with kiln's overlay root inside.
-#define KILN_REQUIRE_ROOTLESS_HOST()                                  \
-  do {                                                                \
-    KILN_REQUIRE_HOST(::kiln::sandbox::probe::UserNamespace(65534),   \
-                      "an unprivileged user namespace");              \
-    KILN_REQUIRE_HOST(::kiln::sandbox::probe::OverlayRoot(65534),     \
-                      "overlayfs in an unprivileged user namespace"); \
+#define KILN_REQUIRE_ROOTLESS_HOST()                                                          \
+  do {                                                                                        \
+    KILN_REQUIRE_HOST(::kiln::sandbox::probe::UserNamespace(::kiln::sandbox::probe::kNobody), \
+                      "an unprivileged user namespace");                                      \
+    KILN_REQUIRE_HOST(::kiln::sandbox::probe::OverlayRoot(::kiln::sandbox::probe::kNobody),   \
+                      "overlayfs in an unprivileged user namespace");                         \
   } while (0)

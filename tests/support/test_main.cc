@@ -3,7 +3,8 @@
 //
 // Under CTest each test runs in a process of its own, and CTest shows the
 // output of failures only. When KILN_TEST_RESULTS names a file, each test
-// appends one JSON line to it ({"binary", "test", "outcome", "reason"});
+// appends JSON lines to it ({"binary", "test", "outcome", "reason"}), one
+// when it starts and one with its outcome;
 // kiln-test-summary (test_summary.cc) reads them after the run and prints
 // what ran, what was stopped and what was skipped here, and why.
 #include <errno.h>
@@ -33,13 +34,22 @@ class ResultRecorder : public ::testing::EmptyTestEventListener {
  public:
   explicit ResultRecorder(std::string path) : path_(std::move(path)) {}
 
+  // A test that crashes or times out never ends: its "started" line is what
+  // the summary finds last.
+  void OnTestStart(const ::testing::TestInfo& info) override { Record(info, "started", ""); }
+
   void OnTestEnd(const ::testing::TestInfo& info) override {
     const ::testing::TestResult& r = *info.result();
     const char* outcome = r.Skipped() ? "skipped" : r.Failed() ? "failed" : "passed";
+    Record(info, outcome, outcome[0] == 'p' ? "" : Reason(r));
+  }
+
+ private:
+  void Record(const ::testing::TestInfo& info, const char* outcome, const std::string& reason) {
     nlohmann::json line = {{"binary", program_invocation_short_name},
                            {"test", std::string(info.test_suite_name()) + "." + info.name()},
                            {"outcome", outcome},
-                           {"reason", outcome[0] == 'p' ? "" : Reason(r)}};
+                           {"reason", reason}};
     std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     // One write of an O_APPEND file: lines of tests running in parallel do
     // not interleave.
@@ -51,7 +61,6 @@ class ResultRecorder : public ::testing::EmptyTestEventListener {
     if (fd >= 0) ::close(fd);
   }
 
- private:
   std::string path_;
 };
 

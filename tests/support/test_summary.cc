@@ -4,7 +4,9 @@
 // skipped test of any suite with the reason its probe gave. CTest runs it
 // after the other tests (fixture cleanup); scripts/test.sh prints its output.
 //
-// Exits 1 when no outcome was recorded at all, 2 on a malformed record.
+// A test whose last record is "started" never finished (a crash, a timeout)
+// and counts as failed. Exits 1 when no outcome was recorded at all, 2 on a
+// malformed record.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -42,6 +44,10 @@ struct Tally {
       return;
     }
     (o.outcome == "skipped" ? skipped : failed) += 1;
+    if (o.outcome == "started") {
+      notes.push_back("  failed   " + label + ": it never finished (crashed, or timed out)");
+      return;
+    }
     notes.push_back("  " + o.outcome + "  " + label + ": " + OneLine(o.reason));
   }
 };

@@ -12,6 +12,12 @@ void UniqueFd::reset(int fd) {
   fd_ = fd;
 }
 
+Result<Pipe> MakePipe() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return Error::Sys("pipe2", errno);
+  return Pipe{UniqueFd(p[0]), UniqueFd(p[1])};
+}
+
 Result<std::string> ReadAll(int fd, const std::string& what) {
   std::string out;
   char buf[8192];

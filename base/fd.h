@@ -30,6 +30,14 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// A pipe whose two ends close themselves.
+struct Pipe {
+  UniqueFd read;
+  UniqueFd write;
+};
+// pipe2(O_CLOEXEC).
+Result<Pipe> MakePipe();
+
 // Reads fd to its end; errors name what (a path, "spec fd 3").
 Result<std::string> ReadAll(int fd, const std::string& what);
 

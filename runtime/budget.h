@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/model.h"
+#include "runtime/model/model.h"
 #include "runtime/spec.h"
 
 namespace kiln::budget {

@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "runtime/budget.h"
-#include "runtime/compaction.h"
 #include "runtime/loop_detect.h"
+#include "runtime/model/compaction.h"
 
 namespace kiln::loop {
 namespace {

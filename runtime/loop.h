@@ -9,10 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/events.h"
-#include "runtime/model.h"
+#include "runtime/model/model.h"
 #include "runtime/spec.h"
 #include "runtime/steer.h"
-#include "runtime/tools.h"
+#include "runtime/tools/toolset.h"
 
 namespace kiln::loop {
 

@@ -22,8 +22,8 @@
 #include "runtime/loop.h"
 #include "runtime/model_factory.h"
 #include "runtime/spec.h"
-#include "runtime/tools.h"
-#include "runtime/workspace_path.h"
+#include "runtime/tools/toolset.h"
+#include "runtime/tools/workspace_path.h"
 
 namespace {
 

@@ -1,8 +1,8 @@
 #include "runtime/model_factory.h"
 
-#include "runtime/anthropic_client.h"
-#include "runtime/client_common.h"
-#include "runtime/openai_client.h"
+#include "runtime/model/anthropic_client.h"
+#include "runtime/model/client_common.h"
+#include "runtime/model/openai_client.h"
 
 namespace kiln::model_factory {
 

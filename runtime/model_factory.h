@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "runtime/model.h"
+#include "runtime/model/model.h"
 #include "runtime/spec.h"
 
 namespace kiln::model_factory {

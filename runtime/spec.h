@@ -1,18 +1,20 @@
 // The run spec: everything one run of kiln-runtime needs, read as JSON from a
 // file or a descriptor. Every field has a default except role, task and
 // model.name; docs/runtime.md documents each one and spec_test.cc checks
-// that the documented defaults are these.
+// that the documented defaults are these. The controller fills a RunSpec as
+// a struct and writes it with ToJson; the runtime reads it back with Parse.
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
-#include "runtime/retry.h"
-#include "runtime/tool.h"
+#include "runtime/model/retry.h"
+#include "runtime/tools/tool.h"
 
 namespace kiln::spec {
 
@@ -21,6 +23,7 @@ struct Price {
   double output_per_mtok = 0;       // USD per million output tokens
   double cache_read_per_mtok = 0;   // default: input_per_mtok / 10
   double cache_write_per_mtok = 0;  // default: input_per_mtok * 1.25
+  friend bool operator==(const Price&, const Price&) = default;
 };
 
 struct Model {
@@ -34,6 +37,7 @@ struct Model {
   uint64_t connect_timeout_ms = 10'000;
   uint64_t idle_timeout_ms = 120'000;  // a stream that sends nothing for this long has stalled
   uint64_t request_timeout_ms = 600'000;
+  friend bool operator==(const Model&, const Model&) = default;
 };
 
 struct Budgets {  // 0 means unlimited, except max_turns
@@ -43,11 +47,13 @@ struct Budgets {  // 0 means unlimited, except max_turns
   uint64_t max_wall_ms = 0;
   double max_cost_usd = 0;
   uint64_t max_tool_output_bytes = 0;
+  friend bool operator==(const Budgets&, const Budgets&) = default;
 };
 
 struct Compaction {
   double threshold = 0.8;          // compact when the request nears this fraction of the window
   uint64_t keep_recent_turns = 4;  // turns whose tool results are never elided
+  friend bool operator==(const Compaction&, const Compaction&) = default;
 };
 
 struct RunSpec {
@@ -64,10 +70,36 @@ struct RunSpec {
   retry::Policy retry;
   uint32_t loop_repeat_limit = 3;  // identical call+result this many times -> stuck
   Compaction compaction;
+  friend bool operator==(const RunSpec&, const RunSpec&) = default;
 };
 
-// Parses and checks a spec. Unknown members are errors (a typo in a budget
-// must not silently mean "unlimited"); the error names the member.
+// A member that does not hold: its dotted path ("budgets.max_turns"; empty
+// for the spec as a whole) and the message, which names it.
+struct Fault {
+  std::string member;
+  std::string message;
+  Error ToError() const { return Error::Invalid(message); }
+};
+
+// The sections a controller fills from its own layers of configuration:
+// the members j has are read over what *out holds, so defaults and earlier
+// layers stay where j is silent. Reading checks types and unknown members;
+// Check checks the values.
+std::optional<Fault> ReadModel(const nlohmann::json& j, Model* out);
+std::optional<Fault> ReadBudgets(const nlohmann::json& j, Budgets* out);
+
+// The checks of a filled-in spec, in a fixed order: the first that fails.
+std::optional<Fault> Check(const RunSpec& s);
+
+// The spec as kiln-runtime reads it: Parse(ToJson(s)) is s, with the
+// provider's defaults (base_url, api_key_env) filled in where s left them
+// empty.
+nlohmann::json ToJson(const RunSpec& s);
+nlohmann::json ToJson(const Budgets& b);
+
+// Reads every section and checks the spec. Unknown members are errors (a
+// typo in a budget must not silently mean "unlimited"); the error names the
+// member.
 Result<RunSpec> Parse(const nlohmann::json& j);
 Result<RunSpec> ParseText(std::string_view text, std::string_view source);
 

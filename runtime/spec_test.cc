@@ -75,5 +75,90 @@ TEST(Spec, ErrorsNameTheMember) {
   EXPECT_NE(t.error().message().find("run spec 'spec.json' is not valid JSON"), std::string::npos);
 }
 
+// Every member set away from its default: what ToJson writes, Parse reads
+// back unchanged, so nothing the controller fills is lost on the way.
+TEST(Spec, ParseReadsBackWhatToJsonWrites) {
+  RunSpec s;
+  s.role = "review";
+  s.skill = "You review.";
+  s.task = "look at #4";
+  s.workspace = "/w";
+  s.model = {"openai", "gpt-x", "http://127.0.0.1:3128/gateway/openai", "KEY", 100, 1000, false, 1,
+             2,        3};
+  s.budgets = {7, 1, 2, 3, 4.5, 6};
+  s.prices["gpt-x"] = {1.5, 2.5, 0.25, 3.25};
+  s.tools = {"read", "submit"};
+  s.limits = {300, 1, 2, 3, 4, 5, 6, 7};
+  s.result_schema = {{"type", "object"}, {"required", {"verdict"}}};
+  s.retry = {2, 10, 20, 30, 1.5};
+  s.loop_repeat_limit = 5;
+  s.compaction = {0.5, 2};
+  auto back = Parse(ToJson(s));
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_TRUE(*back == s) << ToJson(*back).dump() << "\n" << ToJson(s).dump();
+
+  // Left empty, the provider's defaults are filled in.
+  s.model.base_url.clear();
+  s.model.api_key_env.clear();
+  back = Parse(ToJson(s));
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back->model.base_url, "https://api.openai.com/v1");
+  EXPECT_EQ(back->model.api_key_env, "OPENAI_API_KEY");
+}
+
+TEST(Spec, SectionsAreReadOverWhatTheyHold) {
+  Model m;
+  m.name = "from-config";
+  m.max_tokens = 100;
+  ASSERT_FALSE(ReadModel({{"max_tokens", 200}}, &m));
+  EXPECT_EQ(m.name, "from-config");
+  EXPECT_EQ(m.max_tokens, 200u);
+
+  Budgets b;
+  ASSERT_FALSE(ReadBudgets({{"max_turns", 40}}, &b));
+  ASSERT_FALSE(ReadBudgets({{"max_wall_ms", 9}}, &b));
+  EXPECT_EQ(b.max_turns, 40u);
+  EXPECT_EQ(b.max_wall_ms, 9u);
+}
+
+// The member at fault is given as data, so a caller (a skill's front
+// matter) can point at its own line for it without reading the message.
+TEST(Spec, FaultsNameTheMemberAsData) {
+  Budgets b;
+  auto f = ReadBudgets({{"max_turns", "many"}}, &b);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->member, "budgets.max_turns");
+  EXPECT_EQ(f->message, "'budgets.max_turns' must be a non-negative integer");
+  EXPECT_EQ(b.max_turns, 50u);  // untouched
+
+  Model m;
+  f = ReadModel({{"nmae", "x"}}, &m);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->member, "model.nmae");
+  f = ReadModel(json::array(), &m);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->member, "model");
+  EXPECT_EQ(f->message, "model must be an object");
+
+  RunSpec s;
+  s.role = "r";
+  s.task = "t";
+  s.model.name = "m";
+  EXPECT_FALSE(Check(s));
+  s.tools = {"shell", "rm"};
+  f = Check(s);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->member, "tools.allowed");
+  s.tools = {"shell"};
+  s.budgets.max_cost_usd = 1;
+  f = Check(s);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->member, "budgets.max_cost_usd");
+  s.result_schema = {{"type", 3}};
+  f = Check(s);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->member, "result_schema");
+}
+
 }  // namespace
 }  // namespace kiln::spec

@@ -30,19 +30,17 @@ constexpr long kOverlayfsMagic = 0x794c7630;
 
 // One attempt at the trial: the sandbox's command output, or why it failed.
 Result<std::map<std::string, std::string>> Attempt(Spec spec) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return Error::Sys("pipe2", errno);
-  UniqueFd read_end(p[0]), write_end(p[1]);
-  spec.pass_fds = {write_end.get()};
-  spec.argv = {kInsideBinary, "sandbox", "check", "--inside-fd", std::to_string(write_end.get())};
+  KILN_ASSIGN_OR_RETURN(Pipe pipe, MakePipe());
+  spec.pass_fds = {pipe.write.get()};
+  spec.argv = {kInsideBinary, "sandbox", "check", "--inside-fd", std::to_string(pipe.write.get())};
   auto report = Run(spec);
-  write_end.reset();
+  pipe.write.reset();
   if (!report) return report.error();
   if (report->status != 0) {
     return Error::Internal("the trial sandbox exited " + std::to_string(report->status) +
                            (report->error.empty() ? "" : ": " + report->error));
   }
-  KILN_ASSIGN_OR_RETURN(std::string out, ReadAll(read_end.get(), "the trial's output"));
+  KILN_ASSIGN_OR_RETURN(std::string out, ReadAll(pipe.read.get(), "the trial's output"));
   std::map<std::string, std::string> seen;
   std::istringstream in(out);
   for (std::string line; std::getline(in, line);) {

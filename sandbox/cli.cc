@@ -1,9 +1,12 @@
 #include "sandbox/cli.h"
 
+#include <CLI/CLI.hpp>
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <memory>
 
@@ -163,15 +166,9 @@ int DoCheck(const CheckOptions& o) {
   return a.can_isolate ? 0 : 1;
 }
 
-}  // namespace
-
-void Register(CLI::App& app, int* exit_code,
-              std::function<int(const std::string& state_dir)> extra_gc) {
-  auto* sandbox = app.add_subcommand("sandbox", "Run commands in kiln's per-run containers");
-  sandbox->require_subcommand(1);
-
-  auto o = std::make_shared<RunOptions>();
-  auto* run = sandbox->add_subcommand(
+// `sandbox run` and its options, read into o.
+CLI::App* AddRun(CLI::App& sandbox, const std::shared_ptr<RunOptions>& o) {
+  auto* run = sandbox.add_subcommand(
       "run", "Run a command in a fresh sandbox: kiln sandbox run [options] -- CMD ARGS...");
   run->add_option("--image", o->spec.image,
                   "'host' (read-only host /usr, filtered /etc) or a root filesystem directory")
@@ -215,6 +212,18 @@ void Register(CLI::App& app, int* exit_code,
   run->add_option("--id", o->spec.id, "sandbox id (default: random)");
   run->add_option("--report", o->report, "write a JSON report of the run to this file");
   run->add_option("command", o->spec.argv, "the command and its arguments, after --")->required();
+  return run;
+}
+
+}  // namespace
+
+void Register(CLI::App& app, int* exit_code,
+              std::function<int(const std::string& state_dir)> extra_gc) {
+  auto* sandbox = app.add_subcommand("sandbox", "Run commands in kiln's per-run containers");
+  sandbox->require_subcommand(1);
+
+  auto o = std::make_shared<RunOptions>();
+  auto* run = AddRun(*sandbox, o);
   run->callback([o, exit_code]() { *exit_code = DoRun(*o); });
 
   auto c = std::make_shared<CheckOptions>();
@@ -246,6 +255,69 @@ void Register(CLI::App& app, int* exit_code,
     *exit_code = DoGc(*g);
     if (extra_gc) *exit_code = std::max(*exit_code, extra_gc(g->state_dir));
   });
+}
+
+std::vector<std::string> RunArgs(const Spec& spec, const std::string& report_path) {
+  std::vector<std::string> a = {"sandbox", "run"};
+  auto opt = [&](const char* name, const std::string& value) {
+    a.push_back(name);
+    a.push_back(value);
+  };
+  opt("--id", spec.id);
+  opt("--image", spec.image);
+  if (!spec.state_dir.empty()) opt("--state-dir", spec.state_dir);
+  opt("--cgroup-root", spec.cgroup_root);
+  opt("--cgroup-parent", spec.cgroup_parent);
+  if (!report_path.empty()) opt("--report", report_path);
+  if (spec.workspace) opt("--workspace", *spec.workspace);
+  for (const auto& b : spec.binds) {
+    opt("--bind", b.source + ":" + b.dest + (b.read_only ? ":ro" : ":rw"));
+  }
+  for (const auto& t : spec.tmpfs) opt("--tmpfs", t.dest + ":" + std::to_string(t.size_bytes));
+  for (const auto& e : spec.env) opt("--env", e);
+  if (!spec.workdir.empty()) opt("--workdir", spec.workdir);
+  opt("--hostname", spec.hostname);
+  opt("--uid", std::to_string(spec.uid));
+  opt("--gid", std::to_string(spec.gid));
+  const auto& l = spec.limits;
+  opt("--pids", l.pids ? std::to_string(*l.pids) : "max");  // RLIMIT_NPROC without a cgroup
+  if (!spec.use_cgroup) {
+    a.push_back("--no-cgroup");
+  } else {
+    opt("--memory", l.memory_bytes ? std::to_string(*l.memory_bytes) : "max");
+    if (l.cpus) {
+      char buf[32];
+      auto end = std::to_chars(buf, buf + sizeof buf, *l.cpus).ptr;  // shortest exact form
+      opt("--cpus", std::string(buf, end));
+    }
+  }
+  opt("--nofile", std::to_string(l.nofile));
+  opt("--fsize", std::to_string(l.fsize_bytes));
+  if (l.timeout_ms > 0) opt("--timeout", std::to_string(l.timeout_ms) + "ms");
+  opt("--grace", std::to_string(l.grace_ms) + "ms");
+  opt("--rootfs-size", std::to_string(l.rootfs_bytes));
+  if (!spec.seccomp_policy.empty()) opt("--seccomp-policy", spec.seccomp_policy);
+  if (spec.seccomp_log) a.push_back("--seccomp-log");
+  for (int fd : spec.pass_fds) opt("--pass-fd", std::to_string(fd));
+  a.push_back("--");
+  a.insert(a.end(), spec.argv.begin(), spec.argv.end());
+  return a;
+}
+
+Result<Spec> ParseRunArgs(std::vector<std::string> args, std::string* report_path) {
+  CLI::App app("kiln");
+  auto* sandbox = app.add_subcommand("sandbox");
+  auto o = std::make_shared<RunOptions>();
+  AddRun(*sandbox, o);
+  std::reverse(args.begin(), args.end());  // CLI11 takes the vector last argument first
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return Error::Invalid(std::string("sandbox run: ") + e.what());
+  }
+  KILN_TRY(Complete(*o));
+  if (report_path != nullptr) *report_path = o->report;
+  return o->spec;
 }
 
 }  // namespace kiln::sandbox::cli

@@ -16,11 +16,13 @@ struct BindMount {
   std::string source;  // host path; must exist
   std::string dest;    // absolute path inside the sandbox
   bool read_only = false;
+  friend bool operator==(const BindMount&, const BindMount&) = default;
 };
 
 struct TmpfsMount {
   std::string dest;                   // absolute path inside the sandbox
   uint64_t size_bytes = 64ull << 20;  // default 64 MiB
+  friend bool operator==(const TmpfsMount&, const TmpfsMount&) = default;
 };
 
 struct Limits {
@@ -34,6 +36,7 @@ struct Limits {
   uint64_t timeout_ms = 0;             // wall clock; 0 = none
   uint64_t grace_ms = 2000;            // SIGTERM -> SIGKILL delay after timeout
   uint64_t rootfs_bytes = 1ull << 30;  // size of the tmpfs holding the overlay upper
+  friend bool operator==(const Limits&, const Limits&) = default;
 };
 
 struct Spec {
@@ -56,6 +59,7 @@ struct Spec {
   std::string cgroup_root = "/sys/fs/cgroup";  // where the cgroup hierarchies are mounted
   std::string cgroup_parent = "kiln";          // relative to each hierarchy's root
   std::string id;                              // empty: generated
+  friend bool operator==(const Spec&, const Spec&) = default;
 };
 
 // Checks what can be checked without touching the system: absolute

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <functional>
 #include <map>
 #include <optional>
 #include <variant>
@@ -228,233 +227,305 @@ Status Patch(Local& f, const std::string& repo, int64_t number, const json& j) {
   return f.Update(repo, number, title, body, state);
 }
 
-// The routes under /api/v1/ for an authenticated user.
-Result<ApiResponse> Route(Local& f, const std::string& user, const std::string& method,
-                          const Target& t, const std::string& raw_body) {
-  const auto& seg = t.segments;
-  std::vector<std::string> c;
-  auto query = [&](const std::string& key, const std::string& def) {
+// One request, as a route's handler sees it.
+struct Call {
+  Local& f;
+  const std::string& user;
+  const std::string& method;
+  const Target& t;
+  const std::string& raw_body;
+  std::vector<std::string> c;           // the pattern's '*' parts: owner, name, then the rest
+  std::optional<ApiResponse> bad_body;  // set by Json() for a body that is not an object
+
+  std::string repo() const { return c[0] + "/" + c[1]; }
+  std::string base() const { return "/api/v1/repos/" + repo(); }
+  std::string Query(const std::string& key, const std::string& def) const {
     auto it = t.query.find(key);
     return it == t.query.end() ? def : it->second;
-  };
-  // Only mutating routes read a body.
-  auto body = [&]() { return Body(raw_body); };
-#define KILN_BODY(var)                                                  \
-  auto var##_parsed = body();                                           \
-  if (auto* bad = std::get_if<ApiResponse>(&var##_parsed)) return *bad; \
-  const json& var = std::get<json>(var##_parsed)
+  }
+  // The body, read by the routes that change something, when they get to
+  // it: a malformed one answers 400 (Dispatch sends bad_body).
+  Result<json> Json() {
+    auto parsed = Body(raw_body);
+    if (auto* bad = std::get_if<ApiResponse>(&parsed)) {
+      bad_body = *bad;
+      return Error::Invalid("malformed body");
+    }
+    return std::get<json>(std::move(parsed));
+  }
+};
 
-  if (Match(seg, "user", &c)) {
-    if (method != "GET") return NotAllowed(method, "GET");
-    return JsonResponse(200, {{"login", user}});
+ApiResponse Created(const json& body, const std::string& location) {
+  ApiResponse r = JsonResponse(201, body);
+  r.headers.emplace_back("Location", location);
+  return r;
+}
+
+template <typename T, typename ToJson>
+ApiResponse JsonList(const std::vector<T>& items, ToJson to_json) {
+  json a = json::array();
+  for (const auto& i : items) a.push_back(to_json(i));
+  return JsonResponse(200, a);
+}
+
+Result<ApiResponse> GetUser(Call& call) { return JsonResponse(200, {{"login", call.user}}); }
+
+Result<ApiResponse> ListRepos(Call& call) {
+  KILN_ASSIGN_OR_RETURN(std::vector<LocalRepo> repos, call.f.ListRepos());
+  return JsonList(repos, wire::RepoJson);
+}
+
+Result<ApiResponse> GetRepo(Call& call) {
+  KILN_ASSIGN_OR_RETURN(LocalRepo r, call.f.GetRepo(call.repo()));
+  return JsonResponse(200, wire::RepoJson(r));
+}
+
+// ?labels=a,b keeps the issues that have all of them.
+Result<ApiResponse> ListIssues(Call& call) {
+  IssueFilter filter;
+  filter.state = call.Query("state", "open");
+  std::vector<std::string> labels;
+  for (const auto& l : Split(call.Query("labels", ""), ',')) {
+    if (!Trim(l).empty()) labels.emplace_back(Trim(l));
   }
-  if (Match(seg, "repos", &c)) {
-    if (method != "GET") return NotAllowed(method, "GET");
-    KILN_ASSIGN_OR_RETURN(std::vector<LocalRepo> repos, f.ListRepos());
-    json a = json::array();
-    for (const auto& r : repos) a.push_back(wire::RepoJson(r));
-    return JsonResponse(200, a);
+  if (!labels.empty()) filter.label = labels.front();
+  KILN_ASSIGN_OR_RETURN(std::vector<Issue> issues, call.f.ListIssues(call.repo(), filter));
+  std::erase_if(issues, [&](const Issue& i) {
+    return !std::all_of(labels.begin(), labels.end(), [&](const std::string& l) {
+      return std::find(i.labels.begin(), i.labels.end(), l) != i.labels.end();
+    });
+  });
+  return JsonList(issues, wire::IssueJson);
+}
+
+Result<ApiResponse> CreateIssue(Call& call) {
+  KILN_ASSIGN_OR_RETURN(json j, call.Json());
+  KILN_ASSIGN_OR_RETURN(std::string title, String(j, "title", true));
+  KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", false));
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> labels, Strings(j, "labels", false));
+  KILN_ASSIGN_OR_RETURN(Issue issue, call.f.CreateIssue(call.repo(), title, text, labels));
+  return Created(wire::IssueJson(issue), call.base() + "/issues/" + std::to_string(issue.number));
+}
+
+Result<ApiResponse> EditComment(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t id, Number(call.c[2], "comment id"));
+  KILN_ASSIGN_OR_RETURN(json j, call.Json());
+  KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", true));
+  KILN_TRY(call.f.EditComment(call.repo(), id, text));
+  return JsonResponse(200, {{"id", id}, {"body", text}});
+}
+
+Result<ApiResponse> GetIssue(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
+  KILN_ASSIGN_OR_RETURN(Issue issue, call.f.GetIssue(call.repo(), n));
+  return JsonResponse(200, wire::IssueJson(issue));
+}
+
+Result<ApiResponse> PatchIssue(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
+  KILN_ASSIGN_OR_RETURN(json j, call.Json());
+  KILN_TRY(Patch(call.f, call.repo(), n, j));
+  return GetIssue(call);
+}
+
+Result<ApiResponse> ListComments(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
+  KILN_ASSIGN_OR_RETURN(std::vector<Comment> comments, call.f.Comments(call.repo(), n));
+  return JsonList(comments, wire::CommentJson);
+}
+
+Result<ApiResponse> AddComment(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
+  KILN_ASSIGN_OR_RETURN(json j, call.Json());
+  KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", true));
+  KILN_ASSIGN_OR_RETURN(Comment cm, call.f.AddComment(call.repo(), n, text));
+  return JsonResponse(201, wire::CommentJson(cm));
+}
+
+Result<ApiResponse> GetLabels(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
+  KILN_ASSIGN_OR_RETURN(Issue issue, call.f.GetIssue(call.repo(), n));
+  return JsonResponse(200, LabelsJson(issue.labels));
+}
+
+Result<ApiResponse> AddLabels(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
+  KILN_ASSIGN_OR_RETURN(json j, call.Json());
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> labels, Strings(j, "labels", true));
+  KILN_TRY(call.f.AddLabels(call.repo(), n, labels));
+  return GetLabels(call);
+}
+
+Result<ApiResponse> RemoveLabels(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
+  KILN_ASSIGN_OR_RETURN(Issue issue, call.f.GetIssue(call.repo(), n));
+  for (const auto& l : issue.labels) KILN_TRY(call.f.RemoveLabel(call.repo(), n, l));
+  return GetLabels(call);
+}
+
+Result<ApiResponse> RemoveLabel(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
+  KILN_TRY(call.f.RemoveLabel(call.repo(), n, call.c[3]));
+  return GetLabels(call);
+}
+
+Result<ApiResponse> ListPulls(Call& call) {
+  KILN_ASSIGN_OR_RETURN(std::vector<PullRequest> pulls,
+                        call.f.ListPulls(call.repo(), call.Query("state", "open")));
+  return JsonList(pulls, wire::PullJson);
+}
+
+Result<ApiResponse> OpenPull(Call& call) {
+  KILN_ASSIGN_OR_RETURN(json j, call.Json());
+  KILN_ASSIGN_OR_RETURN(std::string title, String(j, "title", true));
+  KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", false));
+  KILN_ASSIGN_OR_RETURN(std::string head, String(j, "head", true));
+  KILN_ASSIGN_OR_RETURN(std::string base_branch, String(j, "base", false));
+  KILN_ASSIGN_OR_RETURN(PullRequest p,
+                        call.f.OpenPull(call.repo(), title, text, head, base_branch));
+  return Created(wire::PullJson(p), call.base() + "/pulls/" + std::to_string(p.issue.number));
+}
+
+Result<ApiResponse> GetPull(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
+  KILN_ASSIGN_OR_RETURN(PullRequest p, call.f.GetPull(call.repo(), n));
+  return JsonResponse(200, wire::PullJson(p));
+}
+
+Result<ApiResponse> PatchPull(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
+  KILN_TRY(call.f.GetPull(call.repo(), n));
+  KILN_ASSIGN_OR_RETURN(json j, call.Json());
+  KILN_TRY(Patch(call.f, call.repo(), n, j));
+  return GetPull(call);
+}
+
+Result<ApiResponse> PullDiff(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
+  KILN_ASSIGN_OR_RETURN(std::string patch, call.f.Diff(call.repo(), n));
+  ApiResponse r;
+  r.content_type = "text/x-diff; charset=utf-8";
+  r.body = std::move(patch);
+  return r;
+}
+
+Result<ApiResponse> ListReviews(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
+  KILN_ASSIGN_OR_RETURN(std::vector<Review> reviews, call.f.Reviews(call.repo(), n));
+  return JsonList(reviews, wire::ReviewJson);
+}
+
+Result<ApiResponse> AddReview(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
+  KILN_ASSIGN_OR_RETURN(json j, call.Json());
+  KILN_ASSIGN_OR_RETURN(Review review, ReviewFrom(j));
+  KILN_ASSIGN_OR_RETURN(Review out, call.f.AddReview(call.repo(), n, review));
+  return JsonResponse(201, wire::ReviewJson(out));
+}
+
+// GitHub's "is it merged": 204 or 404.
+Result<ApiResponse> IsMerged(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
+  KILN_ASSIGN_OR_RETURN(PullRequest p, call.f.GetPull(call.repo(), n));
+  if (p.issue.state != "merged")
+    return Message(404, "pull request #" + call.c[2] + " is not merged");
+  ApiResponse r;
+  r.status = 204;
+  return r;
+}
+
+Result<ApiResponse> MergePull(Call& call) {
+  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
+  KILN_ASSIGN_OR_RETURN(PullRequest p, call.f.Merge(call.repo(), n));
+  return JsonResponse(200, {{"merged", true},
+                            {"sha", p.merged_sha},
+                            {"message", "pull request #" + call.c[2] + " merged"}});
+}
+
+Result<ApiResponse> ListStatuses(Call& call) {
+  KILN_ASSIGN_OR_RETURN(std::vector<CommitStatus> statuses,
+                        call.f.Statuses(call.repo(), call.c[2]));
+  return JsonList(statuses, wire::StatusJson);
+}
+
+Result<ApiResponse> SetStatus(Call& call) {
+  KILN_ASSIGN_OR_RETURN(json j, call.Json());
+  CommitStatus s;
+  KILN_ASSIGN_OR_RETURN(s.state, String(j, "state", true));
+  KILN_ASSIGN_OR_RETURN(s.context, String(j, "context", false));
+  if (s.context.empty()) s.context = "default";  // as GitHub
+  KILN_ASSIGN_OR_RETURN(s.description, String(j, "description", false));
+  KILN_ASSIGN_OR_RETURN(s.target_url, String(j, "target_url", false));
+  KILN_TRY(call.f.SetStatus(call.repo(), call.c[2], s));
+  KILN_ASSIGN_OR_RETURN(std::vector<CommitStatus> all, call.f.Statuses(call.repo(), call.c[2]));
+  for (const auto& st : all) {
+    if (st.context == s.context) return JsonResponse(201, wire::StatusJson(st));
   }
+  return JsonResponse(201, wire::StatusJson(s));
+}
+
+struct Route {
+  std::string_view pattern;  // segments after /api/v1/; '*' is one segment
+  std::string_view method;
+  Result<ApiResponse> (*handle)(Call&);
+};
+
+// The routes under /api/v1/ (docs/api.md). The first pattern that matches
+// is the route; its methods, in this order, are the Allow header of a 405.
+constexpr Route kRoutes[] = {
+    {"user", "GET", GetUser},
+    {"repos", "GET", ListRepos},
+    {"repos/*/*", "GET", GetRepo},
+    {"repos/*/*/issues", "GET", ListIssues},
+    {"repos/*/*/issues", "POST", CreateIssue},
+    {"repos/*/*/issues/comments/*", "PATCH", EditComment},
+    {"repos/*/*/issues/*", "GET", GetIssue},
+    {"repos/*/*/issues/*", "PATCH", PatchIssue},
+    {"repos/*/*/issues/*/comments", "GET", ListComments},
+    {"repos/*/*/issues/*/comments", "POST", AddComment},
+    {"repos/*/*/issues/*/labels", "GET", GetLabels},
+    {"repos/*/*/issues/*/labels", "POST", AddLabels},
+    {"repos/*/*/issues/*/labels", "DELETE", RemoveLabels},
+    {"repos/*/*/issues/*/labels/*", "DELETE", RemoveLabel},
+    {"repos/*/*/pulls", "GET", ListPulls},
+    {"repos/*/*/pulls", "POST", OpenPull},
+    {"repos/*/*/pulls/*", "GET", GetPull},
+    {"repos/*/*/pulls/*", "PATCH", PatchPull},
+    {"repos/*/*/pulls/*/diff", "GET", PullDiff},
+    {"repos/*/*/pulls/*/reviews", "GET", ListReviews},
+    {"repos/*/*/pulls/*/reviews", "POST", AddReview},
+    {"repos/*/*/pulls/*/merge", "GET", IsMerged},
+    {"repos/*/*/pulls/*/merge", "POST", MergePull},
+    {"repos/*/*/pulls/*/merge", "PUT", MergePull},
+    {"repos/*/*/commits/*/statuses", "GET", ListStatuses},
+    {"repos/*/*/statuses/*", "POST", SetStatus},
+};
+
+// The route for an authenticated user's request.
+Result<ApiResponse> Dispatch(Local& f, const std::string& user, const std::string& method,
+                             const Target& t, const std::string& raw_body) {
+  const auto& seg = t.segments;
+  Call call{f, user, method, t, raw_body, {}, std::nullopt};
+  std::string_view matched;
+  std::string allow;
+  for (const Route& r : kRoutes) {
+    if (matched.empty()) {
+      if (!Match(seg, r.pattern, &call.c)) continue;
+      matched = r.pattern;
+    } else if (r.pattern != matched) {
+      break;
+    }
+    if (r.method == method) {
+      Result<ApiResponse> response = r.handle(call);
+      if (call.bad_body) return *call.bad_body;
+      return response;
+    }
+    allow += (allow.empty() ? "" : ", ") + std::string(r.method);
+  }
+  if (!allow.empty()) return NotAllowed(method, allow);
   if (seg.size() < 3 || seg[0] != "repos") {
     return Message(404, "no route " + method + " /api/v1/" + (seg.empty() ? "" : seg[0]));
   }
-  const std::string repo = seg[1] + "/" + seg[2];
-  const std::string base = "/api/v1/repos/" + repo;
-
-  if (Match(seg, "repos/*/*", &c)) {
-    if (method != "GET") return NotAllowed(method, "GET");
-    KILN_ASSIGN_OR_RETURN(LocalRepo r, f.GetRepo(repo));
-    return JsonResponse(200, wire::RepoJson(r));
-  }
-  if (Match(seg, "repos/*/*/issues", &c)) {
-    if (method == "GET") {
-      IssueFilter filter;
-      filter.state = query("state", "open");
-      std::vector<std::string> labels;
-      for (const auto& l : Split(query("labels", ""), ',')) {
-        if (!Trim(l).empty()) labels.emplace_back(Trim(l));
-      }
-      if (!labels.empty()) filter.label = labels.front();
-      KILN_ASSIGN_OR_RETURN(std::vector<Issue> issues, f.ListIssues(repo, filter));
-      json a = json::array();
-      for (const auto& i : issues) {
-        bool all = std::all_of(labels.begin(), labels.end(), [&](const std::string& l) {
-          return std::find(i.labels.begin(), i.labels.end(), l) != i.labels.end();
-        });
-        if (all) a.push_back(wire::IssueJson(i));
-      }
-      return JsonResponse(200, a);
-    }
-    if (method == "POST") {
-      KILN_BODY(j);
-      KILN_ASSIGN_OR_RETURN(std::string title, String(j, "title", true));
-      KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", false));
-      KILN_ASSIGN_OR_RETURN(std::vector<std::string> labels, Strings(j, "labels", false));
-      KILN_ASSIGN_OR_RETURN(Issue issue, f.CreateIssue(repo, title, text, labels));
-      ApiResponse r = JsonResponse(201, wire::IssueJson(issue));
-      r.headers.emplace_back("Location", base + "/issues/" + std::to_string(issue.number));
-      return r;
-    }
-    return NotAllowed(method, "GET, POST");
-  }
-  if (Match(seg, "repos/*/*/issues/comments/*", &c)) {
-    if (method != "PATCH") return NotAllowed(method, "PATCH");
-    KILN_ASSIGN_OR_RETURN(int64_t id, Number(c[2], "comment id"));
-    KILN_BODY(j);
-    KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", true));
-    KILN_TRY(f.EditComment(repo, id, text));
-    return JsonResponse(200, {{"id", id}, {"body", text}});
-  }
-  if (Match(seg, "repos/*/*/issues/*", &c)) {
-    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "issue number"));
-    if (method == "GET") {
-      KILN_ASSIGN_OR_RETURN(Issue issue, f.GetIssue(repo, n));
-      return JsonResponse(200, wire::IssueJson(issue));
-    }
-    if (method == "PATCH") {
-      KILN_BODY(j);
-      KILN_TRY(Patch(f, repo, n, j));
-      KILN_ASSIGN_OR_RETURN(Issue issue, f.GetIssue(repo, n));
-      return JsonResponse(200, wire::IssueJson(issue));
-    }
-    return NotAllowed(method, "GET, PATCH");
-  }
-  if (Match(seg, "repos/*/*/issues/*/comments", &c)) {
-    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "issue number"));
-    if (method == "GET") {
-      KILN_ASSIGN_OR_RETURN(std::vector<Comment> comments, f.Comments(repo, n));
-      json a = json::array();
-      for (const auto& cm : comments) a.push_back(wire::CommentJson(cm));
-      return JsonResponse(200, a);
-    }
-    if (method == "POST") {
-      KILN_BODY(j);
-      KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", true));
-      KILN_ASSIGN_OR_RETURN(Comment cm, f.AddComment(repo, n, text));
-      return JsonResponse(201, wire::CommentJson(cm));
-    }
-    return NotAllowed(method, "GET, POST");
-  }
-  if (Match(seg, "repos/*/*/issues/*/labels", &c)) {
-    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "issue number"));
-    if (method == "POST") {
-      KILN_BODY(j);
-      KILN_ASSIGN_OR_RETURN(std::vector<std::string> labels, Strings(j, "labels", true));
-      KILN_TRY(f.AddLabels(repo, n, labels));
-    } else if (method == "DELETE") {
-      KILN_ASSIGN_OR_RETURN(Issue issue, f.GetIssue(repo, n));
-      for (const auto& l : issue.labels) KILN_TRY(f.RemoveLabel(repo, n, l));
-    } else if (method != "GET") {
-      return NotAllowed(method, "GET, POST, DELETE");
-    }
-    KILN_ASSIGN_OR_RETURN(Issue issue, f.GetIssue(repo, n));
-    return JsonResponse(200, LabelsJson(issue.labels));
-  }
-  if (Match(seg, "repos/*/*/issues/*/labels/*", &c)) {
-    if (method != "DELETE") return NotAllowed(method, "DELETE");
-    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "issue number"));
-    KILN_TRY(f.RemoveLabel(repo, n, c[3]));
-    KILN_ASSIGN_OR_RETURN(Issue issue, f.GetIssue(repo, n));
-    return JsonResponse(200, LabelsJson(issue.labels));
-  }
-  if (Match(seg, "repos/*/*/pulls", &c)) {
-    if (method == "GET") {
-      KILN_ASSIGN_OR_RETURN(std::vector<PullRequest> pulls,
-                            f.ListPulls(repo, query("state", "open")));
-      json a = json::array();
-      for (const auto& p : pulls) a.push_back(wire::PullJson(p));
-      return JsonResponse(200, a);
-    }
-    if (method == "POST") {
-      KILN_BODY(j);
-      KILN_ASSIGN_OR_RETURN(std::string title, String(j, "title", true));
-      KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", false));
-      KILN_ASSIGN_OR_RETURN(std::string head, String(j, "head", true));
-      KILN_ASSIGN_OR_RETURN(std::string base_branch, String(j, "base", false));
-      KILN_ASSIGN_OR_RETURN(PullRequest p, f.OpenPull(repo, title, text, head, base_branch));
-      ApiResponse r = JsonResponse(201, wire::PullJson(p));
-      r.headers.emplace_back("Location", base + "/pulls/" + std::to_string(p.issue.number));
-      return r;
-    }
-    return NotAllowed(method, "GET, POST");
-  }
-  if (Match(seg, "repos/*/*/pulls/*", &c)) {
-    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "pull request number"));
-    if (method == "PATCH") {
-      KILN_TRY(f.GetPull(repo, n));
-      KILN_BODY(j);
-      KILN_TRY(Patch(f, repo, n, j));
-    } else if (method != "GET") {
-      return NotAllowed(method, "GET, PATCH");
-    }
-    KILN_ASSIGN_OR_RETURN(PullRequest p, f.GetPull(repo, n));
-    return JsonResponse(200, wire::PullJson(p));
-  }
-  if (Match(seg, "repos/*/*/pulls/*/diff", &c)) {
-    if (method != "GET") return NotAllowed(method, "GET");
-    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "pull request number"));
-    KILN_ASSIGN_OR_RETURN(std::string patch, f.Diff(repo, n));
-    ApiResponse r;
-    r.content_type = "text/x-diff; charset=utf-8";
-    r.body = std::move(patch);
-    return r;
-  }
-  if (Match(seg, "repos/*/*/pulls/*/reviews", &c)) {
-    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "pull request number"));
-    if (method == "GET") {
-      KILN_ASSIGN_OR_RETURN(std::vector<Review> reviews, f.Reviews(repo, n));
-      json a = json::array();
-      for (const auto& r : reviews) a.push_back(wire::ReviewJson(r));
-      return JsonResponse(200, a);
-    }
-    if (method == "POST") {
-      KILN_BODY(j);
-      KILN_ASSIGN_OR_RETURN(Review review, ReviewFrom(j));
-      KILN_ASSIGN_OR_RETURN(Review out, f.AddReview(repo, n, review));
-      return JsonResponse(201, wire::ReviewJson(out));
-    }
-    return NotAllowed(method, "GET, POST");
-  }
-  if (Match(seg, "repos/*/*/pulls/*/merge", &c)) {
-    KILN_ASSIGN_OR_RETURN(int64_t n, Number(c[2], "pull request number"));
-    if (method == "GET") {  // GitHub's "is it merged": 204 or 404
-      KILN_ASSIGN_OR_RETURN(PullRequest p, f.GetPull(repo, n));
-      if (p.issue.state != "merged")
-        return Message(404, "pull request #" + c[2] + " is not merged");
-      ApiResponse r;
-      r.status = 204;
-      return r;
-    }
-    if (method != "POST" && method != "PUT") return NotAllowed(method, "GET, POST, PUT");
-    KILN_ASSIGN_OR_RETURN(PullRequest p, f.Merge(repo, n));
-    return JsonResponse(200, {{"merged", true},
-                              {"sha", p.merged_sha},
-                              {"message", "pull request #" + c[2] + " merged"}});
-  }
-  if (Match(seg, "repos/*/*/commits/*/statuses", &c)) {
-    if (method != "GET") return NotAllowed(method, "GET");
-    KILN_ASSIGN_OR_RETURN(std::vector<CommitStatus> statuses, f.Statuses(repo, c[2]));
-    json a = json::array();
-    for (const auto& s : statuses) a.push_back(wire::StatusJson(s));
-    return JsonResponse(200, a);
-  }
-  if (Match(seg, "repos/*/*/statuses/*", &c)) {
-    if (method != "POST") return NotAllowed(method, "POST");
-    KILN_BODY(j);
-    CommitStatus s;
-    KILN_ASSIGN_OR_RETURN(s.state, String(j, "state", true));
-    KILN_ASSIGN_OR_RETURN(s.context, String(j, "context", false));
-    if (s.context.empty()) s.context = "default";  // as GitHub
-    KILN_ASSIGN_OR_RETURN(s.description, String(j, "description", false));
-    KILN_ASSIGN_OR_RETURN(s.target_url, String(j, "target_url", false));
-    KILN_TRY(f.SetStatus(repo, c[2], s));
-    KILN_ASSIGN_OR_RETURN(std::vector<CommitStatus> all, f.Statuses(repo, c[2]));
-    for (const auto& st : all) {
-      if (st.context == s.context) return JsonResponse(201, wire::StatusJson(st));
-    }
-    return JsonResponse(201, wire::StatusJson(s));
-  }
-#undef KILN_BODY
   std::string path;
   for (const auto& s : seg) path += "/" + s;
   return Message(404, "no route " + method + " /api/v1" + path);
@@ -513,7 +584,7 @@ ApiResponse Api::Handle(const ApiRequest& req) {
   if (!target) return Message(400, "malformed request target " + Quote(req.target));
   auto forge = ForgeFor(**user);
   if (!forge.ok()) return FromError(forge.error());
-  Result<ApiResponse> r = Route(**forge, **user, req.method, *target, req.body);
+  Result<ApiResponse> r = Dispatch(**forge, **user, req.method, *target, req.body);
   if (!r.ok()) return FromError(r.error());
   return std::move(*r);
 }

@@ -17,7 +17,7 @@
 #include "base/fd.h"
 #include "base/strings.h"
 #include "base/terminal.h"
-#include "controller/config.h"
+#include "controller/config/config.h"
 #include "controller/forge/api.h"
 #include "controller/forge/db.h"
 #include "controller/forge/inbox.h"

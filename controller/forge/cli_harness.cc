@@ -2,8 +2,8 @@
 // would (exit status, stdout, stderr) without the rest of the controller.
 #include <CLI/CLI.hpp>
 
+#include "base/logging.h"
 #include "controller/forge/cli.h"
-#include "controller/logging.h"
 
 int main(int argc, char** argv) {
   (void)kiln::logging::Setup("text");

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/digest.h"
 #include "controller/forge/testutil.h"
 #include "controller/forge/users.h"
 
@@ -93,7 +94,7 @@ TEST_F(CliTest, ForgeInitReposAndUsers) {
   // The store keeps the token's SHA-256, never the token.
   const std::string stored = dir_.Read("state/kiln.db") + dir_.Read("state/kiln.db-wal");
   EXPECT_EQ(stored.find(rotated.out.substr(0, 69)), std::string::npos);
-  EXPECT_NE(stored.find(*Sha256Hex(rotated.out.substr(0, 69))), std::string::npos);
+  EXPECT_NE(stored.find(Sha256Hex(rotated.out.substr(0, 69))), std::string::npos);
   // The pipeline's bot (pipeline.bot, "kiln" by default) authors kiln's pull
   // requests: no API user may be it.
   Outcome bot = K("forge user add", "kiln");

@@ -13,13 +13,16 @@
 
 #include "base/clock.h"
 #include "base/strings.h"
-#include "controller/forge/bare.h"
 #include "controller/forge/db.h"
 #include "controller/forge/events.h"
 #include "controller/forge/rows.h"
 #include "controller/forge/validate.h"
+#include "controller/git/bare.h"
 
 namespace kiln::forge {
+
+namespace bare = git::bare;
+
 namespace {
 
 using store::sqlite::Stmt;

@@ -5,15 +5,18 @@
 
 #include "base/clock.h"
 #include "base/strings.h"
-#include "controller/forge/bare.h"
 #include "controller/forge/db.h"
 #include "controller/forge/local.h"
 #include "controller/forge/rows.h"
 #include "controller/forge/validate.h"
 #include "controller/forge/wire.h"
+#include "controller/git/bare.h"
 #include "controller/git/write.h"
 
 namespace kiln::forge {
+
+namespace bare = git::bare;
+
 namespace {
 
 using store::sqlite::Stmt;

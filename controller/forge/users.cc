@@ -1,25 +1,14 @@
 #include "controller/forge/users.h"
 
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "base/digest.h"
 #include "controller/forge/db.h"
 #include "controller/forge/validate.h"
 
 namespace kiln::forge {
 namespace {
-
-std::string Hex(const unsigned char* data, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out += kHex[data[i] >> 4];
-    out += kHex[data[i] & 15];
-  }
-  return out;
-}
 
 std::string OpenSslMessage() {
   unsigned long e = ERR_get_error();
@@ -34,19 +23,10 @@ Result<std::string> NewToken() {
   if (RAND_bytes(bytes, sizeof bytes) != 1) {
     return Error(Error::Code::kIO, "generating a token: RAND_bytes: " + OpenSslMessage());
   }
-  return "kiln_" + Hex(bytes, sizeof bytes);
+  return "kiln_" + Hex(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
 }
 
 }  // namespace
-
-Result<std::string> Sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) {
-    return Error(Error::Code::kInternal, "SHA-256: EVP_Digest: " + OpenSslMessage());
-  }
-  return Hex(md, len);
-}
 
 Result<std::unique_ptr<Users>> Users::Open(const std::string& store_path) {
   KILN_ASSIGN_OR_RETURN(store::sqlite::Db db, db::Open(store_path));
@@ -56,7 +36,7 @@ Result<std::unique_ptr<Users>> Users::Open(const std::string& store_path) {
 Result<std::string> Users::Add(const std::string& name, bool rotate, int64_t now_ms) {
   KILN_TRY(validate::UserName(name));
   KILN_ASSIGN_OR_RETURN(std::string token, NewToken());
-  KILN_ASSIGN_OR_RETURN(std::string hash, Sha256Hex(token));
+  std::string hash = Sha256Hex(token);
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(store::sqlite::Txn txn, store::sqlite::Txn::Begin(db_, "adding a user"));
   KILN_ASSIGN_OR_RETURN(
@@ -82,7 +62,7 @@ Result<std::string> Users::Add(const std::string& name, bool rotate, int64_t now
 
 Result<std::optional<std::string>> Users::Authenticate(std::string_view token) {
   if (token.empty()) return std::optional<std::string>();
-  KILN_ASSIGN_OR_RETURN(std::string hash, Sha256Hex(token));
+  std::string hash = Sha256Hex(token);
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(
       store::sqlite::Stmt stmt,

@@ -19,9 +19,6 @@
 
 namespace kiln::forge {
 
-// SHA-256 of data as 64 lowercase hex digits (OpenSSL EVP).
-Result<std::string> Sha256Hex(std::string_view data);
-
 struct User {
   std::string name;
   int64_t created_ms = 0;

@@ -1,7 +1,7 @@
 #include "controller/forge/validate.h"
 
 #include "base/strings.h"
-#include "controller/names.h"
+#include "controller/config/names.h"
 
 #include <algorithm>
 #include <cctype>

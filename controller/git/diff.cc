@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "base/digest.h"
 #include "controller/git/files.h"
 #include "controller/git/git.h"
 #include "controller/git/libgit.h"

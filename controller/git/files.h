@@ -43,9 +43,6 @@ class Cleanup {
   std::function<void()> fn_;
 };
 
-// Lowercase hex SHA-256 of data.
-std::string Sha256Hex(std::string_view data);
-
 // mkdir(path, mode); an existing directory is fine, and keeps its mode.
 Status MakeDir(const std::string& path, mode_t mode);
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/digest.h"
 #include "controller/git/files.h"
 #include "controller/git/git.h"
 #include "controller/git/libgit.h"

@@ -10,12 +10,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "controller/sessionlog/digest.h"
+#include "base/digest.h"
 
 namespace kiln::github {
 
 using nlohmann::json;
-using sessionlog::Base64Url;
 
 namespace {
 

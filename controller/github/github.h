@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "controller/config/github_settings.h"
 #include "controller/forge/forge.h"
 #include "controller/github/auth.h"
 #include "controller/github/rest.h"
-#include "controller/github/settings.h"
 
 namespace kiln::github {
 

@@ -25,7 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
-#include "runtime/http_client.h"
+#include "runtime/model/http_client.h"
 
 namespace kiln::github {
 

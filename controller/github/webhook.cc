@@ -15,7 +15,7 @@
 #include <utility>
 
 #include "base/clock.h"
-#include "controller/sessionlog/digest.h"
+#include "base/digest.h"
 
 namespace kiln::github {
 namespace {
@@ -296,7 +296,7 @@ std::string Sign(std::string_view secret, std::string_view body) {
     return "";  // matches no header: SignatureValid refuses
   }
   return std::string(kSignaturePrefix) +
-         sessionlog::Hex(std::string_view(reinterpret_cast<const char*>(mac.data()), len));
+         Hex(std::string_view(reinterpret_cast<const char*>(mac.data()), len));
 }
 
 bool SignatureValid(std::string_view secret, std::string_view body, std::string_view header) {
@@ -336,7 +336,7 @@ std::string Fingerprint(const forge::Event& e, std::string_view body) {
     return e.kind + " " + object + " review " + e.payload["review_id"].dump();
   }
   if (e.kind == "issue.opened" || e.kind == "pull.opened") return e.kind + " " + object;
-  return "sha256:" + sessionlog::Hex(sessionlog::Sha256Of(body));
+  return "sha256:" + Hex(Sha256Of(body));
 }
 
 Receiver::Receiver(ReceiverOptions options, forge::Inbox& inbox)

@@ -8,10 +8,10 @@
 #include <set>
 
 #include "base/clock.h"
+#include "controller/config/skill.h"
 #include "controller/forge/wire.h"
 #include "controller/git/write.h"
 #include "controller/pipeline/roles.h"
-#include "controller/skill.h"
 
 namespace kiln::pipeline {
 namespace {

@@ -31,7 +31,7 @@
 #include "controller/forge/forge.h"
 #include "controller/forge/inbox.h"
 #include "controller/pipeline/state.h"
-#include "controller/runner.h"
+#include "controller/run/runner.h"
 
 namespace kiln::pipeline {
 

@@ -7,11 +7,11 @@
 
 #include <gtest/gtest.h>
 
-#include "controller/config.h"
+#include "controller/config/config.h"
+#include "controller/config/secrets.h"
 #include "controller/forge/inbox.h"
 #include "controller/forge/local.h"
 #include "controller/git/testutil.h"
-#include "controller/secrets.h"
 
 namespace kiln::pipeline {
 namespace {

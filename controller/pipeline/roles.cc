@@ -5,7 +5,7 @@
 
 #include "controller/forge/wire.h"
 #include "controller/git/write.h"
-#include "runtime/json_schema.h"
+#include "runtime/tools/json_schema.h"
 
 namespace kiln::pipeline::roles {
 namespace {

@@ -16,7 +16,7 @@
 #include "base/result.h"
 #include "controller/forge/forge.h"
 #include "controller/git/git.h"
-#include "controller/runner.h"
+#include "controller/run/services.h"
 
 namespace kiln::pipeline::roles {
 

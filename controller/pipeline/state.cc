@@ -1,13 +1,45 @@
 #include "controller/pipeline/state.h"
 
+#include <array>
+
 #include "controller/store/schema.h"
 
 namespace kiln::pipeline {
 
 namespace sqlite = store::sqlite;
 
+namespace {
+
+// The pipeline's migrations (docs/store.md); the store's version 3 made the
+// first before each owner had a track of its own.
+//
+// Version 1: pipeline_runs follows each pipeline run from its event to the
+// forge writes made from its result: the progress comment it updates in
+// place, the state that comment shows, and when (and how) its result was
+// applied.
+constexpr std::string_view kV1 = R"sql(
+CREATE TABLE pipeline_runs (
+  run_id TEXT PRIMARY KEY NOT NULL REFERENCES runs (id),
+  repo TEXT NOT NULL,
+  number INTEGER NOT NULL,
+  role TEXT NOT NULL,
+  event_seq INTEGER NOT NULL,
+  comment_id INTEGER NOT NULL DEFAULT 0,
+  shown_state TEXT NOT NULL DEFAULT '',
+  applied_ms INTEGER NOT NULL DEFAULT 0,
+  outcome TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX pipeline_runs_by_issue ON pipeline_runs (repo, number, role);
+CREATE INDEX pipeline_runs_to_apply ON pipeline_runs (applied_ms);
+)sql";
+
+constexpr std::array<std::string_view, 1> kSteps = {kV1};
+
+}  // namespace
+
 Result<std::unique_ptr<State>> State::Open(const std::string& store_path) {
-  KILN_ASSIGN_OR_RETURN(sqlite::Db db, store::schema::Open(store_path, 5'000));
+  static constexpr store::schema::Track kTrack{"pipeline", kSteps};
+  KILN_ASSIGN_OR_RETURN(sqlite::Db db, store::schema::Open(store_path, 5'000, &kTrack));
   return std::unique_ptr<State>(new State(std::move(db)));
 }
 

@@ -95,7 +95,23 @@ class Analysis {
   bool IsLinear(const std::vector<uint32_t>& cand) const;
   std::vector<uint32_t> DropCopies(const std::vector<uint32_t>& cand);
   std::vector<uint32_t> Reorder(const std::vector<uint32_t>& cand);
+  // One line in Walk: lines_[i], the seq the chain expects next, the line
+  // after it, the hash its prev should be, and the findings' count before it.
+  struct Step {
+    uint32_t i;
+    const LineInfo& l;
+    uint64_t next_seq;
+    const LineInfo* n;
+    const Digest* expect;
+    size_t mark;
+  };
   void Walk(const std::vector<uint32_t>& work);
+  void NotARecord(const Step& s, bool after_end);
+  void Linked(const Step& s);
+  bool BrokenLink(const Step& s);
+  bool LinksBack(const Step& s, uint32_t p);
+  void AfterExplainedBreak(const Step& s);
+  void PrevMatchesNothing(const Step& s);
   void Accept(uint32_t i, uint64_t eff, size_t mark);
   bool Confirmed(uint32_t i) const {
     return (lines_[i].flags & kReferenced) != 0 || lines_[i].sig == SigState::kValid;
@@ -119,6 +135,7 @@ class Analysis {
   std::vector<uint64_t> eff_;
   std::vector<size_t> marks_;
   std::vector<uint32_t> stack_pos_;
+  bool explained_ = false;  // Walk: the last break is already accounted for
   VerifyReport report_;
 };
 

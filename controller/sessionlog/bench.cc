@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "base/digest.h"
 #include "base/fd.h"
 #include "controller/sessionlog/canonical.h"
-#include "controller/sessionlog/digest.h"
 #include "controller/sessionlog/signer.h"
 #include "controller/sessionlog/verify.h"
 #include "controller/sessionlog/writer.h"
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
   double sha_s = 1e9;
   for (int i = 0; i < 3; ++i) {
     auto t = std::chrono::steady_clock::now();
-    sl::Digest d = sl::Sha256Of(*data);
+    kiln::Digest d = kiln::Sha256Of(*data);
     double s = Seconds(t);
     if (d[0] == 0 && d[1] == 0 && d[2] == 0 && d[3] == 0) std::cerr << "";  // keep d
     sha_s = std::min(sha_s, s);

@@ -145,156 +145,177 @@ void Analysis::Accept(uint32_t i, uint64_t eff, size_t mark) {
 // before it too if its prev changed), a deleted one leaves a seq gap, an
 // inserted one is skipped by the link around it.
 void Analysis::Walk(const std::vector<uint32_t>& work) {
-  bool explained = false;  // the last break is already accounted for
+  explained_ = false;
   for (size_t pos = 0; pos < work.size(); ++pos) {
     const uint32_t i = work[pos];
-    const LineInfo& l = lines_[i];
-    const uint64_t next_seq = stack_.empty() ? 0 : eff_.back() + 1;
-    const LineInfo* n = pos + 1 < work.size() ? &lines_[work[pos + 1]] : nullptr;
+    const Step s{
+        i,
+        lines_[i],
+        stack_.empty() ? 0 : eff_.back() + 1,
+        pos + 1 < work.size() ? &lines_[work[pos + 1]] : nullptr,
+        stack_.empty() ? (have_genesis_ ? &genesis_ : nullptr) : &lines_[stack_.back()].hash,
+        report_.findings_total};
     const bool after_end = !stack_.empty() && lines_[stack_.back()].kind == Kind::kEnd;
-    const Digest* expect =
-        stack_.empty() ? (have_genesis_ ? &genesis_ : nullptr) : &lines_[stack_.back()].hash;
-    const size_t mark = report_.findings_total;
+    if (!(s.l.flags & kParsed)) {
+      NotARecord(s, after_end);
+    } else if (after_end) {
+      Add(FindingKind::kInserted, s.l.seq, i,
+          "record seq " + std::to_string(s.l.seq) + " comes after run.end, which ends the log");
+    } else if (s.expect != nullptr && s.l.prev == *s.expect) {
+      Linked(s);
+    } else if (BrokenLink(s)) {
+      --pos;  // re-examine this line against the repaired chain
+    }
+  }
+}
 
-    if (!(l.flags & kParsed)) {
-      const std::string why = Damage(i);
-      if (after_end) {
-        Add(FindingKind::kInserted, next_seq, i,
-            "a line after run.end that is not a record: " + why);
-        continue;
-      }
-      bool n_parsed = n != nullptr && (n->flags & kParsed);
-      if (n_parsed && expect != nullptr && n->prev == *expect) {
-        Add(FindingKind::kInserted, next_seq, i,
-            "not a record (" + why + "), and the chain continues around it");
-        continue;
-      }
-      if (n_parsed && n->seq == next_seq + 1) {
-        Add(FindingKind::kModified, next_seq, i,
-            "record seq " + std::to_string(next_seq) + " is damaged: " + why);
-        Accept(i, next_seq, mark);
-        explained = true;
-        continue;
-      }
-      Add(FindingKind::kMalformed, next_seq, i, "not a session log record: " + why);
-      explained = true;
-      continue;
-    }
+// A line that is not a record: inserted junk, a damaged record, or neither.
+void Analysis::NotARecord(const Step& s, bool after_end) {
+  const std::string why = Damage(s.i);
+  if (after_end) {
+    Add(FindingKind::kInserted, s.next_seq, s.i,
+        "a line after run.end that is not a record: " + why);
+    return;
+  }
+  const bool n_parsed = s.n != nullptr && (s.n->flags & kParsed);
+  if (n_parsed && s.expect != nullptr && s.n->prev == *s.expect) {
+    Add(FindingKind::kInserted, s.next_seq, s.i,
+        "not a record (" + why + "), and the chain continues around it");
+    return;
+  }
+  explained_ = true;
+  if (n_parsed && s.n->seq == s.next_seq + 1) {
+    Add(FindingKind::kModified, s.next_seq, s.i,
+        "record seq " + std::to_string(s.next_seq) + " is damaged: " + why);
+    Accept(s.i, s.next_seq, s.mark);
+    return;
+  }
+  Add(FindingKind::kMalformed, s.next_seq, s.i, "not a session log record: " + why);
+}
 
-    if (after_end) {
-      Add(FindingKind::kInserted, l.seq, i,
-          "record seq " + std::to_string(l.seq) + " comes after run.end, which ends the log");
-      continue;
-    }
-    const bool link_ok = expect != nullptr && l.prev == *expect;
-    if (link_ok) {
-      if (l.seq != next_seq) {
-        Add(FindingKind::kModified, next_seq, i,
-            "the record's seq says " + std::to_string(l.seq) + " but its prev links it as seq " +
-                std::to_string(next_seq));
-        explained = true;
-      } else {
-        explained = false;
-      }
-      Accept(i, next_seq, mark);
-      continue;
-    }
+// A record whose prev is the record before it: only its seq can be wrong.
+void Analysis::Linked(const Step& s) {
+  explained_ = s.l.seq != s.next_seq;
+  if (explained_) {
+    Add(FindingKind::kModified, s.next_seq, s.i,
+        "the record's seq says " + std::to_string(s.l.seq) + " but its prev links it as seq " +
+            std::to_string(s.next_seq));
+  }
+  Accept(s.i, s.next_seq, s.mark);
+}
 
-    // A broken link. An exact copy of the record before it?
-    if (!stack_.empty() && l.hash == lines_[stack_.back()].hash) {
-      Add(FindingKind::kInserted, l.seq, i, "a copy of " + Where(stack_.back()));
-      continue;
-    }
-    // Does it link to an earlier record of the chain? Then either it or the
-    // records accepted after that one are not part of the chain: the one that
-    // a later record (or a valid signature) confirms wins.
-    uint32_t p = Pred(l);
-    bool links_back = (p == kGenesis && !stack_.empty()) ||
-                      (p != kNone && p != kGenesis && stack_pos_[p] != kNone &&
-                       stack_pos_[p] + 1 < stack_.size());
-    if (links_back) {
-      size_t keep = p == kGenesis ? 0 : stack_pos_[p] + 1;
-      if (Confirmed(i) && !Confirmed(stack_[keep])) {
-        // Retract what was said while accepting the popped records, then
-        // report them as inserted.
-        std::vector<uint32_t> popped(stack_.begin() + static_cast<ptrdiff_t>(keep), stack_.end());
-        std::vector<bool> is_popped_line(lines_.size(), false);
-        for (uint32_t x : popped) is_popped_line[x] = true;
-        size_t from = std::min(marks_[keep], report_.findings.size());
-        auto gone = std::remove_if(
-            report_.findings.begin() + static_cast<ptrdiff_t>(from), report_.findings.end(),
-            [&](const Finding& f) { return f.line >= 1 && is_popped_line[f.line - 1]; });
-        report_.findings_total -= static_cast<uint64_t>(report_.findings.end() - gone);
-        report_.findings.erase(gone, report_.findings.end());
-        for (uint32_t x : popped) stack_pos_[x] = kNone;
-        stack_.resize(keep);
-        eff_.resize(keep);
-        marks_.resize(keep);
-        for (uint32_t x : popped) {
-          Add(FindingKind::kInserted, lines_[x].seq, x,
-              "record claiming seq " + std::to_string(lines_[x].seq) +
-                  " is not part of the chain: " + Where(i) + " links around it");
-        }
-        explained = false;
-        --pos;  // re-examine this line against the repaired chain
-        continue;
-      }
-      Add(FindingKind::kInserted, l.seq, i,
-          "record claiming seq " + std::to_string(l.seq) + " is not part of the chain: " +
-              (p == kGenesis ? std::string("the start of the log") : Where(p)) +
-              " is already followed by " + Where(stack_[keep]));
-      continue;
-    }
-    if (explained) {
-      explained = false;
-      if (l.seq < next_seq) {
-        Add(FindingKind::kInserted, l.seq, i,
-            "record claiming seq " + std::to_string(l.seq) + " is not part of the chain");
-        continue;
-      }
-      if (l.seq > next_seq) {
-        Add(FindingKind::kDeleted, next_seq, i,
-            l.seq - next_seq == 1 ? "record seq " + std::to_string(next_seq) + " is missing"
-                                  : "records seq " + std::to_string(next_seq) + ".." +
-                                        std::to_string(l.seq - 1) + " are missing");
-      }
-      Accept(i, l.seq, mark);
-      continue;
-    }
-    if (l.seq > next_seq) {
-      std::string before = stack_.empty() ? std::string("at the start of the log")
-                                          : "after seq " + std::to_string(eff_.back());
-      Add(FindingKind::kDeleted, next_seq, i,
-          (l.seq - next_seq == 1
-               ? "record seq " + std::to_string(next_seq) + " is missing "
-               : "records seq " + std::to_string(next_seq) + ".." + std::to_string(l.seq - 1) +
-                     " (" + std::to_string(l.seq - next_seq) + " records) are missing ") +
-              before + ": seq " + std::to_string(l.seq) + " links to a record not in the file");
-      Accept(i, l.seq, mark);
-      continue;
-    }
-    if (l.seq == next_seq) {
-      bool confirmed =
-          n != nullptr ? ((n->flags & kParsed) && n->prev == l.hash) : l.sig == SigState::kValid;
-      if (confirmed && stack_.empty()) {
-        Add(FindingKind::kModified, 0, i,
-            "record seq 0's prev is not the genesis hash of run " + report_.run_id);
-      } else if (confirmed) {
-        Add(FindingKind::kModified, eff_.back(), stack_.back(),
-            "record seq " + std::to_string(eff_.back()) + " does not hash to the prev of seq " +
-                std::to_string(l.seq) + " (" + Where(i) + ")");
-      } else {
-        Add(FindingKind::kModified, l.seq, i,
-            "record seq " + std::to_string(l.seq) + " has a prev that matches no record before it");
-        explained = true;
-      }
-      Accept(i, l.seq, mark);
-      continue;
-    }
-    Add(FindingKind::kInserted, l.seq, i,
+// A record whose prev is not the record before it. True when the chain was
+// repaired and the record must be looked at again.
+bool Analysis::BrokenLink(const Step& s) {
+  const LineInfo& l = s.l;
+  // An exact copy of the record before it?
+  if (!stack_.empty() && l.hash == lines_[stack_.back()].hash) {
+    Add(FindingKind::kInserted, l.seq, s.i, "a copy of " + Where(stack_.back()));
+    return false;
+  }
+  uint32_t p = Pred(l);
+  bool links_back =
+      (p == kGenesis && !stack_.empty()) ||
+      (p != kNone && p != kGenesis && stack_pos_[p] != kNone && stack_pos_[p] + 1 < stack_.size());
+  if (links_back) return LinksBack(s, p);
+  if (explained_) {
+    AfterExplainedBreak(s);
+  } else if (l.seq > s.next_seq) {
+    std::string before = stack_.empty() ? std::string("at the start of the log")
+                                        : "after seq " + std::to_string(eff_.back());
+    Add(FindingKind::kDeleted, s.next_seq, s.i,
+        (l.seq - s.next_seq == 1
+             ? "record seq " + std::to_string(s.next_seq) + " is missing "
+             : "records seq " + std::to_string(s.next_seq) + ".." + std::to_string(l.seq - 1) +
+                   " (" + std::to_string(l.seq - s.next_seq) + " records) are missing ") +
+            before + ": seq " + std::to_string(l.seq) + " links to a record not in the file");
+    Accept(s.i, l.seq, s.mark);
+  } else if (l.seq == s.next_seq) {
+    PrevMatchesNothing(s);
+  } else {
+    Add(FindingKind::kInserted, l.seq, s.i,
         "record claiming seq " + std::to_string(l.seq) +
             " is not part of the chain: that seq is already taken and its prev matches nothing");
   }
+  return false;
+}
+
+// The record links to an earlier record of the chain (p). Either it or the
+// records accepted after p are not part of the chain: the one that a later
+// record (or a valid signature) confirms wins. True when the records after p
+// were taken out, so the record is looked at again.
+bool Analysis::LinksBack(const Step& s, uint32_t p) {
+  size_t keep = p == kGenesis ? 0 : stack_pos_[p] + 1;
+  if (!Confirmed(s.i) || Confirmed(stack_[keep])) {
+    Add(FindingKind::kInserted, s.l.seq, s.i,
+        "record claiming seq " + std::to_string(s.l.seq) + " is not part of the chain: " +
+            (p == kGenesis ? std::string("the start of the log") : Where(p)) +
+            " is already followed by " + Where(stack_[keep]));
+    return false;
+  }
+  // Retract what was said while accepting the popped records, then report
+  // them as inserted.
+  std::vector<uint32_t> popped(stack_.begin() + static_cast<ptrdiff_t>(keep), stack_.end());
+  std::vector<bool> is_popped_line(lines_.size(), false);
+  for (uint32_t x : popped) is_popped_line[x] = true;
+  size_t from = std::min(marks_[keep], report_.findings.size());
+  auto gone = std::remove_if(
+      report_.findings.begin() + static_cast<ptrdiff_t>(from), report_.findings.end(),
+      [&](const Finding& f) { return f.line >= 1 && is_popped_line[f.line - 1]; });
+  report_.findings_total -= static_cast<uint64_t>(report_.findings.end() - gone);
+  report_.findings.erase(gone, report_.findings.end());
+  for (uint32_t x : popped) stack_pos_[x] = kNone;
+  stack_.resize(keep);
+  eff_.resize(keep);
+  marks_.resize(keep);
+  for (uint32_t x : popped) {
+    Add(FindingKind::kInserted, lines_[x].seq, x,
+        "record claiming seq " + std::to_string(lines_[x].seq) +
+            " is not part of the chain: " + Where(s.i) + " links around it");
+  }
+  explained_ = false;
+  return true;
+}
+
+// The first broken link after a break already accounted for (a damaged or
+// modified record): the chain goes on from this record.
+void Analysis::AfterExplainedBreak(const Step& s) {
+  explained_ = false;
+  const uint64_t seq = s.l.seq;
+  if (seq < s.next_seq) {
+    Add(FindingKind::kInserted, seq, s.i,
+        "record claiming seq " + std::to_string(seq) + " is not part of the chain");
+    return;
+  }
+  if (seq > s.next_seq) {
+    Add(FindingKind::kDeleted, s.next_seq, s.i,
+        seq - s.next_seq == 1 ? "record seq " + std::to_string(s.next_seq) + " is missing"
+                              : "records seq " + std::to_string(s.next_seq) + ".." +
+                                    std::to_string(seq - 1) + " are missing");
+  }
+  Accept(s.i, seq, s.mark);
+}
+
+// The record has the seq that comes next but a prev that matches nothing:
+// either the record before it was modified (when the record after confirms
+// this one) or this one's prev was.
+void Analysis::PrevMatchesNothing(const Step& s) {
+  const LineInfo& l = s.l;
+  bool confirmed =
+      s.n != nullptr ? ((s.n->flags & kParsed) && s.n->prev == l.hash) : l.sig == SigState::kValid;
+  if (confirmed && stack_.empty()) {
+    Add(FindingKind::kModified, 0, s.i,
+        "record seq 0's prev is not the genesis hash of run " + report_.run_id);
+  } else if (confirmed) {
+    Add(FindingKind::kModified, eff_.back(), stack_.back(),
+        "record seq " + std::to_string(eff_.back()) + " does not hash to the prev of seq " +
+            std::to_string(l.seq) + " (" + Where(s.i) + ")");
+  } else {
+    Add(FindingKind::kModified, l.seq, s.i,
+        "record seq " + std::to_string(l.seq) + " has a prev that matches no record before it");
+    explained_ = true;
+  }
+  Accept(s.i, l.seq, s.mark);
 }
 
 }  // namespace kiln::sessionlog::verify_internal

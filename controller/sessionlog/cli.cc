@@ -8,9 +8,9 @@
 #include <iostream>
 #include <memory>
 
+#include "base/digest.h"
 #include "base/strings.h"
 #include "base/terminal.h"
-#include "controller/sessionlog/digest.h"
 #include "controller/sessionlog/show.h"
 #include "controller/sessionlog/signer.h"
 #include "controller/sessionlog/verify.h"

@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/digest.h"
 #include "base/result.h"
-#include "controller/sessionlog/digest.h"
 
 namespace kiln::sessionlog {
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/digest.h"
 #include "base/result.h"
-#include "controller/sessionlog/digest.h"
 
 namespace kiln::sessionlog {
 

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "base/digest.h"
 #include "controller/sessionlog/canonical.h"
-#include "controller/sessionlog/digest.h"
 
 namespace kiln::sessionlog {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "controller/sessionlog/digest.h"
+#include "base/digest.h"
 
 namespace kiln::sessionlog {
 namespace {

@@ -57,7 +57,7 @@ const Fixture& GetFixture() {
     for (const auto& e : std::filesystem::directory_iterator(dir + "/blobs")) {
       fx->blob_name = e.path().filename().string();
       std::string content = *kiln::ReadFile(e.path().string());
-      fx->blob = {content.size(), sl::Sha256Of(content)};
+      fx->blob = {content.size(), kiln::Sha256Of(content)};
     }
     std::filesystem::remove_all(dir);
     fx->options.trusted_keys = {key->public_key()};

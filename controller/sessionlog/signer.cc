@@ -13,8 +13,8 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "base/digest.h"
 #include "base/fd.h"
-#include "controller/sessionlog/digest.h"
 
 namespace kiln::sessionlog {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <thread>
 
-#include "controller/sessionlog/digest.h"
+#include "base/digest.h"
 #include "controller/sessionlog/testutil.h"
 
 namespace kiln::sessionlog {

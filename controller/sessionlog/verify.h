@@ -14,8 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/digest.h"
 #include "base/result.h"
-#include "controller/sessionlog/digest.h"
 #include "controller/sessionlog/record.h"
 #include "controller/sessionlog/signer.h"
 

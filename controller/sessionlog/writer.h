@@ -23,9 +23,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/digest.h"
 #include "base/fd.h"
 #include "base/result.h"
-#include "controller/sessionlog/digest.h"
 #include "controller/sessionlog/record.h"
 #include "controller/sessionlog/secrets.h"
 #include "controller/sessionlog/signer.h"

@@ -60,129 +60,38 @@ CREATE TABLE steering (
 CREATE INDEX steering_by_run ON steering (run_id, taken, seq);
 )sql";
 
-// Version 3: the pipeline. runs.context says what a run is for (forge,
-// repository, issue, event; JSON). pipeline_runs follows each pipeline run
-// from its event to the forge writes made from its result: the progress
-// comment it updates in place, the state that comment shows, and when (and
-// how) its result was applied.
+// Version 3: runs.context says what a run is for (forge, repository, issue,
+// event; JSON). (This version also created the pipeline's table, which the
+// pipeline now creates on its own track: controller/pipeline/state.cc.)
 constexpr std::string_view kV3 = R"sql(
 ALTER TABLE runs ADD COLUMN context TEXT NOT NULL DEFAULT 'null';
-CREATE TABLE pipeline_runs (
-  run_id TEXT PRIMARY KEY NOT NULL REFERENCES runs (id),
-  repo TEXT NOT NULL,
-  number INTEGER NOT NULL,
-  role TEXT NOT NULL,
-  event_seq INTEGER NOT NULL,
-  comment_id INTEGER NOT NULL DEFAULT 0,
-  shown_state TEXT NOT NULL DEFAULT '',
-  applied_ms INTEGER NOT NULL DEFAULT 0,
-  outcome TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX pipeline_runs_by_issue ON pipeline_runs (repo, number, role);
-CREATE INDEX pipeline_runs_to_apply ON pipeline_runs (applied_ms);
 )sql";
 
-// Version 4: the local forge (controller/forge/, docs/forge.md): its
-// repositories, issues and pull requests (one number sequence per
-// repository), comments, reviews, commit statuses and API users, and the
-// events inbox the pipeline reads, which the GitHub adapter fills too.
-// Timestamps are ms since the epoch; JSON columns hold compact dumps.
-constexpr std::string_view kV4 = R"sql(
-CREATE TABLE forge_repos (
-  name TEXT PRIMARY KEY NOT NULL,
-  path TEXT NOT NULL,
-  default_branch TEXT NOT NULL,
-  maintainers TEXT NOT NULL DEFAULT '[]',
-  labels TEXT NOT NULL DEFAULT '[]',
-  next_number INTEGER NOT NULL DEFAULT 1,
-  created_ms INTEGER NOT NULL
-);
-CREATE TABLE forge_items (
-  repo TEXT NOT NULL REFERENCES forge_repos (name),
-  number INTEGER NOT NULL,
-  is_pull INTEGER NOT NULL DEFAULT 0,
-  title TEXT NOT NULL,
-  body TEXT NOT NULL DEFAULT '',
-  author TEXT NOT NULL,
-  state TEXT NOT NULL DEFAULT 'open',
-  labels TEXT NOT NULL DEFAULT '[]',
-  head_branch TEXT NOT NULL DEFAULT '',
-  base_branch TEXT NOT NULL DEFAULT '',
-  merged_sha TEXT NOT NULL DEFAULT '',
-  merge_base_sha TEXT NOT NULL DEFAULT '',
-  merged_head_sha TEXT NOT NULL DEFAULT '',
-  created_ms INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL,
-  closed_ms INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (repo, number)
-);
-CREATE INDEX forge_items_by_head ON forge_items (repo, head_branch, state);
-CREATE TABLE forge_comments (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  repo TEXT NOT NULL,
-  number INTEGER NOT NULL,
-  author TEXT NOT NULL,
-  body TEXT NOT NULL,
-  created_ms INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL,
-  FOREIGN KEY (repo, number) REFERENCES forge_items (repo, number)
-);
-CREATE INDEX forge_comments_by_item ON forge_comments (repo, number, id);
-CREATE TABLE forge_reviews (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  repo TEXT NOT NULL,
-  number INTEGER NOT NULL,
-  author TEXT NOT NULL,
-  verdict TEXT NOT NULL,
-  body TEXT NOT NULL DEFAULT '',
-  commit_sha TEXT NOT NULL,
-  comments TEXT NOT NULL DEFAULT '[]',
-  created_ms INTEGER NOT NULL,
-  FOREIGN KEY (repo, number) REFERENCES forge_items (repo, number)
-);
-CREATE INDEX forge_reviews_by_item ON forge_reviews (repo, number, id);
-CREATE TABLE forge_statuses (
-  repo TEXT NOT NULL,
-  sha TEXT NOT NULL,
-  context TEXT NOT NULL,
-  state TEXT NOT NULL,
-  description TEXT NOT NULL DEFAULT '',
-  target_url TEXT NOT NULL DEFAULT '',
-  author TEXT NOT NULL,
-  created_ms INTEGER NOT NULL,
-  PRIMARY KEY (repo, sha, context)
-);
-CREATE TABLE forge_users (
-  name TEXT PRIMARY KEY NOT NULL,
-  token_sha256 TEXT NOT NULL UNIQUE,
-  created_ms INTEGER NOT NULL
-);
-CREATE TABLE events (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  delivery TEXT NOT NULL UNIQUE,
-  source TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  repo TEXT NOT NULL,
-  number INTEGER NOT NULL DEFAULT 0,
-  actor TEXT NOT NULL DEFAULT '',
-  payload TEXT NOT NULL DEFAULT '{}',
-  received_ms INTEGER NOT NULL,
-  processed_ms INTEGER NOT NULL DEFAULT 0,
-  outcome TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX events_pending ON events (processed_ms, seq);
+// Versions 4 and 5 created the forge's tables and the events inbox, which
+// the forge now keeps on its own track (controller/forge/db.cc): nothing of
+// the store's changed.
+constexpr std::string_view kV4 = "-- the forge's tables: controller/forge/db.cc";
+constexpr std::string_view kV5 = "-- the events' fingerprint: controller/forge/db.cc";
+
+// Version 6: each owner of tables keeps its own track of versions
+// ('schema_version:<owner>' in kiln_meta). A store that versions 3 to 5
+// gave the pipeline's and the forge's tables hands them over at the
+// versions they had reached; a new store has none of them yet, and their
+// owners create them when they first open it. kiln before version 6 refuses
+// the file (it knows up to 5) rather than creating tables twice.
+constexpr std::string_view kV6 = R"sql(
+INSERT OR IGNORE INTO kiln_meta (key, value)
+  SELECT 'schema_version:pipeline', '1'
+  WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pipeline_runs');
+INSERT OR IGNORE INTO kiln_meta (key, value)
+  SELECT 'schema_version:forge',
+         CASE WHEN EXISTS (SELECT 1 FROM sqlite_master
+                           WHERE type = 'index' AND name = 'events_fingerprint')
+              THEN '2' ELSE '1' END
+  WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'forge_repos');
 )sql";
 
-// Version 5: an event's fingerprint, what makes a delivery the same event as
-// another whatever its delivery id (docs/github.md): a GitHub delivery resent
-// under a new X-GitHub-Delivery is stored once. '' for none (the local
-// forge's events, unique by their delivery).
-constexpr std::string_view kV5 = R"sql(
-ALTER TABLE events ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
-CREATE UNIQUE INDEX events_fingerprint ON events (source, fingerprint) WHERE fingerprint != '';
-)sql";
-
-constexpr std::array<std::string_view, 5> kMigrations = {kV1, kV2, kV3, kV4, kV5};
+constexpr std::array<std::string_view, 6> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6};
 
 Error Prefixed(const sqlite::Db& db, Error::Code code, const std::string& message) {
   return Error(code, "store " + Quote(db.path()) + ": " + message);
@@ -203,11 +112,83 @@ Result<std::vector<std::string>> Tables(sqlite::Db& db) {
   return names;
 }
 
-Status SetVersion(sqlite::Db& db, int64_t version) {
+constexpr std::string_view kStoreKey = "schema_version";
+
+// The kiln_meta key of a track: the store's own, or an owner's.
+std::string Key(std::string_view owner) {
+  return owner.empty() ? std::string(kStoreKey) : std::string(kStoreKey) + ":" + std::string(owner);
+}
+
+Status SetVersion(sqlite::Db& db, const std::string& key, int64_t version) {
   KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
                         db.Prepare("recording the schema version",
-                                   "UPDATE kiln_meta SET value = ?1 WHERE key = 'schema_version'"));
-  return stmt.Bind(1, std::to_string(version)).Run();
+                                   "INSERT INTO kiln_meta (key, value) VALUES (?1, ?2) "
+                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value"));
+  return stmt.Bind(1, key).Bind(2, std::to_string(version)).Run();
+}
+
+// The version of a track as kiln_meta records it: nullopt when it has no
+// row. Refuses a version that is not a number (corruption) or is newer than
+// known, naming the track's owner.
+Result<std::optional<int64_t>> TrackVersion(sqlite::Db& db, std::string_view owner, int64_t known) {
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt stmt,
+      db.Prepare("reading the schema version", "SELECT value FROM kiln_meta WHERE key = ?1"));
+  const std::string key = Key(owner);
+  stmt.Bind(1, key);
+  KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::optional<int64_t>();
+  std::string text = stmt.Text(0);
+  auto version = ParseUint(text, key);
+  if (!version.ok() || *version > INT64_MAX) {
+    return Prefixed(db, Error::Code::kCorruption,
+                    "kiln_meta has " + key + " " + Quote(text) + ", not a version number");
+  }
+  auto v = static_cast<int64_t>(*version);
+  if (v > known) {
+    std::string whose = owner.empty() ? "database" : "the " + std::string(owner) + "'s tables";
+    return Prefixed(db, Error::Code::kUnsupported,
+                    whose + (owner.empty() ? " is" : " are") + " version " + std::to_string(v) +
+                        ", this kiln knows up to " + std::to_string(known));
+  }
+  return std::optional<int64_t>(v);
+}
+
+// Brings one track to steps.size(), one step per transaction; the store's
+// own track creates kiln_meta first in a database without tables.
+Status MigrateTrack(sqlite::Db& db, std::string_view owner,
+                    std::span<const std::string_view> steps) {
+  const auto target = static_cast<int64_t>(steps.size());
+  const std::string key = Key(owner);
+  auto version = [&]() -> Result<std::optional<int64_t>> {
+    if (owner.empty()) return ReadVersion(db, target);
+    KILN_ASSIGN_OR_RETURN(std::optional<int64_t> v, TrackVersion(db, owner, target));
+    return std::optional<int64_t>(v.value_or(0));  // an owner's tables start at 0
+  };
+  // Most opens find the store up to date: check without the write lock.
+  KILN_ASSIGN_OR_RETURN(std::optional<int64_t> seen, version());
+  if (seen == target) return Ok();
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db, "migrating"));
+    // Read again under the lock: another process may have moved it on.
+    KILN_ASSIGN_OR_RETURN(std::optional<int64_t> now, version());
+    if (!now) {
+      KILN_TRY(
+          db.Exec("creating kiln_meta",
+                  "CREATE TABLE kiln_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
+                  "INSERT INTO kiln_meta (key, value) VALUES ('schema_version', '0');"));
+    } else if (*now == target) {
+      return Ok();  // the transaction changed nothing; rolling it back is fine
+    } else {
+      const int64_t next = *now + 1;
+      std::string what = "migrating " +
+                         (owner.empty() ? "" : "the " + std::string(owner) + "'s tables ") +
+                         "to version " + std::to_string(next);
+      KILN_TRY(db.Exec(what, std::string(steps[static_cast<size_t>(*now)])));
+      KILN_TRY(SetVersion(db, key, next));
+    }
+    KILN_TRY(txn.Commit());
+  }
 }
 
 // One attempt at switching db to WAL: the journal mode it has afterwards.
@@ -259,53 +240,20 @@ Result<std::optional<int64_t>> ReadVersion(sqlite::Db& db, int64_t known) {
         db, Error::Code::kInvalidArgument,
         "not a kiln store: a SQLite database with tables " + list + " but no kiln_meta table");
   }
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
-                        db.Prepare("reading the schema version",
-                                   "SELECT value FROM kiln_meta WHERE key = 'schema_version'"));
-  KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return Prefixed(db, Error::Code::kCorruption, "kiln_meta has no schema_version");
-  std::string text = stmt.Text(0);
-  auto version = ParseUint(text, "schema_version");
-  if (!version.ok() || *version > INT64_MAX) {
-    return Prefixed(db, Error::Code::kCorruption,
-                    "kiln_meta has schema_version " + Quote(text) + ", not a version number");
-  }
-  auto v = static_cast<int64_t>(*version);
-  if (v > known) {
-    return Prefixed(db, Error::Code::kUnsupported,
-                    "database is version " + std::to_string(v) + ", this kiln knows up to " +
-                        std::to_string(known));
-  }
-  return std::optional<int64_t>(v);
+  KILN_ASSIGN_OR_RETURN(std::optional<int64_t> v, TrackVersion(db, "", known));
+  if (!v) return Prefixed(db, Error::Code::kCorruption, "kiln_meta has no schema_version");
+  return v;
 }
 
 Status Migrate(sqlite::Db& db, std::span<const std::string_view> steps) {
-  const auto target = static_cast<int64_t>(steps.size());
-  // Most opens find the store up to date: check without the write lock.
-  KILN_ASSIGN_OR_RETURN(std::optional<int64_t> seen, ReadVersion(db, target));
-  if (seen == target) return Ok();
-  for (;;) {
-    KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db, "migrating"));
-    // Read again under the lock: another process may have moved it on.
-    KILN_ASSIGN_OR_RETURN(std::optional<int64_t> version, ReadVersion(db, target));
-    if (!version) {
-      KILN_TRY(
-          db.Exec("creating kiln_meta",
-                  "CREATE TABLE kiln_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
-                  "INSERT INTO kiln_meta (key, value) VALUES ('schema_version', '0');"));
-    } else if (*version == target) {
-      return Ok();  // the transaction changed nothing; rolling it back is fine
-    } else {
-      const int64_t next = *version + 1;
-      KILN_TRY(db.Exec("migrating to version " + std::to_string(next),
-                       std::string(steps[static_cast<size_t>(*version)])));
-      KILN_TRY(SetVersion(db, next));
-    }
-    KILN_TRY(txn.Commit());
-  }
+  return MigrateTrack(db, "", steps);
 }
 
-Result<sqlite::Db> Open(const std::string& path, int busy_timeout_ms) {
+Status Migrate(sqlite::Db& db, const Track& track) {
+  return MigrateTrack(db, track.owner, track.steps);
+}
+
+Result<sqlite::Db> Open(const std::string& path, int busy_timeout_ms, const Track* owner) {
   KILN_ASSIGN_OR_RETURN(sqlite::Db db, sqlite::Db::Open(path, busy_timeout_ms));
   const auto steps = Migrations();
   // Refuse a foreign file before anything below writes to it.
@@ -315,6 +263,7 @@ Result<sqlite::Db> Open(const std::string& path, int busy_timeout_ms) {
   // lose the last commits but never corrupts the file. Per connection.
   KILN_TRY(db.Exec("setting synchronous", "PRAGMA synchronous = NORMAL"));
   KILN_TRY(Migrate(db, steps));
+  if (owner != nullptr) KILN_TRY(Migrate(db, *owner));
   return db;
 }
 

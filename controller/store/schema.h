@@ -1,10 +1,13 @@
-// The store's SQLite schema and its migrations.
+// The store's SQLite schema and the migrations of every owner of tables.
 //
-// A kiln store is a SQLite database with a kiln_meta table whose
-// 'schema_version' row says how many migration steps have been applied.
-// Step i (counting from 0) takes the database from version i to i + 1; steps
-// are only ever appended, never edited, so that every store can be brought up
-// to date from any older version. docs/store.md describes the tables.
+// A kiln store is a SQLite database with a kiln_meta table. Its
+// 'schema_version' row says how many of the store's own migration steps
+// (runs, steering) have been applied; each other owner of tables (the forge,
+// the pipeline) keeps its steps in its own folder and its count in a row of
+// its own, 'schema_version:<owner>'. Step i (counting from 0) takes a track
+// from version i to i + 1; steps are only ever appended, never edited, so
+// that every store can be brought up to date from any older version.
+// docs/store.md describes the tables.
 #pragma once
 
 #include <cstdint>
@@ -34,10 +37,22 @@ Result<std::optional<int64_t>> ReadVersion(sqlite::Db& db, int64_t known);
 // time is seen inside the transaction and its steps are not repeated.
 Status Migrate(sqlite::Db& db, std::span<const std::string_view> steps);
 
+// An owner's track: its name and its steps, oldest first.
+struct Track {
+  std::string_view owner;  // "forge", "pipeline"
+  std::span<const std::string_view> steps;
+};
+
+// Migrate for an owner's track, in a store whose own track is current: a
+// missing row is version 0, a version newer than the steps is refused
+// naming the owner, and nothing else in the store is touched.
+Status Migrate(sqlite::Db& db, const Track& track);
+
 // A connection to the kiln store at path, as every part that keeps tables
 // in it opens one (the run store, the forge, the pipeline): created when
 // missing, a foreign file refused before anything is written, WAL mode,
-// synchronous NORMAL, a busy timeout, and migrated to the current version.
-Result<sqlite::Db> Open(const std::string& path, int busy_timeout_ms);
+// synchronous NORMAL, a busy timeout, migrated to the store's current
+// version, then (when given) the owner's track to its current version.
+Result<sqlite::Db> Open(const std::string& path, int busy_timeout_ms, const Track* owner = nullptr);
 
 }  // namespace kiln::store::schema

@@ -1,5 +1,7 @@
 #include "controller/store/sqlite.h"
 
+#include <sqlite3.h>
+
 namespace kiln::store::sqlite {
 
 Result<Db> Db::Open(const std::string& path, int busy_timeout_ms) {

@@ -6,14 +6,16 @@
 // Not thread-safe: the owner serialises access to a Db and its statements.
 #pragma once
 
-#include <sqlite3.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "base/result.h"
+
+// SQLite's own types, declared only: <sqlite3.h> stays inside sqlite.cc.
+struct sqlite3;
+struct sqlite3_stmt;
 
 namespace kiln::store::sqlite {
 
@@ -83,7 +85,7 @@ class Stmt {
   Db* db_;
   sqlite3_stmt* stmt_;
   std::string what_;
-  int bind_rc_ = SQLITE_OK;
+  int bind_rc_ = 0;  // SQLITE_OK
 };
 
 // BEGIN IMMEDIATE: takes the database's write lock at once (waiting up to

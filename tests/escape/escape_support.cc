@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -16,6 +15,8 @@
 #include <set>
 #include <sstream>
 #include <thread>
+
+#include "base/digest.h"
 
 namespace kiln::testing::escape {
 
@@ -91,25 +92,16 @@ std::string AttackBinary() { return HelperDir() + "/kiln-attack"; }
 std::string Sha256(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "";
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  kiln::Sha256 sha;
+  sha.Init();
   std::vector<char> buf(1 << 20);
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n <= 0) break;
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+    sha.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
   }
   ::close(fd);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  std::string hex;
-  char two[3];
-  for (unsigned i = 0; i < len; ++i) {
-    std::snprintf(two, sizeof two, "%02x", md[i]);
-    hex += two;
-  }
-  return hex;
+  return kiln::Hex(sha.Final());
 }
 
 std::string FileStamp(const std::string& path) {

@@ -17,7 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "controller/sessionlog/digest.h"
+#include "base/digest.h"
 #include "tests/integration/controller_fixture.h"
 
 namespace kiln::testing {
@@ -217,8 +217,7 @@ TEST_F(Integrity, ALargeWriteIsRecordedBeforeItRuns) {
   ASSERT_GT(recorded.size(), 16u << 20) << "the write was not recorded";
   // The file the agent ran is the content the log holds.
   EXPECT_EQ(recorded, content);
-  EXPECT_TRUE(Contains(output, sessionlog::Hex(sessionlog::Sha256Of(recorded)) + "  big.sh"))
-      << output.substr(0, 400);
+  EXPECT_TRUE(Contains(output, Hex(Sha256Of(recorded)) + "  big.sh")) << output.substr(0, 400);
   bool noted = false;
   for (const json& n : Payloads(log, "controller")) noted |= n.value("event", "") != "";
   EXPECT_FALSE(noted) << "the controller had to note something about the run's events";

@@ -6,10 +6,10 @@
 #include <map>
 #include <thread>
 
-#include "runtime/anthropic_client.h"
-#include "runtime/client_common.h"
-#include "runtime/http_client.h"
-#include "runtime/openai_client.h"
+#include "runtime/model/anthropic_client.h"
+#include "runtime/model/client_common.h"
+#include "runtime/model/http_client.h"
+#include "runtime/model/openai_client.h"
 #include "tests/modelserver/loop_fixture.h"
 
 namespace kiln::modelserver {

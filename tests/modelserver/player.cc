@@ -1,32 +1,15 @@
 #include "tests/modelserver/player.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
 
+#include "base/digest.h"
 #include "base/result.h"
 
 namespace kiln::modelserver {
 namespace {
 
 using nlohmann::json;
-
-Result<std::string> Sha256Hex(const std::string& s) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (EVP_Digest(s.data(), s.size(), md, &n, EVP_sha256(), nullptr) != 1) {
-    return Error::Internal("EVP_Digest(sha256) of the first user message failed");
-  }
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (unsigned int i = 0; i < n; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 0xf];
-  }
-  return out;
-}
 
 bool IsNameChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
@@ -144,13 +127,7 @@ Served Player::Next(const RequestSeen& req) {
   std::string prefix;
   if (conv) {
     prefix = "conversations[" + std::to_string(*out.conversation) + "].";
-    auto key = Sha256Hex(req.first_user);
-    if (!key.ok()) {
-      out.step = prefix + "error";
-      out.error = key.error().message();
-      return out;
-    }
-    out.cursor = std::move(*key);
+    out.cursor = Sha256Hex(req.first_user);
   }
   std::string step;
   {

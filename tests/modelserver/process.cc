@@ -21,12 +21,10 @@ namespace kiln::modelserver {
 Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& binary,
                                                             const std::string& script,
                                                             const std::string& record) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return Error::Sys("pipe2", errno);
-  UniqueFd rd(p[0]), wr(p[1]);
+  KILN_ASSIGN_OR_RETURN(Pipe pipe, MakePipe());
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa, pipe.write.get(), 1);
   std::vector<std::string> args = {binary, "--script", script};
   if (!record.empty()) {
     args.push_back("--record");
@@ -38,13 +36,13 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& b
   pid_t pid;
   int rc = posix_spawn(&pid, binary.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
-  wr.reset();
+  pipe.write.reset();
   if (rc != 0) return Error::Sys("posix_spawn(" + Quote(binary) + ")", rc);
   std::string line;
   char c;
   while (line.find('\n') == std::string::npos) {
-    pollfd pfd{rd.get(), POLLIN, 0};
-    if (::poll(&pfd, 1, 10'000) <= 0 || ::read(rd.get(), &c, 1) != 1) {
+    pollfd pfd{pipe.read.get(), POLLIN, 0};
+    if (::poll(&pfd, 1, 10'000) <= 0 || ::read(pipe.read.get(), &c, 1) != 1) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
       return Error(Error::Code::kIO, Quote(binary) + " did not print its port");

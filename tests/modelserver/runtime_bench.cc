@@ -21,8 +21,8 @@
 #include "runtime/events.h"
 #include "runtime/loop.h"
 #include "runtime/model_factory.h"
-#include "runtime/testutil.h"
-#include "runtime/tools.h"
+#include "runtime/tools/testutil.h"
+#include "runtime/tools/toolset.h"
 #include "tests/modelserver/server.h"
 
 extern char** environ;

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "runtime/testutil.h"
+#include "runtime/tools/testutil.h"
 #include "tests/modelserver/process.h"
 
 namespace kiln::modelserver {

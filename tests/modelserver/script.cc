@@ -4,7 +4,7 @@
 #include <cctype>
 
 #include "base/fd.h"
-#include "controller/yaml_fields.h"
+#include "controller/config/yaml_fields.h"
 
 namespace kiln::modelserver {
 namespace {

@@ -1,0 +1,496 @@
+#include "controller/app/cli.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/fd.h"
+#include "base/terminal.h"
+#include "controller/app/daemon.h"
+#include "controller/run/log_recovery.h"
+
+namespace kiln::controller::cli {
+namespace {
+
+using nlohmann::json;
+
+// Exit statuses of `kiln run` (and `kiln runs show` of a finished run).
+constexpr int kSucceeded = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+constexpr int kBudget = 3;
+constexpr int kCancelled = 4;
+constexpr int kInfrastructure = 125;
+
+constexpr char kDefaultConfig[] = "/etc/kiln/kiln.yaml";
+
+int Fail(const Error& e, int code = kUsage) {
+  spdlog::error("{}", e.message());
+  return code;
+}
+
+// --config FILE, or /etc/kiln/kiln.yaml when it exists, or the defaults.
+Result<config::Config> LoadConfig(const std::string& path) {
+  if (!path.empty()) return config::Load(path);
+  if (::access(kDefaultConfig, F_OK) == 0) return config::Load(kDefaultConfig);
+  return config::Defaults();
+}
+
+// The configuration and the controller; on failure logs why and sets *code.
+std::unique_ptr<daemon::Controller> OpenController(const std::string& config_path, int* code) {
+  // A runtime that exits while a steering message is being written must show
+  // up as a failed write, not kill the controller.
+  ::signal(SIGPIPE, SIG_IGN);
+  auto cfg = LoadConfig(config_path);
+  if (!cfg) {
+    *code = Fail(cfg.error());
+    return nullptr;
+  }
+  auto c = daemon::Controller::Open(std::move(*cfg));
+  if (!c) {
+    *code = Fail(c.error(), kInfrastructure);
+    return nullptr;
+  }
+  return std::move(*c);
+}
+
+int ExitFor(const store::Run& run) {
+  // An error that was the request's fault is bad input, found at run time.
+  if (run.status == store::Status::kError && run.outcome == "bad_input") return kUsage;
+  switch (run.status) {
+    case store::Status::kSucceeded:
+      return kSucceeded;
+    case store::Status::kBudgetExhausted:
+      return kBudget;
+    case store::Status::kCancelled:
+      return kCancelled;
+    case store::Status::kError:
+      return kInfrastructure;
+    default:
+      return kFailed;
+  }
+}
+
+std::string Time(int64_t ms) {
+  if (ms == 0) return "-";
+  time_t t = static_cast<time_t>(ms / 1000);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+  return buf;
+}
+
+json RunJson(const store::Run& r) {
+  json j = {{"id", r.id},
+            {"status", store::ToString(r.status)},
+            {"role", r.request.role},
+            {"repo", r.request.repo},
+            {"commit", r.request.commit},
+            {"commit_sha", r.commit_sha},
+            {"task", r.request.task},
+            {"priority", r.request.priority},
+            {"attempt", r.attempt},
+            {"max_attempts", r.request.max_attempts},
+            {"requested_by", r.request.requested_by},
+            {"created", Time(r.created_ms)},
+            {"started", Time(r.started_ms)},
+            {"finished", Time(r.finished_ms)},
+            {"created_ms", r.created_ms},
+            {"started_ms", r.started_ms},
+            {"finished_ms", r.finished_ms},
+            {"cancel_requested", r.cancel_requested},
+            {"outcome", r.outcome},
+            {"error", r.error},
+            {"image_digest", r.image_digest},
+            {"sandbox_id", r.sandbox_id},
+            {"log_path", r.log_path},
+            {"log_head", r.log_head},
+            {"result", r.result}};
+  return j;
+}
+
+// A run's text fields came from outside (a forge's request, the agent's
+// result and diff, an error quoting the agent's output): shown, never obeyed.
+void PrintRun(const store::Run& r, bool with_patch) {
+  auto line = [](const std::string& s) { return ForTerminalLine(s); };
+  std::printf("run      %s\n", r.id.c_str());
+  std::printf("status   %s%s\n", std::string(store::ToString(r.status)).c_str(),
+              r.outcome.empty() ? "" : (" (" + line(r.outcome) + ")").c_str());
+  std::printf("role     %s\n", line(r.request.role).c_str());
+  std::printf("repo     %s @ %s%s\n", line(r.request.repo).c_str(), line(r.request.commit).c_str(),
+              r.commit_sha.empty() ? "" : (" = " + r.commit_sha).c_str());
+  std::printf("attempt  %d of %d\n", r.attempt, r.request.max_attempts);
+  std::printf("times    created %s, started %s, finished %s\n", Time(r.created_ms).c_str(),
+              Time(r.started_ms).c_str(), Time(r.finished_ms).c_str());
+  if (!r.error.empty()) std::printf("error    %s\n", line(r.error).c_str());
+  if (r.result.is_object()) {
+    if (r.result.contains("result"))
+      std::printf("result   %s\n", ForTerminalJson(r.result["result"].dump()).c_str());
+    if (r.result.contains("diff")) {
+      const json& d = r.result["diff"];
+      std::printf("diff     %zu file(s), %llu bytes, sha256 %s%s\n", d["files"].size(),
+                  static_cast<unsigned long long>(d.value("bytes", 0)),
+                  d.value("sha256", "").c_str(), d.value("truncated", false) ? " (truncated)" : "");
+      for (const auto& f : d["files"]) {
+        std::printf(
+            "         %s %s%s\n", line(f.value("status", "?")).c_str(),
+            line(f.value("path", "")).c_str(),
+            f.contains("link_target") ? (" -> " + line(f.value("link_target", ""))).c_str() : "");
+      }
+      if (with_patch) {
+        // Byte for byte into a pipe (git apply); escaped on a terminal.
+        std::string patch = d.value("patch", "");
+        if (::isatty(STDOUT_FILENO)) patch = ForTerminal(patch);
+        std::printf("\n%s", patch.c_str());
+      }
+    }
+  }
+  if (!r.log_path.empty()) std::printf("log      %s\n", r.log_path.c_str());
+}
+
+struct RequestOptions {
+  std::string config, repo, commit, role, task, task_file;
+  int priority = 0;
+  std::vector<std::string> budgets;  // name=value
+  bool json = false;
+};
+
+Result<store::RunRequest> BuildRequest(const RequestOptions& o, const config::Config& cfg) {
+  store::RunRequest r;
+  r.repo = o.repo;
+  r.commit = o.commit;
+  r.role = o.role;
+  r.priority = o.priority;
+  r.max_attempts = cfg.retry.max_attempts;
+  if (o.task.empty() == o.task_file.empty()) {
+    return Error::Invalid("give the task with exactly one of --task and --task-file");
+  }
+  if (!o.task_file.empty()) {
+    KILN_ASSIGN_OR_RETURN(r.task, ReadFile(o.task_file));
+  } else {
+    r.task = o.task;
+  }
+  if (r.task.empty()) return Error::Invalid("the task is empty");
+  for (const std::string& b : o.budgets) {
+    size_t eq = b.find('=');
+    if (eq == std::string::npos) {
+      return Error::Invalid("--budget " + Quote(b) + ": expected NAME=VALUE, e.g. max_turns=20");
+    }
+    json v = json::parse(b.substr(eq + 1), nullptr, false);
+    if (v.is_discarded() || !v.is_number()) {
+      return Error::Invalid("--budget " + Quote(b) + ": the value must be a number");
+    }
+    r.budgets[b.substr(0, eq)] = v;
+  }
+  const char* user = std::getenv("SUDO_USER");
+  r.requested_by = std::string("cli:") + (user ? user : std::to_string(::getuid()));
+  return r;
+}
+
+void AddRequestOptions(CLI::App* cmd, RequestOptions* o) {
+  cmd->add_option("--config", o->config, "configuration file (default /etc/kiln/kiln.yaml)");
+  cmd->add_option("--repo", o->repo, "repository URL or path")->required();
+  cmd->add_option("--commit", o->commit, "commit, branch or tag")->required();
+  cmd->add_option("--role", o->role, "role (a skill under the skills directory)")->required();
+  cmd->add_option("--task", o->task, "the task text");
+  cmd->add_option("--task-file", o->task_file, "a file holding the task text");
+  cmd->add_option("--priority", o->priority, "higher runs first (default 0)");
+  cmd->add_option("--budget", o->budgets, "NAME=VALUE budget override (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_flag("--json", o->json, "print the run as JSON");
+}
+
+// Checks a request the way the daemon would run it, before anything is
+// queued: the role, its secrets and budgets, the repository and commit.
+Result<store::RunRequest> Admit(const RequestOptions& o, daemon::Controller& c) {
+  KILN_ASSIGN_OR_RETURN(store::RunRequest req, BuildRequest(o, c.config()));
+  KILN_TRY(runner::CheckRequest(c.services(), req));
+  auto repo = c.services().cache->Resolve(req.repo, req.commit);
+  if (!repo) return repo.error();
+  return req;
+}
+
+std::atomic<bool> g_stop{false};
+
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+// Before any thread starts (the proxy's, the store's): every thread inherits
+// the mask, so no thread but the SignalWaiter's ever takes a stop signal.
+void BlockStopSignals() {
+  sigset_t set = StopSignals();
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+// SIGINT and SIGTERM are taken by one thread (sigwait); on_signal runs there.
+// BlockStopSignals() must have run first.
+class SignalWaiter {
+ public:
+  explicit SignalWaiter(std::function<void(int)> on_signal) {
+    sigset_t set = StopSignals();
+    thread_ = std::thread([set, this, on_signal = std::move(on_signal)]() {
+      int sig = 0;
+      ::sigwait(&set, &sig);
+      if (!done_.load()) on_signal(sig);
+    });
+  }
+  ~SignalWaiter() {
+    done_.store(true);
+    ::pthread_kill(thread_.native_handle(), SIGTERM);  // wakes sigwait if still waiting
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+int DoRun(const RequestOptions& o) {
+  BlockStopSignals();
+  int code = 0;
+  auto c = OpenController(o.config, &code);
+  if (!c) return code;
+  auto req = Admit(o, *c);
+  if (!req) return Fail(req.error());
+  const runner::Services& s = c->services();
+  auto run = s.store->Enqueue(*req, NowMs());
+  if (!run) return Fail(run.error(), kInfrastructure);
+  std::fprintf(stderr, "kiln: run %s queued\n", run->id.c_str());
+  // SIGINT/SIGTERM cancel the run, as `kiln runs cancel` would.
+  const std::string id = run->id;
+  SignalWaiter waiter([&s, id](int) {
+    spdlog::info("run {}: signal received, cancelling", id);
+    (void)s.store->RequestCancel(id, NowMs());
+  });
+  store::Run last = *run;
+  // Earlier attempts' logs (this run's or others') that could not be closed
+  // when their disk was full are closed first.
+  log_recovery::Sweeper sweeper(c->config().log_dir, s.signer);
+  for (;;) {
+    sweeper.Sweep();
+    auto started = s.store->Start(id, s.owner, NowMs());
+    if (!started) return Fail(started.error(), kInfrastructure);
+    last = runner::Execute(s, *started, g_stop);
+    if (last.status != store::Status::kQueued) break;
+    int64_t wait = last.not_before_ms - NowMs();
+    spdlog::warn("run {}: attempt {} failed ({}); retrying in {} ms", last.id, last.attempt,
+                 last.error, std::max<int64_t>(wait, 0));
+    if (wait > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+  }
+  sweeper.Sweep();
+  if (o.json) {
+    std::cout << ForTerminalJson(RunJson(last).dump(2)) << "\n";
+  } else {
+    PrintRun(last, false);
+  }
+  return ExitFor(last);
+}
+
+int DoSubmit(const RequestOptions& o) {
+  int code = 0;
+  auto c = OpenController(o.config, &code);
+  if (!c) return code;
+  auto req = Admit(o, *c);
+  if (!req) return Fail(req.error());
+  auto run = c->services().store->Enqueue(*req, NowMs());
+  if (!run) return Fail(run.error(), kInfrastructure);
+  if (o.json) {
+    std::cout << ForTerminalJson(RunJson(*run).dump(2)) << "\n";
+  } else {
+    std::printf("%s\n", run->id.c_str());
+  }
+  return 0;
+}
+
+int DoServe(const std::string& config_path, const daemon::ServeOptions& options) {
+  BlockStopSignals();
+  int code = 0;
+  auto c = OpenController(config_path, &code);
+  if (!c) return code;
+  SignalWaiter waiter([](int sig) {
+    spdlog::info("kiln serve: signal {}, stopping", sig);
+    g_stop.store(true);
+  });
+  Status st = daemon::Serve(*c, g_stop, options);
+  if (!st.ok()) return Fail(st.error(), kInfrastructure);
+  return 0;
+}
+
+// Opens only the store: `kiln runs` works beside a running daemon.
+Result<std::unique_ptr<store::Store>> OpenStore(const std::string& config_path) {
+  KILN_ASSIGN_OR_RETURN(config::Config cfg, LoadConfig(config_path));
+  return store::OpenSqlite(cfg.store);
+}
+
+struct RunsOptions {
+  std::string config, id, status, role, repo, message, from;
+  size_t limit = 50;
+  bool json = false, patch = false;
+};
+
+int DoList(const RunsOptions& o) {
+  auto st = OpenStore(o.config);
+  if (!st) return Fail(st.error());
+  store::ListFilter f;
+  if (!o.status.empty()) {
+    auto s = store::ParseStatus(o.status);
+    if (!s) return Fail(s.error());
+    f.status = *s;
+  }
+  f.role = o.role;
+  f.repo = o.repo;
+  f.limit = o.limit;
+  auto runs = (*st)->List(f);
+  if (!runs) return Fail(runs.error(), kInfrastructure);
+  if (o.json) {
+    json a = json::array();
+    for (const auto& r : *runs) a.push_back(RunJson(r));
+    std::cout << ForTerminalJson(a.dump(2)) << "\n";
+    return 0;
+  }
+  std::printf("%-26s %-17s %-10s %-20s %s\n", "RUN", "STATUS", "ROLE", "CREATED", "REPOSITORY");
+  for (const auto& r : *runs) {
+    std::printf("%-26s %-17s %-10s %-20s %s@%s\n", r.id.c_str(),
+                std::string(store::ToString(r.status)).c_str(),
+                ForTerminalLine(r.request.role).c_str(), Time(r.created_ms).c_str(),
+                ForTerminalLine(r.request.repo).c_str(), ForTerminalLine(r.request.commit).c_str());
+  }
+  return 0;
+}
+
+int DoShow(const RunsOptions& o) {
+  auto st = OpenStore(o.config);
+  if (!st) return Fail(st.error());
+  auto r = (*st)->Get(o.id);
+  if (!r) return Fail(r.error());
+  if (o.json) {
+    std::cout << ForTerminalJson(RunJson(*r).dump(2)) << "\n";
+  } else {
+    PrintRun(*r, o.patch);
+  }
+  return 0;
+}
+
+int DoCancel(const RunsOptions& o) {
+  auto st = OpenStore(o.config);
+  if (!st) return Fail(st.error());
+  auto r = (*st)->RequestCancel(o.id, NowMs());
+  if (!r) return Fail(r.error());
+  std::printf("%s %s\n", r->id.c_str(),
+              r->status == store::Status::kCancelled
+                  ? "cancelled"
+                  : "cancel requested (its controller stops it)");
+  return 0;
+}
+
+int DoSteer(const RunsOptions& o) {
+  auto st = OpenStore(o.config);
+  if (!st) return Fail(st.error());
+  if (o.message.empty()) return Fail(Error::Invalid("--message must not be empty"));
+  const char* user = std::getenv("SUDO_USER");
+  std::string from =
+      !o.from.empty() ? o.from : std::string("cli:") + (user ? user : std::to_string(::getuid()));
+  if (Status s = (*st)->AddSteering(o.id, from, o.message, NowMs()); !s.ok()) {
+    return Fail(s.error());
+  }
+  std::printf("%s: message queued for the agent\n", o.id.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int Gc(const std::string& state_dir, const std::string& config_path) {
+  auto cfg = LoadConfig(config_path);
+  if (!cfg) return Fail(cfg.error());
+  if (!state_dir.empty() && state_dir != cfg->state_dir) {
+    // `kiln sandbox gc --state-dir D` without a configuration: the
+    // controller's state under D, at its default places.
+    if (!config_path.empty()) {
+      return Fail(Error::Invalid("--state-dir " + Quote(state_dir) +
+                                 " differs from the state_dir " + Quote(cfg->state_dir) + " of " +
+                                 Quote(config_path)));
+    }
+    auto derived = config::Parse("state_dir: " + state_dir + "\n", "--state-dir");
+    if (!derived) return Fail(derived.error());
+    cfg = std::move(derived);
+  }
+  if (::access(cfg->store.c_str(), F_OK) != 0) return 0;  // no controller ever ran here
+  auto c = daemon::Controller::Open(std::move(*cfg));
+  if (!c) return Fail(c.error(), 1);
+  auto n = (*c)->Recover();
+  if (!n) return Fail(n.error(), 1);
+  if (*n > 0) std::printf("recovered %zu run(s)\n", *n);
+  return 0;
+}
+
+void AddGcOptions(CLI::App& app, std::string* config_path) {
+  app.get_subcommand("sandbox")->get_subcommand("gc")->add_option(
+      "--config", *config_path,
+      "controller configuration (default /etc/kiln/kiln.yaml): its orphaned runs "
+      "are reaped too");
+}
+
+void Register(CLI::App& app, int* exit_code) {
+  auto serve_config = std::make_shared<std::string>();
+  auto* serve =
+      app.add_subcommand("serve", "Run the controller daemon: take queued runs and run them");
+  auto serve_options = std::make_shared<daemon::ServeOptions>();
+  serve->add_option("--config", *serve_config, "configuration file (default /etc/kiln/kiln.yaml)");
+  serve->add_flag("--until-idle", serve_options->until_idle,
+                  "stop once no run is queued or running and no forge event or result is pending");
+  serve->callback([serve_config, serve_options, exit_code] {
+    *exit_code = DoServe(*serve_config, *serve_options);
+  });
+
+  auto ro = std::make_shared<RequestOptions>();
+  auto* run = app.add_subcommand(
+      "run", "Run one role on a repository in the foreground, as the daemon would");
+  AddRequestOptions(run, ro.get());
+  run->callback([ro, exit_code] { *exit_code = DoRun(*ro); });
+
+  auto* runs = app.add_subcommand("runs", "List, inspect, cancel, steer and submit runs");
+  runs->require_subcommand(1);
+  auto so = std::make_shared<RequestOptions>();
+  auto* submit = runs->add_subcommand("submit", "Queue a run for `kiln serve`; prints its id");
+  AddRequestOptions(submit, so.get());
+  submit->callback([so, exit_code] { *exit_code = DoSubmit(*so); });
+
+  auto o = std::make_shared<RunsOptions>();
+  auto* list = runs->add_subcommand("list", "List runs, newest first");
+  list->add_option("--status", o->status, "only runs in this status");
+  list->add_option("--role", o->role, "only runs of this role");
+  list->add_option("--repo", o->repo, "only runs of this repository");
+  list->add_option("--limit", o->limit, "at most this many (default 50)");
+  auto* show = runs->add_subcommand("show", "Show one run: status, result, diff, log");
+  show->add_option("id", o->id, "run id")->required();
+  show->add_flag("--patch", o->patch, "print the diff's patch too");
+  auto* cancel = runs->add_subcommand("cancel", "Cancel a queued or running run");
+  cancel->add_option("id", o->id, "run id")->required();
+  auto* steer = runs->add_subcommand("steer", "Send a message to a running agent");
+  steer->add_option("id", o->id, "run id")->required();
+  steer->add_option("--message,-m", o->message, "the message")->required();
+  steer->add_option("--from", o->from, "who sends it (default cli:<user>)");
+  for (CLI::App* cmd : {list, show, cancel, steer}) {
+    cmd->add_option("--config", o->config, "configuration file (default /etc/kiln/kiln.yaml)");
+  }
+  for (CLI::App* cmd : {list, show}) cmd->add_flag("--json", o->json, "JSON output");
+  list->callback([o, exit_code] { *exit_code = DoList(*o); });
+  show->callback([o, exit_code] { *exit_code = DoShow(*o); });
+  cancel->callback([o, exit_code] { *exit_code = DoCancel(*o); });
+  steer->callback([o, exit_code] { *exit_code = DoSteer(*o); });
+}
+
+}  // namespace kiln::controller::cli

@@ -1,0 +1,372 @@
+#include "controller/app/daemon.h"
+
+#include <sys/stat.h>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/fd.h"
+#include "controller/app/metrics.h"
+#include "controller/forge/api.h"
+#include "controller/forge/inbox.h"
+#include "controller/forge/local.h"
+#include "controller/github/auth.h"
+#include "controller/github/github.h"
+#include "controller/github/rest.h"
+#include "controller/github/webhook.h"
+#include "controller/pipeline/pipeline.h"
+#include "controller/run/log_recovery.h"
+#include "controller/run/provision.h"
+#include "controller/sessionlog/signer.h"
+#include "sandbox/state.h"
+
+namespace kiln::daemon {
+struct Controller::Parts {
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<git::Cache> cache;
+  std::unique_ptr<proxy::Proxy> proxy;
+  secrets::Vault vault;
+  metrics::Metrics metrics;
+  // The pipeline and its forge, when the configuration enables it: the local
+  // forge, or GitHub (its REST client, its auth, the webhook receiver).
+  std::unique_ptr<forge::Forge> forge;
+  std::unique_ptr<github::Rest> rest;
+  std::unique_ptr<github::Auth> auth;
+  std::unique_ptr<github::Receiver> webhooks;
+  std::unique_ptr<forge::Inbox> inbox;
+  std::unique_ptr<pipeline::State> state;
+  std::unique_ptr<pipeline::Pipeline> pipeline;
+};
+
+metrics::Metrics& Controller::metrics() const { return parts_->metrics; }
+
+pipeline::Pipeline* Controller::pipeline() const {
+  return parts_ ? parts_->pipeline.get() : nullptr;
+}
+
+forge::ApiServer::Handler Controller::http_handler() const {
+  if (!parts_ || !parts_->pipeline) return {};
+  if (github::Receiver* r = parts_->webhooks.get()) {
+    return [r](const forge::ApiRequest& req) {
+      std::string path = req.target.substr(0, req.target.find('?'));
+      if (path == "/webhooks/github") return r->Handle(req);
+      forge::ApiResponse out;
+      out.status = 404;
+      out.body =
+          nlohmann::json{{"message", "not found: kiln answers POST /webhooks/github"}}.dump();
+      return out;
+    };
+  }
+  return {};
+}
+
+Controller::~Controller() = default;
+
+namespace {
+
+// A secret kept in a file: its content without the trailing newline.
+Result<std::string> ReadSecret(const std::string& path, const char* what) {
+  auto text = ReadFile(path);
+  if (!text) return text.error().Wrap(std::string("github: the ") + what);
+  std::string s = std::move(*text);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  if (s.empty())
+    return Error::Invalid(std::string("github: the ") + what + " file " + Quote(path) +
+                          " is empty");
+  return s;
+}
+
+// The GitHub forge of the configuration, with its REST client and auth, and
+// the webhook receiver feeding inbox.
+Status OpenGitHub(const config::Config& cfg, git::Cache& cache, forge::Inbox& inbox,
+                  std::unique_ptr<github::Rest>* rest, std::unique_ptr<github::Auth>* auth,
+                  std::unique_ptr<forge::Forge>* forge,
+                  std::unique_ptr<github::Receiver>* webhooks) {
+  const github::Settings& g = cfg.github;
+  github::RestOptions ro;
+  ro.api_url = g.api_url;
+  ro.ca_file = g.ca_file;
+  ro.user_agent = "kiln";
+  if (!g.ca_file.empty()) KILN_TRY(git::SetCaFile(g.ca_file));
+  *rest = std::make_unique<github::Rest>(ro);
+  if (!g.token_file.empty()) {
+    KILN_ASSIGN_OR_RETURN(std::string token, ReadSecret(g.token_file, "token"));
+    *auth = std::make_unique<github::StaticAuth>(token);
+  } else {
+    KILN_ASSIGN_OR_RETURN(std::string key, ReadSecret(g.private_key_file, "App private key"));
+    // The key must load now, not at the first event.
+    KILN_TRY(github::AppJwt(g.app_id, key, 0));
+    *auth = std::make_unique<github::AppAuth>(**rest, g.app_id, key, [] { return NowMs() / 1000; });
+  }
+  KILN_ASSIGN_OR_RETURN(std::string secret, ReadSecret(g.webhook_secret_file, "webhook secret"));
+  auto gh = std::make_unique<github::GitHub>(**rest, **auth, g, cfg.pipeline.bot);
+  github::GitHub* raw = gh.get();
+  cache.set_tokens(
+      [raw](const std::string& url, bool renew) { return raw->TokenForUrl(url, renew); });
+  github::ReceiverOptions ro2;
+  ro2.secret = secret;
+  ro2.configured = [raw](const std::string& repo) { return raw->Configured(repo); };
+  ro2.label_in = [raw](const std::string& repo, const std::string& label) {
+    return raw->LabelIn(repo, label);
+  };
+  *webhooks = std::make_unique<github::Receiver>(ro2, inbox);
+  *forge = std::move(gh);
+  return Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
+  std::unique_ptr<Controller> c(new Controller());
+  KILN_TRY(provision::ResolvePaths(&config));
+  c->config_ = std::move(config);
+  const config::Config& cfg = c->config_;
+  std::error_code ec;
+  for (const std::string& dir :
+       {cfg.state_dir, cfg.log_dir, cfg.cache_dir, cfg.state_dir + "/runs"}) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Error::Sys("mkdir(" + Quote(dir) + ")", ec.value());
+  }
+  auto parts = std::make_unique<Parts>();
+  KILN_ASSIGN_OR_RETURN(parts->store, store::OpenSqlite(cfg.store));
+  parts->cache = std::make_unique<git::Cache>(cfg.cache_dir);
+  {
+    auto vault = secrets::Vault::Load(cfg.secrets_file);
+    if (!vault) return vault.error().Wrap("secrets");
+    parts->vault = std::move(*vault);
+  }
+  auto signer = sessionlog::LoadOrCreateSigner(cfg.key_dir);
+  if (!signer) return signer.error().Wrap("the session signing key");
+  parts->proxy = std::make_unique<proxy::Proxy>(2);
+  c->parts_ = std::move(parts);
+  runner::Services& s = c->services_;
+  s.config = &c->config_;
+  s.store = c->parts_->store.get();
+  s.cache = c->parts_->cache.get();
+  s.proxy = c->parts_->proxy.get();
+  s.signer = std::shared_ptr<const sessionlog::Signer>(std::move(*signer));
+  s.vault = &c->parts_->vault;
+  s.metrics = &c->parts_->metrics;
+  s.owner = runner::OwnerId();
+  if (cfg.pipeline.enabled) {
+    Parts& p = *c->parts_;
+    KILN_ASSIGN_OR_RETURN(p.inbox, forge::Inbox::Open(cfg.store));
+    if (cfg.pipeline.forge == "github") {
+      KILN_TRY(OpenGitHub(cfg, *p.cache, *p.inbox, &p.rest, &p.auth, &p.forge, &p.webhooks));
+    } else {
+      KILN_ASSIGN_OR_RETURN(p.forge, forge::Local::Open(cfg.store, forge::ReposDir(cfg.state_dir),
+                                                        cfg.pipeline.bot, forge::Access::kApp));
+    }
+    KILN_ASSIGN_OR_RETURN(p.state, pipeline::State::Open(cfg.store));
+    pipeline::Options o;
+    o.trusted_users = cfg.pipeline.trusted_users;
+    o.bot = cfg.pipeline.bot;
+    p.pipeline = std::make_unique<pipeline::Pipeline>(s, *p.forge, *p.inbox, *p.state, o);
+    pipeline::Pipeline* pl = p.pipeline.get();
+    s.decide = [pl](const runner::Finished& f, sessionlog::Writer& log) {
+      return pl->Decide(f, log);
+    };
+  }
+  return c;
+}
+
+Result<size_t> Controller::Recover() {
+  const config::Config& cfg = config_;
+  auto gc = sandbox::state::Gc(cfg.state_dir, "/sys/fs/cgroup", cfg.sandbox.cgroup_parent);
+  for (const auto& id : gc.removed) spdlog::info("recovery: removed sandbox {}", id);
+  for (const auto& e : gc.errors) spdlog::warn("recovery: sandbox gc: {}", e);
+  KILN_ASSIGN_OR_RETURN(std::vector<store::Run> running, services_.store->Running());
+  size_t recovered = 0;
+  std::set<std::string> live;
+  for (const store::Run& run : running) {
+    if (run.owner == services_.owner || runner::OwnerAlive(run.owner)) {
+      live.insert(run.id);
+      continue;
+    }
+    auto head = runner::Reap(services_, run);
+    if (!head) {
+      spdlog::error("recovery: run {}: {}", run.id, head.error().message());
+      continue;
+    }
+    if (!head->empty()) {
+      store::Progress progress;
+      progress.log_head = *head;
+      (void)services_.store->SetProgress(run.id, progress);
+    }
+    std::string why = "the controller running it (" + run.owner + ") died mid-run";
+    if (cfg.recovery == "requeue") {
+      auto again =
+          services_.store->FailInfrastructure(run.id, why, runner::RetryPolicyOf(cfg), NowMs());
+      if (!again) return again.error();
+      spdlog::warn("recovery: run {}: {}; {}", run.id, why,
+                   *again ? "queued again" : "failed (no attempts left)");
+    } else {
+      store::Finish f{store::Status::kError, "crashed", nullptr, why, head->empty() ? "" : *head};
+      KILN_TRY(services_.store->Complete(run.id, f, NowMs()));
+      spdlog::warn("recovery: run {}: {}; marked failed", run.id, why);
+    }
+    ++recovered;
+  }
+  // Run directories of no live run: a crash between a run's end in the store
+  // and its teardown, or a reap that failed earlier.
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(cfg.state_dir + "/runs", ec)) {
+    std::string id = e.path().filename().string();
+    if (live.count(id)) continue;
+    provision::Resources res;
+    res.run_dir = e.path().string();
+    store::Run orphan;
+    orphan.id = id;
+    if (Status st = provision::Release(cfg, orphan, &res); !st.ok()) {
+      spdlog::error("recovery: {}: {}", res.run_dir, st.error().message());
+    }
+  }
+  return recovered;
+}
+
+Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& options) {
+  const config::Config& cfg = c.config();
+  const runner::Services& s = c.services();
+  KILN_ASSIGN_OR_RETURN(size_t recovered, c.Recover());
+  if (recovered > 0) spdlog::info("recovered {} run(s) left by a crashed controller", recovered);
+  // Logs a full disk left open are closed once they can be written.
+  log_recovery::Sweeper sweeper(cfg.log_dir, s.signer);
+  sweeper.Sweep();
+  auto last_sweep = std::chrono::steady_clock::now();
+
+  std::unique_ptr<metrics::Server> server;
+  if (!cfg.metrics_listen.empty()) {
+    KILN_ASSIGN_OR_RETURN(server, metrics::Server::Start(cfg.metrics_listen, [&c, &s] {
+                            return c.metrics().Render(*s.store, s.proxy);
+                          }));
+    spdlog::info("metrics on http://{}/metrics", cfg.metrics_listen);
+  }
+  pipeline::Pipeline* pipeline = c.pipeline();
+  std::unique_ptr<forge::ApiServer> api;
+  if (pipeline && !cfg.pipeline.api_listen.empty()) {
+    if (auto handler = c.http_handler()) {
+      // GitHub caps a delivery at 25 MB.
+      KILN_ASSIGN_OR_RETURN(api,
+                            forge::ApiServer::Start(cfg.pipeline.api_listen, handler, 25 << 20));
+      spdlog::info("GitHub webhooks on http://{}/webhooks/github", cfg.pipeline.api_listen);
+    } else {
+      KILN_ASSIGN_OR_RETURN(
+          api, forge::ApiServer::Start(cfg.pipeline.api_listen, cfg.store,
+                                       forge::ReposDir(cfg.state_dir), cfg.pipeline.bot));
+      spdlog::info("forge API on http://{}/api/v1", cfg.pipeline.api_listen);
+    }
+  }
+  spdlog::info("kiln serve: owner {}, up to {} runs ({} per repository)", s.owner,
+               cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t active = 0;
+  struct Worker {
+    std::thread thread;
+    bool done = false;  // guarded by mu
+  };
+  std::list<Worker> workers;  // list: a worker's node stays put while it runs
+  store::ClaimLimits limits{cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo};
+  std::optional<Error> failure;  // why --until-idle gave up
+  while (!stop.load()) {
+    if (std::chrono::steady_clock::now() - last_sweep > std::chrono::minutes(1)) {
+      sweeper.Sweep();
+      last_sweep = std::chrono::steady_clock::now();
+    }
+    if (pipeline) {
+      try {
+        auto worked = pipeline->Tick();
+        if (!worked) spdlog::error("pipeline: {}", worked.error().message());
+      } catch (const std::exception& e) {
+        // Stored results and forge replies are data; a surprise in them is
+        // logged and retried, never the end of the daemon.
+        spdlog::error("pipeline: {}", e.what());
+      }
+    }
+    for (auto it = workers.begin(); it != workers.end();) {
+      bool done;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        done = it->done;
+      }
+      if (done) {
+        it->thread.join();
+        it = workers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (active >= static_cast<size_t>(cfg.concurrency.max_runs)) break;
+      }
+      auto claimed = s.store->Claim(limits, s.owner, NowMs());
+      if (!claimed) {
+        spdlog::error("claiming a run: {}", claimed.error().message());
+        break;
+      }
+      if (!*claimed) break;
+      store::Run run = std::move(**claimed);
+      spdlog::info("run {}: claimed (role {}, {} at {}, attempt {})", run.id, run.request.role,
+                   run.request.repo, run.request.commit, run.attempt);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++active;
+      }
+      Worker& w = workers.emplace_back();
+      w.thread = std::thread([&, run = std::move(run)]() mutable {
+        runner::Execute(s, std::move(run), stop);
+        std::lock_guard<std::mutex> lock(mu);
+        --active;
+        w.done = true;
+        cv.notify_all();
+      });
+    }
+    if (options.until_idle) {
+      bool busy;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        busy = active > 0;
+      }
+      // A store that cannot say whether work is left never will: stop with
+      // its error rather than wait forever.
+      auto queued = s.store->CountByStatus();
+      if (!queued) {
+        failure = queued.error().Wrap("--until-idle: reading the queue");
+        break;
+      }
+      busy = busy || queued->at(store::Status::kQueued) > 0;
+      if (!busy && pipeline) {
+        auto idle = pipeline->Idle();
+        if (!idle) {
+          failure = idle.error().Wrap("--until-idle: reading the forge's events and results");
+          break;
+        }
+        busy = !*idle;
+      }
+      if (!busy) {
+        spdlog::info("kiln serve: idle, stopping (--until-idle)");
+        break;
+      }
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, std::chrono::milliseconds(cfg.poll_interval_ms));
+  }
+  spdlog::info("kiln serve: stopping; {} run(s) in flight will be queued again", active);
+  for (auto& w : workers) w.thread.join();
+  if (failure) return *failure;
+  return Ok();
+}
+
+}  // namespace kiln::daemon

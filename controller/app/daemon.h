@@ -1,0 +1,66 @@
+// The controller's process-wide services and the daemon behind `kiln serve`:
+// crash recovery at start, the queue loop (claims runs within the
+// concurrency limits, one thread per run), /metrics, and a shutdown that
+// stops the runs in flight and queues them again.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "controller/app/metrics.h"
+#include "controller/config/config.h"
+#include "controller/forge/api.h"
+#include "controller/run/runner.h"
+
+namespace kiln::pipeline {
+class Pipeline;
+}
+
+namespace kiln::daemon {
+
+// Everything runner::Services points to, owned.
+class Controller {
+ public:
+  // Opens the store, the caches, the signing key and the secrets; starts the
+  // proxy. The config's binaries are resolved here.
+  static Result<std::unique_ptr<Controller>> Open(config::Config config);
+  ~Controller();
+
+  const runner::Services& services() const { return services_; }
+  // The pipeline; null when the configuration turns it off.
+  pipeline::Pipeline* pipeline() const;
+  // What kiln's HTTP server (pipeline.api_listen) answers: the local forge's
+  // API, or GitHub's webhooks (POST /webhooks/github). Empty without a
+  // pipeline.
+  forge::ApiServer::Handler http_handler() const;
+  const config::Config& config() const { return config_; }
+  // What the runs report, served on /metrics.
+  metrics::Metrics& metrics() const;
+
+  // Reaps the runs whose owner died (and any sandbox whose supervisor died),
+  // appends a `recovery` record to each log, and fails or requeues each run
+  // by the config's recovery policy. Then removes run directories that
+  // belong to no live run. Returns the runs recovered.
+  Result<size_t> Recover();
+
+ private:
+  Controller() = default;
+  struct Parts;
+  config::Config config_;
+  std::unique_ptr<Parts> parts_;
+  runner::Services services_;
+};
+
+struct ServeOptions {
+  // Return once there is nothing to do: no queued or running run, no
+  // pending forge event, no result waiting for the forge (scripts, tests).
+  bool until_idle = false;
+};
+
+// `kiln serve`: runs until stop becomes true (SIGTERM/SIGINT in the CLI).
+Status Serve(Controller& controller, const std::atomic<bool>& stop,
+             const ServeOptions& options = {});
+
+}  // namespace kiln::daemon

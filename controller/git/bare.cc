@@ -1,0 +1,393 @@
+#include "controller/git/bare.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+
+#include "controller/git/libgit.h"
+
+namespace kiln::git::bare {
+namespace {
+
+using git::GitError;
+using git::GitFree;
+
+using ReferencePtr = std::unique_ptr<git_reference, GitFree<git_reference_free>>;
+using SignaturePtr = std::unique_ptr<git_signature, GitFree<git_signature_free>>;
+using TreeBuilderPtr = std::unique_ptr<git_treebuilder, GitFree<git_treebuilder_free>>;
+using IndexPtr = std::unique_ptr<git_index, GitFree<git_index_free>>;
+using ConflictIterPtr =
+    std::unique_ptr<git_index_conflict_iterator, GitFree<git_index_conflict_iterator_free>>;
+
+Result<git::RepoPtr> OpenRepo(const std::string& path) {
+  git::InitLibgit2();
+  return git::OpenBare(path);
+}
+
+Result<git_oid> ParseOid(const std::string& path, const std::string& sha) {
+  git_oid oid;
+  if (!git::IsFullSha(sha) || git_oid_fromstr(&oid, sha.c_str()) != 0) {
+    return Error::Invalid("repository " + Quote(path) + ": " + Quote(sha) +
+                          " is not a 40-hex commit sha");
+  }
+  return oid;
+}
+
+Result<git::CommitPtr> LookupCommit(git_repository* repo, const std::string& path,
+                                    const git_oid& oid) {
+  git_commit* c = nullptr;
+  if (git_commit_lookup(&c, repo, &oid) != 0) {
+    return Error(Error::Code::kNotFound, "repository " + Quote(path) + ": commit " +
+                                             Quote(git::OidHex(oid)) + ": " +
+                                             git::LastGitMessage());
+  }
+  return git::CommitPtr(c);
+}
+
+Result<std::optional<git_oid>> BranchOid(git_repository* repo, const std::string& path,
+                                         const std::string& branch) {
+  git_oid oid;
+  int rc = git_reference_name_to_id(&oid, repo, ("refs/heads/" + branch).c_str());
+  if (rc == GIT_ENOTFOUND) return std::optional<git_oid>();
+  if (rc != 0) return GitError("repository " + Quote(path) + ": reading branch " + Quote(branch));
+  return std::optional<git_oid>(oid);
+}
+
+Result<SignaturePtr> NewSignature(const Identity& who) {
+  git_signature* sig = nullptr;
+  if (git_signature_now(&sig, who.name.c_str(), who.email.c_str()) != 0) {
+    return GitError("signature for " + Quote(who.name));
+  }
+  return SignaturePtr(sig);
+}
+
+// Writes the tree of the directory dir (absolute) and returns it, or nullopt
+// when it would be empty (git stores no empty directories).
+Result<std::optional<git_oid>> WriteTree(git_repository* repo, const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return Error::Sys("opendir(" + Quote(dir) + ")", errno);
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != ".." && name != ".git") names.push_back(name);
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) return Error::Sys("readdir(" + Quote(dir) + ")", err);
+  std::sort(names.begin(), names.end());
+
+  git_treebuilder* raw = nullptr;
+  if (git_treebuilder_new(&raw, repo, nullptr) != 0) return GitError("creating a tree");
+  TreeBuilderPtr builder(raw);
+  for (const std::string& name : names) {
+    const std::string full = dir + "/" + name;
+    struct stat st;
+    if (::lstat(full.c_str(), &st) != 0) return Error::Sys("lstat(" + Quote(full) + ")", errno);
+    git_oid oid;
+    git_filemode_t mode;
+    if (S_ISDIR(st.st_mode)) {
+      KILN_ASSIGN_OR_RETURN(std::optional<git_oid> sub, WriteTree(repo, full));
+      if (!sub) continue;
+      oid = *sub;
+      mode = GIT_FILEMODE_TREE;
+    } else if (S_ISREG(st.st_mode)) {
+      if (git_blob_create_from_disk(&oid, repo, full.c_str()) != 0) {
+        return GitError("storing " + Quote(full));
+      }
+      mode = (st.st_mode & 0111) != 0 ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
+    } else if (S_ISLNK(st.st_mode)) {
+      std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+      ssize_t n = ::readlink(full.c_str(), target.data(), target.size());
+      if (n < 0) return Error::Sys("readlink(" + Quote(full) + ")", errno);
+      target.resize(static_cast<size_t>(n));
+      if (git_blob_create_from_buffer(&oid, repo, target.data(), target.size()) != 0) {
+        return GitError("storing the link " + Quote(full));
+      }
+      mode = GIT_FILEMODE_LINK;
+    } else {
+      return Error::Invalid("importing " + Quote(full) +
+                            ": not a regular file, directory or symlink");
+    }
+    if (git_treebuilder_insert(nullptr, builder.get(), name.c_str(), &oid, mode) != 0) {
+      return GitError("adding " + Quote(full) + " to its tree");
+    }
+  }
+  if (git_treebuilder_entrycount(builder.get()) == 0) return std::optional<git_oid>();
+  git_oid tree;
+  if (git_treebuilder_write(&tree, builder.get()) != 0) {
+    return GitError("writing the tree of " + Quote(dir));
+  }
+  return std::optional<git_oid>(tree);
+}
+
+// The tree of no files.
+Result<git_oid> EmptyTree(git_repository* repo) {
+  git_treebuilder* raw = nullptr;
+  if (git_treebuilder_new(&raw, repo, nullptr) != 0) return GitError("creating a tree");
+  TreeBuilderPtr builder(raw);
+  git_oid tree;
+  if (git_treebuilder_write(&tree, builder.get()) != 0) return GitError("writing an empty tree");
+  return tree;
+}
+
+}  // namespace
+
+bool ValidBranch(const std::string& name) {
+  if (name.empty() || name == "HEAD" || name.front() == '-') return false;
+  git::InitLibgit2();
+  int valid = 0;
+  if (git_reference_name_is_valid(&valid, ("refs/heads/" + name).c_str()) != 0) return false;
+  return valid != 0;
+}
+
+Status Init(const std::string& path, const std::string& branch) {
+  git::InitLibgit2();
+  git_repository_init_options opts = GIT_REPOSITORY_INIT_OPTIONS_INIT;
+  opts.flags =
+      GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
+  opts.initial_head = branch.c_str();
+  git_repository* repo = nullptr;
+  if (git_repository_init_ext(&repo, path.c_str(), &opts) != 0) {
+    return GitError("creating the bare repository " + Quote(path));
+  }
+  git_repository_free(repo);
+  return Ok();
+}
+
+bool IsRepository(const std::string& dir) {
+  git::InitLibgit2();
+  git_repository* repo = nullptr;
+  if (git_repository_open_ext(&repo, dir.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
+    return false;
+  }
+  git_repository_free(repo);
+  return true;
+}
+
+Result<std::string> ImportFiles(const std::string& path, const std::string& dir,
+                                const std::string& branch, const Identity& who,
+                                const std::string& message) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  KILN_ASSIGN_OR_RETURN(std::optional<git_oid> tree_oid, WriteTree(repo.get(), dir));
+  if (!tree_oid) {
+    KILN_ASSIGN_OR_RETURN(tree_oid, EmptyTree(repo.get()));
+  }
+  git_tree* raw_tree = nullptr;
+  if (git_tree_lookup(&raw_tree, repo.get(), &*tree_oid) != 0) {
+    return GitError("repository " + Quote(path) + ": reading the imported tree");
+  }
+  git::TreePtr tree(raw_tree);
+  KILN_ASSIGN_OR_RETURN(SignaturePtr sig, NewSignature(who));
+  git_oid commit;
+  const std::string ref = "refs/heads/" + branch;
+  if (git_commit_create(&commit, repo.get(), ref.c_str(), sig.get(), sig.get(), nullptr,
+                        message.c_str(), tree.get(), 0, nullptr) != 0) {
+    return GitError("repository " + Quote(path) + ": committing the files of " + Quote(dir));
+  }
+  return git::OidHex(commit);
+}
+
+Result<Imported> ImportRepository(const std::string& path, const std::string& source) {
+  git::InitLibgit2();
+  git_repository* raw_src = nullptr;
+  if (git_repository_open_ext(&raw_src, source.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) !=
+      0) {
+    return GitError("opening the repository " + Quote(source));
+  }
+  git::RepoPtr src(raw_src);
+  Imported out;
+  if (git_repository_head_detached(src.get()) != 1) {
+    git_reference* head = nullptr;
+    if (git_reference_lookup(&head, src.get(), "HEAD") == 0) {
+      ReferencePtr owner(head);
+      if (git_reference_type(head) == GIT_REFERENCE_SYMBOLIC) {
+        std::string target = git_reference_symbolic_target(head);
+        if (target.rfind("refs/heads/", 0) == 0) out.head_branch = target.substr(11);
+      }
+    }
+  }
+  // The source's git directory, which the local transport reads.
+  const std::string url = git_repository_path(src.get());
+
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  git_remote* raw_remote = nullptr;
+  if (git_remote_create_anonymous(&raw_remote, repo.get(), url.c_str()) != 0) {
+    return GitError("importing " + Quote(source));
+  }
+  git::RemotePtr remote(raw_remote);
+  char heads[] = "+refs/heads/*:refs/heads/*";
+  char tags[] = "+refs/tags/*:refs/tags/*";
+  char* specs[] = {heads, tags};
+  git_strarray refspecs = {specs, 2};
+  git_fetch_options fetch = GIT_FETCH_OPTIONS_INIT;
+  fetch.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;  // the refspec takes them all
+  if (git_remote_fetch(remote.get(), &refspecs, &fetch, "import") != 0) {
+    return GitError("importing the branches of " + Quote(source) + " into " + Quote(path));
+  }
+  git_branch_iterator* raw_it = nullptr;
+  if (git_branch_iterator_new(&raw_it, repo.get(), GIT_BRANCH_LOCAL) != 0) {
+    return GitError("listing the branches of " + Quote(path));
+  }
+  std::unique_ptr<git_branch_iterator, GitFree<git_branch_iterator_free>> it(raw_it);
+  for (;;) {
+    git_reference* ref = nullptr;
+    git_branch_t type;
+    int rc = git_branch_next(&ref, &type, it.get());
+    if (rc == GIT_ITEROVER) break;
+    if (rc != 0) return GitError("listing the branches of " + Quote(path));
+    ReferencePtr owner(ref);
+    const char* name = nullptr;
+    if (git_branch_name(&name, ref) == 0) out.branches.push_back(name);
+  }
+  std::sort(out.branches.begin(), out.branches.end());
+  return out;
+}
+
+Status SetHead(const std::string& path, const std::string& branch) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  if (git_repository_set_head(repo.get(), ("refs/heads/" + branch).c_str()) != 0) {
+    return GitError("repository " + Quote(path) + ": pointing HEAD to " + Quote(branch));
+  }
+  return Ok();
+}
+
+Result<std::optional<std::string>> BranchSha(const std::string& path, const std::string& branch) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  KILN_ASSIGN_OR_RETURN(std::optional<git_oid> oid, BranchOid(repo.get(), path, branch));
+  if (!oid) return std::optional<std::string>();
+  return std::optional<std::string>(git::OidHex(*oid));
+}
+
+Result<bool> HasCommit(const std::string& path, const std::string& sha) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  KILN_ASSIGN_OR_RETURN(git_oid oid, ParseOid(path, sha));
+  git_commit* c = nullptr;
+  if (git_commit_lookup(&c, repo.get(), &oid) != 0) return false;
+  git_commit_free(c);
+  return true;
+}
+
+Result<bool> IsAncestor(const std::string& path, const std::string& ancestor,
+                        const std::string& descendant) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  KILN_ASSIGN_OR_RETURN(git_oid a, ParseOid(path, ancestor));
+  KILN_ASSIGN_OR_RETURN(git_oid d, ParseOid(path, descendant));
+  if (git_oid_equal(&a, &d)) return true;
+  int rc = git_graph_descendant_of(repo.get(), &d, &a);
+  if (rc < 0) {
+    return GitError("repository " + Quote(path) + ": is " + Quote(ancestor) + " an ancestor of " +
+                    Quote(descendant));
+  }
+  return rc == 1;
+}
+
+Result<MergePlan> PlanMerge(const std::string& path, const std::string& base,
+                            const std::string& head, const std::string& message,
+                            const Identity& who) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  KILN_ASSIGN_OR_RETURN(std::optional<git_oid> base_oid, BranchOid(repo.get(), path, base));
+  if (!base_oid) return Error::NotFound("base branch " + Quote(base) + " does not exist");
+  KILN_ASSIGN_OR_RETURN(std::optional<git_oid> head_oid, BranchOid(repo.get(), path, head));
+  if (!head_oid) return Error::NotFound("head branch " + Quote(head) + " does not exist");
+  MergePlan plan;
+  plan.base_sha = git::OidHex(*base_oid);
+  plan.head_sha = git::OidHex(*head_oid);
+
+  git_oid mb;
+  int rc = git_merge_base(&mb, repo.get(), &*base_oid, &*head_oid);
+  if (rc == GIT_ENOTFOUND) {
+    return Error::Invalid("branches " + Quote(base) + " and " + Quote(head) +
+                          " have no common history");
+  }
+  if (rc != 0) return GitError("merge base of " + Quote(base) + " and " + Quote(head));
+  plan.merge_base = git::OidHex(mb);
+  if (git_oid_equal(&mb, &*head_oid)) {
+    plan.up_to_date = true;
+    plan.result_sha = plan.base_sha;
+    return plan;
+  }
+  if (git_oid_equal(&mb, &*base_oid)) {
+    plan.fast_forward = true;
+    plan.result_sha = plan.head_sha;
+    return plan;
+  }
+
+  KILN_ASSIGN_OR_RETURN(git::CommitPtr ours, LookupCommit(repo.get(), path, *base_oid));
+  KILN_ASSIGN_OR_RETURN(git::CommitPtr theirs, LookupCommit(repo.get(), path, *head_oid));
+  git_merge_options opts = GIT_MERGE_OPTIONS_INIT;
+  git_index* raw_index = nullptr;
+  if (git_merge_commits(&raw_index, repo.get(), ours.get(), theirs.get(), &opts) != 0) {
+    return GitError("merging " + Quote(head) + " into " + Quote(base));
+  }
+  IndexPtr index(raw_index);
+  if (git_index_has_conflicts(index.get())) {
+    git_index_conflict_iterator* raw_it = nullptr;
+    std::vector<std::string> paths;
+    if (git_index_conflict_iterator_new(&raw_it, index.get()) == 0) {
+      ConflictIterPtr it(raw_it);
+      const git_index_entry *ancestor, *our, *their;
+      while (git_index_conflict_next(&ancestor, &our, &their, it.get()) == 0) {
+        const git_index_entry* any = our ? our : their ? their : ancestor;
+        if (any != nullptr) paths.push_back(any->path);
+      }
+    }
+    std::string list;
+    for (const auto& p : paths) list += (list.empty() ? "" : ", ") + p;
+    return Error::Invalid("merging " + Quote(head) + " into " + Quote(base) +
+                          " conflicts in: " + list + "; nothing was changed");
+  }
+  git_oid tree_oid;
+  if (git_index_write_tree_to(&tree_oid, index.get(), repo.get()) != 0) {
+    return GitError("writing the merged tree of " + Quote(head) + " into " + Quote(base));
+  }
+  git_tree* raw_tree = nullptr;
+  if (git_tree_lookup(&raw_tree, repo.get(), &tree_oid) != 0) {
+    return GitError("reading the merged tree");
+  }
+  git::TreePtr tree(raw_tree);
+  KILN_ASSIGN_OR_RETURN(SignaturePtr sig, NewSignature(who));
+  const git_commit* parents[] = {ours.get(), theirs.get()};
+  git_oid merged;
+  if (git_commit_create(&merged, repo.get(), nullptr, sig.get(), sig.get(), nullptr,
+                        message.c_str(), tree.get(), 2, parents) != 0) {
+    return GitError("creating the merge commit of " + Quote(head) + " into " + Quote(base));
+  }
+  plan.result_sha = git::OidHex(merged);
+  return plan;
+}
+
+Status MoveBranch(const std::string& path, const std::string& branch, const std::string& new_sha,
+                  const std::string& expected_old, const std::string& log_message) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  KILN_ASSIGN_OR_RETURN(git_oid target, ParseOid(path, new_sha));
+  KILN_ASSIGN_OR_RETURN(git_oid old, ParseOid(path, expected_old));
+  git_reference* ref = nullptr;
+  int rc = git_reference_create_matching(&ref, repo.get(), ("refs/heads/" + branch).c_str(),
+                                         &target, /*force=*/1, &old, log_message.c_str());
+  if (rc == GIT_EMODIFIED) {
+    return Error::Invalid("branch " + Quote(branch) + " moved from " + expected_old.substr(0, 12) +
+                          " while merging; nothing was changed, try again");
+  }
+  if (rc != 0) return GitError("repository " + Quote(path) + ": moving branch " + Quote(branch));
+  git_reference_free(ref);
+  return Ok();
+}
+
+Status DeleteBranch(const std::string& path, const std::string& branch) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  git_reference* ref = nullptr;
+  int rc = git_reference_lookup(&ref, repo.get(), ("refs/heads/" + branch).c_str());
+  if (rc == GIT_ENOTFOUND) return Error::NotFound("there is no branch " + Quote(branch));
+  if (rc != 0) return GitError("repository " + Quote(path) + ": branch " + Quote(branch));
+  rc = git_reference_delete(ref);
+  git_reference_free(ref);
+  if (rc != 0) return GitError("repository " + Quote(path) + ": deleting branch " + Quote(branch));
+  return Ok();
+}
+
+}  // namespace kiln::git::bare

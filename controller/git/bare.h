@@ -1,0 +1,95 @@
+// The local forge's git work on its bare repositories, through libgit2:
+// creating one from a directory or another repository, reading branches,
+// and merging a pull request (fast-forward, or a merge commit computed in
+// memory). Pushes, diffs and merge bases are controller/git/write.h's.
+//
+// Errors name the repository path and the branch or commit. Every function
+// opens the repository itself, so they may run on any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace kiln::git::bare {
+
+struct Identity {
+  std::string name;
+  std::string email;
+};
+
+// Whether name is a valid branch name (refs/heads/<name> is a valid ref).
+bool ValidBranch(const std::string& name);
+
+// Creates an empty bare repository at path (its parents too) whose HEAD
+// names refs/heads/<branch>. An existing repository at path is an error.
+Status Init(const std::string& path, const std::string& branch);
+
+// Whether dir is a git repository itself (a work tree with .git, or a bare
+// repository); its parents are not searched.
+bool IsRepository(const std::string& dir);
+
+// Commits the files under dir as the first commit of branch in the bare
+// repository at path. Regular files keep their executable bit, symlinks are
+// stored as links (never followed), empty directories and any ".git" entry
+// are left out; other file types (sockets, FIFOs, devices) are an error
+// naming the path. Returns the commit's sha.
+Result<std::string> ImportFiles(const std::string& path, const std::string& dir,
+                                const std::string& branch, const Identity& who,
+                                const std::string& message);
+
+struct Imported {
+  std::vector<std::string> branches;  // sorted
+  std::string head_branch;            // the source's current branch; "" when detached
+};
+
+// Fetches every branch and tag of the git repository at source into the
+// bare repository at path (committed history only: a work tree's uncommitted
+// changes are not part of it).
+Result<Imported> ImportRepository(const std::string& path, const std::string& source);
+
+// Points HEAD of the bare repository at path to refs/heads/<branch>.
+Status SetHead(const std::string& path, const std::string& branch);
+
+// The commit branch points to, or nullopt when there is no such branch.
+Result<std::optional<std::string>> BranchSha(const std::string& path, const std::string& branch);
+
+// Whether sha names a commit in the repository.
+Result<bool> HasCommit(const std::string& path, const std::string& sha);
+
+// Whether commit `ancestor` is reachable from `descendant` (a commit is its
+// own ancestor).
+Result<bool> IsAncestor(const std::string& path, const std::string& ancestor,
+                        const std::string& descendant);
+
+struct MergePlan {
+  std::string base_sha;    // the base branch when planned
+  std::string head_sha;    // the head branch when planned
+  std::string merge_base;  // their best common ancestor
+  std::string result_sha;  // what the base branch becomes
+  bool fast_forward = false;
+  bool up_to_date = false;  // head is already in base: nothing moves
+};
+
+// Works out the merge of branch head into branch base without moving any
+// ref: a fast-forward when base is an ancestor of head, otherwise a merge
+// commit (parents base, head; message; author and committer who) written to
+// the object database only. Conflicts are an error (kInvalidArgument) naming
+// the conflicting paths; nothing is changed then.
+Result<MergePlan> PlanMerge(const std::string& path, const std::string& base,
+                            const std::string& head, const std::string& message,
+                            const Identity& who);
+
+// Moves refs/heads/<branch> from expected_old to new_sha, atomically: when
+// the branch no longer points to expected_old (someone pushed meanwhile)
+// nothing changes and the error says so.
+Status MoveBranch(const std::string& path, const std::string& branch, const std::string& new_sha,
+                  const std::string& expected_old, const std::string& log_message);
+
+// Deletes refs/heads/<branch>; kNotFound when there is none.
+Status DeleteBranch(const std::string& path, const std::string& branch);
+
+}  // namespace kiln::git::bare

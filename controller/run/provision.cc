@@ -1,0 +1,379 @@
+#include "controller/run/provision.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "base/digest.h"
+#include "base/fd.h"
+#include "base/mountinfo.h"
+#include "controller/run/event_pump.h"
+#include "runtime/spec.h"
+#include "sandbox/hostimage.h"
+#include "sandbox/state.h"
+#include "sandbox/userns.h"
+
+namespace kiln::provision {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// The host image is the host's /usr plus a filtered /etc: its identity is
+// the skeleton's fingerprint and the installed packages. Hashing dpkg's
+// status file costs milliseconds, so it is cached by size and mtime.
+Result<std::string> HostImageDigest(const std::string& state_dir) {
+  KILN_ASSIGN_OR_RETURN(std::string skeleton, sandbox::hostimage::Ensure(state_dir));
+  static std::mutex mu;
+  static std::string cached_key, cached_packages;
+  const char* status = "/var/lib/dpkg/status";
+  struct stat st {};
+  std::string key = "none";
+  if (::stat(status, &st) == 0) {
+    key = std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+          std::to_string(st.st_mtim.tv_nsec);
+  }
+  std::string packages;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (key != cached_key) {
+      auto text = ReadFile(status);
+      cached_packages = text ? Hex(Sha256Of(*text)) : "none";
+      cached_key = key;
+    }
+    packages = cached_packages;
+  }
+  std::string id = "kiln-host-image\n" + fs::path(skeleton).filename().string() + "\n" + packages;
+  return "sha256:" + Hex(Sha256Of(id));
+}
+
+uid_t HostUid(const config::Config& c) { return sandbox::userns::kHostIdBase + c.sandbox.uid; }
+gid_t HostGid(const config::Config& c) { return sandbox::userns::kHostIdBase + c.sandbox.gid; }
+
+json RunPlan::RunStart(const store::Run& run, const git::Resolved& repo) const {
+  json secret_names = json::array();
+  for (const auto& [name, value] : secrets) secret_names.push_back(name);
+  json rules = json::array();
+  for (const auto& r : allow) rules.push_back(r.host + ":" + std::to_string(r.port));
+  json p = {
+      {"run_id", run.id},
+      {"attempt", run.attempt},
+      {"role", run.request.role},
+      {"task", run.request.task},
+      {"requested_by", run.request.requested_by},
+      {"image", {{"name", image}, {"digest", image_digest}}},
+      {"repository", {{"url", repo.url}, {"commit", repo.commit}, {"rev", run.request.commit}}},
+      {"skill", {{"path", skill.path}, {"sha256", skill.sha256}, {"companions", skill.companions}}},
+      {"budgets", runtime_spec ? spec::ToJson(runtime_spec->budgets) : json()},
+      {"limits", {{"wall_ms", timeout_ms}}},
+      {"secrets", secret_names},
+      {"network_allow", rules},
+  };
+  if (runtime_spec) {
+    p["model"] = {{"provider", runtime_spec->model.provider},
+                  {"name", runtime_spec->model.name},
+                  {"gateway", gateway}};
+  } else {
+    p["command"] = command;
+  }
+  if (!run.request.context.is_null()) p["context"] = run.request.context;
+  pump::Sanitise(p);
+  return p;
+}
+
+namespace {
+
+// The agent's model gateway and kiln-runtime's run spec: the host's model,
+// the skill's settings over it, the request's budgets over the skill's.
+Status PlanAgent(const runner::Services& s, const store::Run& run, RunPlan* plan_out) {
+  const config::Config& cfg = *s.config;
+  RunPlan& plan = *plan_out;
+  const skill::Skill& sk = plan.skill;
+  auto invalid = [&](const spec::Fault& fault) {
+    return fault.ToError().Wrap("the run spec for role " + Quote(run.request.role));
+  };
+  spec::RunSpec rs;
+  rs.role = run.request.role;
+  rs.skill = sk.body;
+  rs.task = run.request.task;
+  rs.workspace = "/workspace";
+  rs.model.provider = cfg.model.provider;
+  rs.model.name = cfg.model.name;
+  if (auto fault = spec::ReadModel(sk.model, &rs.model)) return invalid(*fault);
+  auto gw = cfg.models.find(rs.model.provider);
+  if (gw == cfg.models.end()) {
+    return Error::Invalid("skill " + Quote(sk.path) + " uses model provider " +
+                          Quote(rs.model.provider) + ", which has no gateway under 'models' in " +
+                          cfg.source);
+  }
+  plan.gateway = gw->first;
+  rs.model.provider = gw->second.provider;
+  rs.model.base_url = std::string("http://") + kProxyListen + "/gateway/" + gw->first;
+  if (auto fault = spec::ReadBudgets(sk.budgets, &rs.budgets)) return invalid(*fault);
+  if (auto fault = spec::ReadBudgets(run.request.budgets, &rs.budgets)) return invalid(*fault);
+  rs.result_schema = sk.result_schema;
+  if (sk.tools) rs.tools = *sk.tools;
+  if (auto fault = spec::Check(rs)) return invalid(*fault);
+  plan.runtime_spec = std::move(rs);
+  return Ok();
+}
+
+}  // namespace
+
+Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
+  const config::Config& cfg = *s.config;
+  RunPlan plan;
+  KILN_ASSIGN_OR_RETURN(plan.skill, skill::Load(cfg.skills_dir, run.request.role));
+  const skill::Skill& sk = plan.skill;
+  {
+    auto secrets = s.vault->Select(sk.secrets);
+    if (!secrets) return secrets.error().Wrap("skill " + Quote(sk.path));
+    plan.secrets = std::move(*secrets);
+  }
+  if (sk.mode == skill::Mode::kCommand) {
+    const nlohmann::json& ctx = run.request.context;
+    plan.command = ctx.is_object() && ctx.contains("command") && ctx["command"].is_string()
+                       ? ctx["command"].get<std::string>()
+                       : sk.command;
+    if (plan.command.empty()) {
+      return Error::Invalid("skill " + Quote(sk.path) +
+                            " runs a command, but neither it nor the request names one");
+    }
+  } else {
+    KILN_TRY(PlanAgent(s, run, &plan));
+  }
+  for (const auto& text : cfg.proxy.allow) {
+    KILN_ASSIGN_OR_RETURN(proxy::Rule r, proxy::ParseRule(text, "config"));
+    plan.allow.push_back(std::move(r));
+  }
+  for (const auto& text : sk.network_allow) {
+    auto r = proxy::ParseRule(text, "skill " + sk.name);
+    if (!r) return r.error().Wrap(sk.path + ": 'network.allow'");
+    plan.allow.push_back(std::move(*r));
+  }
+  plan.image = sk.image.empty() ? cfg.sandbox.image : sk.image;
+  if (plan.image != "host") {
+    return Error::Invalid("image " + Quote(plan.image) +
+                          ": the controller runs the built-in 'host' image only, for now");
+  }
+  plan.timeout_ms = sk.timeout_ms.value_or(cfg.sandbox.timeout_ms);
+  return plan;
+}
+
+Status AddCompanions(const runner::Services& s, const store::Run& run, const git::Resolved& repo,
+                     RunPlan* plan) {
+  if (plan->skill.mode == skill::Mode::kCommand) return Ok();
+  // A pull request's runs (review, verify) take the guidance of its base,
+  // never of its head: the author does not write the reviewer's instructions.
+  const json& ctx = run.request.context;
+  const std::string at = ctx.is_object() && ctx.contains("base_sha") && ctx["base_sha"].is_string()
+                             ? ctx["base_sha"].get<std::string>()
+                             : repo.commit;
+  // The forge's setting for the repository (a relative path, no "..").
+  std::string dir = ".kiln/skills";
+  if (ctx.is_object() && ctx.contains("skills_dir") && ctx["skills_dir"].is_string()) {
+    std::string wanted = ctx["skills_dir"].get<std::string>();
+    if (wanted.empty() || wanted[0] == '/' ||
+        ("/" + wanted + "/").find("/../") != std::string::npos) {
+      return Error::Invalid("skills_dir " + Quote(wanted) +
+                            " must be a path inside the repository");
+    }
+    dir = wanted;
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, git::ListDirAt(repo.mirror_path, at, dir));
+  std::vector<std::pair<std::string, std::string>> mine;
+  for (const auto& name : names) {
+    std::string path = dir + "/" + name + "/SKILL.md";
+    KILN_ASSIGN_OR_RETURN(auto text, git::ReadFileAt(repo.mirror_path, at, path));
+    if (!text) continue;
+    KILN_ASSIGN_OR_RETURN(skill::Skill companion, skill::ParseCompanion(*text, path));
+    if (companion.specializes == plan->skill.role) mine.emplace_back(path, std::move(*text));
+  }
+  if (mine.empty()) return Ok();
+  KILN_ASSIGN_OR_RETURN(plan->skill, skill::Specialize(plan->skill, mine));
+  return PlanAgent(s, run, plan);
+}
+
+Status Materialise(const runner::Services& s, const store::Run& run, const RunPlan& plan,
+                   const git::Resolved& repo, Resources* res, sessionlog::Writer* log) {
+  const config::Config& cfg = *s.config;
+  res->run_dir = runner::RunDir(cfg, run.id);
+  std::error_code ec;
+  fs::create_directories(fs::path(res->run_dir).parent_path(), ec);
+  if (::mkdir(res->run_dir.c_str(), 0755) != 0) {
+    return Error::Sys("mkdir(" + Quote(res->run_dir) + ")", errno);
+  }
+  KILN_ASSIGN_OR_RETURN(std::string tree, s.cache->Tree(repo, HostUid(cfg), HostGid(cfg)));
+  KILN_ASSIGN_OR_RETURN(res->workspace,
+                        git::MountWorkspace(tree, res->run_dir, HostUid(cfg), HostGid(cfg)));
+  if (!plan.secrets.empty()) {
+    std::string dir = res->run_dir + "/secrets";
+    if (::mkdir(dir.c_str(), 0700) != 0) return Error::Sys("mkdir(" + Quote(dir) + ")", errno);
+    KILN_TRY(
+        secrets::Mount(dir, plan.secrets, HostUid(cfg), HostGid(cfg), cfg.sandbox.secrets_bytes));
+    res->secrets_mounted = true;
+  }
+  std::string kiln_dir = res->run_dir + "/kiln";
+  if (::mkdir(kiln_dir.c_str(), 0755) != 0) {
+    return Error::Sys("mkdir(" + Quote(kiln_dir) + ")", errno);
+  }
+  if (plan.runtime_spec) {
+    KILN_TRY(WriteNewFile(kiln_dir + "/spec.json", spec::ToJson(*plan.runtime_spec).dump(2), 0444,
+                          Sync::kNoFsync));
+  }
+
+  proxy::Policy policy;
+  policy.allow = plan.allow;
+  policy.allow_private_addresses = cfg.proxy.allow_private_addresses;
+  policy.connect_timeout_ms = cfg.proxy.connect_timeout_ms;
+  policy.idle_timeout_ms = cfg.proxy.idle_timeout_ms;
+  for (const auto& [name, m] : cfg.models) {
+    proxy::Gateway g{name, m.upstream, {}, m.ca_file};
+    const char* key = m.api_key_env.empty() ? nullptr : std::getenv(m.api_key_env.c_str());
+    if (key && *key) {
+      if (m.provider == "anthropic") {
+        g.headers = {{"x-api-key", key}};
+      } else {
+        g.headers = {{"authorization", std::string("Bearer ") + key}};
+      }
+      // The key never enters the sandbox, but redact it should a reply echo it.
+      if (log) KILN_TRY(log->AddSecret(m.api_key_env, key));
+    }
+    policy.gateways.push_back(std::move(g));
+  }
+  // Nothing goes out that the log could not record.
+  policy.refuse = [log]() -> std::string {
+    if (!log || !log->failed()) return "";
+    return "the run's session log cannot be written (" + log->failure() + ")";
+  };
+  res->proxy_requests = std::make_shared<std::atomic<uint64_t>>(0);
+  auto counter = res->proxy_requests;
+  auto endpoint = s.proxy->Open(kiln_dir + "/proxy.sock", std::move(policy),
+                                [log, counter](const proxy::Request& r) {
+                                  ++*counter;
+                                  if (!log) return;
+                                  json p = {{"method", r.method},
+                                            {"host", r.host},
+                                            {"port", r.port},
+                                            {"path", r.path},
+                                            {"gateway", r.gateway},
+                                            {"status", r.status},
+                                            {"bytes_sent", r.bytes_sent},
+                                            {"bytes_received", r.bytes_received},
+                                            {"decision", r.allowed ? "allowed" : "denied"},
+                                            {"reason", r.reason},
+                                            {"duration_ms", r.duration_ms}};
+                                  (void)log->Append("proxy.request", p);
+                                });
+  if (!endpoint) return endpoint.error().Wrap("opening the proxy endpoint");
+  res->endpoint = std::move(*endpoint);
+  return Ok();
+}
+
+sandbox::Spec SandboxSpec(const runner::Services& s, const store::Run& run, const RunPlan& plan,
+                          const Resources& res, int events_fd, int steer_fd) {
+  const config::Config& cfg = *s.config;
+  sandbox::Spec spec;
+  spec.id = runner::SandboxId(run);
+  spec.image = plan.image;
+  spec.state_dir = cfg.state_dir;
+  spec.cgroup_parent = cfg.sandbox.cgroup_parent;
+  spec.workspace = res.workspace.merged;
+  std::string bin = kBinDir;
+  spec.binds.push_back({res.run_dir + "/kiln", kKilnDir, true});
+  spec.binds.push_back({cfg.runtime_binary, bin + "/kiln-runtime", true});
+  spec.binds.push_back({cfg.forward_binary, bin + "/kiln-proxy-forward", true});
+  if (res.secrets_mounted) spec.binds.push_back({res.run_dir + "/secrets", kSecretsDir, true});
+  std::string proxy_url = std::string("http://") + kProxyListen;
+  for (const char* name : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) {
+    spec.env.push_back(std::string(name) + "=" + proxy_url);
+  }
+  spec.env.push_back("NO_PROXY=127.0.0.1,localhost");
+  spec.env.push_back("no_proxy=127.0.0.1,localhost");
+  spec.uid = cfg.sandbox.uid;
+  spec.gid = cfg.sandbox.gid;
+  spec.limits.memory_bytes = cfg.sandbox.memory_bytes;
+  spec.limits.pids = cfg.sandbox.pids;
+  spec.limits.cpus = cfg.sandbox.cpus;
+  spec.limits.timeout_ms = plan.timeout_ms;
+  spec.limits.grace_ms = cfg.sandbox.grace_ms;
+  spec.limits.rootfs_bytes = cfg.sandbox.rootfs_bytes;
+  spec.pass_fds = {events_fd, steer_fd};
+  spec.argv = {bin + "/kiln-proxy-forward",           "--listen", kProxyListen, "--socket",
+               std::string(kKilnDir) + "/proxy.sock", "--"};
+  if (!plan.command.empty()) {
+    // No event or steering pipe: only kiln-runtime writes events, and a
+    // command could forge them.
+    spec.pass_fds.clear();
+    spec.argv.insert(spec.argv.end(), {"/bin/sh", "-c", plan.command});
+    return spec;
+  }
+  spec.argv.insert(
+      spec.argv.end(),
+      {bin + "/kiln-runtime", "--spec", std::string(kKilnDir) + "/spec.json", "--events-fd",
+       std::to_string(events_fd), "--steer-fd", std::to_string(steer_fd)});
+  return spec;
+}
+
+Status Release(const config::Config& cfg, const store::Run& run, Resources* res) {
+  if (res->run_dir.empty()) res->run_dir = runner::RunDir(cfg, run.id);
+  res->endpoint.reset();
+  Status first = Ok();
+  auto keep = [&](Status st) {
+    if (!st.ok() && first.ok()) first = st;
+  };
+  keep(git::RemoveWorkspace(res->run_dir));
+  keep(mountinfo::UnmountAll(res->run_dir + "/secrets"));
+  res->secrets_mounted = false;
+  res->workspace = {};
+  if (!first.ok()) return first;  // never walk into something still mounted
+  std::error_code ec;
+  fs::remove_all(res->run_dir, ec);
+  if (ec) return Error::Sys("removing " + Quote(res->run_dir), ec.value());
+  return Ok();
+}
+
+Status ResolvePaths(config::Config* c) {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return Error::Sys("readlink('/proc/self/exe')", ec.value());
+  fs::path dir = self.parent_path();
+  auto pick = [&](std::string* field, const char* name,
+                  std::initializer_list<fs::path> candidates) -> Status {
+    if (field->empty()) {
+      for (const fs::path& p : candidates) {
+        if (::access(p.c_str(), X_OK) == 0) {
+          *field = fs::weakly_canonical(p).string();
+          break;
+        }
+      }
+    }
+    if (field->empty() || ::access(field->c_str(), X_OK) != 0) {
+      return Error::NotFound(std::string(name) + " not found" +
+                             (field->empty() ? " beside " + Quote(dir.string())
+                                             : ": " + Quote(*field) + " is not executable") +
+                             "; set it in the configuration");
+    }
+    return Ok();
+  };
+  // Runs start `kiln sandbox run`: the lean binary beside this one.
+  KILN_TRY(pick(&c->kiln_binary, "kiln", {dir / "kiln"}));
+  KILN_TRY(pick(&c->runtime_binary, "kiln-runtime",
+                {dir / "kiln-runtime", dir / "../runtime/kiln-runtime"}));
+  KILN_TRY(pick(&c->forward_binary, "kiln-proxy-forward",
+                {dir / "kiln-proxy-forward", dir / "proxy/kiln-proxy-forward"}));
+  if (c->skills_dir.empty()) {
+    for (const fs::path& p : {dir / "../share/kiln/skills", fs::path(KILN_SOURCE_DIR) / "skills"}) {
+      if (fs::is_directory(p, ec)) {
+        c->skills_dir = fs::weakly_canonical(p).string();
+        break;
+      }
+    }
+  }
+  return Ok();
+}
+
+}  // namespace kiln::provision

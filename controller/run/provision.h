@@ -1,0 +1,103 @@
+// Provisioning a run: what it will get (Plan: the skill, the scoped secrets,
+// the run spec for kiln-runtime, the egress rules, the image digest), the
+// resources made for it (Materialise: the workspace, the secrets tmpfs, the
+// /run/kiln directory with the spec and the proxy socket), the sandbox it runs
+// in (SandboxSpec), and their release (Release), in reverse order.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.h"
+#include "controller/config/skill.h"
+#include "controller/git/git.h"
+#include "controller/git/write.h"
+#include "controller/proxy/proxy.h"
+#include "controller/run/services.h"
+#include "controller/sessionlog/writer.h"
+#include "runtime/spec.h"
+#include "sandbox/spec.h"
+
+namespace kiln::provision {
+
+// Where the controller's pieces appear inside the sandbox.
+inline constexpr char kProxyListen[] = "127.0.0.1:3128";
+inline constexpr char kKilnDir[] = "/run/kiln";  // spec.json, proxy.sock
+inline constexpr char kBinDir[] = "/opt/kiln/bin";
+inline constexpr char kSecretsDir[] = "/run/secrets";
+
+struct RunPlan {
+  skill::Skill skill;
+  std::map<std::string, std::string> secrets;  // name -> value
+  std::string gateway;                         // models.<name> the runtime talks to
+  std::optional<spec::RunSpec> runtime_spec;   // kiln-runtime's; none for a command skill
+  // Command skills (verify): the shell command kiln runs in the sandbox
+  // instead of an agent. The request's context.command wins over the skill's.
+  std::string command;
+  std::vector<proxy::Rule> allow;  // config rules, then the skill's
+  std::string image;
+  std::string image_digest;  // "sha256:<hex>", filled when the run starts (HostImageDigest)
+  uint64_t timeout_ms = 0;
+
+  // The run.start payload (no secret values: names only).
+  nlohmann::json RunStart(const store::Run& run, const git::Resolved& repo) const;
+};
+
+// The host image's digest: SHA-256 over its /etc fingerprint and dpkg's
+// package list. Builds the image's skeleton when missing and hashes the
+// package list (once per process while it is unchanged): work for the start
+// of a run, not for checking a request.
+Result<std::string> HostImageDigest(const std::string& state_dir);
+
+// Everything that can be decided without touching the repository: an
+// unknown role, an unknown secret, a bad budget override, a model provider
+// without a gateway are errors here.
+Result<RunPlan> Plan(const runner::Services& services, const store::Run& run);
+
+// Appends the repository's companion skills for the run's role
+// (`.kiln/skills/<name>/SKILL.md` whose `specializes` names the role, read at
+// the resolved commit, or at a pull request's base for review and verify) to
+// the plan's skill and rebuilds the runtime spec. Command skills take none. A
+// companion that does not parse fails the run, naming its file and line.
+Status AddCompanions(const runner::Services& services, const store::Run& run,
+                     const git::Resolved& repo, RunPlan* plan);
+
+struct Resources {
+  std::string run_dir;
+  git::Workspace workspace;
+  bool secrets_mounted = false;
+  std::unique_ptr<proxy::Endpoint> endpoint;
+  std::shared_ptr<std::atomic<uint64_t>> proxy_requests;
+};
+
+// Creates the run's resources in res (so that Release can undo a partial
+// result). Proxy requests are appended to log as `proxy.request` records.
+Status Materialise(const runner::Services& services, const store::Run& run, const RunPlan& plan,
+                   const git::Resolved& repo, Resources* res, sessionlog::Writer* log);
+
+// The sandbox for the run: kiln-proxy-forward then kiln-runtime, the
+// workspace, /run/kiln and /run/secrets read-only, the proxy variables.
+sandbox::Spec SandboxSpec(const runner::Services& services, const store::Run& run,
+                          const RunPlan& plan, const Resources& res, int events_fd, int steer_fd);
+
+// Closes the endpoint, unmounts the workspace and the secrets, removes the
+// run directory. Idempotent; safe on a partial or empty res (res->run_dir
+// empty: derived from the run).
+Status Release(const config::Config& config, const store::Run& run, Resources* res);
+
+// Fills config's kiln, runtime and forward binaries and skills directory when
+// unset: beside this kiln executable (an installation) or in the build tree
+// and checkout, and checks that each binary is executable.
+Status ResolvePaths(config::Config* config);
+
+// The uid and gid a sandbox's uid/gid have on the host (root mode).
+uid_t HostUid(const config::Config& config);
+gid_t HostGid(const config::Config& config);
+
+}  // namespace kiln::provision

@@ -1,0 +1,74 @@
+// What a run is given and what it hands back, shared by the run's parts
+// (runner, provision) and by those who start runs (the daemon, `kiln run`,
+// the pipeline): the process-wide services, the decide hook's view of an
+// ended run, the metrics a run reports, and where a run's files go.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "controller/config/config.h"
+#include "controller/config/secrets.h"
+#include "controller/git/git.h"
+#include "controller/proxy/proxy.h"
+#include "controller/sessionlog/signer.h"
+#include "controller/sessionlog/writer.h"
+#include "controller/store/store.h"
+
+namespace kiln::runner {
+
+// What the pipeline's decide hook sees of a run that has ended, before its
+// workspace is unmounted and its session log closed.
+struct Finished {
+  explicit Finished(const store::Run& r) : run(r) {}
+  const store::Run& run;
+  nlohmann::json result_schema;     // the skill's
+  bool succeeded = false;           // the run ends as succeeded
+  std::string outcome;              // submitted, tests_failed, timeout, ...
+  nlohmann::json result;            // the agent's submitted result; null when none
+  const git::Diff* diff = nullptr;  // the workspace's changes; null when not collected
+  std::string mirror;               // the run's mirror
+  std::string commit;               // the commit the workspace started from
+  std::string workspace;            // still mounted
+  std::optional<int> exit_code;     // command runs: the command's exit status
+  std::string output_tail;          // command runs: the end of its output
+};
+
+// What a run reports for the host's metrics (app/metrics.h counts and serves
+// them). Thread-safe: runs report from their own threads.
+class RunMetrics {
+ public:
+  virtual ~RunMetrics() = default;
+  // A finished attempt: its final status and how long it ran.
+  virtual void RunFinished(store::Status status, double seconds) = 0;
+  // The sandbox could not be started or run the agent (infrastructure).
+  virtual void SandboxFailure() = 0;
+  // The run's own cost outside the agent: provisioning plus teardown.
+  virtual void Overhead(double seconds) = 0;
+};
+
+struct Services {
+  const config::Config* config = nullptr;
+  store::Store* store = nullptr;
+  git::Cache* cache = nullptr;
+  proxy::Proxy* proxy = nullptr;
+  std::shared_ptr<const sessionlog::Signer> signer;
+  const secrets::Vault* vault = nullptr;
+  RunMetrics* metrics = nullptr;
+  std::string owner;  // OwnerId() of this process
+  // Runs with a request context (the pipeline's): called when the run has
+  // ended, with its log still open for the hook's records. What it returns
+  // is kept as the result's "actions".
+  std::function<nlohmann::json(const Finished&, sessionlog::Writer&)> decide;
+};
+
+// Where a run's files go (docs/controller.md).
+std::string RunDir(const config::Config& config, const std::string& run_id);
+std::string LogPath(const config::Config& config, const store::Run& run);
+std::string SandboxId(const store::Run& run);
+
+}  // namespace kiln::runner

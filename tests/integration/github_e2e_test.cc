@@ -166,12 +166,14 @@ TEST_F(GitHubPipeline, ASignedIssueDeliveryBecomesAReviewedAndVerifiedPullReques
   // Review and verify ran on the pull_request.opened delivery.
   ASSERT_TRUE(WaitFor([&] { return Ended("review", 1) && Ended("verify", 1); }))
       << ReadAll(root_ + "/serve.log");
+  // The run ends before its decision is written: wait for verify's verdict,
+  // past the "queued" status set when the run was queued.
   ASSERT_TRUE(WaitFor([&] {
     for (const auto& s : gh_->Get("/repos/acme/stats/commits/" + head + "/statuses")) {
-      if (s["context"] == "kiln/verify") return true;
+      if (s["context"] == "kiln/verify" && s["state"] != "pending") return true;
     }
     return false;
-  }));
+  })) << gh_->Get("/repos/acme/stats/commits/" + head + "/statuses").dump(2);
   json statuses = gh_->Get("/repos/acme/stats/commits/" + head + "/statuses");
   EXPECT_EQ(statuses[0]["state"], "success") << statuses.dump(2);
   ASSERT_TRUE(
@@ -187,10 +189,18 @@ TEST_F(GitHubPipeline, ASignedIssueDeliveryBecomesAReviewedAndVerifiedPullReques
   EXPECT_EQ(inline_comments[0]["line"], 20);
 
   // One progress comment per run on the issue, edited in place to its end.
-  std::string progress = ProgressComments(issue);
-  size_t count = 0;
-  for (size_t at = 0; (at = progress.find("**kiln** `", at)) != std::string::npos; ++at) ++count;
-  EXPECT_EQ(count, 3u) << progress;
+  std::string progress;
+  auto count_runs = [&progress] {
+    size_t count = 0;
+    for (size_t at = 0; (at = progress.find("**kiln** `", at)) != std::string::npos; ++at) ++count;
+    return count;
+  };
+  // The last edit follows the run's end, as the decision does.
+  WaitFor([&] {
+    progress = ProgressComments(issue);
+    return count_runs() == 3 && !Contains(progress, "**running**");
+  });
+  EXPECT_EQ(count_runs(), 3u) << progress;
   EXPECT_FALSE(Contains(progress, "**running**")) << progress;
 
   // Every run succeeded; main is untouched (humans merge).

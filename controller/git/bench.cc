@@ -4,14 +4,19 @@
 // (timed apart, not part of provisioning).
 //
 //   kiln-workspace-bench --root CACHE --url URL --rev REV --run-dir DIR
-//                        [--uid 200001000] [--gid 200001000] [--runs 1] [--collect]
+//                        [--uid 200001000] [--gid 200001000] [--runs 1]
+//                        [--collect [--modify PATH]...]
 //
-// --collect also times Collect on the fresh (unchanged) workspace: the cost
-// of reading a run's result when the run changed nothing, i.e. the walk and
-// hashing of every file.
+// --collect also times Collect on the fresh (unchanged) workspace, walking
+// every file (the cost of a workspace without an upper directory) and
+// guided by the overlay's upper directory (the runner's way); then, when
+// --modify names files, appends a line to each through the overlay and times
+// both walks again: the cost of reading a small change in a large tree.
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "controller/git/git.h"
@@ -38,6 +43,7 @@ int main(int argc, char** argv) {
   gid_t gid = 200001000;
   int runs = 1;
   bool collect = false;
+  std::vector<std::string> modify;
   app.add_option("--root", root, "cache root")->required();
   app.add_option("--url", url, "repository URL or path")->required();
   app.add_option("--rev", rev, "revision")->required();
@@ -46,6 +52,7 @@ int main(int argc, char** argv) {
   app.add_option("--gid", gid, "group of the tree (host gid)");
   app.add_option("--runs", runs, "runs, one after the other");
   app.add_flag("--collect", collect, "also time Collect on the fresh workspace");
+  app.add_option("--modify", modify, "with --collect: change these files, collect again");
   CLI11_PARSE(app, argc, argv);
 
   kiln::git::Cache cache(root);
@@ -64,12 +71,28 @@ int main(int argc, char** argv) {
     double mount_ms = Ms(t2);
     double total_ms = Ms(t0);
     std::string extra;
+    // Times Collect, guided by the upper directory or not, as ",NAME_ms":T,
+    // ",NAME_files":N.
+    auto time_collect = [&](const std::string& name, bool guided) -> kiln::Status {
+      kiln::git::DiffOptions options;
+      if (guided) options.upper = ws->upper;
+      auto t = Clock::now();
+      auto diff = kiln::git::Collect(resolved->mirror_path, resolved->commit, ws->merged, options);
+      if (!diff) return diff.error();
+      extra += ",\"" + name + "_ms\":" + std::to_string(Ms(t)) + ",\"" + name +
+               "_files\":" + std::to_string(diff->files_total);
+      return kiln::Ok();
+    };
     if (collect) {
-      auto t3 = Clock::now();
-      auto diff = kiln::git::Collect(resolved->mirror_path, resolved->commit, ws->merged);
-      if (!diff) return Die(diff.error());
-      extra = ",\"collect_ms\":" + std::to_string(Ms(t3)) +
-              ",\"collect_files\":" + std::to_string(diff->files_total);
+      if (auto s = time_collect("collect", false); !s) return Die(s.error());
+      if (auto s = time_collect("collect_upper", true); !s) return Die(s.error());
+      if (!modify.empty()) {
+        for (const std::string& path : modify) {
+          std::ofstream(ws->merged + "/" + path, std::ios::app) << "changed\n";
+        }
+        if (auto s = time_collect("changed_upper", true); !s) return Die(s.error());
+        if (auto s = time_collect("changed", false); !s) return Die(s.error());
+      }
     }
     auto t4 = Clock::now();
     if (auto s = kiln::git::RemoveWorkspace(run_dir); !s) return Die(s.error());

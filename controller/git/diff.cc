@@ -87,7 +87,13 @@ Result<Diff> Collect(const std::string& mirror_path, const std::string& commit,
   KILN_ASSIGN_OR_RETURN(TreePtr tree, CommitTree(repo.get(), commit));
   UniqueFd root(::open(workspace.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root.valid()) return Error::Sys("open(" + Quote(workspace) + ")", errno);
-  KILN_ASSIGN_OR_RETURN(std::vector<Change> changes, Scan(repo.get(), tree.get(), root.get()));
+  UniqueFd upper;
+  if (!options.upper.empty()) {
+    upper = UniqueFd(::open(options.upper.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!upper.valid()) return Error::Sys("open(" + Quote(options.upper) + ")", errno);
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<Change> changes,
+                        Scan(repo.get(), tree.get(), root.get(), upper.get()));
   // git's order: by path, byte by byte.
   std::sort(changes.begin(), changes.end(),
             [](const Change& x, const Change& y) { return x.path < y.path; });

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <climits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "controller/git/ignore.h"
@@ -83,22 +85,44 @@ Result<std::vector<std::string>> ReadNames(int dir_fd, const std::string& path) 
   return names;
 }
 
+// The value of the overlay xattr name (trusted.overlay.NAME as root mounts
+// it, user.overlay.NAME in a user namespace's "userxattr" mount) on the open
+// directory fd, "" when it has none.
+Result<std::string> OverlayXattr(int fd, const std::string& name, const std::string& path) {
+  for (const char* ns : {"trusted.overlay.", "user.overlay."}) {
+    char value[256];
+    ssize_t n = ::fgetxattr(fd, (ns + name).c_str(), value, sizeof value);
+    if (n >= 0) return std::string(value, static_cast<size_t>(n));
+    // ERANGE: a value longer than any overlayfs writes; it is there.
+    if (errno == ERANGE) return std::string("?");
+    if (errno != ENODATA && errno != ENOTSUP) {
+      return Error::Sys("getxattr(" + Quote(path) + ", " + ns + name + ")", errno);
+    }
+  }
+  return std::string();
+}
+
 // A directory still to compare.
 struct DirTask {
   std::string rel;  // "" for the root
   TreePtr tree;     // the commit's tree here; null when untracked
   std::shared_ptr<const IgnoreFrame> ignore;
   bool ignored = false;  // inside an ignored directory: untracked content is ignored
+  // Only the names the overlay's upper directory holds at rel can differ
+  // from the tree here (see ScanUpper); false compares every name.
+  bool guided = false;
 };
 
 class Scanner {
  public:
-  Scanner(git_repository* repo, int root_fd) : repo_(repo), root_fd_(root_fd) {}
+  // upper_fd: the overlay's upper directory over root_fd, or -1.
+  Scanner(git_repository* repo, int root_fd, int upper_fd)
+      : repo_(repo), root_fd_(root_fd), upper_fd_(upper_fd) {}
 
   Result<std::vector<Change>> Run(const git_tree* root) {
     git_tree* copy = nullptr;
     if (git_tree_dup(&copy, const_cast<git_tree*>(root)) != 0) return GitError("tree");
-    pending_.push_back(DirTask{"", TreePtr(copy), nullptr, false});
+    pending_.push_back(DirTask{"", TreePtr(copy), nullptr, false, upper_fd_ >= 0});
     while (!pending_.empty()) {
       DirTask task = std::move(pending_.back());
       pending_.pop_back();
@@ -115,18 +139,31 @@ class Scanner {
 
   Status ScanDir(DirTask task) {
     KILN_ASSIGN_OR_RETURN(UniqueFd dir, OpenBeneath(root_fd_, task.rel, O_RDONLY | O_DIRECTORY));
-    KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, ReadNames(dir.get(), task.rel));
     std::map<std::string, Node> nodes;
-    for (std::string& name : names) nodes[std::move(name)].in_workspace = true;
-    if (task.tree) {
-      size_t count = git_tree_entrycount(task.tree.get());
-      for (size_t i = 0; i < count; ++i) {
-        const git_tree_entry* e = git_tree_entry_byindex(task.tree.get(), i);
-        nodes[git_tree_entry_name(e)].entry = e;
+    KILN_ASSIGN_OR_RETURN(Names upper, UpperNames(task));
+    if (upper) {
+      // Every other name is the lower layer's, which is the tree's.
+      for (std::string& name : *upper) {
+        Node& node = nodes[name];
+        node.in_workspace = true;  // or a whiteout: the lstat below finds it gone
+        if (task.tree) node.entry = git_tree_entry_byname(task.tree.get(), name.c_str());
+      }
+    } else {
+      task.guided = false;
+      KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, ReadNames(dir.get(), task.rel));
+      for (std::string& name : names) nodes[std::move(name)].in_workspace = true;
+      if (task.tree) {
+        size_t count = git_tree_entrycount(task.tree.get());
+        for (size_t i = 0; i < count; ++i) {
+          const git_tree_entry* e = git_tree_entry_byindex(task.tree.get(), i);
+          nodes[git_tree_entry_name(e)].entry = e;
+        }
       }
     }
     std::shared_ptr<const IgnoreFrame> ignore = task.ignore;
-    if (!task.ignored && nodes.count(".gitignore") && nodes[".gitignore"].in_workspace) {
+    // Guided, an unchanged .gitignore is not among the names, but applies.
+    if (!task.ignored &&
+        (task.guided || (nodes.count(".gitignore") && nodes[".gitignore"].in_workspace))) {
       KILN_ASSIGN_OR_RETURN(ignore, ReadIgnore(dir.get(), task));
     }
     for (const auto& [name, node] : nodes) {
@@ -136,10 +173,30 @@ class Scanner {
     return Ok();
   }
 
+  // The names of the upper directory at task.rel when the task is guided
+  // and that directory shows only what changed; nullopt when every name
+  // must be compared: the task is not guided, or the upper directory is
+  // opaque (it replaced a lower one: nothing below shows through), or
+  // redirects to a lower directory elsewhere (a renamed directory), or is
+  // missing or not a directory.
+  using Names = std::optional<std::vector<std::string>>;
+  Result<Names> UpperNames(const DirTask& task) {
+    if (!task.guided) return Names();
+    auto upper = OpenBeneath(upper_fd_, task.rel, O_RDONLY | O_DIRECTORY);
+    if (!upper.ok()) return Names();
+    KILN_ASSIGN_OR_RETURN(std::string opaque, OverlayXattr(upper->get(), "opaque", task.rel));
+    KILN_ASSIGN_OR_RETURN(std::string redirect, OverlayXattr(upper->get(), "redirect", task.rel));
+    // "x" marks a directory holding xattr whiteouts (Linux 6.7), not opacity.
+    if ((!opaque.empty() && opaque != "x") || !redirect.empty()) return Names();
+    KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, ReadNames(upper->get(), task.rel));
+    return Names(std::move(names));
+  }
+
   Result<std::shared_ptr<const IgnoreFrame>> ReadIgnore(int dir, const DirTask& task) {
     std::string path = Join(task.rel, ".gitignore");
     struct stat st;
     if (::fstatat(dir, ".gitignore", &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) return task.ignore;
       return Error::Sys("lstat(" + Quote(path) + ")", errno);
     }
     // git reads no .gitignore through a symlink either.
@@ -174,7 +231,7 @@ class Scanner {
       if (kind == Kind::kDir) {
         KILN_ASSIGN_OR_RETURN(TreePtr sub, SubTree(node.entry, path));
         bool ignored = task.ignored || IsIgnored(ignore.get(), path, true);
-        pending_.push_back(DirTask{path, std::move(sub), ignore, ignored});
+        pending_.push_back(DirTask{path, std::move(sub), ignore, ignored, task.guided});
         return Ok();
       }
       KILN_TRY(DeleteTree(node.entry, path));
@@ -212,7 +269,7 @@ class Scanner {
                    Kind kind) {
     if (task.ignored || IsIgnored(ignore.get(), path, kind == Kind::kDir)) return Ok();
     if (kind == Kind::kDir) {
-      pending_.push_back(DirTask{path, nullptr, ignore, false});
+      pending_.push_back(DirTask{path, nullptr, ignore, false, false});
       return Ok();
     }
     Change c;
@@ -279,6 +336,7 @@ class Scanner {
 
   git_repository* repo_;
   int root_fd_;
+  int upper_fd_;
   std::vector<DirTask> pending_;
   std::vector<Change> changes_;
 };
@@ -333,8 +391,9 @@ Result<UniqueFd> OpenBeneath(int root_fd, std::string_view path, int flags) {
   }
 }
 
-Result<std::vector<Change>> Scan(git_repository* repo, const git_tree* tree, int root_fd) {
-  return Scanner(repo, root_fd).Run(tree);
+Result<std::vector<Change>> Scan(git_repository* repo, const git_tree* tree, int root_fd,
+                                 int upper_fd) {
+  return Scanner(repo, root_fd, upper_fd).Run(tree);
 }
 
 Status ReadExactly(int fd, uint64_t size, const std::string& path,

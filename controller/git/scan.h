@@ -42,7 +42,17 @@ struct Change {
 // particular order: tracked paths that differ, and untracked files that the
 // workspace's .gitignore files do not cover. Entries named .git are skipped
 // at every level; submodule entries (gitlinks) are not compared.
-Result<std::vector<Change>> Scan(git_repository* repo, const git_tree* tree, int root_fd);
+//
+// upper_fd, when not -1, is the upper directory of the overlay mounted at
+// root_fd whose lower layer is tree's checkout. Only the paths it names can
+// differ, so only those are compared (each read through root_fd, as
+// without it): the time taken follows what changed, not the tree's size. A
+// whiteout names a deleted path; an opaque directory (one that replaced a
+// lower directory), a redirected one (a directory renamed with
+// redirect_dir=on) and anything new are compared whole. The result is the
+// same as without upper_fd.
+Result<std::vector<Change>> Scan(git_repository* repo, const git_tree* tree, int root_fd,
+                                 int upper_fd = -1);
 
 // Opens path (relative, '/'-separated, "" for root_fd itself) below root_fd
 // without following a symlink in any component.

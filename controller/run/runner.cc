@@ -423,6 +423,7 @@ class Attempt {
       git::DiffOptions o;
       o.max_file_bytes = cfg_.result.max_file_bytes;
       o.max_patch_bytes = cfg_.result.max_patch_bytes;
+      o.upper = res_.workspace.upper;
       auto d = git::Collect(repo_.mirror_path, repo_.commit, res_.workspace.merged, o);
       if (d) {
         diff = pump::DiffJson(*d);

@@ -17,7 +17,10 @@
 # (c) and (d) with hyperfine, median of KILN_BENCH_GIT_RUNS (default 5) runs
 # (each writes 50,000 files: tens of seconds on a busy VM). Prints a table
 # and the ratio (c)/(b); the goal is (b) at least 10x faster than (c). Also
-# times Collect over the untouched workspace (every file read and hashed).
+# times Collect over the untouched workspace and after 5 files changed, each
+# both ways: walking every file (read and hashed), and guided by the
+# overlay's upper directory as the runner does (goal: <= 5 ms for the 5-file
+# change, whatever the tree's size).
 set -euo pipefail
 build=$(realpath "${1:?usage: tests/bench/workspace.sh BUILD_DIR}")
 files=${KILN_BENCH_FILES:-50000}
@@ -80,7 +83,12 @@ median() { jq -s "map(.$1) | sort | .[length / 2 | floor]"; }
 fmt() { printf '%.2f' "$1"; }
 
 # (a) cold cache: the mirror is cloned, the tree checked out.
-a=$("$bench" --root "$tmp/cache" --url "$repo" --rev "$commit" --run-dir "$tmp/run" --collect)
+modify=()
+for i in 0 1 2 3 4; do modify+=(--modify "$(printf 'src/d%02d/s00/file%06d.txt' "$i" "$i")"); done
+a=$("$bench" --root "$tmp/cache" --url "$repo" --rev "$commit" --run-dir "$tmp/run" --collect \
+  "${modify[@]}")
+[[ $(jq .changed_files <<<"$a") == 5 && $(jq .changed_upper_files <<<"$a") == 5 ]] ||
+  { echo "workspace bench: Collect did not find the 5 changed files: $a" >&2; exit 1; }
 [[ $(jq -r .fetched <<<"$a") == true ]] || { echo "workspace bench: (a) did not clone" >&2; exit 1; }
 # (b) warm: the same commit again, in one process, then as whole processes.
 "$bench" --root "$tmp/cache" --url "$repo" --rev "$commit" --run-dir "$tmp/run" \
@@ -117,8 +125,16 @@ printf '%-62s %s\n' "    Resolve / Tree / Mount" \
 printf '%-62s %9s ms %10s\n' "(b) as a process: exec, libgit2 init, (b), teardown" "$(fmt "$bp")" "$(ratio "$bp")"
 printf '%-62s %9s ms %10s\n' "(c) git clone --local --no-checkout + git checkout --detach" "$(fmt "$c")" "$(ratio "$c")"
 printf '%-62s %9s ms %10s\n' "(d) git worktree add --detach" "$(fmt "$d")" "$(ratio "$d")"
-printf '%-62s %9s ms %10s\n' "Collect, untouched workspace ($(jq .collect_files <<<"$a") changes)" \
-  "$(fmt "$(jq .collect_ms <<<"$a")")" ""
+collect_row() {
+  printf '%-62s %9s ms %10s\n' "$1" "$(fmt "$(jq ".$2_ms" <<<"$a")")" "$3"
+}
+collect_row "Collect, untouched, every file read" collect ""
+collect_row "Collect, untouched, guided by the upper directory" collect_upper ""
+collect_row "Collect, 5 files changed, every file read" changed ""
+collect_row "Collect, 5 files changed, guided by the upper directory" changed_upper ""
 goal=$(echo "$c / $b >= 10" | bc -l)
 printf 'ratio (c)/(b): %s  (%s goal >= 10)\n' "$(ratio "$c")" "$([[ $goal == 1 ]] && echo meets || echo BELOW)"
 printf 'ratio (c)/(b as a process): %s\n' "$(echo "scale=1; $c / $bp" | bc -l)"
+printf 'ratio Collect every file / guided, 5 files changed: %s  (goal: guided <= 5 ms: %s)\n' \
+  "$(jq '.changed_ms / .changed_upper_ms | floor' <<<"$a")" \
+  "$(jq -r 'if .changed_upper_ms <= 5 then "meets" else "MISSES" end' <<<"$a")"

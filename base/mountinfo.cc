@@ -36,6 +36,15 @@ bool IsMountPoint(const std::string& path) {
   return false;
 }
 
+Status DetachAll(const std::string& path) {
+  for (;;) {
+    if (::umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) continue;
+    int err = errno;
+    if (err == EINVAL || err == ENOENT) return Ok();
+    return Error::Sys("umount2(" + Quote(path) + ", MNT_DETACH)", err);
+  }
+}
+
 Status UnmountAll(const std::string& path) {
   for (;;) {
     if (::umount2(path.c_str(), UMOUNT_NOFOLLOW) == 0) continue;

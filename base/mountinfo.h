@@ -18,4 +18,10 @@ bool IsMountPoint(const std::string& path);
 // Nothing mounted, or no such path, is not an error.
 Status UnmountAll(const std::string& path);
 
+// The same, always lazily (MNT_DETACH): for a mount nothing uses any more,
+// such as a run's workspace once its sandbox is gone. The kernel then need
+// not wait for an RCU grace period before returning (1-10 ms for an
+// overlay, against about 1 ms).
+Status DetachAll(const std::string& path);
+
 }  // namespace kiln::mountinfo

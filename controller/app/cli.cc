@@ -281,9 +281,13 @@ int DoRun(const RequestOptions& o) {
   log_recovery::Sweeper sweeper(c->config().log_dir, s.signer);
   for (;;) {
     sweeper.Sweep();
+    auto claim_start = std::chrono::steady_clock::now();
     auto started = s.store->Start(id, s.owner, NowMs());
     if (!started) return Fail(started.error(), kInfrastructure);
-    last = runner::Execute(s, *started, g_stop);
+    double claim_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - claim_start)
+            .count();
+    last = runner::Execute(s, *started, g_stop, claim_ms);
     if (last.status != store::Status::kQueued) break;
     int64_t wait = last.not_before_ms - NowMs();
     spdlog::warn("run {}: attempt {} failed ({}); retrying in {} ms", last.id, last.attempt,

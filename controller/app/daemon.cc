@@ -311,7 +311,11 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
         std::lock_guard<std::mutex> lock(mu);
         if (active >= static_cast<size_t>(cfg.concurrency.max_runs)) break;
       }
+      auto claim_start = std::chrono::steady_clock::now();
       auto claimed = s.store->Claim(limits, s.owner, NowMs());
+      double claim_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - claim_start)
+              .count();
       if (!claimed) {
         spdlog::error("claiming a run: {}", claimed.error().message());
         break;
@@ -325,8 +329,8 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
         ++active;
       }
       Worker& w = workers.emplace_back();
-      w.thread = std::thread([&, run = std::move(run)]() mutable {
-        runner::Execute(s, std::move(run), stop);
+      w.thread = std::thread([&, run = std::move(run), claim_ms]() mutable {
+        runner::Execute(s, std::move(run), stop, claim_ms);
         std::lock_guard<std::mutex> lock(mu);
         --active;
         w.done = true;

@@ -19,6 +19,8 @@ using tcp = asio::ip::tcp;
 
 constexpr std::array<double, 10> kOverheadBuckets = {0.005, 0.01, 0.025, 0.05, 0.1,
                                                      0.25,  0.5,  1,     2.5,  5};
+constexpr std::array<double, 10> kPhaseBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                  0.025,  0.05,  0.1,    0.5,   2.5};
 
 template <size_t N>
 void Observe(const std::array<double, N>& bounds, std::array<uint64_t, N>& buckets, uint64_t& count,
@@ -30,16 +32,23 @@ void Observe(const std::array<double, N>& bounds, std::array<uint64_t, N>& bucke
   sum += v;
 }
 
-template <size_t N>
-void Write(std::ostringstream& o, const std::string& name, const std::string& help,
-           const std::array<double, N>& bounds, const std::array<uint64_t, N>& buckets,
-           uint64_t count, double sum) {
+void Header(std::ostringstream& o, const std::string& name, const std::string& help) {
   o << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
+}
+
+// One histogram's series; labels ("phase=\"tree\"") go before le.
+template <size_t N>
+void Series(std::ostringstream& o, const std::string& name, const std::string& labels,
+            const std::array<double, N>& bounds, const std::array<uint64_t, N>& buckets,
+            uint64_t count, double sum) {
+  std::string before = labels.empty() ? "" : labels + ",";
+  std::string only = labels.empty() ? "" : "{" + labels + "}";
   for (size_t i = 0; i < N; ++i) {
-    o << name << "_bucket{le=\"" << bounds[i] << "\"} " << buckets[i] << "\n";
+    o << name << "_bucket{" << before << "le=\"" << bounds[i] << "\"} " << buckets[i] << "\n";
   }
-  o << name << "_bucket{le=\"+Inf\"} " << count << "\n";
-  o << name << "_sum " << sum << "\n" << name << "_count " << count << "\n";
+  o << name << "_bucket{" << before << "le=\"+Inf\"} " << count << "\n";
+  o << name << "_sum" << only << " " << sum << "\n"
+    << name << "_count" << only << " " << count << "\n";
 }
 
 }  // namespace
@@ -48,6 +57,12 @@ void Metrics::RunFinished(store::Status status, double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   ++finished_[status];
   Observe(kDurationBuckets, durations_.buckets, durations_.count, durations_.sum, seconds);
+}
+
+void Metrics::Phase(const std::string& name, double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Histogram& h = phases_[name];
+  Observe(kPhaseBuckets, h.buckets, h.count, h.sum, seconds);
 }
 
 void Metrics::SandboxFailure() {
@@ -77,11 +92,21 @@ std::string Metrics::Render(store::Store& store, const proxy::Proxy* proxy) {
   for (const auto& [status, n] : finished_) {
     o << "kiln_runs_finished_total{status=\"" << store::ToString(status) << "\"} " << n << "\n";
   }
-  Write(o, "kiln_run_duration_seconds", "Wall time of finished attempts.", kDurationBuckets,
-        durations_.buckets, durations_.count, durations_.sum);
-  Write(o, "kiln_run_overhead_seconds",
-        "Controller time per attempt outside the sandbox (provisioning, result, teardown).",
-        kOverheadBuckets, overhead_.buckets, overhead_.count, overhead_.sum);
+  Header(o, "kiln_run_duration_seconds", "Wall time of finished attempts.");
+  Series(o, "kiln_run_duration_seconds", "", kDurationBuckets, durations_.buckets, durations_.count,
+         durations_.sum);
+  Header(o, "kiln_run_overhead_seconds",
+         "Controller time per attempt outside the sandbox (provisioning, result, teardown).");
+  Series(o, "kiln_run_overhead_seconds", "", kOverheadBuckets, overhead_.buckets, overhead_.count,
+         overhead_.sum);
+  if (!phases_.empty()) {
+    Header(o, "kiln_run_phase_seconds",
+           "Time of each phase of an attempt (docs/controller.md, a run's own cost).");
+    for (const auto& [phase, h] : phases_) {
+      Series(o, "kiln_run_phase_seconds", "phase=\"" + phase + "\"", kPhaseBuckets, h.buckets,
+             h.count, h.sum);
+    }
+  }
   o << "# HELP kiln_sandbox_failures_total Sandboxes that failed to start or run the agent.\n"
     << "# TYPE kiln_sandbox_failures_total counter\n"
     << "kiln_sandbox_failures_total " << sandbox_failures_ << "\n";

@@ -23,6 +23,7 @@ class Metrics final : public runner::RunMetrics {
   void RunFinished(store::Status status, double seconds) override;
   void SandboxFailure() override;
   void Overhead(double seconds) override;
+  void Phase(const std::string& name, double seconds) override;
 
   // The exposition text. Counts by status and the queue depth come from the
   // store at scrape time; proxy totals from the proxy.
@@ -41,6 +42,7 @@ class Metrics final : public runner::RunMetrics {
   std::map<store::Status, uint64_t> finished_;
   Histogram durations_;
   Histogram overhead_;
+  std::map<std::string, Histogram> phases_;
   uint64_t sandbox_failures_ = 0;
 };
 

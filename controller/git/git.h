@@ -94,7 +94,8 @@ struct Workspace {
 // The upper root is owned by uid:gid, mode 0755, like the tree.
 Result<Workspace> MountWorkspace(const std::string& tree, const std::string& run_dir, uid_t uid,
                                  gid_t gid);
-// Unmounts (lazily if busy) and removes run_dir's upper, work and workspace.
+// Unmounts (lazily: call it once nothing uses the workspace) and removes
+// run_dir's upper, work and workspace.
 // Idempotent: missing pieces are not errors.
 Status RemoveWorkspace(const std::string& run_dir);
 

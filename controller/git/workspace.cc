@@ -69,7 +69,8 @@ Result<Workspace> MountWorkspace(const std::string& tree, const std::string& run
 
 Status RemoveWorkspace(const std::string& run_dir) {
   std::string merged = run_dir + "/workspace";
-  KILN_TRY(mountinfo::UnmountAll(merged));
+  // Called once the sandbox is gone: nothing uses the overlay any more.
+  KILN_TRY(mountinfo::DetachAll(merged));
   // The mount point itself is only ever an empty directory: rmdir, never a
   // recursive removal that could walk into a mount that is still there.
   if (::rmdir(merged.c_str()) != 0 && errno != ENOENT) {

@@ -1,6 +1,7 @@
 // MountWorkspace / RemoveWorkspace: copy-on-write over the cached tree, and a
 // teardown that leaves no mount and no directory.
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,6 +117,18 @@ TEST_F(WorkspaceTest, RemoveDetachesABusyMount) {
   ::close(fd);
   ASSERT_TRUE(removed.ok()) << removed.error().message();
   EXPECT_FALSE(IsMountPoint(ws->merged));
+  EXPECT_FALSE(Exists(ws->upper));
+}
+
+TEST_F(WorkspaceTest, RemoveDetachesMountsStackedOnTheWorkspace) {
+  auto ws = MountWorkspace(tree_, tmp_ / "run1", kUid, kGid);
+  ASSERT_TRUE(ws.ok()) << ws.error().message();
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(::mount("tmpfs", ws->merged.c_str(), "tmpfs", 0, "size=1m"), 0) << i;
+  }
+  ASSERT_TRUE(RemoveWorkspace(tmp_ / "run1").ok());
+  EXPECT_FALSE(IsMountPoint(ws->merged));
+  EXPECT_FALSE(Exists(ws->merged));
   EXPECT_FALSE(Exists(ws->upper));
 }
 

@@ -78,6 +78,7 @@ void Connection::OnHead(error_code ec) {
   record_open_ = true;
   response_started_ = false;
   started_ = Clock::now();
+  record_.started = started_;
   if (ec) {
     record_.reason = "malformed request: " + ec.message();
     return Reply(http::status::bad_request, "malformed request: " + ec.message());

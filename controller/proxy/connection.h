@@ -109,6 +109,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::steady_timer idle_timer_;
   boost::asio::steady_timer connect_timer_;
   boost::asio::ip::tcp::resolver resolver_;
+  // An https gateway's TLS context: declared before upstream_, so that it
+  // outlives the stream that uses it.
+  std::shared_ptr<boost::asio::ssl::context> gateway_tls_;
   std::optional<Upstream> upstream_;
   boost::beast::flat_buffer upstream_buffer_;
 

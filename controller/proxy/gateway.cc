@@ -1,8 +1,14 @@
 #include "controller/proxy/gateway.h"
 
+#include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/beast/core/string.hpp>
 #include <cctype>
+#include <map>
+#include <mutex>
 #include <set>
 
 #include "base/strings.h"
@@ -46,6 +52,27 @@ Result<std::shared_ptr<asio::ssl::context>> TlsContext(const Gateway& gateway) {
 
 }  // namespace
 
+Result<std::shared_ptr<asio::ssl::context>> GatewayTls(const Gateway& gateway) {
+  const std::string file = gateway.ca_file.empty() ? X509_get_default_cert_file() : gateway.ca_file;
+  struct stat st {};
+  (void)::stat(file.c_str(), &st);  // missing: TlsContext says so, or the directory serves
+  const std::string version = std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+                              std::to_string(st.st_mtim.tv_sec) + "." +
+                              std::to_string(st.st_mtim.tv_nsec);
+  struct Cached {
+    std::string version;
+    std::shared_ptr<asio::ssl::context> tls;
+  };
+  static std::mutex mu;
+  static std::map<std::string, Cached> cache;  // by ca_file, "" for the system's
+  std::lock_guard lock(mu);
+  Cached& c = cache[gateway.ca_file];
+  if (c.tls && c.version == version) return c.tls;
+  KILN_ASSIGN_OR_RETURN(c.tls, TlsContext(gateway));
+  c.version = version;
+  return c.tls;
+}
+
 Result<std::vector<GatewayRoute>> BuildGatewayRoutes(const std::vector<Gateway>& gateways) {
   std::vector<GatewayRoute> routes;
   std::set<std::string> names;
@@ -72,12 +99,13 @@ Result<std::vector<GatewayRoute>> BuildGatewayRoutes(const std::vector<Gateway>&
                             Quote(gateway.upstream) + " has a query");
     }
     while (!url->path.empty() && url->path.back() == '/') url->path.pop_back();
-    GatewayRoute route{gateway, std::move(*url), nullptr};
-    if (route.upstream.https) {
-      Result<std::shared_ptr<asio::ssl::context>> tls = TlsContext(gateway);
-      if (!tls.ok()) return tls.error();
-      route.tls = std::move(*tls);
-    } else if (!gateway.ca_file.empty()) {
+    GatewayRoute route{gateway, std::move(*url)};
+    if (route.upstream.https && !gateway.ca_file.empty() &&
+        ::access(gateway.ca_file.c_str(), R_OK) != 0) {
+      return Error::Sys("gateway " + Quote(gateway.name) + ": CA file " + Quote(gateway.ca_file),
+                        errno);
+    }
+    if (!route.upstream.https && !gateway.ca_file.empty()) {
       return Error::Invalid("gateway " + Quote(gateway.name) + ": ca_file set for http upstream " +
                             Quote(gateway.upstream));
     }
@@ -129,8 +157,13 @@ void Connection::ServeGateway(std::string_view target) {
   record_.reason = "gateway " + route->config.name;
   PrepareRequest(record_.path, upstream, route->upstream.https);
   ApplyGatewayHeaders(*route, out_request_);
+  if (route->upstream.https) {
+    auto tls = GatewayTls(route->config);
+    if (!tls.ok()) return Fail(http::status::bad_gateway, tls.error().message());
+    gateway_tls_ = std::move(*tls);
+  }
   // The upstream is the operator's choice, so it may be private or loopback.
-  Dial(upstream, /*check_addresses=*/false, route->tls.get(), [this] { SendRequest(); });
+  Dial(upstream, /*check_addresses=*/false, gateway_tls_.get(), [this] { SendRequest(); });
 }
 
 }  // namespace kiln::proxy

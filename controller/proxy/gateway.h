@@ -15,18 +15,26 @@
 
 namespace kiln::proxy {
 
-// A gateway as served: its configuration, its parsed upstream (path: the base
-// path without a trailing "/", possibly empty) and, for https, its TLS client
-// context (verify peer; the gateway's CA file or the system's CAs).
+// A gateway as served: its configuration and its parsed upstream (path: the
+// base path without a trailing "/", possibly empty).
 struct GatewayRoute {
   Gateway config;
   Url upstream;
-  std::shared_ptr<boost::asio::ssl::context> tls;
 };
 
-// Validates the gateways (name syntax, unique names, upstream URL, CA file)
-// and builds their routes. Errors name the gateway and the bad value.
+// Validates the gateways (name syntax, unique names, upstream URL, a CA file
+// that can be read) and builds their routes. Errors name the gateway and the
+// bad value.
 Result<std::vector<GatewayRoute>> BuildGatewayRoutes(const std::vector<Gateway>& gateways);
+
+// The TLS client context of an https gateway: the peer verified against the
+// gateway's CA file or the system's CAs. Built at the gateway's first request
+// in this process, not when an endpoint opens, and shared by every endpoint:
+// loading the system's CA certificates takes tens of milliseconds, which a
+// run would otherwise pay for every gateway, used or not. Built again when
+// the CA file changes (inode, size or modification time), so an update
+// reaches the next request.
+Result<std::shared_ptr<boost::asio::ssl::context>> GatewayTls(const Gateway& gateway);
 
 // "/gateway/anthropic/v1/messages?beta=1" -> name "anthropic", rest
 // "/v1/messages?beta=1". False when target is not under /gateway/.

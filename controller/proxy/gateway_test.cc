@@ -5,7 +5,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 
+#include "controller/proxy/gateway.h"
 #include "controller/proxy/proxy.h"
 #include "controller/proxy/test_servers.h"
 
@@ -138,6 +140,60 @@ TEST_F(GatewayTest, UnknownGatewayIs404NamingIt) {
   EXPECT_EQ(records[0].status, 404);
   EXPECT_EQ(records[0].gateway, "nope");
   EXPECT_FALSE(records[0].allowed);
+}
+
+// A CA file is read once for every endpoint, and read again once it changes.
+TEST_F(GatewayTest, ACaFileIsLoadedOnceAndAgainWhenItChanges) {
+  testing::TestPki pki = testing::MakePki(dir_, "good");
+  testing::TestPki other = testing::MakePki(dir_, "other");
+  HttpUpstream upstream(nullptr, testing::ServerTls(pki));
+  std::string url = "https://localhost:" + std::to_string(upstream.port());
+  std::string ca = dir_ / "ca.pem";
+  std::filesystem::copy_file(pki.ca_file, ca);
+  auto first = GatewayTls({"g", url, {}, ca});
+  auto second = GatewayTls({"g", url, {}, ca});
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(*first, *second) << "the CA file was loaded twice";
+
+  // The file replaced (as a package update does): a new context, and the new
+  // CA, which did not sign the upstream, is the one used.
+  std::filesystem::copy_file(other.ca_file, dir_ / "ca.new");
+  std::filesystem::rename(dir_ / "ca.new", ca);
+  auto third = GatewayTls({"g", url, {}, ca});
+  ASSERT_TRUE(third.ok());
+  EXPECT_NE(*third, *first);
+  auto endpoint = Open({{"g", url, {}, ca}});
+  Client client(socket());
+  auto response = client.CallRaw("GET /gateway/g/models HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(response.result_int(), 502);
+  EXPECT_TRUE(Contains(response.body(), "certificate verify failed")) << response.body();
+  EXPECT_TRUE(upstream.seen().empty());
+}
+
+// A CA file that cannot be read stops the endpoint from opening; one that
+// is not a certificate fails the gateway's requests, saying why.
+TEST_F(GatewayTest, ABadCaFileIsAClearError) {
+  std::string missing = dir_ / "missing.pem";
+  Policy policy;
+  policy.gateways = {{"g", "https://localhost:1", {}, missing}};
+  auto refused = proxy_.Open(socket(), std::move(policy), recorder_.Callback());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(Contains(refused.error().message(), "gateway 'g': CA file '" + missing + "'"))
+      << refused.error().message();
+  EXPECT_FALSE(std::filesystem::exists(socket()));
+
+  std::string garbage = dir_ / "garbage.pem";
+  std::ofstream(garbage) << "not a certificate\n";
+  auto endpoint = Open({{"g", "https://localhost:1", {}, garbage}});
+  Client client(socket());
+  auto response = client.CallRaw("GET /gateway/g/models HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(response.result_int(), 502);
+  EXPECT_TRUE(Contains(response.body(), "gateway 'g': loading CA file '" + garbage + "'"))
+      << response.body();
+  std::vector<Request> records = recorder_.WaitFor(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].status, 502);
+  EXPECT_TRUE(Contains(records[0].reason, "loading CA file")) << records[0].reason;
 }
 
 TEST_F(GatewayTest, HttpsUpstreamIsVerifiedAgainstTheGatewaysCa) {

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -97,6 +98,7 @@ struct Request {
   // Connection refused").
   std::string reason;
   uint64_t duration_ms = 0;
+  std::chrono::steady_clock::time_point started;  // when its head was read
 };
 
 struct Totals {

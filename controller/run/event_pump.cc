@@ -103,6 +103,8 @@ void Pump::Line(std::string_view line) {
   }
   std::string type = j["type"];
   if (!RuntimeType(type)) return reject("has a type the runtime may not write: " + type);
+  last_event_at_ = std::chrono::steady_clock::now();
+  if (!first_event_at_) first_event_at_ = last_event_at_;
   nlohmann::json payload = std::move(j["payload"]);
   Sanitise(payload);
   if (type == "result") {

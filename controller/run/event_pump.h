@@ -14,7 +14,9 @@
 // what the log does not hold.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -51,6 +53,11 @@ class Pump {
   // Why an event could not be recorded; empty while every event was.
   const std::string& failure() const { return failure_; }
   const nlohmann::json& result() const { return result_; }
+  // When the first and the last valid event arrived (the runtime's start
+  // and its result, for a run's phases); nullopt before any.
+  using TimePoint = std::chrono::steady_clock::time_point;
+  std::optional<TimePoint> first_event_at() const { return first_event_at_; }
+  std::optional<TimePoint> last_event_at() const { return last_event_at_; }
   // The end of the sandbox's output (kiln's and the runtime's stderr, or a
   // command's stdout and stderr), output_keep bytes at most.
   std::string output_tail() const;
@@ -72,6 +79,7 @@ class Pump {
   uint64_t rejected_ = 0;
   std::string failure_;
   nlohmann::json result_;
+  std::optional<TimePoint> first_event_at_, last_event_at_;
 };
 
 // The session log holds integers of at most 53 bits, 128 levels deep

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <filesystem>
 #include <mutex>
 
@@ -25,28 +26,44 @@ namespace fs = std::filesystem;
 // The host image is the host's /usr plus a filtered /etc: its identity is
 // the skeleton's fingerprint and the installed packages. Hashing dpkg's
 // status file costs milliseconds, so it is cached by size and mtime.
-Result<std::string> HostImageDigest(const std::string& state_dir) {
-  KILN_ASSIGN_OR_RETURN(std::string skeleton, sandbox::hostimage::Ensure(state_dir));
-  static std::mutex mu;
-  static std::string cached_key, cached_packages;
+namespace {
+
+// The SHA-256 (hex) of dpkg's package list, or "none". Hashing the list
+// (0.7 MiB here) is the most of an image digest, and each `kiln run` is a
+// process of its own: the hash is kept in memory and in
+// <state>/images/dpkg-status.sha256, keyed by the list's size and
+// modification time, and computed again only when the list changes.
+std::string PackagesDigest(const std::string& state_dir) {
   const char* status = "/var/lib/dpkg/status";
   struct stat st {};
-  std::string key = "none";
-  if (::stat(status, &st) == 0) {
-    key = std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-          std::to_string(st.st_mtim.tv_nsec);
+  if (::stat(status, &st) != 0) return "none";
+  std::string key = std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+                    std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+  static std::mutex mu;
+  static std::string cached_key, cached_digest;
+  std::lock_guard<std::mutex> lock(mu);
+  if (key == cached_key) return cached_digest;
+  const std::string file = state_dir + "/images/dpkg-status.sha256";
+  auto saved = ReadFile(file);
+  if (saved && saved->size() == key.size() + 1 + 64 + 1 && saved->starts_with(key + " ")) {
+    cached_digest = saved->substr(key.size() + 1, 64);
+  } else {
+    auto text = ReadFile(status);
+    if (!text) return "none";
+    cached_digest = Hex(Sha256Of(*text));
+    // A cache: when it cannot be written, the next process hashes again.
+    (void)WriteFileAtomic(file, key + " " + cached_digest + "\n", 0644, Sync::kNoFsync);
   }
-  std::string packages;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    if (key != cached_key) {
-      auto text = ReadFile(status);
-      cached_packages = text ? Hex(Sha256Of(*text)) : "none";
-      cached_key = key;
-    }
-    packages = cached_packages;
-  }
-  std::string id = "kiln-host-image\n" + fs::path(skeleton).filename().string() + "\n" + packages;
+  cached_key = key;
+  return cached_digest;
+}
+
+}  // namespace
+
+Result<std::string> HostImageDigest(const std::string& state_dir) {
+  KILN_ASSIGN_OR_RETURN(std::string skeleton, sandbox::hostimage::Ensure(state_dir));
+  std::string id = "kiln-host-image\n" + fs::path(skeleton).filename().string() + "\n" +
+                   PackagesDigest(state_dir);
   return "sha256:" + Hex(Sha256Of(id));
 }
 
@@ -119,6 +136,15 @@ Status PlanAgent(const runner::Services& s, const store::Run& run, RunPlan* plan
   if (auto fault = spec::Check(rs)) return invalid(*fault);
   plan.runtime_spec = std::move(rs);
   return Ok();
+}
+
+// Keeps the first time seen in first (0: none yet), whichever thread
+// reports first.
+void NoteFirst(std::atomic<int64_t>& first, std::chrono::steady_clock::time_point at) {
+  int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
+  int64_t seen = first.load();
+  while ((seen == 0 || ns < seen) && !first.compare_exchange_weak(seen, ns)) {
+  }
 }
 
 }  // namespace
@@ -198,7 +224,8 @@ Status AddCompanions(const runner::Services& s, const store::Run& run, const git
 }
 
 Status Materialise(const runner::Services& s, const store::Run& run, const RunPlan& plan,
-                   const git::Resolved& repo, Resources* res, sessionlog::Writer* log) {
+                   const git::Resolved& repo, Resources* res, sessionlog::Writer* log,
+                   runner::Phases* phases) {
   const config::Config& cfg = *s.config;
   res->run_dir = runner::RunDir(cfg, run.id);
   std::error_code ec;
@@ -206,15 +233,19 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
   if (::mkdir(res->run_dir.c_str(), 0755) != 0) {
     return Error::Sys("mkdir(" + Quote(res->run_dir) + ")", errno);
   }
+  phases->Lap("run_dir");
   KILN_ASSIGN_OR_RETURN(std::string tree, s.cache->Tree(repo, HostUid(cfg), HostGid(cfg)));
+  phases->Lap("tree");
   KILN_ASSIGN_OR_RETURN(res->workspace,
                         git::MountWorkspace(tree, res->run_dir, HostUid(cfg), HostGid(cfg)));
+  phases->Lap("workspace_mount");
   if (!plan.secrets.empty()) {
     std::string dir = res->run_dir + "/secrets";
     if (::mkdir(dir.c_str(), 0700) != 0) return Error::Sys("mkdir(" + Quote(dir) + ")", errno);
     KILN_TRY(
         secrets::Mount(dir, plan.secrets, HostUid(cfg), HostGid(cfg), cfg.sandbox.secrets_bytes));
     res->secrets_mounted = true;
+    phases->Lap("secrets");
   }
   std::string kiln_dir = res->run_dir + "/kiln";
   if (::mkdir(kiln_dir.c_str(), 0755) != 0) {
@@ -224,6 +255,7 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
     KILN_TRY(WriteNewFile(kiln_dir + "/spec.json", spec::ToJson(*plan.runtime_spec).dump(2), 0444,
                           Sync::kNoFsync));
   }
+  phases->Lap("spec");
 
   proxy::Policy policy;
   policy.allow = plan.allow;
@@ -250,10 +282,13 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
     return "the run's session log cannot be written (" + log->failure() + ")";
   };
   res->proxy_requests = std::make_shared<std::atomic<uint64_t>>(0);
+  res->first_model_request = std::make_shared<std::atomic<int64_t>>(0);
   auto counter = res->proxy_requests;
+  auto first = res->first_model_request;
   auto endpoint = s.proxy->Open(kiln_dir + "/proxy.sock", std::move(policy),
-                                [log, counter](const proxy::Request& r) {
+                                [log, counter, first](const proxy::Request& r) {
                                   ++*counter;
+                                  if (!r.gateway.empty()) NoteFirst(*first, r.started);
                                   if (!log) return;
                                   json p = {{"method", r.method},
                                             {"host", r.host},
@@ -270,6 +305,7 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
                                 });
   if (!endpoint) return endpoint.error().Wrap("opening the proxy endpoint");
   res->endpoint = std::move(*endpoint);
+  phases->Lap("proxy_endpoint");
   return Ok();
 }
 
@@ -318,20 +354,27 @@ sandbox::Spec SandboxSpec(const runner::Services& s, const store::Run& run, cons
   return spec;
 }
 
-Status Release(const config::Config& cfg, const store::Run& run, Resources* res) {
+Status Release(const config::Config& cfg, const store::Run& run, Resources* res,
+               runner::Phases* phases) {
+  auto lap = [phases](std::string_view name) {
+    if (phases) phases->Lap(name);
+  };
   if (res->run_dir.empty()) res->run_dir = runner::RunDir(cfg, run.id);
   res->endpoint.reset();
+  lap("teardown_proxy");
   Status first = Ok();
   auto keep = [&](Status st) {
     if (!st.ok() && first.ok()) first = st;
   };
   keep(git::RemoveWorkspace(res->run_dir));
+  lap("teardown_workspace");
   keep(mountinfo::UnmountAll(res->run_dir + "/secrets"));
   res->secrets_mounted = false;
   res->workspace = {};
   if (!first.ok()) return first;  // never walk into something still mounted
   std::error_code ec;
   fs::remove_all(res->run_dir, ec);
+  lap("teardown_run_dir");
   if (ec) return Error::Sys("removing " + Quote(res->run_dir), ec.value());
   return Ok();
 }

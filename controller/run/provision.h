@@ -19,6 +19,7 @@
 #include "controller/git/git.h"
 #include "controller/git/write.h"
 #include "controller/proxy/proxy.h"
+#include "controller/run/phases.h"
 #include "controller/run/services.h"
 #include "controller/sessionlog/writer.h"
 #include "runtime/spec.h"
@@ -74,12 +75,18 @@ struct Resources {
   bool secrets_mounted = false;
   std::unique_ptr<proxy::Endpoint> endpoint;
   std::shared_ptr<std::atomic<uint64_t>> proxy_requests;
+  // When the first request to a model gateway reached the proxy, in
+  // steady_clock nanoseconds; 0 until then.
+  std::shared_ptr<std::atomic<int64_t>> first_model_request;
 };
 
 // Creates the run's resources in res (so that Release can undo a partial
 // result). Proxy requests are appended to log as `proxy.request` records.
+// Each step ends a phase of phases: run_dir, tree, workspace_mount,
+// secrets (when the run has any), spec, proxy_endpoint.
 Status Materialise(const runner::Services& services, const store::Run& run, const RunPlan& plan,
-                   const git::Resolved& repo, Resources* res, sessionlog::Writer* log);
+                   const git::Resolved& repo, Resources* res, sessionlog::Writer* log,
+                   runner::Phases* phases);
 
 // The sandbox for the run: kiln-proxy-forward then kiln-runtime, the
 // workspace, /run/kiln and /run/secrets read-only, the proxy variables.
@@ -89,7 +96,10 @@ sandbox::Spec SandboxSpec(const runner::Services& services, const store::Run& ru
 // Closes the endpoint, unmounts the workspace and the secrets, removes the
 // run directory. Idempotent; safe on a partial or empty res (res->run_dir
 // empty: derived from the run).
-Status Release(const config::Config& config, const store::Run& run, Resources* res);
+// Each step ends a phase of phases, when given: teardown_proxy,
+// teardown_workspace, teardown_run_dir.
+Status Release(const config::Config& config, const store::Run& run, Resources* res,
+               runner::Phases* phases = nullptr);
 
 // Fills config's kiln, runtime and forward binaries and skills directory when
 // unset: beside this kiln executable (an installation) or in the build tree

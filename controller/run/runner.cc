@@ -161,8 +161,9 @@ class Attempt {
   Attempt(const Services& s, store::Run run) : s_(s), cfg_(*s.config), run_(std::move(run)) {}
   ~Attempt() { (void)Teardown(); }
 
-  store::Run Go(const std::atomic<bool>& stop) {
+  store::Run Go(const std::atomic<bool>& stop, double claim_ms) {
     auto t0 = std::chrono::steady_clock::now();
+    if (claim_ms > 0) phases_.Add("claim", claim_ms);
     Ending end;
     if (Status st = Prepare(); !st.ok()) {
       end = failure_;
@@ -171,7 +172,7 @@ class Attempt {
       end = RunSandbox(stop);
       auto t1 = std::chrono::steady_clock::now();
       CollectResult(end);
-      if (Status td = Teardown(); !td.ok()) {
+      if (Status td = provision::Release(cfg_, run_, &res_, &phases_); !td.ok()) {
         spdlog::error("run {}: teardown: {}", run_.id, td.error().message());
         if (end.error.empty()) end.error = "teardown: " + td.error().message();
       }
@@ -182,6 +183,7 @@ class Attempt {
     }
     (void)Teardown();
     CloseLog(end);
+    phases_.Lap("log_close");  // after run.end: in the metric only
     return Record(end, Since(t0));
   }
 
@@ -197,9 +199,11 @@ class Attempt {
     auto p = provision::Plan(s_, run_);
     if (!p) return fail(p.error(), false);
     plan_ = std::move(*p);
+    phases_.Lap("plan");
     auto digest = provision::HostImageDigest(cfg_.state_dir);
     if (!digest) return fail(digest.error(), true);
     plan_.image_digest = std::move(*digest);
+    phases_.Lap("image");
     auto repo = s_.cache->Resolve(run_.request.repo, run_.request.commit);
     if (!repo) {
       // A revision that does not exist is the request's fault; an
@@ -207,17 +211,21 @@ class Attempt {
       return fail(repo.error(), repo.error().code() != Error::Code::kNotFound);
     }
     repo_ = *repo;
+    phases_.Lap("mirror_resolve");
     if (Status st = provision::AddCompanions(s_, run_, repo_, &plan_); !st.ok()) {
       return fail(st.error().Wrap("the repository's companion skills"), false);
     }
+    phases_.Lap("companion_skills");
     store::Progress progress;
     progress.commit_sha = repo_.commit;
     progress.image_digest = plan_.image_digest;
     progress.sandbox_id = SandboxId(run_);
     progress.log_path = LogPath(cfg_, run_);
     (void)s_.store->SetProgress(run_.id, progress);
+    phases_.Lap("store_writes");
     if (Status st = OpenLog(); !st.ok()) return fail(st.error(), true);
-    auto r = provision::Materialise(s_, run_, plan_, repo_, &res_, log_.get());
+    phases_.Lap("log_open");
+    auto r = provision::Materialise(s_, run_, plan_, repo_, &res_, log_.get(), &phases_);
     if (!r) {
       AppendNote("provisioning_failed", r.error().message());
       return fail(r.error(), true);
@@ -363,6 +371,7 @@ class Attempt {
     Watched w = Watch(sb, pump, stop);
     (void)sb.child.Wait();
     sandbox_s_ = Since(t_start);
+    SandboxPhases(t_start, pump);
     tool_calls_ = pump.tool_calls();
     result_event_ = pump.result();
     output_tail_ = pump.output_tail();
@@ -391,6 +400,33 @@ class Attempt {
     if (e.infrastructure && s_.metrics) s_.metrics->SandboxFailure();
     if (e.infrastructure && !output_tail_.empty()) e.error += " (output: " + output_tail_ + ")";
     return e;
+  }
+
+  // The sandbox's time, from its launch (t_start) to its exit (now):
+  //   sandbox_start  launch until the runtime is up: its first event, or
+  //                  its first model request reaching the proxy's gateway,
+  //                  whichever the controller saw first
+  //   agent          the rest, to the runtime's last event
+  //   sandbox_exit   the last event to the sandbox's exit
+  // A command, or a runtime that sent nothing, is all sandbox_start. Also
+  // notes first_model_request_us: launch until that request reached the
+  // gateway (a milestone, not a phase).
+  void SandboxPhases(Phases::Clock::time_point t_start, const pump::Pump& pump) {
+    auto exit = Phases::Clock::now();
+    int64_t request_ns = res_.first_model_request ? res_.first_model_request->load() : 0;
+    std::optional<Phases::Clock::time_point> request;
+    if (request_ns != 0) {
+      request = Phases::Clock::time_point(std::chrono::nanoseconds(request_ns));
+      first_model_request_us_ = Phases::Us(Phases::Ms(*request - t_start));
+    }
+    auto first = pump.first_event_at(), last = pump.last_event_at();
+    if (!first || !last) {
+      phases_.Lap("sandbox_start", exit);
+      return;
+    }
+    phases_.Lap("sandbox_start", request ? std::min(*first, *request) : *first);
+    phases_.Lap("agent", *last);
+    phases_.Lap("sandbox_exit", exit);
   }
 
   // Why the run's record is incomplete: the log's failure, else the pump's.
@@ -425,6 +461,7 @@ class Attempt {
       o.max_patch_bytes = cfg_.result.max_patch_bytes;
       o.upper = res_.workspace.upper;
       auto d = git::Collect(repo_.mirror_path, repo_.commit, res_.workspace.merged, o);
+      phases_.Lap("result_collection");
       if (d) {
         diff = pump::DiffJson(*d);
         diff_ = std::move(*d);
@@ -465,14 +502,15 @@ class Attempt {
                             {"exit_code", exit_code_ ? json(*exit_code_) : json()},
                             {"output_tail", tail}};
     }
-    Decide(end);
+    phases_.Lap("diff");
+    if (Decide(end)) phases_.Lap("decide");
   }
 
   // The pipeline's hook, for runs it started: its decision is kept with the
-  // result and applied to the forge after the run.
-  void Decide(const Ending& end) {
-    if (!s_.decide || run_.request.context.is_null() || !log_) return;
-    if (!log_->failure().empty()) return;  // nothing is decided on an unrecorded run
+  // result and applied to the forge after the run. Whether it ran.
+  bool Decide(const Ending& end) {
+    if (!s_.decide || run_.request.context.is_null() || !log_) return false;
+    if (!log_->failure().empty()) return false;  // nothing is decided on an unrecorded run
     Finished f(run_);
     f.result_schema = plan_.skill.result_schema;
     f.succeeded = end.status == store::Status::kSucceeded;
@@ -493,15 +531,24 @@ class Attempt {
       result_["actions"] = {
           {"refused", {std::string("the controller could not decide: ") + e.what()}}};
     }
+    return true;
   }
 
   kiln::Status Teardown() { return provision::Release(cfg_, run_, &res_); }
 
+  // The attempt's time: the three spans of old in milliseconds, and the
+  // phases in microseconds (the log's fsyncs overlap the others: "of
+  // which").
   json Timings() const {
     auto ms = [](double s) { return static_cast<uint64_t>(s * 1000 + 0.5); };
     return {{"provision_ms", ms(provision_s_)},
             {"sandbox_ms", ms(sandbox_s_)},
-            {"result_and_teardown_ms", ms(finish_s_)}};
+            {"result_and_teardown_ms", ms(finish_s_)},
+            {"phases_us", phases_.ToJson()},
+            {"own_us", Phases::Us(phases_.own_ms())},
+            {"first_model_request_us",
+             first_model_request_us_ ? json(*first_model_request_us_) : json()},
+            {"log_fsync_us", Phases::Us(log_ ? log_->sync_ms() : 0)}};
   }
 
   // Ends the log with the signed run.end. A log that stopped taking records
@@ -557,9 +604,11 @@ class Attempt {
         spdlog::error("run {}: recording the end: {}", run_.id, st.error().message());
       }
     }
+    phases_.Lap("store_end");  // after run.end: in the metric only
     if (s_.metrics) {
       s_.metrics->RunFinished(end.status, seconds);
       s_.metrics->Overhead(provision_s_ + finish_s_);
+      for (const auto& [name, ms] : phases_.list()) s_.metrics->Phase(name, ms / 1000);
     }
     spdlog::info("run {}: {} ({}){}", run_.id, store::ToString(end.status), end.outcome,
                  end.error.empty() ? "" : ": " + end.error);
@@ -585,9 +634,11 @@ class Attempt {
   std::optional<int> exit_code_;   // the sandbox's exit status (a command's)
   std::optional<git::Diff> diff_;  // the workspace's changes, once collected
   uint64_t tool_calls_ = 0;
-  double provision_s_ = 0;  // Prepare(): plan, repository, log, resources
-  double sandbox_s_ = 0;    // launch to the sandbox's end
-  double finish_s_ = 0;     // result collection and teardown
+  Phases phases_;
+  std::optional<int64_t> first_model_request_us_;  // see SandboxPhases
+  double provision_s_ = 0;                         // Prepare(): plan, repository, log, resources
+  double sandbox_s_ = 0;                           // launch to the sandbox's end
+  double finish_s_ = 0;                            // result collection and teardown
 };
 
 }  // namespace
@@ -618,9 +669,10 @@ Status CheckRequest(const Services& services, const store::RunRequest& request) 
   return Ok();
 }
 
-store::Run Execute(const Services& services, store::Run run, const std::atomic<bool>& stop) {
+store::Run Execute(const Services& services, store::Run run, const std::atomic<bool>& stop,
+                   double claim_ms) {
   Attempt attempt(services, std::move(run));
-  return attempt.Go(stop);
+  return attempt.Go(stop, claim_ms);
 }
 
 Result<std::string> Reap(const Services& services, const store::Run& run) {

@@ -33,8 +33,10 @@ Status CheckRequest(const Services& services, const store::RunRequest& request);
 // Runs a claimed run (state running) to its end. Afterwards the store holds
 // its final state, or it is queued again when an infrastructure failure is
 // retried. stop: when it becomes true (the daemon is shutting down), the run
-// is stopped and queued again.
-store::Run Execute(const Services& services, store::Run run, const std::atomic<bool>& stop);
+// is stopped and queued again. claim_ms: how long the store took to hand the
+// run over (Claim or Start), the first of the run's phases.
+store::Run Execute(const Services& services, store::Run run, const std::atomic<bool>& stop,
+                   double claim_ms = 0);
 
 // Cleans up after a run whose owner died mid-run: kills and removes its
 // sandbox, unmounts its workspace and secrets, removes its run directory,

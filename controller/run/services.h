@@ -49,6 +49,8 @@ class RunMetrics {
   virtual void SandboxFailure() = 0;
   // The run's own cost outside the agent: provisioning plus teardown.
   virtual void Overhead(double seconds) = 0;
+  // One phase of an attempt (runner/phases.h) and its time.
+  virtual void Phase(const std::string& name, double seconds) = 0;
 };
 
 struct Services {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 
 #include "controller/sessionlog/canonical.h"
@@ -177,11 +178,22 @@ const std::string& Writer::Timestamp(int64_t ns) {
 
 Status Writer::Sync() {
   if (options_.durability == Durability::kNone) return Ok();
-  if (::fdatasync(fd_.get()) != 0) {
+  if (TimedSync(fd_.get(), true) != 0) {
     int err = errno;
     return Fail(Error::Sys("fdatasync(" + Quote(path_) + ")", err));
   }
   return Ok();
+}
+
+int Writer::TimedSync(int fd, bool data_only) {
+  auto start = std::chrono::steady_clock::now();
+  int rc = data_only ? ::fdatasync(fd) : ::fsync(fd);
+  int err = errno;
+  sync_ns_ += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count());
+  errno = err;
+  return rc;
 }
 
 Error Writer::Fail(const Error& error) {
@@ -343,7 +355,7 @@ Result<BlobRef> Writer::WriteBlob(std::string_view canonical_payload) {
     Status st = ::fchmod(fd.get(), 0640) == 0 ? WriteAll(fd.get(), canonical_payload)
                                               : Error::Sys("fchmod(" + Quote(tmp) + ")", errno);
     if (st.ok()) st = WriteAll(fd.get(), "\n");
-    if (st.ok() && options_.durability != Durability::kNone && ::fsync(fd.get()) != 0) {
+    if (st.ok() && options_.durability != Durability::kNone && TimedSync(fd.get(), false) != 0) {
       st = Error::Sys("fsync(" + Quote(tmp) + ")", errno);
     }
     if (!st.ok()) {

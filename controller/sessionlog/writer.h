@@ -119,6 +119,8 @@ class Writer {
 
   uint64_t next_seq() const;
   const std::string& path() const { return path_; }
+  // Milliseconds spent in fsync and fdatasync so far (records and blobs).
+  double sync_ms() const { return static_cast<double>(sync_ns_.load()) / 1e6; }
 
  private:
   Writer(std::string path, std::string run_id, std::shared_ptr<const Signer> signer,
@@ -137,6 +139,10 @@ class Writer {
   int64_t Now() const;
   const std::string& Timestamp(int64_t ns);
 
+  // Times fsync(fd) (data_only: fdatasync) into sync_ns_.
+  int TimedSync(int fd, bool data_only);
+
+  std::atomic<uint64_t> sync_ns_{0};
   mutable std::mutex mu_;
   const std::string path_;
   const std::string run_id_;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -47,6 +48,10 @@ TEST_F(Controller, RunEditsAFileAndTheDiffIsCollected) {
   EXPECT_TRUE(Contains(diff["patch"], "-hello\n+hello from the agent\n")) << diff["patch"];
   EXPECT_EQ(run["commit_sha"].get<std::string>().size(), 40u);
   EXPECT_TRUE(run["image_digest"].get<std::string>().starts_with("sha256:"));
+  // The package list's hash is kept for the next run's digest, and is right.
+  Outcome sum = kiln::testing::Run({"/usr/bin/sha256sum", "/var/lib/dpkg/status"});
+  std::string kept = ReadAll(TestStateDir() + "/images/dpkg-status.sha256");
+  EXPECT_TRUE(Contains(kept, " " + sum.out.substr(0, 64) + "\n")) << kept << " vs " << sum.out;
 
   // The workspace was a git repository at the commit, owned by the agent.
   std::string log = run["log_path"];
@@ -81,6 +86,55 @@ TEST_F(Controller, RunEditsAFileAndTheDiffIsCollected) {
   EXPECT_TRUE(saw_gateway);
   ExpectLogVerifies(log);
   EXPECT_EQ(Show(run["id"])["log_head"], run["log_head"]);
+
+  // Where the time went: every phase, in run.end and in the stored result.
+  const json& timings = recs.back()["payload"]["timings"];
+  EXPECT_EQ(run["result"]["timings"], timings);
+  std::vector<std::string> names;
+  double own = 0, all = 0;
+  for (const auto& [name, us] : timings["phases_us"].items()) {
+    names.push_back(name);
+    ASSERT_TRUE(us.is_number_integer()) << name;
+    EXPECT_GE(us.get<int64_t>(), 0) << name;
+    all += us.get<double>() / 1000;
+    if (name != "sandbox_start" && name != "agent" && name != "sandbox_exit") {
+      own += us.get<double>() / 1000;
+    }
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"agent",
+                                             "claim",
+                                             "companion_skills",
+                                             "diff",
+                                             "image",
+                                             "log_open",
+                                             "mirror_resolve",
+                                             "plan",
+                                             "proxy_endpoint",
+                                             "result_collection",
+                                             "run_dir",
+                                             "sandbox_exit",
+                                             "sandbox_start",
+                                             "spec",
+                                             "store_writes",
+                                             "teardown_proxy",
+                                             "teardown_run_dir",
+                                             "teardown_workspace",
+                                             "tree",
+                                             "workspace_mount"}))
+      << timings.dump();
+  EXPECT_NEAR(timings["own_us"].get<double>() / 1000, own, 0.05) << timings.dump();
+  // The model request reached the gateway while the sandbox ran.
+  EXPECT_GT(timings["first_model_request_us"].get<int64_t>(), 0) << timings.dump();
+  EXPECT_LT(timings["first_model_request_us"].get<double>() / 1000,
+            timings["sandbox_ms"].get<double>() + 1)
+      << timings.dump();
+  // The phases cover the attempt: the three spans of old (whole ms each).
+  double spans = timings["provision_ms"].get<double>() + timings["sandbox_ms"].get<double>() +
+                 timings["result_and_teardown_ms"].get<double>();
+  EXPECT_NEAR(all - timings["phases_us"]["claim"].get<double>() / 1000, spans, 3) << timings.dump();
+  // Before run.end (whose own fsync follows it): checkpoints and blobs only.
+  EXPECT_TRUE(timings["log_fsync_us"].is_number_integer()) << timings.dump();
 }
 
 TEST_F(Controller, SecretsAreScopedToTheSkill) {
@@ -460,6 +514,13 @@ default: {tool_calls: [{name: submit, input: {summary: done}}]}
   EXPECT_TRUE(Contains(m.out, "kiln_runs{status=\"succeeded\"} 1")) << m.out;
   EXPECT_TRUE(Contains(m.out, "kiln_queue_depth 0")) << m.out;
   EXPECT_TRUE(Contains(m.out, "kiln_run_duration_seconds_count 1")) << m.out;
+  for (const char* phase :
+       {"claim", "tree", "sandbox_start", "agent", "teardown_workspace", "store_end"}) {
+    EXPECT_TRUE(
+        Contains(m.out, "kiln_run_phase_seconds_count{phase=\"" + std::string(phase) + "\"} 1"))
+        << phase << "\n"
+        << m.out;
+  }
   EXPECT_TRUE(Contains(m.out, "kiln_proxy_requests_total{decision=\"allowed\"}")) << m.out;
 }
 

@@ -19,7 +19,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
-#include <regex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -74,11 +74,24 @@ std::string LibraryOwner(const std::string& header) {
   return "";
 }
 
+// What an #include line names, and whether in angle brackets (a system or
+// library header); nullopt for any other line.
+std::optional<std::pair<std::string, bool>> IncludeOf(std::string_view line) {
+  size_t i = line.find_first_not_of(" \t");
+  if (i == std::string_view::npos || line[i] != '#') return std::nullopt;
+  i = line.find_first_not_of(" \t", i + 1);
+  if (i == std::string_view::npos || line.substr(i, 7) != "include") return std::nullopt;
+  i = line.find_first_not_of(" \t", i + 7);
+  if (i == std::string_view::npos || (line[i] != '"' && line[i] != '<')) return std::nullopt;
+  const bool angle = line[i] == '<';
+  const size_t end = line.find(angle ? '>' : '"', i + 1);
+  if (end == std::string_view::npos || end == i + 1) return std::nullopt;
+  return std::make_pair(std::string(line.substr(i + 1, end - i - 1)), angle);
+}
+
 Tree Read(const fs::path& root) {
   Tree t;
   Graph& g = t.graph;
-  const std::regex include(R"re(^\s*#\s*include\s*"([^"]+)")re");
-  const std::regex system(R"re(^\s*#\s*include\s*<([^>]+)>)re");
   for (const char* top : {"base", "sandbox", "runtime", "controller"}) {
     for (const auto& e : fs::recursive_directory_iterator(root / top)) {
       const fs::path& p = e.path();
@@ -90,17 +103,17 @@ Tree Read(const fs::path& root) {
       std::ifstream in(p);
       std::string text;
       for (int n = 1; std::getline(in, text); ++n) {
-        std::smatch m;
-        if (std::regex_search(text, m, system)) {
-          const std::string owner = LibraryOwner(m[1]);
+        const auto included = IncludeOf(text);
+        if (!included) continue;
+        const auto& [header, angle] = *included;
+        if (angle) {
+          const std::string owner = LibraryOwner(header);
           if (!owner.empty() && !StartsWith(rel.generic_string(), owner)) {
-            t.misplaced.push_back(rel.generic_string() + ":" + std::to_string(n) + ": <" +
-                                  std::string(m[1]) + "> belongs to " + owner + " alone");
+            t.misplaced.push_back(rel.generic_string() + ":" + std::to_string(n) + ": <" + header +
+                                  "> belongs to " + owner + " alone");
           }
           continue;
         }
-        if (!std::regex_search(text, m, include)) continue;
-        const std::string header = m[1];
         const std::string to = Folder(header);
         if (to.empty() || to == from || !fs::exists(root / header)) continue;
         g[from].emplace(to, Include{rel.generic_string(), n, header});

@@ -147,7 +147,8 @@ bool ValidBranch(const std::string& name) {
 
 Status Init(const std::string& path, const std::string& branch) {
   git::InitLibgit2();
-  git_repository_init_options opts = GIT_REPOSITORY_INIT_OPTIONS_INIT;
+  git_repository_init_options opts;
+  git_repository_init_options_init(&opts, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
   opts.flags =
       GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
   opts.initial_head = branch.c_str();
@@ -224,7 +225,8 @@ Result<Imported> ImportRepository(const std::string& path, const std::string& so
   char tags[] = "+refs/tags/*:refs/tags/*";
   char* specs[] = {heads, tags};
   git_strarray refspecs = {specs, 2};
-  git_fetch_options fetch = GIT_FETCH_OPTIONS_INIT;
+  git_fetch_options fetch;
+  git_fetch_options_init(&fetch, GIT_FETCH_OPTIONS_VERSION);
   fetch.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;  // the refspec takes them all
   if (git_remote_fetch(remote.get(), &refspecs, &fetch, "import") != 0) {
     return GitError("importing the branches of " + Quote(source) + " into " + Quote(path));
@@ -319,7 +321,8 @@ Result<MergePlan> PlanMerge(const std::string& path, const std::string& base,
 
   KILN_ASSIGN_OR_RETURN(git::CommitPtr ours, LookupCommit(repo.get(), path, *base_oid));
   KILN_ASSIGN_OR_RETURN(git::CommitPtr theirs, LookupCommit(repo.get(), path, *head_oid));
-  git_merge_options opts = GIT_MERGE_OPTIONS_INIT;
+  git_merge_options opts;
+  git_merge_options_init(&opts, GIT_MERGE_OPTIONS_VERSION);
   git_index* raw_index = nullptr;
   if (git_merge_commits(&raw_index, repo.get(), ours.get(), theirs.get(), &opts) != 0) {
     return GitError("merging " + Quote(head) + " into " + Quote(base));

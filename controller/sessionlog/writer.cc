@@ -32,13 +32,6 @@ std::string DirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
-Status FsyncDir(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return Error::Sys("open(" + Quote(dir) + ")", errno);
-  if (::fsync(fd.get()) != 0) return Error::Sys("fsync(" + Quote(dir) + ")", errno);
-  return Ok();
-}
-
 // One writer per log, across processes: a second Create/Recover fails
 // instead of interleaving records.
 Status LockLog(int fd, const std::string& path) {
@@ -91,7 +84,9 @@ Result<std::unique_ptr<Writer>> Writer::Create(const std::string& path, std::str
       ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640));
   if (!w->fd_.valid()) return Error::Sys("open(" + Quote(path) + ", O_CREAT|O_EXCL)", errno);
   KILN_TRY(LockLog(w->fd_.get(), path));
-  if (w->options_.durability != Durability::kNone) KILN_TRY(FsyncDir(DirName(path)));
+  // The directory's entry is synced with the file's first sync: until then
+  // nothing of the file is durable anyway, and a run does not wait for it.
+  w->dir_synced_ = false;
   w->head_ = GenesisHash(w->run_id_, w->signer_->key_id());
   return w;
 }
@@ -182,6 +177,17 @@ Status Writer::Sync() {
     int err = errno;
     return Fail(Error::Sys("fdatasync(" + Quote(path_) + ")", err));
   }
+  if (!dir_synced_) {
+    if (Status dir = FsyncDir(DirName(path_)); !dir.ok()) return Fail(dir.error());
+    dir_synced_ = true;
+  }
+  return Ok();
+}
+
+Status Writer::FsyncDir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Error::Sys("open(" + Quote(dir) + ")", errno);
+  if (TimedSync(fd.get(), false) != 0) return Error::Sys("fsync(" + Quote(dir) + ")", errno);
   return Ok();
 }
 

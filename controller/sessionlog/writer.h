@@ -141,8 +141,10 @@ class Writer {
 
   // Times fsync(fd) (data_only: fdatasync) into sync_ns_.
   int TimedSync(int fd, bool data_only);
+  Status FsyncDir(const std::string& dir);
 
   std::atomic<uint64_t> sync_ns_{0};
+  bool dir_synced_ = true;  // the log's directory entry is durable (Create: not yet)
   mutable std::mutex mu_;
   const std::string path_;
   const std::string run_id_;

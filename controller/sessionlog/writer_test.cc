@@ -248,6 +248,28 @@ TEST(SessionLogWriter, FsyncModesProduceTheSameLog) {
   }
 }
 
+// Opening a log waits for no disk: the first fsync (a checkpoint's, a
+// blob's, or the close's) takes the directory's with it, and is counted.
+TEST(SessionLogWriter, TheFirstSyncIsTheOnlyWaitAndIsCounted) {
+  TempDir tmp;
+  auto signer = NewSigner();
+  WriterOptions o = Quiet();
+  o.durability = Durability::kCheckpoint;
+  o.checkpoint_every = 0;
+  auto w = Open(tmp / "log", signer, o);
+  ASSERT_TRUE(w->Append("run.start", nlohmann::json::object()).ok());
+  EXPECT_EQ(w->sync_ms(), 0.0);
+  ASSERT_TRUE(w->Close(nlohmann::json::object()).ok());
+  EXPECT_GT(w->sync_ms(), 0.0);
+  EXPECT_TRUE(VerifyWith(tmp / "log", *signer).ok());
+
+  // Without durability, nothing is synced and nothing counted.
+  auto quiet = Open(tmp / "quiet", signer);
+  ASSERT_TRUE(quiet->Append("run.start", nlohmann::json::object()).ok());
+  ASSERT_TRUE(quiet->Close(nlohmann::json::object()).ok());
+  EXPECT_EQ(quiet->sync_ms(), 0.0);
+}
+
 // A crash: the writer goes away without run.end, the last write torn.
 TEST(SessionLogWriter, RecoverAcknowledgesATornLastLine) {
   testing::LogSpec spec;

@@ -70,6 +70,10 @@ Result<std::string> HostImageDigest(const std::string& state_dir) {
 uid_t HostUid(const config::Config& c) { return sandbox::userns::kHostIdBase + c.sandbox.uid; }
 gid_t HostGid(const config::Config& c) { return sandbox::userns::kHostIdBase + c.sandbox.gid; }
 
+std::string RunPlan::SpecText() const {
+  return runtime_spec ? spec::ToJson(*runtime_spec).dump(2) : std::string();
+}
+
 json RunPlan::RunStart(const store::Run& run, const git::Resolved& repo) const {
   json secret_names = json::array();
   for (const auto& [name, value] : secrets) secret_names.push_back(name);
@@ -93,6 +97,10 @@ json RunPlan::RunStart(const store::Run& run, const git::Resolved& repo) const {
     p["model"] = {{"provider", runtime_spec->model.provider},
                   {"name", runtime_spec->model.name},
                   {"gateway", gateway}};
+    // As text: the spec holds fractions (prices, thresholds), which the
+    // log's canonical JSON holds only as text anyway.
+    std::string text = SpecText();
+    p["runtime_spec"] = {{"sha256", Sha256Hex(text)}, {"text", std::move(text)}};
   } else {
     p["command"] = command;
   }
@@ -252,8 +260,7 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
     return Error::Sys("mkdir(" + Quote(kiln_dir) + ")", errno);
   }
   if (plan.runtime_spec) {
-    KILN_TRY(WriteNewFile(kiln_dir + "/spec.json", spec::ToJson(*plan.runtime_spec).dump(2), 0444,
-                          Sync::kNoFsync));
+    KILN_TRY(WriteNewFile(kiln_dir + "/spec.json", plan.SpecText(), 0444, Sync::kNoFsync));
   }
   phases->Lap("spec");
 

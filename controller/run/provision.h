@@ -48,6 +48,10 @@ struct RunPlan {
 
   // The run.start payload (no secret values: names only).
   nlohmann::json RunStart(const store::Run& run, const git::Resolved& repo) const;
+  // kiln-runtime's spec.json, byte for byte ("" for a command skill): what
+  // the sandbox is given and what run.start records, so that a replay can
+  // give the same.
+  std::string SpecText() const;
 };
 
 // The host image's digest: SHA-256 over its /etc fingerprint and dpkg's

@@ -18,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/digest.h"
+#include "runtime/spec.h"
 #include "tests/integration/controller_fixture.h"
 
 namespace kiln::testing {
@@ -68,6 +70,18 @@ TEST_F(Controller, RunEditsAFileAndTheDiffIsCollected) {
   EXPECT_TRUE(saw_status);
   EXPECT_EQ(recs.front()["type"], "run.start");
   EXPECT_EQ(recs.front()["payload"]["repository"]["commit"], run["commit_sha"]);
+  // The runtime's whole spec, byte for byte as the sandbox got it: enough to
+  // give a replay the same skill text, task, model, tools and budgets.
+  const json& spec = recs.front()["payload"]["runtime_spec"];
+  ASSERT_TRUE(spec.is_object()) << recs.front().dump();
+  std::string text = spec["text"];
+  EXPECT_EQ(spec["sha256"], kiln::Sha256Hex(text));
+  auto parsed = spec::Parse(json::parse(text));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  EXPECT_EQ(parsed->task, recs.front()["payload"]["task"]);
+  EXPECT_TRUE(Contains(parsed->skill, "You are a test agent.")) << parsed->skill;
+  EXPECT_EQ(parsed->budgets.max_turns, 10u);
+  EXPECT_EQ(recs.front()["payload"]["budgets"]["max_turns"], 10);
   EXPECT_EQ(recs.back()["type"], "run.end");
   EXPECT_EQ(recs.back()["payload"]["status"], "succeeded");
   bool saw_result = false, saw_gateway = false;

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "base/fd.h"
 #include "controller/sessionlog/verify.h"
@@ -56,7 +57,40 @@ bool EndsWithRunEnd(const std::string& path) {
   }
 }
 
+// One line per settled log: "<size> <mtime_ns> <file name>".
+void Sweeper::LoadSettled() {
+  loaded_ = true;
+  auto text = ReadFile(log_dir_ + "/.settled");
+  if (!text) return;
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    Seen s;
+    std::string name;
+    // A line that does not read is dropped: that log is read again.
+    if (!(fields >> s.size >> s.mtime_ns) || !std::getline(fields >> std::ws, name) ||
+        name.empty() || name.find('/') != std::string::npos) {
+      continue;
+    }
+    s.settled = true;
+    seen_[log_dir_ + "/" + name] = s;
+  }
+}
+
+void Sweeper::SaveSettled() const {
+  std::string text;
+  for (const auto& [path, s] : seen_) {
+    if (!s.settled) continue;
+    text += std::to_string(s.size) + " " + std::to_string(s.mtime_ns) + " " +
+            std::filesystem::path(path).filename().string() + "\n";
+  }
+  // A cache: when it cannot be written, the next process reads the logs.
+  (void)WriteFileAtomic(log_dir_ + "/.settled", text, 0600, Sync::kNoFsync);
+}
+
 size_t Sweeper::Sweep() {
+  if (!loaded_) LoadSettled();
   size_t closed = 0;
   std::map<std::string, Seen> seen;  // this sweep's: files that went are forgotten
   std::error_code ec;
@@ -98,7 +132,13 @@ size_t Sweeper::Sweep() {
       entry.settled = true;
     }
   }
+  bool changed = seen.size() != seen_.size();
+  for (auto a = seen.begin(), b = seen_.begin(); !changed && a != seen.end(); ++a, ++b) {
+    changed = a->first != b->first || a->second.settled != b->second.settled ||
+              a->second.size != b->second.size || a->second.mtime_ns != b->second.mtime_ns;
+  }
   seen_ = std::move(seen);
+  if (changed) SaveSettled();
   return closed;
 }
 

@@ -33,7 +33,9 @@ class Sweeper {
   // Closes every unfinished, unheld log in the directory; returns how many.
   // A log found complete, or one that cannot be recovered (damaged, not
   // just cut short), is not read again while its size and modification time
-  // stay the same.
+  // stay the same. Those are kept in <log_dir>/.settled as well, so that a
+  // new process (each `kiln run` is one) reads only what changed, not every
+  // log the host ever wrote.
   size_t Sweep();
 
  private:
@@ -41,10 +43,14 @@ class Sweeper {
     int64_t size = -1, mtime_ns = -1;
     bool settled = false;  // complete, or beyond recovery: not read again unless it changes
   };
+  void LoadSettled();
+  void SaveSettled() const;
+
   std::string log_dir_;
   std::shared_ptr<const sessionlog::Signer> signer_;
   int settle_;
   std::map<std::string, Seen> seen_;
+  bool loaded_ = false;
 };
 
 // Continues a log whose writer stopped without run.end (a crash, a full

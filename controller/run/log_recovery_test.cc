@@ -1,6 +1,10 @@
 #include "controller/run/log_recovery.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -54,6 +58,49 @@ TEST(LogSweeper, ClosesWhatAStoppedWriterLeftAndOnlyThat) {
   EXPECT_TRUE(holder->Append("steer", {{"m", "still writing"}}).ok());
   EXPECT_EQ(Slurp(done), done_before);
   EXPECT_EQ(sweeper.Sweep(), 0u) << "nothing is closed twice";
+}
+
+// A new process (each `kiln run`) trusts what earlier sweeps settled while
+// a log's size and modification time stay, and reads it again once they move.
+TEST(LogSweeper, WhatASweepSettledIsNotReadAgainByTheNext) {
+  TempDir dir;
+  auto signer = NewSigner();
+  std::string done = dir / "done.log", stopped = dir / "stopped.log";
+  auto finished = Started(done, signer);
+  ASSERT_TRUE(finished->Close({{"status", "succeeded"}}).ok());
+  {
+    Sweeper first(dir.path(), signer, /*settle_seconds=*/0);
+    EXPECT_EQ(first.Sweep(), 0u);
+  }
+  std::string settled = Slurp(dir / ".settled");
+  EXPECT_NE(settled.find(" done.log\n"), std::string::npos) << settled;
+
+  // A log without run.end, which the index says is settled at its present
+  // size and time (as if an earlier sweep had found it beyond recovery).
+  Started(stopped, signer).reset();
+  struct stat st {};
+  ASSERT_EQ(::stat(stopped.c_str(), &st), 0);
+  std::ofstream(dir / ".settled", std::ios::app)
+      << st.st_size << " " << st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec
+      << " stopped.log\n";
+  Sweeper second(dir.path(), signer, /*settle_seconds=*/0);
+  EXPECT_EQ(second.Sweep(), 0u) << "the index was not used";
+  EXPECT_FALSE(EndsWithRunEnd(stopped));
+
+  // Once the file moves, it is read and closed.
+  timespec times[2] = {{0, UTIME_OMIT}, {st.st_mtim.tv_sec - 60, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, stopped.c_str(), times, 0), 0);
+  Sweeper third(dir.path(), signer, /*settle_seconds=*/0);
+  EXPECT_EQ(third.Sweep(), 1u);
+  EXPECT_TRUE(EndsWithRunEnd(stopped));
+
+  // A damaged index is no index: every log is read.
+  std::ofstream(dir / ".settled", std::ios::trunc) << "garbage\n12 x\n";
+  Sweeper fourth(dir.path(), signer, /*settle_seconds=*/0);
+  EXPECT_EQ(fourth.Sweep(), 0u);
+  settled = Slurp(dir / ".settled");
+  EXPECT_NE(settled.find(" done.log\n"), std::string::npos) << settled;
+  EXPECT_NE(settled.find(" stopped.log\n"), std::string::npos) << settled;
 }
 
 TEST(LogSweeper, ALongRunEndIsStillFoundComplete) {

@@ -18,8 +18,8 @@ class Phases {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // The time in no phase of the sandbox: its start, the agent, its exit.
-  // Everything else is kiln's own cost.
+  // The phases that are the sandbox's and the agent's time: its start, the
+  // agent, its exit. Every other phase is kiln's own cost.
   static bool IsSandbox(std::string_view name) {
     return name == "sandbox_start" || name == "agent" || name == "sandbox_exit";
   }

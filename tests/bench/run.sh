@@ -9,7 +9,10 @@
 # from the runs' `timings` (docs/controller.md), kiln's own cost (every phase
 # but the sandbox's start and exit and the agent's time; goal <= 20 ms on
 # both), the whole `kiln run` process, and the anchor measured in the same
-# run: a bare `kiln sandbox run -- true`, start to exit (hyperfine).
+# run: a bare `kiln sandbox run -- true`, start to exit (hyperfine). Then the
+# same runs through one daemon, as a host runs them: KILN_BENCH_RUNS runs
+# submitted, then `kiln serve --until-idle` with one run at a time; its wall
+# time per run, and the median own cost of those runs.
 set -euo pipefail
 build=$(realpath "${1:-build}")
 kiln=$build/controller/kiln
@@ -70,19 +73,44 @@ measure() {
        else error("run \(.id) \(.status): \(.error)") end' "$tmp/one.json"
   done >"$tmp/$name.jsonl"
 }
+# measure_serve NAME REPO: the same runs through `kiln serve`, one at a
+# time; timings in $tmp/serve-NAME.jsonl, serve's wall time per run (us) in
+# $tmp/serve-NAME.wall.
+measure_serve() {
+  local name=$1 repo=$2 commit ids=() t0 t1
+  commit=$(git -C "$repo" rev-parse main)
+  for _ in $(seq "$runs"); do
+    ids+=("$("$kiln" runs submit --config "$tmp/serve.yaml" --repo "$repo" --commit "$commit" \
+      --role noop --task t)")
+  done
+  t0=$(date +%s%N)
+  "$kiln" serve --config "$tmp/serve.yaml" --until-idle >"$tmp/serve.log" 2>&1 ||
+    { echo "run bench: kiln serve failed:" >&2; tail -20 "$tmp/serve.log" >&2; exit 1; }
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000 / runs)) >"$tmp/serve-$name.wall"
+  for id in "${ids[@]}"; do
+    "$kiln" runs show --config "$tmp/serve.yaml" --json "$id" | jq -c \
+      'if .status == "succeeded" then .result.timings
+       else error("run \(.id) \(.status): \(.error)") end'
+  done >"$tmp/serve-$name.jsonl"
+}
 measure demo "$tmp/demo"
 measure large "$large"
+{ cat "$tmp/kiln.yaml"; echo "concurrency: {max_runs: 1}"; } >"$tmp/serve.yaml"
+measure_serve demo "$tmp/demo"
+measure_serve large "$large"
 "$kiln" sandbox run --state-dir "$tmp/state" -- true
 hyperfine -N --style basic --warmup 5 --runs "$runs" --export-json "$tmp/sandbox.json" \
   "$kiln sandbox run --state-dir $tmp/state -- true" >"$tmp/hyperfine.log" 2>&1 ||
   { cat "$tmp/hyperfine.log"; exit 1; }
 anchor_us=$(jq '.results[0].median * 1e6 | round' "$tmp/sandbox.json")
 
-python3 - "$tmp/demo.jsonl" "$tmp/large.jsonl" "$anchor_us" "$runs" <<'PY'
+python3 - "$tmp" "$anchor_us" "$runs" <<'PY'
 import json, statistics, sys
-demo = [json.loads(l) for l in open(sys.argv[1])]
-large = [json.loads(l) for l in open(sys.argv[2])]
-anchor, runs = int(sys.argv[3]), sys.argv[4]
+tmp, anchor, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def load(name):
+    return [json.loads(l) for l in open(f"{tmp}/{name}.jsonl")]
+demo, large = load("demo"), load("large")
 sandbox = {"sandbox_start", "agent", "sandbox_exit"}
 def med(rows, key):
     return statistics.median(r["phases_us"].get(key, 0) for r in rows)
@@ -107,4 +135,10 @@ for name, rows in (("demo", demo), ("50,000 files", large)):
     verdict = "meets" if own <= 20000 else "MISSES"
     print(f"{name}: own cost {own / 1000:.2f} ms ({verdict} goal <= 20 ms); "
           f"own / sandbox start-to-exit {own / anchor:.2f}")
+print("Through one `kiln serve`, one run at a time:")
+for name, label in (("demo", "demo"), ("large", "50,000 files")):
+    own = statistics.median(r["own_us"] for r in load(f"serve-{name}"))
+    wall = int(open(f"{tmp}/serve-{name}.wall").read())
+    print(f"{label}: own cost {own / 1000:.2f} ms; serve's wall time per run {wall / 1000:.2f} ms "
+          f"({wall / anchor:.2f} x the bare sandbox)")
 PY

@@ -109,7 +109,7 @@ struct DirTask {
   std::shared_ptr<const IgnoreFrame> ignore;
   bool ignored = false;  // inside an ignored directory: untracked content is ignored
   // Only the names the overlay's upper directory holds at rel can differ
-  // from the tree here (see ScanUpper); false compares every name.
+  // from the tree here (see Scan's upper_fd); false compares every name.
   bool guided = false;
 };
 

@@ -157,13 +157,17 @@ void Connection::ServeGateway(std::string_view target) {
   record_.reason = "gateway " + route->config.name;
   PrepareRequest(record_.path, upstream, route->upstream.https);
   ApplyGatewayHeaders(*route, out_request_);
+  std::shared_ptr<asio::ssl::context> tls;  // none for an http upstream
   if (route->upstream.https) {
-    auto tls = GatewayTls(route->config);
-    if (!tls.ok()) return Fail(http::status::bad_gateway, tls.error().message());
-    gateway_tls_ = std::move(*tls);
+    auto context = GatewayTls(route->config);
+    if (!context.ok()) return Fail(http::status::bad_gateway, context.error().message());
+    tls = std::move(*context);
   }
   // The upstream is the operator's choice, so it may be private or loopback.
-  Dial(upstream, /*check_addresses=*/false, gateway_tls_.get(), [this] { SendRequest(); });
+  // Dial replaces the stream of an earlier request on this connection; the
+  // new one's context is then kept for as long as it lives.
+  Dial(upstream, /*check_addresses=*/false, tls.get(), [this] { SendRequest(); });
+  gateway_tls_ = std::move(tls);
 }
 
 }  // namespace kiln::proxy

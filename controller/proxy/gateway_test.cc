@@ -196,6 +196,26 @@ TEST_F(GatewayTest, ABadCaFileIsAClearError) {
   EXPECT_TRUE(Contains(records[0].reason, "loading CA file")) << records[0].reason;
 }
 
+// One client connection, an https gateway then an http one and back: each
+// request dials with its own upstream's TLS (or none).
+TEST_F(GatewayTest, OneConnectionMixesHttpsAndHttpGateways) {
+  testing::TestPki pki = testing::MakePki(dir_, "good");
+  HttpUpstream secure(nullptr, testing::ServerTls(pki));
+  HttpUpstream plain;
+  auto endpoint =
+      Open({{"secure", "https://localhost:" + std::to_string(secure.port()), {}, pki.ca_file},
+            {"plain", "http://127.0.0.1:" + std::to_string(plain.port()), {}, ""}});
+  Client client(socket());
+  for (const char* name : {"secure", "plain", "secure"}) {
+    auto response =
+        client.CallRaw("GET /gateway/" + std::string(name) + "/models HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(response.result_int(), 200) << name << ": " << response.body();
+    EXPECT_EQ(response.body(), "hello") << name;
+  }
+  EXPECT_EQ(secure.seen().size(), 2u);
+  EXPECT_EQ(plain.seen().size(), 1u);
+}
+
 TEST_F(GatewayTest, HttpsUpstreamIsVerifiedAgainstTheGatewaysCa) {
   testing::TestPki pki = testing::MakePki(dir_, "good");
   testing::TestPki other = testing::MakePki(dir_, "other");

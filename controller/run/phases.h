@@ -24,15 +24,13 @@ class Phases {
     return name == "sandbox_start" || name == "agent" || name == "sandbox_exit";
   }
 
-  // Ends the phase under way, as name: the time since the last Lap or Skip
-  // (or since this object was made) is added to it.
+  // Ends the phase under way, as name: the time since the last Lap (or
+  // since this object was made) is added to it.
   void Lap(std::string_view name) { Lap(name, Clock::now()); }
   void Lap(std::string_view name, Clock::time_point at) {
     Add(name, Ms(at - last_));
     last_ = at;
   }
-  // Drops the time since the last Lap: it belongs to no phase.
-  void Skip() { last_ = Clock::now(); }
   // Adds ms to name (a phase seen again accumulates).
   void Add(std::string_view name, double ms) {
     for (auto& [n, v] : list_) {

@@ -146,7 +146,10 @@ TEST_F(Controller, RunEditsAFileAndTheDiffIsCollected) {
   // The phases cover the attempt: the three spans of old (whole ms each).
   double spans = timings["provision_ms"].get<double>() + timings["sandbox_ms"].get<double>() +
                  timings["result_and_teardown_ms"].get<double>();
-  EXPECT_NEAR(all - timings["phases_us"]["claim"].get<double>() / 1000, spans, 3) << timings.dump();
+  // Each span is rounded to the ms; a loaded machine stretches the small
+  // steps between them.
+  EXPECT_NEAR(all - timings["phases_us"]["claim"].get<double>() / 1000, spans, 3 + spans / 20)
+      << timings.dump();
   // Before run.end (whose own fsync follows it): checkpoints and blobs only.
   EXPECT_TRUE(timings["log_fsync_us"].is_number_integer()) << timings.dump();
 }

@@ -1,6 +1,7 @@
 #include "base/fd.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -76,6 +77,14 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, int mode,
     return Error::Sys("rename(" + Quote(tmp) + ", " + Quote(path) + ")", err);
   }
   return Ok();
+}
+
+std::string FileVersion(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
 }
 
 }  // namespace kiln

@@ -56,4 +56,9 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, int mode,
 // Writes all of data to fd, retrying on EINTR and short writes.
 Status WriteAll(int fd, std::string_view data);
 
+// Which version of the file at path (symlinks followed) this is, for caches
+// keyed by a file: "dev:ino:size:mtime_sec.mtime_nsec", which changes when
+// the file is rewritten or replaced; "" when it cannot be stat'ed.
+std::string FileVersion(const std::string& path);
+
 }  // namespace kiln

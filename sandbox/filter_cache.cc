@@ -24,12 +24,8 @@ constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'B', 'P', 'F', '1'};
 
 // Everything besides the policy text that the compiled program depends on.
 std::string Identity(const seccomp::CompileOptions& options) {
-  struct stat st {};
-  ::stat("/proc/self/exe", &st);
   const scmp_version* v = seccomp_version();
-  return "exe=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
-         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-         std::to_string(st.st_mtim.tv_nsec) + " libseccomp=" + std::to_string(v->major) + "." +
+  return "exe=" + FileVersion("/proc/self/exe") + " libseccomp=" + std::to_string(v->major) + "." +
          std::to_string(v->minor) + "." + std::to_string(v->micro) +
          " notify=" + (options.notify_denials ? "1" : "0");
 }

@@ -1,7 +1,6 @@
 #include "controller/proxy/gateway.h"
 
 #include <openssl/x509.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <mutex>
 #include <set>
 
+#include "base/fd.h"
 #include "base/strings.h"
 #include "controller/proxy/connection.h"
 
@@ -53,12 +53,9 @@ Result<std::shared_ptr<asio::ssl::context>> TlsContext(const Gateway& gateway) {
 }  // namespace
 
 Result<std::shared_ptr<asio::ssl::context>> GatewayTls(const Gateway& gateway) {
-  const std::string file = gateway.ca_file.empty() ? X509_get_default_cert_file() : gateway.ca_file;
-  struct stat st {};
-  (void)::stat(file.c_str(), &st);  // missing: TlsContext says so, or the directory serves
-  const std::string version = std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-                              std::to_string(st.st_mtim.tv_sec) + "." +
-                              std::to_string(st.st_mtim.tv_nsec);
+  // A missing file: TlsContext says so, or the system's CA directory serves.
+  const std::string version =
+      FileVersion(gateway.ca_file.empty() ? X509_get_default_cert_file() : gateway.ca_file);
   struct Cached {
     std::string version;
     std::shared_ptr<asio::ssl::context> tls;

@@ -132,11 +132,7 @@ size_t Sweeper::Sweep() {
       entry.settled = true;
     }
   }
-  bool changed = seen.size() != seen_.size();
-  for (auto a = seen.begin(), b = seen_.begin(); !changed && a != seen.end(); ++a, ++b) {
-    changed = a->first != b->first || a->second.settled != b->second.settled ||
-              a->second.size != b->second.size || a->second.mtime_ns != b->second.mtime_ns;
-  }
+  const bool changed = seen != seen_;
   seen_ = std::move(seen);
   if (changed) SaveSettled();
   return closed;

@@ -42,6 +42,7 @@ class Sweeper {
   struct Seen {
     int64_t size = -1, mtime_ns = -1;
     bool settled = false;  // complete, or beyond recovery: not read again unless it changes
+    friend bool operator==(const Seen&, const Seen&) = default;
   };
   void LoadSettled();
   void SaveSettled() const;

@@ -31,14 +31,12 @@ namespace {
 // The SHA-256 (hex) of dpkg's package list, or "none". Hashing the list
 // (0.7 MiB here) is the most of an image digest, and each `kiln run` is a
 // process of its own: the hash is kept in memory and in
-// <state>/images/dpkg-status.sha256, keyed by the list's size and
-// modification time, and computed again only when the list changes.
+// <state>/images/dpkg-status.sha256, keyed by the list's FileVersion, and
+// computed again only when the list changes.
 std::string PackagesDigest(const std::string& state_dir) {
   const char* status = "/var/lib/dpkg/status";
-  struct stat st {};
-  if (::stat(status, &st) != 0) return "none";
-  std::string key = std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-                    std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+  const std::string key = FileVersion(status);
+  if (key.empty()) return "none";
   static std::mutex mu;
   static std::string cached_key, cached_digest;
   std::lock_guard<std::mutex> lock(mu);

@@ -172,7 +172,7 @@ class Attempt {
       end = RunSandbox(stop);
       auto t1 = std::chrono::steady_clock::now();
       CollectResult(end);
-      if (Status td = provision::Release(cfg_, run_, &res_, &phases_); !td.ok()) {
+      if (Status td = Teardown(&phases_); !td.ok()) {
         spdlog::error("run {}: teardown: {}", run_.id, td.error().message());
         if (end.error.empty()) end.error = "teardown: " + td.error().message();
       }
@@ -534,7 +534,9 @@ class Attempt {
     return true;
   }
 
-  kiln::Status Teardown() { return provision::Release(cfg_, run_, &res_); }
+  kiln::Status Teardown(Phases* phases = nullptr) {
+    return provision::Release(cfg_, run_, &res_, phases);
+  }
 
   // The attempt's time: the three spans of old in milliseconds, and the
   // phases in microseconds (the log's fsyncs overlap the others: "of

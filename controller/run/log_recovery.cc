@@ -110,7 +110,12 @@ size_t Sweeper::Sweep() {
     }
     // A log just created is locked a moment after it appears; leave the
     // newest alone rather than race its writer for the lock.
-    if (st.st_size == 0 || std::time(nullptr) - st.st_mtim.tv_sec < settle_) continue;
+    // The fine clock: file times can be finer than time()'s coarse one (the
+    // kernel's multigrain timestamps), and a second ahead of it.
+    timespec wall{};
+    ::clock_gettime(CLOCK_REALTIME, &wall);
+    const int64_t age_ns = (wall.tv_sec * 1'000'000'000LL + wall.tv_nsec) - now.mtime_ns;
+    if (st.st_size == 0 || age_ns < settle_ * 1'000'000'000LL) continue;
     Seen& entry = seen[path] = now;
     if (EndsWithRunEnd(path)) {
       entry.settled = true;

@@ -16,6 +16,7 @@
 #include "base/fd.h"
 #include "base/terminal.h"
 #include "controller/app/daemon.h"
+#include "controller/replay/replay.h"
 #include "controller/run/log_recovery.h"
 
 namespace kiln::controller::cli {
@@ -414,6 +415,40 @@ int DoSteer(const RunsOptions& o) {
   return 0;
 }
 
+struct ReplayOptions {
+  std::string config, report;
+  bool json = false;
+  replay::Options replay;
+};
+
+// `kiln replay`: the report on stdout (text or JSON) and in --report FILE
+// (JSON); the exit status says identical (0), diverged (1), refused (2) or
+// failed (125).
+int DoReplay(const ReplayOptions& o) {
+  BlockStopSignals();
+  int code = 0;
+  auto c = OpenController(o.config, &code);
+  if (!c) return code;
+  SignalWaiter waiter([](int sig) {
+    spdlog::info("kiln replay: signal {}, stopping the replay", sig);
+    g_stop.store(true);
+  });
+  replay::Report rep = replay::Replay(c->services(), o.replay, g_stop);
+  json j = rep.ToJson();
+  if (!o.report.empty()) {
+    if (Status st = WriteFileAtomic(o.report, j.dump(2) + "\n", 0644); !st.ok()) {
+      return Fail(st.error().Wrap("--report"), replay::kInfrastructure);
+    }
+  }
+  if (o.json) {
+    std::cout << ForTerminalJson(j.dump(2)) << "\n";
+  } else {
+    // The values compared are the agent's and its tools': shown, not obeyed.
+    std::cout << ForTerminal(rep.ToText());
+  }
+  return rep.exit_code;
+}
+
 }  // namespace
 
 int Gc(const std::string& state_dir, const std::string& config_path) {
@@ -491,6 +526,21 @@ void Register(CLI::App& app, int* exit_code) {
     cmd->add_option("--config", o->config, "configuration file (default /etc/kiln/kiln.yaml)");
   }
   for (CLI::App* cmd : {list, show}) cmd->add_flag("--json", o->json, "JSON output");
+
+  auto ro_replay = std::make_shared<ReplayOptions>();
+  auto* rp = app.add_subcommand(
+      "replay",
+      "Run a recorded run again in a fresh sandbox, the model answered from its session log, and "
+      "name the first divergence (exit 0 identical, 1 diverged, 2 refused, 125 failed)");
+  rp->add_option("target", ro_replay->replay.target, "run id, or a session log's path")->required();
+  rp->add_option("--config", ro_replay->config, "configuration file (default /etc/kiln/kiln.yaml)");
+  rp->add_flag("--json", ro_replay->json, "print the report as JSON");
+  rp->add_option("--report", ro_replay->report, "also write the JSON report to this file");
+  rp->add_flag("--force", ro_replay->replay.force,
+               "replay a log that does not verify; every line of the report says so");
+  rp->add_option("--image", ro_replay->replay.image,
+                 "run on this image digest instead of the recorded one (reported)");
+  rp->callback([ro_replay, exit_code] { *exit_code = DoReplay(*ro_replay); });
   list->callback([o, exit_code] { *exit_code = DoList(*o); });
   show->callback([o, exit_code] { *exit_code = DoShow(*o); });
   cancel->callback([o, exit_code] { *exit_code = DoCancel(*o); });

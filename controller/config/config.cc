@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <iterator>
+#include <regex>
 
 #include "base/fd.h"
 #include "controller/config/names.h"
@@ -195,6 +196,29 @@ Status ReadGitHub(Fields& g, github::Settings& out) {
   return g.Finish();
 }
 
+// replay.normalise: each rule's pattern must compile, as the replay will
+// compile it.
+Status ReadReplay(Fields& f, Config& c) {
+  auto rules = f.List("normalise");
+  if (!rules) return std::move(rules).error();
+  for (Fields& r : rules->value_or(std::vector<Fields>())) {
+    Config::NormaliseRule rule;
+    KILN_TRY(Set(r.String("pattern"), &rule.pattern));
+    KILN_TRY(Set(r.String("replace"), &rule.replace));
+    KILN_TRY(r.Finish());
+    if (rule.pattern.empty()) return r.Fail("pattern", "must be given and not empty");
+    try {
+      std::regex compiled(rule.pattern);
+    } catch (const std::regex_error& e) {
+      return r.Fail("pattern",
+                    "is not a valid regular expression (" + Quote(rule.pattern) + "): " + e.what());
+    }
+    rule.where = r.Where();
+    c.replay.normalise.push_back(std::move(rule));
+  }
+  return f.Finish();
+}
+
 Status ReadTop(Fields& f, Config& c) {
   KILN_TRY(Set(f.String("state_dir"), &c.state_dir));
   KILN_TRY(Set(f.String("store"), &c.store));
@@ -258,6 +282,11 @@ Status ReadTop(Fields& f, Config& c) {
     KILN_TRY(Set((*m)->Size("max_file_bytes"), &c.result.max_file_bytes));
     KILN_TRY(Set((*m)->Size("max_patch_bytes"), &c.result.max_patch_bytes));
     KILN_TRY((*m)->Finish());
+  }
+  if (auto m = f.Map("replay"); !m) {
+    return std::move(m).error();
+  } else if (*m) {
+    KILN_TRY(ReadReplay(**m, c));
   }
   if (auto m = f.Map("pipeline"); !m) {
     return std::move(m).error();

@@ -84,6 +84,18 @@ struct Config {
     uint64_t max_patch_bytes = 16 << 20;
   } result;
 
+  // kiln replay (docs/replay.md): rules that hide volatile text before a
+  // replay compares what its tools printed with the recording, tried after
+  // the built-in ones.
+  struct NormaliseRule {
+    std::string pattern;  // ECMAScript regular expression (std::regex)
+    std::string replace;  // its placeholder; $1.. name groups
+    std::string where;    // "FILE:LINE" of the rule, for the report
+  };
+  struct {
+    std::vector<NormaliseRule> normalise;
+  } replay;
+
   // The factory pipeline (docs/pipeline.md) and the forge it works with.
   struct {
     bool enabled = true;                        // `kiln serve` takes forge events

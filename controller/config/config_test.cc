@@ -56,6 +56,7 @@ TEST(Config, DocumentedDefaultsAreTheDefaults) {
     EXPECT_EQ(c.models.at(name).api_key_env, g.api_key_env);
     EXPECT_EQ(c.models.at(name).ca_file, g.ca_file);
   }
+  EXPECT_EQ(c.replay.normalise.size(), d.replay.normalise.size());
   EXPECT_EQ(c.model.provider, d.model.provider);
   EXPECT_EQ(c.model.name, d.model.name);
   EXPECT_EQ(c.result.max_file_bytes, d.result.max_file_bytes);
@@ -226,6 +227,37 @@ TEST(Config, MissingFileIsAnError) {
   auto c = Load("/nonexistent/kiln.yaml");
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.error().message().find("/nonexistent/kiln.yaml"), std::string::npos);
+}
+
+// replay.normalise: each rule is read with where it is, and a pattern that
+// does not compile is refused naming the file, the line and the rule.
+TEST(Config, ReplayNormalisationRules) {
+  auto c = Parse("replay:\n  normalise:\n    - {pattern: 'build \\d+', replace: 'build <n>'}\n",
+                 "kiln.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  ASSERT_EQ(c->replay.normalise.size(), 1u);
+  EXPECT_EQ(c->replay.normalise[0].pattern, "build \\d+");
+  EXPECT_EQ(c->replay.normalise[0].replace, "build <n>");
+  EXPECT_EQ(c->replay.normalise[0].where, "kiln.yaml:3");
+  struct Case {
+    const char* yaml;
+    const char* message;
+  } cases[] = {
+      {"replay:\n  normalise:\n    - {replace: x}\n    - {pattern: '(a', replace: x}\n",
+       "kiln.yaml:3: 'replay.normalise[0].pattern' must be given and not empty"},
+      {"replay:\n  normalise:\n    - {pattern: a, replace: x}\n    - {pattern: '(a', replace: x}\n",
+       "kiln.yaml:4: 'replay.normalise[1].pattern' is not a valid regular expression ('(a'): "},
+      {"replay:\n  normalise:\n    - {pattern: a, with: x}\n",
+       "kiln.yaml:3: 'replay.normalise[0].with' is not a known field"},
+      {"replay:\n  normalise: {pattern: a}\n", "kiln.yaml:2: 'replay.normalise' must be a list"},
+      {"replay:\n  normalise:\n    - a\n", "kiln.yaml:3: 'replay.normalise[0]' must be a mapping"},
+      {"replay:\n  normalize: []\n", "kiln.yaml:2: 'replay.normalize' is not a known field"},
+  };
+  for (const Case& k : cases) {
+    auto bad = Parse(k.yaml, "kiln.yaml");
+    ASSERT_FALSE(bad.ok()) << k.yaml;
+    EXPECT_TRUE(bad.error().message().starts_with(k.message)) << bad.error().message();
+  }
 }
 
 }  // namespace

@@ -55,15 +55,19 @@ std::string Fields::Path(const std::string& key) const {
   return prefix_.empty() ? key : prefix_ + "." + key;
 }
 
-Error Fields::Fail(const std::string& key, std::string_view message) const {
+std::string Fields::Where(const std::string& key) const {
   YAML::Mark mark = node_.Mark();
   if (!key.empty() && node_.IsMap()) {
     for (const auto& kv : node_) {
       if (kv.first.Scalar() == key) mark = kv.first.Mark();
     }
   }
-  std::string where = file_;
-  if (!mark.is_null()) where += ":" + std::to_string(mark.line + line_offset_);
+  if (mark.is_null()) return file_;
+  return file_ + ":" + std::to_string(mark.line + line_offset_);
+}
+
+Error Fields::Fail(const std::string& key, std::string_view message) const {
+  std::string where = Where(key);
   std::string path = Path(key);
   if (path.empty()) return Error::Invalid(where + ": " + std::string(message));
   return Error::Invalid(where + ": " + Quote(path) + " " + std::string(message));
@@ -157,6 +161,22 @@ Result<std::optional<Fields>> Fields::Map(const std::string& key) {
   YAML::Node v = node_[key];
   if (!v.IsMap()) return Fail(key, "must be a mapping");
   return std::optional<Fields>(Fields(v, file_, Path(key), line_offset_));
+}
+
+Result<std::optional<std::vector<Fields>>> Fields::List(const std::string& key) {
+  used_.insert(key);
+  if (!Has(key) || node_[key].IsNull()) return std::optional<std::vector<Fields>>();
+  YAML::Node v = node_[key];
+  if (!v.IsSequence()) return Fail(key, "must be a list");
+  std::vector<Fields> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string item = Path(key) + "[" + std::to_string(i) + "]";
+    if (!v[i].IsMap()) {
+      return Fields(v[i], file_, item, line_offset_).Fail("", "must be a mapping");
+    }
+    out.emplace_back(v[i], file_, item, line_offset_);
+  }
+  return std::optional<std::vector<Fields>>(std::move(out));
 }
 
 Result<std::optional<nlohmann::json>> Fields::Json(const std::string& key) {

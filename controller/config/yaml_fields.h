@@ -41,6 +41,8 @@ class Fields {
   Result<std::optional<std::vector<std::string>>> Strings(const std::string& key);
   // A nested mapping (nullopt when absent).
   Result<std::optional<Fields>> Map(const std::string& key);
+  // A list of mappings (nullopt when absent); item i reads as "key[i]".
+  Result<std::optional<std::vector<Fields>>> List(const std::string& key);
   // Any value, converted to JSON (for JSON Schemas and budget objects).
   Result<std::optional<nlohmann::json>> Json(const std::string& key);
   // The keys of this mapping, in file order (for maps of named entries).
@@ -51,6 +53,8 @@ class Fields {
   // "FILE:LINE: 'PATH' MESSAGE" for key (or for the mapping when key is empty).
   Error Fail(const std::string& key, std::string_view message) const;
   std::string Path(const std::string& key) const;
+  // "FILE:LINE" of key (of the mapping when key is empty).
+  std::string Where(const std::string& key = "") const;
 
  private:
   Result<std::optional<YAML::Node>> Scalar(const std::string& key);

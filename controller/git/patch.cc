@@ -87,6 +87,21 @@ Status Section(const std::string& path, uint32_t old_mode, const git_oid& old_id
 
 }  // namespace
 
+Result<std::string> UnifiedDiff(std::string_view old_text, std::string_view new_text,
+                                const std::string& old_label, const std::string& new_label) {
+  InitLibgit2();
+  std::string out = "--- " + Label(old_label) + "\n+++ " + Label(new_label) + "\n";
+  git_diff_options opts;
+  git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
+  opts.flags = GIT_DIFF_FORCE_TEXT;
+  opts.context_lines = 3;
+  if (git_diff_buffers(old_text.data(), old_text.size(), nullptr, new_text.data(), new_text.size(),
+                       nullptr, &opts, nullptr, nullptr, OnHunk, OnLine, &out) != 0) {
+    return GitError("diff of " + Quote(old_label) + " and " + Quote(new_label));
+  }
+  return out;
+}
+
 bool LooksBinary(const std::string& data) {
   return std::memchr(data.data(), '\0', std::min<size_t>(data.size(), 8000)) != nullptr;
 }

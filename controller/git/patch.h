@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 #include "controller/git/scan.h"
@@ -16,6 +17,11 @@ struct Content {
   bool too_large = false;  // larger than max_file_bytes: left out
   bool binary = false;     // a NUL in the first 8000 bytes, as git decides
 };
+
+// The unified diff (3 lines of context) of two texts, headed "--- old_label"
+// and "+++ new_label"; only the headers when they are equal.
+Result<std::string> UnifiedDiff(std::string_view old_text, std::string_view new_text,
+                                const std::string& old_label, const std::string& new_label);
 
 // True when git would call data binary: a NUL in its first 8000 bytes.
 bool LooksBinary(const std::string& data);

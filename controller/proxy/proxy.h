@@ -50,6 +50,8 @@ Result<Rule> ParseRule(std::string_view text, std::string source);
 // The rule as the 403 body and Request::reason show it: "*.pypi.org:443 (skill
 // implement)", "api.github.com (config)" for port 0, "[::1]:8080 (config)".
 std::string ToString(const Rule& rule);
+// The rule alone, as ParseRule reads it back: "*.pypi.org:443", "api.github.com".
+std::string RuleText(const Rule& rule);
 
 struct Gateway {
   std::string name;      // [a-z0-9-]+, the path segment after /gateway/

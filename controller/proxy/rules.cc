@@ -55,13 +55,14 @@ Result<Rule> ParseRule(std::string_view text, std::string source) {
   return Rule{wildcard ? "*." + target->host : target->host, target->port, std::move(source)};
 }
 
-std::string ToString(const Rule& rule) {
+std::string RuleText(const Rule& rule) {
   std::string host = rule.host.find(':') != std::string::npos && rule.port != 0
                          ? "[" + rule.host + "]"
                          : rule.host;
-  std::string out = rule.port == 0 ? host : host + ":" + std::to_string(rule.port);
-  return out + " (" + rule.source + ")";
+  return rule.port == 0 ? host : host + ":" + std::to_string(rule.port);
 }
+
+std::string ToString(const Rule& rule) { return RuleText(rule) + " (" + rule.source + ")"; }
 
 const Rule* FindRule(const std::vector<Rule>& rules, const Target& target) {
   for (const Rule& rule : rules) {

@@ -69,6 +69,7 @@ uid_t HostUid(const config::Config& c) { return sandbox::userns::kHostIdBase + c
 gid_t HostGid(const config::Config& c) { return sandbox::userns::kHostIdBase + c.sandbox.gid; }
 
 std::string RunPlan::SpecText() const {
+  if (!recorded_spec.empty()) return recorded_spec;
   return runtime_spec ? spec::ToJson(*runtime_spec).dump(2) : std::string();
 }
 
@@ -76,7 +77,7 @@ json RunPlan::RunStart(const store::Run& run, const git::Resolved& repo) const {
   json secret_names = json::array();
   for (const auto& [name, value] : secrets) secret_names.push_back(name);
   json rules = json::array();
-  for (const auto& r : allow) rules.push_back(r.host + ":" + std::to_string(r.port));
+  for (const auto& r : allow) rules.push_back(proxy::RuleText(r));
   json p = {
       {"run_id", run.id},
       {"attempt", run.attempt},
@@ -103,6 +104,7 @@ json RunPlan::RunStart(const store::Run& run, const git::Resolved& repo) const {
     p["command"] = command;
   }
   if (!run.request.context.is_null()) p["context"] = run.request.context;
+  if (!replay_of.is_null()) p["replay_of"] = replay_of;
   pump::Sanitise(p);
   return p;
 }
@@ -195,6 +197,93 @@ Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
   return plan;
 }
 
+namespace {
+
+// run.start's member at path ("repository.commit"), which must be a string.
+Result<std::string> RecordedText(const json& start, std::initializer_list<const char*> path) {
+  const json* j = &start;
+  std::string name;
+  for (const char* key : path) {
+    name += (name.empty() ? "" : ".") + std::string(key);
+    if (!j->is_object() || !j->contains(key)) {
+      return Error::Invalid("the recorded run.start has no " + name);
+    }
+    j = &j->at(key);
+  }
+  if (!j->is_string()) return Error::Invalid("the recorded run.start's " + name + " is no string");
+  return j->get<std::string>();
+}
+
+}  // namespace
+
+Result<RunPlan> PlanRecorded(const runner::Services& s, const Recorded& rec) {
+  const json& start = rec.start;
+  RunPlan plan;
+  KILN_ASSIGN_OR_RETURN(plan.skill.role, RecordedText(start, {"role"}));
+  KILN_ASSIGN_OR_RETURN(plan.skill.path, RecordedText(start, {"skill", "path"}));
+  KILN_ASSIGN_OR_RETURN(plan.skill.sha256, RecordedText(start, {"skill", "sha256"}));
+  plan.skill.name = plan.skill.role;
+  const json& companions = start.at("skill").value("companions", json::array());
+  if (companions.is_array()) {
+    for (const auto& c : companions) {
+      if (c.is_string()) plan.skill.companions.push_back(c.get<std::string>());
+    }
+  }
+  std::vector<std::string> names;
+  if (const json& secrets = start.value("secrets", json()); secrets.is_array()) {
+    for (const auto& n : secrets) {
+      if (n.is_string()) names.push_back(n.get<std::string>());
+    }
+  }
+  {
+    auto secrets = s.vault->Select(names);
+    if (!secrets) return secrets.error().Wrap("the recorded run's secrets");
+    plan.secrets = std::move(*secrets);
+  }
+  if (const json& allow = start.value("network_allow", json()); allow.is_array()) {
+    for (const auto& r : allow) {
+      std::string text = r.is_string() ? r.get<std::string>() : "";
+      // Logs before the rules were recorded as ParseRule reads them wrote
+      // "host:0" for "80 and 443".
+      if (text.ends_with(":0")) text.resize(text.size() - 2);
+      auto rule = proxy::ParseRule(text, "recorded");
+      if (!rule) return rule.error().Wrap("the recorded network_allow");
+      plan.allow.push_back(std::move(*rule));
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(plan.image, RecordedText(start, {"image", "name"}));
+  plan.required_image = rec.image_digest;
+  const json& limits = start.value("limits", json::object());
+  plan.timeout_ms = limits.is_object() ? limits.value("wall_ms", uint64_t{0}) : 0;
+  if (plan.timeout_ms == 0) plan.timeout_ms = s.config->sandbox.timeout_ms;
+  plan.replay_of = rec.replay_of;
+  if (start.contains("command")) {
+    KILN_ASSIGN_OR_RETURN(plan.command, RecordedText(start, {"command"}));
+    plan.skill.mode = skill::Mode::kCommand;
+    if (plan.command.empty()) return Error::Invalid("the recorded run.start has an empty command");
+    return plan;
+  }
+  if (!start.contains("runtime_spec")) {
+    return Error::Invalid(
+        "the recorded run.start holds no runtime_spec: the log was written by a kiln that did not "
+        "record the agent's spec, and its run cannot be provisioned again");
+  }
+  KILN_ASSIGN_OR_RETURN(std::string text, RecordedText(start, {"runtime_spec", "text"}));
+  KILN_ASSIGN_OR_RETURN(std::string sha, RecordedText(start, {"runtime_spec", "sha256"}));
+  if (Sha256Hex(text) != sha) {
+    return Error::Invalid("the recorded runtime_spec's text does not have its recorded sha256 " +
+                          sha);
+  }
+  KILN_ASSIGN_OR_RETURN(spec::RunSpec rs, spec::ParseText(text, "the recorded runtime_spec"));
+  plan.skill.body = rs.skill;
+  plan.skill.result_schema = rs.result_schema;
+  KILN_ASSIGN_OR_RETURN(plan.gateway, RecordedText(start, {"model", "gateway"}));
+  plan.replay_gateway = proxy::Gateway{plan.gateway, rec.model_upstream, {}, ""};
+  plan.runtime_spec = std::move(rs);
+  plan.recorded_spec = std::move(text);
+  return plan;
+}
+
 Status AddCompanions(const runner::Services& s, const store::Run& run, const git::Resolved& repo,
                      RunPlan* plan) {
   if (plan->skill.mode == skill::Mode::kCommand) return Ok();
@@ -267,7 +356,9 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
   policy.allow_private_addresses = cfg.proxy.allow_private_addresses;
   policy.connect_timeout_ms = cfg.proxy.connect_timeout_ms;
   policy.idle_timeout_ms = cfg.proxy.idle_timeout_ms;
+  if (plan.replay_gateway) policy.gateways.push_back(*plan.replay_gateway);
   for (const auto& [name, m] : cfg.models) {
+    if (plan.replay_gateway) break;  // a replay's model is its recording
     proxy::Gateway g{name, m.upstream, {}, m.ca_file};
     const char* key = m.api_key_env.empty() ? nullptr : std::getenv(m.api_key_env.c_str());
     if (key && *key) {

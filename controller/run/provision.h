@@ -46,6 +46,14 @@ struct RunPlan {
   std::string image_digest;  // "sha256:<hex>", filled when the run starts (HostImageDigest)
   uint64_t timeout_ms = 0;
 
+  // A replay (PlanRecorded): the recorded spec.json, given byte for byte;
+  // the gateway that stands in for the model (the run's only one); the
+  // image digest the run must get; and what run.start says of the original.
+  std::string recorded_spec;
+  std::optional<proxy::Gateway> replay_gateway;
+  std::string required_image;
+  nlohmann::json replay_of;
+
   // The run.start payload (no secret values: names only).
   nlohmann::json RunStart(const store::Run& run, const git::Resolved& repo) const;
   // kiln-runtime's spec.json, byte for byte ("" for a command skill): what
@@ -53,6 +61,22 @@ struct RunPlan {
   // give the same.
   std::string SpecText() const;
 };
+
+// A run provisioned again from a recorded one (kiln replay): what the plan
+// takes from the original's run.start instead of today's skills and
+// configuration.
+struct Recorded {
+  nlohmann::json start;        // the original's run.start payload
+  std::string model_upstream;  // the base URL that answers for the model
+  std::string image_digest;    // the image the replay must run on
+  nlohmann::json replay_of;    // recorded in the replay's run.start
+};
+
+// The plan of a replay: the recorded spec (skill text, model, budgets,
+// tools) checked against its recorded hash, the recorded secret names with
+// today's values, the recorded egress rules, timeout and command. An error
+// names what the recording lacks or what this host does not have.
+Result<RunPlan> PlanRecorded(const runner::Services& services, const Recorded& recorded);
 
 // The host image's digest: SHA-256 over its /etc fingerprint and dpkg's
 // package list. Builds the image's skeleton when missing and hashes the

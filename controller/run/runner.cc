@@ -158,7 +158,8 @@ Ending ClassifyCommand(const SandboxReport& rep, bool cancelled, bool stopping) 
 // every path (the destructor is the last resort; Teardown() reports errors).
 class Attempt {
  public:
-  Attempt(const Services& s, store::Run run) : s_(s), cfg_(*s.config), run_(std::move(run)) {}
+  Attempt(const Services& s, store::Run run, const provision::Recorded* recorded)
+      : s_(s), cfg_(*s.config), run_(std::move(run)), recorded_(recorded) {}
   ~Attempt() { (void)Teardown(); }
 
   store::Run Go(const std::atomic<bool>& stop, double claim_ms) {
@@ -196,13 +197,18 @@ class Attempt {
                   e.message()};
       return e;
     };
-    auto p = provision::Plan(s_, run_);
+    auto p = recorded_ ? provision::PlanRecorded(s_, *recorded_) : provision::Plan(s_, run_);
     if (!p) return fail(p.error(), false);
     plan_ = std::move(*p);
     phases_.Lap("plan");
     auto digest = provision::HostImageDigest(cfg_.state_dir);
     if (!digest) return fail(digest.error(), true);
     plan_.image_digest = std::move(*digest);
+    if (!plan_.required_image.empty() && plan_.required_image != plan_.image_digest) {
+      return fail(Error::NotFound("image " + plan_.required_image + " is not on this host (its " +
+                                  plan_.image + " image is " + plan_.image_digest + " now)"),
+                  false);
+    }
     phases_.Lap("image");
     auto repo = s_.cache->Resolve(run_.request.repo, run_.request.commit);
     if (!repo) {
@@ -212,7 +218,9 @@ class Attempt {
     }
     repo_ = *repo;
     phases_.Lap("mirror_resolve");
-    if (Status st = provision::AddCompanions(s_, run_, repo_, &plan_); !st.ok()) {
+    // A replay's spec holds the companions the original had.
+    if (Status st = recorded_ ? Ok() : provision::AddCompanions(s_, run_, repo_, &plan_);
+        !st.ok()) {
       return fail(st.error().Wrap("the repository's companion skills"), false);
     }
     phases_.Lap("companion_skills");
@@ -621,6 +629,7 @@ class Attempt {
   const Services& s_;
   const config::Config& cfg_;
   store::Run run_;
+  const provision::Recorded* recorded_;  // a replay's recording; null for a new run
   provision::RunPlan plan_;
   provision::Resources res_;
   git::Resolved repo_;
@@ -672,8 +681,8 @@ Status CheckRequest(const Services& services, const store::RunRequest& request) 
 }
 
 store::Run Execute(const Services& services, store::Run run, const std::atomic<bool>& stop,
-                   double claim_ms) {
-  Attempt attempt(services, std::move(run));
+                   double claim_ms, const provision::Recorded* recorded) {
+  Attempt attempt(services, std::move(run), recorded);
   return attempt.Go(stop, claim_ms);
 }
 

@@ -19,6 +19,10 @@
 #include "base/result.h"
 #include "controller/run/services.h"
 
+namespace kiln::provision {
+struct Recorded;
+}
+
 namespace kiln::runner {
 
 // "<pid>:<start time>" of this process: a run whose owner is no longer
@@ -34,9 +38,11 @@ Status CheckRequest(const Services& services, const store::RunRequest& request);
 // its final state, or it is queued again when an infrastructure failure is
 // retried. stop: when it becomes true (the daemon is shutting down), the run
 // is stopped and queued again. claim_ms: how long the store took to hand the
-// run over (Claim or Start), the first of the run's phases.
+// run over (Claim or Start), the first of the run's phases. recorded: a
+// replay, provisioned from a recorded run (provision::PlanRecorded) instead
+// of the request's role and today's skills.
 store::Run Execute(const Services& services, store::Run run, const std::atomic<bool>& stop,
-                   double claim_ms = 0);
+                   double claim_ms = 0, const provision::Recorded* recorded = nullptr);
 
 // Cleans up after a run whose owner died mid-run: kills and removes its
 // sandbox, unmounts its workspace and secrets, removes its run directory,

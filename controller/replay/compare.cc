@@ -1,0 +1,179 @@
+#include "controller/replay/compare.h"
+
+#include <algorithm>
+#include <string_view>
+
+#include "controller/git/patch.h"
+
+namespace kiln::replay {
+namespace {
+
+using nlohmann::json;
+using sessionlog::Entry;
+
+// What is compared of each record type, in this order. A field "a.b" is a
+// member of a member; "body" holds JSON text, compared pretty-printed so that
+// the diff shows the message that changed.
+const std::map<std::string, std::vector<std::string>, std::less<>>& FieldsByType() {
+  static const std::map<std::string, std::vector<std::string>, std::less<>> fields = {
+      {"model.request", {"turn", "attempt", "provider", "model", "url", "body"}},
+      {"model.response", {"turn", "attempt", "status", "stop_reason", "error"}},
+      {"tool.call", {"turn", "tool", "call_id", "input"}},
+      {"tool.result", {"tool", "call_id", "exit_status", "is_error", "truncated", "output"}},
+      {"result", {"outcome", "result", "diff.patch", "diff.files"}},
+      {"command_output", {"exit_code", "output"}},
+  };
+  return fields;
+}
+
+// The record's kind for comparing: its type, or a controller record's event.
+std::string KindOf(const Entry& e) {
+  if (e.type == "controller" && e.payload.is_object() &&
+      e.payload.value("event", "") == "command_output") {
+    return "command_output";
+  }
+  return e.type;
+}
+
+bool Runtime(std::string_view kind) {
+  return kind == "model.request" || kind == "model.response" || kind == "tool.call" ||
+         kind == "tool.result";
+}
+
+std::string Text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "(none)";
+  return v.dump(2);
+}
+
+std::string FieldText(const json& payload, const std::string& field) {
+  const json* v = &payload;
+  size_t at = 0;
+  while (at <= field.size()) {
+    size_t dot = field.find('.', at);
+    std::string key = field.substr(at, dot == std::string::npos ? std::string::npos : dot - at);
+    if (!v->is_object() || !v->contains(key)) return "(none)";
+    v = &v->at(key);
+    if (dot == std::string::npos) break;
+    at = dot + 1;
+  }
+  if (field == "body" && v->is_string()) {
+    json parsed = json::parse(v->get<std::string>(), nullptr, false);
+    if (!parsed.is_discarded()) return parsed.dump(2);
+  }
+  return Text(*v);
+}
+
+// A one-line description of a record, for a record the other side lacks.
+std::string Describe(const Entry& e) {
+  std::string kind = KindOf(e);
+  std::string out = kind;
+  for (const char* key : {"turn", "tool", "call_id", "outcome"}) {
+    if (e.payload.is_object() && e.payload.contains(key)) {
+      out += std::string(" ") + key + "=" + Text(e.payload.at(key));
+    }
+  }
+  return out;
+}
+
+class Comparer {
+ public:
+  Comparer(const Normaliser& n, Comparison* out) : n_(n), out_(out) {
+    out_->matched.assign(n.rules().size(), 0);
+    out_->hid.assign(n.rules().size(), 0);
+  }
+
+  void Pair(const Entry& a, const Entry& b) {
+    std::string kind = KindOf(a);
+    ++out_->compared[kind];
+    if (KindOf(b) != kind) {
+      Add(a.seq, static_cast<int64_t>(b.seq), kind, "record", Describe(a), Describe(b));
+      return;
+    }
+    auto fields = FieldsByType().find(kind);
+    if (fields == FieldsByType().end()) return;
+    for (const std::string& field : fields->second) {
+      std::string x = FieldText(a.payload, field), y = FieldText(b.payload, field);
+      if (x == y) continue;
+      std::vector<uint64_t> hx, hy;
+      std::string nx = n_.Apply(x, &hx), ny = n_.Apply(y, &hy);
+      for (size_t i = 0; i < hx.size(); ++i) {
+        out_->matched[i] += (hx[i] > 0) + (hy[i] > 0);
+        if (nx == ny && (hx[i] > 0 || hy[i] > 0)) ++out_->hid[i];
+      }
+      if (nx == ny) continue;
+      Add(a.seq, static_cast<int64_t>(b.seq), kind, field, std::move(nx), std::move(ny));
+      return;  // one divergence per record: its first field that differs
+    }
+  }
+
+  void Missing(const Entry& a) {
+    ++out_->compared[KindOf(a)];
+    Add(a.seq, -1, KindOf(a), "record", Describe(a), "(nothing: the replay has no such record)");
+  }
+
+  void Extra(uint64_t after_seq, const Entry& b) {
+    Add(after_seq, static_cast<int64_t>(b.seq), KindOf(b), "record",
+        "(nothing: the original has no such record)", Describe(b));
+  }
+
+ private:
+  void Add(uint64_t seq, int64_t replay_seq, std::string type, std::string field,
+           std::string expected, std::string found) {
+    Divergence d{
+        seq, replay_seq, std::move(type), std::move(field), std::move(expected), std::move(found),
+        ""};
+    auto diff = git::UnifiedDiff(d.expected + "\n", d.found + "\n", "expected", "found");
+    d.diff = diff ? *diff : "";
+    out_->divergences.push_back(std::move(d));
+  }
+
+  const Normaliser& n_;
+  Comparison* out_;
+};
+
+// The records compared, split into the runtime's stream and the run's end.
+struct Streams {
+  std::vector<const Entry*> runtime;
+  std::map<std::string, const Entry*> end;  // result, command_output: the last of each
+};
+
+Streams Split(const sessionlog::Entries& log) {
+  Streams s;
+  for (const Entry& e : log.records) {
+    std::string kind = KindOf(e);
+    if (Runtime(kind)) {
+      s.runtime.push_back(&e);
+    } else if (kind == "result" || kind == "command_output") {
+      s.end[kind] = &e;
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+Comparison Compare(const sessionlog::Entries& original, const sessionlog::Entries& replay,
+                   const Normaliser& normaliser) {
+  Comparison out;
+  Comparer c(normaliser, &out);
+  Streams a = Split(original), b = Split(replay);
+  size_t common = std::min(a.runtime.size(), b.runtime.size());
+  for (size_t i = 0; i < common; ++i) c.Pair(*a.runtime[i], *b.runtime[i]);
+  for (size_t i = common; i < a.runtime.size(); ++i) c.Missing(*a.runtime[i]);
+  uint64_t last = a.runtime.empty() ? 0 : a.runtime.back()->seq;
+  for (size_t i = common; i < b.runtime.size(); ++i) c.Extra(last, *b.runtime[i]);
+  for (const auto& [kind, entry] : a.end) {
+    auto it = b.end.find(kind);
+    if (it == b.end.end()) {
+      c.Missing(*entry);
+    } else {
+      c.Pair(*entry, *it->second);
+    }
+  }
+  std::stable_sort(out.divergences.begin(), out.divergences.end(),
+                   [](const Divergence& x, const Divergence& y) { return x.seq < y.seq; });
+  return out;
+}
+
+}  // namespace kiln::replay

@@ -1,0 +1,348 @@
+#include "controller/replay/replay.h"
+
+#include <sys/stat.h>
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <mutex>
+
+#include "base/clock.h"
+#include "controller/forge/api.h"
+#include "controller/run/provision.h"
+#include "controller/run/runner.h"
+#include "controller/sessionlog/entries.h"
+#include "controller/sessionlog/verify.h"
+
+namespace kiln::replay {
+namespace {
+
+using nlohmann::json;
+using sessionlog::Entries;
+using sessionlog::Entry;
+
+// One model call as recorded: the response the runtime got.
+struct Exchange {
+  int status = 0;
+  std::string body;
+  bool stream = false;
+  std::string request_id;
+  std::string error;  // when no response came (status 0)
+};
+
+// The model calls of a log, in order: each model.request with the
+// model.response of the same turn and attempt that follows it.
+std::vector<Exchange> Exchanges(const Entries& log) {
+  std::vector<Exchange> out;
+  const Entry* pending = nullptr;
+  for (const Entry& e : log.records) {
+    if (!e.payload.is_object()) continue;
+    if (e.type == "model.request") {
+      pending = &e;
+    } else if (e.type == "model.response" && pending &&
+               e.payload.value("turn", json()) == pending->payload.value("turn", json()) &&
+               e.payload.value("attempt", json()) == pending->payload.value("attempt", json())) {
+      Exchange x;
+      x.status = e.payload.value("status", 0);
+      x.body = e.payload.value("body", "");
+      x.request_id = e.payload.value("request_id", "");
+      x.error = e.payload.value("error", "");
+      json request = json::parse(pending->payload.value("body", ""), nullptr, false);
+      x.stream = request.is_object() && request.value("stream", false);
+      out.push_back(std::move(x));
+      pending = nullptr;
+    }
+  }
+  return out;
+}
+
+// The model, played from the recording: request i gets recorded response i.
+// What the runtime sends is compared afterwards, from the replay's log.
+class RecordedModel {
+ public:
+  explicit RecordedModel(std::vector<Exchange> exchanges) : exchanges_(std::move(exchanges)) {}
+
+  forge::ApiResponse Answer(const forge::ApiRequest&) {
+    std::lock_guard<std::mutex> lock(mu_);
+    forge::ApiResponse r;
+    if (next_ >= exchanges_.size()) {
+      r.status = 400;
+      r.body = json{{"type", "error"},
+                    {"error",
+                     {{"type", "invalid_request_error"},
+                      {"message", "kiln replay: the recorded run made only " +
+                                      std::to_string(exchanges_.size()) + " model requests"}}}}
+                   .dump();
+      return r;
+    }
+    const Exchange& x = exchanges_[next_++];
+    if (x.status == 0) {
+      // No response reached the original: the closest is a failed gateway.
+      r.status = 502;
+      r.body =
+          json{{"error", {{"message", "kiln replay: the original got no response: " + x.error}}}}
+              .dump();
+      return r;
+    }
+    r.status = x.status;
+    r.body = x.body;
+    if (x.stream && x.status < 300) r.content_type = "text/event-stream";
+    if (!x.request_id.empty()) {
+      r.headers = {{"request-id", x.request_id}, {"x-request-id", x.request_id}};
+    }
+    return r;
+  }
+
+  uint64_t served() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return next_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Exchange> exchanges_;
+  size_t next_ = 0;
+};
+
+// A request body may be large: the whole conversation.
+constexpr uint64_t kModelBodyLimit = 256 << 20;
+
+std::string Str(const json& j, std::initializer_list<const char*> path) {
+  const json* v = &j;
+  for (const char* key : path) {
+    if (!v->is_object() || !v->contains(key)) return "";
+    v = &v->at(key);
+  }
+  return v->is_string() ? v->get<std::string>() : "";
+}
+
+class Replayer {
+ public:
+  Replayer(const runner::Services& s, const Options& o, Report* rep)
+      : s_(s), cfg_(*s.config), o_(o), rep_(*rep) {}
+
+  void Go(const std::atomic<bool>& stop) {
+    if (!Original()) return;
+    if (!Inputs()) return;
+    if (!Run(stop)) return;
+    Judge();
+  }
+
+ private:
+  void Refuse(int code, const std::string& why) {
+    rep_.exit_code = code;
+    rep_.verdict = code == kInfrastructure ? "error" : "refused";
+    rep_.error = why;
+  }
+
+  // The original's log: found, verified, read, and a run that ended.
+  bool Original() {
+    std::string path = o_.target;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      auto run = s_.store->Get(o_.target);
+      if (!run) {
+        Refuse(kBadInput, Quote(o_.target) + " is neither a session log nor a run in the store (" +
+                              run.error().message() + ")");
+        return false;
+      }
+      if (run->log_path.empty()) {
+        Refuse(kBadInput, "run " + run->id + " has no session log: it never started");
+        return false;
+      }
+      path = run->log_path;
+    }
+    rep_.original.log = path;
+    auto keys = sessionlog::TrustedKeys(cfg_.key_dir);
+    if (!keys) {
+      Refuse(kInfrastructure, keys.error().message());
+      return false;
+    }
+    sessionlog::VerifyOptions vo;
+    vo.trusted_keys = *keys;
+    auto verdict = sessionlog::Verify(path, vo);
+    if (!verdict) {
+      Refuse(kBadInput, verdict.error().message());
+      return false;
+    }
+    rep_.original.head = Hex(verdict->head);
+    if (!verdict->ok()) {
+      for (const auto& f : verdict->findings) rep_.findings.push_back(sessionlog::FormatFinding(f));
+      std::string first = rep_.findings.empty() ? "" : rep_.findings.front();
+      if (!o_.force) {
+        Refuse(kBadInput, "the session log " + path + " does not verify (" +
+                              std::to_string(verdict->findings_total) +
+                              " finding(s); first: " + first + "); --force replays it anyway");
+        return false;
+      }
+      rep_.forced = true;
+    }
+    auto entries = sessionlog::ReadEntries(path);
+    if (!entries) {
+      Refuse(kBadInput, "reading " + path + ": " + entries.error().message());
+      return false;
+    }
+    original_ = std::move(*entries);
+    for (const Entry& e : original_.records) {
+      if (e.type == "run.start" && !start_) start_ = &e;
+      if (e.type == "recovery") {
+        Refuse(kBadInput, "run " + Str(start_ ? start_->payload : json(), {"run_id"}) +
+                              " did not end by itself: its log was closed by a recovery record "
+                              "(seq " +
+                              std::to_string(e.seq) + ": " + Str(e.payload, {"reason"}) +
+                              "); only a run that ended can be replayed");
+        return false;
+      }
+    }
+    if (!start_ || !start_->payload.is_object()) {
+      Refuse(kBadInput, "the session log " + path + " has no run.start record");
+      return false;
+    }
+    rep_.original.run_id = Str(start_->payload, {"run_id"});
+    for (const Entry& e : original_.records) {
+      if (e.type == "run.end") {
+        rep_.original.status = Str(e.payload, {"status"});
+      } else if (e.type == "result") {
+        rep_.original.outcome = Str(e.payload, {"outcome"});
+      }
+    }
+    return true;
+  }
+
+  // What the run needs from this host: its image, its commit, its secrets.
+  bool Inputs() {
+    const json& start = start_->payload;
+    rep_.image_recorded = Str(start, {"image", "digest"});
+    auto host = provision::HostImageDigest(cfg_.state_dir);
+    if (!host) {
+      Refuse(kInfrastructure, host.error().message());
+      return false;
+    }
+    if (!o_.image.empty() && o_.image != *host) {
+      Refuse(kBadInput,
+             "image " + o_.image + " is not on this host (its host image is " + *host + ")");
+      return false;
+    }
+    if (o_.image.empty() && rep_.image_recorded != *host) {
+      Refuse(kBadInput, "the recorded image " + rep_.image_recorded +
+                            " is not on this host: its host image is " + *host +
+                            " now (its packages or /etc changed since the run); --image " + *host +
+                            " replays on it, and the report says so");
+      return false;
+    }
+    rep_.image_used = *host;
+    url_ = Str(start, {"repository", "url"});
+    commit_ = Str(start, {"repository", "commit"});
+    auto repo = s_.cache->Resolve(url_, commit_);
+    if (!repo) {
+      Refuse(repo.error().code() == Error::Code::kNotFound ? kBadInput : kInfrastructure,
+             "the recorded commit " + commit_ + " of " + url_ + ": " + repo.error().message());
+      return false;
+    }
+    recorded_.start = start;
+    recorded_.image_digest = rep_.image_used;
+    recorded_.replay_of = {
+        {"run_id", rep_.original.run_id}, {"log", rep_.original.log}, {"head", rep_.original.head}};
+    if (auto plan = provision::PlanRecorded(s_, recorded_); !plan) {
+      Refuse(kBadInput, plan.error().message());
+      return false;
+    }
+    return true;
+  }
+
+  // The run itself, the model answered from the recording.
+  bool Run(const std::atomic<bool>& stop) {
+    auto model = std::make_shared<RecordedModel>(Exchanges(original_));
+    auto server = forge::ApiServer::Start(
+        "127.0.0.1:0", [model](const forge::ApiRequest& r) { return model->Answer(r); },
+        kModelBodyLimit);
+    if (!server) {
+      Refuse(kInfrastructure, "starting the recorded model: " + server.error().message());
+      return false;
+    }
+    recorded_.model_upstream = "http://127.0.0.1:" + std::to_string((*server)->port());
+    const json& start = start_->payload;
+    store::RunRequest req;
+    req.role = Str(start, {"role"});
+    req.repo = url_;
+    req.commit = commit_;
+    req.task = Str(start, {"task"});
+    req.requested_by = "replay:" + rep_.original.run_id;
+    req.max_attempts = 1;
+    auto queued = s_.store->Enqueue(req, NowMs());
+    if (!queued) {
+      Refuse(kInfrastructure, queued.error().message());
+      return false;
+    }
+    auto started = s_.store->Start(queued->id, s_.owner, NowMs());
+    if (!started) {
+      Refuse(kInfrastructure, started.error().message());
+      return false;
+    }
+    spdlog::info("replay of {}: run {}", rep_.original.run_id, started->id);
+    store::Run done = runner::Execute(s_, *started, stop, 0, &recorded_);
+    server->reset();
+    rep_.model_requests = model->served();
+    rep_.replay = {done.id, done.log_path, done.log_head, std::string(store::ToString(done.status)),
+                   done.outcome};
+    if (done.status == store::Status::kError || done.status == store::Status::kQueued) {
+      bool bad = done.outcome == "bad_input";
+      Refuse(bad ? kBadInput : kInfrastructure,
+             "the replay's run " + done.id + " could not run: " + done.error);
+      return false;
+    }
+    auto entries = sessionlog::ReadEntries(done.log_path);
+    if (!entries) {
+      Refuse(kInfrastructure, "reading the replay's log: " + entries.error().message());
+      return false;
+    }
+    replay_ = std::move(*entries);
+    return true;
+  }
+
+  void Judge() {
+    std::vector<Rule> rules = BuiltinRules();
+    for (const auto& r : cfg_.replay.normalise) {
+      rules.push_back({"config " + r.where, r.pattern, r.replace, "config " + r.where});
+    }
+    rules.push_back(LiteralRule("run-id", rep_.original.run_id, "<run-id>"));
+    rules.push_back(LiteralRule("run-id", rep_.replay.run_id, "<run-id>"));
+    auto n = Normaliser::Make(rules);
+    if (!n) {
+      Refuse(kBadInput, n.error().message());
+      return;
+    }
+    rep_.rules = n->rules();
+    rep_.comparison = Compare(original_, replay_, *n);
+    bool same = rep_.comparison.divergences.empty();
+    rep_.verdict = same ? "identical" : "diverged";
+    rep_.exit_code = same ? kIdentical : kDiverged;
+  }
+
+  const runner::Services& s_;
+  const config::Config& cfg_;
+  const Options& o_;
+  Report& rep_;
+  Entries original_, replay_;
+  const Entry* start_ = nullptr;
+  std::string url_, commit_;
+  provision::Recorded recorded_;
+};
+
+}  // namespace
+
+Report Replay(const runner::Services& services, const Options& options,
+              const std::atomic<bool>& stop) {
+  Report rep;
+  try {
+    Replayer(services, options, &rep).Go(stop);
+  } catch (const std::exception& e) {
+    // A forced replay reads records nobody vouches for.
+    rep.exit_code = kBadInput;
+    rep.verdict = "refused";
+    rep.error = std::string("the recording cannot be read: ") + e.what();
+  }
+  return rep;
+}
+
+}  // namespace kiln::replay

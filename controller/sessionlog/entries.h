@@ -1,0 +1,35 @@
+// A log's records as data, for what reads a run back (kiln replay, kiln
+// audit). It parses; it does not verify: callers run Verify() first and
+// decide what to do with a log that fails.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.h"
+
+namespace kiln::sessionlog {
+
+struct Entry {
+  uint64_t seq = 0;
+  uint64_t line = 0;  // 1-based line in the file
+  std::string ts;
+  std::string type;
+  nlohmann::json payload;  // read from its blob when the record has one
+  std::string key_id;      // of the signature; empty for an unsigned record
+};
+
+struct Entries {
+  std::vector<Entry> records;  // the lines that are records, in file order
+  uint64_t damaged = 0;        // lines that are not
+};
+
+// Reads every record of the log at path, blobs from blob_dir ("": "blobs"
+// beside the log). A blob that is missing, unreadable or not JSON is an error
+// naming the record's seq and type and the blob.
+Result<Entries> ReadEntries(const std::string& path, const std::string& blob_dir = "");
+
+}  // namespace kiln::sessionlog

@@ -1,0 +1,429 @@
+// `kiln replay` end to end: real runs recorded by `kiln run` (real
+// sandboxes, the real kiln-runtime, the scripted model server), replayed in
+// fresh sandboxes with the model answered from the log, and every kind of
+// divergence and refusal the report must name (docs/replay.md).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "controller/sessionlog/signer.h"
+#include "controller/sessionlog/writer.h"
+#include "tests/integration/controller_fixture.h"
+
+namespace kiln::testing {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// Tools that touch files and run commands, a failing command among them.
+constexpr char kWorkScript[] = R"(
+replies:
+  - tool_calls: [{name: write, input: {path: notes.txt, content: "first line\n"}}]
+  - tool_calls: [{name: shell, input: {command: "echo second >> notes.txt && cat notes.txt && ls"}}]
+  - tool_calls: [{name: edit, input: {path: README.md, old_string: hello, new_string: hello again}}]
+  - tool_calls: [{name: shell, input: {command: "git diff --stat; exit 3"}}]
+  - tool_calls: [{name: read, input: {path: notes.txt}}]
+  - tool_calls: [{name: submit, input: {summary: "notes written"}}]
+)";
+
+class Replay : public Controller {
+ protected:
+  void SetUp() override {
+    Controller::SetUp();
+    if (IsSkipped()) return;
+    // A directory of the host image (its /usr) that the tests change
+    // between a run and its replay; removed after.
+    probe_ = "/usr/local/share/kiln-replay-test-" + std::to_string(::getpid());
+    fs::create_directories(probe_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!probe_.empty()) fs::remove_all(probe_, ec);
+    Controller::TearDown();
+  }
+
+  // A run of the edit role that succeeded: its id and log.
+  json Recorded(const std::string& script, const std::string& extra_config = "") {
+    Setup(script, extra_config);
+    Outcome o = RunRole("edit");
+    EXPECT_EQ(o.status, 0) << o.err;
+    return RunJson(o);
+  }
+
+  Outcome ReplayOf(const std::string& target, std::vector<std::string> more = {}) {
+    std::vector<std::string> args = {"replay", "--config", config_, target, "--json"};
+    args.insert(args.end(), more.begin(), more.end());
+    return Kiln(args);
+  }
+
+  json Report(const Outcome& o) {
+    json j = json::parse(o.out, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << "stdout: " << o.out << "\nstderr: " << o.err;
+    return j;
+  }
+
+  // The seq of the n-th (0-based) record of type in the log.
+  uint64_t SeqOf(const std::string& log, const std::string& type, size_t n = 0) {
+    for (const auto& r : Records(log)) {
+      if (r["type"] == type && n-- == 0) return r["seq"];
+    }
+    ADD_FAILURE() << "no " << type << " #" << n << " in " << log;
+    return 0;
+  }
+
+  // Rewrites line `seq` of the log with edit applied to its record.
+  void Tamper(const std::string& log, uint64_t seq, const std::function<void(json&)>& edit) {
+    std::ifstream in(log);
+    std::string line, out;
+    while (std::getline(in, line)) {
+      json r = json::parse(line);
+      if (r["seq"] == seq) {
+        edit(r);
+        line = r.dump();
+      }
+      out += line + "\n";
+    }
+    in.close();
+    fs::permissions(log, fs::perms::owner_write, fs::perm_options::add);
+    std::ofstream(log, std::ios::trunc) << out;
+  }
+
+  std::string probe_;
+};
+
+TEST_F(Replay, ARecordedRunReplaysIdenticallyAndItsOwnLogVerifies) {
+  json run = Recorded(kWorkScript);
+  std::string log = run["log_path"];
+  Outcome o = ReplayOf(run["id"], {"--report", root_ + "/report.json"});
+  ASSERT_EQ(o.status, 0) << o.out << o.err;
+  json rep = Report(o);
+  EXPECT_EQ(rep["verdict"], "identical");
+  EXPECT_TRUE(rep["first_divergence"].is_null());
+  EXPECT_EQ(rep["later_divergences"], 0);
+  EXPECT_TRUE(rep["verified"]);
+  EXPECT_EQ(rep["compared"]["tool.result"], 6);
+  EXPECT_EQ(rep["compared"]["model.request"], 6);
+  EXPECT_EQ(rep["compared"]["result"], 1);
+  EXPECT_EQ(rep["model_requests_answered"], 6);
+  EXPECT_EQ(rep["image"]["used"], run["image_digest"]);
+  EXPECT_FALSE(rep["image"]["overridden"]);
+  EXPECT_EQ(json::parse(ReadAll(root_ + "/report.json")), rep);
+
+  // The replay is a run of its own, with a log that verifies and names the
+  // original by run id, log and head.
+  std::string replay_log = rep["replay"]["log"];
+  EXPECT_NE(replay_log, log);
+  ExpectLogVerifies(replay_log);
+  auto recs = Records(replay_log);
+  const json& of = recs.front()["payload"]["replay_of"];
+  EXPECT_EQ(of["run_id"], run["id"]);
+  EXPECT_EQ(of["head"], run["log_head"]);
+  EXPECT_EQ(of["log"], log);
+  // The same work was done again: the replay's diff is the original's.
+  json replayed = Show(rep["replay"]["run_id"]);
+  EXPECT_EQ(replayed["status"], "succeeded");
+  EXPECT_EQ(replayed["result"]["diff"]["sha256"], run["result"]["diff"]["sha256"]);
+  EXPECT_EQ(replayed["requested_by"], "replay:" + run["id"].get<std::string>());
+
+  // By path as well, and as text.
+  Outcome text = Kiln({"replay", "--config", config_, log});
+  EXPECT_EQ(text.status, 0) << text.out << text.err;
+  EXPECT_TRUE(Contains(text.out, "\nidentical\n")) << text.out;
+}
+
+TEST_F(Replay, AToolWhoseOutputChangesIsTheFirstDivergence) {
+  json run = Recorded(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "echo stable"}}]
+  - tool_calls: [{name: shell, input: {command: "date +%N"}}]
+  - tool_calls: [{name: shell, input: {command: "echo after"}}]
+  - tool_calls: [{name: submit, input: {summary: done}}]
+)");
+  std::string log = run["log_path"];
+  Outcome o = ReplayOf(run["id"]);
+  ASSERT_EQ(o.status, 1) << o.out << o.err;
+  json rep = Report(o);
+  EXPECT_EQ(rep["verdict"], "diverged");
+  const json& d = rep["first_divergence"];
+  EXPECT_EQ(d["seq"], SeqOf(log, "tool.result", 1));
+  EXPECT_EQ(d["type"], "tool.result");
+  EXPECT_EQ(d["field"], "output");
+  EXPECT_NE(d["expected"], d["found"]);
+  EXPECT_TRUE(Contains(d["diff"], "--- expected\n+++ found\n")) << d["diff"];
+  // The next request carries the new output: a later divergence.
+  EXPECT_GE(rep["later_divergences"], 1);
+  EXPECT_EQ(rep["later"][0]["type"], "model.request");
+}
+
+TEST_F(Replay, AChangedFileOfTheImageAndAChangedExitStatusAreNamed) {
+  WriteAll(probe_ + "/value", "one\n");
+  WriteAll(probe_ + "/code", "0\n");
+  json run = Recorded("replies:\n  - tool_calls: [{name: shell, input: {command: \"cat " + probe_ +
+                      "/value\"}}]\n  - tool_calls: [{name: shell, input: {command: \"exit $(cat " +
+                      probe_ + "/code)\"}}]\n" +
+                      "  - tool_calls: [{name: submit, input: {summary: done}}]\n");
+  std::string log = run["log_path"];
+  WriteAll(probe_ + "/value", "two\n");
+  Outcome o = ReplayOf(run["id"]);
+  ASSERT_EQ(o.status, 1) << o.out << o.err;
+  json rep = Report(o);
+  EXPECT_EQ(rep["first_divergence"]["seq"], SeqOf(log, "tool.result", 0));
+  EXPECT_EQ(rep["first_divergence"]["field"], "output");
+  EXPECT_TRUE(Contains(rep["first_divergence"]["expected"], "one\n")) << o.out;
+  EXPECT_TRUE(Contains(rep["first_divergence"]["found"], "two\n")) << o.out;
+  EXPECT_TRUE(Contains(rep["first_divergence"]["diff"], "-one\n+two\n"));
+
+  WriteAll(probe_ + "/value", "one\n");
+  WriteAll(probe_ + "/code", "7\n");
+  o = ReplayOf(run["id"]);
+  ASSERT_EQ(o.status, 1) << o.out << o.err;
+  rep = Report(o);
+  EXPECT_EQ(rep["first_divergence"]["seq"], SeqOf(log, "tool.result", 1));
+  EXPECT_EQ(rep["first_divergence"]["field"], "exit_status");
+  EXPECT_EQ(rep["first_divergence"]["expected"], "0");
+  EXPECT_EQ(rep["first_divergence"]["found"], "7");
+}
+
+TEST_F(Replay, ADifferentFinalDiffIsNamedAtTheResult) {
+  WriteAll(probe_ + "/content", "from the image\n");
+  json run = Recorded("replies:\n  - tool_calls: [{name: shell, input: {command: \"cp " + probe_ +
+                      "/content copied.txt\"}}]\n" +
+                      "  - tool_calls: [{name: submit, input: {summary: done}}]\n");
+  WriteAll(probe_ + "/content", "changed since\n");
+  Outcome o = ReplayOf(run["id"]);
+  ASSERT_EQ(o.status, 1) << o.out << o.err;
+  json rep = Report(o);
+  const json& d = rep["first_divergence"];
+  EXPECT_EQ(d["seq"], SeqOf(run["log_path"], "result"));
+  EXPECT_EQ(d["type"], "result");
+  EXPECT_EQ(d["field"], "diff.patch");
+  EXPECT_TRUE(Contains(d["diff"], "-+from the image\n++changed since\n")) << d["diff"];
+  EXPECT_EQ(rep["later_divergences"], 0);
+}
+
+TEST_F(Replay, TheSkillIsTheRecordedOneNotTodays) {
+  json run = Recorded(kWorkScript);
+  // Today's skill file says something else; the replay gives the agent the
+  // recorded text, so the requests are the same.
+  Skill("edit", "");
+  WriteAll(skills_ + "/edit/SKILL.md",
+           "---\nname: edit\ndescription: changed\nbudgets: {max_turns: 3}\n---\nNew words.\n");
+  Outcome o = ReplayOf(run["id"]);
+  EXPECT_EQ(o.status, 0) << o.out << o.err;
+  auto recs = Records(Report(o)["replay"]["log"]);
+  EXPECT_EQ(recs.front()["payload"]["runtime_spec"], Records(run["log_path"]).front()["payload"]["runtime_spec"]);
+}
+
+TEST_F(Replay, ARequestTheRecordingDoesNotHaveIsNamedAndAForcedReplaySaysSoOnEveryLine) {
+  json run = Recorded(kWorkScript);
+  std::string log = run["log_path"];
+  uint64_t seq = SeqOf(log, "model.request", 2);
+  Tamper(log, seq, [](json& r) {
+    std::string body = r["payload"]["body"];
+    size_t at = body.find("You are a test agent.");
+    ASSERT_NE(at, std::string::npos);
+    r["payload"]["body"] = body.replace(at, 21, "You are another agent");
+  });
+  // Refused: the log does not verify, and the verifier says where.
+  Outcome refused = ReplayOf(run["id"]);
+  EXPECT_EQ(refused.status, 2) << refused.out << refused.err;
+  json r = Report(refused);
+  EXPECT_EQ(r["verdict"], "refused");
+  EXPECT_TRUE(Contains(r["error"], "seq " + std::to_string(seq) + ": modified")) << r["error"];
+  EXPECT_TRUE(r["replay"]["run_id"].get<std::string>().empty());
+
+  Outcome forced = ReplayOf(run["id"], {"--force"});
+  ASSERT_EQ(forced.status, 1) << forced.out << forced.err;
+  json f = Report(forced);
+  EXPECT_TRUE(f["forced"]);
+  EXPECT_FALSE(f["verified"]);
+  EXPECT_EQ(f["first_divergence"]["seq"], seq);
+  EXPECT_EQ(f["first_divergence"]["field"], "body");
+  EXPECT_TRUE(Contains(f["first_divergence"]["diff"], "-  \"system\": \"You are another agent"))
+      << f["first_divergence"]["diff"];
+  Outcome text = Kiln({"replay", "--config", config_, run["id"], "--force"});
+  EXPECT_EQ(text.status, 1);
+  std::istringstream lines(text.out);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    ++n;
+    EXPECT_TRUE(line.starts_with("UNVERIFIED: ")) << line;
+  }
+  EXPECT_GT(n, 3);
+}
+
+TEST_F(Replay, EachKindOfTamperingIsRefused) {
+  json run = Recorded(kWorkScript);
+  std::string log = run["log_path"];
+  std::string copy = root_ + "/logs/copy.log";
+  uint64_t tool = SeqOf(log, "tool.result", 1);
+  struct Case {
+    const char* name;
+    std::function<void(const std::string&)> tamper;
+    const char* finding;
+  } cases[] = {
+      {"modified",
+       [&](const std::string& p) { Tamper(p, tool, [](json& r) { r["payload"]["output"] = "x"; }); },
+       "modified"},
+      {"deleted",
+       [&](const std::string& p) {
+         std::string text = ReadAll(p), out;
+         std::istringstream in(text);
+         std::string line;
+         while (std::getline(in, line)) {
+           if (json::parse(line)["seq"] != tool) out += line + "\n";
+         }
+         std::ofstream(p, std::ios::trunc) << out;
+       },
+       "deleted"},
+      {"truncated",
+       [&](const std::string& p) {
+         std::string text = ReadAll(p);
+         text.resize(text.rfind('\n', text.size() - 2) + 1);  // no run.end
+         std::ofstream(p, std::ios::trunc) << text;
+       },
+       "truncated"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    fs::copy_file(log, copy, fs::copy_options::overwrite_existing);
+    fs::permissions(copy, fs::perms::owner_write, fs::perm_options::add);
+    c.tamper(copy);
+    Outcome o = ReplayOf(copy);
+    EXPECT_EQ(o.status, 2) << o.out << o.err;
+    json r = Report(o);
+    EXPECT_TRUE(Contains(r["error"], c.finding)) << r["error"];
+    EXPECT_TRUE(Contains(r["error"], "--force")) << r["error"];
+  }
+}
+
+TEST_F(Replay, InputsThisHostCannotGiveBackAreRefusedClearly) {
+  json run = Recorded(kWorkScript, "cache_dir: " + root_ + "/cache\n");
+  std::string log = run["log_path"];
+  // An image that is not here.
+  Outcome o = ReplayOf(run["id"], {"--image", "sha256:" + std::string(64, '0')});
+  EXPECT_EQ(o.status, 2) << o.out << o.err;
+  EXPECT_TRUE(Contains(Report(o)["error"], "is not on this host")) << o.out;
+  // A recorded image that is not the host's any more (forced: the record was changed).
+  std::string copy = root_ + "/logs/image.log";
+  fs::copy_file(log, copy);
+  Tamper(copy, 0, [](json& r) { r["payload"]["image"]["digest"] = "sha256:" + std::string(64, 'a'); });
+  o = ReplayOf(copy, {"--force"});
+  EXPECT_EQ(o.status, 2) << o.out << o.err;
+  EXPECT_TRUE(Contains(Report(o)["error"], "the recorded image sha256:aaaa")) << o.out;
+  EXPECT_TRUE(Contains(Report(o)["error"], "--image sha256:")) << o.out;
+  // --image with the host's digest replays on it and says so.
+  o = ReplayOf(copy, {"--force", "--image", run["image_digest"]});
+  EXPECT_EQ(o.status, 0) << o.out << o.err;
+  EXPECT_TRUE(Report(o)["image"]["overridden"]);
+
+  // A key this host does not trust: another host's log.
+  std::string other = root_ + "/other.yaml";
+  WriteAll(other, ReadAll(config_) + "key_dir: " + root_ + "/other-keys\n");
+  o = Kiln({"replay", "--config", other, log, "--json"});
+  EXPECT_EQ(o.status, 2) << o.out << o.err;
+  EXPECT_TRUE(Contains(Report(o)["error"], "unknown-key")) << o.out;
+
+  // A missing blob: a record over the log's inline limit (64 KiB).
+  Setup("replies:\n  - tool_calls: [{name: write, input: {path: big.txt, content: " +
+            std::string(70000, 'a') + "}}]\n  - tool_calls: [{name: submit, input: {summary: done}}]\n" +
+            "default: {tool_calls: [{name: submit, input: {summary: done}}]}\n",
+        "cache_dir: " + root_ + "/cache\n");
+  Outcome big = RunRole("edit");
+  ASSERT_EQ(big.status, 0) << big.err;
+  std::string blobs = root_ + "/logs/blobs";
+  ASSERT_TRUE(fs::is_directory(blobs));
+  for (const auto& e : fs::directory_iterator(blobs)) fs::remove(e.path());
+  o = ReplayOf(RunJson(big)["id"]);
+  EXPECT_EQ(o.status, 2) << o.out << o.err;
+  EXPECT_TRUE(Contains(Report(o)["error"], "blob")) << o.out;
+
+  // A commit that is gone from the repository and the mirror.
+  Git(repo_, "commit -q --allow-empty -m second");
+  json second = RunJson(RunRole("edit"));
+  Git(repo_, "reset -q --hard HEAD~1");
+  Git(repo_, "reflog expire --expire=now --all");
+  Git(repo_, "gc -q --prune=now");
+  fs::remove_all(root_ + "/cache");
+  o = ReplayOf(second["id"]);
+  EXPECT_EQ(o.status, 2) << o.out << o.err;
+  EXPECT_TRUE(Contains(Report(o)["error"], "the recorded commit " +
+                                               second["commit_sha"].get<std::string>()))
+      << o.out;
+
+  // Neither a log nor a run.
+  o = ReplayOf("no-such-run");
+  EXPECT_EQ(o.status, 2) << o.out << o.err;
+  EXPECT_TRUE(Contains(Report(o)["error"], "neither a session log nor a run")) << o.out;
+}
+
+TEST_F(Replay, ALogOfACrashedRunIsRefused) {
+  Setup(kWorkScript);
+  auto signer = sessionlog::LoadOrCreateSigner(TestStateDir() + "/keys");
+  ASSERT_TRUE(signer.ok());
+  std::shared_ptr<const sessionlog::Signer> key = std::move(*signer);
+  std::string log = root_ + "/logs/crashed.log";
+  fs::create_directories(root_ + "/logs");
+  {
+    auto w = sessionlog::Writer::Create(log, "crashed-run", key);
+    ASSERT_TRUE(w.ok()) << w.error().message();
+    ASSERT_TRUE((*w)->Append("run.start", {{"run_id", "crashed-run"}}).ok());
+    ASSERT_TRUE((*w)->Append("model.request", {{"turn", 1}}).ok());
+  }  // dropped without run.end, as a crash leaves it
+  auto w = sessionlog::Writer::Recover(log, key, {}, "the controller died");
+  ASSERT_TRUE(w.ok()) << w.error().message();
+  ASSERT_TRUE((*w)->Close({{"status", "crashed"}}).ok());
+  Outcome o = ReplayOf(log);
+  EXPECT_EQ(o.status, 2) << o.out << o.err;
+  EXPECT_TRUE(Contains(Report(o)["error"], "did not end by itself")) << o.out;
+  EXPECT_TRUE(Contains(Report(o)["error"], "the controller died")) << o.out;
+}
+
+TEST_F(Replay, NormalisationHidesVolatileTextAndCountsIt) {
+  json run = Recorded(R"yaml(
+replies:
+  - tool_calls: [{name: shell, input: {command: "date -u +%Y-%m-%dT%H:%M:%S.%NZ; echo nanos=$(date +%N)"}}]
+  - tool_calls: [{name: submit, input: {summary: done}}]
+)yaml",
+                      "replay:\n  normalise:\n    - {pattern: 'nanos=\\d+', replace: 'nanos=<n>'}\n");
+  Outcome o = ReplayOf(run["id"]);
+  ASSERT_EQ(o.status, 0) << o.out << o.err;
+  json rep = Report(o);
+  uint64_t timestamp = 0, mine = 0;
+  for (const auto& r : rep["normalisation"]) {
+    if (r["name"] == "timestamp") timestamp = r["hid"];
+    if (r["source"].get<std::string>().starts_with("config ")) {
+      mine = r["hid"];
+      std::string text = ReadAll(config_);
+      auto line = std::count(text.begin(), text.begin() + text.find("nanos="), '\n') + 1;
+      EXPECT_EQ(r["source"], "config " + config_ + ":" + std::to_string(line)) << r.dump();
+    }
+  }
+  // The output and the next request that carries it.
+  EXPECT_GE(timestamp, 1u) << rep["normalisation"].dump();
+  EXPECT_GE(mine, 1u) << rep["normalisation"].dump();
+
+  // Without the rule, the nanoseconds diverge.
+  WriteAll(config_, ReadAll(config_).substr(0, ReadAll(config_).find("replay:")));
+  o = ReplayOf(run["id"]);
+  EXPECT_EQ(o.status, 1) << o.out << o.err;
+  EXPECT_TRUE(Contains(Report(o)["first_divergence"]["diff"], "nanos=")) << o.out;
+
+  // A rule that is not a regular expression: the file and line.
+  WriteAll(config_, ReadAll(config_) + "replay:\n  normalise:\n    - pattern: '([a-'\n");
+  o = ReplayOf(run["id"]);
+  EXPECT_EQ(o.status, 2) << o.out << o.err;
+  EXPECT_TRUE(Contains(o.err, config_ + ":")) << o.err;
+  EXPECT_TRUE(Contains(o.err, "'replay.normalise[0].pattern' is not a valid regular expression"))
+      << o.err;
+}
+
+}  // namespace
+}  // namespace kiln::testing

@@ -16,6 +16,8 @@ PACKAGES=(
   libcurl4-openssl-dev libboost-dev libyaml-cpp-dev
   # controller: run store, repositories
   libsqlite3-dev libgit2-dev
+  # page tests: Debian's chromium, driven by playwright-core (tests/browser)
+  chromium
 )
 
 missing=()
@@ -24,18 +26,26 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+# Node.js and npm run the page tests' driver; a machine that has them from
+# elsewhere (NodeSource) keeps them.
+command -v npm >/dev/null || missing+=(nodejs npm)
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
-  exit 0
-fi
-
-if [[ $(id -u) -ne 0 ]]; then
+elif [[ $(id -u) -ne 0 ]]; then
   echo "install-deps: missing packages (${missing[*]}); run as root to install them" >&2
   exit 1
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# playwright-core, pinned by tests/browser/package-lock.json; it drives the
+# chromium above and downloads no browser of its own.
+browser="$(dirname "$0")/../tests/browser"
+if [[ ! -d "$browser/node_modules/playwright-core" ]]; then
+  echo "install-deps: npm ci in tests/browser"
+  npm ci --prefix "$browser" --no-audit --no-fund --loglevel=error
+fi

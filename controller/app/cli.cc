@@ -16,6 +16,7 @@
 #include "base/fd.h"
 #include "base/terminal.h"
 #include "controller/app/daemon.h"
+#include "controller/audit/audit.h"
 #include "controller/replay/replay.h"
 #include "controller/run/log_recovery.h"
 
@@ -449,6 +450,35 @@ int DoReplay(const ReplayOptions& o) {
   return rep.exit_code;
 }
 
+struct AuditOptions {
+  std::string config, target, format = "html", output;
+};
+
+// `kiln audit`: the report to -o FILE or stdout. Exit 0 when the log
+// verifies, 1 when it does not (the report says why), 2 for bad input.
+int DoAudit(const AuditOptions& o) {
+  auto cfg = LoadConfig(o.config);
+  if (!cfg) return Fail(cfg.error());
+  auto st = store::OpenSqlite(cfg->store);
+  if (!st) return Fail(st.error(), kInfrastructure);
+  auto path = runner::FindLog(**st, o.target);
+  if (!path) return Fail(path.error());
+  auto keys = sessionlog::TrustedKeys(cfg->key_dir);
+  if (!keys) return Fail(keys.error(), kInfrastructure);
+  auto report = audit::Build(*path, *keys);
+  if (!report) return Fail(report.error());
+  std::string text = o.format == "json" ? report->dump(2) + "\n"
+                     : o.format == "md" ? audit::Markdown(*report)
+                                        : audit::Html(*report);
+  if (o.output.empty() || o.output == "-") {
+    // HTML and Markdown are escaped for their readers, not for a terminal.
+    std::cout << (::isatty(STDOUT_FILENO) ? ForTerminal(text) : text);
+  } else if (Status w = WriteFileAtomic(o.output, text, 0644); !w.ok()) {
+    return Fail(w.error().Wrap("-o"), kInfrastructure);
+  }
+  return (*report)["verification"]["verified"].get<bool>() ? 0 : kFailed;
+}
+
 }  // namespace
 
 int Gc(const std::string& state_dir, const std::string& config_path) {
@@ -541,6 +571,18 @@ void Register(CLI::App& app, int* exit_code) {
   rp->add_option("--image", ro_replay->replay.image,
                  "run on this image digest instead of the recorded one (reported)");
   rp->callback([ro_replay, exit_code] { *exit_code = DoReplay(*ro_replay); });
+
+  auto ao = std::make_shared<AuditOptions>();
+  auto* au = app.add_subcommand(
+      "audit",
+      "Write one run as a self-contained report: verification, inputs, timeline, proxy requests, "
+      "steering, diff, result, verify gate, end (exit 1 when its log does not verify)");
+  au->add_option("target", ao->target, "run id, or a session log's path")->required();
+  au->add_option("--config", ao->config, "configuration file (default /etc/kiln/kiln.yaml)");
+  au->add_option("--format", ao->format, "html (default), md or json")
+      ->check(CLI::IsMember({"html", "md", "json"}));
+  au->add_option("-o,--output", ao->output, "write the report here (default: stdout)");
+  au->callback([ao, exit_code] { *exit_code = DoAudit(*ao); });
   list->callback([o, exit_code] { *exit_code = DoList(*o); });
   show->callback([o, exit_code] { *exit_code = DoShow(*o); });
   cancel->callback([o, exit_code] { *exit_code = DoCancel(*o); });

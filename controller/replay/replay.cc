@@ -1,7 +1,5 @@
 #include "controller/replay/replay.h"
 
-#include <sys/stat.h>
-
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -137,21 +135,12 @@ class Replayer {
 
   // The original's log: found, verified, read, and a run that ended.
   bool Original() {
-    std::string path = o_.target;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-      auto run = s_.store->Get(o_.target);
-      if (!run) {
-        Refuse(kBadInput, Quote(o_.target) + " is neither a session log nor a run in the store (" +
-                              run.error().message() + ")");
-        return false;
-      }
-      if (run->log_path.empty()) {
-        Refuse(kBadInput, "run " + run->id + " has no session log: it never started");
-        return false;
-      }
-      path = run->log_path;
+    auto found = runner::FindLog(*s_.store, o_.target);
+    if (!found) {
+      Refuse(kBadInput, found.error().message());
+      return false;
     }
+    const std::string& path = *found;
     rep_.original.log = path;
     auto keys = sessionlog::TrustedKeys(cfg_.key_dir);
     if (!keys) {

@@ -72,5 +72,8 @@ struct Services {
 std::string RunDir(const config::Config& config, const std::string& run_id);
 std::string LogPath(const config::Config& config, const store::Run& run);
 std::string SandboxId(const store::Run& run);
+// A session log named on the command line: target itself when it is a file,
+// else the log of the run with that id. The error names what was not found.
+Result<std::string> FindLog(store::Store& store, const std::string& target);
 
 }  // namespace kiln::runner

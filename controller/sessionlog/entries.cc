@@ -8,7 +8,7 @@
 
 namespace kiln::sessionlog {
 
-Result<Entries> ReadEntries(const std::string& path, const std::string& blob_dir) {
+Result<Entries> ReadEntries(const std::string& path, const std::string& blob_dir, bool lenient) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Error::Sys("open(" + Quote(path) + ")", errno);
   const std::string blobs = BlobDirFor(path, blob_dir);
@@ -38,9 +38,15 @@ Result<Entries> ReadEntries(const std::string& path, const std::string& blob_dir
         return "seq " + std::to_string(e.seq) + " (" + e.type + "): blob " + name;
       };
       Result<std::string> content = ReadFile(blobs + "/" + name);
-      if (!content.ok()) return content.error().Wrap(where());
-      e.payload = nlohmann::json::parse(*content, nullptr, false);
-      if (e.payload.is_discarded()) return Error::Invalid(where() + " is not JSON");
+      if (content.ok()) e.payload = nlohmann::json::parse(*content, nullptr, false);
+      if (!content.ok() || e.payload.is_discarded()) {
+        if (!lenient) {
+          return content.ok() ? Error::Invalid(where() + " is not JSON")
+                              : content.error().Wrap(where());
+        }
+        e.payload = nullptr;
+        ++out.unreadable_blobs;
+      }
     } else {
       e.payload = nlohmann::json::parse(rec->payload, nullptr, false);
     }

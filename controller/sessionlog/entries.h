@@ -23,13 +23,16 @@ struct Entry {
 };
 
 struct Entries {
-  std::vector<Entry> records;  // the lines that are records, in file order
-  uint64_t damaged = 0;        // lines that are not
+  std::vector<Entry> records;     // the lines that are records, in file order
+  uint64_t damaged = 0;           // lines that are not
+  uint64_t unreadable_blobs = 0;  // lenient reads: records whose payload stays null
 };
 
 // Reads every record of the log at path, blobs from blob_dir ("": "blobs"
 // beside the log). A blob that is missing, unreadable or not JSON is an error
-// naming the record's seq and type and the blob.
-Result<Entries> ReadEntries(const std::string& path, const std::string& blob_dir = "");
+// naming the record's seq and type and the blob; when lenient, the record's
+// payload is null instead, and counted.
+Result<Entries> ReadEntries(const std::string& path, const std::string& blob_dir = "",
+                            bool lenient = false);
 
 }  // namespace kiln::sessionlog

@@ -217,7 +217,8 @@ TEST_F(Replay, TheSkillIsTheRecordedOneNotTodays) {
   Outcome o = ReplayOf(run["id"]);
   EXPECT_EQ(o.status, 0) << o.out << o.err;
   auto recs = Records(Report(o)["replay"]["log"]);
-  EXPECT_EQ(recs.front()["payload"]["runtime_spec"], Records(run["log_path"]).front()["payload"]["runtime_spec"]);
+  EXPECT_EQ(recs.front()["payload"]["runtime_spec"],
+            Records(run["log_path"]).front()["payload"]["runtime_spec"]);
 }
 
 TEST_F(Replay, ARequestTheRecordingDoesNotHaveIsNamedAndAForcedReplaySaysSoOnEveryLine) {
@@ -270,7 +271,9 @@ TEST_F(Replay, EachKindOfTamperingIsRefused) {
     const char* finding;
   } cases[] = {
       {"modified",
-       [&](const std::string& p) { Tamper(p, tool, [](json& r) { r["payload"]["output"] = "x"; }); },
+       [&](const std::string& p) {
+         Tamper(p, tool, [](json& r) { r["payload"]["output"] = "x"; });
+       },
        "modified"},
       {"deleted",
        [&](const std::string& p) {
@@ -314,7 +317,8 @@ TEST_F(Replay, InputsThisHostCannotGiveBackAreRefusedClearly) {
   // A recorded image that is not the host's any more (forced: the record was changed).
   std::string copy = root_ + "/logs/image.log";
   fs::copy_file(log, copy);
-  Tamper(copy, 0, [](json& r) { r["payload"]["image"]["digest"] = "sha256:" + std::string(64, 'a'); });
+  Tamper(copy, 0,
+         [](json& r) { r["payload"]["image"]["digest"] = "sha256:" + std::string(64, 'a'); });
   o = ReplayOf(copy, {"--force"});
   EXPECT_EQ(o.status, 2) << o.out << o.err;
   EXPECT_TRUE(Contains(Report(o)["error"], "the recorded image sha256:aaaa")) << o.out;
@@ -333,7 +337,8 @@ TEST_F(Replay, InputsThisHostCannotGiveBackAreRefusedClearly) {
 
   // A missing blob: a record over the log's inline limit (64 KiB).
   Setup("replies:\n  - tool_calls: [{name: write, input: {path: big.txt, content: " +
-            std::string(70000, 'a') + "}}]\n  - tool_calls: [{name: submit, input: {summary: done}}]\n" +
+            std::string(70000, 'a') +
+            "}}]\n  - tool_calls: [{name: submit, input: {summary: done}}]\n" +
             "default: {tool_calls: [{name: submit, input: {summary: done}}]}\n",
         "cache_dir: " + root_ + "/cache\n");
   Outcome big = RunRole("edit");
@@ -354,8 +359,8 @@ TEST_F(Replay, InputsThisHostCannotGiveBackAreRefusedClearly) {
   fs::remove_all(root_ + "/cache");
   o = ReplayOf(second["id"]);
   EXPECT_EQ(o.status, 2) << o.out << o.err;
-  EXPECT_TRUE(Contains(Report(o)["error"], "the recorded commit " +
-                                               second["commit_sha"].get<std::string>()))
+  EXPECT_TRUE(Contains(Report(o)["error"],
+                       "the recorded commit " + second["commit_sha"].get<std::string>()))
       << o.out;
 
   // Neither a log nor a run.
@@ -387,12 +392,13 @@ TEST_F(Replay, ALogOfACrashedRunIsRefused) {
 }
 
 TEST_F(Replay, NormalisationHidesVolatileTextAndCountsIt) {
-  json run = Recorded(R"yaml(
+  json run =
+      Recorded(R"yaml(
 replies:
   - tool_calls: [{name: shell, input: {command: "date -u +%Y-%m-%dT%H:%M:%S.%NZ; echo nanos=$(date +%N)"}}]
   - tool_calls: [{name: submit, input: {summary: done}}]
 )yaml",
-                      "replay:\n  normalise:\n    - {pattern: 'nanos=\\d+', replace: 'nanos=<n>'}\n");
+               "replay:\n  normalise:\n    - {pattern: 'nanos=\\d+', replace: 'nanos=<n>'}\n");
   Outcome o = ReplayOf(run["id"]);
   ASSERT_EQ(o.status, 0) << o.out << o.err;
   json rep = Report(o);

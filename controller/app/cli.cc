@@ -417,7 +417,8 @@ int DoSteer(const RunsOptions& o) {
 }
 
 struct ReplayOptions {
-  std::string config, report;
+  std::string config, report, skill;
+  std::vector<std::string> targets;
   bool json = false;
   replay::Options replay;
 };
@@ -434,7 +435,47 @@ int DoReplay(const ReplayOptions& o) {
     spdlog::info("kiln replay: signal {}, stopping the replay", sig);
     g_stop.store(true);
   });
-  replay::Report rep = replay::Replay(c->services(), o.replay, g_stop);
+  if (o.targets.size() > 1 && !o.replay.rerun) {
+    return Fail(Error::Invalid("several runs at once are re-runs: add --rerun"));
+  }
+  if ((!o.skill.empty() || !o.replay.model.empty()) && !o.replay.rerun) {
+    return Fail(Error::Invalid(
+        "--skill and --model change the run: they need --rerun (a replay gives the recorded run "
+        "its recorded skill and model)"));
+  }
+  std::vector<replay::Options> each;
+  for (const std::string& target : o.targets) {
+    replay::Options r = o.replay;
+    r.target = target;
+    if (!o.skill.empty()) {
+      size_t eq = o.skill.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == o.skill.size()) {
+        return Fail(Error::Invalid("--skill " + Quote(o.skill) + ": expected ROLE=PATH"));
+      }
+      r.skill_role = o.skill.substr(0, eq);
+      r.skill_file = o.skill.substr(eq + 1);
+    }
+    each.push_back(std::move(r));
+  }
+  std::vector<replay::Report> reports = replay::ReplayAll(c->services(), each, g_stop);
+  if (reports.size() > 1) {
+    // One report per run; the worst exit status.
+    json all = json::array();
+    int worst = 0;
+    for (const auto& rep : reports) {
+      all.push_back(rep.ToJson());
+      worst = std::max(worst, rep.exit_code);
+      if (!o.json) std::cout << ForTerminal(rep.ToText()) << "\n";
+    }
+    if (o.json) std::cout << ForTerminalJson(all.dump(2)) << "\n";
+    if (!o.report.empty()) {
+      if (Status st = WriteFileAtomic(o.report, all.dump(2) + "\n", 0644); !st.ok()) {
+        return Fail(st.error().Wrap("--report"), replay::kInfrastructure);
+      }
+    }
+    return worst;
+  }
+  const replay::Report& rep = reports.front();
   json j = rep.ToJson();
   if (!o.report.empty()) {
     if (Status st = WriteFileAtomic(o.report, j.dump(2) + "\n", 0644); !st.ok()) {
@@ -562,7 +603,10 @@ void Register(CLI::App& app, int* exit_code) {
       "replay",
       "Run a recorded run again in a fresh sandbox, the model answered from its session log, and "
       "name the first divergence (exit 0 identical, 1 diverged, 2 refused, 125 failed)");
-  rp->add_option("target", ro_replay->replay.target, "run id, or a session log's path")->required();
+  rp->add_option("target", ro_replay->targets,
+                 "run id, or a session log's path (several with --rerun)")
+      ->required()
+      ->expected(1, -1);
   rp->add_option("--config", ro_replay->config, "configuration file (default /etc/kiln/kiln.yaml)");
   rp->add_flag("--json", ro_replay->json, "print the report as JSON");
   rp->add_option("--report", ro_replay->report, "also write the JSON report to this file");
@@ -570,6 +614,12 @@ void Register(CLI::App& app, int* exit_code) {
                "replay a log that does not verify; every line of the report says so");
   rp->add_option("--image", ro_replay->replay.image,
                  "run on this image digest instead of the recorded one (reported)");
+  rp->add_flag("--rerun", ro_replay->replay.rerun,
+               "run the recorded inputs again with the configured model instead of the recording, "
+               "and compare outcomes (status, result, diff, turns, tokens, cost, time)");
+  rp->add_option("--skill", ro_replay->skill,
+                 "ROLE=PATH: with --rerun, this SKILL.md instead of the recorded skill");
+  rp->add_option("--model", ro_replay->replay.model, "with --rerun, this model name");
   rp->callback([ro_replay, exit_code] { *exit_code = DoReplay(*ro_replay); });
 
   auto ao = std::make_shared<AuditOptions>();

@@ -2,15 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "base/clock.h"
+#include "controller/config/skill.h"
 #include "controller/forge/api.h"
 #include "controller/run/provision.h"
 #include "controller/run/runner.h"
 #include "controller/sessionlog/entries.h"
 #include "controller/sessionlog/verify.h"
+#include "runtime/spec.h"
+#include "runtime/tools/json_schema.h"
 
 namespace kiln::replay {
 namespace {
@@ -120,9 +125,17 @@ class Replayer {
       : s_(s), cfg_(*s.config), o_(o), rep_(*rep) {}
 
   void Go(const std::atomic<bool>& stop) {
+    rep_.mode = o_.rerun ? "rerun" : "replay";
     if (!Original()) return;
     if (!Inputs()) return;
     if (!Run(stop)) return;
+    if (o_.rerun) {
+      rep_.original.outcomes = Outcomes(original_);
+      rep_.replay.outcomes = Outcomes(replay_);
+      rep_.verdict = "rerun";
+      rep_.exit_code = kIdentical;
+      return;
+    }
     Judge();
   }
 
@@ -230,8 +243,16 @@ class Replayer {
     }
     recorded_.start = start;
     recorded_.image_digest = rep_.image_used;
-    recorded_.replay_of = {
-        {"run_id", rep_.original.run_id}, {"log", rep_.original.log}, {"head", rep_.original.head}};
+    recorded_.replay_of = {{"run_id", rep_.original.run_id},
+                           {"log", rep_.original.log},
+                           {"head", rep_.original.head},
+                           {"mode", rep_.mode}};
+    if (o_.rerun) {
+      recorded_.live = true;
+      recorded_.model = o_.model;
+      if (!o_.model.empty()) recorded_.replay_of["model"] = o_.model;
+      if (!o_.skill_file.empty() && !Skill()) return false;
+    }
     if (auto plan = provision::PlanRecorded(s_, recorded_); !plan) {
       Refuse(kBadInput, plan.error().message());
       return false;
@@ -239,24 +260,100 @@ class Replayer {
     return true;
   }
 
-  // The run itself, the model answered from the recording.
-  bool Run(const std::atomic<bool>& stop) {
-    auto model = std::make_shared<RecordedModel>(Exchanges(original_));
-    auto server = forge::ApiServer::Start(
-        "127.0.0.1:0", [model](const forge::ApiRequest& r) { return model->Answer(r); },
-        kModelBodyLimit);
-    if (!server) {
-      Refuse(kInfrastructure, "starting the recorded model: " + server.error().message());
+  // --skill ROLE=PATH: the role must be the recorded run's.
+  bool Skill() {
+    std::string role = Str(start_->payload, {"role"});
+    if (o_.skill_role != role) {
+      Refuse(kBadInput, "--skill " + o_.skill_role + "=" + o_.skill_file + ": the recorded run " +
+                            rep_.original.run_id + " is of role " + Quote(role));
       return false;
     }
-    recorded_.model_upstream = "http://127.0.0.1:" + std::to_string((*server)->port());
+    auto text = ReadFile(o_.skill_file);
+    auto parsed = text ? skill::Parse(*text, o_.skill_file) : Result<skill::Skill>(text.error());
+    if (!parsed) {
+      Refuse(kBadInput, "--skill: " + parsed.error().message());
+      return false;
+    }
+    if (parsed->role.empty()) parsed->role = role;
+    recorded_.skill = std::move(*parsed);
+    recorded_.replay_of["skill"] = {{"path", o_.skill_file}, {"sha256", recorded_.skill->sha256}};
+    return true;
+  }
+
+  // What a run came to, for a re-run's table: from its log alone.
+  static json Outcomes(const Entries& log) {
+    json o = {{"status", nullptr}, {"outcome", nullptr}, {"result_schema", "no result"},
+              {"gate", "none"},    {"diff_files", 0},    {"diff_bytes", 0},
+              {"turns", nullptr},  {"tokens", nullptr},  {"cost_microusd", nullptr},
+              {"wall_ms", nullptr}};
+    json schema;
+    for (const Entry& e : log.records) {
+      const json& p = e.payload;
+      if (e.type == "run.start") {
+        auto rs = spec::ParseText(Str(p, {"runtime_spec", "text"}), "spec");
+        if (rs) schema = rs->result_schema;
+      } else if (e.type == "result" && p.is_object()) {
+        o["outcome"] = p.value("outcome", json());
+        if (p.contains("result") && !p["result"].is_null() && schema.is_object()) {
+          auto errors = json_schema::Validate(schema, p["result"]);
+          o["result_schema"] = errors.empty() ? "valid" : "invalid: " + errors.front();
+        }
+        const json diff = p.value("diff", json::object());
+        if (diff.is_object()) {
+          o["diff_files"] = diff.value("files", json::array()).size();
+          o["diff_bytes"] = diff.value("bytes", json(0));
+        }
+        const json totals = p.value("totals", json::object());
+        if (totals.is_object()) {
+          o["turns"] = totals.value("turns", json());
+          if (totals.contains("input_tokens")) {
+            o["tokens"] = totals.value("input_tokens", uint64_t{0}) +
+                          totals.value("output_tokens", uint64_t{0}) +
+                          totals.value("cache_read_tokens", uint64_t{0}) +
+                          totals.value("cache_write_tokens", uint64_t{0});
+          }
+          o["cost_microusd"] = totals.value("cost_microusd", json());
+          o["wall_ms"] = totals.value("wall_ms", json());
+        }
+      } else if (e.type == "controller" && p.is_object()) {
+        std::string event = p.value("event", "");
+        if (event == "command_output") o["gate"] = "exit " + p.value("exit_code", json()).dump();
+        if (event == "decision") {
+          json refused = p.value("actions", json::object()).value("refused", json::array());
+          o["gate"] = refused.empty() ? "accepted"
+                                      : "refused " + std::to_string(refused.size()) + " part(s)";
+        }
+      } else if (e.type == "run.end" && p.is_object()) {
+        o["status"] = p.value("status", json());
+      }
+    }
+    return o;
+  }
+
+  // The run itself: the model answered from the recording, or (re-run) the
+  // configuration's gateway.
+  bool Run(const std::atomic<bool>& stop) {
+    std::shared_ptr<RecordedModel> model;
+    std::unique_ptr<forge::ApiServer> server;
+    if (!o_.rerun) {
+      model = std::make_shared<RecordedModel>(Exchanges(original_));
+      auto started = forge::ApiServer::Start(
+          "127.0.0.1:0", [model](const forge::ApiRequest& r) { return model->Answer(r); },
+          kModelBodyLimit);
+      if (!started) {
+        Refuse(kInfrastructure, "starting the recorded model: " + started.error().message());
+        return false;
+      }
+      server = std::move(*started);
+      recorded_.model_upstream = "http://127.0.0.1:" + std::to_string(server->port());
+    }
     const json& start = start_->payload;
     store::RunRequest req;
     req.role = Str(start, {"role"});
     req.repo = url_;
     req.commit = commit_;
     req.task = Str(start, {"task"});
-    req.requested_by = "replay:" + rep_.original.run_id;
+    req.requested_by = rep_.mode + ":" + rep_.original.run_id;
     req.max_attempts = 1;
     auto queued = s_.store->Enqueue(req, NowMs());
     if (!queued) {
@@ -270,10 +367,11 @@ class Replayer {
     }
     spdlog::info("replay of {}: run {}", rep_.original.run_id, started->id);
     store::Run done = runner::Execute(s_, *started, stop, 0, &recorded_);
-    server->reset();
-    rep_.model_requests = model->served();
-    rep_.replay = {done.id, done.log_path, done.log_head, std::string(store::ToString(done.status)),
-                   done.outcome};
+    server.reset();
+    if (model) rep_.model_requests = model->served();
+    rep_.replay = {done.id,       done.log_path,
+                   done.log_head, std::string(store::ToString(done.status)),
+                   done.outcome,  json()};
     if (done.status == store::Status::kError || done.status == store::Status::kQueued) {
       bool bad = done.outcome == "bad_input";
       Refuse(bad ? kBadInput : kInfrastructure,
@@ -319,6 +417,23 @@ class Replayer {
 };
 
 }  // namespace
+
+std::vector<Report> ReplayAll(const runner::Services& services, const std::vector<Options>& options,
+                              const std::atomic<bool>& stop) {
+  std::vector<Report> reports(options.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < options.size();) {
+      reports[i] = Replay(services, options[i], stop);
+    }
+  };
+  size_t n = std::min<size_t>(options.size(), std::max(1, services.config->concurrency.max_runs));
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < n; ++i) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  return reports;
+}
 
 Report Replay(const runner::Services& services, const Options& options,
               const std::atomic<bool>& stop) {

@@ -34,6 +34,13 @@ struct Options {
   std::string target;  // a run id in the store, or a session log's path
   bool force = false;  // replay a log that does not verify, and say so
   std::string image;   // an image digest to run on instead of the recorded one
+  // A re-run: the recorded inputs (commit, task, image, budgets, tools) with
+  // the configured model (live or scripted) instead of the recording, and
+  // optionally another skill file for the role or another model name. No
+  // step-by-step comparison: the outcomes side by side.
+  bool rerun = false;
+  std::string skill_role, skill_file;  // --skill ROLE=PATH
+  std::string model;                   // --model NAME
 };
 
 struct Report {
@@ -43,8 +50,12 @@ struct Report {
   bool forced = false;                // the original did not verify; replayed anyway
   std::vector<std::string> findings;  // the verifier's, when it did not verify
 
+  std::string mode = "replay";  // or "rerun"
   struct Side {
     std::string run_id, log, head, status, outcome;
+    // A re-run's outcome table: status, outcome, result_schema, gate,
+    // diff_files, diff_bytes, turns, tokens, cost_microusd, wall_ms.
+    nlohmann::json outcomes;
   } original, replay;
   std::string image_recorded, image_used;
   uint64_t model_requests = 0;  // answered from the recording
@@ -56,9 +67,17 @@ struct Report {
   std::string ToText() const;
 };
 
-// Replays options.target. Never fails: what went wrong is in the report
-// (its exit_code, verdict and error).
+// Replays options.target (or re-runs it). Never fails: what went wrong is
+// in the report (its exit_code, verdict and error). A re-run that ran is
+// exit 0, verdict "rerun", whatever its outcome: the outcomes are compared,
+// not judged.
 Report Replay(const runner::Services& services, const Options& options,
               const std::atomic<bool>& stop);
+
+// Re-runs (or replays) several recorded runs at once, at most the
+// configuration's concurrency.max_runs at a time: the harness the improver
+// tests a changed skill with. Reports in the order of the options.
+std::vector<Report> ReplayAll(const runner::Services& services, const std::vector<Options>& options,
+                              const std::atomic<bool>& stop);
 
 }  // namespace kiln::replay

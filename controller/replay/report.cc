@@ -1,4 +1,5 @@
 // The replay's report, as JSON (docs/replay.md has the format) and as text.
+#include <iomanip>
 #include <sstream>
 
 #include "controller/replay/replay.h"
@@ -20,13 +21,16 @@ json DivergenceJson(const Divergence& d) {
 
 json Report::ToJson() const {
   auto side = [](const Side& s) {
-    return json{{"run_id", s.run_id},
-                {"log", s.log},
-                {"head", s.head},
-                {"status", s.status},
-                {"outcome", s.outcome}};
+    json j = {{"run_id", s.run_id},
+              {"log", s.log},
+              {"head", s.head},
+              {"status", s.status},
+              {"outcome", s.outcome}};
+    if (!s.outcomes.is_null()) j["outcomes"] = s.outcomes;
+    return j;
   };
-  json j = {{"verdict", verdict},
+  json j = {{"mode", mode},
+            {"verdict", verdict},
             {"exit_code", exit_code},
             {"verified", findings.empty()},
             {"forced", forced},
@@ -91,6 +95,15 @@ std::string Report::ToText() const {
       << rules[i].source << ": " << rules[i].pattern << " -> " << rules[i].replace << ")\n";
   }
   if (!error.empty()) o << verdict << ": " << error << "\n";
+  if (original.outcomes.is_object() && replay.outcomes.is_object()) {
+    auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+    o << std::left << std::setw(15) << "" << std::setw(25) << "original"
+      << "rerun\n";
+    for (const auto& [key, value] : original.outcomes.items()) {
+      o << std::setw(15) << key << std::setw(25) << text(value)
+        << text(replay.outcomes.value(key, json())) << "\n";
+    }
+  }
   const auto& d = comparison.divergences;
   if (verdict == "identical") o << "identical\n";
   if (!d.empty()) {

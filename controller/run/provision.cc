@@ -216,6 +216,37 @@ Result<std::string> RecordedText(const json& start, std::initializer_list<const 
 
 }  // namespace
 
+// A re-run's skill: the given core skill with the companions the recorded
+// run had, read again from the repository where the run read them.
+Status RespecializeRecorded(const runner::Services& s, const json& start, const skill::Skill& core,
+                            RunPlan* plan, spec::RunSpec* rs) {
+  if (core.role != plan->skill.role) {
+    return Error::Invalid("skill " + Quote(core.path) + " is for role " + Quote(core.role) +
+                          ", and the recorded run's role is " + Quote(plan->skill.role));
+  }
+  if (core.mode != skill::Mode::kAgent) {
+    return Error::Invalid("skill " + Quote(core.path) + " runs a command, not an agent");
+  }
+  std::vector<std::pair<std::string, std::string>> companions;
+  if (!plan->skill.companions.empty()) {
+    KILN_ASSIGN_OR_RETURN(std::string url, RecordedText(start, {"repository", "url"}));
+    KILN_ASSIGN_OR_RETURN(std::string commit, RecordedText(start, {"repository", "commit"}));
+    KILN_ASSIGN_OR_RETURN(git::Resolved repo, s.cache->Resolve(url, commit));
+    const json base = start.value("context", json::object()).value("base_sha", json());
+    std::string at = base.is_string() ? base.get<std::string>() : repo.commit;
+    for (const std::string& path : plan->skill.companions) {
+      KILN_ASSIGN_OR_RETURN(auto text, git::ReadFileAt(repo.mirror_path, at, path));
+      if (!text) return Error::NotFound("the recorded companion skill " + Quote(path) + " is gone");
+      companions.emplace_back(path, std::move(*text));
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(plan->skill, skill::Specialize(core, companions));
+  rs->skill = plan->skill.body;
+  rs->result_schema = plan->skill.result_schema;
+  if (plan->skill.tools) rs->tools = *plan->skill.tools;
+  return Ok();
+}
+
 Result<RunPlan> PlanRecorded(const runner::Services& s, const Recorded& rec) {
   const json& start = rec.start;
   RunPlan plan;
@@ -278,9 +309,20 @@ Result<RunPlan> PlanRecorded(const runner::Services& s, const Recorded& rec) {
   plan.skill.body = rs.skill;
   plan.skill.result_schema = rs.result_schema;
   KILN_ASSIGN_OR_RETURN(plan.gateway, RecordedText(start, {"model", "gateway"}));
-  plan.replay_gateway = proxy::Gateway{plan.gateway, rec.model_upstream, {}, ""};
+  if (!rec.live) {
+    plan.replay_gateway = proxy::Gateway{plan.gateway, rec.model_upstream, {}, ""};
+    plan.runtime_spec = std::move(rs);
+    plan.recorded_spec = std::move(text);
+    return plan;
+  }
+  if (s.config->models.count(plan.gateway) == 0) {
+    return Error::Invalid("the recorded run used model gateway " + Quote(plan.gateway) +
+                          ", which has no entry under 'models' in " + s.config->source);
+  }
+  if (rec.skill) KILN_TRY(RespecializeRecorded(s, start, *rec.skill, &plan, &rs));
+  if (!rec.model.empty()) rs.model.name = rec.model;
+  if (auto fault = spec::Check(rs)) return fault->ToError().Wrap("the re-run's spec");
   plan.runtime_spec = std::move(rs);
-  plan.recorded_spec = std::move(text);
   return plan;
 }
 

@@ -70,12 +70,20 @@ struct Recorded {
   std::string model_upstream;  // the base URL that answers for the model
   std::string image_digest;    // the image the replay must run on
   nlohmann::json replay_of;    // recorded in the replay's run.start
+  // A re-run (kiln replay --rerun): the configuration's gateway answers
+  // (a live or scripted model; model_upstream unused), and the role's skill
+  // (with the recorded run's companions) or the model's name may differ.
+  // The recorded budgets, task and tools stay.
+  bool live = false;
+  std::optional<skill::Skill> skill;
+  std::string model;
 };
 
 // The plan of a replay: the recorded spec (skill text, model, budgets,
 // tools) checked against its recorded hash, the recorded secret names with
-// today's values, the recorded egress rules, timeout and command. An error
-// names what the recording lacks or what this host does not have.
+// today's values, the recorded egress rules, timeout and command. A re-run's
+// spec is the recorded one with its skill and model replaced as asked. An
+// error names what the recording lacks or what this host does not have.
 Result<RunPlan> PlanRecorded(const runner::Services& services, const Recorded& recorded);
 
 // The host image's digest: SHA-256 over its /etc fingerprint and dpkg's

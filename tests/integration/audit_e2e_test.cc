@@ -77,8 +77,8 @@ TEST_F(Audit, ARealRunInEveryFormatAndInChromium) {
   }
 
   // What a reader sees, in a real browser.
-  const std::string chromium = std::getenv("KILN_CHROMIUM") ? std::getenv("KILN_CHROMIUM")
-                                                            : "/usr/bin/chromium";
+  const std::string chromium =
+      std::getenv("KILN_CHROMIUM") ? std::getenv("KILN_CHROMIUM") : "/usr/bin/chromium";
   const std::string page = std::string(KILN_SOURCE_DIR) + "/tests/browser/page.mjs";
   if (::access(chromium.c_str(), X_OK) != 0 ||
       !fs::exists(std::string(KILN_SOURCE_DIR) + "/tests/browser/node_modules/playwright-core") ||

@@ -431,5 +431,100 @@ replies:
       << o.err;
 }
 
+// The scripted model answers by skill: the recorded skill's runs write one
+// file, a run with the changed skill ("Be thorough") writes two.
+constexpr char kBySkillScript[] = R"yaml(
+conversations:
+  - match: "Be thorough."
+    replies:
+      - tool_calls: [{name: write, input: {path: one.txt, content: "1\n"}}]
+      - tool_calls: [{name: write, input: {path: two.txt, content: "2\n"}}]
+      - tool_calls: [{name: submit, input: {summary: "two files"}}]
+  - match: "You are a test agent."
+    replies:
+      - tool_calls: [{name: write, input: {path: one.txt, content: "1\n"}}]
+      - tool_calls: [{name: submit, input: {summary: "one file"}}]
+    default: {tool_calls: [{name: submit, input: {summary: "again"}}]}
+)yaml";
+
+TEST_F(Replay, ARerunWithAChangedSkillComparesOutcomesSideBySide) {
+  json run = Recorded(kBySkillScript);
+  std::string changed = root_ + "/changed-edit.md";
+  WriteAll(changed,
+           "---\nname: edit\ndescription: test role edit, changed\nbudgets: {max_turns: 3}\n---\n"
+           "Be thorough.\n");
+  Outcome o = ReplayOf(run["id"], {"--rerun", "--skill", "edit=" + changed});
+  ASSERT_EQ(o.status, 0) << o.out << o.err;
+  json rep = Report(o);
+  EXPECT_EQ(rep["mode"], "rerun");
+  EXPECT_EQ(rep["verdict"], "rerun");
+  const json& before = rep["original"]["outcomes"];
+  const json& after = rep["replay"]["outcomes"];
+  EXPECT_EQ(before["status"], "succeeded");
+  EXPECT_EQ(after["status"], "succeeded");
+  EXPECT_EQ(before["turns"], 2);
+  EXPECT_EQ(after["turns"], 3);
+  EXPECT_EQ(before["diff_files"], 1);
+  EXPECT_EQ(after["diff_files"], 2);
+  EXPECT_EQ(after["result_schema"], "valid");
+  EXPECT_GT(after["tokens"].get<uint64_t>(), before["tokens"].get<uint64_t>());
+  EXPECT_TRUE(after["wall_ms"].is_number());
+  // The rerun kept the recorded budgets (10 turns), not the new skill's 3,
+  // and names the skill it ran with.
+  auto recs = Records(rep["replay"]["log"]);
+  const json& start = recs.front()["payload"];
+  EXPECT_EQ(start["budgets"]["max_turns"], 10);
+  EXPECT_EQ(start["replay_of"]["mode"], "rerun");
+  EXPECT_EQ(start["replay_of"]["skill"]["path"], changed);
+  EXPECT_EQ(start["skill"]["sha256"], start["replay_of"]["skill"]["sha256"]);
+  EXPECT_TRUE(Contains(start["runtime_spec"]["text"], "Be thorough.")) << start.dump();
+  ExpectLogVerifies(rep["replay"]["log"]);
+
+  // The text table, side by side.
+  Outcome text = Kiln({"replay", "--config", config_, run["id"], "--rerun"});
+  EXPECT_EQ(text.status, 0) << text.out << text.err;
+  EXPECT_TRUE(Contains(text.out, "original")) << text.out;
+  EXPECT_TRUE(Contains(text.out, "diff_files")) << text.out;
+}
+
+TEST_F(Replay, SeveralRerunsAtOnceAndTheirBadInputs) {
+  json first = Recorded(kBySkillScript);
+  json second = RunJson(RunRole("edit", "another task"));
+  Outcome o = Kiln({"replay", "--config", config_, "--json", "--rerun", "--model", "model-b",
+                    first["id"], second["id"]});
+  ASSERT_EQ(o.status, 0) << o.out << o.err;
+  json all = json::parse(o.out);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0]["original"]["run_id"], first["id"]);
+  EXPECT_EQ(all[1]["original"]["run_id"], second["id"]);
+  for (const auto& rep : all) {
+    EXPECT_EQ(rep["replay"]["outcomes"]["status"], "succeeded") << rep.dump();
+    for (const auto& r : Records(rep["replay"]["log"])) {
+      if (r["type"] == "model.request") {
+        EXPECT_EQ(r["payload"]["model"], "model-b");
+      }
+    }
+  }
+
+  std::string other = root_ + "/other.md";
+  WriteAll(other, "---\nname: review\ndescription: x\n---\nReview.\n");
+  struct Case {
+    std::vector<std::string> args;
+    const char* message;
+  } cases[] = {
+      {{"--rerun", "--skill", "review=" + other}, "is of role 'edit'"},
+      {{"--skill", "edit=" + other}, "need --rerun"},
+      {{"--rerun", "--skill", "edit"}, "expected ROLE=PATH"},
+      {{"--rerun", "--skill", "edit=" + root_ + "/absent.md"}, "absent.md"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"replay", "--config", config_, first["id"]};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    Outcome bad = Kiln(args);
+    EXPECT_EQ(bad.status, 2) << bad.out << bad.err;
+    EXPECT_TRUE(Contains(bad.out + bad.err, c.message)) << bad.out << bad.err;
+  }
+}
+
 }  // namespace
 }  // namespace kiln::testing

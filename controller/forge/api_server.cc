@@ -147,6 +147,10 @@ struct ApiServer::Impl {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
+        // A response's head and body are separate writes: without this the
+        // body waits for the client's delayed ACK.
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
         std::make_shared<Session>(std::move(socket), &handler, body_limit)->Read();
         Accept();
         return;

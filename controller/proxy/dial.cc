@@ -84,6 +84,10 @@ void Connection::OnResolved(const Target& target, bool check_addresses,
 }
 
 void Connection::OnConnected(const Target& target, std::function<void()> then) {
+  // What the proxy relays goes out as it comes: no wait for a delayed ACK
+  // between a request's head and its body.
+  error_code ignored;
+  upstream_->socket().set_option(tcp::no_delay(true), ignored);
   auto* tls = upstream_->tls();
   if (tls == nullptr) {
     connect_timer_.cancel();

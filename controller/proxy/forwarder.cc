@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -148,6 +149,11 @@ void AcceptAll(int listener, const std::string& socket_path,
   while (links.size() < kMaxConnections) {
     int tcp = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (tcp < 0) return;  // EAGAIN, or a transient error (the next poll retries)
+    // A relay passes on what it read at once: with Nagle's algorithm the
+    // second small write of a response (its body after its head) waited for
+    // the client's delayed ACK, 40 ms a model turn.
+    int one = 1;
+    setsockopt(tcp, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int proxy = ConnectProxy(socket_path);
     if (proxy < 0) {
       if (!warned)

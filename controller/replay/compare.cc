@@ -46,22 +46,29 @@ std::string Text(const json& v) {
   return v.dump(2);
 }
 
-std::string FieldText(const json& payload, const std::string& field) {
+// The field's value in payload ("a.b": a member of a member); null when absent.
+const json& Field(const json& payload, const std::string& field) {
+  static const json kNone;
   const json* v = &payload;
   size_t at = 0;
-  while (at <= field.size()) {
+  for (;;) {
     size_t dot = field.find('.', at);
     std::string key = field.substr(at, dot == std::string::npos ? std::string::npos : dot - at);
-    if (!v->is_object() || !v->contains(key)) return "(none)";
+    if (!v->is_object() || !v->contains(key)) return kNone;
     v = &v->at(key);
-    if (dot == std::string::npos) break;
+    if (dot == std::string::npos) return *v;
     at = dot + 1;
   }
-  if (field == "body" && v->is_string()) {
-    json parsed = json::parse(v->get<std::string>(), nullptr, false);
+}
+
+// The value as compared and shown: text as itself, a request body as
+// pretty-printed JSON (so that a diff shows the message that changed).
+std::string FieldText(const json& v, const std::string& field) {
+  if (field == "body" && v.is_string()) {
+    json parsed = json::parse(v.get<std::string>(), nullptr, false);
     if (!parsed.is_discarded()) return parsed.dump(2);
   }
-  return Text(*v);
+  return Text(v);
 }
 
 // A one-line description of a record, for a record the other side lacks.
@@ -93,7 +100,9 @@ class Comparer {
     auto fields = FieldsByType().find(kind);
     if (fields == FieldsByType().end()) return;
     for (const std::string& field : fields->second) {
-      std::string x = FieldText(a.payload, field), y = FieldText(b.payload, field);
+      const json &va = Field(a.payload, field), &vb = Field(b.payload, field);
+      if (va == vb) continue;  // the common case, without rendering either
+      std::string x = FieldText(va, field), y = FieldText(vb, field);
       if (x == y) continue;
       std::vector<uint64_t> hx, hy;
       std::string nx = n_.Apply(x, &hx), ny = n_.Apply(y, &hy);

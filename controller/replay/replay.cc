@@ -50,8 +50,9 @@ std::vector<Exchange> Exchanges(const Entries& log) {
       x.body = e.payload.value("body", "");
       x.request_id = e.payload.value("request_id", "");
       x.error = e.payload.value("error", "");
-      json request = json::parse(pending->payload.value("body", ""), nullptr, false);
-      x.stream = request.is_object() && request.value("stream", false);
+      // A streamed response is recorded as the SSE text it was.
+      x.stream =
+          x.body.starts_with("event:") || x.body.starts_with("data:") || x.body.starts_with(":");
       out.push_back(std::move(x));
       pending = nullptr;
     }

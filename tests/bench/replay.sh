@@ -19,21 +19,11 @@ kiln=$build/controller/kiln
 runs=${KILN_BENCH_RUNS:-5}
 [[ $(id -u) -eq 0 ]] || { echo "replay bench: run as root" >&2; exit 1; }
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
-source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tests/bench/lib/controller.sh
+source "$(dirname "$0")/lib/controller.sh"
 tmp=$(mktemp -d /tmp/kiln-bench-replay-XXXXXX)
 chmod 755 "$tmp"
-server_pid=
-cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
-  "$kiln" sandbox gc --state-dir "$tmp/state" >/dev/null 2>&1 || true
-  [[ -n ${KILN_BENCH_KEEP:-} ]] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-cp -r "$source_dir/demo/sample" "$tmp/demo"
-git init -q -b main "$tmp/demo"
-git -C "$tmp/demo" add -A
-git -C "$tmp/demo" -c user.name=b -c user.email=b@b commit -q -m initial
+trap 'bench_cleanup "$build" "$tmp"' EXIT
 # One conversation per length, told apart by the task.
 {
   echo "conversations:"
@@ -49,19 +39,7 @@ git -C "$tmp/demo" -c user.name=b -c user.email=b@b commit -q -m initial
 mkdir -p "$tmp/skills/worker"
 printf -- '---\nname: worker\ndescription: one command a turn\nbudgets: {max_turns: 250}\n---\nWork.\n' \
   >"$tmp/skills/worker/SKILL.md"
-"$build/tests/modelserver/kiln-model-server" --script "$tmp/script.yaml" >"$tmp/port" &
-server_pid=$!
-for _ in $(seq 50); do [[ -s $tmp/port ]] && break; sleep 0.1; done
-port=$(head -1 "$tmp/port")
-cat >"$tmp/kiln.yaml" <<YAML
-state_dir: $tmp/state
-skills_dir: $tmp/skills
-runtime_binary: $build/runtime/kiln-runtime
-forward_binary: $build/controller/proxy/kiln-proxy-forward
-metrics_listen: ""
-sandbox: {cgroup_parent: kiln-bench}
-models: {anthropic: {upstream: "http://127.0.0.1:$port"}}
-YAML
+bench_controller "$build" "$tmp" "$tmp/script.yaml"
 
 declare -A original
 for turns in 200 20; do

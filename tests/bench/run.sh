@@ -21,38 +21,16 @@ runs=${KILN_BENCH_RUNS:-50}
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 # shellcheck source=tests/bench/lib/repo.sh
 source "$(dirname "$0")/lib/repo.sh"
-source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tests/bench/lib/controller.sh
+source "$(dirname "$0")/lib/controller.sh"
 large=$(bench_repo 50000 1000)
 tmp=$(mktemp -d /tmp/kiln-bench-run-XXXXXX)
 chmod 755 "$tmp"
-server_pid=
-cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null
-  "$kiln" sandbox gc --state-dir "$tmp/state" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-cp -r "$source_dir/demo/sample" "$tmp/demo"
-git init -q -b main "$tmp/demo"
-git -C "$tmp/demo" add -A
-git -C "$tmp/demo" -c user.name=b -c user.email=b@b commit -q -m initial
+trap 'bench_cleanup "$build" "$tmp"' EXIT
 mkdir -p "$tmp/skills/noop"
 printf -- '---\nname: noop\ndescription: submits at once\n---\nSubmit.\n' >"$tmp/skills/noop/SKILL.md"
 echo 'default: {tool_calls: [{name: submit, input: {summary: done}}]}' >"$tmp/script.yaml"
-"$build/tests/modelserver/kiln-model-server" --script "$tmp/script.yaml" >"$tmp/port" &
-server_pid=$!
-for _ in $(seq 50); do [[ -s $tmp/port ]] && break; sleep 0.1; done
-port=$(head -1 "$tmp/port")
-cat >"$tmp/kiln.yaml" <<YAML
-state_dir: $tmp/state
-skills_dir: $tmp/skills
-runtime_binary: $build/runtime/kiln-runtime
-forward_binary: $build/controller/proxy/kiln-proxy-forward
-metrics_listen: ""
-sandbox: {cgroup_parent: kiln-bench}
-models: {anthropic: {upstream: "http://127.0.0.1:$port"}}
-YAML
+bench_controller "$build" "$tmp" "$tmp/script.yaml"
 
 # measure NAME REPO: KILN_BENCH_RUNS runs by sha; one timings object per line
 # in $tmp/NAME.jsonl, with the process's wall time added as process_us.

@@ -22,6 +22,7 @@ const std::map<std::string, std::vector<std::string>, std::less<>>& FieldsByType
       {"tool.result", {"tool", "call_id", "exit_status", "is_error", "truncated", "output"}},
       {"result", {"outcome", "result", "diff.patch", "diff.files"}},
       {"command_output", {"exit_code", "output"}},
+      {"steer", {"from", "message"}},
   };
   return fields;
 }
@@ -141,9 +142,11 @@ class Comparer {
   Comparison* out_;
 };
 
-// The records compared, split into the runtime's stream and the run's end.
+// The records compared, split into the runtime's stream, the steering
+// (recorded when the controller sent it: its place among the runtime's
+// records is a matter of timing) and the run's end.
 struct Streams {
-  std::vector<const Entry*> runtime;
+  std::vector<const Entry*> runtime, steering;
   std::map<std::string, const Entry*> end;  // result, command_output: the last of each
 };
 
@@ -153,11 +156,24 @@ Streams Split(const sessionlog::Entries& log) {
     std::string kind = KindOf(e);
     if (Runtime(kind)) {
       s.runtime.push_back(&e);
+    } else if (kind == "steer") {
+      s.steering.push_back(&e);
     } else if (kind == "result" || kind == "command_output") {
       s.end[kind] = &e;
     }
   }
   return s;
+}
+
+// Pairs two streams in order; what one side has beyond the other is missing
+// or extra.
+void PairStreams(Comparer& c, const std::vector<const Entry*>& a,
+                 const std::vector<const Entry*>& b) {
+  size_t common = std::min(a.size(), b.size());
+  for (size_t i = 0; i < common; ++i) c.Pair(*a[i], *b[i]);
+  for (size_t i = common; i < a.size(); ++i) c.Missing(*a[i]);
+  uint64_t last = a.empty() ? 0 : a.back()->seq;
+  for (size_t i = common; i < b.size(); ++i) c.Extra(last, *b[i]);
 }
 
 }  // namespace
@@ -167,11 +183,8 @@ Comparison Compare(const sessionlog::Entries& original, const sessionlog::Entrie
   Comparison out;
   Comparer c(normaliser, &out);
   Streams a = Split(original), b = Split(replay);
-  size_t common = std::min(a.runtime.size(), b.runtime.size());
-  for (size_t i = 0; i < common; ++i) c.Pair(*a.runtime[i], *b.runtime[i]);
-  for (size_t i = common; i < a.runtime.size(); ++i) c.Missing(*a.runtime[i]);
-  uint64_t last = a.runtime.empty() ? 0 : a.runtime.back()->seq;
-  for (size_t i = common; i < b.runtime.size(); ++i) c.Extra(last, *b.runtime[i]);
+  PairStreams(c, a.runtime, b.runtime);
+  PairStreams(c, a.steering, b.steering);
   for (const auto& [kind, entry] : a.end) {
     auto it = b.end.find(kind);
     if (it == b.end.end()) {

@@ -24,6 +24,16 @@ using nlohmann::json;
 using sessionlog::Entries;
 using sessionlog::Entry;
 
+// j's member at path, when it is a string; "" otherwise.
+std::string Str(const json& j, std::initializer_list<const char*> path) {
+  const json* v = &j;
+  for (const char* key : path) {
+    if (!v->is_object() || !v->contains(key)) return "";
+    v = &v->at(key);
+  }
+  return v->is_string() ? v->get<std::string>() : "";
+}
+
 // One model call as recorded: the response the runtime got.
 struct Exchange {
   int status = 0;
@@ -33,14 +43,39 @@ struct Exchange {
   std::string error;  // when no response came (status 0)
 };
 
+// A steering message and the response it is sent with.
+struct Steering {
+  size_t with_response = 0;
+  std::string from, message;
+};
+
 // The model calls of a log, in order: each model.request with the
-// model.response of the same turn and attempt that follows it.
-std::vector<Exchange> Exchanges(const Entries& log) {
+// model.response of the same turn and attempt that follows it. And where the
+// original agent took each steering message: the first request whose body
+// holds it. The replay sends it just before the response to the request
+// before that one, so that the replayed agent finds it at the same point (it
+// takes steering before each request). A message no later request holds
+// (the run ended first) goes with the last response.
+std::vector<Exchange> Exchanges(const Entries& log, std::vector<Steering>* steering) {
   std::vector<Exchange> out;
+  std::vector<Steering> waiting;
   const Entry* pending = nullptr;
   for (const Entry& e : log.records) {
     if (!e.payload.is_object()) continue;
-    if (e.type == "model.request") {
+    if (e.type == "steer") {
+      waiting.push_back({0, Str(e.payload, {"from"}), Str(e.payload, {"message"})});
+    } else if (e.type == "model.request") {
+      const std::string body = Str(e.payload, {"body"});
+      for (auto it = waiting.begin(); it != waiting.end();) {
+        std::string quoted = json(it->message).dump();  // as the body holds it
+        if (body.find(quoted.substr(1, quoted.size() - 2)) == std::string::npos) {
+          ++it;
+          continue;
+        }
+        it->with_response = out.empty() ? 0 : out.size() - 1;
+        steering->push_back(std::move(*it));
+        it = waiting.erase(it);
+      }
       pending = &e;
     } else if (e.type == "model.response" && pending &&
                e.payload.value("turn", json()) == pending->payload.value("turn", json()) &&
@@ -57,6 +92,10 @@ std::vector<Exchange> Exchanges(const Entries& log) {
       pending = nullptr;
     }
   }
+  for (Steering& w : waiting) {
+    w.with_response = out.empty() ? 0 : out.size() - 1;
+    steering->push_back(std::move(w));
+  }
   return out;
 }
 
@@ -64,10 +103,20 @@ std::vector<Exchange> Exchanges(const Entries& log) {
 // What the runtime sends is compared afterwards, from the replay's log.
 class RecordedModel {
  public:
-  explicit RecordedModel(std::vector<Exchange> exchanges) : exchanges_(std::move(exchanges)) {}
+  RecordedModel(std::vector<Exchange> exchanges, std::vector<Steering> steering)
+      : exchanges_(std::move(exchanges)), steering_(std::move(steering)) {}
+
+  // How steering reaches the agent (the runner's; null once the run ends).
+  void SetSteer(provision::Recorded::SteerFn steer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    steer_ = std::move(steer);
+  }
 
   forge::ApiResponse Answer(const forge::ApiRequest&) {
     std::lock_guard<std::mutex> lock(mu_);
+    for (const Steering& s : steering_) {
+      if (s.with_response == next_ && steer_) steer_(s.from, s.message);
+    }
     forge::ApiResponse r;
     if (next_ >= exchanges_.size()) {
       r.status = 400;
@@ -105,20 +154,13 @@ class RecordedModel {
  private:
   mutable std::mutex mu_;
   std::vector<Exchange> exchanges_;
+  std::vector<Steering> steering_;
+  provision::Recorded::SteerFn steer_;
   size_t next_ = 0;
 };
 
 // A request body may be large: the whole conversation.
 constexpr uint64_t kModelBodyLimit = 256 << 20;
-
-std::string Str(const json& j, std::initializer_list<const char*> path) {
-  const json* v = &j;
-  for (const char* key : path) {
-    if (!v->is_object() || !v->contains(key)) return "";
-    v = &v->at(key);
-  }
-  return v->is_string() ? v->get<std::string>() : "";
-}
 
 class Replayer {
  public:
@@ -337,7 +379,12 @@ class Replayer {
     std::shared_ptr<RecordedModel> model;
     std::unique_ptr<forge::ApiServer> server;
     if (!o_.rerun) {
-      model = std::make_shared<RecordedModel>(Exchanges(original_));
+      std::vector<Steering> steering;
+      std::vector<Exchange> exchanges = Exchanges(original_, &steering);
+      model = std::make_shared<RecordedModel>(std::move(exchanges), std::move(steering));
+      recorded_.steer_ready = [model](provision::Recorded::SteerFn steer) {
+        model->SetSteer(std::move(steer));
+      };
       auto started = forge::ApiServer::Start(
           "127.0.0.1:0", [model](const forge::ApiRequest& r) { return model->Answer(r); },
           kModelBodyLimit);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -77,6 +78,12 @@ struct Recorded {
   bool live = false;
   std::optional<skill::Skill> skill;
   std::string model;
+  // Called by the runner once the sandbox runs, with a function that passes
+  // a message to the agent at once and records it (as `kiln runs steer`
+  // would, without the wait for the next poll), and with null before the
+  // sandbox's pipes close. A replay sends the recorded steering with it.
+  using SteerFn = std::function<void(const std::string& from, const std::string& message)>;
+  std::function<void(SteerFn)> steer_ready;
 };
 
 // The plan of a replay: the recorded spec (skill text, model, budgets,

@@ -375,8 +375,16 @@ class Attempt {
     }
     Sandbox& sb = *started;
     const bool command = !plan_.command.empty();
+    // A replay sends the recorded steering where the original agent took it.
+    auto steer_hook = recorded_ ? recorded_->steer_ready : nullptr;
+    if (steer_hook) {
+      steer_hook([this, fd = sb.steer.get()](const std::string& from, const std::string& message) {
+        Steer(fd, from, message);
+      });
+    }
     pump::Pump pump(*log_, sb.events.get(), sb.output.get(), command ? kCommandOutputKeep : 4096);
     Watched w = Watch(sb, pump, stop);
+    if (steer_hook) steer_hook(nullptr);
     (void)sb.child.Wait();
     sandbox_s_ = Since(t_start);
     SandboxPhases(t_start, pump);
@@ -447,16 +455,20 @@ class Attempt {
   void SendSteering(int fd) {
     auto steers = s_.store->TakeSteering(run_.id);
     if (!steers) return;
-    for (const auto& m : *steers) {
-      json line = {{"from", m.from}, {"message", m.message}};
-      std::string text = line.dump() + "\n";
-      if (Status w = WriteAll(fd, text); !w.ok()) {
-        AppendNote("steer_failed", "a message from " + m.from +
-                                       " could not be passed to the agent: " + w.error().message());
-        continue;
-      }
-      (void)log_->Append("steer", {{"from", m.from}, {"message", m.message}});
+    for (const auto& m : *steers) Steer(fd, m.from, m.message);
+  }
+
+  // Passes one message to the agent and records it. From the run's thread,
+  // or a replay's recorded model (another thread): one at a time.
+  void Steer(int fd, const std::string& from, const std::string& message) {
+    std::lock_guard<std::mutex> lock(steer_mu_);
+    std::string text = json{{"from", from}, {"message", message}}.dump() + "\n";
+    if (Status w = WriteAll(fd, text); !w.ok()) {
+      AppendNote("steer_failed", "a message from " + from +
+                                     " could not be passed to the agent: " + w.error().message());
+      return;
     }
+    (void)log_->Append("steer", {{"from", from}, {"message", message}});
   }
 
   // The diff of the workspace, read after the sandbox is gone, and the
@@ -647,6 +659,7 @@ class Attempt {
   uint64_t tool_calls_ = 0;
   Phases phases_;
   std::optional<int64_t> first_model_request_us_;  // see SandboxPhases
+  std::mutex steer_mu_;                            // Steer()
   double provision_s_ = 0;                         // Prepare(): plan, repository, log, resources
   double sandbox_s_ = 0;                           // launch to the sandbox's end
   double finish_s_ = 0;                            // result collection and teardown

@@ -526,5 +526,39 @@ TEST_F(Replay, SeveralRerunsAtOnceAndTheirBadInputs) {
   }
 }
 
+TEST_F(Replay, ASteeredRunGetsItsSteeringAtTheSamePoint) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "sleep 2"}}]
+  - tool_calls: [{name: shell, input: {command: "echo after"}}]
+  - tool_calls: [{name: submit, input: {summary: done}}]
+)");
+  Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                    "--role", "edit", "--task", "t"});
+  ASSERT_EQ(s.status, 0) << s.err;
+  std::string id = s.out.substr(0, s.out.find('\n'));
+  {
+    Daemon d(config_, root_ + "/serve.log");
+    WaitFor(id, [](const json& j) { return j["status"] == "running" && j["sandbox_id"] != ""; });
+    Outcome st =
+        Kiln({"runs", "steer", "--config", config_, id, "-m", "mind the docs", "--from", "alice"});
+    ASSERT_EQ(st.status, 0) << st.err;
+    WaitFor(id, [](const json& j) { return j["status"] == "succeeded"; });
+  }
+  Outcome o = ReplayOf(id);
+  ASSERT_EQ(o.status, 0) << o.out << o.err;
+  json rep = Report(o);
+  EXPECT_EQ(rep["compared"]["steer"], 1);
+  bool steered = false;
+  for (const auto& r : Records(rep["replay"]["log"])) {
+    if (r["type"] == "steer") {
+      steered = true;
+      EXPECT_EQ(r["payload"]["from"], "alice");
+      EXPECT_EQ(r["payload"]["message"], "mind the docs");
+    }
+  }
+  EXPECT_TRUE(steered);
+}
+
 }  // namespace
 }  // namespace kiln::testing

@@ -293,6 +293,37 @@ TEST_F(Replay, EachKindOfTamperingIsRefused) {
          std::ofstream(p, std::ios::trunc) << text;
        },
        "truncated"},
+      {"reordered",
+       [&](const std::string& p) {
+         std::vector<std::string> lines;
+         std::istringstream in(ReadAll(p));
+         for (std::string line; std::getline(in, line);) lines.push_back(line);
+         std::swap(lines[tool], lines[tool + 1]);
+         std::string out;
+         for (const auto& line : lines) out += line + "\n";
+         std::ofstream(p, std::ios::trunc) << out;
+       },
+       "reordered"},
+      {"inserted",
+       [&](const std::string& p) {
+         std::string text = ReadAll(p);
+         size_t at = 0;
+         for (uint64_t i = 0; i < tool; ++i) at = text.find('\n', at) + 1;
+         text.insert(at, "{\"note\":\"not a record\"}\n");
+         std::ofstream(p, std::ios::trunc) << text;
+       },
+       "inserted"},
+      {"bad signature",
+       [&](const std::string& p) {
+         uint64_t end = json::parse(
+             ReadAll(p).substr(ReadAll(p).rfind('\n', ReadAll(p).size() - 2) + 1))["seq"];
+         Tamper(p, end, [](json& r) {
+           std::string v = r["sig"]["value"];
+           v[0] = v[0] == 'A' ? 'B' : 'A';
+           r["sig"]["value"] = v;
+         });
+       },
+       "bad-signature"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

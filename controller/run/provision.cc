@@ -214,8 +214,6 @@ Result<std::string> RecordedText(const json& start, std::initializer_list<const 
   return j->get<std::string>();
 }
 
-}  // namespace
-
 // A re-run's skill: the given core skill with the companions the recorded
 // run had, read again from the repository where the run read them.
 Status RespecializeRecorded(const runner::Services& s, const json& start, const skill::Skill& core,
@@ -246,6 +244,8 @@ Status RespecializeRecorded(const runner::Services& s, const json& start, const 
   if (plan->skill.tools) rs->tools = *plan->skill.tools;
   return Ok();
 }
+
+}  // namespace
 
 Result<RunPlan> PlanRecorded(const runner::Services& s, const Recorded& rec) {
   const json& start = rec.start;
@@ -398,9 +398,10 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
   policy.allow_private_addresses = cfg.proxy.allow_private_addresses;
   policy.connect_timeout_ms = cfg.proxy.connect_timeout_ms;
   policy.idle_timeout_ms = cfg.proxy.idle_timeout_ms;
+  // A replay's model is its recording, behind its one gateway.
+  static const std::map<std::string, config::ModelGateway> kNone;
   if (plan.replay_gateway) policy.gateways.push_back(*plan.replay_gateway);
-  for (const auto& [name, m] : cfg.models) {
-    if (plan.replay_gateway) break;  // a replay's model is its recording
+  for (const auto& [name, m] : plan.replay_gateway ? kNone : cfg.models) {
     proxy::Gateway g{name, m.upstream, {}, m.ca_file};
     const char* key = m.api_key_env.empty() ? nullptr : std::getenv(m.api_key_env.c_str());
     if (key && *key) {

@@ -591,5 +591,29 @@ replies:
   EXPECT_TRUE(steered);
 }
 
+TEST_F(Replay, ACommandRunReplaysItsCommand) {
+  WriteAll(probe_ + "/verdict", "all 12 tests pass\n");
+  fs::create_directories(skills_ + "/check");
+  WriteAll(skills_ + "/check/SKILL.md",
+           "---\nname: check\ndescription: runs the checks\nmode: command\ncommand: cat " + probe_ +
+               "/verdict\n---\nRuns the repository's checks.\n");
+  Setup(kWorkScript);
+  Outcome run = RunRole("check");
+  ASSERT_EQ(run.status, 0) << run.err;
+  json j = RunJson(run);
+  Outcome o = ReplayOf(j["id"]);
+  ASSERT_EQ(o.status, 0) << o.out << o.err;
+  EXPECT_EQ(Report(o)["compared"]["command_output"], 1);
+
+  WriteAll(probe_ + "/verdict", "all 11 tests pass\n");
+  o = ReplayOf(j["id"]);
+  ASSERT_EQ(o.status, 1) << o.out << o.err;
+  json rep = Report(o);
+  EXPECT_EQ(rep["first_divergence"]["type"], "command_output");
+  EXPECT_EQ(rep["first_divergence"]["field"], "output");
+  EXPECT_TRUE(Contains(rep["first_divergence"]["diff"], "-all 12 tests pass\n+all 11 tests pass\n"))
+      << rep["first_divergence"]["diff"];
+}
+
 }  // namespace
 }  // namespace kiln::testing

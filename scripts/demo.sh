@@ -5,7 +5,8 @@
 # files an issue, and drives the whole pipeline — triage, spec, the
 # maintainer's approval (played by this script), implementation, review and
 # verification — to a pull request whose diff fixes the bug and whose verify
-# run passes. Every step is a sandboxed, logged run.
+# run passes. Every step is a sandboxed, logged run. It ends with an audit:
+# the implementation run replayed from its session log, and its report.
 #
 # The model is the scripted model server (demo/model-script.yaml) unless
 # ANTHROPIC_API_KEY or OPENAI_API_KEY is set, in which case the agents talk to
@@ -106,6 +107,14 @@ k runs list
 for log in "$state"/logs/*.log; do
   "$kiln" log verify --key-dir "$state/keys" "$log"
 done
+
+step "an audit: the implement run replayed from its log, and written up"
+impl_run=$(k runs list --role implement --json | jq -r '.[0].id')
+# The same sandbox, tools run again, the model answered from the log: the
+# first divergence, or "identical" (docs/replay.md).
+k replay "$impl_run"
+k audit "$impl_run" --format html -o "$state/audit-$impl_run.html"
+echo "the audit report (docs/audit.md): $state/audit-$impl_run.html (KEEP=1 keeps it)"
 
 verify_state=$(k pr show --repo "$repo" "$impl_pr" --json |
   jq -r '[.statuses[] | select(.context == "kiln/verify") | .state] | last')

@@ -268,33 +268,38 @@ int DoRun(const RequestOptions& o) {
   auto req = Admit(o, *c);
   if (!req) return Fail(req.error());
   const runner::Services& s = c->services();
-  auto run = s.store->Enqueue(*req, NowMs());
-  if (!run) return Fail(run.error(), kInfrastructure);
-  std::fprintf(stderr, "kiln: run %s queued\n", run->id.c_str());
+  // Earlier attempts' logs (this run's or others') that could not be closed
+  // when their disk was full are closed first.
+  log_recovery::Sweeper sweeper(c->config().log_dir, s.signer);
+  sweeper.Sweep();
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  };
+  // Running from the start: a daemon on the same store never claims it.
+  auto claim_start = std::chrono::steady_clock::now();
+  auto started = s.store->StartNew(*req, s.owner, NowMs());
+  if (!started) return Fail(started.error(), kInfrastructure);
+  double claim_ms = since(claim_start);
+  std::fprintf(stderr, "kiln: run %s started\n", started->id.c_str());
   // SIGINT/SIGTERM cancel the run, as `kiln runs cancel` would.
-  const std::string id = run->id;
+  const std::string id = started->id;
   SignalWaiter waiter([&s, id](int) {
     spdlog::info("run {}: signal received, cancelling", id);
     (void)s.store->RequestCancel(id, NowMs());
   });
-  store::Run last = *run;
-  // Earlier attempts' logs (this run's or others') that could not be closed
-  // when their disk was full are closed first.
-  log_recovery::Sweeper sweeper(c->config().log_dir, s.signer);
+  store::Run last;
   for (;;) {
-    sweeper.Sweep();
-    auto claim_start = std::chrono::steady_clock::now();
-    auto started = s.store->Start(id, s.owner, NowMs());
-    if (!started) return Fail(started.error(), kInfrastructure);
-    double claim_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - claim_start)
-            .count();
     last = runner::Execute(s, *started, g_stop, claim_ms);
     if (last.status != store::Status::kQueued) break;
     int64_t wait = last.not_before_ms - NowMs();
     spdlog::warn("run {}: attempt {} failed ({}); retrying in {} ms", last.id, last.attempt,
                  last.error, std::max<int64_t>(wait, 0));
     if (wait > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+    sweeper.Sweep();
+    claim_start = std::chrono::steady_clock::now();
+    started = s.store->Start(id, s.owner, NowMs());
+    if (!started) return Fail(started.error(), kInfrastructure);
+    claim_ms = since(claim_start);
   }
   sweeper.Sweep();
   if (o.json) {

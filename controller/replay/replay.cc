@@ -403,12 +403,8 @@ class Replayer {
     req.task = Str(start, {"task"});
     req.requested_by = rep_.mode + ":" + rep_.original.run_id;
     req.max_attempts = 1;
-    auto queued = s_.store->Enqueue(req, NowMs());
-    if (!queued) {
-      Refuse(kInfrastructure, queued.error().message());
-      return false;
-    }
-    auto started = s_.store->Start(queued->id, s_.owner, NowMs());
+    // Running from the start: a daemon on the same store never claims it.
+    auto started = s_.store->StartNew(req, s_.owner, NowMs());
     if (!started) {
       Refuse(kInfrastructure, started.error().message());
       return false;

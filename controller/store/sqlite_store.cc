@@ -132,6 +132,7 @@ class SqliteStore final : public Store {
   explicit SqliteStore(sqlite::Db db) : db_(std::move(db)) {}
 
   Result<Run> Enqueue(const RunRequest& request, int64_t now_ms) override;
+  Result<Run> StartNew(const RunRequest& request, std::string_view owner, int64_t now_ms) override;
   Result<std::optional<Run>> Claim(const ClaimLimits& limits, std::string_view owner,
                                    int64_t now_ms) override;
   kiln::Status SetProgress(std::string_view id, const Progress& progress) override;
@@ -151,6 +152,10 @@ class SqliteStore final : public Store {
  private:
   // The run with id; kNotFound "no run 'ID'" when there is none. mu_ held.
   Result<Run> Load(std::string_view id);
+  // Adds the request as a queued run. mu_ held.
+  Result<Run> Insert(const RunRequest& request, int64_t now_ms);
+  // Marks run id running for owner: attempt + 1, started_ms. mu_ held.
+  Result<Run> MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms);
   // Load, and kInvalidArgument unless the run is running. mu_ held.
   Result<Run> LoadRunning(std::string_view id, std::string_view what);
   // Runs in state running, whoever owns them. mu_ held.
@@ -210,6 +215,22 @@ Result<Run> SqliteStore::LoadRunning(std::string_view id, std::string_view what)
 }
 
 Result<Run> SqliteStore::Enqueue(const RunRequest& request, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  return Insert(request, now_ms);
+}
+
+Result<Run> SqliteStore::StartNew(const RunRequest& request, std::string_view owner,
+                                  int64_t now_ms) {
+  if (owner.empty()) return Error::Invalid("starting a new run: no owner");
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "starting a new run"));
+  KILN_ASSIGN_OR_RETURN(Run run, Insert(request, now_ms));
+  KILN_ASSIGN_OR_RETURN(run, MarkStarted(run.id, owner, now_ms));
+  KILN_TRY(txn.Commit());
+  return run;
+}
+
+Result<Run> SqliteStore::Insert(const RunRequest& request, int64_t now_ms) {
   KILN_TRY(RequireNonEmpty("role", request.role));
   KILN_TRY(RequireNonEmpty("repo", request.repo));
   KILN_TRY(RequireNonEmpty("commit", request.commit));
@@ -223,8 +244,6 @@ Result<Run> SqliteStore::Enqueue(const RunRequest& request, int64_t now_ms) {
   run.request = request;
   run.status = Status::kQueued;
   run.created_ms = now_ms;
-
-  std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
       sqlite::Stmt stmt,
       db_.Prepare("enqueueing a run",
@@ -377,6 +396,12 @@ Result<Run> SqliteStore::Start(std::string_view id, std::string_view owner, int6
     return Error::Invalid("cannot start run " + Quote(id) + ": it is " + Name(run.status) +
                           (run.cancel_requested ? " (cancel requested)" : ""));
   }
+  KILN_ASSIGN_OR_RETURN(run, MarkStarted(id, owner, now_ms));
+  KILN_TRY(txn.Commit());
+  return run;
+}
+
+Result<Run> SqliteStore::MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms) {
   KILN_ASSIGN_OR_RETURN(
       sqlite::Stmt update,
       db_.Prepare("starting a run",
@@ -384,9 +409,7 @@ Result<Run> SqliteStore::Start(std::string_view id, std::string_view owner, int6
                   "owner = ?4 WHERE id = ?1"));
   update.Bind(1, id).Bind(2, Name(Status::kRunning)).Bind(3, now_ms).Bind(4, owner);
   KILN_TRY(update.Run());
-  KILN_ASSIGN_OR_RETURN(run, Load(id));
-  KILN_TRY(txn.Commit());
-  return run;
+  return Load(id);
 }
 
 kiln::Status SqliteStore::AddSteering(std::string_view id, std::string_view from,

@@ -125,6 +125,13 @@ class Store {
   // Adds a queued run and returns it with its id.
   virtual Result<Run> Enqueue(const RunRequest& request, int64_t now_ms) = 0;
 
+  // Adds a run that is running for owner from the start (attempt 1,
+  // started_ms), in one transaction: `kiln run` and `kiln replay` run their
+  // own run in the foreground, and a daemon on the same store never sees it
+  // queued, so never claims it.
+  virtual Result<Run> StartNew(const RunRequest& request, std::string_view owner,
+                               int64_t now_ms) = 0;
+
   // Atomically picks the next queued run (highest priority, then oldest;
   // not_before_ms <= now_ms; not cancel_requested) such that, once it runs,
   // neither limit is exceeded; marks it running, attempt + 1, started_ms,

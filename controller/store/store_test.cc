@@ -367,6 +367,28 @@ TEST_F(StoreTest, StartRunsAQueuedRunWhateverTheLimits) {
   EXPECT_FALSE(store_->Start(c.id, "x", 8).ok());
 }
 
+TEST_F(StoreTest, StartNewAddsARunningRunNoClaimSees) {
+  auto started = store_->StartNew(Request(), "cli-1", 4);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  EXPECT_EQ(started->status, Status::kRunning);
+  EXPECT_EQ(started->attempt, 1);
+  EXPECT_EQ(started->owner, "cli-1");
+  EXPECT_EQ(started->started_ms, 4);
+  EXPECT_EQ(started->created_ms, 4);
+  ExpectSameRun(MustGet(*store_, started->id), *started);
+  auto claimed = store_->Claim({}, "daemon", 5);
+  ASSERT_TRUE(claimed.ok());
+  EXPECT_FALSE(claimed->has_value());
+  // The request is checked as Enqueue checks it, and nothing is added.
+  RunRequest bad = Request();
+  bad.task = "";
+  EXPECT_FALSE(store_->StartNew(bad, "cli-1", 6).ok());
+  EXPECT_FALSE(store_->StartNew(Request(), "", 6).ok());
+  auto all = store_->List({});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 1u);
+}
+
 TEST_F(StoreTest, SteeringIsTakenOnceInOrder) {
   Run run = MustEnqueue(*store_, Request(), 1);
   Run other = MustEnqueue(*store_, Request(), 1);

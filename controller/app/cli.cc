@@ -432,14 +432,6 @@ struct ReplayOptions {
 // (JSON); the exit status says identical (0), diverged (1), refused (2) or
 // failed (125).
 int DoReplay(const ReplayOptions& o) {
-  BlockStopSignals();
-  int code = 0;
-  auto c = OpenController(o.config, &code);
-  if (!c) return code;
-  SignalWaiter waiter([](int sig) {
-    spdlog::info("kiln replay: signal {}, stopping the replay", sig);
-    g_stop.store(true);
-  });
   if (o.targets.size() > 1 && !o.replay.rerun) {
     return Fail(Error::Invalid("several runs at once are re-runs: add --rerun"));
   }
@@ -448,40 +440,36 @@ int DoReplay(const ReplayOptions& o) {
         "--skill and --model change the run: they need --rerun (a replay gives the recorded run "
         "its recorded skill and model)"));
   }
-  std::vector<replay::Options> each;
-  for (const std::string& target : o.targets) {
-    replay::Options r = o.replay;
-    r.target = target;
-    if (!o.skill.empty()) {
-      size_t eq = o.skill.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == o.skill.size()) {
-        return Fail(Error::Invalid("--skill " + Quote(o.skill) + ": expected ROLE=PATH"));
-      }
-      r.skill_role = o.skill.substr(0, eq);
-      r.skill_file = o.skill.substr(eq + 1);
+  replay::Options base = o.replay;
+  if (!o.skill.empty()) {
+    size_t eq = o.skill.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == o.skill.size()) {
+      return Fail(Error::Invalid("--skill " + Quote(o.skill) + ": expected ROLE=PATH"));
     }
-    each.push_back(std::move(r));
+    base.skill_role = o.skill.substr(0, eq);
+    base.skill_file = o.skill.substr(eq + 1);
   }
+  BlockStopSignals();
+  int code = 0;
+  auto c = OpenController(o.config, &code);
+  if (!c) return code;
+  SignalWaiter waiter([](int sig) {
+    spdlog::info("kiln replay: signal {}, stopping the replay", sig);
+    g_stop.store(true);
+  });
+  std::vector<replay::Options> each(o.targets.size(), base);
+  for (size_t i = 0; i < each.size(); ++i) each[i].target = o.targets[i];
   std::vector<replay::Report> reports = replay::ReplayAll(c->services(), each, g_stop);
-  if (reports.size() > 1) {
-    // One report per run; the worst exit status.
-    json all = json::array();
-    int worst = 0;
-    for (const auto& rep : reports) {
-      all.push_back(rep.ToJson());
-      worst = std::max(worst, rep.exit_code);
-      if (!o.json) std::cout << ForTerminal(rep.ToText()) << "\n";
-    }
-    if (o.json) std::cout << ForTerminalJson(all.dump(2)) << "\n";
-    if (!o.report.empty()) {
-      if (Status st = WriteFileAtomic(o.report, all.dump(2) + "\n", 0644); !st.ok()) {
-        return Fail(st.error().Wrap("--report"), replay::kInfrastructure);
-      }
-    }
-    return worst;
+  // One report per run (a JSON array for several); the worst exit status.
+  json all = json::array();
+  std::string text;
+  int worst = 0;
+  for (const auto& rep : reports) {
+    all.push_back(rep.ToJson());
+    text += (text.empty() ? "" : "\n") + rep.ToText();
+    worst = std::max(worst, rep.exit_code);
   }
-  const replay::Report& rep = reports.front();
-  json j = rep.ToJson();
+  const json& j = reports.size() == 1 ? all[0] : all;
   if (!o.report.empty()) {
     if (Status st = WriteFileAtomic(o.report, j.dump(2) + "\n", 0644); !st.ok()) {
       return Fail(st.error().Wrap("--report"), replay::kInfrastructure);
@@ -491,9 +479,9 @@ int DoReplay(const ReplayOptions& o) {
     std::cout << ForTerminalJson(j.dump(2)) << "\n";
   } else {
     // The values compared are the agent's and its tools': shown, not obeyed.
-    std::cout << ForTerminal(rep.ToText());
+    std::cout << ForTerminal(text);
   }
-  return rep.exit_code;
+  return worst;
 }
 
 struct AuditOptions {

@@ -57,6 +57,34 @@ std::string Usd(const json& micro) {
   return buf;
 }
 
+// s with the characters markup would read escaped: <, > and &, and the
+// quotes too where they could end an attribute.
+std::string Escape(const std::string& s, bool quotes) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += quotes ? "&quot;" : "\"";
+        break;
+      case '\'':
+        out += quotes ? "&#39;" : "'";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
 class Out {
  public:
   virtual ~Out() = default;
@@ -115,7 +143,7 @@ class MarkdownOut : public Out {
     std::string fence(std::max<size_t>(3, longest + 1), '`');
     std::string body = fence + "text\n" + text + (text.ends_with('\n') ? "" : "\n") + fence + "\n";
     if (Long(text)) {
-      o_ += "<details><summary>" + Escape(label) + " (" + std::to_string(text.size()) +
+      o_ += "<details><summary>" + Escape(label, false) + " (" + std::to_string(text.size()) +
             " bytes)</summary>\n\n" + body + "\n</details>\n\n";
     } else {
       o_ += Inline(label) + ":\n\n" + body + "\n";
@@ -124,25 +152,10 @@ class MarkdownOut : public Out {
   std::string Finish() override { return o_; }
 
  private:
-  static std::string Escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-      if (c == '<') {
-        out += "&lt;";
-      } else if (c == '>') {
-        out += "&gt;";
-      } else if (c == '&') {
-        out += "&amp;";
-      } else {
-        out += c;
-      }
-    }
-    return out;
-  }
   // Text on one line, with Markdown's own characters escaped.
   static std::string Inline(const std::string& s) {
     std::string out;
-    for (char c : Escape(s)) {
+    for (char c : Escape(s, false)) {
       if (std::string_view("\\`*_[]#|!").find(c) != std::string_view::npos) out += '\\';
       out += c == '\n' ? ' ' : c;
     }
@@ -211,31 +224,7 @@ class HtmlOut : public Out {
       ".label{color:#555;font-size:.9em;margin-top:.4rem}.verdict{padding:.5rem;font-weight:bold}"
       ".verdict.ok{background:#e3f5e1;color:#1d5e17}.verdict.bad{background:#fbe3e3;color:#8a1111}"
       "details{margin:.3rem 0}summary{cursor:pointer;color:#333}";
-  static std::string Esc(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-      switch (c) {
-        case '<':
-          out += "&lt;";
-          break;
-        case '>':
-          out += "&gt;";
-          break;
-        case '&':
-          out += "&amp;";
-          break;
-        case '"':
-          out += "&quot;";
-          break;
-        case '\'':
-          out += "&#39;";
-          break;
-        default:
-          out += c;
-      }
-    }
-    return out;
-  }
+  static std::string Esc(const std::string& s) { return Escape(s, true); }
   void Close() {
     if (open_) o_ += "</section>\n";
     open_ = false;

@@ -50,16 +50,10 @@ std::string Text(const json& v) {
 // The field's value in payload ("a.b": a member of a member); null when absent.
 const json& Field(const json& payload, const std::string& field) {
   static const json kNone;
-  const json* v = &payload;
-  size_t at = 0;
-  for (;;) {
-    size_t dot = field.find('.', at);
-    std::string key = field.substr(at, dot == std::string::npos ? std::string::npos : dot - at);
-    if (!v->is_object() || !v->contains(key)) return kNone;
-    v = &v->at(key);
-    if (dot == std::string::npos) return *v;
-    at = dot + 1;
-  }
+  std::string pointer = "/" + field;
+  std::replace(pointer.begin(), pointer.end(), '.', '/');
+  const json::json_pointer at(pointer);
+  return payload.contains(at) ? payload.at(at) : kNone;
 }
 
 // The value as compared and shown: text as itself, a request body as

@@ -24,14 +24,11 @@ using nlohmann::json;
 using sessionlog::Entries;
 using sessionlog::Entry;
 
-// j's member at path, when it is a string; "" otherwise.
-std::string Str(const json& j, std::initializer_list<const char*> path) {
-  const json* v = &j;
-  for (const char* key : path) {
-    if (!v->is_object() || !v->contains(key)) return "";
-    v = &v->at(key);
-  }
-  return v->is_string() ? v->get<std::string>() : "";
+// j's member at the JSON Pointer ("/repository/url"), when it is a string;
+// "" otherwise.
+std::string Str(const json& j, const char* pointer) {
+  const json::json_pointer at(pointer);
+  return j.contains(at) && j.at(at).is_string() ? j.at(at).get<std::string>() : "";
 }
 
 // One model call as recorded: the response the runtime got.
@@ -63,9 +60,9 @@ std::vector<Exchange> Exchanges(const Entries& log, std::vector<Steering>* steer
   for (const Entry& e : log.records) {
     if (!e.payload.is_object()) continue;
     if (e.type == "steer") {
-      waiting.push_back({0, Str(e.payload, {"from"}), Str(e.payload, {"message"})});
+      waiting.push_back({0, Str(e.payload, "/from"), Str(e.payload, "/message")});
     } else if (e.type == "model.request") {
-      const std::string body = Str(e.payload, {"body"});
+      const std::string body = Str(e.payload, "/body");
       for (auto it = waiting.begin(); it != waiting.end();) {
         std::string quoted = json(it->message).dump();  // as the body holds it
         if (body.find(quoted.substr(1, quoted.size() - 2)) == std::string::npos) {
@@ -231,10 +228,10 @@ class Replayer {
     for (const Entry& e : original_.records) {
       if (e.type == "run.start" && !start_) start_ = &e;
       if (e.type == "recovery") {
-        Refuse(kBadInput, "run " + Str(start_ ? start_->payload : json(), {"run_id"}) +
+        Refuse(kBadInput, "run " + Str(start_ ? start_->payload : json(), "/run_id") +
                               " did not end by itself: its log was closed by a recovery record "
                               "(seq " +
-                              std::to_string(e.seq) + ": " + Str(e.payload, {"reason"}) +
+                              std::to_string(e.seq) + ": " + Str(e.payload, "/reason") +
                               "); only a run that ended can be replayed");
         return false;
       }
@@ -243,12 +240,12 @@ class Replayer {
       Refuse(kBadInput, "the session log " + path + " has no run.start record");
       return false;
     }
-    rep_.original.run_id = Str(start_->payload, {"run_id"});
+    rep_.original.run_id = Str(start_->payload, "/run_id");
     for (const Entry& e : original_.records) {
       if (e.type == "run.end") {
-        rep_.original.status = Str(e.payload, {"status"});
+        rep_.original.status = Str(e.payload, "/status");
       } else if (e.type == "result") {
-        rep_.original.outcome = Str(e.payload, {"outcome"});
+        rep_.original.outcome = Str(e.payload, "/outcome");
       }
     }
     return true;
@@ -257,7 +254,7 @@ class Replayer {
   // What the run needs from this host: its image, its commit, its secrets.
   bool Inputs() {
     const json& start = start_->payload;
-    rep_.image_recorded = Str(start, {"image", "digest"});
+    rep_.image_recorded = Str(start, "/image/digest");
     auto host = provision::HostImageDigest(cfg_.state_dir);
     if (!host) {
       Refuse(kInfrastructure, host.error().message());
@@ -276,8 +273,8 @@ class Replayer {
       return false;
     }
     rep_.image_used = *host;
-    url_ = Str(start, {"repository", "url"});
-    commit_ = Str(start, {"repository", "commit"});
+    url_ = Str(start, "/repository/url");
+    commit_ = Str(start, "/repository/commit");
     auto repo = s_.cache->Resolve(url_, commit_);
     if (!repo) {
       Refuse(repo.error().code() == Error::Code::kNotFound ? kBadInput : kInfrastructure,
@@ -305,7 +302,7 @@ class Replayer {
 
   // --skill ROLE=PATH: the role must be the recorded run's.
   bool Skill() {
-    std::string role = Str(start_->payload, {"role"});
+    std::string role = Str(start_->payload, "/role");
     if (o_.skill_role != role) {
       Refuse(kBadInput, "--skill " + o_.skill_role + "=" + o_.skill_file + ": the recorded run " +
                             rep_.original.run_id + " is of role " + Quote(role));
@@ -333,7 +330,7 @@ class Replayer {
     for (const Entry& e : log.records) {
       const json& p = e.payload;
       if (e.type == "run.start") {
-        auto rs = spec::ParseText(Str(p, {"runtime_spec", "text"}), "spec");
+        auto rs = spec::ParseText(Str(p, "/runtime_spec/text"), "spec");
         if (rs) schema = rs->result_schema;
       } else if (e.type == "result" && p.is_object()) {
         o["outcome"] = p.value("outcome", json());
@@ -397,10 +394,10 @@ class Replayer {
     }
     const json& start = start_->payload;
     store::RunRequest req;
-    req.role = Str(start, {"role"});
+    req.role = Str(start, "/role");
     req.repo = url_;
     req.commit = commit_;
-    req.task = Str(start, {"task"});
+    req.task = Str(start, "/task");
     req.requested_by = rep_.mode + ":" + rep_.original.run_id;
     req.max_attempts = 1;
     // Running from the start: a daemon on the same store never claims it.

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <mutex>
@@ -199,19 +200,17 @@ Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
 
 namespace {
 
-// run.start's member at path ("repository.commit"), which must be a string.
-Result<std::string> RecordedText(const json& start, std::initializer_list<const char*> path) {
-  const json* j = &start;
-  std::string name;
-  for (const char* key : path) {
-    name += (name.empty() ? "" : ".") + std::string(key);
-    if (!j->is_object() || !j->contains(key)) {
-      return Error::Invalid("the recorded run.start has no " + name);
-    }
-    j = &j->at(key);
+// run.start's member at the JSON Pointer ("/repository/commit"), which must
+// be a string. Errors name it as "repository.commit".
+Result<std::string> RecordedText(const json& start, const std::string& pointer) {
+  const json::json_pointer at(pointer);
+  std::string name = pointer.substr(1);
+  std::replace(name.begin(), name.end(), '/', '.');
+  if (!start.contains(at)) return Error::Invalid("the recorded run.start has no " + name);
+  if (!start.at(at).is_string()) {
+    return Error::Invalid("the recorded run.start's " + name + " is no string");
   }
-  if (!j->is_string()) return Error::Invalid("the recorded run.start's " + name + " is no string");
-  return j->get<std::string>();
+  return start.at(at).get<std::string>();
 }
 
 // A re-run's skill: the given core skill with the companions the recorded
@@ -227,8 +226,8 @@ Status RespecializeRecorded(const runner::Services& s, const json& start, const 
   }
   std::vector<std::pair<std::string, std::string>> companions;
   if (!plan->skill.companions.empty()) {
-    KILN_ASSIGN_OR_RETURN(std::string url, RecordedText(start, {"repository", "url"}));
-    KILN_ASSIGN_OR_RETURN(std::string commit, RecordedText(start, {"repository", "commit"}));
+    KILN_ASSIGN_OR_RETURN(std::string url, RecordedText(start, "/repository/url"));
+    KILN_ASSIGN_OR_RETURN(std::string commit, RecordedText(start, "/repository/commit"));
     KILN_ASSIGN_OR_RETURN(git::Resolved repo, s.cache->Resolve(url, commit));
     const json base = start.value("context", json::object()).value("base_sha", json());
     std::string at = base.is_string() ? base.get<std::string>() : repo.commit;
@@ -250,9 +249,9 @@ Status RespecializeRecorded(const runner::Services& s, const json& start, const 
 Result<RunPlan> PlanRecorded(const runner::Services& s, const Recorded& rec) {
   const json& start = rec.start;
   RunPlan plan;
-  KILN_ASSIGN_OR_RETURN(plan.skill.role, RecordedText(start, {"role"}));
-  KILN_ASSIGN_OR_RETURN(plan.skill.path, RecordedText(start, {"skill", "path"}));
-  KILN_ASSIGN_OR_RETURN(plan.skill.sha256, RecordedText(start, {"skill", "sha256"}));
+  KILN_ASSIGN_OR_RETURN(plan.skill.role, RecordedText(start, "/role"));
+  KILN_ASSIGN_OR_RETURN(plan.skill.path, RecordedText(start, "/skill/path"));
+  KILN_ASSIGN_OR_RETURN(plan.skill.sha256, RecordedText(start, "/skill/sha256"));
   plan.skill.name = plan.skill.role;
   const json& companions = start.at("skill").value("companions", json::array());
   if (companions.is_array()) {
@@ -282,14 +281,14 @@ Result<RunPlan> PlanRecorded(const runner::Services& s, const Recorded& rec) {
       plan.allow.push_back(std::move(*rule));
     }
   }
-  KILN_ASSIGN_OR_RETURN(plan.image, RecordedText(start, {"image", "name"}));
+  KILN_ASSIGN_OR_RETURN(plan.image, RecordedText(start, "/image/name"));
   plan.required_image = rec.image_digest;
   const json& limits = start.value("limits", json::object());
   plan.timeout_ms = limits.is_object() ? limits.value("wall_ms", uint64_t{0}) : 0;
   if (plan.timeout_ms == 0) plan.timeout_ms = s.config->sandbox.timeout_ms;
   plan.replay_of = rec.replay_of;
   if (start.contains("command")) {
-    KILN_ASSIGN_OR_RETURN(plan.command, RecordedText(start, {"command"}));
+    KILN_ASSIGN_OR_RETURN(plan.command, RecordedText(start, "/command"));
     plan.skill.mode = skill::Mode::kCommand;
     if (plan.command.empty()) return Error::Invalid("the recorded run.start has an empty command");
     return plan;
@@ -299,8 +298,8 @@ Result<RunPlan> PlanRecorded(const runner::Services& s, const Recorded& rec) {
         "the recorded run.start holds no runtime_spec: the log was written by a kiln that did not "
         "record the agent's spec, and its run cannot be provisioned again");
   }
-  KILN_ASSIGN_OR_RETURN(std::string text, RecordedText(start, {"runtime_spec", "text"}));
-  KILN_ASSIGN_OR_RETURN(std::string sha, RecordedText(start, {"runtime_spec", "sha256"}));
+  KILN_ASSIGN_OR_RETURN(std::string text, RecordedText(start, "/runtime_spec/text"));
+  KILN_ASSIGN_OR_RETURN(std::string sha, RecordedText(start, "/runtime_spec/sha256"));
   if (Sha256Hex(text) != sha) {
     return Error::Invalid("the recorded runtime_spec's text does not have its recorded sha256 " +
                           sha);
@@ -308,7 +307,7 @@ Result<RunPlan> PlanRecorded(const runner::Services& s, const Recorded& rec) {
   KILN_ASSIGN_OR_RETURN(spec::RunSpec rs, spec::ParseText(text, "the recorded runtime_spec"));
   plan.skill.body = rs.skill;
   plan.skill.result_schema = rs.result_schema;
-  KILN_ASSIGN_OR_RETURN(plan.gateway, RecordedText(start, {"model", "gateway"}));
+  KILN_ASSIGN_OR_RETURN(plan.gateway, RecordedText(start, "/model/gateway"));
   if (!rec.live) {
     plan.replay_gateway = proxy::Gateway{plan.gateway, rec.model_upstream, {}, ""};
     plan.runtime_spec = std::move(rs);

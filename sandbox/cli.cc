@@ -173,6 +173,10 @@ CLI::App* AddRun(CLI::App& sandbox, const std::shared_ptr<RunOptions>& o) {
   run->add_option("--image", o->spec.image,
                   "'host' (read-only host /usr, filtered /etc) or a root filesystem directory")
       ->capture_default_str();
+  run->add_option("--layer", o->spec.layers,
+                  "instead of --image: an image layer directory, bottom first (repeatable; "
+                  "stacked as the overlay's lower layers)")
+      ->allow_extra_args(false);
   run->add_option("--bind", o->binds, "SRC:DST[:ro] bind mount (repeatable)")
       ->allow_extra_args(false);
   run->add_option("--tmpfs", o->tmpfs, "DST[:SIZE] tmpfs mount (repeatable, default size 64M)")
@@ -264,7 +268,8 @@ std::vector<std::string> RunArgs(const Spec& spec, const std::string& report_pat
     a.push_back(value);
   };
   opt("--id", spec.id);
-  opt("--image", spec.image);
+  if (spec.layers.empty()) opt("--image", spec.image);
+  for (const std::string& l : spec.layers) opt("--layer", l);
   if (!spec.state_dir.empty()) opt("--state-dir", spec.state_dir);
   opt("--cgroup-root", spec.cgroup_root);
   opt("--cgroup-parent", spec.cgroup_parent);

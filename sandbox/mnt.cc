@@ -221,13 +221,17 @@ Status BuildRoot(const Spec& spec, const Layout& layout) {
     if (::mkdir(p.c_str(), 0755) != 0) return Error::Sys("mkdir(" + Quote(p) + ")", errno);
   }
   std::string root_path = layout.scratch + "/root";
-  std::string opts = "lowerdir=" + EscapeOverlayPath(layout.lower) +
+  std::string lowers;
+  for (const std::string& l : layout.lowers) {
+    lowers += (lowers.empty() ? "" : ":") + EscapeOverlayPath(l);
+  }
+  std::string opts = "lowerdir=" + lowers +
                      ",upperdir=" + EscapeOverlayPath(layout.scratch + "/upper") +
                      ",workdir=" + EscapeOverlayPath(layout.scratch + "/work");
   if (layout.in_user_ns) opts += ",userxattr";
   if (::mount("overlay", root_path.c_str(), "overlay", kNoSuidDev, opts.c_str()) != 0) {
     int err = errno;
-    std::string msg = "mount(overlay, lowerdir=" + Quote(layout.lower) + ")";
+    std::string msg = "mount(overlay, lowerdir=" + Quote(lowers) + ")";
     if (err == EINVAL && layout.in_user_ns)
       msg += " (overlayfs in a user namespace needs Linux 5.11 or later)";
     return Error::Sys(msg, err);

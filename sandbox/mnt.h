@@ -10,6 +10,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "sandbox/spec.h"
@@ -17,10 +18,10 @@
 namespace kiln::sandbox::mnt {
 
 struct Layout {
-  std::string scratch;      // host directory the rootfs tmpfs is mounted on
-  std::string lower;        // the image: the overlay's read-only lower layer
-  bool host_image = false;  // bind the host's /usr, /bin, /lib* read-only
-  bool in_user_ns = false;  // overlay must use user.* xattrs (userxattr)
+  std::string scratch;              // host directory the rootfs tmpfs is mounted on
+  std::vector<std::string> lowers;  // the image: the overlay's read-only lower layers, top first
+  bool host_image = false;          // bind the host's /usr, /bin, /lib* read-only
+  bool in_user_ns = false;          // overlay must use user.* xattrs (userxattr)
 };
 
 // Builds the root and pivots into it; on return the cwd is the new "/" and the

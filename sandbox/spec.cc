@@ -93,6 +93,14 @@ Status Validate(const Spec& spec) {
     // /proc/self/exe would run the supervisor's own binary from the host's mount.
     return Error::Invalid("command " + Quote(spec.argv[0]) + ": refusing to execute a /proc path");
   }
+  if (!spec.layers.empty() && spec.image != "host") {
+    return Error::Invalid("--image " + Quote(spec.image) +
+                          " and --layer exclude each other: an image is one or the other");
+  }
+  if (spec.layers.size() > 128) {
+    return Error::Invalid("--layer: " + std::to_string(spec.layers.size()) +
+                          " layers; at most 128 are stacked");
+  }
   std::set<std::string> dests;
   auto claim = [&](const std::string& dest, std::string_view what) -> Status {
     std::string norm = dest;

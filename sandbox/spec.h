@@ -42,6 +42,9 @@ struct Limits {
 struct Spec {
   std::vector<std::string> argv;  // the command; argv[0] is looked up in PATH inside
   std::string image = "host";     // "host", or a directory holding a root filesystem
+  // Instead of image: an image's layer directories, bottom first, stacked as
+  // the overlay's lower layers (kiln's image store; docs/images.md).
+  std::vector<std::string> layers;
   std::vector<BindMount> binds;
   std::vector<TmpfsMount> tmpfs;
   std::optional<std::string> workspace;  // host directory mounted read-write at /workspace

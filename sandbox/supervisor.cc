@@ -302,11 +302,18 @@ Result<Report> Run(const Spec& input) {
   // Everything that can be checked before anything is created.
   mnt::Layout layout;
   layout.in_user_ns = ::geteuid() != 0;
-  if (spec.image == "host") {
-    KILN_ASSIGN_OR_RETURN(layout.lower, hostimage::Ensure(state_dir));
+  if (!spec.layers.empty()) {
+    for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it) {
+      KILN_ASSIGN_OR_RETURN(std::string dir, Canonical(*it, "--layer", true));
+      layout.lowers.push_back(std::move(dir));
+    }
+  } else if (spec.image == "host") {
+    KILN_ASSIGN_OR_RETURN(std::string dir, hostimage::Ensure(state_dir));
+    layout.lowers.push_back(std::move(dir));
     layout.host_image = true;
   } else {
-    KILN_ASSIGN_OR_RETURN(layout.lower, Canonical(spec.image, "image", true));
+    KILN_ASSIGN_OR_RETURN(std::string dir, Canonical(spec.image, "image", true));
+    layout.lowers.push_back(std::move(dir));
   }
   for (BindMount& b : spec.binds) {
     KILN_ASSIGN_OR_RETURN(b.source, Canonical(b.source, "--bind source", false));

@@ -15,7 +15,9 @@
 #include "base/clock.h"
 #include "base/fd.h"
 #include "base/terminal.h"
+#include "controller/app/cli_common.h"
 #include "controller/app/daemon.h"
+#include "controller/app/image_cli.h"
 #include "controller/audit/audit.h"
 #include "controller/replay/replay.h"
 #include "controller/run/log_recovery.h"
@@ -24,28 +26,6 @@ namespace kiln::controller::cli {
 namespace {
 
 using nlohmann::json;
-
-// Exit statuses of `kiln run` (and `kiln runs show` of a finished run).
-constexpr int kSucceeded = 0;
-constexpr int kFailed = 1;
-constexpr int kUsage = 2;
-constexpr int kBudget = 3;
-constexpr int kCancelled = 4;
-constexpr int kInfrastructure = 125;
-
-constexpr char kDefaultConfig[] = "/etc/kiln/kiln.yaml";
-
-int Fail(const Error& e, int code = kUsage) {
-  spdlog::error("{}", e.message());
-  return code;
-}
-
-// --config FILE, or /etc/kiln/kiln.yaml when it exists, or the defaults.
-Result<config::Config> LoadConfig(const std::string& path) {
-  if (!path.empty()) return config::Load(path);
-  if (::access(kDefaultConfig, F_OK) == 0) return config::Load(kDefaultConfig);
-  return config::Defaults();
-}
 
 // The configuration and the controller; on failure logs why and sets *code.
 std::unique_ptr<daemon::Controller> OpenController(const std::string& config_path, int* code) {
@@ -626,6 +606,7 @@ void Register(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"html", "md", "json"}));
   au->add_option("-o,--output", ao->output, "write the report here (default: stdout)");
   au->callback([ao, exit_code] { *exit_code = DoAudit(*ao); });
+  RegisterImage(app, exit_code);
   list->callback([o, exit_code] { *exit_code = DoList(*o); });
   show->callback([o, exit_code] { *exit_code = DoShow(*o); });
   cancel->callback([o, exit_code] { *exit_code = DoCancel(*o); });

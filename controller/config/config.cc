@@ -226,6 +226,7 @@ Status ReadTop(Fields& f, Config& c) {
   KILN_TRY(Set(f.String("log_dir"), &c.log_dir));
   KILN_TRY(Set(f.String("key_dir"), &c.key_dir));
   KILN_TRY(Set(f.String("skills_dir"), &c.skills_dir));
+  KILN_TRY(Set(f.String("images_dir"), &c.images_dir));
   KILN_TRY(Set(f.String("secrets_file"), &c.secrets_file));
   for (const char* key : {"state_dir", "store", "cache_dir", "log_dir", "key_dir"}) {
     Fields probe = f;

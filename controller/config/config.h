@@ -33,6 +33,7 @@ struct Config {
   std::string log_dir;                      // session logs; default <state_dir>/logs
   std::string key_dir;                      // signing key; default <state_dir>/keys
   std::string skills_dir;    // default: the skills/ folder of the installation or checkout
+  std::string images_dir;    // image recipes; default: the images/ folder, likewise
   std::string secrets_file;  // YAML NAME: VALUE, mode 0600 or stricter; empty: none
 
   struct {

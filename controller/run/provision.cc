@@ -546,10 +546,11 @@ Status ResolvePaths(config::Config* c) {
                 {dir / "kiln-runtime", dir / "../runtime/kiln-runtime"}));
   KILN_TRY(pick(&c->forward_binary, "kiln-proxy-forward",
                 {dir / "kiln-proxy-forward", dir / "proxy/kiln-proxy-forward"}));
-  if (c->skills_dir.empty()) {
-    for (const fs::path& p : {dir / "../share/kiln/skills", fs::path(KILN_SOURCE_DIR) / "skills"}) {
+  for (auto [field, name] : {std::pair{&c->skills_dir, "skills"}, {&c->images_dir, "images"}}) {
+    if (!field->empty()) continue;
+    for (const fs::path& p : {dir / "../share/kiln" / name, fs::path(KILN_SOURCE_DIR) / name}) {
       if (fs::is_directory(p, ec)) {
-        c->skills_dir = fs::weakly_canonical(p).string();
+        *field = fs::weakly_canonical(p).string();
         break;
       }
     }

@@ -2,6 +2,9 @@
 // every ending leaves the host as it was.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -296,6 +299,33 @@ TEST_F(SandboxCliTest, ImageDirectoryReplacesTheHostView) {
   // The image is a read-only lower layer: the run changed nothing in it.
   EXPECT_FALSE(fs::exists(image.path() + "/proc"));
   EXPECT_FALSE(fs::exists(image.path() + "/dev"));
+}
+
+TEST_F(SandboxCliTest, LayersStackWithWhiteoutsAndOpaqueDirectories) {
+  if (::geteuid() != 0) GTEST_SKIP() << "whiteouts and trusted.* xattrs need root";
+  TempDir bottom, middle, top;
+  fs::create_directories(bottom.path() + "/bin");
+  fs::create_directories(bottom.path() + "/usr/bin");
+  fs::create_directories(bottom.path() + "/etc");
+  fs::copy_file(KILN_IMAGE_PROBE, bottom.path() + "/bin/probe");
+  bottom.Write("etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+  auto all = Sandbox({"--layer", bottom.path()}, {"/bin/probe"});
+  ASSERT_EQ(all.status, 0) << all.err;
+  EXPECT_EQ(all.out, "probe uid=1000 usr=yes etc=yes\n");
+
+  // The middle layer deletes /etc/passwd (an overlay whiteout); the top one
+  // replaces /usr by an empty directory (opaque).
+  fs::create_directories(middle.path() + "/etc");
+  ASSERT_EQ(::mknod((middle.path() + "/etc/passwd").c_str(), S_IFCHR | 0, makedev(0, 0)), 0);
+  fs::create_directories(top.path() + "/usr");
+  ASSERT_EQ(::setxattr((top.path() + "/usr").c_str(), "trusted.overlay.opaque", "y", 1, 0), 0);
+  auto o = Sandbox({"--layer", bottom.path(), "--layer", middle.path(), "--layer", top.path()},
+                   {"/bin/probe"});
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out, "probe uid=1000 usr=no etc=no\n");
+  auto both = Sandbox({"--image", bottom.path(), "--layer", top.path()}, {"/bin/probe"});
+  EXPECT_EQ(both.status, 2);
+  EXPECT_NE(both.err.find("exclude each other"), std::string::npos) << both.err;
 }
 
 TEST_F(SandboxCliTest, SignalsReachTheCommand) {

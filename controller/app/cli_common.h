@@ -1,0 +1,39 @@
+// What the verbs of kiln-controller share: the exit statuses, how an error
+// is reported, and which configuration is read.
+#pragma once
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+#include "base/result.h"
+#include "controller/config/config.h"
+
+namespace kiln::controller::cli {
+
+// Exit statuses of `kiln run` (and `kiln runs show` of a finished run);
+// the other verbs use 0, kFailed, kUsage and kInfrastructure alike.
+constexpr int kSucceeded = 0;
+constexpr int kFailed = 1;
+constexpr int kUsage = 2;
+constexpr int kBudget = 3;
+constexpr int kCancelled = 4;
+constexpr int kInfrastructure = 125;
+
+constexpr char kDefaultConfig[] = "/etc/kiln/kiln.yaml";
+
+inline int Fail(const Error& e, int code = kUsage) {
+  spdlog::error("{}", e.message());
+  return code;
+}
+
+// --config FILE, or /etc/kiln/kiln.yaml when it exists, or the defaults.
+inline Result<config::Config> LoadConfig(const std::string& path) {
+  if (!path.empty()) return config::Load(path);
+  if (::access(kDefaultConfig, F_OK) == 0) return config::Load(kDefaultConfig);
+  return config::Defaults();
+}
+
+}  // namespace kiln::controller::cli

@@ -1,8 +1,5 @@
 #include "controller/images/build.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,11 +9,10 @@
 
 #include "base/digest.h"
 #include "base/fd.h"
+#include "base/process.h"
 #include "base/strings.h"
 #include "runtime/model/http_client.h"
 #include "sandbox/supervisor.h"
-
-extern char** environ;
 
 namespace kiln::images {
 namespace {
@@ -145,71 +141,16 @@ std::string HookScript(const Recipe& r) {
   return s;
 }
 
-struct Process {
-  int status = 0;
-  std::vector<std::string> errors;  // apt's and mmdebstrap's "E: " lines
-  std::vector<std::string> tail;    // the last lines
-};
-
-// Runs argv with env added, its stdout and stderr read line by line; lines
-// starting "I: " go to progress.
-Result<Process> Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                      const std::function<void(const std::string&)>& progress) {
-  KILN_ASSIGN_OR_RETURN(Pipe pipe, MakePipe());
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, pipe.write.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&fa, pipe.write.get(), STDERR_FILENO);
-  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e) envs.emplace_back(*e);
-  envs.insert(envs.end(), env.begin(), env.end());
-  std::vector<char*> envp;
-  for (const std::string& e : envs) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = ::posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    if (rc == ENOENT) {
-      return Error::Unsupported(argv[0] + " is not installed (Debian's " + argv[0] + " package)");
-    }
-    return Error::Sys("running " + argv[0], rc);
-  }
-  pipe.write.reset();
-  Process p;
-  std::string buf;
-  char chunk[4096];
-  auto line = [&](std::string l) {
-    if (l.starts_with("E: ")) p.errors.push_back(l);
-    if (l.starts_with("I: ") && progress) progress(l.substr(3));
-    p.tail.push_back(std::move(l));
-    if (p.tail.size() > 20) p.tail.erase(p.tail.begin());
-  };
-  for (;;) {
-    ssize_t n = ::read(pipe.read.get(), chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    buf.append(chunk, static_cast<size_t>(n));
-    for (size_t nl; (nl = buf.find('\n')) != std::string::npos; buf.erase(0, nl + 1)) {
-      line(buf.substr(0, nl));
-    }
-  }
-  if (!buf.empty()) line(buf);
-  int ws = 0;
-  while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-  }
-  p.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-  return p;
-}
-
 // mmdebstrap's failure, in terms of the recipe: apt's own message at the
 // field it is about.
-Error BuildFailure(const Recipe& r, const Process& p) {
-  for (const std::string& e : p.errors) {
+Error BuildFailure(const Recipe& r, const ProcessResult& p) {
+  std::vector<std::string> errors, tail;
+  for (const std::string& line : Split(p.output, '\n')) {
+    if (line.starts_with("E: ")) errors.push_back(line);
+    if (!line.empty()) tail.push_back(line);
+  }
+  if (tail.size() > 20) tail.erase(tail.begin(), tail.end() - 20);
+  for (const std::string& e : errors) {
     if (e.find("Unable to locate package") != std::string::npos ||
         e.find("was not found") != std::string::npos ||
         e.find("has no installation candidate") != std::string::npos ||
@@ -222,7 +163,7 @@ Error BuildFailure(const Recipe& r, const Process& p) {
       return Error::Invalid(WhereOf(r, "sources") + ": apt: " + e);
     }
   }
-  std::string detail = p.errors.empty() ? Join(p.tail, "\n") : Join(p.errors, "\n");
+  std::string detail = errors.empty() ? Join(tail, "\n") : Join(errors, "\n");
   return Error(Error::Code::kIO,
                r.file + ": mmdebstrap failed (exit " + std::to_string(p.status) + "):\n" + detail);
 }
@@ -348,10 +289,12 @@ Result<Built> Build(Store& store, const std::string& name, const BuildOptions& o
   std::string tar = tmp + "/rootfs.tar";
   say(name + ": mmdebstrap " + flat.suite + " (" + std::to_string(flat.packages.size()) +
       " packages)");
-  KILN_ASSIGN_OR_RETURN(Process p,
-                        Spawn(MmdebstrapArgs(flat, tar, cache, hook),
-                              {"SOURCE_DATE_EPOCH=" + std::to_string(flat.source_date_epoch)},
-                              [&](const std::string& l) { say(name + ": " + l); }));
+  KILN_ASSIGN_OR_RETURN(ProcessResult p,
+                        RunProgram(MmdebstrapArgs(flat, tar, cache, hook),
+                                   {"SOURCE_DATE_EPOCH=" + std::to_string(flat.source_date_epoch)},
+                                   [&](const std::string& l) {
+                                     if (l.starts_with("I: ")) say(name + ": " + l.substr(3));
+                                   }));
   if (p.status != 0) return BuildFailure(flat, p);
 
   say(name + ": writing the layer");

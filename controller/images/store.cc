@@ -220,6 +220,9 @@ Result<std::string> Store::AddImage(const std::vector<std::string>& layers, cons
 }
 
 Status Store::Tag(const std::string& name, const std::string& digest) {
+  if (name == "host") {
+    return Error::Invalid("image name 'host' is the built-in host image's; choose another");
+  }
   if (!ValidName(name)) {
     return Error::Invalid("image name " + Quote(name) +
                           ": expected [a-z0-9][a-z0-9._-]* (at most 128 characters)");

@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "controller/config/skill.h"
 #include "controller/forge/api.h"
+#include "controller/images/store.h"
 #include "controller/run/provision.h"
 #include "controller/run/runner.h"
 #include "controller/sessionlog/entries.h"
@@ -260,19 +261,26 @@ class Replayer {
       Refuse(kInfrastructure, host.error().message());
       return false;
     }
-    if (!o_.image.empty() && o_.image != *host) {
-      Refuse(kBadInput,
-             "image " + o_.image + " is not on this host (its host image is " + *host + ")");
+    // The host image, or one of the image store.
+    auto here = [&](const std::string& digest) {
+      if (digest == *host) return true;
+      auto store = images::Store::Open(cfg_.state_dir);
+      return store.ok() && store->Lookup(digest).ok();
+    };
+    if (!o_.image.empty() && !here(o_.image)) {
+      Refuse(kBadInput, "image " + o_.image + " is not on this host (its host image is " + *host +
+                            ", and its image store has no such image)");
       return false;
     }
-    if (o_.image.empty() && rep_.image_recorded != *host) {
+    if (o_.image.empty() && !here(rep_.image_recorded)) {
       Refuse(kBadInput, "the recorded image " + rep_.image_recorded +
                             " is not on this host: its host image is " + *host +
-                            " now (its packages or /etc changed since the run); --image " + *host +
-                            " replays on it, and the report says so");
+                            " now (its packages or /etc changed since the run), and its image "
+                            "store has no such image; --image " +
+                            *host + " replays on the host image, and the report says so");
       return false;
     }
-    rep_.image_used = *host;
+    rep_.image_used = o_.image.empty() ? rep_.image_recorded : o_.image;
     url_ = Str(start, "/repository/url");
     commit_ = Str(start, "/repository/commit");
     auto repo = s_.cache->Resolve(url_, commit_);

@@ -13,6 +13,7 @@
 #include "base/digest.h"
 #include "base/fd.h"
 #include "base/mountinfo.h"
+#include "controller/images/store.h"
 #include "controller/run/event_pump.h"
 #include "runtime/spec.h"
 #include "sandbox/hostimage.h"
@@ -191,8 +192,12 @@ Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
   }
   plan.image = sk.image.empty() ? cfg.sandbox.image : sk.image;
   if (plan.image != "host") {
-    return Error::Invalid("image " + Quote(plan.image) +
-                          ": the controller runs the built-in 'host' image only, for now");
+    // A missing image stops the request before it is queued.
+    KILN_ASSIGN_OR_RETURN(images::Store store, images::Store::Open(cfg.state_dir));
+    if (auto found = store.Lookup(plan.image); !found) {
+      return found.error().Wrap(sk.image.empty() ? "the configuration's sandbox.image"
+                                                 : sk.path + ": 'image'");
+    }
   }
   plan.timeout_ms = sk.timeout_ms.value_or(cfg.sandbox.timeout_ms);
   return plan;
@@ -447,12 +452,50 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
   return Ok();
 }
 
+Status ResolveImage(const config::Config& cfg, RunPlan* plan) {
+  const std::string& required = plan->required_image;
+  if (plan->image == "host" || !required.empty()) {
+    KILN_ASSIGN_OR_RETURN(std::string host, HostImageDigest(cfg.state_dir));
+    if (plan->image == "host" && required.empty()) {
+      plan->image_digest = host;
+      return Ok();
+    }
+    if (required == host) {  // a replay on the host image, whatever the original ran on
+      plan->image = "host";
+      plan->image_digest = host;
+      return Ok();
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(images::Store store, images::Store::Open(cfg.state_dir));
+  auto img = store.Resolve(required.empty() ? plan->image : required);
+  if (!img) {
+    if (img.error().code() != Error::Code::kNotFound || required.empty()) return img.error();
+    return Error::NotFound("image " + required + " is not on this host (" +
+                           (plan->image == "host" ? "its host image is " + plan->image_digest
+                                                  : "nor in its image store") +
+                           ")");
+  }
+  plan->image_digest = img->digest;
+  plan->layers = img->layer_dirs;
+  plan->image_config = img->manifest.value("config", json::object());
+  KILN_ASSIGN_OR_RETURN(plan->runtime_libs,
+                        EnsureRuntimeLibs(cfg.state_dir, {cfg.runtime_binary, cfg.forward_binary}));
+  return Ok();
+}
+
 sandbox::Spec SandboxSpec(const runner::Services& s, const store::Run& run, const RunPlan& plan,
                           const Resources& res, int events_fd, int steer_fd) {
   const config::Config& cfg = *s.config;
   sandbox::Spec spec;
   spec.id = runner::SandboxId(run);
-  spec.image = plan.image;
+  if (plan.layers.empty()) {
+    spec.image = plan.image;
+  } else {
+    spec.layers = plan.layers;
+    for (const json& e : plan.image_config.value("env", json::array())) {
+      if (e.is_string()) spec.env.push_back(e.get<std::string>());
+    }
+  }
   spec.state_dir = cfg.state_dir;
   spec.cgroup_parent = cfg.sandbox.cgroup_parent;
   spec.workspace = res.workspace.merged;
@@ -461,6 +504,8 @@ sandbox::Spec SandboxSpec(const runner::Services& s, const store::Run& run, cons
   spec.binds.push_back({cfg.runtime_binary, bin + "/kiln-runtime", true});
   spec.binds.push_back({cfg.forward_binary, bin + "/kiln-proxy-forward", true});
   if (res.secrets_mounted) spec.binds.push_back({res.run_dir + "/secrets", kSecretsDir, true});
+  const RuntimeLibs& libs = plan.runtime_libs;
+  if (!libs.dir.empty()) spec.binds.push_back({libs.dir, kLibDir, true});
   std::string proxy_url = std::string("http://") + kProxyListen;
   for (const char* name : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) {
     spec.env.push_back(std::string(name) + "=" + proxy_url);
@@ -476,8 +521,8 @@ sandbox::Spec SandboxSpec(const runner::Services& s, const store::Run& run, cons
   spec.limits.grace_ms = cfg.sandbox.grace_ms;
   spec.limits.rootfs_bytes = cfg.sandbox.rootfs_bytes;
   spec.pass_fds = {events_fd, steer_fd};
-  spec.argv = {bin + "/kiln-proxy-forward",           "--listen", kProxyListen, "--socket",
-               std::string(kKilnDir) + "/proxy.sock", "--"};
+  spec.argv = ThroughLoader(libs, {bin + "/kiln-proxy-forward", "--listen", kProxyListen,
+                                   "--socket", std::string(kKilnDir) + "/proxy.sock", "--"});
   if (!plan.command.empty()) {
     // No event or steering pipe: only kiln-runtime writes events, and a
     // command could forge them.
@@ -485,10 +530,10 @@ sandbox::Spec SandboxSpec(const runner::Services& s, const store::Run& run, cons
     spec.argv.insert(spec.argv.end(), {"/bin/sh", "-c", plan.command});
     return spec;
   }
-  spec.argv.insert(
-      spec.argv.end(),
-      {bin + "/kiln-runtime", "--spec", std::string(kKilnDir) + "/spec.json", "--events-fd",
-       std::to_string(events_fd), "--steer-fd", std::to_string(steer_fd)});
+  std::vector<std::string> runtime = ThroughLoader(
+      libs, {bin + "/kiln-runtime", "--spec", std::string(kKilnDir) + "/spec.json", "--events-fd",
+             std::to_string(events_fd), "--steer-fd", std::to_string(steer_fd)});
+  spec.argv.insert(spec.argv.end(), runtime.begin(), runtime.end());
   return spec;
 }
 

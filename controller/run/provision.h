@@ -21,6 +21,7 @@
 #include "controller/git/write.h"
 #include "controller/proxy/proxy.h"
 #include "controller/run/phases.h"
+#include "controller/run/runtime_libs.h"
 #include "controller/run/services.h"
 #include "controller/sessionlog/writer.h"
 #include "runtime/spec.h"
@@ -43,8 +44,13 @@ struct RunPlan {
   // instead of an agent. The request's context.command wins over the skill's.
   std::string command;
   std::vector<proxy::Rule> allow;  // config rules, then the skill's
-  std::string image;
-  std::string image_digest;  // "sha256:<hex>", filled when the run starts (HostImageDigest)
+  std::string image;               // "host", or a name or digest in the image store
+  std::string image_digest;        // "sha256:<hex>", filled when the run starts (ResolveImage)
+  // A store image's, filled by ResolveImage: its layer directories (bottom
+  // first), its config ({env, workdir, user}) and kiln's programs' libraries.
+  std::vector<std::string> layers;
+  nlohmann::json image_config;
+  RuntimeLibs runtime_libs;
   uint64_t timeout_ms = 0;
 
   // A replay (PlanRecorded): the recorded spec.json, given byte for byte;
@@ -98,6 +104,13 @@ Result<RunPlan> PlanRecorded(const runner::Services& services, const Recorded& r
 // package list (once per process while it is unchanged): work for the start
 // of a run, not for checking a request.
 Result<std::string> HostImageDigest(const std::string& state_dir);
+
+// Fills the plan's image digest (and for a store image its layers, config
+// and runtime libraries): the host image, or the store's image by name, or
+// by the digest a replay requires. A store image whose layers changed since
+// they were stored is refused (kCorruption); a required digest that is not
+// here is kNotFound, naming what is.
+Status ResolveImage(const config::Config& config, RunPlan* plan);
 
 // Everything that can be decided without touching the repository: an
 // unknown role, an unknown secret, a bad budget override, a model provider

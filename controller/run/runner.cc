@@ -201,13 +201,11 @@ class Attempt {
     if (!p) return fail(p.error(), false);
     plan_ = std::move(*p);
     phases_.Lap("plan");
-    auto digest = provision::HostImageDigest(cfg_.state_dir);
-    if (!digest) return fail(digest.error(), true);
-    plan_.image_digest = std::move(*digest);
-    if (!plan_.required_image.empty() && plan_.required_image != plan_.image_digest) {
-      return fail(Error::NotFound("image " + plan_.required_image + " is not on this host (its " +
-                                  plan_.image + " image is " + plan_.image_digest + " now)"),
-                  false);
+    if (Status st = provision::ResolveImage(cfg_, &plan_); !st.ok()) {
+      // An image that is not here is the request's fault; one that changed
+      // or cannot be read is the host's.
+      return fail(st.error(), st.error().code() != Error::Code::kNotFound &&
+                                  st.error().code() != Error::Code::kInvalidArgument);
     }
     phases_.Lap("image");
     auto repo = s_.cache->Resolve(run_.request.repo, run_.request.commit);

@@ -12,8 +12,12 @@
 # ANTHROPIC_API_KEY or OPENAI_API_KEY is set, in which case the agents talk to
 # that real model through kiln's egress proxy. Run as root.
 #
-#   scripts/demo.sh            the demo, in a fresh temporary state directory
-#   KEEP=1 scripts/demo.sh     keep the state directory to look around after
+#   scripts/demo.sh               the demo, in a fresh temporary state directory
+#   KEEP=1 scripts/demo.sh        keep the state directory to look around after
+#   IMAGE=python scripts/demo.sh  every run in the python toolchain image
+#                                 (images/python.yaml), built first with
+#                                 mmdebstrap (about two minutes) instead of
+#                                 the host image
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -60,13 +64,19 @@ forward_binary: $bin/controller/proxy/kiln-proxy-forward
 metrics_listen: ""
 poll_interval: 100ms
 pipeline: {api_listen: ""}
-sandbox: {timeout: 10m, memory: 2G}
+images_dir: $root/images
+sandbox: {timeout: 10m, memory: 2G, image: ${IMAGE:-host}}
 $model_config
 EOF
 
 k() { "$kiln" "$@" --config "$config"; }
 drive() { "$kiln" serve --config "$config" --until-idle 2>>"$state/serve.log"; }
 repo=demo/stats
+
+if [[ -n ${IMAGE:-} ]]; then
+  step "the $IMAGE toolchain image (images/$IMAGE.yaml)"
+  k image build "$IMAGE"
+fi
 
 step "a local forge with the sample repository (maintainer: maintainer)"
 k forge init "$repo" --from "$root/demo/sample" --maintainer maintainer

@@ -139,7 +139,7 @@ void PrintRun(const store::Run& r, bool with_patch) {
 }
 
 struct RequestOptions {
-  std::string config, repo, commit, role, task, task_file;
+  std::string config, repo, commit, role, task, task_file, image;
   int priority = 0;
   std::vector<std::string> budgets;  // name=value
   bool json = false;
@@ -172,6 +172,7 @@ Result<store::RunRequest> BuildRequest(const RequestOptions& o, const config::Co
     }
     r.budgets[b.substr(0, eq)] = v;
   }
+  if (!o.image.empty()) r.context = json{{"image", o.image}};
   const char* user = std::getenv("SUDO_USER");
   r.requested_by = std::string("cli:") + (user ? user : std::to_string(::getuid()));
   return r;
@@ -185,6 +186,9 @@ void AddRequestOptions(CLI::App* cmd, RequestOptions* o) {
   cmd->add_option("--task", o->task, "the task text");
   cmd->add_option("--task-file", o->task_file, "a file holding the task text");
   cmd->add_option("--priority", o->priority, "higher runs first (default 0)");
+  cmd->add_option("--image", o->image,
+                  "the toolchain image (a store image's name or digest, or 'host'); default: the "
+                  "skill's, else the configuration's");
   cmd->add_option("--budget", o->budgets, "NAME=VALUE budget override (repeatable)")
       ->allow_extra_args(false);
   cmd->add_flag("--json", o->json, "print the run as JSON");

@@ -168,6 +168,9 @@ Result<std::set<std::string>> InUse(const Opened& o) {
     if (auto sk = skill::Load(o.config.skills_dir, r.request.role); sk && !sk->image.empty()) {
       image = sk->image;
     }
+    if (r.request.context.is_object() && r.request.context.contains("image")) {
+      image = r.request.context.value("image", image);
+    }
     if (auto d = o.store->Lookup(image)) used.insert(*d);
   }
   return used;

@@ -202,11 +202,16 @@ std::vector<std::string> MmdebstrapArgs(const Recipe& r, const std::string& tar_
                                 "--format=tar"};
   if (!r.packages.empty()) a.push_back("--include=" + Join(r.packages, ","));
   if (!cache_dir.empty()) {
-    // mmdebstrap's documented package cache.
+    // The package cache, as mmdebstrap's manual keeps one, but hard-linked
+    // in and out (copied where the chroot is on another filesystem).
+    std::string cache = ShellQuote(cache_dir);
+    std::string archives = "\"$1\"/var/cache/apt/archives";
     a.push_back("--skip=essential/unlink");
-    a.push_back("--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/");
-    a.push_back("--setup-hook=sync-in " + cache_dir + " /var/cache/apt/archives/");
-    a.push_back("--customize-hook=sync-out /var/cache/apt/archives " + cache_dir);
+    a.push_back("--setup-hook=mkdir -p " + archives + " && { cp -al " + cache + "/. " + archives +
+                "/ 2>/dev/null || cp -a " + cache + "/. " + archives + "/; }");
+    a.push_back("--customize-hook=cp -aln " + archives + "/*.deb " + cache +
+                "/ 2>/dev/null || cp -an " + archives + "/*.deb " + cache +
+                "/ 2>/dev/null || true");
   }
   for (const RecipeFile& f : r.files) {
     std::string parent = fs::path(f.dest).parent_path();
@@ -243,7 +248,9 @@ Result<Built> Build(Store& store, const std::string& name, const BuildOptions& o
   FileIndex base_files;
   if (!flat.from.empty()) {
     say("base image " + flat.from);
-    KILN_ASSIGN_OR_RETURN(Built base, Build(store, flat.from, o));
+    BuildOptions for_base = o;
+    for_base.force = false;  // --force is for the images named; a base is found by its key
+    KILN_ASSIGN_OR_RETURN(Built base, Build(store, flat.from, for_base));
     base_digest = base.digest;
     built.layers = base.layers;
     KILN_ASSIGN_OR_RETURN(base_files, store.Files(base_digest));
@@ -286,6 +293,12 @@ Result<Built> Build(Store& store, const std::string& name, const BuildOptions& o
     hook = tmp + "/customize.sh";
     KILN_TRY(WriteNewFile(hook, HookScript(flat), 0644, Sync::kNoFsync));
   }
+  auto cached_debs = [&] {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(cache, ec)) n += e.path().extension() == ".deb";
+    return n;
+  };
+  size_t debs_before = cached_debs();
   std::string tar = tmp + "/rootfs.tar";
   say(name + ": mmdebstrap " + flat.suite + " (" + std::to_string(flat.packages.size()) +
       " packages)");
@@ -296,6 +309,9 @@ Result<Built> Build(Store& store, const std::string& name, const BuildOptions& o
                                      if (l.starts_with("I: ")) say(name + ": " + l.substr(3));
                                    }));
   if (p.status != 0) return BuildFailure(flat, p);
+  size_t debs_after = cached_debs();
+  say(name + ": " + std::to_string(debs_after - std::min(debs_before, debs_after)) +
+      " package(s) downloaded, " + std::to_string(debs_before) + " in the cache before");
 
   say(name + ": writing the layer");
   UnpackPolicy policy;

@@ -25,7 +25,7 @@ namespace kiln::images {
 struct BuildOptions {
   std::string recipes_dir;  // where <name>.yaml is
   std::string state_dir;    // the sandbox's, for the test run
-  bool force = false;       // build even when the key is known
+  bool force = false;       // build even when the key is known (not the base)
   std::function<void(const std::string&)> progress;
 };
 

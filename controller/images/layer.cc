@@ -159,9 +159,16 @@ class Unpacker {
     KILN_ASSIGN_OR_RETURN(std::string path, CleanPath(archive_entry_pathname(e), what_));
     if (path.empty()) return Ok();  // the archive's own root
     auto [parent, name] = SplitParent(path);
-    std::vector<std::string> made;
-    KILN_ASSIGN_OR_RETURN(UniqueFd dir, OpenDir(root_, parent, what_, path, &made));
-    for (const std::string& m : made) dir_times_.try_emplace(m, 0);  // implied: time 0
+    // Members come grouped by directory: the last member's stays open. (A
+    // member that replaces that directory has another parent, so the next
+    // member under it opens it again, checked.)
+    if (!parent_fd_.valid() || parent != parent_path_) {
+      std::vector<std::string> made;
+      KILN_ASSIGN_OR_RETURN(parent_fd_, OpenDir(root_, parent, what_, path, &made));
+      for (const std::string& m : made) dir_times_.try_emplace(m, 0);  // implied: time 0
+      parent_path_ = parent;
+    }
+    const UniqueFd& dir = parent_fd_;
     if (name == kOpaqueMarker) {
       if (::fsetxattr(dir.get(), kOpaqueXattr, "y", 1, 0) != 0) {
         return Error::Sys(what_ + ": marking " + Quote(parent) + " opaque", errno);
@@ -295,6 +302,8 @@ class Unpacker {
   UnpackPolicy policy_;
   UnpackNotes* notes_;
   std::map<std::string, int64_t> dir_times_;
+  std::string parent_path_;
+  UniqueFd parent_fd_;
 };
 
 // The directory walk under CanonicalTar and Seal: every entry below dir in
@@ -550,6 +559,12 @@ Status Subtract(const std::string& dir, uint32_t id_shift, const FileIndex& base
     }
     return false;
   };
+  // The directories that stay: those holding what stays, and those that differ.
+  std::set<std::string> kept_dirs;
+  auto keep_parents = [&](const std::string& path) {
+    std::string parent = SplitParent(path).first;
+    while (!parent.empty() && kept_dirs.insert(parent).second) parent = SplitParent(parent).first;
+  };
   std::string hidden;
   for (const auto& [path, e] : base) {
     if (!hidden.empty() && path.starts_with(hidden + "/")) continue;
@@ -560,6 +575,7 @@ Status Subtract(const std::string& dir, uint32_t id_shift, const FileIndex& base
     if (::mknodat(d.get(), name.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) {
       return Error::Sys("whiteout " + Quote(path), errno);
     }
+    keep_parents(path);
   }
   auto equal = [&](const std::string& path, const json& e) {
     auto b = base.find(path);
@@ -574,7 +590,6 @@ Status Subtract(const std::string& dir, uint32_t id_shift, const FileIndex& base
     it->second = it->second && equal(path, e);
   }
   // Deepest first, so that a directory is judged after what it holds.
-  std::set<std::string> kept_dirs;
   for (auto it = mine.rbegin(); it != mine.rend(); ++it) {
     const std::string& path = it->first;
     bool same = equal(path, it->second);
@@ -588,8 +603,17 @@ Status Subtract(const std::string& dir, uint32_t id_shift, const FileIndex& base
       }
       continue;
     }
-    std::string parent = SplitParent(path).first;
-    while (!parent.empty() && kept_dirs.insert(parent).second) parent = SplitParent(parent).first;
+    if (is_dir) kept_dirs.insert(path);
+    keep_parents(path);
+  }
+  // Removing and whiting out changed the directories' times: back to the
+  // tar's, so that the digest does not depend on when this ran.
+  for (const std::string& dir : kept_dirs) {
+    int64_t mtime = mine[dir]["mtime"];
+    timespec t[2] = {{mtime, 0}, {mtime, 0}};
+    if (::utimensat(root.get(), dir.c_str(), t, AT_SYMLINK_NOFOLLOW) != 0) {
+      return Error::Sys("utimensat " + Quote(dir), errno);
+    }
   }
   return Ok();
 }

@@ -276,10 +276,14 @@ TEST_F(LayerTest, SealChangesWhenTheLayerIsEdited) {
 }
 
 TEST_F(LayerTest, SubtractKeepsOnlyWhatDiffersFromTheBase) {
-  auto base = Make(kSample, "base");
+  std::vector<Member> base_members = kSample;
+  base_members.push_back({"opt/", 'd', "", 0755});
+  base_members.push_back({"opt/old", 'f', "old"});
+  auto base = Make(base_members, "base");
   ASSERT_TRUE(base.ok());
   FileIndex index = Merge({base->files});
   std::vector<Member> child = kSample;
+  child.push_back({"opt/", 'd', "", 0755});  // the same directory, without opt/old
   child[1].data = "ID=child\n";              // changed
   child.push_back({"usr/", 'd'});            // new
   child.push_back({"usr/new", 'f', "new"});  // new
@@ -294,11 +298,19 @@ TEST_F(LayerTest, SubtractKeepsOnlyWhatDiffersFromTheBase) {
     paths.push_back(e["path"].get<std::string>() + ":" + e["type"].get<std::string>());
   // bin/ and its files are the base's; run/ is gone (a whiteout); etc/, the
   // same as the base's, stays to hold what changed in it.
-  EXPECT_EQ(paths,
-            (std::vector<std::string>{"etc:d", "etc/os-release:f", "run:w", "usr:d", "usr/new:f"}));
+  EXPECT_EQ(paths, (std::vector<std::string>{"etc:d", "etc/os-release:f", "opt:d", "opt/old:w",
+                                             "run:w", "usr:d", "usr/new:f"}));
+  // Made again a second later: the same layer (what was removed from a
+  // directory does not leave its time behind).
+  ::sleep(1);
+  auto again = Unpack(tar, "child.tar", tmp_ / "again", {}, nullptr, &index);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->digest, layer->digest);
   // The stack reads as the child's full tree.
   FileIndex merged = Merge({base->files, layer->files});
   EXPECT_FALSE(merged.contains("run/fifo"));
+  EXPECT_FALSE(merged.contains("opt/old"));
+  EXPECT_EQ(merged["opt"], index["opt"]);
   EXPECT_EQ(merged["etc/os-release"]["sha256"], Sha256Hex("ID=child\n"));
   EXPECT_TRUE(merged.contains("bin/tool"));
 }

@@ -4,7 +4,6 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +12,7 @@
 #include "base/digest.h"
 #include "base/fd.h"
 #include "base/strings.h"
+#include "controller/images/recipe.h"
 
 namespace kiln::images {
 namespace {
@@ -56,7 +56,7 @@ class Layout {
   static Result<Layout> Open(const std::string& dir) {
     UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid()) return Error::Sys("open " + Quote(dir), errno);
-    return Layout(std::move(fd), dir);
+    return Layout(std::move(fd));
   }
 
   bool Has(const std::string& rel) const {
@@ -118,23 +118,11 @@ class Layout {
     return j;
   }
 
-  const std::string& dir() const { return dir_; }
-
  private:
-  Layout(UniqueFd root, std::string dir) : root_(std::move(root)), dir_(std::move(dir)) {}
+  explicit Layout(UniqueFd root) : root_(std::move(root)) {}
   UniqueFd root_;
-  std::string dir_;
   std::vector<UniqueFd> fds_;
 };
-
-std::string HostArch() {
-  utsname u{};
-  ::uname(&u);
-  std::string m = u.machine;
-  if (m == "x86_64") return "amd64";
-  if (m == "aarch64") return "arm64";
-  return m;
-}
 
 // "docker.io/library/alpine:3.19" -> "alpine"; "" when nothing valid is left.
 std::string NameFrom(std::string ref) {
@@ -165,13 +153,13 @@ Result<json> PickManifest(Layout& layout, json index, const std::string& what) {
     for (const json& m : index["manifests"]) {
       if (!m.is_object()) continue;
       json p = m.value("platform", json::object());
-      if (p.is_object() && p.value("architecture", HostArch()) == HostArch() &&
+      if (p.is_object() && p.value("architecture", HostArchitecture()) == HostArchitecture() &&
           p.value("os", "linux") == "linux") {
         pick = &m;
         break;
       }
     }
-    if (!pick) return Error::NotFound(what + ": no manifest for linux/" + HostArch());
+    if (!pick) return Error::NotFound(what + ": no manifest for linux/" + HostArchitecture());
     std::string type = pick->value("mediaType", kOciManifest);
     if (type != kOciIndex && type != kDockerList) return *pick;
     KILN_ASSIGN_OR_RETURN(index, layout.BlobJson(*pick, what + ": nested index"));
@@ -368,7 +356,7 @@ Result<std::string> Export(const Store& store, const std::string& ref, const std
   if (!c.value("env", json::array()).empty()) config_inner["Env"] = c["env"];
   if (!c.value("workdir", "").empty()) config_inner["WorkingDir"] = c["workdir"];
   if (!c.value("user", "").empty()) config_inner["User"] = c["user"];
-  json config = {{"architecture", HostArch()},
+  json config = {{"architecture", HostArchitecture()},
                  {"os", "linux"},
                  {"config", config_inner},
                  {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
@@ -381,7 +369,7 @@ Result<std::string> Export(const Store& store, const std::string& ref, const std
   json annotated = manifest_desc;
   std::string name = ref.starts_with("sha256:") ? "" : ref;
   if (!name.empty()) annotated["annotations"] = {{kRefName, name}};
-  annotated["platform"] = {{"architecture", HostArch()}, {"os", "linux"}};
+  annotated["platform"] = {{"architecture", HostArchitecture()}, {"os", "linux"}};
   json index = {{"schemaVersion", 2}, {"mediaType", kOciIndex}, {"manifests", {annotated}}};
   KILN_TRY(WriteFileAtomic(dir + "/index.json", index.dump(), 0644));
   KILN_TRY(WriteFileAtomic(dir + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})", 0644));

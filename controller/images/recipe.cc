@@ -128,15 +128,6 @@ std::string HostCodename(const std::string& root) {
   return "";
 }
 
-std::string HostArchitecture() {
-  utsname u{};
-  ::uname(&u);
-  std::string m = u.machine;
-  if (m == "x86_64") return "amd64";
-  if (m == "aarch64") return "arm64";
-  return m;
-}
-
 bool ValidSnapshot(const std::string& s) {
   // YYYYMMDDTHHMMSSZ
   if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') return false;
@@ -166,6 +157,15 @@ bool ValidPackage(const std::string& p) {
 }
 
 }  // namespace
+
+std::string HostArchitecture() {
+  utsname u{};
+  ::uname(&u);
+  std::string m = u.machine;
+  if (m == "x86_64") return "amd64";
+  if (m == "aarch64") return "arm64";
+  return m;
+}
 
 std::string AptSource::Line() const {
   return "deb " + (options.empty() ? "" : "[" + options + "] ") + uri + " " + suite + " " +

@@ -63,6 +63,9 @@ struct Recipe {
   nlohmann::json Config() const;
 };
 
+// This host's architecture as dpkg and OCI name it ("amd64", "arm64").
+std::string HostArchitecture();
+
 // Reads dir/<name>.yaml. Unknown fields, wrong types, a bad mode, user,
 // source line or snapshot date are errors naming the file, the line and the
 // field. Defaults the suite, architecture and sources take from this host

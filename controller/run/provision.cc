@@ -190,13 +190,17 @@ Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
     if (!r) return r.error().Wrap(sk.path + ": 'network.allow'");
     plan.allow.push_back(std::move(*r));
   }
-  plan.image = sk.image.empty() ? cfg.sandbox.image : sk.image;
+  // The request's image, else the skill's, else the configuration's.
+  const json& ctx = run.request.context;
+  std::string asked = ctx.is_object() ? ctx.value("image", "") : "";
+  plan.image = !asked.empty() ? asked : !sk.image.empty() ? sk.image : cfg.sandbox.image;
   if (plan.image != "host") {
     // A missing image stops the request before it is queued.
     KILN_ASSIGN_OR_RETURN(images::Store store, images::Store::Open(cfg.state_dir));
     if (auto found = store.Lookup(plan.image); !found) {
-      return found.error().Wrap(sk.image.empty() ? "the configuration's sandbox.image"
-                                                 : sk.path + ": 'image'");
+      return found.error().Wrap(!asked.empty()      ? "the request's image"
+                                : !sk.image.empty() ? sk.path + ": 'image'"
+                                                    : "the configuration's sandbox.image");
     }
   }
   plan.timeout_ms = sk.timeout_ms.value_or(cfg.sandbox.timeout_ms);

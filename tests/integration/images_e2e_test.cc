@@ -139,9 +139,9 @@ TEST_F(Images, AMissingImageIsRefusedBeforeAnythingIsQueued) {
 TEST_F(Images, AnImageAQueuedRunUsesCannotBeRemoved) {
   Setup(kScript);
   ImportTiny();
-  Skill("edit", "image: " + name_ + "\n");
+  // The request names the image (the skill names none).
   Outcome submit = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
-                         "--role", "edit", "--task", "t"});
+                         "--role", "edit", "--task", "t", "--image", name_});
   ASSERT_EQ(submit.status, 0) << submit.err;
   std::string id(Trim(submit.out));
   Outcome rm = Kiln({"image", "rm", "--config", config_, name_});

@@ -143,6 +143,18 @@ Result<json> Store::LayerRecord(const std::string& digest) const {
   return ReadJson(path, "layer record");
 }
 
+Result<json> Store::LayerFiles(const std::string& digest) const {
+  if (auto record = LayerRecord(digest); !record) return record.error();
+  std::string path = LayerDir(digest) + ".files.json";
+  KILN_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_array()) {
+    return Error(Error::Code::kCorruption,
+                 "layer file list " + Quote(path) + " is not a JSON list");
+  }
+  return j;
+}
+
 Result<Image> Store::Resolve(const std::string& ref) const {
   Image img;
   KILN_ASSIGN_OR_RETURN(img.digest, Lookup(ref));
@@ -187,12 +199,19 @@ Result<Layer> Store::AddLayer(const std::string& tar_path, const std::string& wh
     drop_tmp();
     return seal.error();
   }
-  json record = {
-      {"digest", layer->digest},     {"bytes", layer->bytes}, {"entries", layer->entries},
-      {"id_shift", policy.id_shift}, {"seal", *seal},         {"files", layer->files}};
-  if (Status st = WriteFileAtomic(final_dir + ".json", record.dump() + "\n", 0644); !st.ok()) {
-    drop_tmp();
-    return st.error();
+  // The record is read by every run on the layer; the file list (a
+  // megabyte or two) only by verify and builds on it.
+  json record = {{"digest", layer->digest},
+                 {"bytes", layer->bytes},
+                 {"entries", layer->entries},
+                 {"id_shift", policy.id_shift},
+                 {"seal", *seal}};
+  for (const auto& [file, text] : {std::pair{final_dir + ".files.json", layer->files.dump()},
+                                   {final_dir + ".json", record.dump()}}) {
+    if (Status st = WriteFileAtomic(file, text + "\n", 0644); !st.ok()) {
+      drop_tmp();
+      return st.error();
+    }
   }
   ::chmod(dest.c_str(), 0555);
   if (::rename(dest.c_str(), final_dir.c_str()) != 0 && errno != ENOTEMPTY && errno != EEXIST) {
@@ -312,8 +331,13 @@ Result<std::vector<Finding>> Store::Verify(const std::string& ref) const {
       findings.push_back({layer, record.error().message()});
       continue;
     }
+    auto files = LayerFiles(layer);
+    if (!files) {
+      findings.push_back({layer, files.error().message()});
+      continue;
+    }
     std::map<std::string, json> recorded;
-    for (const json& e : (*record)["files"]) recorded[e.value("path", "")] = e;
+    for (const json& e : *files) recorded[e.value("path", "")] = e;
     size_t before = findings.size();
     auto note = [&](std::string message) {
       if (findings.size() - before < 20) findings.push_back({layer, std::move(message)});
@@ -361,8 +385,8 @@ Result<FileIndex> Store::Files(const std::string& digest) const {
   KILN_ASSIGN_OR_RETURN(json m, Manifest(digest));
   std::vector<json> lists;
   for (const json& l : m["layers"]) {
-    KILN_ASSIGN_OR_RETURN(json record, LayerRecord(l.value("digest", "")));
-    lists.push_back(std::move(record["files"]));
+    KILN_ASSIGN_OR_RETURN(json files, LayerFiles(l.value("digest", "")));
+    lists.push_back(std::move(files));
   }
   return Merge(lists);
 }

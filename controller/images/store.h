@@ -1,7 +1,8 @@
 // The image store (docs/images.md), under <state>/images:
 //   layers/<hex>/        a layer's tree, read-only, named by its digest
 //   layers/<hex>.json    its record: digest, bytes, entries, the id shift it
-//                        was unpacked with, its seal and its file list
+//                        was unpacked with, its seal
+//   layers/<hex>.files.json  its file list (CanonicalTar's entries)
 //   manifests/<hex>.json an image: its layers (bottom first), its config
 //                        (environment, working directory, user) and where it
 //                        came from; the file's SHA-256 is the image's digest
@@ -89,8 +90,9 @@ class Store {
   Result<Layer> AddLayer(const std::string& tar_path, const std::string& what,
                          const UnpackPolicy& policy, UnpackNotes* notes,
                          const FileIndex* base = nullptr);
-  // The record of a stored layer ("sha256:<hex>").
+  // The record of a stored layer ("sha256:<hex>"), and its file list.
   Result<nlohmann::json> LayerRecord(const std::string& digest) const;
+  Result<nlohmann::json> LayerFiles(const std::string& digest) const;
   std::string LayerDir(const std::string& digest) const;
 
   // Writes the manifest of an image of layers (digests, bottom first) with

@@ -146,6 +146,8 @@ TEST_F(StoreTest, RemoveAndGcDropOnlyWhatNothingUses) {
   EXPECT_EQ(gc->bytes_freed, 1u);
   EXPECT_FALSE(fs::exists(store_->LayerDir(own)));
   EXPECT_FALSE(fs::exists(store_->LayerDir(own) + ".json"));
+  EXPECT_FALSE(fs::exists(store_->LayerDir(own) + ".files.json"));
+  EXPECT_TRUE(fs::exists(store_->LayerDir(shared) + ".files.json"));
   EXPECT_TRUE(fs::is_empty(store_->root() + "/tmp"));
   auto kept = store_->Resolve("keep");
   ASSERT_TRUE(kept.ok()) << kept.error().message();

@@ -130,14 +130,10 @@ int DoInspect(const ImageOptions& io) {
                       {"path", o->store->LayerDir(l["digest"])}});
     bytes += (*rec)["bytes"].get<uint64_t>();
   }
-  auto packages = images::Packages(*o->store, img->digest);
+  auto packages = images::Packages(*o->store, *img);
   if (!packages) return Fail(packages.error(), ExitFor(packages.error()));
-  std::vector<std::string> names;
-  for (const images::Summary& s : o->store->List()) {
-    if (s.digest == img->digest) names = s.names;
-  }
   json out = {{"digest", img->digest},
-              {"names", names},
+              {"names", o->store->NamesOf(img->digest)},
               {"layers", layers},
               {"bytes", bytes},
               {"config", img->manifest["config"]},
@@ -148,7 +144,7 @@ int DoInspect(const ImageOptions& io) {
 }
 
 // The image digests queued and running runs use (or will): a running run's
-// recorded digest, a queued run's skill's image (or the configured one).
+// recorded digest, a queued run's image as its plan would choose it.
 Result<std::set<std::string>> InUse(const Opened& o) {
   std::set<std::string> used;
   if (::access(o.config.store.c_str(), F_OK) != 0) return used;
@@ -164,13 +160,8 @@ Result<std::set<std::string>> InUse(const Opened& o) {
       used.insert(r.image_digest);
       continue;
     }
-    std::string image = o.config.sandbox.image;
-    if (auto sk = skill::Load(o.config.skills_dir, r.request.role); sk && !sk->image.empty()) {
-      image = sk->image;
-    }
-    if (r.request.context.is_object() && r.request.context.contains("image")) {
-      image = r.request.context.value("image", image);
-    }
+    auto sk = skill::Load(o.config.skills_dir, r.request.role);
+    std::string image = provision::ImageFor(o.config, sk ? sk->image : "", r.request);
     if (auto d = o.store->Lookup(image)) used.insert(*d);
   }
   return used;
@@ -179,11 +170,11 @@ Result<std::set<std::string>> InUse(const Opened& o) {
 int DoRemove(const ImageOptions& io) {
   auto o = Open(io.config);
   if (!o) return Fail(o.error(), ExitFor(o.error()));
+  auto used = InUse(*o);
+  if (!used) return Fail(used.error(), kInfrastructure);
   for (const std::string& name : io.names) {
     auto digest = o->store->Lookup(name);
     if (!digest) return Fail(digest.error(), ExitFor(digest.error()));
-    auto used = InUse(*o);
-    if (!used) return Fail(used.error(), kInfrastructure);
     if (used->contains(*digest)) {
       return Fail(Error::Invalid("image " + Quote(name) + " (" + *digest +
                                  ") is used by a queued or running run; cancel it or wait"),

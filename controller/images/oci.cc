@@ -376,12 +376,11 @@ Result<std::string> Export(const Store& store, const std::string& ref, const std
   return manifest_desc["digest"].get<std::string>();
 }
 
-Result<json> Packages(const Store& store, const std::string& digest) {
-  KILN_ASSIGN_OR_RETURN(FileIndex files, store.Files(digest));
+Result<json> Packages(const Store& store, const Image& img) {
+  KILN_ASSIGN_OR_RETURN(FileIndex files, store.Files(img.digest));
   json out = json::array();
   auto status = files.find("var/lib/dpkg/status");
   if (status == files.end() || status->second.value("type", "") != "f") return out;
-  KILN_ASSIGN_OR_RETURN(Image img, store.Resolve(digest));
   std::string text;
   for (auto it = img.layer_dirs.rbegin(); it != img.layer_dirs.rend(); ++it) {
     if (auto t = ReadFile(*it + "/var/lib/dpkg/status")) {

@@ -36,9 +36,9 @@ Result<Imported> Import(Store& store, const std::string& path, const std::string
 // exist or be empty). Returns the OCI manifest's digest.
 Result<std::string> Export(const Store& store, const std::string& ref, const std::string& dir);
 
-// The Debian packages installed in an image: {name, version, architecture},
-// from dpkg's database in its topmost layer that has one; empty for an
-// image without dpkg.
-Result<nlohmann::json> Packages(const Store& store, const std::string& digest);
+// The Debian packages installed in an image (resolved): {name, version,
+// architecture}, from dpkg's database in its topmost layer that has one;
+// empty for an image without dpkg.
+Result<nlohmann::json> Packages(const Store& store, const Image& image);
 
 }  // namespace kiln::images

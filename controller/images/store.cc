@@ -271,16 +271,21 @@ std::vector<Summary> Store::List() const {
   return out;
 }
 
+std::vector<std::string> Store::NamesOf(const std::string& digest) const {
+  std::vector<std::string> out;
+  for (const std::string& name : Names(root_ + "/refs")) {
+    if (auto d = Lookup(name); d && *d == digest) out.push_back(name);
+  }
+  return out;
+}
+
 Result<std::string> Store::Remove(const std::string& name) {
   KILN_ASSIGN_OR_RETURN(Lock lock, Exclusive());
   KILN_ASSIGN_OR_RETURN(std::string digest, Lookup(name));
   if (!name.starts_with("sha256:") && ::unlink((root_ + "/refs/" + name).c_str()) != 0) {
     return Error::Sys("removing the name " + Quote(name), errno);
   }
-  for (const std::string& other : Names(root_ + "/refs")) {
-    auto d = Lookup(other);
-    if (d && *d == digest) return digest;  // still named
-  }
+  if (!NamesOf(digest).empty()) return digest;  // still named
   std::string path = root_ + "/manifests/" + *DigestHex(digest) + ".json";
   if (::unlink(path.c_str()) != 0) return Error::Sys("removing " + Quote(path), errno);
   return digest;

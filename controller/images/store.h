@@ -102,6 +102,8 @@ class Store {
   Status Tag(const std::string& name, const std::string& digest);
 
   std::vector<Summary> List() const;
+  // The names that point at an image digest.
+  std::vector<std::string> NamesOf(const std::string& digest) const;
   // Removes name; its manifest goes too when no other name points at it.
   // Returns the manifest's digest.
   Result<std::string> Remove(const std::string& name);

@@ -190,15 +190,14 @@ Result<RunPlan> Plan(const runner::Services& s, const store::Run& run) {
     if (!r) return r.error().Wrap(sk.path + ": 'network.allow'");
     plan.allow.push_back(std::move(*r));
   }
-  // The request's image, else the skill's, else the configuration's.
-  const json& ctx = run.request.context;
-  std::string asked = ctx.is_object() ? ctx.value("image", "") : "";
-  plan.image = !asked.empty() ? asked : !sk.image.empty() ? sk.image : cfg.sandbox.image;
+  plan.image = ImageFor(cfg, sk.image, run.request);
   if (plan.image != "host") {
     // A missing image stops the request before it is queued.
     KILN_ASSIGN_OR_RETURN(images::Store store, images::Store::Open(cfg.state_dir));
     if (auto found = store.Lookup(plan.image); !found) {
-      return found.error().Wrap(!asked.empty()      ? "the request's image"
+      const json& ctx = run.request.context;
+      bool asked = ctx.is_object() && !ctx.value("image", "").empty();
+      return found.error().Wrap(asked               ? "the request's image"
                                 : !sk.image.empty() ? sk.path + ": 'image'"
                                                     : "the configuration's sandbox.image");
     }
@@ -456,10 +455,18 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
   return Ok();
 }
 
+std::string ImageFor(const config::Config& cfg, const std::string& skill_image,
+                     const store::RunRequest& request) {
+  const json& ctx = request.context;
+  std::string asked = ctx.is_object() ? ctx.value("image", "") : "";
+  return !asked.empty() ? asked : !skill_image.empty() ? skill_image : cfg.sandbox.image;
+}
+
 Status ResolveImage(const config::Config& cfg, RunPlan* plan) {
   const std::string& required = plan->required_image;
+  std::string host;  // the host image's digest, when it was needed
   if (plan->image == "host" || !required.empty()) {
-    KILN_ASSIGN_OR_RETURN(std::string host, HostImageDigest(cfg.state_dir));
+    KILN_ASSIGN_OR_RETURN(host, HostImageDigest(cfg.state_dir));
     if (plan->image == "host" && required.empty()) {
       plan->image_digest = host;
       return Ok();
@@ -474,10 +481,9 @@ Status ResolveImage(const config::Config& cfg, RunPlan* plan) {
   auto img = store.Resolve(required.empty() ? plan->image : required);
   if (!img) {
     if (img.error().code() != Error::Code::kNotFound || required.empty()) return img.error();
-    return Error::NotFound("image " + required + " is not on this host (" +
-                           (plan->image == "host" ? "its host image is " + plan->image_digest
-                                                  : "nor in its image store") +
-                           ")");
+    return Error::NotFound(
+        "image " + required + " is not on this host (" +
+        (plan->image == "host" ? "its host image is " + host : "nor in its image store") + ")");
   }
   plan->image_digest = img->digest;
   plan->layers = img->layer_dirs;

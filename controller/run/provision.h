@@ -105,6 +105,11 @@ Result<RunPlan> PlanRecorded(const runner::Services& services, const Recorded& r
 // of a run, not for checking a request.
 Result<std::string> HostImageDigest(const std::string& state_dir);
 
+// The image a run of request gets: the request's (context.image), else its
+// skill's (skill_image), else the configuration's sandbox.image.
+std::string ImageFor(const config::Config& config, const std::string& skill_image,
+                     const store::RunRequest& request);
+
 // Fills the plan's image digest (and for a store image its layers, config
 // and runtime libraries): the host image, or the store's image by name, or
 // by the digest a replay requires. A store image whose layers changed since

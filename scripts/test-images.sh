@@ -14,6 +14,6 @@ stage "build (RelWithDebInfo)"
 "$root/scripts/build.sh" build
 
 stage "image builds (mmdebstrap)"
-ctest --test-dir build --output-on-failure -L slow-images --timeout 900
+ctest --test-dir build --output-on-failure -L slow-images --timeout 1800
 
 stage_done "image builds passed"

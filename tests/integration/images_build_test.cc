@@ -33,8 +33,12 @@ class ImageBuild : public Controller {
 
   // `kiln image build NAMES...`: name -> digest.
   std::map<std::string, std::string> Build(std::vector<std::string> args, Outcome* out = nullptr) {
-    args.insert(args.begin(), {"image", "build", "--config", config_});
-    Outcome o = Kiln(args);
+    args.insert(args.begin(), {KilnBinary(), "image", "build", "--config", config_});
+    // A build is a minute here and over two on a slow mirror (CI's): the
+    // harness's default of 120 s per command is too short for two.
+    RunOptions options;
+    options.timeout_seconds = 600;
+    Outcome o = kiln::testing::Run(args, options);
     EXPECT_EQ(o.status, 0) << o.err;
     std::map<std::string, std::string> digests;
     for (const std::string& line : Split(o.out, '\n')) {

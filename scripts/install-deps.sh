@@ -16,6 +16,8 @@ PACKAGES=(
   libcurl4-openssl-dev libboost-dev libyaml-cpp-dev
   # controller: run store, repositories
   libsqlite3-dev libgit2-dev
+  # schedules: cron in IANA time zones (the date library and the tz database)
+  libhowardhinnant-date-dev tzdata
   # toolchain images: tars of layers (libarchive), Debian trees (mmdebstrap)
   libarchive-dev mmdebstrap
   # page tests: Debian's chromium, driven by playwright-core (tests/browser)

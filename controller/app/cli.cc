@@ -18,6 +18,7 @@
 #include "controller/app/cli_common.h"
 #include "controller/app/daemon.h"
 #include "controller/app/image_cli.h"
+#include "controller/app/schedule_cli.h"
 #include "controller/audit/audit.h"
 #include "controller/replay/replay.h"
 #include "controller/run/log_recovery.h"
@@ -26,24 +27,6 @@ namespace kiln::controller::cli {
 namespace {
 
 using nlohmann::json;
-
-// The configuration and the controller; on failure logs why and sets *code.
-std::unique_ptr<daemon::Controller> OpenController(const std::string& config_path, int* code) {
-  // A runtime that exits while a steering message is being written must show
-  // up as a failed write, not kill the controller.
-  ::signal(SIGPIPE, SIG_IGN);
-  auto cfg = LoadConfig(config_path);
-  if (!cfg) {
-    *code = Fail(cfg.error());
-    return nullptr;
-  }
-  auto c = daemon::Controller::Open(std::move(*cfg));
-  if (!c) {
-    *code = Fail(c.error(), kInfrastructure);
-    return nullptr;
-  }
-  return std::move(*c);
-}
 
 int ExitFor(const store::Run& run) {
   // An error that was the request's fault is bad input, found at run time.
@@ -320,7 +303,12 @@ int DoServe(const std::string& config_path, const daemon::ServeOptions& options)
     g_stop.store(true);
   });
   Status st = daemon::Serve(*c, g_stop, options);
-  if (!st.ok()) return Fail(st.error(), kInfrastructure);
+  if (!st.ok()) {
+    // A schedule the configuration got wrong is the user's to mend.
+    bool usage = st.error().code() == Error::Code::kInvalidArgument ||
+                 st.error().code() == Error::Code::kNotFound;
+    return Fail(st.error(), usage ? kUsage : kInfrastructure);
+  }
   return 0;
 }
 
@@ -499,6 +487,23 @@ int DoAudit(const AuditOptions& o) {
 
 }  // namespace
 
+std::unique_ptr<daemon::Controller> OpenController(const std::string& config_path, int* code) {
+  // A runtime that exits while a steering message is being written must show
+  // up as a failed write, not kill the controller.
+  ::signal(SIGPIPE, SIG_IGN);
+  auto cfg = LoadConfig(config_path);
+  if (!cfg) {
+    *code = Fail(cfg.error());
+    return nullptr;
+  }
+  auto c = daemon::Controller::Open(std::move(*cfg));
+  if (!c) {
+    *code = Fail(c.error(), kInfrastructure);
+    return nullptr;
+  }
+  return std::move(*c);
+}
+
 int Gc(const std::string& state_dir, const std::string& config_path) {
   auto cfg = LoadConfig(config_path);
   if (!cfg) return Fail(cfg.error());
@@ -611,6 +616,7 @@ void Register(CLI::App& app, int* exit_code) {
   au->add_option("-o,--output", ao->output, "write the report here (default: stdout)");
   au->callback([ao, exit_code] { *exit_code = DoAudit(*ao); });
   RegisterImage(app, exit_code);
+  RegisterSchedules(app, exit_code);
   list->callback([o, exit_code] { *exit_code = DoList(*o); });
   show->callback([o, exit_code] { *exit_code = DoShow(*o); });
   cancel->callback([o, exit_code] { *exit_code = DoCancel(*o); });

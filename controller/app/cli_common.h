@@ -6,9 +6,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <memory>
 #include <string>
 
 #include "base/result.h"
+#include "controller/app/daemon.h"
 #include "controller/config/config.h"
 
 namespace kiln::controller::cli {
@@ -35,5 +37,8 @@ inline Result<config::Config> LoadConfig(const std::string& path) {
   if (::access(kDefaultConfig, F_OK) == 0) return config::Load(kDefaultConfig);
   return config::Defaults();
 }
+
+// The configuration and the controller; on failure logs why and sets *code.
+std::unique_ptr<daemon::Controller> OpenController(const std::string& config_path, int* code);
 
 }  // namespace kiln::controller::cli

@@ -233,6 +233,16 @@ Result<size_t> Controller::Recover() {
   return recovered;
 }
 
+Result<std::unique_ptr<schedule::Scheduler>> OpenScheduler(Controller& c) {
+  const runner::Services& s = c.services();
+  for (const config::Config::Schedule& sc : c.config().schedules) {
+    if (Status st = runner::CheckRequest(s, schedule::RequestFor(sc, 1)); !st.ok()) {
+      return st.error().Wrap(sc.where + ": schedule " + Quote(sc.name));
+    }
+  }
+  return schedule::Scheduler::Open(c.config(), *s.store, s.owner);
+}
+
 Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& options) {
   const config::Config& cfg = c.config();
   const runner::Services& s = c.services();
@@ -243,10 +253,14 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
   sweeper.Sweep();
   auto last_sweep = std::chrono::steady_clock::now();
 
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<schedule::Scheduler> scheduler, OpenScheduler(c));
+  std::mutex scheduler_mu;  // the loop ticks it, the metrics thread reads it
+
   std::unique_ptr<metrics::Server> server;
   if (!cfg.metrics_listen.empty()) {
-    KILN_ASSIGN_OR_RETURN(server, metrics::Server::Start(cfg.metrics_listen, [&c, &s] {
-                            return c.metrics().Render(*s.store, s.proxy);
+    KILN_ASSIGN_OR_RETURN(server, metrics::Server::Start(cfg.metrics_listen, [&] {
+                            std::lock_guard lock(scheduler_mu);
+                            return c.metrics().Render(*s.store, s.proxy) + scheduler->Metrics();
                           }));
     spdlog::info("metrics on http://{}/metrics", cfg.metrics_listen);
   }
@@ -282,6 +296,12 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
     if (std::chrono::steady_clock::now() - last_sweep > std::chrono::minutes(1)) {
       sweeper.Sweep();
       last_sweep = std::chrono::steady_clock::now();
+    }
+    {
+      std::lock_guard lock(scheduler_mu);
+      if (auto fired = scheduler->Tick(NowMs()); !fired) {
+        spdlog::error("schedules: {}", fired.error().message());
+      }
     }
     if (pipeline) {
       try {

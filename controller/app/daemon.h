@@ -1,7 +1,7 @@
 // The controller's process-wide services and the daemon behind `kiln serve`:
-// crash recovery at start, the queue loop (claims runs within the
-// concurrency limits, one thread per run), /metrics, and a shutdown that
-// stops the runs in flight and queues them again.
+// crash recovery at start, the queue loop (fires the schedules that are due,
+// claims runs within the concurrency limits, one thread per run), /metrics,
+// and a shutdown that stops the runs in flight and queues them again.
 #pragma once
 
 #include <atomic>
@@ -13,6 +13,7 @@
 #include "controller/config/config.h"
 #include "controller/forge/api.h"
 #include "controller/run/runner.h"
+#include "controller/schedule/scheduler.h"
 
 namespace kiln::pipeline {
 class Pipeline;
@@ -52,6 +53,11 @@ class Controller {
   std::unique_ptr<Parts> parts_;
   runner::Services services_;
 };
+
+// The configuration's schedules, each one's run checked as `kiln runs
+// submit` checks a request (its role, budgets and secrets): a bad one is an
+// error naming its line. Fires are recorded as this controller's owner.
+Result<std::unique_ptr<schedule::Scheduler>> OpenScheduler(Controller& controller);
 
 struct ServeOptions {
   // Return once there is nothing to do: no queued or running run, no

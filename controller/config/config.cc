@@ -5,6 +5,7 @@
 #include <iterator>
 #include <regex>
 
+#include "base/cron.h"
 #include "base/fd.h"
 #include "controller/config/names.h"
 #include "controller/config/yaml_fields.h"
@@ -219,6 +220,69 @@ Status ReadReplay(Fields& f, Config& c) {
   return f.Finish();
 }
 
+// schedules: each entry's cron expression and time zone are parsed here, as
+// the scheduler will parse them, so that a mistake stops the daemon's start
+// with the line it is on.
+Status ReadSchedules(Fields& f, Config& c) {
+  auto entries = f.List("schedules");
+  if (!entries) return std::move(entries).error();
+  for (Fields& e : entries->value_or(std::vector<Fields>())) {
+    Config::Schedule sc;
+    KILN_TRY(Set(e.String("name"), &sc.name));
+    if (!names::IsRole(sc.name)) {
+      return e.Fail("name",
+                    "must be given, lower case letters, digits and '-', not " + Quote(sc.name));
+    }
+    for (const Config::Schedule& other : c.schedules) {
+      if (other.name == sc.name) {
+        return e.Fail("name",
+                      Quote(sc.name) + " is already the name of the schedule at " + other.where);
+      }
+    }
+    KILN_TRY(Set(e.String("cron"), &sc.cron));
+    KILN_TRY(Set(e.String("time_zone"), &sc.time_zone));
+    KILN_TRY(Set(e.Duration("jitter"), &sc.jitter_ms));
+    if (auto parsed = cron::Schedule::Parse(sc.cron); !parsed) {
+      return e.Fail("cron", parsed.error().message());
+    }
+    if (auto parsed = cron::Schedule::Parse(sc.cron, sc.time_zone); !parsed) {
+      return e.Fail("time_zone", parsed.error().message());
+    }
+    auto run = e.Map("run");
+    if (!run) return std::move(run).error();
+    if (!*run) return e.Fail("run", "is missing: what the schedule starts (role, repo, task)");
+    Fields& r = **run;
+    KILN_TRY(Set(r.String("role"), &sc.run.role));
+    KILN_TRY(Set(r.String("repo"), &sc.run.repo));
+    KILN_TRY(Set(r.String("commit"), &sc.run.commit));
+    KILN_TRY(Set(r.String("task"), &sc.run.task));
+    KILN_ASSIGN_OR_RETURN(auto priority, r.Uint("priority"));
+    if (priority) {
+      if (*priority > 1000) return r.Fail("priority", "must be at most 1000");
+      sc.run.priority = static_cast<int>(*priority);
+    }
+    KILN_ASSIGN_OR_RETURN(auto budgets, r.Map("budgets"));
+    if (budgets) {
+      for (const std::string& key : budgets->Keys()) {
+        KILN_ASSIGN_OR_RETURN(auto v, budgets->Uint(key));
+        sc.run.budgets[key] = *v;
+      }
+      KILN_TRY(budgets->Finish());
+    }
+    KILN_TRY(r.Finish());
+    if (!names::IsRole(sc.run.role))
+      return r.Fail("role", "must name a role, not " + Quote(sc.run.role));
+    for (auto [key, value] : {std::pair{"repo", &sc.run.repo}, std::pair{"commit", &sc.run.commit},
+                              std::pair{"task", &sc.run.task}}) {
+      if (value->empty()) return r.Fail(key, "must be given and not empty");
+    }
+    KILN_TRY(e.Finish());
+    sc.where = e.Where();
+    c.schedules.push_back(std::move(sc));
+  }
+  return Ok();
+}
+
 Status ReadTop(Fields& f, Config& c) {
   KILN_TRY(Set(f.String("state_dir"), &c.state_dir));
   KILN_TRY(Set(f.String("store"), &c.store));
@@ -314,6 +378,7 @@ Status ReadTop(Fields& f, Config& c) {
       return f.Fail("pipeline", "forge is github but there is no github: section");
     if (c.github.repos.empty()) return f.Fail("github", "names no repositories (github.repos)");
   }
+  KILN_TRY(ReadSchedules(f, c));
   KILN_TRY(Set(f.String("metrics_listen"), &c.metrics_listen));
   KILN_TRY(Set(f.Duration("poll_interval"), &c.poll_interval_ms));
   if (c.poll_interval_ms == 0) return f.Fail("poll_interval", "must be positive");

@@ -97,6 +97,25 @@ struct Config {
     std::vector<NormaliseRule> normalise;
   } replay;
 
+  // Scheduled runs started by `kiln serve` (docs/schedules.md). Checked when
+  // the file is read: the name, the cron expression and the time zone.
+  struct Schedule {
+    std::string name;               // [a-z0-9][a-z0-9-]{0,63}, unique
+    std::string cron;               // 5 fields or @hourly, @daily, ...
+    std::string time_zone = "UTC";  // IANA name
+    uint64_t jitter_ms = 0;         // each tick is delayed by a fixed part of this
+    struct {                        // what a tick starts: a run of a role
+      std::string role;
+      std::string repo;             // URL or path, as `kiln run --repo`
+      std::string commit = "HEAD";  // resolved when the tick fires
+      std::string task;
+      int priority = 0;
+      std::map<std::string, uint64_t> budgets;  // role budget overrides
+    } run;
+    std::string where;  // "FILE:LINE" of the entry, for messages
+  };
+  std::vector<Schedule> schedules;
+
   // The factory pipeline (docs/pipeline.md) and the forge it works with.
   struct {
     bool enabled = true;                        // `kiln serve` takes forge events

@@ -260,5 +260,75 @@ TEST(Config, ReplayNormalisationRules) {
   }
 }
 
+// schedules: read with where each is; a bad cron expression or time zone,
+// or a bad run, is refused naming the file, the line and the field.
+TEST(Config, Schedules) {
+  auto c = Parse(R"(schedules:
+  - name: nightly-triage
+    cron: "0 3 * * MON-FRI"
+    time_zone: Europe/Berlin
+    jitter: 5m
+    run:
+      role: triage
+      repo: /srv/repo.git
+      commit: main
+      task: look again at the open issues
+      priority: 5
+      budgets: {max_turns: 10}
+)",
+                 "kiln.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  ASSERT_EQ(c->schedules.size(), 1u);
+  const Config::Schedule& s = c->schedules[0];
+  EXPECT_EQ(s.name, "nightly-triage");
+  EXPECT_EQ(s.cron, "0 3 * * MON-FRI");
+  EXPECT_EQ(s.time_zone, "Europe/Berlin");
+  EXPECT_EQ(s.jitter_ms, 300'000u);
+  EXPECT_EQ(s.run.role, "triage");
+  EXPECT_EQ(s.run.repo, "/srv/repo.git");
+  EXPECT_EQ(s.run.commit, "main");
+  EXPECT_EQ(s.run.task, "look again at the open issues");
+  EXPECT_EQ(s.run.priority, 5);
+  EXPECT_EQ(s.run.budgets.at("max_turns"), 10u);
+  EXPECT_EQ(s.where, "kiln.yaml:2");
+
+  const std::string run = "    run: {role: triage, repo: /r, task: t}\n";
+  struct Case {
+    std::string yaml;
+    const char* message;
+  } cases[] = {
+      {"schedules:\n  - name: a\n    cron: '0 24 * * *'\n" + run,
+       "kiln.yaml:3: 'schedules[0].cron' the hour field: 24 is out of range 0-23"},
+      {"schedules:\n  - name: a\n    cron: '0 0 * * *'\n    time_zone: Mars/Base\n" + run,
+       "kiln.yaml:4: 'schedules[0].time_zone' time zone 'Mars/Base': not an IANA time zone name"},
+      {"schedules:\n  - name: a\n    cron: '@reboot'\n" + run,
+       "kiln.yaml:3: 'schedules[0].cron' '@reboot' is not a shorthand kiln knows"},
+      {"schedules:\n  - name: a\n    cron: '* * *'\n" + run,
+       "kiln.yaml:3: 'schedules[0].cron' '* * *' has 3 field(s)"},
+      {"schedules:\n  - name: a\n    cron: '@daily'\n" + run + "  - name: a\n    cron: '@daily'\n" +
+           run,
+       "kiln.yaml:5: 'schedules[1].name' 'a' is already the name of the schedule at kiln.yaml:2"},
+      {"schedules:\n  - name: Nightly\n    cron: '@daily'\n" + run,
+       "kiln.yaml:2: 'schedules[0].name' must be given, lower case letters, digits and '-', not "
+       "'Nightly'"},
+      {"schedules:\n  - name: a\n    cron: '@daily'\n",
+       "kiln.yaml:2: 'schedules[0].run' is missing: what the schedule starts (role, repo, task)"},
+      {"schedules:\n  - name: a\n    cron: '@daily'\n    run: {role: triage, repo: /r}\n",
+       "kiln.yaml:4: 'schedules[0].run.task' must be given and not empty"},
+      {"schedules:\n  - name: a\n    cron: '@daily'\n    run: {role: triage, repo: /r, task: t, "
+       "image: x}\n",
+       "kiln.yaml:4: 'schedules[0].run.image' is not a known field"},
+      {"schedules:\n  - name: a\n    cron: '@daily'\n    every: 5m\n" + run,
+       "kiln.yaml:4: 'schedules[0].every' is not a known field"},
+      {"schedules:\n  - name: a\n    cron: '@daily'\n    jitter: soon\n" + run,
+       "kiln.yaml:4: 'schedules[0].jitter'"},
+  };
+  for (const Case& k : cases) {
+    auto bad = Parse(k.yaml, "kiln.yaml");
+    ASSERT_FALSE(bad.ok()) << k.yaml;
+    EXPECT_TRUE(bad.error().message().starts_with(k.message)) << bad.error().message();
+  }
+}
+
 }  // namespace
 }  // namespace kiln::config

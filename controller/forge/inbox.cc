@@ -55,6 +55,22 @@ Result<std::vector<Event>> Inbox::Recent(size_t limit, const std::string& repo) 
   return out;
 }
 
+Result<std::vector<Event>> Inbox::History(const std::string& repo, int64_t until_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      store::sqlite::Stmt stmt,
+      db_.Prepare("reading a repository's events",
+                  events::Select("WHERE repo = ?1 AND received_ms <= ?2 ORDER BY seq")));
+  stmt.Bind(1, repo).Bind(2, until_ms);
+  std::vector<Event> out;
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return out;
+    KILN_ASSIGN_OR_RETURN(Event e, events::FromRow(db_, stmt));
+    out.push_back(std::move(e));
+  }
+}
+
 Result<std::vector<InboxEntry>> Inbox::RecentEntries(size_t limit, const std::string& repo) {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(

@@ -45,6 +45,9 @@ class Inbox {
   // The latest events, newest first, at most limit (0: all); only repo's
   // when repo is not empty.
   Result<std::vector<Event>> Recent(size_t limit, const std::string& repo = "");
+  // Every event of repo received up to until_ms, oldest first: a
+  // repository's history (the improver's signals).
+  Result<std::vector<Event>> History(const std::string& repo, int64_t until_ms);
   // Recent, with the processing state of each.
   Result<std::vector<InboxEntry>> RecentEntries(size_t limit, const std::string& repo = "");
 

@@ -124,6 +124,10 @@ Result<std::vector<Tracked>> State::Select(const std::string& where,
 
 Result<std::vector<Tracked>> State::Unapplied() { return Select("WHERE applied_ms = 0", {}); }
 
+Result<std::vector<Tracked>> State::ForRepo(const std::string& repo) {
+  return Select("WHERE repo = ?1", {repo});
+}
+
 Result<std::vector<Tracked>> State::ForIssue(const std::string& repo, int64_t number,
                                              const std::string& role) {
   return Select("WHERE repo = ?1 AND number = CAST(?2 AS INTEGER) AND (?3 = '' OR role = ?3)",

@@ -43,6 +43,8 @@ class State {
 
   // Runs not yet applied, oldest first.
   Result<std::vector<Tracked>> Unapplied();
+  // Every run for a repository, oldest first.
+  Result<std::vector<Tracked>> ForRepo(const std::string& repo);
   // Every run for an issue (and role, when not empty), oldest first.
   Result<std::vector<Tracked>> ForIssue(const std::string& repo, int64_t number,
                                         const std::string& role = "");

@@ -68,7 +68,7 @@ Result<uint64_t> ParseSize(std::string_view text, std::string_view what) {
 }
 
 Result<uint64_t> ParseDurationMs(std::string_view text, std::string_view what) {
-  constexpr std::string_view kExpected = "a duration such as 500ms, 30s, 5m or 1h";
+  constexpr std::string_view kExpected = "a duration such as 500ms, 30s, 5m, 1h or 7d";
   std::string_view t = Trim(text);
   size_t digits = 0;
   while (digits < t.size() && std::isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
@@ -85,6 +85,8 @@ Result<uint64_t> ParseDurationMs(std::string_view text, std::string_view what) {
     mul = 60'000;
   else if (suffix == "h")
     mul = 3'600'000;
+  else if (suffix == "d")
+    mul = 86'400'000;
   else
     return BadValue(what, text, kExpected);
   if (MulOverflows(*n, mul)) return BadValue(what, text, "a shorter duration");

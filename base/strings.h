@@ -15,7 +15,7 @@ namespace kiln {
 // trailing "B" or "iB"). `what` names the option in the error message.
 Result<uint64_t> ParseSize(std::string_view text, std::string_view what);
 
-// "250ms", "30s", "5m", "1h", or a bare number of seconds; returns milliseconds.
+// "250ms", "30s", "5m", "1h", "7d", or a bare number of seconds; returns milliseconds.
 Result<uint64_t> ParseDurationMs(std::string_view text, std::string_view what);
 
 // A non-negative decimal integer that fits in uint64_t.

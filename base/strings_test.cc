@@ -30,6 +30,7 @@ TEST(ParseDurationTest, AcceptsUnits) {
   EXPECT_EQ(*ParseDurationMs("30s", "--timeout"), 30'000u);
   EXPECT_EQ(*ParseDurationMs("5m", "--timeout"), 300'000u);
   EXPECT_EQ(*ParseDurationMs("1h", "--timeout"), 3'600'000u);
+  EXPECT_EQ(*ParseDurationMs("7d", "--timeout"), 604'800'000u);
 }
 
 TEST(ParseDurationTest, RejectsGarbage) {

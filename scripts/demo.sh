@@ -5,8 +5,12 @@
 # files an issue, and drives the whole pipeline — triage, spec, the
 # maintainer's approval (played by this script), implementation, review and
 # verification — to a pull request whose diff fixes the bug and whose verify
-# run passes. Every step is a sandboxed, logged run. It ends with an audit:
-# the implementation run replayed from its session log, and its report.
+# run passes. Every step is a sandboxed, logged run. Then an audit: the
+# implementation run replayed from its session log, and its report. Last, the
+# outer loop: the maintainer corrects kiln's triage of two feature requests,
+# the improver's schedule is fired, and a pull request proposes guidance for
+# the triage role, with its evidence and a comparison of past tasks re-run
+# with the old and the new guidance.
 #
 # The model is the scripted model server (demo/model-script.yaml) unless
 # ANTHROPIC_API_KEY or OPENAI_API_KEY is set, in which case the agents talk to
@@ -66,6 +70,11 @@ poll_interval: 100ms
 pipeline: {api_listen: ""}
 images_dir: $root/images
 sandbox: {timeout: 10m, memory: 2G, image: ${IMAGE:-host}}
+schedules:
+  - name: improve-triage          # docs/improver.md
+    cron: "0 6 * * MON"
+    time_zone: Europe/Berlin
+    improve: {role: triage, repo: demo/stats}
 $model_config
 EOF
 
@@ -125,6 +134,31 @@ impl_run=$(k runs list --role implement --json | jq -r '.[0].id')
 k replay "$impl_run"
 k audit "$impl_run" --format html -o "$state/audit-$impl_run.html"
 echo "the audit report (docs/audit.md): $state/audit-$impl_run.html (KEEP=1 keeps it)"
+
+step "the maintainer corrects kiln's triage of two feature requests"
+for f in "mode() of a list" "variance() of a list"; do
+  k issue new --repo "$repo" --as reporter --title "Feature request: ${f%% *}" \
+    --body "Please add ${f} to stats, next to median()."
+done
+drive
+for n in 4 5; do
+  k issue show --repo "$repo" "$n" | sed -n '1,4p'
+  k issue label --repo "$repo" "$n" --add enhancement --remove bug --as maintainer
+done
+
+step "the improver's weekly schedule, fired now: a pull request on the triage guidance"
+k schedules list
+k schedules run improve-triage
+drive
+improve_pr=$(k pr list --repo "$repo" --json |
+  jq -r '.[] | select(.head.ref == "kiln/improve-triage") | .number')
+if [[ -z $improve_pr ]]; then
+  echo "demo: the improver opened no pull request; see $state/serve.log" >&2
+  KEEP=1
+  exit 1
+fi
+k pr show --repo "$repo" "$improve_pr"
+k pr diff --repo "$repo" "$improve_pr"
 
 verify_state=$(k pr show --repo "$repo" "$impl_pr" --json |
   jq -r '[.statuses[] | select(.context == "kiln/verify") | .state] | last')

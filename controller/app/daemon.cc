@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/fd.h"
 #include "controller/app/metrics.h"
+#include "controller/config/skill.h"
 #include "controller/forge/api.h"
 #include "controller/forge/inbox.h"
 #include "controller/forge/local.h"
@@ -23,6 +24,7 @@
 #include "controller/github/github.h"
 #include "controller/github/rest.h"
 #include "controller/github/webhook.h"
+#include "controller/improve/improver.h"
 #include "controller/pipeline/pipeline.h"
 #include "controller/run/log_recovery.h"
 #include "controller/run/provision.h"
@@ -45,6 +47,7 @@ struct Controller::Parts {
   std::unique_ptr<forge::Inbox> inbox;
   std::unique_ptr<pipeline::State> state;
   std::unique_ptr<pipeline::Pipeline> pipeline;
+  std::unique_ptr<improve::Improver> improver;
 };
 
 metrics::Metrics& Controller::metrics() const { return parts_->metrics; }
@@ -172,8 +175,10 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
     o.bot = cfg.pipeline.bot;
     p.pipeline = std::make_unique<pipeline::Pipeline>(s, *p.forge, *p.inbox, *p.state, o);
     pipeline::Pipeline* pl = p.pipeline.get();
-    s.decide = [pl](const runner::Finished& f, sessionlog::Writer& log) {
-      return pl->Decide(f, log);
+    p.improver = std::make_unique<improve::Improver>(s, *p.forge, *p.inbox, *p.state, o.bot);
+    improve::Improver* im = p.improver.get();
+    s.decide = [pl, im](const runner::Finished& f, sessionlog::Writer& log) {
+      return f.run.request.role == "improve" ? im->Decide(f, log) : pl->Decide(f, log);
     };
   }
   return c;
@@ -235,12 +240,25 @@ Result<size_t> Controller::Recover() {
 
 Result<std::unique_ptr<schedule::Scheduler>> OpenScheduler(Controller& c) {
   const runner::Services& s = c.services();
+  improve::Improver* improver = c.parts_ ? c.parts_->improver.get() : nullptr;
   for (const config::Config::Schedule& sc : c.config().schedules) {
-    if (Status st = runner::CheckRequest(s, schedule::RequestFor(sc, 1)); !st.ok()) {
-      return st.error().Wrap(sc.where + ": schedule " + Quote(sc.name));
+    Status st = Ok();
+    if (!sc.improves()) {
+      st = runner::CheckRequest(s, schedule::RequestFor(sc, 1));
+    } else if (!improver) {
+      st = Error::Invalid("the improver needs the pipeline and its forge (pipeline.enabled)");
+    } else if (auto core = skill::Load(c.config().skills_dir, sc.improve.role); !core) {
+      st = core.error();
     }
+    if (!st.ok()) return st.error().Wrap(sc.where + ": schedule " + Quote(sc.name));
   }
-  return schedule::Scheduler::Open(c.config(), *s.store, s.owner);
+  schedule::ImproveStarter start;
+  if (improver) {
+    start = [improver](const config::Config::Schedule& sc, int64_t now_ms) {
+      return improver->Start(sc, now_ms);
+    };
+  }
+  return schedule::Scheduler::Open(c.config(), *s.store, s.owner, std::move(start));
 }
 
 Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& options) {

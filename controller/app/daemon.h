@@ -48,6 +48,7 @@ class Controller {
 
  private:
   Controller() = default;
+  friend Result<std::unique_ptr<schedule::Scheduler>> OpenScheduler(Controller& controller);
   struct Parts;
   config::Config config_;
   std::unique_ptr<Parts> parts_;

@@ -50,16 +50,17 @@ int DoList(const SchedulesOptions& o) {
     json a = json::array();
     for (const schedule::Listing& l : *listing) {
       const config::Config::Schedule& s = *l.schedule;
-      json j = {{"name", s.name},
-                {"cron", s.cron},
-                {"time_zone", s.time_zone},
-                {"jitter_ms", s.jitter_ms},
-                {"run", {{"role", s.run.role}, {"repo", s.run.repo}, {"commit", s.run.commit}}},
-                {"next_ms", l.next_ms},
-                {"next", l.next_local},
-                {"fires", l.totals.fires},
-                {"skips", l.totals.skips},
-                {"where", s.where}};
+      json j = {{"name", s.name},           {"cron", s.cron},          {"time_zone", s.time_zone},
+                {"jitter_ms", s.jitter_ms}, {"next_ms", l.next_ms},    {"next", l.next_local},
+                {"fires", l.totals.fires},  {"skips", l.totals.skips}, {"where", s.where}};
+      if (s.improves()) {
+        j["improve"] = {{"role", s.improve.role},
+                        {"repo", s.improve.repo},
+                        {"lookback_ms", s.improve.lookback_ms},
+                        {"tasks", s.improve.tasks}};
+      } else {
+        j["run"] = {{"role", s.run.role}, {"repo", s.run.repo}, {"commit", s.run.commit}};
+      }
       if (l.totals.last_lateness_ms >= 0) j["lateness_ms"] = l.totals.last_lateness_ms;
       if (l.last) {
         j["last"] = FireJson(*l.last, l.last_local);

@@ -220,6 +220,27 @@ Status ReadReplay(Fields& f, Config& c) {
   return f.Finish();
 }
 
+// schedules[].improve: the improver for a role of a forge repository.
+Status ReadImprove(Fields& f, Config::Schedule& sc) {
+  KILN_TRY(Set(f.String("role"), &sc.improve.role));
+  KILN_TRY(Set(f.String("repo"), &sc.improve.repo));
+  KILN_TRY(Set(f.Duration("lookback"), &sc.improve.lookback_ms));
+  KILN_TRY(PositiveInt(f, "tasks", &sc.improve.tasks));
+  KILN_TRY(f.Finish());
+  if (!names::IsRole(sc.improve.role) || sc.improve.role == "improve" ||
+      sc.improve.role == "verify") {
+    return f.Fail("role",
+                  "must be triage, spec, implement or review (a role with an agent "
+                  "whose guidance can change), not " +
+                      Quote(sc.improve.role));
+  }
+  if (sc.improve.repo.empty())
+    return f.Fail("repo", "must name the forge repository, e.g. acme/app");
+  if (sc.improve.lookback_ms == 0) return f.Fail("lookback", "must be positive");
+  if (sc.improve.tasks > 20) return f.Fail("tasks", "must be at most 20");
+  return Ok();
+}
+
 // schedules: each entry's cron expression and time zone are parsed here, as
 // the scheduler will parse them, so that a mistake stops the daemon's start
 // with the line it is on.
@@ -250,7 +271,22 @@ Status ReadSchedules(Fields& f, Config& c) {
     }
     auto run = e.Map("run");
     if (!run) return std::move(run).error();
-    if (!*run) return e.Fail("run", "is missing: what the schedule starts (role, repo, task)");
+    auto improve = e.Map("improve");
+    if (!improve) return std::move(improve).error();
+    if (*run && *improve)
+      return e.Fail("improve", "and 'run' are both given; a schedule starts one");
+    if (*improve) {
+      KILN_TRY(ReadImprove(**improve, sc));
+      KILN_TRY(e.Finish());
+      sc.where = e.Where();
+      c.schedules.push_back(std::move(sc));
+      continue;
+    }
+    if (!*run) {
+      return e.Fail("run",
+                    "is missing: what the schedule starts (run: role, repo, task; or "
+                    "improve: role, repo)");
+    }
     Fields& r = **run;
     KILN_TRY(Set(r.String("role"), &sc.run.role));
     KILN_TRY(Set(r.String("repo"), &sc.run.repo));

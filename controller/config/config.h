@@ -104,7 +104,9 @@ struct Config {
     std::string cron;               // 5 fields or @hourly, @daily, ...
     std::string time_zone = "UTC";  // IANA name
     uint64_t jitter_ms = 0;         // each tick is delayed by a fixed part of this
-    struct {                        // what a tick starts: a run of a role
+    // What a tick starts: a run of a role (run), or the improver for a role
+    // (improve, docs/improver.md); exactly one of the two.
+    struct {
       std::string role;
       std::string repo;             // URL or path, as `kiln run --repo`
       std::string commit = "HEAD";  // resolved when the tick fires
@@ -112,6 +114,13 @@ struct Config {
       int priority = 0;
       std::map<std::string, uint64_t> budgets;  // role budget overrides
     } run;
+    struct {
+      std::string role;                          // whose companion skill it proposes to change
+      std::string repo;                          // the forge repository ("acme/app")
+      uint64_t lookback_ms = 7 * 86'400'000ull;  // the signals' window
+      int tasks = 5;  // past tasks re-run with the old and the new guidance
+    } improve;
+    bool improves() const { return !improve.role.empty(); }
     std::string where;  // "FILE:LINE" of the entry, for messages
   };
   std::vector<Schedule> schedules;

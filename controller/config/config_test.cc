@@ -291,6 +291,21 @@ TEST(Config, Schedules) {
   EXPECT_EQ(s.run.priority, 5);
   EXPECT_EQ(s.run.budgets.at("max_turns"), 10u);
   EXPECT_EQ(s.where, "kiln.yaml:2");
+  EXPECT_FALSE(s.improves());
+
+  auto improve = Parse(R"(schedules:
+  - name: improve-triage
+    cron: "@weekly"
+    improve: {role: triage, repo: acme/app, lookback: 14d, tasks: 3}
+)",
+                       "kiln.yaml");
+  ASSERT_TRUE(improve.ok()) << improve.error().message();
+  const Config::Schedule& i = improve->schedules[0];
+  EXPECT_TRUE(i.improves());
+  EXPECT_EQ(i.improve.role, "triage");
+  EXPECT_EQ(i.improve.repo, "acme/app");
+  EXPECT_EQ(i.improve.lookback_ms, 14 * 86'400'000ull);
+  EXPECT_EQ(i.improve.tasks, 3);
 
   const std::string run = "    run: {role: triage, repo: /r, task: t}\n";
   struct Case {
@@ -312,7 +327,18 @@ TEST(Config, Schedules) {
        "kiln.yaml:2: 'schedules[0].name' must be given, lower case letters, digits and '-', not "
        "'Nightly'"},
       {"schedules:\n  - name: a\n    cron: '@daily'\n",
-       "kiln.yaml:2: 'schedules[0].run' is missing: what the schedule starts (role, repo, task)"},
+       "kiln.yaml:2: 'schedules[0].run' is missing: what the schedule starts (run: role, repo, "
+       "task; or improve: role, repo)"},
+      {"schedules:\n  - name: a\n    cron: '@daily'\n" + run +
+           "    improve: {role: triage, repo: acme/app}\n",
+       "kiln.yaml:5: 'schedules[0].improve' and 'run' are both given; a schedule starts one"},
+      {"schedules:\n  - name: a\n    cron: '@daily'\n    improve: {role: verify, repo: acme/app}\n",
+       "kiln.yaml:4: 'schedules[0].improve.role' must be triage, spec, implement or review"},
+      {"schedules:\n  - name: a\n    cron: '@daily'\n    improve: {role: triage}\n",
+       "kiln.yaml:4: 'schedules[0].improve.repo' must name the forge repository"},
+      {"schedules:\n  - name: a\n    cron: '@daily'\n    improve: {role: triage, repo: a/b, "
+       "tasks: 0}\n",
+       "kiln.yaml:4: 'schedules[0].improve.tasks' must be a positive integer"},
       {"schedules:\n  - name: a\n    cron: '@daily'\n    run: {role: triage, repo: /r}\n",
        "kiln.yaml:4: 'schedules[0].run.task' must be given and not empty"},
       {"schedules:\n  - name: a\n    cron: '@daily'\n    run: {role: triage, repo: /r, task: t, "

@@ -546,11 +546,9 @@ std::vector<RoleCase> AgentRoles() {
   json ranged = with(with(comment, "start_line", 1), "start_side", "LEFT");
   json review = {
       {"verdict", "approve_with_nits"}, {"summary", "Fine."}, {"comments", {comment, ranged}}};
-  json improve = {
-      {"summary", "Looked at 12 runs."},
-      {"proposals",
-       {{{"skill", "review"}, {"rationale", "r"}, {"patch", "--- a/skills/review/SKILL.md\n"}}}}};
-  json proposal = improve["proposals"][0];
+  json improve = {{"title", "triage: crash reports are bugs"},
+                  {"summary", "Looked at 12 runs."},
+                  {"evidence", {"event:41", "run:r20261201T030000-5c1d09e2"}}};
   return {
       {"triage",
        10 * 60'000,
@@ -591,11 +589,10 @@ std::vector<RoleCase> AgentRoles() {
        30 * 60'000,
        {"schedule"},
        improve,
-       {without(improve, "proposals"), without(improve, "summary"),
-        with(improve, "proposals", json(std::vector<json>(6, proposal))),
-        with(improve, "proposals", {without(proposal, "patch")}),
-        with(improve, "proposals", {with(proposal, "skill", 3)}),
-        with(improve, "proposals", {with(proposal, "extra", 1)})}},
+       {without(improve, "evidence"), without(improve, "summary"), without(improve, "title"),
+        with(improve, "evidence", json(std::vector<std::string>(51, "event:1"))),
+        with(improve, "evidence", {3}), with(improve, "evidence", {""}),
+        with(improve, "proposals", json::array())}},
   };
 }
 
@@ -648,7 +645,7 @@ TEST(CheckoutSkills, ToolsFollowTheRoles) {
   };
   EXPECT_EQ(tools("triage"), (V{"read", "search", "submit"}));
   EXPECT_EQ(tools("review"), (V{"read", "search", "shell", "submit"}));
-  EXPECT_EQ(tools("improve"), (V{"read", "search", "submit"}));
+  EXPECT_EQ(tools("improve"), (V{"edit", "read", "search", "submit", "write"}));
   EXPECT_EQ(tools("implement"), (V{"edit", "read", "search", "shell", "submit", "write"}));
   EXPECT_EQ(tools("spec"), (V{"edit", "read", "search", "shell", "submit", "write"}));
 }

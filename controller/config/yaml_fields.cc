@@ -138,7 +138,7 @@ Result<std::optional<uint64_t>> Fields::Duration(const std::string& key) {
   KILN_ASSIGN_OR_RETURN(auto v, String(key));
   if (!v) return std::optional<uint64_t>();
   auto n = ParseDurationMs(*v, Path(key));
-  if (!n) return Fail(key, "must be a duration such as 250ms, 30s, 5m or 1h, not " + Quote(*v));
+  if (!n) return Fail(key, "must be a duration such as 250ms, 30s, 5m, 1h or 7d, not " + Quote(*v));
   return std::optional<uint64_t>(*n);
 }
 

@@ -572,6 +572,9 @@ std::string Pipeline::Apply(const Tracked& t, const store::Run& run) {
   if (actions.contains("refused")) {
     done.push_back("refused: " + actions["refused"].dump());
   }
+  if (actions.contains("nothing_to_propose")) {
+    done.push_back("nothing to propose: " + actions["nothing_to_propose"].get<std::string>());
+  }
   std::string out;
   for (const auto& d : done) out += (out.empty() ? "" : "; ") + d;
   if (!failure.empty())

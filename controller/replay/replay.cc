@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/digest.h"
 #include "controller/config/skill.h"
 #include "controller/forge/api.h"
 #include "controller/images/store.h"
@@ -300,6 +301,7 @@ class Replayer {
       recorded_.model = o_.model;
       if (!o_.model.empty()) recorded_.replay_of["model"] = o_.model;
       if (!o_.skill_file.empty() && !Skill()) return false;
+      if (o_.companions && !Companions()) return false;
     }
     if (auto plan = provision::PlanRecorded(s_, recorded_); !plan) {
       Refuse(kBadInput, plan.error().message());
@@ -328,6 +330,27 @@ class Replayer {
     return true;
   }
 
+  // Other companions for the re-run, on the role's core skill as this host
+  // has it (unless --skill gave one).
+  bool Companions() {
+    std::string role = Str(start_->payload, "/role");
+    if (!recorded_.skill) {
+      auto core = skill::Load(s_.config->skills_dir, role);
+      if (!core) {
+        Refuse(kBadInput, "the re-run's skill: " + core.error().message());
+        return false;
+      }
+      recorded_.skill = std::move(*core);
+    }
+    recorded_.companions = o_.companions;
+    json paths = json::array();
+    for (const auto& [path, text] : *o_.companions) {
+      paths.push_back({{"path", path}, {"sha256", Sha256Hex(text)}});
+    }
+    recorded_.replay_of["companions"] = std::move(paths);
+    return true;
+  }
+
   // What a run came to, for a re-run's table: from its log alone.
   static json Outcomes(const Entries& log) {
     json o = {{"status", nullptr}, {"outcome", nullptr}, {"result_schema", "no result"},
@@ -342,6 +365,7 @@ class Replayer {
         if (rs) schema = rs->result_schema;
       } else if (e.type == "result" && p.is_object()) {
         o["outcome"] = p.value("outcome", json());
+        o["result"] = p.value("result", json());
         if (p.contains("result") && !p["result"].is_null() && schema.is_object()) {
           auto errors = json_schema::Validate(schema, p["result"]);
           o["result_schema"] = errors.empty() ? "valid" : "invalid: " + errors.front();

@@ -13,7 +13,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -41,6 +43,10 @@ struct Options {
   bool rerun = false;
   std::string skill_role, skill_file;  // --skill ROLE=PATH
   std::string model;                   // --model NAME
+  // With rerun: the role's core skill from the configuration's skills_dir
+  // (or skill_file) with these companion skills (path, text) instead of the
+  // recorded run's: the improver's old and new guidance.
+  std::optional<std::vector<std::pair<std::string, std::string>>> companions;
 };
 
 struct Report {

@@ -224,7 +224,7 @@ Result<std::string> RecordedText(const json& start, const std::string& pointer) 
 // A re-run's skill: the given core skill with the companions the recorded
 // run had, read again from the repository where the run read them.
 Status RespecializeRecorded(const runner::Services& s, const json& start, const skill::Skill& core,
-                            RunPlan* plan, spec::RunSpec* rs) {
+                            const Recorded& rec, RunPlan* plan, spec::RunSpec* rs) {
   if (core.role != plan->skill.role) {
     return Error::Invalid("skill " + Quote(core.path) + " is for role " + Quote(core.role) +
                           ", and the recorded run's role is " + Quote(plan->skill.role));
@@ -233,7 +233,9 @@ Status RespecializeRecorded(const runner::Services& s, const json& start, const 
     return Error::Invalid("skill " + Quote(core.path) + " runs a command, not an agent");
   }
   std::vector<std::pair<std::string, std::string>> companions;
-  if (!plan->skill.companions.empty()) {
+  if (rec.companions) {
+    companions = *rec.companions;
+  } else if (!plan->skill.companions.empty()) {
     KILN_ASSIGN_OR_RETURN(std::string url, RecordedText(start, "/repository/url"));
     KILN_ASSIGN_OR_RETURN(std::string commit, RecordedText(start, "/repository/commit"));
     KILN_ASSIGN_OR_RETURN(git::Resolved repo, s.cache->Resolve(url, commit));
@@ -326,11 +328,27 @@ Result<RunPlan> PlanRecorded(const runner::Services& s, const Recorded& rec) {
     return Error::Invalid("the recorded run used model gateway " + Quote(plan.gateway) +
                           ", which has no entry under 'models' in " + s.config->source);
   }
-  if (rec.skill) KILN_TRY(RespecializeRecorded(s, start, *rec.skill, &plan, &rs));
+  if (rec.skill) KILN_TRY(RespecializeRecorded(s, start, *rec.skill, rec, &plan, &rs));
   if (!rec.model.empty()) rs.model.name = rec.model;
   if (auto fault = spec::Check(rs)) return fault->ToError().Wrap("the re-run's spec");
   plan.runtime_spec = std::move(rs);
   return plan;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> CompanionsAt(const std::string& mirror,
+                                                                      const std::string& commit,
+                                                                      const std::string& dir,
+                                                                      const std::string& role) {
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, git::ListDirAt(mirror, commit, dir));
+  std::vector<std::pair<std::string, std::string>> mine;
+  for (const auto& name : names) {
+    std::string path = dir + "/" + name + "/SKILL.md";
+    KILN_ASSIGN_OR_RETURN(auto text, git::ReadFileAt(mirror, commit, path));
+    if (!text) continue;
+    KILN_ASSIGN_OR_RETURN(skill::Skill companion, skill::ParseCompanion(*text, path));
+    if (companion.specializes == role) mine.emplace_back(path, std::move(*text));
+  }
+  return mine;
 }
 
 Status AddCompanions(const runner::Services& s, const store::Run& run, const git::Resolved& repo,
@@ -353,15 +371,7 @@ Status AddCompanions(const runner::Services& s, const store::Run& run, const git
     }
     dir = wanted;
   }
-  KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, git::ListDirAt(repo.mirror_path, at, dir));
-  std::vector<std::pair<std::string, std::string>> mine;
-  for (const auto& name : names) {
-    std::string path = dir + "/" + name + "/SKILL.md";
-    KILN_ASSIGN_OR_RETURN(auto text, git::ReadFileAt(repo.mirror_path, at, path));
-    if (!text) continue;
-    KILN_ASSIGN_OR_RETURN(skill::Skill companion, skill::ParseCompanion(*text, path));
-    if (companion.specializes == plan->skill.role) mine.emplace_back(path, std::move(*text));
-  }
+  KILN_ASSIGN_OR_RETURN(auto mine, CompanionsAt(repo.mirror_path, at, dir, plan->skill.role));
   if (mine.empty()) return Ok();
   KILN_ASSIGN_OR_RETURN(plan->skill, skill::Specialize(plan->skill, mine));
   return PlanAgent(s, run, plan);

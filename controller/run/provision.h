@@ -83,6 +83,9 @@ struct Recorded {
   // The recorded budgets, task and tools stay.
   bool live = false;
   std::optional<skill::Skill> skill;
+  // With skill: these companions instead of the recorded run's (the
+  // improver compares the old guidance with the new).
+  std::optional<std::vector<std::pair<std::string, std::string>>> companions;
   std::string model;
   // Called by the runner once the sandbox runs, with a function that passes
   // a message to the agent at once and records it (as `kiln runs steer`
@@ -129,6 +132,14 @@ Result<RunPlan> Plan(const runner::Services& services, const store::Run& run);
 // companion that does not parse fails the run, naming its file and line.
 Status AddCompanions(const runner::Services& services, const store::Run& run,
                      const git::Resolved& repo, RunPlan* plan);
+
+// The companion skills of role in the repository mirror at commit: each
+// <dir>/<name>/SKILL.md whose `specializes` is role, as (path, text) in path
+// order. One that does not parse is an error naming its file and line.
+Result<std::vector<std::pair<std::string, std::string>>> CompanionsAt(const std::string& mirror,
+                                                                      const std::string& commit,
+                                                                      const std::string& dir,
+                                                                      const std::string& role);
 
 struct Resources {
   std::string run_dir;

@@ -37,7 +37,8 @@ store::RunRequest RequestFor(const config::Config::Schedule& schedule, int max_a
 }
 
 Result<std::unique_ptr<Scheduler>> Scheduler::Open(const config::Config& config,
-                                                   store::Store& store, std::string host) {
+                                                   store::Store& store, std::string host,
+                                                   ImproveStarter improve) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<State> state, State::Open(config.store));
   std::vector<Entry> entries;
   for (const config::Config::Schedule& s : config.schedules) {
@@ -45,15 +46,17 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Open(const config::Config& config,
     if (!parsed) return parsed.error().Wrap(s.where + ": schedule " + Quote(s.name));
     entries.push_back(Entry{&s, std::move(*parsed), std::nullopt});
   }
-  return std::unique_ptr<Scheduler>(
-      new Scheduler(config, store, std::move(host), std::move(state), std::move(entries)));
+  return std::unique_ptr<Scheduler>(new Scheduler(
+      config, store, std::move(host), std::move(improve), std::move(state), std::move(entries)));
 }
 
 Scheduler::Scheduler(const config::Config& config, store::Store& store, std::string host,
-                     std::unique_ptr<State> state, std::vector<Entry> entries)
+                     ImproveStarter improve, std::unique_ptr<State> state,
+                     std::vector<Entry> entries)
     : config_(config),
       store_(store),
       host_(std::move(host)),
+      improve_(std::move(improve)),
       state_(std::move(state)),
       entries_(std::move(entries)) {}
 
@@ -74,11 +77,19 @@ Result<Fire> Scheduler::Start(Fire fire) {
     KILN_TRY(state_->SetOutcome(fire.seq, fire.outcome, "", fire.reason));
     return fire;
   }
-  auto run = store_.Enqueue(RequestFor(*e->config, config_.retry.max_attempts), fire.claimed_ms);
+  Result<std::string> run_id = Error::Invalid("schedule " + Quote(fire.name) +
+                                              " starts the improver, which needs the pipeline "
+                                              "(pipeline.enabled)");
+  if (!e->config->improves()) {
+    auto run = store_.Enqueue(RequestFor(*e->config, config_.retry.max_attempts), fire.claimed_ms);
+    run_id = run ? Result<std::string>(run->id) : Result<std::string>(run.error());
+  } else if (improve_) {
+    run_id = improve_(*e->config, fire.claimed_ms);
+  }
   // Left claimed: another pass (or host) queues it once it is orphaned.
-  if (!run) return run.error().Wrap("schedule " + Quote(fire.name) + ": queueing its run");
+  if (!run_id) return run_id.error().Wrap("schedule " + Quote(fire.name) + ": starting its run");
   fire.outcome = "fired";
-  fire.run_id = run->id;
+  fire.run_id = *run_id;
   KILN_TRY(state_->SetOutcome(fire.seq, fire.outcome, fire.run_id, ""));
   spdlog::info("schedule {}: {} {} queued run {}", fire.name, fire.kind,
                e->cron.Local(fire.tick_ms), fire.run_id);

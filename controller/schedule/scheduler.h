@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,7 +29,7 @@
 
 namespace kiln::schedule {
 
-// The run a schedule's fire queues.
+// The run a run: schedule's fire queues.
 store::RunRequest RequestFor(const config::Config::Schedule& schedule, int max_attempts);
 
 struct Listing {
@@ -41,11 +42,18 @@ struct Listing {
   Totals totals;
 };
 
+// Starts what an `improve:` schedule fires (the improver, which needs the
+// pipeline's forge); returns the run's id.
+using ImproveStarter =
+    std::function<Result<std::string>(const config::Config::Schedule&, int64_t now_ms)>;
+
 class Scheduler {
  public:
   // host: this daemon's owner name, recorded with each fire it claims.
+  // improve: what an improve: schedule's fire calls; without it such a fire
+  // is an error.
   static Result<std::unique_ptr<Scheduler>> Open(const config::Config& config, store::Store& store,
-                                                 std::string host);
+                                                 std::string host, ImproveStarter improve = {});
 
   // Fires what is due at now_ms: for each schedule whose next tick (plus
   // its jitter) has come, claims the latest due tick and queues its run, or
@@ -73,7 +81,7 @@ class Scheduler {
     std::optional<int64_t> last;  // the last tick handled, as last read or claimed
   };
   Scheduler(const config::Config& config, store::Store& store, std::string host,
-            std::unique_ptr<State> state, std::vector<Entry> entries);
+            ImproveStarter improve, std::unique_ptr<State> state, std::vector<Entry> entries);
   // Queues the run of a claimed fire and records it fired.
   Result<Fire> Start(Fire fire);
   const Entry* Find(const std::string& name) const;
@@ -81,6 +89,7 @@ class Scheduler {
   const config::Config& config_;
   store::Store& store_;
   std::string host_;
+  ImproveStarter improve_;
   std::unique_ptr<State> state_;
   std::vector<Entry> entries_;
   int64_t next_orphan_check_ms_ = 0;

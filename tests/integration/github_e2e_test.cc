@@ -44,7 +44,7 @@ class GitHubPipeline : public FactoryTest {
 
   // The double with the demo's sample repository, the scripted model, and
   // `kiln serve` configured as the double's App.
-  void Setup(const std::string& script_path) {
+  void Setup(const std::string& script_path, const std::string& extra_config = "") {
     const uint16_t port = FreePort();
     GitHubDoubleOptions o;
     o.dir = root_ + "/github";
@@ -69,7 +69,7 @@ class GitHubPipeline : public FactoryTest {
                                "\n  ca_file: " + gh_->ca_file() +
                                "\n  app_id: \"4242\"\n  private_key_file: " + gh_->app_key_file() +
                                "\n  webhook_secret_file: " + root_ +
-                               "/webhook-secret\n  repos:\n    " + kRepo + ": {}\n");
+                               "/webhook-secret\n  repos:\n    " + kRepo + ": {}\n" + extra_config);
     daemon_ = std::make_unique<Daemon>(config_, root_ + "/serve.log");
     ASSERT_TRUE(WaitFor([&] { return Listening(port); }, 30)) << ReadAll(root_ + "/serve.log");
   }
@@ -224,6 +224,48 @@ TEST_F(GitHubPipeline, ASignedIssueDeliveryBecomesAReviewedAndVerifiedPullReques
     EXPECT_TRUE(d.status == 201 || d.status == 202 || d.status == 200)
         << d.event << "." << d.action << ": " << d.status << " " << d.response;
   }
+}
+
+// The improver on GitHub: the maintainer's relabelling arrives as webhooks,
+// becomes signals, and the proposal is a pull request on GitHub with the
+// evidence and the comparison.
+TEST_F(GitHubPipeline, TheMaintainersCorrectionsBecomeAnImproverPullRequest) {
+  Setup(std::string(KILN_SOURCE_DIR) + "/tests/integration/data/improve-script.yaml",
+        "schedules:\n  - name: improve-triage\n    cron: '@weekly'\n"
+        "    improve: {role: triage, repo: acme/stats}\n");
+  for (const char* title : {"Crash on an empty list", "Crash with one value"}) {
+    gh_->OpenIssue(kRepo, "reporter", title, "boom");
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return Ended("triage", 2) && Labels(1).size() == 2 && Labels(2).size() == 2;
+  })) << ReadAll(root_ + "/serve.log");
+  EXPECT_EQ(Labels(1), (std::vector<std::string>{"enhancement", "triaged"}));
+  for (int n : {1, 2}) {
+    gh_->RemoveLabel(kRepo, n, "maintainer", "enhancement");
+    gh_->AddLabel(kRepo, n, "maintainer", "bug");
+  }
+  ASSERT_TRUE(gh_->WaitDeliveries());
+
+  Outcome fired =
+      kiln::testing::Run({KilnBinary(), "schedules", "run", "improve-triage", "--config", config_});
+  ASSERT_EQ(fired.status, 0) << fired.err;
+  json pull;
+  ASSERT_TRUE(WaitFor([&] { return !(pull = PullFor("kiln/improve-triage")).is_null(); }))
+      << ReadAll(root_ + "/serve.log");
+  EXPECT_EQ(pull["title"], "Improve triage: crash reports are bugs");
+  EXPECT_EQ(pull["user"]["login"], gh_->bot_login());
+  const std::string body = pull["body"];
+  EXPECT_TRUE(Contains(body, "label_added on #1 by maintainer")) << body;
+  EXPECT_TRUE(Contains(body, "label_added on #2 by maintainer")) << body;
+  EXPECT_TRUE(Contains(body, "| old | succeeded")) << body;
+  EXPECT_TRUE(Contains(body, "`{\"labels\":[\"bug\"]}`")) << body;
+  EXPECT_TRUE(Contains(body, "`{\"labels\":[\"enhancement\"]}`")) << body;
+  // One commit with one file: the companion (the comparison's "new" rows
+  // show it took effect).
+  json full = gh_->Get("/repos/acme/stats/pulls/" + std::to_string(pull["number"].get<int>()));
+  EXPECT_EQ(full["commits"], 1) << full.dump(2);
+  EXPECT_EQ(full["changed_files"], 1) << full.dump(2);
+  EXPECT_EQ(gh_->BranchSha(kRepo, "main"), main_sha_);
 }
 
 TEST_F(GitHubPipeline, ForgedReplayedMalformedAndForeignDeliveriesStartNothing) {

@@ -117,7 +117,11 @@ struct CommitStatus {
 //   comment.edited       {"comment_id": N, "body": "..."}
 //   status.created       {"sha", "context", "state", "description", "target_url"} (number 0)
 //   push                 {"branch", "before", "after", "forced"}  (number: its open pull, or 0)
-// and issue.closed of an issue closed by a merge carries {"closed_by": <pull number>};
+// The GitHub adapter also writes (docs/github.md), for the improver:
+//   review.dismissed              {"review_id", "author"}
+//   review_thread.resolved, review_thread.unresolved  {"comment_ids": [..]}
+// and comment.created of a reply in a review thread carries "in_reply_to".
+// issue.closed of an issue closed by a merge carries {"closed_by": <pull number>};
 // pull.closed of a merge carries "merged_sha" and "fast_forward" too. Consumers
 // ignore kinds they do not know.
 struct Event {

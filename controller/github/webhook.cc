@@ -78,10 +78,14 @@ class Fields {
     return v->get<std::string>();
   }
   bool Has(std::string_view path) const { return Find(path) != nullptr; }
+  // "<what>: '<path>' <message>".
+  Error Invalid(std::string_view path, std::string_view message) const {
+    return Error::Invalid(what_ + ": " + Quote(path) + " " + std::string(message));
+  }
 
  private:
   Error Missing(std::string_view path, std::string_view type) const {
-    return Error::Invalid(what_ + ": " + Quote(path) + " is missing or not " + std::string(type));
+    return Invalid(path, "is missing or not " + std::string(type));
   }
 
   std::string what_;
@@ -145,6 +149,11 @@ Result<forge::Event> FromComment(const Fields& f, const std::string& action,
     if (auto path = f.OptString("comment.path")) e.payload["path"] = *path;
     if (const json* line = f.Find("comment.line"); line != nullptr && line->is_number_integer()) {
       e.payload["line"] = line->get<int64_t>();
+    }
+    // A reply in a review thread names the thread's first comment.
+    if (const json* to = f.Find("comment.in_reply_to_id");
+        to != nullptr && to->is_number_integer()) {
+      e.payload["in_reply_to"] = to->get<int64_t>();
     }
   } else {
     e.payload["is_pull"] = f.Has("issue.pull_request");
@@ -216,6 +225,36 @@ Result<std::optional<forge::Event>> FromReview(const Fields& f, const std::strin
   return std::optional<forge::Event>(std::move(e));
 }
 
+// pull_request_review dismissed: review.dismissed, the review and its author.
+Result<forge::Event> FromDismissed(const Fields& f, const std::string& delivery) {
+  KILN_ASSIGN_OR_RETURN(forge::Event e,
+                        Base(f, "review.dismissed", delivery, "pull_request.number"));
+  KILN_ASSIGN_OR_RETURN(e.payload["review_id"], f.Int("review.id"));
+  KILN_ASSIGN_OR_RETURN(e.payload["author"], f.String("review.user.login"));
+  return e;
+}
+
+// pull_request_review_thread resolved/unresolved: review_thread.<action>,
+// with the ids of the thread's comments.
+Result<forge::Event> FromThread(const Fields& f, const std::string& action,
+                                const std::string& delivery) {
+  KILN_ASSIGN_OR_RETURN(forge::Event e,
+                        Base(f, "review_thread." + action, delivery, "pull_request.number"));
+  const json* comments = f.Find("thread.comments");
+  if (comments == nullptr || !comments->is_array()) {
+    return f.Invalid("thread.comments", "is missing or not an array of comments");
+  }
+  json ids = json::array();
+  for (const json& c : *comments) {
+    if (!c.is_object() || !c.contains("id") || !c["id"].is_number_integer()) {
+      return f.Invalid("thread.comments", "holds a comment without a numeric id");
+    }
+    ids.push_back(c["id"].get<int64_t>());
+  }
+  e.payload["comment_ids"] = std::move(ids);
+  return e;
+}
+
 Result<Translated> TranslateObject(const std::string& event_type, const std::string& delivery,
                                    const json& body, const LabelIn& label_in) {
   Translated out;
@@ -226,7 +265,7 @@ Result<Translated> TranslateObject(const std::string& event_type, const std::str
   }
 
   bool known = OneOf(event_type, {"issues", "issue_comment", "pull_request", "pull_request_review",
-                                  "pull_request_review_comment"});
+                                  "pull_request_review_comment", "pull_request_review_thread"});
   if (!known) {
     out.ignored = event_type == "ping" ? "ping" : "unknown event " + Quote(event_type);
     return out;
@@ -253,7 +292,12 @@ Result<Translated> TranslateObject(const std::string& event_type, const std::str
       return ignore();
     }
     KILN_ASSIGN_OR_RETURN(out.event, FromPull(f, action, delivery, label_in));
-  } else {  // pull_request_review
+  } else if (event_type == "pull_request_review_thread") {
+    if (!OneOf(action, {"resolved", "unresolved"})) return ignore();
+    KILN_ASSIGN_OR_RETURN(out.event, FromThread(f, action, delivery));
+  } else if (action == "dismissed") {  // pull_request_review
+    KILN_ASSIGN_OR_RETURN(out.event, FromDismissed(f, delivery));
+  } else {
     if (action != "submitted") return ignore();
     KILN_ASSIGN_OR_RETURN(out.event, FromReview(f, delivery, &out.ignored));
   }

@@ -290,6 +290,59 @@ TEST(TranslateTest, InlineReviewComment) {
   EXPECT_EQ(e.payload["line"], 14);
 }
 
+// What the improver reads of review threads (docs/improver.md): a reply to
+// an inline comment, a thread resolved, a review dismissed.
+TEST(TranslateTest, AReplyInAReviewThreadNamesTheCommentItAnswers) {
+  json body = Fixture("pull_request_review_comment.created");
+  body["comment"]["in_reply_to_id"] = 90000;
+  Result<Translated> t = Translate("pull_request_review_comment", "d", body, nullptr);
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  ASSERT_TRUE(t->event);
+  EXPECT_EQ(t->event->kind, "comment.created");
+  EXPECT_EQ(t->event->payload["in_reply_to"], 90000);
+  EXPECT_FALSE(Event("pull_request_review_comment", "pull_request_review_comment.created")
+                   .payload.contains("in_reply_to"));
+}
+
+TEST(TranslateTest, AResolvedThreadListsItsComments) {
+  forge::Event e = Event("pull_request_review_thread", "pull_request_review_thread.resolved");
+  EXPECT_EQ(e.kind, "review_thread.resolved");
+  EXPECT_EQ(e.number, 12);
+  EXPECT_EQ(e.actor, "bob");
+  EXPECT_EQ(e.payload["comment_ids"], json::array({90001, 90003}));
+
+  json body = Fixture("pull_request_review_thread.resolved");
+  body["action"] = "unresolved";
+  Result<Translated> t = Translate("pull_request_review_thread", "d", body, nullptr);
+  ASSERT_TRUE(t.ok() && t->event);
+  EXPECT_EQ(t->event->kind, "review_thread.unresolved");
+
+  body["thread"]["comments"] = "none";
+  t = Translate("pull_request_review_thread", "d", body, nullptr);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.error().message(),
+            "pull_request_review_thread.unresolved: 'thread.comments' is missing or not an array "
+            "of comments");
+  body["thread"]["comments"] = json::array({{{"body", "no id"}}});
+  t = Translate("pull_request_review_thread", "d", body, nullptr);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.error().message(),
+            "pull_request_review_thread.unresolved: 'thread.comments' holds a comment without a "
+            "numeric id");
+}
+
+TEST(TranslateTest, ADismissedReviewNamesTheReviewAndItsAuthor) {
+  json body = Fixture("pull_request_review.submitted.approved");
+  body["action"] = "dismissed";
+  body["review"]["state"] = "dismissed";
+  Result<Translated> t = Translate("pull_request_review", "d", body, nullptr);
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  ASSERT_TRUE(t->event);
+  EXPECT_EQ(t->event->kind, "review.dismissed");
+  EXPECT_EQ(t->event->payload["review_id"], body["review"]["id"]);
+  EXPECT_EQ(t->event->payload["author"], body["review"]["user"]["login"]);
+}
+
 TEST(TranslateTest, PingIsIgnoredWithItsRepository) {
   Result<Translated> t = Translate("ping", "d", Fixture("ping"), nullptr);
   ASSERT_TRUE(t.ok()) << t.error().message();

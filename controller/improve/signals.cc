@@ -62,6 +62,9 @@ class Collector {
       human_pushes_[p.value("branch", "")]++;
     } else if (e.kind == "review.submitted" && e.actor == w_.bot) {
       if (!kiln_reviewed_.count(e.number)) kiln_reviewed_[e.number] = e.received_ms;
+      kiln_reviews_.insert(p.value("review_id", int64_t{0}));
+    } else if (e.kind == "comment.created" && e.actor == w_.bot && p.value("inline", false)) {
+      kiln_inline_.insert(p.value("comment_id", int64_t{0}));  // GitHub's review comments
     }
   }
 
@@ -223,7 +226,32 @@ class Collector {
       if (reviewed == kiln_reviewed_.end() || reviewed->second > e.received_ms) return Ok();
       const pipeline::Tracked* run = AppliedBefore(e.number, "review", e.received_ms);
       if (e.kind == "review.submitted") return HumanReview(e, "human_review", run);
+      if (e.kind == "comment.created" && kiln_inline_.count(p.value("in_reply_to", int64_t{0}))) {
+        // An answer in the thread of one of kiln's inline comments.
+        KILN_ASSIGN_OR_RETURN(json s, Signal(e, "review_comment_answered", run));
+        s["in_reply_to"] = p["in_reply_to"];
+        if (p.contains("path")) s["path"] = p["path"];
+        if (p.contains("line")) s["line"] = p["line"];
+        s["body"] = Text(s, "a reply", p.value("body", ""));
+        signals_.push_back(std::move(s));
+        return Ok();
+      }
       if (e.kind == "comment.created") return Comment(e, run);
+      if (e.kind == "review_thread.resolved") {
+        json kilns = json::array();
+        for (const json& id : p.value("comment_ids", json::array())) {
+          if (id.is_number_integer() && kiln_inline_.count(id.get<int64_t>())) kilns.push_back(id);
+        }
+        if (kilns.empty()) return Ok();
+        KILN_ASSIGN_OR_RETURN(json s, Signal(e, "review_comment_resolved", run));
+        s["comment_ids"] = std::move(kilns);
+        signals_.push_back(std::move(s));
+      } else if (e.kind == "review.dismissed" &&
+                 kiln_reviews_.count(p.value("review_id", int64_t{0}))) {
+        KILN_ASSIGN_OR_RETURN(json s, Signal(e, "review_dismissed", run));
+        s["review_id"] = p["review_id"];
+        signals_.push_back(std::move(s));
+      }
     }
     return Ok();
   }
@@ -278,6 +306,8 @@ class Collector {
   std::map<std::string, int64_t> pull_of_sha_;  // a head a pull request had -> its number
   std::map<std::string, int> human_pushes_;     // branch -> pushes by people
   std::map<int64_t, int64_t> kiln_reviewed_;    // pull number -> kiln's first review
+  std::set<int64_t> kiln_reviews_;              // kiln's review ids
+  std::set<int64_t> kiln_inline_;               // kiln's inline comment ids (GitHub)
   json signals_ = json::array();
 };
 

@@ -222,6 +222,59 @@ TEST_F(Signals, APersonsReviewAfterKilnsAndAClosedSpec) {
   EXPECT_EQ(s["signals"][1]["run_id"], spec);
 }
 
+// GitHub's review threads, as its webhooks put them in the inbox: a
+// maintainer answers one of kiln's inline comments, resolves its thread and
+// dismisses kiln's review.
+TEST_F(Signals, AnswersResolvedThreadsAndDismissalsOfKilnsReviewOnGitHub) {
+  int64_t from = OpenWindow();
+  int64_t seq = 0;
+  auto deliver = [&](const std::string& kind, const std::string& actor, json payload) {
+    forge::Event e;
+    e.delivery = "gh-" + std::to_string(++seq);
+    e.source = "github";
+    e.kind = kind;
+    e.repo = kRepo;
+    e.number = 7;
+    e.actor = actor;
+    e.payload = std::move(payload);
+    auto added = inbox_->Append(e, NowMs());
+    ASSERT_TRUE(added.ok() && *added);
+  };
+  deliver(
+      "pull.opened", "bob",
+      {{"head_branch", "bob-fix"}, {"base_branch", "main"}, {"head_sha", std::string(40, 'a')}});
+  std::string review = Run("review", 7);
+  deliver("review.submitted", "kiln", {{"review_id", 501}, {"verdict", "comment"}});
+  deliver("comment.created", "kiln",
+          {{"comment_id", 601}, {"inline", true}, {"path", "src/a.c"}, {"line", 3}, {"body", "b"}});
+  deliver("comment.created", "kiln",
+          {{"comment_id", 602}, {"inline", true}, {"path", "src/a.c"}, {"line", 9}, {"body", "c"}});
+  deliver("comment.created", "alice",
+          {{"comment_id", 603},
+           {"inline", true},
+           {"in_reply_to", 601},
+           {"path", "src/a.c"},
+           {"line", 3},
+           {"body", "That line is generated; we never edit it."}});
+  deliver("review_thread.resolved", "alice", {{"comment_ids", {601, 603}}});
+  deliver("review_thread.resolved", "alice", {{"comment_ids", {999}}});  // not kiln's
+  deliver("review.dismissed", "alice", {{"review_id", 501}, {"author", "kiln"}});
+  deliver("review.dismissed", "alice", {{"review_id", 777}, {"author", "carol"}});
+
+  json s = Collect("review", from);
+  EXPECT_EQ(Kinds(s),
+            (std::vector<std::string>{"review_comment_answered #7", "review_comment_resolved #7",
+                                      "review_dismissed #7"}))
+      << s.dump(2);
+  const json& sig = s["signals"];
+  EXPECT_EQ(sig[0]["in_reply_to"], 601);
+  EXPECT_EQ(sig[0]["body"], "That line is generated; we never edit it.");
+  EXPECT_EQ(sig[0]["path"], "src/a.c");
+  EXPECT_EQ(sig[0]["run_id"], review);
+  EXPECT_EQ(sig[1]["comment_ids"], json::array({601}));
+  EXPECT_EQ(sig[2]["review_id"], 501);
+}
+
 TEST_F(Signals, AWindowThatEndsBeforeItStartsIsRefused) {
   Window w{kRepo, "triage", 10, 5, "kiln"};
   auto s = CollectSignals(w, *store_, *state_, *inbox_, *bot_);

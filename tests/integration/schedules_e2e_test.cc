@@ -1,7 +1,8 @@
 // Schedules through the binaries: `kiln schedules run` under the
 // single-flight rule, `kiln schedules list`, two `kiln serve` on one store
 // catching up on missed ticks with one run between them, and a schedule that
-// names no role stopping `kiln serve` with its line.
+// names no role stopping `kiln serve` with its line, /metrics counting fires
+// and skips.
 #include <sqlite3.h>
 
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "base/clock.h"
 #include "tests/integration/controller_fixture.h"
+#include "tests/support/net.h"
 
 namespace kiln::testing {
 namespace {
@@ -142,6 +144,29 @@ TEST_F(Schedules, TwoDaemonsCatchUpOnMissedTicksWithOneRun) {
   EXPECT_EQ(listed["fires"], 1);
   // Both exits were clean, and the one that lost the claim said nothing.
   EXPECT_FALSE(Contains(a.err + b.err, "error")) << a.err << b.err;
+}
+
+TEST_F(Schedules, MetricsCountFiresAndSkipsFromTheStore) {
+  const uint16_t port = FreePort();
+  std::string cfg = ReadAll(config_);
+  cfg.replace(cfg.find("metrics_listen: \"\""), 18,
+              "metrics_listen: 127.0.0.1:" + std::to_string(port));
+  WriteAll(config_, cfg);
+  ASSERT_EQ(Kiln({"schedules", "run", "--config", config_, "hourly-edit"}).status, 0);
+  ASSERT_EQ(Kiln({"schedules", "run", "--config", config_, "hourly-edit"}).status, 1);
+  Daemon d(config_, root_ + "/serve.log");
+  std::string metrics;
+  for (int i = 0; i < 100 && !Contains(metrics, "kiln_schedule_fires_total"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    metrics = kiln::testing::Run({"/usr/bin/curl", "-sS", "--noproxy", "*",
+                                  "http://127.0.0.1:" + std::to_string(port) + "/metrics"})
+                  .out;
+  }
+  EXPECT_TRUE(Contains(metrics, "kiln_schedule_fires_total{schedule=\"hourly-edit\"} 1\n"))
+      << metrics << ReadAll(root_ + "/serve.log");
+  EXPECT_TRUE(Contains(metrics, "kiln_schedule_skips_total{schedule=\"hourly-edit\"} 1\n"))
+      << metrics;
+  EXPECT_TRUE(Contains(metrics, "# TYPE kiln_schedule_lateness_seconds gauge")) << metrics;
 }
 
 TEST_F(Schedules, AScheduleNamingNoRoleStopsServeWithItsLine) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "base/clock.h"
@@ -396,6 +397,7 @@ int DoSteer(const RunsOptions& o) {
 struct ReplayOptions {
   std::string config, report, skill;
   std::vector<std::string> targets;
+  std::vector<std::string> companions;  // --companion PATH=FILE
   bool json = false;
   replay::Options replay;
 };
@@ -407,10 +409,10 @@ int DoReplay(const ReplayOptions& o) {
   if (o.targets.size() > 1 && !o.replay.rerun) {
     return Fail(Error::Invalid("several runs at once are re-runs: add --rerun"));
   }
-  if ((!o.skill.empty() || !o.replay.model.empty()) && !o.replay.rerun) {
+  if ((!o.skill.empty() || !o.replay.model.empty() || !o.companions.empty()) && !o.replay.rerun) {
     return Fail(Error::Invalid(
-        "--skill and --model change the run: they need --rerun (a replay gives the recorded run "
-        "its recorded skill and model)"));
+        "--skill, --companion and --model change the run: they need --rerun (a replay gives the "
+        "recorded run its recorded skill and model)"));
   }
   replay::Options base = o.replay;
   if (!o.skill.empty()) {
@@ -420,6 +422,30 @@ int DoReplay(const ReplayOptions& o) {
     }
     base.skill_role = o.skill.substr(0, eq);
     base.skill_file = o.skill.substr(eq + 1);
+  }
+  // --companion PATH=FILE: the re-run's companion skills are exactly these
+  // (PATH in the repository, the text from FILE), as the improver tests a
+  // change of guidance.
+  if (!o.companions.empty()) {
+    std::map<std::string, std::string> by_path;
+    for (const std::string& c : o.companions) {
+      size_t eq = c.find('=');
+      std::string path = c.substr(0, eq);
+      if (eq == std::string::npos || eq == 0 || eq + 1 == c.size()) {
+        return Fail(Error::Invalid("--companion " + Quote(c) +
+                                   ": expected PATH=FILE, e.g. .kiln/skills/edit/SKILL.md=new.md"));
+      }
+      if (path[0] == '/' || ("/" + path + "/").find("/../") != std::string::npos) {
+        return Fail(Error::Invalid("--companion " + Quote(c) + ": " + Quote(path) +
+                                   " must be a path inside the repository"));
+      }
+      auto text = ReadFile(c.substr(eq + 1));
+      if (!text) return Fail(text.error().Wrap("--companion " + Quote(c)));
+      if (!by_path.emplace(path, std::move(*text)).second) {
+        return Fail(Error::Invalid("--companion: " + Quote(path) + " is given twice"));
+      }
+    }
+    base.companions.emplace(by_path.begin(), by_path.end());
   }
   BlockStopSignals();
   int code = 0;
@@ -601,6 +627,9 @@ void Register(CLI::App& app, int* exit_code) {
                "and compare outcomes (status, result, diff, turns, tokens, cost, time)");
   rp->add_option("--skill", ro_replay->skill,
                  "ROLE=PATH: with --rerun, this SKILL.md instead of the recorded skill");
+  rp->add_option("--companion", ro_replay->companions,
+                 "PATH=FILE: with --rerun, the role's core skill from the configuration with these "
+                 "companion skills (repeatable) instead of the recorded ones");
   rp->add_option("--model", ro_replay->replay.model, "with --rerun, this model name");
   rp->callback([ro_replay, exit_code] { *exit_code = DoReplay(*ro_replay); });
 

@@ -518,6 +518,56 @@ TEST_F(Replay, ARerunWithAChangedSkillComparesOutcomesSideBySide) {
   EXPECT_TRUE(Contains(text.out, "diff_files")) << text.out;
 }
 
+// --companion: the recorded run re-run with other guidance for its role (what
+// the improver compares), the core skill as the configuration has it.
+TEST_F(Replay, ARerunWithOtherCompanionSkills) {
+  json run = Recorded(kBySkillScript);
+  std::string guidance = root_ + "/guidance.md";
+  WriteAll(guidance,
+           "---\nname: edit\ndescription: more care\nspecializes: edit\n---\n"
+           "Be thorough.\n");
+  Outcome o =
+      ReplayOf(run["id"], {"--rerun", "--companion", ".kiln/skills/edit/SKILL.md=" + guidance});
+  ASSERT_EQ(o.status, 0) << o.out << o.err;
+  json rep = Report(o);
+  EXPECT_EQ(rep["original"]["outcomes"]["diff_files"], 1);
+  EXPECT_EQ(rep["replay"]["outcomes"]["diff_files"], 2);
+  auto recs = Records(rep["replay"]["log"]);
+  const json& start = recs.front()["payload"];
+  EXPECT_EQ(start["replay_of"]["companions"][0]["path"], ".kiln/skills/edit/SKILL.md");
+  EXPECT_TRUE(Contains(start["runtime_spec"]["text"],
+                       "Repository guidance (edit, from .kiln/skills/edit/SKILL.md)"))
+      << start.dump();
+  ExpectLogVerifies(rep["replay"]["log"]);
+
+  std::string wrong = root_ + "/wrong.md";
+  WriteAll(wrong,
+           "---\nname: edit\ndescription: d\nspecializes: edit\nnetwork: {allow: ['*']}\n---\nx\n");
+  struct Case {
+    std::vector<std::string> args;
+    const char* message;
+  } cases[] = {
+      {{"--companion", ".kiln/skills/edit/SKILL.md=" + guidance}, "need --rerun"},
+      {{"--rerun", "--companion", ".kiln/skills/edit/SKILL.md"}, "expected PATH=FILE"},
+      {{"--rerun", "--companion", "/etc/x=" + guidance}, "must be a path inside the repository"},
+      {{"--rerun", "--companion", "a/../../b=" + guidance}, "must be a path inside the repository"},
+      {{"--rerun", "--companion", ".kiln/skills/edit/SKILL.md=" + root_ + "/absent.md"},
+       "absent.md"},
+      {{"--rerun", "--companion", ".kiln/skills/edit/SKILL.md=" + guidance, "--companion",
+        ".kiln/skills/edit/SKILL.md=" + guidance},
+       "is given twice"},
+      {{"--rerun", "--companion", ".kiln/skills/edit/SKILL.md=" + wrong},
+       "'network' cannot be set by a companion skill"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"replay", "--config", config_, run["id"]};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    Outcome bad = Kiln(args);
+    EXPECT_EQ(bad.status, 2) << bad.out << bad.err;
+    EXPECT_TRUE(Contains(bad.out + bad.err, c.message)) << c.message << "\n" << bad.out << bad.err;
+  }
+}
+
 TEST_F(Replay, SeveralRerunsAtOnceAndTheirBadInputs) {
   json first = Recorded(kBySkillScript);
   json second = RunJson(RunRole("edit", "another task"));

@@ -124,4 +124,11 @@ std::string_view Trim(std::string_view text) {
 
 bool StartsWith(std::string_view text, std::string_view prefix) { return text.starts_with(prefix); }
 
+std::string Ellipsize(std::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t cut = max - 3;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut)) + "...";
+}
+
 }  // namespace kiln

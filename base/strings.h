@@ -25,6 +25,9 @@ std::vector<std::string> Split(std::string_view text, char sep);
 // The parts with sep between them.
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 std::string_view Trim(std::string_view text);
+// text when it has at most max bytes; else its start, cut at a character
+// boundary (never inside a UTF-8 sequence), and "..." (max >= 3).
+std::string Ellipsize(std::string_view text, size_t max);
 bool StartsWith(std::string_view text, std::string_view prefix);
 
 }  // namespace kiln

@@ -53,4 +53,15 @@ TEST(Join, PutsTheSeparatorBetween) {
 }
 
 }  // namespace
+TEST(Ellipsize, CutsAtACharacterBoundary) {
+  EXPECT_EQ(Ellipsize("short", 10), "short");
+  EXPECT_EQ(Ellipsize("exactly10!", 10), "exactly10!");
+  EXPECT_EQ(Ellipsize("0123456789ab", 10), "0123456...");
+  // "é" is two bytes (c3 a9): a cut between them moves back before it.
+  EXPECT_EQ(Ellipsize("012345\xc3\xa9"
+                      "789",
+                      10),
+            "012345...");
+}
+
 }  // namespace kiln

@@ -23,6 +23,7 @@ struct SchedulesOptions {
 json FireJson(const schedule::Fire& f, const std::string& local) {
   json j = {{"seq", f.seq},         {"kind", f.kind}, {"tick_ms", f.tick_ms},      {"tick", local},
             {"outcome", f.outcome}, {"host", f.host}, {"claimed_ms", f.claimed_ms}};
+  if (local.empty()) j.erase("tick");
   if (!f.run_id.empty()) j["run_id"] = f.run_id;
   if (!f.reason.empty()) j["reason"] = f.reason;
   return j;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "base/strings.h"
 #include "controller/forge/validate.h"
 #include "controller/git/write.h"
 
@@ -445,13 +446,7 @@ Result<forge::Review> GitHub::AddReview(const std::string& repo, int64_t number,
 
 Status GitHub::SetStatus(const std::string& repo, const std::string& sha,
                          const forge::CommitStatus& status) {
-  std::string description = status.description;
-  if (description.size() > kStatusDescriptionMax) {
-    // Cut at a character boundary (not inside a UTF-8 sequence).
-    size_t cut = kStatusDescriptionMax - 3;
-    while (cut > 0 && (static_cast<unsigned char>(description[cut]) & 0xC0) == 0x80) --cut;
-    description = description.substr(0, cut) + "...";
-  }
+  std::string description = Ellipsize(status.description, kStatusDescriptionMax);
   json req = {{"state", status.state}, {"context", status.context}, {"description", description}};
   if (!status.target_url.empty()) req["target_url"] = status.target_url;
   KILN_TRY(Call(repo, "POST", "/repos/" + repo + "/statuses/" + sha, req));

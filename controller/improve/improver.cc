@@ -126,12 +126,7 @@ std::string Cell(const json& v) {
   for (char& c : t) {
     if (c == '\n' || c == '|' || c == '`') c = ' ';
   }
-  if (t.size() > 80) {
-    size_t cut = 77;
-    while (cut > 0 && (static_cast<unsigned char>(t[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
-    t = t.substr(0, cut) + "...";
-  }
-  return t;
+  return Ellipsize(t, 80);
 }
 
 // What a result says that the roles are judged on: triage's labels and

@@ -1,26 +1,16 @@
 #include "controller/improve/signals.h"
 
-#include <time.h>
-
 #include <map>
 #include <set>
 
 #include "base/strings.h"
+#include "controller/forge/wire.h"
 #include "controller/pipeline/roles.h"
 
 namespace kiln::improve {
 namespace {
 
 using nlohmann::json;
-
-std::string Iso(int64_t ms) {
-  time_t t = static_cast<time_t>(ms / 1000);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 class Collector {
  public:
@@ -42,8 +32,8 @@ class Collector {
                 {"window",
                  {{"from_ms", w_.from_ms},
                   {"to_ms", w_.to_ms},
-                  {"from", Iso(w_.from_ms)},
-                  {"to", Iso(w_.to_ms)}}},
+                  {"from", forge::wire::Time(w_.from_ms)},
+                  {"to", forge::wire::Time(w_.to_ms)}}},
                 {"runs", std::move(runs)},
                 {"signals", std::move(signals_)}};
   }
@@ -115,7 +105,7 @@ class Collector {
               {"actor", e.actor},
               {"trusted", trusted},
               {"at_ms", e.received_ms},
-              {"at", Iso(e.received_ms)}};
+              {"at", forge::wire::Time(e.received_ms)}};
     if (run) s["run_id"] = run->run_id;
     return s;
   }
@@ -273,7 +263,7 @@ class Collector {
                   {"number", number},
                   {"run_id", run.id},
                   {"at_ms", run.created_ms},
-                  {"at", Iso(run.created_ms)}};
+                  {"at", forge::wire::Time(run.created_ms)}};
         if (run.status != store::Status::kSucceeded && store::IsTerminal(run.status)) {
           s["kind"] = "run_ended";
           s["status"] = status;

@@ -2,6 +2,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "base/strings.h"
 #include "controller/replay/replay.h"
 
 namespace kiln::replay {
@@ -98,11 +99,7 @@ std::string Report::ToText() const {
   if (original.outcomes.is_object() && replay.outcomes.is_object()) {
     // A long value (the result) is cut; --json has it whole.
     auto text = [](const json& v) {
-      std::string t = v.is_string() ? v.get<std::string>() : v.dump();
-      if (t.size() <= 60) return t;
-      size_t n = 57;
-      while (n > 0 && (static_cast<unsigned char>(t[n]) & 0xC0) == 0x80) --n;  // UTF-8
-      return t.substr(0, n) + "...";
+      return Ellipsize(v.is_string() ? v.get<std::string>() : v.dump(), 60);
     };
     o << std::left << std::setw(15) << "" << std::setw(25) << "original"
       << "rerun\n";

@@ -67,6 +67,19 @@ const Scheduler::Entry* Scheduler::Find(const std::string& name) const {
   return nullptr;
 }
 
+Result<std::string> Scheduler::Launch(const config::Config::Schedule& sc, int64_t now_ms) {
+  if (sc.improves()) {
+    if (!improve_) {
+      return Error::Invalid("schedule " + Quote(sc.name) +
+                            " starts the improver, which needs the pipeline (pipeline.enabled)");
+    }
+    return improve_(sc, now_ms);
+  }
+  KILN_ASSIGN_OR_RETURN(store::Run run,
+                        store_.Enqueue(RequestFor(sc, config_.retry.max_attempts), now_ms));
+  return run.id;
+}
+
 Result<Fire> Scheduler::Start(Fire fire) {
   const Entry* e = Find(fire.name);
   if (!e) {
@@ -77,15 +90,7 @@ Result<Fire> Scheduler::Start(Fire fire) {
     KILN_TRY(state_->SetOutcome(fire.seq, fire.outcome, "", fire.reason));
     return fire;
   }
-  Result<std::string> run_id = Error::Invalid("schedule " + Quote(fire.name) +
-                                              " starts the improver, which needs the pipeline "
-                                              "(pipeline.enabled)");
-  if (!e->config->improves()) {
-    auto run = store_.Enqueue(RequestFor(*e->config, config_.retry.max_attempts), fire.claimed_ms);
-    run_id = run ? Result<std::string>(run->id) : Result<std::string>(run.error());
-  } else if (improve_) {
-    run_id = improve_(*e->config, fire.claimed_ms);
-  }
+  auto run_id = Launch(*e->config, fire.claimed_ms);
   // Left claimed: another pass (or host) queues it once it is orphaned.
   if (!run_id) return run_id.error().Wrap("schedule " + Quote(fire.name) + ": starting its run");
   fire.outcome = "fired";

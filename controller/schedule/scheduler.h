@@ -84,6 +84,8 @@ class Scheduler {
             ImproveStarter improve, std::unique_ptr<State> state, std::vector<Entry> entries);
   // Queues the run of a claimed fire and records it fired.
   Result<Fire> Start(Fire fire);
+  // Queues what the schedule starts (its run, or the improver's); the run's id.
+  Result<std::string> Launch(const config::Config::Schedule& schedule, int64_t now_ms);
   const Entry* Find(const std::string& name) const;
 
   const config::Config& config_;

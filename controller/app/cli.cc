@@ -20,6 +20,7 @@
 #include "controller/app/daemon.h"
 #include "controller/app/image_cli.h"
 #include "controller/app/schedule_cli.h"
+#include "controller/app/web_cli.h"
 #include "controller/audit/audit.h"
 #include "controller/replay/replay.h"
 #include "controller/run/log_recovery.h"
@@ -52,35 +53,6 @@ std::string Time(int64_t ms) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
   return buf;
-}
-
-json RunJson(const store::Run& r) {
-  json j = {{"id", r.id},
-            {"status", store::ToString(r.status)},
-            {"role", r.request.role},
-            {"repo", r.request.repo},
-            {"commit", r.request.commit},
-            {"commit_sha", r.commit_sha},
-            {"task", r.request.task},
-            {"priority", r.request.priority},
-            {"attempt", r.attempt},
-            {"max_attempts", r.request.max_attempts},
-            {"requested_by", r.request.requested_by},
-            {"created", Time(r.created_ms)},
-            {"started", Time(r.started_ms)},
-            {"finished", Time(r.finished_ms)},
-            {"created_ms", r.created_ms},
-            {"started_ms", r.started_ms},
-            {"finished_ms", r.finished_ms},
-            {"cancel_requested", r.cancel_requested},
-            {"outcome", r.outcome},
-            {"error", r.error},
-            {"image_digest", r.image_digest},
-            {"sandbox_id", r.sandbox_id},
-            {"log_path", r.log_path},
-            {"log_head", r.log_head},
-            {"result", r.result}};
-  return j;
 }
 
 // A run's text fields came from outside (a forge's request, the agent's
@@ -271,7 +243,7 @@ int DoRun(const RequestOptions& o) {
   }
   sweeper.Sweep();
   if (o.json) {
-    std::cout << ForTerminalJson(RunJson(last).dump(2)) << "\n";
+    std::cout << ForTerminalJson(store::ToJson(last).dump(2)) << "\n";
   } else {
     PrintRun(last, false);
   }
@@ -287,7 +259,7 @@ int DoSubmit(const RequestOptions& o) {
   auto run = c->services().store->Enqueue(*req, NowMs());
   if (!run) return Fail(run.error(), kInfrastructure);
   if (o.json) {
-    std::cout << ForTerminalJson(RunJson(*run).dump(2)) << "\n";
+    std::cout << ForTerminalJson(store::ToJson(*run).dump(2)) << "\n";
   } else {
     std::printf("%s\n", run->id.c_str());
   }
@@ -341,7 +313,7 @@ int DoList(const RunsOptions& o) {
   if (!runs) return Fail(runs.error(), kInfrastructure);
   if (o.json) {
     json a = json::array();
-    for (const auto& r : *runs) a.push_back(RunJson(r));
+    for (const auto& r : *runs) a.push_back(store::ToJson(r));
     std::cout << ForTerminalJson(a.dump(2)) << "\n";
     return 0;
   }
@@ -361,7 +333,7 @@ int DoShow(const RunsOptions& o) {
   auto r = (*st)->Get(o.id);
   if (!r) return Fail(r.error());
   if (o.json) {
-    std::cout << ForTerminalJson(RunJson(*r).dump(2)) << "\n";
+    std::cout << ForTerminalJson(store::ToJson(*r).dump(2)) << "\n";
   } else {
     PrintRun(*r, o.patch);
   }
@@ -579,7 +551,7 @@ void Register(CLI::App& app, int* exit_code) {
   AddRequestOptions(run, ro.get());
   run->callback([ro, exit_code] { *exit_code = DoRun(*ro); });
 
-  auto* runs = app.add_subcommand("runs", "List, inspect, cancel, steer and submit runs");
+  auto* runs = app.add_subcommand("runs", "List, inspect, cancel, steer, submit and share runs");
   runs->require_subcommand(1);
   auto so = std::make_shared<RequestOptions>();
   auto* submit = runs->add_subcommand("submit", "Queue a run for `kiln serve`; prints its id");
@@ -605,6 +577,7 @@ void Register(CLI::App& app, int* exit_code) {
     cmd->add_option("--config", o->config, "configuration file (default /etc/kiln/kiln.yaml)");
   }
   for (CLI::App* cmd : {list, show}) cmd->add_flag("--json", o->json, "JSON output");
+  RegisterShares(*runs, exit_code);
 
   auto ro_replay = std::make_shared<ReplayOptions>();
   auto* rp = app.add_subcommand(

@@ -29,6 +29,7 @@
 #include "controller/run/log_recovery.h"
 #include "controller/run/provision.h"
 #include "controller/sessionlog/signer.h"
+#include "controller/web/site.h"
 #include "sandbox/state.h"
 
 namespace kiln::daemon {
@@ -261,6 +262,10 @@ Result<std::unique_ptr<schedule::Scheduler>> OpenScheduler(Controller& c) {
   return schedule::Scheduler::Open(c.config(), *s.store, s.owner, std::move(start));
 }
 
+// The listener's workers: pages, the APIs and a git push each hold one while
+// they are answered; server-sent events hold none.
+constexpr int kHttpWorkers = 4;
+
 Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& options) {
   const config::Config& cfg = c.config();
   const runner::Services& s = c.services();
@@ -283,19 +288,36 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
     spdlog::info("metrics on http://{}/metrics", cfg.metrics_listen);
   }
   pipeline::Pipeline* pipeline = c.pipeline();
+  // The one HTTP listener: the web view and the runs API, with the local
+  // forge's API or GitHub's webhooks behind it.
+  std::unique_ptr<web::Site> site;
   std::unique_ptr<forge::ApiServer> api;
-  if (pipeline && !cfg.pipeline.api_listen.empty()) {
-    if (auto handler = c.http_handler()) {
-      // GitHub caps a delivery at 25 MB.
-      KILN_ASSIGN_OR_RETURN(api,
-                            forge::ApiServer::Start(cfg.pipeline.api_listen, handler, 25 << 20));
-      spdlog::info("GitHub webhooks on http://{}/webhooks/github", cfg.pipeline.api_listen);
-    } else {
-      KILN_ASSIGN_OR_RETURN(
-          api, forge::ApiServer::Start(cfg.pipeline.api_listen, cfg.store,
-                                       forge::ReposDir(cfg.state_dir), cfg.pipeline.bot));
-      spdlog::info("forge API on http://{}/api/v1", cfg.pipeline.api_listen);
+  if (!cfg.pipeline.api_listen.empty()) {
+    web::SiteOptions wo;
+    wo.store_path = cfg.store;
+    wo.key_dir = cfg.key_dir;
+    if (pipeline) {
+      if (auto handler = c.http_handler()) {
+        wo.webhooks = std::move(handler);
+      } else {
+        KILN_ASSIGN_OR_RETURN(
+            std::unique_ptr<forge::Api> forge_api,
+            forge::Api::Open(cfg.store, forge::ReposDir(cfg.state_dir), cfg.pipeline.bot));
+        std::shared_ptr<forge::Api> shared = std::move(forge_api);
+        wo.forge_api = [shared](const forge::ApiRequest& r) { return shared->Handle(r); };
+      }
     }
+    KILN_ASSIGN_OR_RETURN(site, web::Site::Open(*s.store, std::move(wo)));
+    web::Site* raw = site.get();
+    // GitHub caps a webhook delivery at 25 MB.
+    KILN_ASSIGN_OR_RETURN(api, forge::ApiServer::Start(
+                                   cfg.pipeline.api_listen,
+                                   [raw](const forge::ApiRequest& r) { return raw->Handle(r); },
+                                   25 << 20, kHttpWorkers));
+    spdlog::info("web view on http://{}/{}", cfg.pipeline.api_listen,
+                 !pipeline          ? ""
+                 : c.http_handler() ? " (GitHub webhooks on /webhooks/github)"
+                                    : " (the forge's API on /api/v1)");
   }
   spdlog::info("kiln serve: owner {}, up to {} runs ({} per repository)", s.owner,
                cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo);

@@ -115,6 +115,139 @@ json Inputs(const json& start) {
 
 }  // namespace
 
+json Folder::inputs() const { return Inputs(start_); }
+
+Folder::Change Folder::Add(const Entry& e) {
+  const json& p = e.payload;
+  json at = {{"seq", e.seq}, {"ts", e.ts}};
+  auto item = [&](size_t i) { return Change{Change::kTimeline, i}; };
+  if (e.type == "run.start") {
+    start_ = p;
+    auto rs = spec::ParseText(Get(Get(p, "runtime_spec"), "text", "").get<std::string>(), "spec");
+    if (rs.ok()) prices_ = rs->prices;
+    return {Change::kOther};
+  }
+  if (e.type == "model.request") {
+    at.update({{"kind", "model"},
+               {"turn", Get(p, "turn")},
+               {"attempt", Get(p, "attempt")},
+               {"model", Get(p, "model")}});
+    turns_[{Get(p, "turn"), Get(p, "attempt")}] = timeline_.size();
+    timeline_.push_back(at);
+    return item(timeline_.size() - 1);
+  }
+  if (e.type == "model.response") {
+    auto it = turns_.find({Get(p, "turn"), Get(p, "attempt")});
+    if (it == turns_.end()) return {};
+    json& t = timeline_[it->second];
+    t["status"] = Get(p, "status");
+    t["stop_reason"] = Get(p, "stop_reason");
+    t["usage"] = Get(p, "usage");
+    t["duration_ms"] = Get(p, "latency_ms");
+    if (Get(p, "error").is_string()) t["error"] = p.at("error");
+    t["text"] = ReplyText(Get(p, "body", "").get<std::string>());
+    t["cost_microusd"] =
+        CostOf(prices_, t["model"].is_string() ? t["model"].get<std::string>() : "", t["usage"]);
+    return item(it->second);
+  }
+  if (e.type == "tool.call") {
+    at.update({{"kind", "tool"},
+               {"turn", Get(p, "turn")},
+               {"call_id", Get(p, "call_id")},
+               {"tool", Get(p, "tool")},
+               {"input", Get(p, "input")}});
+    if (Get(p, "call_id").is_string()) calls_[p.at("call_id")] = timeline_.size();
+    timeline_.push_back(at);
+    return item(timeline_.size() - 1);
+  }
+  if (e.type == "tool.result") {
+    auto it = Get(p, "call_id").is_string() ? calls_.find(p.at("call_id")) : calls_.end();
+    if (it == calls_.end()) return {};
+    json& t = timeline_[it->second];
+    for (const char* key :
+         {"exit_status", "is_error", "duration_ms", "output", "output_bytes", "truncated"}) {
+      t[key] = Get(p, key);
+    }
+    return item(it->second);
+  }
+  if (e.type == "steer") {
+    json s = at;
+    s.update({{"from", Get(p, "from")}, {"message", Get(p, "message")}});
+    steering_.push_back(s);
+    s["kind"] = "steer";
+    timeline_.push_back(s);
+    return item(timeline_.size() - 1);
+  }
+  if (e.type == "controller" || e.type == "recovery") {
+    at.update({{"kind", e.type == "recovery" ? "recovery" : "note"},
+               {"event", Get(p, "event", e.type)},
+               {"message", Get(p, "message", Get(p, "reason", ""))}});
+    if (Get(p, "event") == "decision") gate_ = {{"decision", Get(p, "actions")}};
+    if (Get(p, "event") == "command_output") {
+      gate_ = {{"command", Get(p, "command")},
+               {"exit_code", Get(p, "exit_code")},
+               {"output", Get(p, "output")}};
+    }
+    timeline_.push_back(at);
+    return item(timeline_.size() - 1);
+  }
+  if (e.type == "proxy.request") {
+    json r = at;
+    for (const char* key : {"method", "host", "port", "path", "gateway", "status", "decision",
+                            "reason", "bytes_sent", "bytes_received", "duration_ms"}) {
+      r[key] = Get(p, key);
+    }
+    proxy_.push_back(r);
+    return {Change::kProxy, proxy_.size() - 1};
+  }
+  if (e.type == "result") {
+    result_ = at;
+    for (const char* key : {"outcome", "reason", "summary", "result", "totals"}) {
+      result_[key] = Get(p, key);
+    }
+    diff_ = Get(p, "diff");
+    return {Change::kOther};
+  }
+  if (e.type == "run.end") {
+    end_ = at;
+    for (const char* key : {"status", "error", "totals", "timings"}) end_[key] = Get(p, key);
+    end_["key_id"] = e.key_id;
+    return {Change::kOther};
+  }
+  return {};
+}
+
+json Folder::Usage() const {
+  uint64_t turns = 0, in = 0, out = 0, calls = 0, cost = 0;
+  bool priced = true;
+  for (const json& t : timeline_) {
+    if (t["kind"] == "tool") ++calls;
+    if (t["kind"] != "model") continue;
+    ++turns;
+    const json usage = Get(t, "usage");
+    if (usage.is_object()) {
+      in += usage.value("input_tokens", uint64_t{0});
+      out += usage.value("output_tokens", uint64_t{0});
+    }
+    const json c = Get(t, "cost_microusd");
+    if (c.is_number_unsigned()) {
+      cost += c.get<uint64_t>();
+    } else if (t.contains("usage")) {
+      priced = false;
+    }
+  }
+  json u = {{"turns", turns}, {"input_tokens", in}, {"output_tokens", out}, {"tool_calls", calls}};
+  u["cost_microusd"] = priced ? json(cost) : json();
+  return u;
+}
+
+json Folder::Sections() const {
+  json gate = gate_;
+  if (gate.is_object() && result_.is_object()) gate["outcome"] = result_["outcome"];
+  return {{"inputs", inputs()}, {"timeline", timeline_}, {"proxy", proxy_}, {"steering", steering_},
+          {"result", result_},  {"verify_gate", gate},   {"end", end_},     {"diff", diff_}};
+}
+
 Result<json> Build(const std::string& log_path,
                    const std::vector<sessionlog::PublicKey>& trusted_keys) {
   sessionlog::VerifyOptions vo;
@@ -122,101 +255,12 @@ Result<json> Build(const std::string& log_path,
   KILN_ASSIGN_OR_RETURN(sessionlog::VerifyReport verdict, sessionlog::Verify(log_path, vo));
   KILN_ASSIGN_OR_RETURN(sessionlog::Entries entries,
                         sessionlog::ReadEntries(log_path, "", /*lenient=*/true));
+  Folder folder;
+  for (const Entry& e : entries.records) folder.Add(e);
   json report = {{"format", "kiln-audit/1"},
                  {"log", log_path},
                  {"verification", Verification(verdict, entries)}};
-  json start, timeline = json::array(), proxy = json::array(), steering = json::array();
-  json result, end, gate;
-  std::map<std::string, spec::Price> prices;
-  std::map<std::pair<json, json>, size_t> turns;  // (turn, attempt) -> timeline index
-  std::map<std::string, size_t> calls;            // call_id -> timeline index
-  for (const Entry& e : entries.records) {
-    const json& p = e.payload;
-    json at = {{"seq", e.seq}, {"ts", e.ts}};
-    if (e.type == "run.start") {
-      start = p;
-      auto rs = spec::ParseText(Get(Get(p, "runtime_spec"), "text", "").get<std::string>(), "spec");
-      if (rs.ok()) prices = rs->prices;
-    } else if (e.type == "model.request") {
-      at.update({{"kind", "model"},
-                 {"turn", Get(p, "turn")},
-                 {"attempt", Get(p, "attempt")},
-                 {"model", Get(p, "model")}});
-      turns[{Get(p, "turn"), Get(p, "attempt")}] = timeline.size();
-      timeline.push_back(at);
-    } else if (e.type == "model.response") {
-      auto it = turns.find({Get(p, "turn"), Get(p, "attempt")});
-      if (it == turns.end()) continue;
-      json& t = timeline[it->second];
-      t["status"] = Get(p, "status");
-      t["stop_reason"] = Get(p, "stop_reason");
-      t["usage"] = Get(p, "usage");
-      t["duration_ms"] = Get(p, "latency_ms");
-      if (Get(p, "error").is_string()) t["error"] = p.at("error");
-      t["text"] = ReplyText(Get(p, "body", "").get<std::string>());
-      t["cost_microusd"] =
-          CostOf(prices, t["model"].is_string() ? t["model"].get<std::string>() : "", t["usage"]);
-    } else if (e.type == "tool.call") {
-      at.update({{"kind", "tool"},
-                 {"turn", Get(p, "turn")},
-                 {"call_id", Get(p, "call_id")},
-                 {"tool", Get(p, "tool")},
-                 {"input", Get(p, "input")}});
-      if (Get(p, "call_id").is_string()) calls[p.at("call_id")] = timeline.size();
-      timeline.push_back(at);
-    } else if (e.type == "tool.result") {
-      auto it = Get(p, "call_id").is_string() ? calls.find(p.at("call_id")) : calls.end();
-      if (it == calls.end()) continue;
-      json& t = timeline[it->second];
-      for (const char* key :
-           {"exit_status", "is_error", "duration_ms", "output", "output_bytes", "truncated"}) {
-        t[key] = Get(p, key);
-      }
-    } else if (e.type == "steer") {
-      json s = at;
-      s.update({{"from", Get(p, "from")}, {"message", Get(p, "message")}});
-      steering.push_back(s);
-      s["kind"] = "steer";
-      timeline.push_back(s);
-    } else if (e.type == "controller" || e.type == "recovery") {
-      at.update({{"kind", e.type == "recovery" ? "recovery" : "note"},
-                 {"event", Get(p, "event", e.type)},
-                 {"message", Get(p, "message", Get(p, "reason", ""))}});
-      if (Get(p, "event") == "decision") gate = {{"decision", Get(p, "actions")}};
-      if (Get(p, "event") == "command_output") {
-        gate = {{"command", Get(p, "command")},
-                {"exit_code", Get(p, "exit_code")},
-                {"output", Get(p, "output")}};
-      }
-      timeline.push_back(at);
-    } else if (e.type == "proxy.request") {
-      json r = at;
-      for (const char* key : {"method", "host", "port", "path", "gateway", "status", "decision",
-                              "reason", "bytes_sent", "bytes_received", "duration_ms"}) {
-        r[key] = Get(p, key);
-      }
-      proxy.push_back(r);
-    } else if (e.type == "result") {
-      result = at;
-      for (const char* key : {"outcome", "reason", "summary", "result", "totals"}) {
-        result[key] = Get(p, key);
-      }
-      report["diff"] = Get(p, "diff");
-    } else if (e.type == "run.end") {
-      end = at;
-      for (const char* key : {"status", "error", "totals", "timings"}) end[key] = Get(p, key);
-      end["key_id"] = e.key_id;
-    }
-  }
-  if (gate.is_object() && result.is_object()) gate["outcome"] = result["outcome"];
-  report["inputs"] = Inputs(start);
-  report["timeline"] = timeline;
-  report["proxy"] = proxy;
-  report["steering"] = steering;
-  report["result"] = result;
-  report["verify_gate"] = gate;
-  report["end"] = end;
-  if (!report.contains("diff")) report["diff"] = nullptr;
+  report.update(folder.Sections());
   if (entries.unreadable_blobs > 0) report["unreadable_blobs"] = entries.unreadable_blobs;
   return report;
 }

@@ -6,15 +6,54 @@
 // or HTML with no external resource.
 #pragma once
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "controller/sessionlog/entries.h"
 #include "controller/sessionlog/signer.h"
+#include "runtime/spec.h"
 
 namespace kiln::audit {
+
+// The report's sections from the log's records, folded one record at a
+// time: over a whole log for Build, and as a log grows for the web view.
+class Folder {
+ public:
+  struct Change {
+    enum Kind { kNone, kTimeline, kProxy, kOther } kind = kNone;
+    size_t index = 0;  // of the timeline item or proxy request added or changed
+  };
+  Change Add(const sessionlog::Entry& e);
+
+  // One item per model turn (kind "model"), tool call ("tool"), steering
+  // message ("steer"), controller note ("note") or recovery ("recovery").
+  const nlohmann::json& timeline() const { return timeline_; }
+  const nlohmann::json& proxy() const { return proxy_; }
+  // run.start's inputs (empty before it), the result and the run's end (null
+  // before them).
+  nlohmann::json inputs() const;
+  const nlohmann::json& result() const { return result_; }
+  const nlohmann::json& end() const { return end_; }
+  const nlohmann::json& diff() const { return diff_; }
+  // Use so far: turns, input and output tokens, tool calls, cost in
+  // micro-dollars (when the spec prices the model).
+  nlohmann::json Usage() const;
+  // Every section but the verification.
+  nlohmann::json Sections() const;
+
+ private:
+  nlohmann::json start_, timeline_ = nlohmann::json::array(), proxy_ = nlohmann::json::array(),
+                         steering_ = nlohmann::json::array();
+  nlohmann::json result_, end_, gate_, diff_;
+  std::map<std::string, spec::Price> prices_;
+  std::map<std::pair<nlohmann::json, nlohmann::json>, size_t> turns_;  // (turn, attempt) -> item
+  std::map<std::string, size_t> calls_;                                // call_id -> item
+};
 
 // The report as data: what --format json prints, and what the other formats
 // render. Fails only when the log cannot be read; a log that does not verify

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/html.h"
 #include "controller/audit/audit.h"
 
 namespace kiln::audit {
@@ -55,34 +56,6 @@ std::string Usd(const json& micro) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "$%.6f", static_cast<double>(micro.get<uint64_t>()) / 1e6);
   return buf;
-}
-
-// s with the characters markup would read escaped: <, > and &, and the
-// quotes too where they could end an attribute.
-std::string Escape(const std::string& s, bool quotes) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += quotes ? "&quot;" : "\"";
-        break;
-      case '\'':
-        out += quotes ? "&#39;" : "'";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 class Out {
@@ -143,7 +116,7 @@ class MarkdownOut : public Out {
     std::string fence(std::max<size_t>(3, longest + 1), '`');
     std::string body = fence + "text\n" + text + (text.ends_with('\n') ? "" : "\n") + fence + "\n";
     if (Long(text)) {
-      o_ += "<details><summary>" + Escape(label, false) + " (" + std::to_string(text.size()) +
+      o_ += "<details><summary>" + HtmlEscape(label, false) + " (" + std::to_string(text.size()) +
             " bytes)</summary>\n\n" + body + "\n</details>\n\n";
     } else {
       o_ += Inline(label) + ":\n\n" + body + "\n";
@@ -155,7 +128,7 @@ class MarkdownOut : public Out {
   // Text on one line, with Markdown's own characters escaped.
   static std::string Inline(const std::string& s) {
     std::string out;
-    for (char c : Escape(s, false)) {
+    for (char c : HtmlEscape(s, false)) {
       if (std::string_view("\\`*_[]#|!").find(c) != std::string_view::npos) out += '\\';
       out += c == '\n' ? ' ' : c;
     }
@@ -224,7 +197,7 @@ class HtmlOut : public Out {
       ".label{color:#555;font-size:.9em;margin-top:.4rem}.verdict{padding:.5rem;font-weight:bold}"
       ".verdict.ok{background:#e3f5e1;color:#1d5e17}.verdict.bad{background:#fbe3e3;color:#8a1111}"
       "details{margin:.3rem 0}summary{cursor:pointer;color:#333}";
-  static std::string Esc(const std::string& s) { return Escape(s, true); }
+  static std::string Esc(const std::string& s) { return HtmlEscape(s); }
   void Close() {
     if (open_) o_ += "</section>\n";
     open_ = false;

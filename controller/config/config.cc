@@ -402,6 +402,12 @@ Status ReadTop(Fields& f, Config& c) {
     if (c.pipeline.bot.empty()) return p.Fail("bot", "must not be empty");
     KILN_TRY(Set(p.Strings("trusted_users"), &c.pipeline.trusted_users));
     KILN_TRY(Set(p.String("api_listen"), &c.pipeline.api_listen));
+    KILN_TRY(Set(p.String("web_url"), &c.pipeline.web_url));
+    std::string& url = c.pipeline.web_url;
+    if (!url.empty() && !url.starts_with("http://") && !url.starts_with("https://")) {
+      return p.Fail("web_url", "must be an http:// or https:// URL, not " + Quote(url));
+    }
+    while (url.ends_with("/")) url.pop_back();
     KILN_TRY(p.Finish());
   }
   if (auto m = f.Map("github"); !m) {
@@ -455,6 +461,11 @@ Result<Config> Load(const std::string& path) {
   auto text = ReadFile(path);
   if (!text) return text.error().Wrap("reading the configuration");
   return Parse(*text, path);
+}
+
+std::string WebUrl(const Config& config) {
+  if (!config.pipeline.web_url.empty()) return config.pipeline.web_url;
+  return "http://" + config.pipeline.api_listen;
 }
 
 }  // namespace kiln::config

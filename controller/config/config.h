@@ -127,11 +127,17 @@ struct Config {
 
   // The factory pipeline (docs/pipeline.md) and the forge it works with.
   struct {
-    bool enabled = true;                        // `kiln serve` takes forge events
-    std::string forge = "local";                // local (embedded) | github (the github: section)
-    std::string bot = "kiln";                   // the user kiln's forge writes appear as
-    std::vector<std::string> trusted_users;     // may start expensive roles everywhere
-    std::string api_listen = "127.0.0.1:9465";  // the forge's HTTP API; "" turns it off
+    bool enabled = true;                     // `kiln serve` takes forge events
+    std::string forge = "local";             // local (embedded) | github (the github: section)
+    std::string bot = "kiln";                // the user kiln's forge writes appear as
+    std::vector<std::string> trusted_users;  // may start expensive roles everywhere
+    // kiln serve's one HTTP listener (docs/web.md): the web view, the runs
+    // API, the local forge's API or GitHub's webhooks; "" turns it off.
+    std::string api_listen = "127.0.0.1:9465";
+    // The web view's address as people reach it (a proxy in front, say),
+    // for the links kiln writes: progress comments, share links, html_url.
+    // Default: http://<api_listen>.
+    std::string web_url;
   } pipeline;
 
   // The GitHub adapter (docs/github.md), used when pipeline.forge is github.
@@ -145,6 +151,10 @@ struct Config {
   std::string forward_binary;
   std::string kiln_binary;
 };
+
+// The web view's base URL, without a trailing slash: pipeline.web_url, or
+// http://<pipeline.api_listen>.
+std::string WebUrl(const Config& config);
 
 // Reads and checks FILE. Errors read "FILE:LINE: 'field' <what is wrong>".
 Result<Config> Load(const std::string& path);

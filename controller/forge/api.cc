@@ -49,26 +49,6 @@ int HttpStatus(const Error& e) {
 
 ApiResponse FromError(const Error& e) { return Message(HttpStatus(e), e.message()); }
 
-// %XX escapes and '+' (in a query) decoded; a malformed escape is nullopt.
-std::optional<std::string> Decode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%') {
-      if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
-          !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-        return std::nullopt;
-      }
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else if (s[i] == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 struct Target {
   std::vector<std::string> segments;  // after /api/v1/
   std::map<std::string, std::string> query;
@@ -85,18 +65,13 @@ std::optional<Target> ParseTarget(std::string_view target) {
   path.remove_prefix(kPrefix.size());
   for (const std::string& seg : Split(path, '/')) {
     if (seg.empty()) continue;  // a trailing or doubled slash
-    auto d = Decode(seg, false);
+    auto d = PercentDecode(seg, false);
     if (!d) return std::nullopt;
     t.segments.push_back(*d);
   }
-  for (const std::string& pair : Split(query, '&')) {
-    if (pair.empty()) continue;
-    size_t eq = pair.find('=');
-    auto k = Decode(pair.substr(0, eq), true);
-    auto v = Decode(eq == std::string::npos ? "" : pair.substr(eq + 1), true);
-    if (!k || !v) return std::nullopt;
-    t.query[*k] = *v;
-  }
+  auto q = ParseQuery(query);
+  if (!q) return std::nullopt;
+  t.query = std::move(*q);
   return t;
 }
 
@@ -532,6 +507,38 @@ Result<ApiResponse> Dispatch(Local& f, const std::string& user, const std::strin
 }
 
 }  // namespace
+
+std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+        return std::nullopt;
+      }
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else if (s[i] == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::optional<std::map<std::string, std::string>> ParseQuery(std::string_view query) {
+  std::map<std::string, std::string> out;
+  for (const std::string& pair : Split(query, '&')) {
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    auto k = PercentDecode(pair.substr(0, eq), true);
+    auto v = PercentDecode(eq == std::string::npos ? "" : pair.substr(eq + 1), true);
+    if (!k || !v) return std::nullopt;
+    out[*k] = *v;
+  }
+  return out;
+}
 
 Result<std::unique_ptr<Api>> Api::Open(std::string store_path, std::string repos_dir,
                                        std::string bot) {

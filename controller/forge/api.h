@@ -13,7 +13,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -31,14 +33,38 @@ struct ApiRequest {
   std::map<std::string, std::string> headers;  // every header; names lower-cased
 };
 
+// The open end of a response that stays open (server-sent events): what is
+// written reaches the client in order, after the response's head.
+class Stream {
+ public:
+  virtual ~Stream() = default;
+  // Queues bytes for the client; safe from any thread. False once the
+  // stream is closed: the client went, fell more than 4 MiB behind, or the
+  // server stopped. Nothing is sent after that.
+  virtual bool Write(std::string bytes) = 0;
+  virtual bool open() const = 0;
+};
+
 struct ApiResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type
   std::string body;
+  // When set, the response stays open: the server sends the head and body,
+  // then calls open_stream with the stream (on the server's thread), and
+  // the connection carries nothing else. A stream has no deadline; the
+  // server notices a client that leaves.
+  std::function<void(std::shared_ptr<Stream>)> open_stream;
 };
 
-// Not thread-safe: the server calls Handle from its one io thread.
+// %XX escapes (and '+' as a space when plus_is_space) decoded; nullopt for a
+// malformed escape.
+std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space);
+// "a=1&b=x+y" (a query, or a form's body) as names and values; nullopt when
+// an escape is malformed.
+std::optional<std::map<std::string, std::string>> ParseQuery(std::string_view query);
+
+// Not thread-safe: the server calls Handle from one worker.
 class Api {
  public:
   // bot: the pipeline's forge user (pipeline.bot), whose token, should one
@@ -70,18 +96,19 @@ class Api {
 };
 
 // HTTP/1.1 with keep-alive on listen ("host:port"; port 0 picks a free one),
-// one io thread. A request must arrive within 30 s of the connection or of
-// the previous response, its body is at most body_limit bytes (413
-// otherwise), and a response must be taken within 30 s; a stalled client is
-// disconnected.
+// one io thread for the sockets and `workers` threads that call the handler.
+// A request must arrive within 30 s of the connection or of the previous
+// response, its body is at most body_limit bytes (413 otherwise), and a
+// response must be taken within 30 s; a stalled client is disconnected.
 class ApiServer {
  public:
-  // Called on the io thread, one request at a time.
+  // Called on a worker thread: with one worker, one request at a time.
   using Handler = std::function<ApiResponse(const ApiRequest&)>;
   static constexpr uint64_t kDefaultBodyLimit = 1 << 20;
 
   static Result<std::unique_ptr<ApiServer>> Start(const std::string& listen, Handler handler,
-                                                  uint64_t body_limit = kDefaultBodyLimit);
+                                                  uint64_t body_limit = kDefaultBodyLimit,
+                                                  int workers = 1);
   // The local forge's API (Api) alone.
   static Result<std::unique_ptr<ApiServer>> Start(const std::string& listen, std::string store_path,
                                                   std::string repos_dir, std::string bot = "");

@@ -18,15 +18,16 @@ std::string OpenSslMessage() {
   return buf;
 }
 
-Result<std::string> NewToken() {
+}  // namespace
+
+Result<std::string> NewSecret(std::string_view prefix) {
   unsigned char bytes[32];
   if (RAND_bytes(bytes, sizeof bytes) != 1) {
-    return Error(Error::Code::kIO, "generating a token: RAND_bytes: " + OpenSslMessage());
+    return Error(Error::Code::kIO, "generating a secret: RAND_bytes: " + OpenSslMessage());
   }
-  return "kiln_" + Hex(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+  return std::string(prefix) +
+         Hex(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
 }
-
-}  // namespace
 
 Result<std::unique_ptr<Users>> Users::Open(const std::string& store_path) {
   KILN_ASSIGN_OR_RETURN(store::sqlite::Db db, db::Open(store_path));
@@ -35,7 +36,7 @@ Result<std::unique_ptr<Users>> Users::Open(const std::string& store_path) {
 
 Result<std::string> Users::Add(const std::string& name, bool rotate, int64_t now_ms) {
   KILN_TRY(validate::UserName(name));
-  KILN_ASSIGN_OR_RETURN(std::string token, NewToken());
+  KILN_ASSIGN_OR_RETURN(std::string token, NewSecret("kiln_"));
   std::string hash = Sha256Hex(token);
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(store::sqlite::Txn txn, store::sqlite::Txn::Begin(db_, "adding a user"));

@@ -24,6 +24,9 @@ struct User {
   int64_t created_ms = 0;
 };
 
+// A new secret: prefix and 64 hex digits of RAND_bytes.
+Result<std::string> NewSecret(std::string_view prefix);
+
 class Users {
  public:
   static Result<std::unique_ptr<Users>> Open(const std::string& store_path);

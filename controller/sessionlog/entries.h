@@ -35,4 +35,17 @@ struct Entries {
 Result<Entries> ReadEntries(const std::string& path, const std::string& blob_dir = "",
                             bool lenient = false);
 
+// Where a log being written was read up to: the byte after the last whole
+// line, and that line's number.
+struct Cursor {
+  uint64_t offset = 0;
+  uint64_t line = 0;
+};
+
+// The records of the whole lines after *cursor (leniently, as above), and
+// the cursor moved past them: a line still being written is left for the
+// next call.
+Result<Entries> ReadNewEntries(const std::string& path, Cursor* cursor,
+                               const std::string& blob_dir = "");
+
 }  // namespace kiln::sessionlog

@@ -1,6 +1,7 @@
 #include "controller/store/store.h"
 
 #include <array>
+#include <ctime>
 #include <utility>
 
 namespace kiln::store {
@@ -36,5 +37,48 @@ Result<Status> ParseStatus(std::string_view text) {
 }
 
 bool IsTerminal(Status s) { return s != Status::kQueued && s != Status::kRunning; }
+
+namespace {
+
+std::string Utc(int64_t ms) {
+  if (ms == 0) return "-";
+  time_t t = static_cast<time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json ToJson(const Run& r) {
+  return {{"id", r.id},
+          {"status", ToString(r.status)},
+          {"role", r.request.role},
+          {"repo", r.request.repo},
+          {"commit", r.request.commit},
+          {"commit_sha", r.commit_sha},
+          {"task", r.request.task},
+          {"priority", r.request.priority},
+          {"attempt", r.attempt},
+          {"max_attempts", r.request.max_attempts},
+          {"requested_by", r.request.requested_by},
+          {"context", r.request.context},
+          {"created", Utc(r.created_ms)},
+          {"started", Utc(r.started_ms)},
+          {"finished", Utc(r.finished_ms)},
+          {"created_ms", r.created_ms},
+          {"started_ms", r.started_ms},
+          {"finished_ms", r.finished_ms},
+          {"cancel_requested", r.cancel_requested},
+          {"outcome", r.outcome},
+          {"error", r.error},
+          {"image_digest", r.image_digest},
+          {"sandbox_id", r.sandbox_id},
+          {"log_path", r.log_path},
+          {"log_head", r.log_head},
+          {"result", r.result}};
+}
 
 }  // namespace kiln::store

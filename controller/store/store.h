@@ -76,6 +76,10 @@ struct Run {
   std::string error;      // why it failed, for people
 };
 
+// A run as `kiln runs show --json` and the runs API show it: every field,
+// times also as UTC text ("-" for none).
+nlohmann::json ToJson(const Run& run);
+
 // Fields set while a run runs (SetRunning). Empty strings are left unchanged.
 struct Progress {
   std::string commit_sha;

@@ -65,8 +65,8 @@ class Controller : public FactoryTest {
         "log_dir: " + root_ + "/logs\n" + "skills_dir: " + skills_ + "\n" +
         "secrets_file: " + secrets_ + "\n" + "runtime_binary: " + KILN_RUNTIME_BINARY + "\n" +
         "forward_binary: " + KILN_FORWARD_BINARY + "\n" + "poll_interval: 100ms\n" +
-        "pipeline: {api_listen: \"\"}\n" + "retry: {initial_backoff: 100ms}\n" +
-        "sandbox: {cgroup_parent: " + TestCgroupParent() +
+        (Contains(extra_config, "pipeline:") ? "" : "pipeline: {api_listen: \"\"}\n") +
+        "retry: {initial_backoff: 100ms}\n" + "sandbox: {cgroup_parent: " + TestCgroupParent() +
         ", timeout: 2m, grace: 2s, memory: 1G}\n" + "models: {anthropic: {upstream: \"" +
         server_->anthropic_url() + "\"}}\n" + extra_config;
     if (!Contains(extra_config, "metrics_listen")) cfg += "metrics_listen: \"\"\n";

@@ -1,0 +1,130 @@
+#include "controller/app/web_cli.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "base/clock.h"
+#include "base/strings.h"
+#include "base/terminal.h"
+#include "controller/app/cli_common.h"
+#include "controller/store/store.h"
+#include "controller/web/auth.h"
+#include "controller/web/html.h"
+
+namespace kiln::controller::cli {
+namespace {
+
+struct ShareOptions {
+  std::string config, id, expires = "7d";
+  bool json = false;
+};
+
+std::string Who() {
+  const char* user = std::getenv("SUDO_USER");
+  return std::string("cli:") + (user ? user : std::to_string(::getuid()));
+}
+
+int DoShare(const ShareOptions& o) {
+  auto cfg = LoadConfig(o.config);
+  if (!cfg) return Fail(cfg.error());
+  int64_t expires = 0;
+  if (o.expires != "never") {
+    auto ms = ParseDurationMs(o.expires, "--expires");
+    if (!ms) return Fail(ms.error());
+    if (*ms == 0) return Fail(Error::Invalid("--expires must be positive (or never)"));
+    expires = NowMs() + static_cast<int64_t>(*ms);
+  }
+  auto st = store::OpenSqlite(cfg->store);
+  if (!st) return Fail(st.error(), kInfrastructure);
+  auto run = (*st)->Get(o.id);
+  if (!run) return Fail(run.error());
+  auto auth = web::Auth::Open(cfg->store);
+  if (!auth) return Fail(auth.error(), kInfrastructure);
+  auto made = (*auth)->CreateShare(run->id, Who(), expires, NowMs());
+  if (!made) return Fail(made.error(), kInfrastructure);
+  const std::string url = config::WebUrl(*cfg) + "/s/" + made->token;
+  if (o.json) {
+    std::printf("%s\n",
+                nlohmann::json{
+                    {"id", made->share.id}, {"run", run->id}, {"url", url}, {"expires_ms", expires}}
+                    .dump(2)
+                    .c_str());
+    return 0;
+  }
+  std::printf("%s\n", url.c_str());
+  std::fprintf(stderr, "share %s of run %s, read-only, %s; `kiln runs unshare %s` revokes it\n",
+               made->share.id.c_str(), run->id.c_str(),
+               expires ? ("until " + web::When(expires) + " UTC").c_str() : "never expires",
+               made->share.id.c_str());
+  return 0;
+}
+
+int DoShares(const ShareOptions& o) {
+  auto cfg = LoadConfig(o.config);
+  if (!cfg) return Fail(cfg.error());
+  auto auth = web::Auth::Open(cfg->store);
+  if (!auth) return Fail(auth.error(), kInfrastructure);
+  auto shares = (*auth)->Shares(o.id);
+  if (!shares) return Fail(shares.error(), kInfrastructure);
+  if (o.json) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& s : *shares) {
+      a.push_back({{"id", s.id},
+                   {"run", s.run_id},
+                   {"created_by", s.created_by},
+                   {"created_ms", s.created_ms},
+                   {"expires_ms", s.expires_ms},
+                   {"revoked_ms", s.revoked_ms}});
+    }
+    std::printf("%s\n", ForTerminalJson(a.dump(2)).c_str());
+    return 0;
+  }
+  const int64_t now = NowMs();
+  std::printf("%-16s %-28s %-20s %s\n", "SHARE", "RUN", "BY", "STATE");
+  for (const auto& s : *shares) {
+    std::string state = s.revoked_ms          ? "revoked " + web::When(s.revoked_ms)
+                        : s.expires_ms == 0   ? "live, never expires"
+                        : s.expires_ms <= now ? "expired " + web::When(s.expires_ms)
+                                              : "live until " + web::When(s.expires_ms);
+    std::printf("%-16s %-28s %-20s %s\n", s.id.c_str(), ForTerminalLine(s.run_id).c_str(),
+                ForTerminalLine(s.created_by).c_str(), state.c_str());
+  }
+  return 0;
+}
+
+int DoUnshare(const ShareOptions& o) {
+  auto cfg = LoadConfig(o.config);
+  if (!cfg) return Fail(cfg.error());
+  auto auth = web::Auth::Open(cfg->store);
+  if (!auth) return Fail(auth.error(), kInfrastructure);
+  if (Status st = (*auth)->Revoke(o.id, NowMs()); !st.ok()) return Fail(st.error());
+  std::printf("%s revoked\n", o.id.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void RegisterShares(CLI::App& runs, int* exit_code) {
+  auto o = std::make_shared<ShareOptions>();
+  auto* share = runs.add_subcommand(
+      "share", "Print a read-only link to a run's page in the web view (steer and cancel refused)");
+  share->add_option("id", o->id, "run id")->required();
+  share->add_option("--expires", o->expires, "how long the link works: 7d (default), 12h, never");
+  auto* shares = runs.add_subcommand("shares", "List share links (of one run, or of all)");
+  shares->add_option("id", o->id, "run id");
+  auto* unshare = runs.add_subcommand("unshare", "Revoke a share link");
+  unshare->add_option("share", o->id, "share id (sh...), as `kiln runs shares` lists it")
+      ->required();
+  for (CLI::App* cmd : {share, shares, unshare}) {
+    cmd->add_option("--config", o->config, "configuration file (default /etc/kiln/kiln.yaml)");
+  }
+  for (CLI::App* cmd : {share, shares}) cmd->add_flag("--json", o->json, "JSON output");
+  share->callback([o, exit_code] { *exit_code = DoShare(*o); });
+  shares->callback([o, exit_code] { *exit_code = DoShares(*o); });
+  unshare->callback([o, exit_code] { *exit_code = DoUnshare(*o); });
+}
+
+}  // namespace kiln::controller::cli

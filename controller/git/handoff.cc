@@ -146,7 +146,8 @@ Result<std::string> Handoff(const std::string& dir, const HandoffSpec& spec) {
   std::vector<char*> specs = {base_spec.data()};
   if (have_change) specs.push_back(change_spec.data());
   git_strarray refspecs{specs.data(), specs.size()};
-  git_fetch_options fetch = GIT_FETCH_OPTIONS_INIT;
+  git_fetch_options fetch;
+  git_fetch_options_init(&fetch, GIT_FETCH_OPTIONS_VERSION);
   if (git_remote_fetch(remote.get(), &refspecs, &fetch, "kiln: handoff") != 0) {
     return fail(GitError("fetching the run's commit from the mirror"));
   }
@@ -175,7 +176,8 @@ Result<std::string> Handoff(const std::string& dir, const HandoffSpec& spec) {
   if (git_repository_set_head(repo.get(), git_reference_name(branch)) != 0) {
     return fail(GitError("checking out " + Quote(spec.branch)));
   }
-  git_checkout_options co = GIT_CHECKOUT_OPTIONS_INIT;
+  git_checkout_options co;
+  git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
   co.checkout_strategy = GIT_CHECKOUT_FORCE;
   if (git_checkout_head(repo.get(), &co) != 0) {
     return fail(GitError("checking out " + Quote(spec.branch)));

@@ -241,9 +241,14 @@ json Folder::Usage() const {
   return u;
 }
 
-json Folder::Sections() const {
+json Folder::verify_gate() const {
   json gate = gate_;
   if (gate.is_object() && result_.is_object()) gate["outcome"] = result_["outcome"];
+  return gate;
+}
+
+json Folder::Sections() const {
+  const json gate = verify_gate();
   return {{"inputs", inputs()}, {"timeline", timeline_}, {"proxy", proxy_}, {"steering", steering_},
           {"result", result_},  {"verify_gate", gate},   {"end", end_},     {"diff", diff_}};
 }

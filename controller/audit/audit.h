@@ -40,6 +40,9 @@ class Folder {
   const nlohmann::json& result() const { return result_; }
   const nlohmann::json& end() const { return end_; }
   const nlohmann::json& diff() const { return diff_; }
+  // The verify gate's command or decision, with the run's outcome; null
+  // before either.
+  nlohmann::json verify_gate() const;
   // Use so far: turns, input and output tokens, tool calls, cost in
   // micro-dollars (when the spec prices the model).
   nlohmann::json Usage() const;

@@ -177,7 +177,7 @@ std::string Outcome(const RunView& view, const store::Run& run,
            Field("summary", Str(result["summary"])) + "</table>" +
            Collapsible("result", result["result"].dump(2)) + "</section>";
   }
-  const json gate = f.Sections()["verify_gate"];
+  const json gate = f.verify_gate();  // not Sections(): that copies the whole timeline
   if (gate.is_object()) {
     out += "<section><h2>Verify gate</h2><table class=\"kv\">";
     if (gate.contains("command")) {

@@ -300,9 +300,9 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
       if (auto handler = c.http_handler()) {
         wo.webhooks = std::move(handler);
       } else {
-        KILN_ASSIGN_OR_RETURN(
-            std::unique_ptr<forge::Api> forge_api,
-            forge::Api::Open(cfg.store, forge::ReposDir(cfg.state_dir), cfg.pipeline.bot));
+        KILN_ASSIGN_OR_RETURN(std::unique_ptr<forge::Api> forge_api,
+                              forge::Api::Open(cfg.store, forge::ReposDir(cfg.state_dir),
+                                               cfg.pipeline.bot, config::WebUrl(cfg)));
         std::shared_ptr<forge::Api> shared = std::move(forge_api);
         wo.forge_api = [shared](const forge::ApiRequest& r) { return shared->Handle(r); };
       }

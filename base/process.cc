@@ -1,6 +1,8 @@
 #include "base/process.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,6 +63,82 @@ Result<ProcessResult> RunProgram(const std::vector<std::string>& argv,
   if (r.output.size() > keep_bytes) r.output.erase(0, r.output.size() - keep_bytes);
   int ws = 0;
   while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+  }
+  r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+  return r;
+}
+
+Result<FilterResult> RunFilter(const std::string& program, const std::vector<std::string>& args,
+                               const std::vector<std::string>& env, std::string_view input,
+                               size_t max_out) {
+  KILN_ASSIGN_OR_RETURN(Pipe in, MakePipe());
+  KILN_ASSIGN_OR_RETURN(Pipe out, MakePipe());
+  KILN_ASSIGN_OR_RETURN(Pipe err, MakePipe());
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in.read.get(), STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, out.write.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, err.write.get(), STDERR_FILENO);
+  std::vector<char*> argv = {const_cast<char*>(program.c_str())};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, program.c_str(), &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc == ENOENT) return Error::Unsupported(program + " is not installed");
+  if (rc != 0) return Error::Sys("running " + program, rc);
+  in.read.reset();
+  out.write.reset();
+  err.write.reset();
+  for (int fd : {in.write.get(), out.read.get(), err.read.get()}) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  }
+  if (input.empty()) in.write.reset();
+  FilterResult r;
+  size_t written = 0;
+  bool too_much = false;
+  char chunk[65536];
+  while (out.read.valid() || err.read.valid()) {
+    pollfd fds[3] = {{in.write.valid() ? in.write.get() : -1, POLLOUT, 0},
+                     {out.read.valid() ? out.read.get() : -1, POLLIN, 0},
+                     {err.read.valid() ? err.read.get() : -1, POLLIN, 0}};
+    if (::poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[0].revents) {
+      ssize_t n = ::write(in.write.get(), input.data() + written, input.size() - written);
+      if (n > 0) written += static_cast<size_t>(n);
+      if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == input.size()) in.write.reset();
+    }
+    for (int i : {1, 2}) {
+      if (!fds[i].revents) continue;
+      UniqueFd& fd = i == 1 ? out.read : err.read;
+      ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) {
+        fd.reset();
+        continue;
+      }
+      std::string& to = i == 1 ? r.out : r.err;
+      to.append(chunk, static_cast<size_t>(n));
+      if (r.out.size() + r.err.size() > max_out) {
+        too_much = true;
+        ::kill(pid, SIGKILL);
+        out.read.reset();
+        err.read.reset();
+      }
+    }
+  }
+  in.write.reset();
+  int ws = 0;
+  while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+  }
+  if (too_much) {
+    return Error::Invalid(program + " wrote more than " + std::to_string(max_out) + " bytes");
   }
   r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
   return r;

@@ -39,6 +39,7 @@ struct Controller::Parts {
   std::unique_ptr<proxy::Proxy> proxy;
   secrets::Vault vault;
   metrics::Metrics metrics;
+  runner::LiveUsage live;
   // The pipeline and its forge, when the configuration enables it: the local
   // forge, or GitHub (its REST client, its auth, the webhook receiver).
   std::unique_ptr<forge::Forge> forge;
@@ -160,6 +161,7 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
   s.signer = std::shared_ptr<const sessionlog::Signer>(std::move(*signer));
   s.vault = &c->parts_->vault;
   s.metrics = &c->parts_->metrics;
+  s.live = &c->parts_->live;
   s.owner = runner::OwnerId();
   if (cfg.pipeline.enabled) {
     Parts& p = *c->parts_;
@@ -174,6 +176,7 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
     pipeline::Options o;
     o.trusted_users = cfg.pipeline.trusted_users;
     o.bot = cfg.pipeline.bot;
+    if (!cfg.pipeline.api_listen.empty()) o.web_url = config::WebUrl(cfg);
     p.pipeline = std::make_unique<pipeline::Pipeline>(s, *p.forge, *p.inbox, *p.state, o);
     pipeline::Pipeline* pl = p.pipeline.get();
     p.improver = std::make_unique<improve::Improver>(s, *p.forge, *p.inbox, *p.state, o.bot);
@@ -296,17 +299,19 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
     web::SiteOptions wo;
     wo.store_path = cfg.store;
     wo.key_dir = cfg.key_dir;
-    if (pipeline) {
-      if (auto handler = c.http_handler()) {
-        wo.webhooks = std::move(handler);
-      } else {
-        KILN_ASSIGN_OR_RETURN(std::unique_ptr<forge::Api> forge_api,
-                              forge::Api::Open(cfg.store, forge::ReposDir(cfg.state_dir),
-                                               cfg.pipeline.bot, config::WebUrl(cfg)));
-        std::shared_ptr<forge::Api> shared = std::move(forge_api);
-        wo.forge_api = [shared](const forge::ApiRequest& r) { return shared->Handle(r); };
-      }
+    if (cfg.pipeline.forge == "local") {
+      // The local forge is there to use with or without the pipeline.
+      KILN_ASSIGN_OR_RETURN(
+          std::unique_ptr<forge::Api> forge_api,
+          forge::Api::Open(cfg.store, forge::ReposDir(cfg.state_dir), cfg.pipeline.bot,
+                           config::WebUrl(cfg)));
+      std::shared_ptr<forge::Api> shared = std::move(forge_api);
+      wo.forge_api = [shared](const forge::ApiRequest& r) { return shared->Handle(r); };
+      wo.repos_dir = forge::ReposDir(cfg.state_dir);
+    } else if (pipeline) {
+      wo.webhooks = c.http_handler();
     }
+    const bool local_forge = !wo.repos_dir.empty();
     KILN_ASSIGN_OR_RETURN(site, web::Site::Open(*s.store, std::move(wo)));
     web::Site* raw = site.get();
     // GitHub caps a webhook delivery at 25 MB.
@@ -315,9 +320,7 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
                                    [raw](const forge::ApiRequest& r) { return raw->Handle(r); },
                                    25 << 20, kHttpWorkers));
     spdlog::info("web view on http://{}/{}", cfg.pipeline.api_listen,
-                 !pipeline          ? ""
-                 : c.http_handler() ? " (GitHub webhooks on /webhooks/github)"
-                                    : " (the forge's API on /api/v1)");
+                 !local_forge ? "" : " (the local forge's API on /api/v1, its git over HTTP)");
   }
   spdlog::info("kiln serve: owner {}, up to {} runs ({} per repository)", s.owner,
                cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo);

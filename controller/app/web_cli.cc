@@ -7,9 +7,14 @@
 #include <string>
 
 #include "base/clock.h"
+#include "base/fd.h"
 #include "base/strings.h"
 #include "base/terminal.h"
 #include "controller/app/cli_common.h"
+#include "controller/audit/audit.h"
+#include "controller/git/git.h"
+#include "controller/git/write.h"
+#include "controller/sessionlog/signer.h"
 #include "controller/store/store.h"
 #include "controller/web/auth.h"
 #include "controller/web/html.h"
@@ -105,6 +110,83 @@ int DoUnshare(const ShareOptions& o) {
   return 0;
 }
 
+struct HandoffOptions {
+  std::string config, id, dir;
+};
+
+// A branch at the run's commit with its change committed, in a repository
+// of the developer's own, and the transcript beside the work.
+int DoHandoff(const HandoffOptions& o) {
+  auto cfg = LoadConfig(o.config);
+  if (!cfg) return Fail(cfg.error());
+  auto st = store::OpenSqlite(cfg->store);
+  if (!st) return Fail(st.error(), kInfrastructure);
+  auto run = (*st)->Get(o.id);
+  if (!run) return Fail(run.error());
+  if (run->commit_sha.empty()) {
+    return Fail(
+        Error::Invalid("run " + run->id + " has not started: there is no work to hand back"));
+  }
+  const nlohmann::json diff =
+      run->result.is_object() ? run->result.value("diff", nlohmann::json()) : nlohmann::json();
+  const std::string dir = o.dir.empty() ? "./" + run->id : o.dir;
+  git::Cache cache(cfg->cache_dir);
+  auto mirror = cache.Resolve(run->request.repo, run->commit_sha);
+  if (!mirror) return Fail(mirror.error().Wrap("the run's repository"), kInfrastructure);
+  git::HandoffSpec spec;
+  spec.mirror = mirror->mirror_path;
+  spec.base = run->commit_sha;
+  spec.change_ref = "refs/kiln/runs/" + run->id;  // the pipeline's commit, when it made one
+  spec.origin = run->request.repo;
+  spec.branch = "kiln/" + run->id;
+  spec.message = "kiln " + run->request.role + " run " + run->id + "\n\n" +
+                 "The agent's change, handed back by `kiln runs handoff`.\n\nkiln-run: " + run->id +
+                 "\n";
+  if (diff.is_object()) {
+    spec.patch = diff.value("patch", "");
+    // What the patch cannot carry is named, not lost quietly (unless the
+    // mirror kept the run's own commit, which holds everything).
+    std::vector<std::string> missing;
+    for (const auto& f : diff.value("files", nlohmann::json::array())) {
+      if (f.value("binary", false) || f.value("too_large", false)) {
+        missing.push_back(f.value("path", "?"));
+      }
+    }
+    if (diff.value("truncated", false)) missing.push_back("(the patch was cut at its size limit)");
+    spec.unpatchable = std::move(missing);
+  }
+  auto made = git::Handoff(dir, spec);
+  if (!made) {
+    return Fail(made.error(),
+                made.error().code() == Error::Code::kInvalidArgument ? kUsage : kInfrastructure);
+  }
+  // The transcript, beside the work and out of git's way.
+  std::string transcript = dir + "/kiln-transcript.md";
+  if (!run->log_path.empty()) {
+    auto keys = sessionlog::TrustedKeys(cfg->key_dir);
+    auto report = audit::Build(run->log_path, keys ? *keys : std::vector<sessionlog::PublicKey>{});
+    if (!report) return Fail(report.error().Wrap("the transcript"), kInfrastructure);
+    if (Status w = WriteNewFile(transcript, audit::Markdown(*report), 0644, Sync::kNoFsync);
+        !w.ok()) {
+      return Fail(w.error(), kInfrastructure);
+    }
+    const std::string exclude = dir + "/.git/info/exclude";
+    auto excluded = ReadFile(exclude);
+    if (Status w = WriteNewFile(exclude, (excluded ? *excluded : "") + "/kiln-transcript.md\n",
+                                0644, Sync::kNoFsync);
+        !w.ok()) {
+      return Fail(w.error(), kInfrastructure);
+    }
+  }
+  std::printf("%s: branch %s at %s\n", dir.c_str(), spec.branch.c_str(), made->c_str());
+  std::fprintf(stderr,
+               "the agent's change is committed on %s (origin %s); the transcript is %s.\n"
+               "Carry on: cd %s && git log -p -1\n",
+               spec.branch.c_str(), ForTerminalLine(spec.origin).c_str(), transcript.c_str(),
+               dir.c_str());
+  return 0;
+}
+
 }  // namespace
 
 void RegisterShares(CLI::App& runs, int* exit_code) {
@@ -122,6 +204,15 @@ void RegisterShares(CLI::App& runs, int* exit_code) {
     cmd->add_option("--config", o->config, "configuration file (default /etc/kiln/kiln.yaml)");
   }
   for (CLI::App* cmd : {share, shares}) cmd->add_flag("--json", o->json, "JSON output");
+  auto h = std::make_shared<HandoffOptions>();
+  auto* handoff = runs.add_subcommand(
+      "handoff",
+      "Hand a run's work back: a repository at DIR (default ./RUN) on branch kiln/RUN at the run's "
+      "commit with its change committed, and the transcript beside it (kiln-transcript.md)");
+  handoff->add_option("id", h->id, "run id")->required();
+  handoff->add_option("dir", h->dir, "where (absent or empty; default ./RUN)");
+  handoff->add_option("--config", h->config, "configuration file (default /etc/kiln/kiln.yaml)");
+  handoff->callback([h, exit_code] { *exit_code = DoHandoff(*h); });
   share->callback([o, exit_code] { *exit_code = DoShare(*o); });
   shares->callback([o, exit_code] { *exit_code = DoShares(*o); });
   unshare->callback([o, exit_code] { *exit_code = DoUnshare(*o); });

@@ -199,6 +199,11 @@ class Local final : public Forge {
                                const std::vector<std::string>& maintainers,
                                const std::string& default_branch);
   Result<LocalRepo> GetRepo(const std::string& repo);
+  // A push that happened outside the forge's own writes (git over HTTP):
+  // the `push` event (before "" for a new branch), and `pull.synchronized`
+  // when branch is an open pull request's head; acted as the actor.
+  Status RecordPush(const std::string& repo, const std::string& branch, const std::string& before,
+                    const std::string& after, bool forced);
   Result<std::vector<LocalRepo>> ListRepos();
 
   Result<Issue> CreateIssue(const std::string& repo, const std::string& title,

@@ -267,7 +267,11 @@ Status Local::PushBranch(const std::string& repo, const std::string& branch,
                            ": the branch is missing after the push");
   }
   if (before == after) return Ok();  // nothing new: GitHub sends no event either
+  return RecordPush(repo, branch, before.value_or(""), *after, force);
+}
 
+Status Local::RecordPush(const std::string& repo, const std::string& branch,
+                         const std::string& before, const std::string& after, bool forced) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "recording a push to " + repo));
@@ -275,12 +279,11 @@ Status Local::PushBranch(const std::string& repo, const std::string& branch,
                         rows::OpenPullWithHead(db_, repo, branch));
   KILN_TRY(rows::Emit(
       db_, actor_, "push", repo, pull ? pull->issue.number : 0,
-      {{"branch", branch}, {"before", before.value_or("")}, {"after", *after}, {"forced", force}},
-      now));
+      {{"branch", branch}, {"before", before}, {"after", after}, {"forced", forced}}, now));
   if (pull) {
     KILN_TRY(rows::Touch(db_, repo, pull->issue.number, now));
     KILN_TRY(rows::Emit(db_, actor_, "pull.synchronized", repo, pull->issue.number,
-                        {{"head_branch", branch}, {"head_sha", *after}}, now));
+                        {{"head_branch", branch}, {"head_sha", after}}, now));
   }
   return txn.Commit();
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 #include <memory>
 
 #include "controller/git/libgit.h"
@@ -263,6 +264,26 @@ Result<std::optional<std::string>> BranchSha(const std::string& path, const std:
   KILN_ASSIGN_OR_RETURN(std::optional<git_oid> oid, BranchOid(repo.get(), path, branch));
   if (!oid) return std::optional<std::string>();
   return std::optional<std::string>(git::OidHex(*oid));
+}
+
+Result<std::map<std::string, std::string>> Branches(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  git_branch_iterator* it = nullptr;
+  if (git_branch_iterator_new(&it, repo.get(), GIT_BRANCH_LOCAL) != 0) {
+    return GitError("repository " + Quote(path) + ": listing branches");
+  }
+  std::unique_ptr<git_branch_iterator, git::GitFree<git_branch_iterator_free>> owned(it);
+  std::map<std::string, std::string> out;
+  git_reference* ref = nullptr;
+  git_branch_t type;
+  while (git_branch_next(&ref, &type, it) == 0) {
+    const char* name = nullptr;
+    if (git_branch_name(&name, ref) == 0 && git_reference_target(ref) != nullptr) {
+      out[name] = git::OidHex(*git_reference_target(ref));
+    }
+    git_reference_free(ref);
+  }
+  return out;
 }
 
 Result<bool> HasCommit(const std::string& path, const std::string& sha) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,6 +60,9 @@ Result<std::optional<std::string>> BranchSha(const std::string& path, const std:
 
 // Whether sha names a commit in the repository.
 Result<bool> HasCommit(const std::string& path, const std::string& sha);
+
+// Every branch of the repository and its commit (40 hex).
+Result<std::map<std::string, std::string>> Branches(const std::string& path);
 
 // Whether commit `ancestor` is reachable from `descendant` (a commit is its
 // own ancestor).

@@ -74,6 +74,29 @@ struct PushOptions {
 Status Push(const std::string& repo_path, const std::string& commit, const std::string& url,
             const std::string& branch, const PushOptions& options);
 
+// A developer's copy of a run's work (`kiln runs handoff`).
+struct HandoffSpec {
+  std::string mirror;      // the run's mirror (Cache::Resolve), holding base
+  std::string base;        // the run's commit, 40 hex
+  std::string change_ref;  // a ref of the mirror holding the run's own commit ("" or absent: none)
+  std::string patch;       // the run's diff, applied to base when there is no such commit
+  // What the patch holds no content for (binary or too large files, a cut
+  // patch): without the run's commit, an error naming them.
+  std::vector<std::string> unpatchable;
+  std::string origin;   // the repository's URL, set as the copy's `origin`
+  std::string branch;   // created at the result and checked out
+  std::string message;  // of the commit made from patch
+  Signature author;
+};
+
+// A new repository at dir (absent, or an empty directory) with origin set,
+// the run's commit and its change fetched from the mirror (through a
+// temporary ref refs/kiln/handoff/..., removed after), and branch at
+// change_ref's commit, or at a commit of patch applied to base (git apply's
+// rules: a patch that does not apply is an error naming the path). The
+// branch is checked out. Returns the branch's commit.
+Result<std::string> Handoff(const std::string& dir, const HandoffSpec& spec);
+
 // The bytes of the regular file path (relative, '/'-separated) in the tree
 // of commit (40 hex), read whole into memory; nullopt when the tree has no
 // such path (or a file stands where a directory on the way should). A

@@ -441,7 +441,18 @@ std::string Pipeline::ProgressText(const Tracked& t, const store::Run& run) {
     text += "\nBudget use: " + count("turns") + " turns, " + count("input_tokens") + " input and " +
             count("output_tokens") + " output tokens, " + count("tool_calls") + " tool calls\n";
   }
+  if (run.status == store::Status::kRunning && s_.live) {
+    if (auto live = s_.live->Get(run.id)) {
+      text += "\nBudget use so far: " + std::to_string(live->turns) + " turns, " +
+              std::to_string(live->input_tokens) + " input and " +
+              std::to_string(live->output_tokens) + " output tokens, " +
+              std::to_string(live->tool_calls) + " tool calls\n";
+    }
+  }
   if (!t.outcome.empty()) text += "\nApplied: " + t.outcome + "\n";
+  if (!options_.web_url.empty()) {
+    text += "\n[Watch, steer or cancel it](" + options_.web_url + "/runs/" + run.id + ")\n";
+  }
   text += "\nInspect: `kiln runs show " + run.id + "`";
   if (!run.log_path.empty()) text += " · `kiln log show " + run.log_path + "`";
   return text;
@@ -617,13 +628,27 @@ Result<Pipeline::Followed> Pipeline::FollowRuns() {
       ++n.applied;
       continue;
     }
+    // The comment follows the run's status at once, and its use so far at
+    // most every kLiveEveryMs: each edit is a forge API call.
     std::string state(store::ToString(run.status));
-    if (state == t.shown_state || t.comment_id == 0) continue;
+    const auto live =
+        s_.live && run.status == store::Status::kRunning ? s_.live->Get(run.id) : std::nullopt;
+    std::string shown = state;
+    if (live) shown += " " + std::to_string(live->turns) + " turns";
+    if (shown == t.shown_state || t.comment_id == 0) continue;
+    const int64_t now = NowMs();
+    const bool same_status = t.shown_state.substr(0, t.shown_state.find(' ')) == state;
+    if (same_status && now - last_live_edit_[t.run_id] < kLiveEveryMs) continue;
     if (forge_.EditComment(t.repo, t.comment_id, ProgressText(t, run)).ok()) {
-      KILN_TRY(state_.SetShown(t.run_id, state));
+      KILN_TRY(state_.SetShown(t.run_id, shown));
+      last_live_edit_[t.run_id] = now;
       ++n.updated;
     }
   }
+  std::erase_if(last_live_edit_, [&](const auto& kv) {
+    return std::none_of(tracked.begin(), tracked.end(),
+                        [&](const Tracked& t) { return t.run_id == kv.first; });
+  });
   return n;
 }
 

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,9 @@ struct Options {
   // Events looked at per tick (0: every pending one). Events of waiting
   // issues are skipped, so a batch full of them would stall the others.
   size_t batch = 0;
+  // The web view's address (config::WebUrl); "": the progress comment links
+  // no run page.
+  std::string web_url;
 };
 
 class Pipeline {
@@ -96,6 +100,9 @@ class Pipeline {
   forge::Inbox& inbox_;
   State& state_;
   Options options_;
+  // When each running run's progress comment last changed for its use.
+  static constexpr int64_t kLiveEveryMs = 5'000;
+  std::map<std::string, int64_t> last_live_edit_;
 };
 
 }  // namespace kiln::pipeline

@@ -135,6 +135,51 @@ class PipelineEvents : public ::testing::Test {
   std::unique_ptr<Pipeline> pipeline_;
 };
 
+// While a run goes, its progress comment links the run page and shows what
+// the run has used so far, edited at most every few seconds for use alone.
+TEST_F(PipelineEvents, TheProgressCommentLinksTheRunAndShowsLiveUse) {
+  runner::LiveUsage live;
+  services_.live = &live;
+  Options o;
+  o.web_url = "http://kiln.example:9465";
+  pipeline_ = std::make_unique<Pipeline>(services_, *bot_, *inbox_, *state_, o);
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "add is wrong", "add(1, 2) is -1").ok());
+  Tick();
+  auto runs = Runs("triage");
+  ASSERT_EQ(runs.size(), 1u);
+  const std::string id = runs[0].id;
+  const std::string link = "[Watch, steer or cancel it](http://kiln.example:9465/runs/" + id + ")";
+  EXPECT_NE(CommentsOn(1).front().body.find(link), std::string::npos) << CommentsOn(1).front().body;
+  ASSERT_TRUE(store_->Start(id, "test:1", 1).ok());
+  live.Set(id, runner::Usage{3, 1200, 80, 2});
+  Tick();
+  std::string body = CommentsOn(1).front().body;
+  EXPECT_NE(body.find("**running**"), std::string::npos) << body;
+  EXPECT_NE(body.find("Budget use so far: 3 turns, 1200 input and 80 output tokens, 2 tool calls"),
+            std::string::npos)
+      << body;
+  // More use at once: not another edit yet.
+  live.Set(id, runner::Usage{4, 1500, 90, 3});
+  Tick();
+  EXPECT_NE(CommentsOn(1).front().body.find("3 turns"), std::string::npos);
+  // Ended: the totals of the result, no "so far".
+  live.Erase(id);
+  store::Finish f{store::Status::kSucceeded,
+                  "submitted",
+                  {{"actions", {{"labels", {"triaged"}}}},
+                   {"totals", {{"turns", 5}, {"input_tokens", 1600}, {"output_tokens", 99}}}},
+                  "",
+                  ""};
+  ASSERT_TRUE(store_->Complete(id, f, 2).ok());
+  Tick();
+  body = CommentsOn(1).front().body;
+  EXPECT_NE(body.find("**succeeded**"), std::string::npos) << body;
+  EXPECT_EQ(body.find("so far"), std::string::npos) << body;
+  EXPECT_NE(body.find("Budget use: 5 turns, 1600 input and 99 output tokens"), std::string::npos)
+      << body;
+  EXPECT_NE(body.find(link), std::string::npos);
+}
+
 TEST_F(PipelineEvents, AnOpenedIssueIsTriagedOnceWhateverTheDeliveries) {
   auto issue = reporter_->CreateIssue(kRepo, "add is wrong", "add(1, 2) is -1");
   ASSERT_TRUE(issue.ok()) << issue.error().message();

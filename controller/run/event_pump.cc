@@ -113,6 +113,20 @@ void Pump::Line(std::string_view line) {
     return;
   }
   if (type == "tool.call") ++tool_calls_;
+  if (type == "model.response") {
+    // The runtime's numbers came out of the sandbox: counted only if they
+    // are numbers.
+    ++turns_;
+    const auto usage = payload.find("usage");
+    if (usage != payload.end() && usage->is_object()) {
+      auto add = [&](const char* key, uint64_t* to) {
+        auto it = usage->find(key);
+        if (it != usage->end() && it->is_number_unsigned()) *to += it->get<uint64_t>();
+      };
+      add("input_tokens", &input_tokens_);
+      add("output_tokens", &output_tokens_);
+    }
+  }
   if (auto a = log_.Append(type, payload); !a) {
     Fail("a " + type + " event from the runtime could not be recorded: " + a.error().message());
   }

@@ -49,6 +49,10 @@ class Pump {
   bool open() const { return events_fd_ >= 0 || output_fd_ >= 0; }
 
   uint64_t tool_calls() const { return tool_calls_; }
+  // Model replies and their tokens, from the usage the runtime reported.
+  uint64_t turns() const { return turns_; }
+  uint64_t input_tokens() const { return input_tokens_; }
+  uint64_t output_tokens() const { return output_tokens_; }
   uint64_t rejected() const { return rejected_; }
   // Why an event could not be recorded; empty while every event was.
   const std::string& failure() const { return failure_; }
@@ -76,6 +80,7 @@ class Pump {
   std::string output_;
   size_t output_keep_;
   uint64_t tool_calls_ = 0;
+  uint64_t turns_ = 0, input_tokens_ = 0, output_tokens_ = 0;
   uint64_t rejected_ = 0;
   std::string failure_;
   nlohmann::json result_;

@@ -64,6 +64,23 @@ class PumpTest : public ::testing::Test {
   UniqueFd ev_r_, ev_w_, out_r_, out_w_;
 };
 
+// The use the progress comment shows while a run goes: replies and their
+// tokens, counted only where the runtime sent numbers.
+TEST_F(PumpTest, CountsTurnsAndTokensFromTheModelsReplies) {
+  Pump p = Feed(
+      R"({"type":"model.response","ts":"x","payload":{"turn":1,"usage":{"input_tokens":100,"output_tokens":7}}})"
+      "\n"
+      R"({"type":"model.response","ts":"x","payload":{"turn":2,"usage":{"input_tokens":"many","output_tokens":-3}}})"
+      "\n"
+      R"({"type":"model.response","ts":"x","payload":{"turn":3,"usage":{"input_tokens":50,"output_tokens":5}}})"
+      "\n",
+      "");
+  EXPECT_EQ(p.turns(), 3u);
+  EXPECT_EQ(p.input_tokens(), 150u);
+  EXPECT_EQ(p.output_tokens(), 12u);
+  EXPECT_EQ(Records().size(), 3u);
+}
+
 TEST_F(PumpTest, AppendsRuntimeEventsAndHoldsTheResult) {
   Pump p = Feed(
       R"({"type":"tool.call","ts":"x","payload":{"call_id":"c1","tool":"shell","input":{"command":"ls"}}})"

@@ -321,7 +321,13 @@ class Attempt {
       int n = ::poll(fds, 5, exited ? 2000 : -1);
       if (n < 0 && errno == EINTR) continue;
       if (n == 0) break;  // exited, and the pipes stay open: a straggler holds them
-      if (fds[0].revents) pump.ReadEvents();
+      if (fds[0].revents) {
+        pump.ReadEvents();
+        if (s_.live) {
+          s_.live->Set(run_.id, Usage{pump.turns(), pump.input_tokens(), pump.output_tokens(),
+                                      pump.tool_calls()});
+        }
+      }
       if (fds[1].revents) pump.ReadOutput();
       if (fds[2].revents) exited = true;
       if (!w.unrecorded && (fds[4].revents || !pump.failure().empty())) {
@@ -382,6 +388,7 @@ class Attempt {
     }
     pump::Pump pump(*log_, sb.events.get(), sb.output.get(), command ? kCommandOutputKeep : 4096);
     Watched w = Watch(sb, pump, stop);
+    if (s_.live) s_.live->Erase(run_.id);  // the result has the totals now
     if (steer_hook) steer_hook(nullptr);
     (void)sb.child.Wait();
     sandbox_s_ = Since(t_start);

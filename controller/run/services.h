@@ -4,8 +4,11 @@
 // ended run, the metrics a run reports, and where a run's files go.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -53,6 +56,39 @@ class RunMetrics {
   virtual void Phase(const std::string& name, double seconds) = 0;
 };
 
+// What a run has used so far, from the events the controller records: the
+// progress comment shows it while the run goes (docs/pipeline.md).
+struct Usage {
+  uint64_t turns = 0;  // model replies
+  uint64_t input_tokens = 0;
+  uint64_t output_tokens = 0;
+  uint64_t tool_calls = 0;
+  friend bool operator==(const Usage&, const Usage&) = default;
+};
+
+// The runs in flight in this process and their use so far. Thread-safe:
+// each run's thread updates its own; the pipeline reads them.
+class LiveUsage {
+ public:
+  void Set(const std::string& run_id, const Usage& usage) {
+    std::lock_guard lock(mu_);
+    runs_[run_id] = usage;
+  }
+  void Erase(const std::string& run_id) {
+    std::lock_guard lock(mu_);
+    runs_.erase(run_id);
+  }
+  std::optional<Usage> Get(const std::string& run_id) const {
+    std::lock_guard lock(mu_);
+    auto it = runs_.find(run_id);
+    return it == runs_.end() ? std::nullopt : std::optional<Usage>(it->second);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, Usage> runs_;
+};
+
 struct Services {
   const config::Config* config = nullptr;
   store::Store* store = nullptr;
@@ -66,6 +102,8 @@ struct Services {
   // ended, with its log still open for the hook's records. What it returns
   // is kept as the result's "actions".
   std::function<nlohmann::json(const Finished&, sessionlog::Writer&)> decide;
+  // Where runs report their use while they go; null: nowhere.
+  LiveUsage* live = nullptr;
 };
 
 // Where a run's files go (docs/controller.md).

@@ -12,7 +12,9 @@ namespace kiln::web {
 std::string Page(const std::string& title, const Viewer& viewer, const std::string& body) {
   std::string nav;
   if (!viewer.user.empty()) {
-    nav = "<nav><a href=\"/\">Runs</a><span class=\"who\">" + HtmlEscape(viewer.user) +
+    nav = "<nav><a href=\"/\">Runs</a>" +
+          std::string(viewer.forge ? "<a href=\"/repos\">Repositories</a>" : "") +
+          "<span class=\"who\">" + HtmlEscape(viewer.user) +
           "</span><form method=\"post\" action=\"/logout\" class=\"inline\">" + CsrfField(viewer) +
           "<button type=\"submit\">Sign out</button></form></nav>";
   }

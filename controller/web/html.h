@@ -17,6 +17,7 @@ inline constexpr size_t kCollapseLines = 30;
 struct Viewer {
   std::string user;  // empty: not signed in (a share link)
   std::string csrf;
+  bool forge = false;  // the local forge's pages are there to link
 };
 
 // A whole page: the head (style and script from /static, nothing inline),

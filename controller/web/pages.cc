@@ -269,6 +269,13 @@ std::string RunPage(const Viewer& viewer, const store::Run& run, const RunView* 
           "/events?after=" + std::to_string(view ? view->last_seq() : 0) + "\">" + items +
           "</ol></section>";
   body += view ? Outcome(*view, run, verdict) : "<div id=\"outcome\"></div>";
+  if (!base.read_only && !run.commit_sha.empty()) {
+    body += "<section><h2>Continue locally</h2><p>A repository of your own on branch <code>kiln/" +
+            HtmlEscape(run.id) +
+            "</code>, at the run's commit with the agent's change committed, and the transcript "
+            "beside it (<code>kiln-transcript.md</code>):</p><pre>kiln runs handoff " +
+            HtmlEscape(run.id) + " ./" + HtmlEscape(run.id) + "</pre></section>";
+  }
   return Page("Run " + run.id, viewer, body);
 }
 

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/clock.h"
+#include "base/digest.h"
 #include "base/html.h"
 #include "base/strings.h"
 #include "controller/sessionlog/signer.h"
@@ -160,6 +161,10 @@ Site::Site(store::Store& store, SiteOptions options, std::unique_ptr<Auth> auth)
   ho.now = options_.now;
   ho.verdict = [this](const store::Run& run) { return VerdictOf(run); };
   hub_ = std::make_unique<Hub>(store_, views_, std::move(ho));
+  if (!options_.repos_dir.empty()) {
+    git_ = std::make_unique<GitHttp>(options_.store_path, options_.repos_dir);
+    forge_pages_ = std::make_unique<ForgePages>(store_, options_.store_path, options_.repos_dir);
+  }
 }
 
 Site::~Site() = default;
@@ -239,6 +244,30 @@ ApiResponse Site::Route(Request& r) {
     }
   }
   if (r.path == "/login") return Login(r);
+  // git: HTTP basic auth, the forge token as the password (any user name,
+  // as GitHub takes), asked for with a 401 that git answers.
+  if (git_ && GitHttp::Matches(r.path)) {
+    std::string token;
+    if (raw.authorization.starts_with("Basic ")) {
+      auto decoded = Base64Decode(raw.authorization.substr(6));
+      if (decoded && decoded->find(':') != std::string::npos) {
+        token = decoded->substr(decoded->find(':') + 1);
+      }
+    } else if (raw.authorization.starts_with("Bearer ")) {
+      token = raw.authorization.substr(7);
+    }
+    auto user = auth_->UserOfToken(token);
+    if (!user) return Message(500, user.error().Wrap("checking a token").message());
+    if (!*user) {
+      ApiResponse out;
+      out.status = 401;
+      out.content_type = "text/plain";
+      out.body = "kiln: authenticate with your forge user's API token as the password\n";
+      out.headers.emplace_back("WWW-Authenticate", "Basic realm=\"kiln\"");
+      return out;
+    }
+    return git_->Handle(raw, **user);
+  }
   // A share link: the run, read-only, for whoever has the link.
   if (seg.size() >= 2 && seg[0] == "s") {
     if (!Plain(seg[1])) return Html(404, ErrorPage(Viewer{}, 404, "no such share link"));
@@ -258,7 +287,7 @@ ApiResponse Site::Route(Request& r) {
   if (auto c = r.cookies.find(std::string(kSessionCookie)); c != r.cookies.end()) {
     auto s = auth_->SessionFor(c->second, now);
     if (!s) return Message(500, s.error().Wrap("reading sessions").message());
-    if (*s) r.viewer = Viewer{(*s)->user, (*s)->csrf};
+    if (*s) r.viewer = Viewer{(*s)->user, (*s)->csrf, forge_pages_ != nullptr};
   }
   if (r.viewer.user.empty() && raw.authorization.starts_with("Bearer ")) {
     auto user = auth_->UserOfToken(raw.authorization.substr(7));
@@ -353,6 +382,15 @@ ApiResponse Site::Route(Request& r) {
     if (seg.size() == 3 && r.Post() && (seg[2] == "steer" || seg[2] == "cancel")) {
       return RunAction(r, seg[1], seg[2], false);
     }
+  }
+  if (forge_pages_ && ForgePages::Matches(seg)) {
+    auto host = raw.headers.find("host");
+    const std::string base = std::string(r.secure ? "https://" : "http://") +
+                             (host != raw.headers.end() ? host->second : "HOST");
+    PageReply p = r.Post() ? forge_pages_->Post(r.viewer, seg, r.form)
+                           : forge_pages_->Get(r.viewer, seg, r.query, base);
+    if (!p.redirect.empty()) return Redirect(p.redirect);
+    return Html(p.status, std::move(p.html));
   }
   return Html(404, ErrorPage(r.viewer, 404, "Nothing here: " + r.path));
 }

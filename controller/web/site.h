@@ -1,9 +1,9 @@
 // Everything `kiln serve` answers on its one HTTP listener (docs/web.md):
 // the web view's pages (sign-in, the dashboard, the run pages, share
 // links), their live updates (server-sent events), the runs API under
-// /api/v1/runs, and, handed on, the local forge's API and GitHub's
-// webhooks. Every page carries a Content-Security-Policy without inline
-// script and loads nothing from another origin.
+// /api/v1/runs, git's smart HTTP for the local forge's repositories, and,
+// handed on, the local forge's API and GitHub's webhooks. Every page carries a
+// Content-Security-Policy without inline script and loads nothing from another origin.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,8 @@
 #include "controller/forge/api.h"
 #include "controller/store/store.h"
 #include "controller/web/auth.h"
+#include "controller/web/forge_pages.h"
+#include "controller/web/git_http.h"
 #include "controller/web/hub.h"
 #include "controller/web/runview.h"
 
@@ -30,6 +32,9 @@ struct SiteOptions {
   // and GitHub's webhooks (/webhooks/github); either may be empty.
   forge::ApiServer::Handler forge_api;
   forge::ApiServer::Handler webhooks;
+  // The local forge's bare repositories, served over git's smart HTTP and
+  // shown as pages; "" serves none (a GitHub forge).
+  std::string repos_dir;
   int poll_ms = 200;
   std::function<int64_t()> now;  // ms since the epoch; NowMs by default
 };
@@ -63,6 +68,8 @@ class Site {
   std::unique_ptr<Auth> auth_;
   RunViews views_;
   std::unique_ptr<Hub> hub_;
+  std::unique_ptr<GitHttp> git_;
+  std::unique_ptr<ForgePages> forge_pages_;
   std::mutex forge_mu_;  // the forge's API is not thread-safe
   std::mutex verdicts_mu_;
   std::map<std::string, std::pair<uint64_t, Verdict>> verdicts_;  // log -> (size, verdict)

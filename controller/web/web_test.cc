@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "controller/forge/local.h"
 #include "controller/sessionlog/signer.h"
 #include "controller/sessionlog/writer.h"
 #include "controller/store/store.h"
@@ -266,6 +267,70 @@ TEST_F(Web, ASessionExpires) {
   EXPECT_EQ(Call("GET", "/", cookie).status, 200);
   now_ += kSessionMs;
   EXPECT_EQ(Call("GET", "/", cookie).status, 303);
+}
+
+// The local forge's pages: the forge's own permission checks hold for what
+// is done from them, and what a page shows is escaped.
+TEST_F(Web, ForgePagesActAsTheSignedInUserWithTheForgesPermissions) {
+  const std::string repos = dir_ / "repos";
+  std::filesystem::create_directories(dir_ / "src");
+  dir_.Write("src/README.md", "hello\n");
+  {
+    auto alice = forge::Local::Open(store_path_, repos, "alice", forge::Access::kUser);
+    ASSERT_TRUE(alice.ok());
+    ASSERT_TRUE((*alice)->CreateRepo("acme/widget", dir_ / "src", {"alice"}, "main").ok());
+    auto bob = forge::Local::Open(store_path_, repos, "bob", forge::Access::kUser);
+    ASSERT_TRUE((*bob)->CreateIssue("acme/widget", "<b>bold</b> & \"quoted\"", "body").ok());
+  }
+  auto users = forge::Users::Open(store_path_);
+  std::string bob_token = *(*users)->Add("bob", false, 1);
+  SiteOptions o;
+  o.store_path = store_path_;
+  o.key_dir = dir_ / "keys";
+  o.repos_dir = repos;
+  o.now = [this] { return now_; };
+  site_ = std::move(*Site::Open(*store_, o));
+  std::string cookie = SignIn();
+  ApiResponse list = Call("GET", "/repos", cookie);
+  ASSERT_EQ(list.status, 200);
+  EXPECT_NE(list.body.find("href=\"/acme/widget\""), std::string::npos);
+  ApiResponse page = Call("GET", "/acme/widget/issues/1", cookie);
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_NE(page.body.find("&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;"), std::string::npos);
+  EXPECT_EQ(page.body.find("<b>bold</b>"), std::string::npos);
+  EXPECT_EQ(Header(Call("GET", "/acme/widget/pull/1", cookie), "Location"),
+            "/acme/widget/issues/1");
+  EXPECT_EQ(Call("GET", "/acme/nothing", cookie).status, 404);
+  // Without the CSRF token: nothing; with it: the comment, by alice.
+  const std::string csrf = Csrf(page.body);
+  EXPECT_EQ(Call("POST", "/acme/widget/issues/1/comment", cookie, "body=hi").status, 403);
+  EXPECT_EQ(Call("POST", "/acme/widget/issues/1/comment", cookie, "body=hi&csrf=" + csrf).status,
+            303);
+  EXPECT_EQ(Call("POST", "/acme/widget/issues/1/comment", cookie, "body=+&csrf=" + csrf).status,
+            422);
+  auto alice = forge::Local::Open(store_path_, repos, "alice", forge::Access::kUser);
+  auto comments = (*alice)->Comments("acme/widget", 1);
+  ASSERT_EQ(comments->size(), 1u);
+  EXPECT_EQ((*comments)[0].author, "alice");
+  // bob may comment, but not close another's... he is the author: he may
+  // close his own issue; he may not label it (maintainers only).
+  ApiRequest r;
+  r.method = "POST";
+  r.authorization = "Bearer " + bob_token;
+  r.headers["content-type"] = "application/x-www-form-urlencoded";
+  r.target = "/acme/widget/issues/1/label";
+  r.body = "label=bug";
+  ApiResponse refused = site_->Handle(r);
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_TRUE((*alice)->GetIssue("acme/widget", 1)->labels.empty());
+  r.target = "/acme/widget/issues/1/state";
+  r.body = "state=closed";
+  EXPECT_EQ(site_->Handle(r).status, 303);
+  EXPECT_EQ((*alice)->GetIssue("acme/widget", 1)->state, "closed");
+  r.body = "state=burnt";
+  EXPECT_EQ(site_->Handle(r).status, 422);
+  r.target = "/acme/widget/issues/1/explode";
+  EXPECT_EQ(site_->Handle(r).status, 404);
 }
 
 // The timeline folds a log as it grows, and escapes what the model and the

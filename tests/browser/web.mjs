@@ -117,6 +117,28 @@ try {
   await run.locator("#status .badge.cancelled").waitFor({ timeout: 30000 });
   step("cancelled", { status: await run.locator("#status").innerText() });
 
+  // The local forge in the browser: bob's hostile issue and comment render
+  // as text; alice comments, approves and merges bob's pull request.
+  await run.goto(`${base}/acme/widget/issues/1`);
+  const issueText = await run.evaluate(() => document.body.innerText);
+  await run.fill("textarea[name=body]", "Looks right to me (from the page)");
+  await Promise.all([run.waitForURL(`${base}/acme/widget/issues/1`), run.click("form.comment-form button")]);
+  step("forge_issue", {
+    title_text: (await run.locator("h1").innerText()).includes("<script>alert('title')</script>"),
+    body_text: issueText.includes("<img src=x onerror=alert('body')>"),
+    comment_text: issueText.includes("[x](javascript:alert('comment'))"),
+    images: await run.locator("img").count(),
+    javascript_links: await run.locator("a[href^='javascript']").count(),
+    commented: (await run.locator(".comment").last().innerText()).includes("Looks right to me"),
+  });
+  await run.goto(`${base}/acme/widget/pull/2`);
+  if (env.SHOTS) await run.screenshot({ path: `${env.SHOTS}/web-pull.png` });
+  const diffShown = (await run.locator("pre.diff").innerText()).includes("+hello from bob");
+  await Promise.all([run.waitForURL(`${base}/acme/widget/pull/2`), run.click("form[action$='/approve'] button")]);
+  const reviewed = (await run.locator("section.review h2").allInnerTexts()).join(" | ");
+  await Promise.all([run.waitForURL(`${base}/acme/widget/pull/2`), run.click("form.merge button")]);
+  step("forge_pull", { diff: diffShown, reviewed, state: await run.locator("h1 + p .badge").innerText() });
+
   // A POST without the CSRF token, with the session cookie: refused.
   const forged = await context.request.post(`${base}/runs/${live}/steer`, {
     form: { message: "forged" }, maxRedirects: 0 });

@@ -77,16 +77,8 @@ TEST_F(Audit, ARealRunInEveryFormatAndInChromium) {
   }
 
   // What a reader sees, in a real browser.
-  const std::string chromium =
-      std::getenv("KILN_CHROMIUM") ? std::getenv("KILN_CHROMIUM") : "/usr/bin/chromium";
   const std::string page = std::string(KILN_SOURCE_DIR) + "/tests/browser/page.mjs";
-  if (::access(chromium.c_str(), X_OK) != 0 ||
-      !fs::exists(std::string(KILN_SOURCE_DIR) + "/tests/browser/node_modules/playwright-core") ||
-      ::access("/usr/bin/node", X_OK) != 0) {
-    GTEST_SKIP() << "no headless browser here: needs " << chromium
-                 << " (Debian's chromium), node and tests/browser/node_modules (npm ci); "
-                    "scripts/test.sh installs them";
-  }
+  if (Chromium().empty()) GTEST_SKIP() << kNoBrowser;
   Outcome b = kiln::testing::Run({"/usr/bin/node", page, root_ + "/audit.html", "--screenshot",
                                   root_ + "/audit.png", "--selector", "p.verdict"});
   ASSERT_EQ(b.status, 0) << b.out << b.err;

@@ -35,6 +35,53 @@ replies:
   - tool_calls: [{name: submit, input: {summary: "README updated"}}]
 )";
 
+// `kiln runs handoff`: the run's work as a repository of one's own, on a
+// branch at the run's commit with the agent's change committed, and the
+// transcript beside it, out of git's way.
+TEST_F(Controller, HandoffGivesABranchWithTheChangeAndTheTranscript) {
+  Setup(kEditScript);
+  Outcome o = RunRole("edit");
+  ASSERT_EQ(o.status, 0) << o.err;
+  json run = RunJson(o);
+  const std::string id = run["id"], base = run["commit_sha"];
+  const std::string dir = root_ + "/mine";
+  Outcome h = Kiln({"runs", "handoff", "--config", config_, id, dir});
+  ASSERT_EQ(h.status, 0) << h.err;
+  EXPECT_TRUE(Contains(h.out, "branch kiln/" + id)) << h.out;
+  auto git = [&](const std::string& args) {
+    return kiln::testing::Run({"/bin/sh", "-c", "git -C '" + dir + "' " + args}).out;
+  };
+  EXPECT_EQ(git("rev-parse --abbrev-ref HEAD"), "kiln/" + id + "\n");
+  EXPECT_EQ(git("rev-parse HEAD~1"), base + "\n");
+  EXPECT_EQ(ReadAll(dir + "/README.md"), "hello from the agent\n");
+  EXPECT_EQ(git("show --stat --format=%s HEAD"),
+            "kiln edit run " + id +
+                "\n\n README.md | 2 +-\n 1 file changed, 1 insertion(+), 1 "
+                "deletion(-)\n");
+  EXPECT_EQ(git("remote get-url origin"), repo_ + "\n");
+  EXPECT_EQ(git("status --porcelain"), "");  // the transcript is excluded
+  std::string transcript = ReadAll(dir + "/kiln-transcript.md");
+  EXPECT_TRUE(Contains(transcript, "README updated")) << transcript.substr(0, 500);
+  EXPECT_TRUE(Contains(transcript, id));
+  EXPECT_EQ(git("for-each-ref refs/kiln"), "");  // the fetch's refs are gone
+
+  // A directory that holds something, an unknown run, a run not started.
+  Outcome again = Kiln({"runs", "handoff", "--config", config_, id, dir});
+  EXPECT_EQ(again.status, 2);
+  EXPECT_TRUE(Contains(again.err, "exists and is not empty")) << again.err;
+  Outcome unknown = Kiln({"runs", "handoff", "--config", config_, "r-nope", root_ + "/x"});
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_TRUE(Contains(unknown.err, "r-nope")) << unknown.err;
+  Outcome queued = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                         "--role", "edit", "--task", "t"});
+  std::string queued_id = queued.out.substr(0, queued.out.find('\n'));
+  Outcome early = Kiln({"runs", "handoff", "--config", config_, queued_id, root_ + "/y"});
+  EXPECT_EQ(early.status, 2);
+  EXPECT_TRUE(Contains(early.err, "has not started")) << early.err;
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/x"));
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/y"));
+}
+
 TEST_F(Controller, RunEditsAFileAndTheDiffIsCollected) {
   Setup(kEditScript);
   Outcome o = RunRole("edit");

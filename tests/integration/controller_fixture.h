@@ -5,6 +5,8 @@
 // (kiln_add_e2e_test in tests/integration/CMakeLists.txt).
 #pragma once
 
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +25,24 @@ inline void Git(const std::string& dir, const std::string& args) {
       "git -C '" + dir + "' -c user.name=t -c user.email=t@t " + args + " >/dev/null 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
+
+// The page tests' browser: Debian's chromium (or $KILN_CHROMIUM), driven by
+// node and tests/browser's playwright-core; "" when any of them is missing,
+// and the test skips with kNoBrowser.
+inline std::string Chromium() {
+  const std::string chromium =
+      std::getenv("KILN_CHROMIUM") ? std::getenv("KILN_CHROMIUM") : "/usr/bin/chromium";
+  if (::access(chromium.c_str(), X_OK) != 0 ||
+      !std::filesystem::exists(std::string(KILN_SOURCE_DIR) +
+                               "/tests/browser/node_modules/playwright-core") ||
+      ::access("/usr/bin/node", X_OK) != 0) {
+    return "";
+  }
+  return chromium;
+}
+constexpr char kNoBrowser[] =
+    "no headless browser here: needs Debian's chromium (or $KILN_CHROMIUM), node and "
+    "tests/browser/node_modules (npm ci); scripts/test.sh installs them";
 
 class Controller : public FactoryTest {
  protected:

@@ -107,7 +107,11 @@ TEST_F(ImageBuild, APackageAptDoesNotKnowIsAptsMessageAtItsLine) {
   std::string dir = root_ + "/recipes";
   fs::create_directories(dir);
   WriteAll(dir + "/bad.yaml", "suite: bookworm\npackages: [bash, kiln-no-such-package]\n");
-  Outcome o = Kiln({"image", "build", "--config", config_, "--recipes", dir, "bad"});
+  // mmdebstrap runs before apt refuses: the builds' time limit, not 120 s.
+  RunOptions options;
+  options.timeout_seconds = 600;
+  Outcome o = kiln::testing::Run(
+      {KilnBinary(), "image", "build", "--config", config_, "--recipes", dir, "bad"}, options);
   EXPECT_EQ(o.status, 2) << o.err;
   EXPECT_TRUE(Contains(o.err, dir + "/bad.yaml:2: 'packages': apt: E: Unable to locate package "
                                     "kiln-no-such-package"))

@@ -39,16 +39,9 @@ conversations:
 class Web : public Controller {};
 
 TEST_F(Web, DashboardRunPageSteerCancelAndShareInChromium) {
-  const std::string chromium =
-      std::getenv("KILN_CHROMIUM") ? std::getenv("KILN_CHROMIUM") : "/usr/bin/chromium";
+  const std::string chromium = Chromium();
   const std::string driver = std::string(KILN_SOURCE_DIR) + "/tests/browser/web.mjs";
-  if (::access(chromium.c_str(), X_OK) != 0 ||
-      !fs::exists(std::string(KILN_SOURCE_DIR) + "/tests/browser/node_modules/playwright-core") ||
-      ::access("/usr/bin/node", X_OK) != 0) {
-    GTEST_SKIP() << "no headless browser here: needs " << chromium
-                 << " (Debian's chromium), node and tests/browser/node_modules (npm ci); "
-                    "scripts/test.sh installs them";
-  }
+  if (chromium.empty()) GTEST_SKIP() << kNoBrowser;
   uint16_t port = FreePort();
   ASSERT_NE(port, 0);
   const std::string listen = "127.0.0.1:" + std::to_string(port);
@@ -63,6 +56,33 @@ TEST_F(Web, DashboardRunPageSteerCancelAndShareInChromium) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_TRUE(Listening(port)) << ReadAll(root_ + "/serve.log");
+
+  // The local forge, as people use it: alice maintains acme/widget; bob
+  // files a hostile issue and comment, and a pull request from a branch he
+  // pushes over git's HTTP.
+  auto as = [&](const std::string& who, std::vector<std::string> args) {
+    args.insert(args.end(), {"--config", config_, "--as", who});
+    Outcome o = Kiln(args);
+    EXPECT_EQ(o.status, 0) << o.err;
+    return o;
+  };
+  as("alice", {"forge", "init", "acme/widget", "--from", repo_, "--maintainer", "alice"});
+  const std::string bob =
+      Kiln({"forge", "user", "add", "--config", config_, "bob"}).out.substr(0, 69);
+  as("bob", {"issue", "new", "--repo", "acme/widget", "-t", "<script>alert('title')</script> crash",
+             "-b", "see <img src=x onerror=alert('body')>"});
+  as("bob", {"issue", "comment", "--repo", "acme/widget", "1", "-b",
+             "[x](javascript:alert('comment')) <script>alert('c')</script>"});
+  const std::string work = root_ + "/bob";
+  Outcome clone = kiln::testing::Run(
+      {"/bin/sh", "-c",
+       "git clone -q http://bob:" + bob + "@" + listen + "/acme/widget.git '" + work + "' && cd '" +
+           work +
+           "' && git checkout -q -b feature && echo 'hello from bob' > README.md && git -c "
+           "user.name=bob -c user.email=b@b commit -qam readme && git push -q origin feature"});
+  ASSERT_EQ(clone.status, 0) << clone.err;
+  as("bob", {"pr", "new", "--repo", "acme/widget", "--head", "feature", "-t", "Better README", "-b",
+             "Fixes #1"});
 
   std::string shots = root_ + "/shots";
   fs::create_directories(shots);
@@ -102,6 +122,23 @@ TEST_F(Web, DashboardRunPageSteerCancelAndShareInChromium) {
   EXPECT_GE(step["timeline_grew"]["budgets"], 4);
   // Once it ended, the open page dropped its steer box and cancel button.
   EXPECT_EQ(step["ended"]["actions"], 0);
+  // The forge's pages: hostile text is text; a comment, an approval and a
+  // merge from the page.
+  const json& fi = step["forge_issue"];
+  EXPECT_TRUE(fi["title_text"]) << fi.dump();
+  EXPECT_TRUE(fi["body_text"]) << fi.dump();
+  EXPECT_TRUE(fi["comment_text"]) << fi.dump();
+  EXPECT_EQ(fi["images"], 0);
+  EXPECT_EQ(fi["javascript_links"], 0);
+  EXPECT_TRUE(fi["commented"]);
+  const json& fp = step["forge_pull"];
+  EXPECT_TRUE(fp["diff"]) << fp.dump();
+  EXPECT_TRUE(Contains(fp["reviewed"], "Review by alice: approve")) << fp.dump();
+  EXPECT_EQ(fp["state"], "merged") << fp.dump();
+  json merged = json::parse(Kiln({"pr", "list", "--config", config_, "--repo", "acme/widget",
+                                  "--state", "merged", "--json"})
+                                .out);
+  EXPECT_EQ(merged.size(), 1u) << merged.dump();
   // Hostile text is text.
   const json& h = step["hostile_text"];
   EXPECT_TRUE(h["script_text"]) << h.dump();

@@ -1,0 +1,105 @@
+// git's smart HTTP on kiln serve's listener, with plain `git` as a user
+// would use it (docs/web.md): clone with a forge token, push a branch (the
+// forge records the push), a push to the protected default branch by
+// someone who does not maintain the repository refused, and no access
+// without a token.
+#include <filesystem>
+
+#include "tests/integration/controller_fixture.h"
+#include "tests/support/net.h"
+
+namespace kiln::testing {
+namespace {
+
+using nlohmann::json;
+
+class GitHttp : public Controller {
+ protected:
+  Outcome Git(const std::string& args) {
+    RunOptions o;
+    o.timeout_seconds = 60;
+    return kiln::testing::Run(
+        {"/bin/sh", "-c",
+         "GIT_TERMINAL_PROMPT=0 git -c user.name=t -c user.email=t@t -c credential.helper= " +
+             args},
+        o);
+  }
+  std::string Token(const std::string& user) {
+    Outcome u = Kiln({"forge", "user", "add", "--config", config_, user});
+    EXPECT_EQ(u.status, 0) << u.err;
+    return u.out.substr(0, u.out.find('\n'));
+  }
+};
+
+TEST_F(GitHttp, CloneAndPushWithATokenAndTheDefaultBranchIsProtected) {
+  uint16_t port = FreePort();
+  ASSERT_NE(port, 0);
+  const std::string host = "127.0.0.1:" + std::to_string(port);
+  Setup("default: {tool_calls: [{name: submit, input: {summary: done}}]}\n",
+        "pipeline: {api_listen: \"" + host + "\"}\n");
+  ASSERT_EQ(Kiln({"forge", "init", "--config", config_, "acme/widget", "--from", repo_,
+                  "--maintainer", "maint"})
+                .status,
+            0);
+  const std::string maint = Token("maint"), bob = Token("bob");
+  Daemon d(config_, root_ + "/serve.log");
+  for (int i = 0; i < 100 && !Listening(port); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(Listening(port)) << ReadAll(root_ + "/serve.log");
+  auto url = [&](const std::string& token) {
+    return "http://" + (token.empty() ? "" : "someone:" + token + "@") + host + "/acme/widget.git";
+  };
+
+  // No token, a wrong token: nothing.
+  Outcome anon = Git("clone -q " + url("") + " '" + root_ + "/anon'");
+  EXPECT_NE(anon.status, 0);
+  EXPECT_TRUE(Contains(anon.err, "could not read Username") || Contains(anon.err, "401"))
+      << anon.err;
+  Outcome wrong = Git("clone -q " + url("kiln_nope") + " '" + root_ + "/wrong'");
+  EXPECT_NE(wrong.status, 0);
+  EXPECT_TRUE(Contains(wrong.err, "Authentication failed")) << wrong.err;
+  Outcome missing =
+      Git("clone -q http://x:" + bob + "@" + host + "/acme/nothing.git '" + root_ + "/missing'");
+  EXPECT_NE(missing.status, 0);
+
+  // bob clones, pushes a branch: the forge records the push.
+  const std::string work = root_ + "/bob";
+  Outcome clone = Git("clone -q " + url(bob) + " '" + work + "'");
+  ASSERT_EQ(clone.status, 0) << clone.err;
+  EXPECT_EQ(ReadAll(work + "/README.md"), "hello\n");
+  WriteAll(work + "/NOTES.md", "from bob\n");
+  ASSERT_EQ(Git("-C '" + work + "' checkout -q -b feature").status, 0);
+  ASSERT_EQ(Git("-C '" + work + "' add NOTES.md").status, 0);
+  ASSERT_EQ(Git("-C '" + work + "' commit -q -m notes").status, 0);
+  Outcome pushed = Git("-C '" + work + "' push -q origin feature");
+  ASSERT_EQ(pushed.status, 0) << pushed.err;
+  const std::string head = Git("-C '" + work + "' rev-parse HEAD").out;
+  json events = json::parse(Kiln({"forge", "events", "--config", config_, "--json"}).out);
+  bool recorded = false;
+  for (const json& e : events) {
+    if (e.value("kind", "") == "push" && e.value("actor", "") == "bob") {
+      recorded = true;
+      EXPECT_EQ(e["payload"]["branch"], "feature") << e.dump();
+      EXPECT_EQ(e["payload"]["before"], "");
+      EXPECT_EQ(e["payload"]["after"].get<std::string>() + "\n", head);
+    }
+  }
+  EXPECT_TRUE(recorded) << events.dump(2);
+
+  // bob may not push main; the maintainer may.
+  const std::string main_before = Git("ls-remote " + url(bob) + " refs/heads/main").out;
+  ASSERT_EQ(Git("-C '" + work + "' push -q origin feature:main").status != 0, true);
+  Outcome refused = Git("-C '" + work + "' push origin feature:main");
+  EXPECT_NE(refused.status, 0);
+  EXPECT_TRUE(Contains(refused.err, "protected branch")) << refused.err;
+  EXPECT_EQ(Git("ls-remote " + url(bob) + " refs/heads/main").out, main_before);
+  ASSERT_EQ(Git("-C '" + work + "' remote add maint " + url(maint)).status, 0);
+  Outcome by_maint = Git("-C '" + work + "' push -q maint feature:main");
+  EXPECT_EQ(by_maint.status, 0) << by_maint.err;
+  EXPECT_EQ(Git("ls-remote " + url(bob) + " refs/heads/main").out,
+            head.substr(0, 40) + "\trefs/heads/main\n");
+}
+
+}  // namespace
+}  // namespace kiln::testing

@@ -46,10 +46,16 @@ else
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# playwright-core, pinned by tests/browser/package-lock.json; it drives the
-# chromium above and downloads no browser of its own.
+# tests/browser's packages, pinned by its package-lock.json: playwright-core
+# (it drives the chromium above and downloads no browser of its own), and
+# GitHub's client and OpenAPI description for the forge API's test. npm ci
+# runs again whenever the lock file is not the one last installed (a stamp
+# of its SHA-256 in node_modules).
 browser="$(dirname "$0")/../tests/browser"
-if [[ ! -d "$browser/node_modules/playwright-core" ]]; then
+lock_sum="$(sha256sum "$browser/package-lock.json" | cut -d' ' -f1)"
+stamp="$browser/node_modules/.kiln-package-lock.sha256"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
   echo "install-deps: npm ci in tests/browser"
   npm ci --prefix "$browser" --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" >"$stamp"
 fi

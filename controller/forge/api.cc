@@ -1,36 +1,30 @@
-// The routes of the forge's HTTP API (docs/api.md), without sockets: a
-// request in, a response out. api_server.cc serves them.
+// The forge's HTTP API (docs/api.md) without sockets, a request in and a
+// response out: authentication, the routes and what each takes, the
+// members refused, errors and paging. The routes' work is in api_issues.cc
+// and api_pulls.cc; api_server.cc serves it all.
 #include "controller/forge/api.h"
 
 #include <algorithm>
 #include <cctype>
 #include <map>
 #include <optional>
-#include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "base/strings.h"
+#include "controller/forge/api_call.h"
 #include "controller/forge/wire.h"
 
 namespace kiln::forge {
-namespace {
+namespace api {
 
 using nlohmann::json;
-using wire::OptString;
+
+namespace {
 
 constexpr std::string_view kPrefix = "/api/v1/";
-
-ApiResponse JsonResponse(int status, const json& body) {
-  ApiResponse r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-  return r;
-}
-
-ApiResponse Message(int status, const std::string& message) {
-  return JsonResponse(status, {{"message", message}});
-}
+// Where an error's documentation_url points: kiln's API reference.
+constexpr std::string_view kErrorsDoc = "docs/api.md#errors";
 
 int HttpStatus(const Error& e) {
   switch (e.code()) {
@@ -48,11 +42,6 @@ int HttpStatus(const Error& e) {
 }
 
 ApiResponse FromError(const Error& e) { return Message(HttpStatus(e), e.message()); }
-
-struct Target {
-  std::vector<std::string> segments;  // after /api/v1/
-  std::map<std::string, std::string> query;
-};
 
 std::optional<Target> ParseTarget(std::string_view target) {
   Target t;
@@ -72,6 +61,14 @@ std::optional<Target> ParseTarget(std::string_view target) {
   auto q = ParseQuery(query);
   if (!q) return std::nullopt;
   t.query = std::move(*q);
+  // A parameter given twice would have one of its values dropped: named,
+  // and refused.
+  std::map<std::string, int> seen;
+  for (const std::string& pair : Split(query, '&')) {
+    if (pair.empty()) continue;
+    auto k = PercentDecode(pair.substr(0, pair.find('=')), true);
+    if (k && ++seen[*k] == 2 && t.repeated.empty()) t.repeated = *k;
+  }
   return t;
 }
 
@@ -92,95 +89,65 @@ bool Match(const std::vector<std::string>& segments, std::string_view pattern,
   return true;
 }
 
-Result<int64_t> Number(const std::string& text, std::string_view what) {
-  auto n = ParseUint(text, what);
-  if (!n.ok() || *n == 0 || *n > static_cast<uint64_t>(INT64_MAX)) {
-    return Error::NotFound(std::string(what) + " " + Quote(text) + " is not a number");
+bool Listed(std::string_view list, std::string_view name) {
+  for (const std::string& m : Split(list, ' ')) {
+    if (m == name) return true;
   }
-  return static_cast<int64_t>(*n);
+  return false;
 }
 
-// The request body as a JSON object ({} when empty); a response to send
-// instead when it is not one.
-std::variant<json, ApiResponse> Body(const std::string& text) {
-  if (Trim(text).empty()) return json::object();
-  try {
-    json j = json::parse(text);
-    if (!j.is_object()) return Message(400, "the request body must be a JSON object");
-    return j;
-  } catch (const json::parse_error& e) {
-    return Message(400, std::string("malformed JSON body: ") + e.what());
+std::string Described(std::string_view list) {
+  std::string out;
+  for (const std::string& m : Split(list, ' ')) {
+    if (!m.empty()) out += (out.empty() ? "" : ", ") + m;
   }
+  return out.empty() ? "none" : out;
 }
 
-Result<std::string> String(const json& j, const char* field, bool required) {
-  KILN_ASSIGN_OR_RETURN(std::optional<std::string> v, OptString(j, field));
-  if (!v && required) return Error::Invalid("field " + Quote(field) + " is missing");
-  return v.value_or("");
-}
+// GitHub's members that the local forge has nothing for, and why, for the
+// message of their refusal.
+constexpr std::pair<std::string_view, std::string_view> kUnsupported[] = {
+    {"assignee", "the local forge has no assignees"},
+    {"assignees", "the local forge has no assignees"},
+    {"milestone", "the local forge has no milestones"},
+    {"mentioned", "the local forge keeps no mentions"},
+    {"type", "the local forge has no issue types"},
+    {"issue_field_values", "the local forge has no issue fields"},
+    {"state_reason", "the local forge keeps no reason for a state"},
+    {"duplicate_issue_id", "the local forge keeps no duplicates"},
+    {"draft", "the local forge has no draft pull requests"},
+    {"maintainer_can_modify", "the local forge has no forks"},
+    {"head_repo", "the local forge has no forks"},
+    {"issue", "an issue cannot become a pull request on the local forge"},
+    {"in_reply_to", "the local forge has no replies to review comments"},
+    {"subject_type", "the local forge's review comments are on lines"},
+    {"before", "the local forge lists by number"},
+    {"visibility", "every repository of the local forge is visible to every user"},
+    {"affiliation", "the local forge has no affiliations"},
+};
 
-Result<std::vector<std::string>> Strings(const json& j, const char* field, bool required) {
-  auto it = j.find(field);
-  if (it == j.end() || it->is_null()) {
-    if (required) return Error::Invalid("field " + Quote(field) + " is missing");
-    return std::vector<std::string>();
-  }
-  if (!it->is_array()) return Error::Invalid("field " + Quote(field) + " must be an array");
-  std::vector<std::string> out;
-  for (const auto& v : *it) {
-    // GitHub also takes label objects: {"name": "bug"}.
-    if (v.is_object() && v.contains("name") && v["name"].is_string()) {
-      out.push_back(v["name"].get<std::string>());
-    } else if (v.is_string()) {
-      out.push_back(v.get<std::string>());
-    } else {
-      return Error::Invalid("field " + Quote(field) + " must hold strings");
+// The refusal of member `at` + name that the route does not take.
+Refusal NotTaken(const Route& route, const std::string& what, const std::string& name,
+                 std::string_view taken) {
+  for (const auto& [member, why] : kUnsupported) {
+    if (member == name) {
+      return {name, "invalid", what + " " + Quote(name) + " is not supported: " + std::string(why)};
     }
   }
-  return out;
+  return {name, "invalid",
+          what + " " + Quote(name) + " is not one " + std::string(route.method) +
+              " takes here (it takes: " + Described(taken) + ")"};
 }
 
-json LabelsJson(const std::vector<std::string>& labels) {
-  json a = json::array();
-  for (const auto& l : labels) a.push_back({{"name", l}});
-  return a;
-}
-
-Result<Review> ReviewFrom(const json& j) {
-  Review r;
-  KILN_ASSIGN_OR_RETURN(std::optional<std::string> event, OptString(j, "event"));
-  KILN_ASSIGN_OR_RETURN(std::optional<std::string> verdict, OptString(j, "verdict"));
-  if (event) {
-    if (*event == "APPROVE") {
-      r.verdict = "approve";
-    } else if (*event == "COMMENT") {
-      r.verdict = "comment";
-    } else if (*event == "REQUEST_CHANGES") {
-      r.verdict = "request_changes";
-    } else {
-      return Error::Invalid("field 'event' " + Quote(*event) +
-                            " is not one of APPROVE, COMMENT, REQUEST_CHANGES");
-    }
-  } else if (verdict) {
-    r.verdict = *verdict;
-  } else {
-    return Error::Invalid("field 'event' (or 'verdict') is missing");
-  }
-  KILN_ASSIGN_OR_RETURN(r.body, String(j, "body", false));
-  KILN_ASSIGN_OR_RETURN(r.commit_sha, String(j, "commit_id", false));
-  auto it = j.find("comments");
-  if (it != j.end() && !it->is_null()) {
-    if (!it->is_array()) return Error::Invalid("field 'comments' must be an array");
-    for (size_t i = 0; i < it->size(); ++i) {
-      const json& c = (*it)[i];
-      const std::string at = "comments[" + std::to_string(i) + "]";
-      if (!c.is_object()) return Error::Invalid("field " + Quote(at) + " must be an object");
-      auto rc = wire::ReviewCommentFrom(c);
-      if (!rc.ok()) return rc.error().Wrap(at);
-      r.comments.push_back(std::move(*rc));
-    }
-  }
-  return r;
+ApiResponse ValidationFailed(const Route& route, const Refusal& r) {
+  json error = route.simple_errors ? json(r.message)
+                                   : json{{"resource", route.resource},
+                                          {"field", r.field},
+                                          {"code", r.code},
+                                          {"message", r.message}};
+  return JsonResponse(422, {{"message", "Validation Failed"},
+                            {"errors", json::array({error})},
+                            {"documentation_url", kErrorsDoc}});
 }
 
 ApiResponse NotAllowed(std::string_view method, std::string allow) {
@@ -190,312 +157,113 @@ ApiResponse NotAllowed(std::string_view method, std::string allow) {
   return r;
 }
 
-// Edits title/body and moves state (open | closed) of an issue or pull.
-Status Patch(Local& f, const std::string& repo, int64_t number, const json& j) {
-  KILN_ASSIGN_OR_RETURN(std::optional<std::string> title, OptString(j, "title"));
-  KILN_ASSIGN_OR_RETURN(std::optional<std::string> body, OptString(j, "body"));
-  KILN_ASSIGN_OR_RETURN(std::optional<std::string> state, OptString(j, "state"));
-  if (state && *state != "open" && *state != "closed") {
-    return Error::Invalid("field 'state' " + Quote(*state) + " is not one of open, closed");
-  }
-  if (!title && !body && !state) return Ok();
-  return f.Update(repo, number, title, body, state);
-}
-
-// One request, as a route's handler sees it.
-struct Call {
-  Local& f;
-  const std::string& user;
-  const std::string& method;
-  const Target& t;
-  const std::string& raw_body;
-  std::vector<std::string> c;           // the pattern's '*' parts: owner, name, then the rest
-  std::optional<ApiResponse> bad_body;  // set by Json() for a body that is not an object
-
-  std::string repo() const { return c[0] + "/" + c[1]; }
-  std::string base() const { return "/api/v1/repos/" + repo(); }
-  std::string Query(const std::string& key, const std::string& def) const {
-    auto it = t.query.find(key);
-    return it == t.query.end() ? def : it->second;
-  }
-  // The body, read by the routes that change something, when they get to
-  // it: a malformed one answers 400 (Dispatch sends bad_body).
-  Result<json> Json() {
-    auto parsed = Body(raw_body);
-    if (auto* bad = std::get_if<ApiResponse>(&parsed)) {
-      bad_body = *bad;
-      return Error::Invalid("malformed body");
-    }
-    return std::get<json>(std::move(parsed));
-  }
-};
-
-ApiResponse Created(const json& body, const std::string& location) {
-  ApiResponse r = JsonResponse(201, body);
-  r.headers.emplace_back("Location", location);
-  return r;
-}
-
-template <typename T, typename ToJson>
-ApiResponse JsonList(const std::vector<T>& items, ToJson to_json) {
-  json a = json::array();
-  for (const auto& i : items) a.push_back(to_json(i));
-  return JsonResponse(200, a);
-}
-
-Result<ApiResponse> GetUser(Call& call) { return JsonResponse(200, {{"login", call.user}}); }
-
-Result<ApiResponse> ListRepos(Call& call) {
-  KILN_ASSIGN_OR_RETURN(std::vector<LocalRepo> repos, call.f.ListRepos());
-  return JsonList(repos, wire::RepoJson);
-}
-
-Result<ApiResponse> GetRepo(Call& call) {
-  KILN_ASSIGN_OR_RETURN(LocalRepo r, call.f.GetRepo(call.repo()));
-  return JsonResponse(200, wire::RepoJson(r));
-}
-
-// ?labels=a,b keeps the issues that have all of them.
-Result<ApiResponse> ListIssues(Call& call) {
-  IssueFilter filter;
-  filter.state = call.Query("state", "open");
-  std::vector<std::string> labels;
-  for (const auto& l : Split(call.Query("labels", ""), ',')) {
-    if (!Trim(l).empty()) labels.emplace_back(Trim(l));
-  }
-  if (!labels.empty()) filter.label = labels.front();
-  KILN_ASSIGN_OR_RETURN(std::vector<Issue> issues, call.f.ListIssues(call.repo(), filter));
-  std::erase_if(issues, [&](const Issue& i) {
-    return !std::all_of(labels.begin(), labels.end(), [&](const std::string& l) {
-      return std::find(i.labels.begin(), i.labels.end(), l) != i.labels.end();
-    });
-  });
-  return JsonList(issues, wire::IssueJson);
-}
-
-Result<ApiResponse> CreateIssue(Call& call) {
-  KILN_ASSIGN_OR_RETURN(json j, call.Json());
-  KILN_ASSIGN_OR_RETURN(std::string title, String(j, "title", true));
-  KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", false));
-  KILN_ASSIGN_OR_RETURN(std::vector<std::string> labels, Strings(j, "labels", false));
-  KILN_ASSIGN_OR_RETURN(Issue issue, call.f.CreateIssue(call.repo(), title, text, labels));
-  return Created(wire::IssueJson(issue), call.base() + "/issues/" + std::to_string(issue.number));
-}
-
-Result<ApiResponse> EditComment(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t id, Number(call.c[2], "comment id"));
-  KILN_ASSIGN_OR_RETURN(json j, call.Json());
-  KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", true));
-  KILN_TRY(call.f.EditComment(call.repo(), id, text));
-  return JsonResponse(200, {{"id", id}, {"body", text}});
-}
-
-Result<ApiResponse> GetIssue(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
-  KILN_ASSIGN_OR_RETURN(Issue issue, call.f.GetIssue(call.repo(), n));
-  return JsonResponse(200, wire::IssueJson(issue));
-}
-
-Result<ApiResponse> PatchIssue(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
-  KILN_ASSIGN_OR_RETURN(json j, call.Json());
-  KILN_TRY(Patch(call.f, call.repo(), n, j));
-  return GetIssue(call);
-}
-
-Result<ApiResponse> ListComments(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
-  KILN_ASSIGN_OR_RETURN(std::vector<Comment> comments, call.f.Comments(call.repo(), n));
-  return JsonList(comments, wire::CommentJson);
-}
-
-Result<ApiResponse> AddComment(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
-  KILN_ASSIGN_OR_RETURN(json j, call.Json());
-  KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", true));
-  KILN_ASSIGN_OR_RETURN(Comment cm, call.f.AddComment(call.repo(), n, text));
-  return JsonResponse(201, wire::CommentJson(cm));
-}
-
-Result<ApiResponse> GetLabels(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
-  KILN_ASSIGN_OR_RETURN(Issue issue, call.f.GetIssue(call.repo(), n));
-  return JsonResponse(200, LabelsJson(issue.labels));
-}
-
-Result<ApiResponse> AddLabels(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
-  KILN_ASSIGN_OR_RETURN(json j, call.Json());
-  KILN_ASSIGN_OR_RETURN(std::vector<std::string> labels, Strings(j, "labels", true));
-  KILN_TRY(call.f.AddLabels(call.repo(), n, labels));
-  return GetLabels(call);
-}
-
-Result<ApiResponse> RemoveLabels(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
-  KILN_ASSIGN_OR_RETURN(Issue issue, call.f.GetIssue(call.repo(), n));
-  for (const auto& l : issue.labels) KILN_TRY(call.f.RemoveLabel(call.repo(), n, l));
-  return GetLabels(call);
-}
-
-Result<ApiResponse> RemoveLabel(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "issue number"));
-  KILN_TRY(call.f.RemoveLabel(call.repo(), n, call.c[3]));
-  return GetLabels(call);
-}
-
-Result<ApiResponse> ListPulls(Call& call) {
-  KILN_ASSIGN_OR_RETURN(std::vector<PullRequest> pulls,
-                        call.f.ListPulls(call.repo(), call.Query("state", "open")));
-  return JsonList(pulls, wire::PullJson);
-}
-
-Result<ApiResponse> OpenPull(Call& call) {
-  KILN_ASSIGN_OR_RETURN(json j, call.Json());
-  KILN_ASSIGN_OR_RETURN(std::string title, String(j, "title", true));
-  KILN_ASSIGN_OR_RETURN(std::string text, String(j, "body", false));
-  KILN_ASSIGN_OR_RETURN(std::string head, String(j, "head", true));
-  KILN_ASSIGN_OR_RETURN(std::string base_branch, String(j, "base", false));
-  KILN_ASSIGN_OR_RETURN(PullRequest p,
-                        call.f.OpenPull(call.repo(), title, text, head, base_branch));
-  return Created(wire::PullJson(p), call.base() + "/pulls/" + std::to_string(p.issue.number));
-}
-
-Result<ApiResponse> GetPull(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
-  KILN_ASSIGN_OR_RETURN(PullRequest p, call.f.GetPull(call.repo(), n));
-  return JsonResponse(200, wire::PullJson(p));
-}
-
-Result<ApiResponse> PatchPull(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
-  KILN_TRY(call.f.GetPull(call.repo(), n));
-  KILN_ASSIGN_OR_RETURN(json j, call.Json());
-  KILN_TRY(Patch(call.f, call.repo(), n, j));
-  return GetPull(call);
-}
-
-Result<ApiResponse> PullDiff(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
-  KILN_ASSIGN_OR_RETURN(std::string patch, call.f.Diff(call.repo(), n));
-  ApiResponse r;
-  r.content_type = "text/x-diff; charset=utf-8";
-  r.body = std::move(patch);
-  return r;
-}
-
-Result<ApiResponse> ListReviews(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
-  KILN_ASSIGN_OR_RETURN(std::vector<Review> reviews, call.f.Reviews(call.repo(), n));
-  return JsonList(reviews, wire::ReviewJson);
-}
-
-Result<ApiResponse> AddReview(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
-  KILN_ASSIGN_OR_RETURN(json j, call.Json());
-  KILN_ASSIGN_OR_RETURN(Review review, ReviewFrom(j));
-  KILN_ASSIGN_OR_RETURN(Review out, call.f.AddReview(call.repo(), n, review));
-  return JsonResponse(201, wire::ReviewJson(out));
-}
-
-// GitHub's "is it merged": 204 or 404.
-Result<ApiResponse> IsMerged(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
-  KILN_ASSIGN_OR_RETURN(PullRequest p, call.f.GetPull(call.repo(), n));
-  if (p.issue.state != "merged")
-    return Message(404, "pull request #" + call.c[2] + " is not merged");
-  ApiResponse r;
-  r.status = 204;
-  return r;
-}
-
-Result<ApiResponse> MergePull(Call& call) {
-  KILN_ASSIGN_OR_RETURN(int64_t n, Number(call.c[2], "pull request number"));
-  KILN_ASSIGN_OR_RETURN(PullRequest p, call.f.Merge(call.repo(), n));
-  return JsonResponse(200, {{"merged", true},
-                            {"sha", p.merged_sha},
-                            {"message", "pull request #" + call.c[2] + " merged"}});
-}
-
-Result<ApiResponse> ListStatuses(Call& call) {
-  KILN_ASSIGN_OR_RETURN(std::vector<CommitStatus> statuses,
-                        call.f.Statuses(call.repo(), call.c[2]));
-  return JsonList(statuses, wire::StatusJson);
-}
-
-Result<ApiResponse> SetStatus(Call& call) {
-  KILN_ASSIGN_OR_RETURN(json j, call.Json());
-  CommitStatus s;
-  KILN_ASSIGN_OR_RETURN(s.state, String(j, "state", true));
-  KILN_ASSIGN_OR_RETURN(s.context, String(j, "context", false));
-  if (s.context.empty()) s.context = "default";  // as GitHub
-  KILN_ASSIGN_OR_RETURN(s.description, String(j, "description", false));
-  KILN_ASSIGN_OR_RETURN(s.target_url, String(j, "target_url", false));
-  KILN_TRY(call.f.SetStatus(call.repo(), call.c[2], s));
-  KILN_ASSIGN_OR_RETURN(std::vector<CommitStatus> all, call.f.Statuses(call.repo(), call.c[2]));
-  for (const auto& st : all) {
-    if (st.context == s.context) return JsonResponse(201, wire::StatusJson(st));
-  }
-  return JsonResponse(201, wire::StatusJson(s));
-}
-
-struct Route {
-  std::string_view pattern;  // segments after /api/v1/; '*' is one segment
-  std::string_view method;
-  Result<ApiResponse> (*handle)(Call&);
-};
-
 // The routes under /api/v1/ (docs/api.md). The first pattern that matches
 // is the route; its methods, in this order, are the Allow header of a 405.
+// Each names the query and body members it takes: any other is refused.
+constexpr std::string_view kPage = "per_page page";
+constexpr std::string_view kMergeMembers = "merge_method commit_title commit_message sha";
 constexpr Route kRoutes[] = {
-    {"user", "GET", GetUser},
-    {"repos", "GET", ListRepos},
-    {"repos/*/*", "GET", GetRepo},
-    {"repos/*/*/issues", "GET", ListIssues},
-    {"repos/*/*/issues", "POST", CreateIssue},
-    {"repos/*/*/issues/comments/*", "PATCH", EditComment},
-    {"repos/*/*/issues/*", "GET", GetIssue},
-    {"repos/*/*/issues/*", "PATCH", PatchIssue},
-    {"repos/*/*/issues/*/comments", "GET", ListComments},
-    {"repos/*/*/issues/*/comments", "POST", AddComment},
-    {"repos/*/*/issues/*/labels", "GET", GetLabels},
-    {"repos/*/*/issues/*/labels", "POST", AddLabels},
-    {"repos/*/*/issues/*/labels", "DELETE", RemoveLabels},
-    {"repos/*/*/issues/*/labels/*", "DELETE", RemoveLabel},
-    {"repos/*/*/pulls", "GET", ListPulls},
-    {"repos/*/*/pulls", "POST", OpenPull},
-    {"repos/*/*/pulls/*", "GET", GetPull},
-    {"repos/*/*/pulls/*", "PATCH", PatchPull},
-    {"repos/*/*/pulls/*/diff", "GET", PullDiff},
-    {"repos/*/*/pulls/*/reviews", "GET", ListReviews},
-    {"repos/*/*/pulls/*/reviews", "POST", AddReview},
-    {"repos/*/*/pulls/*/merge", "GET", IsMerged},
-    {"repos/*/*/pulls/*/merge", "POST", MergePull},
-    {"repos/*/*/pulls/*/merge", "PUT", MergePull},
-    {"repos/*/*/commits/*/statuses", "GET", ListStatuses},
-    {"repos/*/*/statuses/*", "POST", SetStatus},
+    {"user", "GET", GetUser, "User", "", "", false},
+    {"repos", "GET", ListRepos, "Repository", kPage, "", false},
+    {"repos/*/*", "GET", GetRepo, "Repository", "", "", false},
+    {"repos/*/*/issues", "GET", ListIssues, "Issue",
+     "state labels creator assignee milestone sort direction since per_page page", "", false},
+    {"repos/*/*/issues", "POST", CreateIssue, "Issue", "",
+     "title body labels assignees assignee milestone", false},
+    {"repos/*/*/issues/comments/*", "GET", GetComment, "IssueComment", "", "", false},
+    {"repos/*/*/issues/comments/*", "PATCH", EditComment, "IssueComment", "", "body", false},
+    {"repos/*/*/issues/*", "GET", GetIssue, "Issue", "", "", false},
+    {"repos/*/*/issues/*", "PATCH", PatchIssue, "Issue", "",
+     "title body state labels assignees assignee milestone", false},
+    {"repos/*/*/issues/*/comments", "GET", ListComments, "IssueComment", "since per_page page", "",
+     false},
+    {"repos/*/*/issues/*/comments", "POST", AddComment, "IssueComment", "", "body", false},
+    {"repos/*/*/issues/*/labels", "GET", GetLabels, "Label", kPage, "", false},
+    {"repos/*/*/issues/*/labels", "POST", AddLabels, "Label", "", "labels", false},
+    {"repos/*/*/issues/*/labels", "PUT", SetLabels, "Label", "", "labels", false},
+    {"repos/*/*/issues/*/labels", "DELETE", RemoveLabels, "Label", "", "", false},
+    {"repos/*/*/issues/*/labels/*", "DELETE", RemoveLabel, "Label", "", "", false},
+    {"repos/*/*/pulls", "GET", ListPulls, "PullRequest",
+     "state head base sort direction per_page page", "", false},
+    {"repos/*/*/pulls", "POST", OpenPull, "PullRequest", "", "title body head base draft", false},
+    {"repos/*/*/pulls/comments/*", "GET", GetPullComment, "PullRequestReviewComment", "", "",
+     false},
+    {"repos/*/*/pulls/*", "GET", GetPull, "PullRequest", "", "", false},
+    {"repos/*/*/pulls/*", "PATCH", PatchPull, "PullRequest", "", "title body state", false},
+    {"repos/*/*/pulls/*/diff", "GET", PullDiff, "PullRequest", "", "", false},
+    {"repos/*/*/pulls/*/files", "GET", ListFiles, "PullRequest", kPage, "", false},
+    {"repos/*/*/pulls/*/comments", "GET", ListPullComments, "PullRequestReviewComment",
+     "sort direction since per_page page", "", false},
+    {"repos/*/*/pulls/*/reviews", "GET", ListReviews, "PullRequestReview", kPage, "", true},
+    {"repos/*/*/pulls/*/reviews", "POST", AddReview, "PullRequestReview", "",
+     "event verdict body commit_id comments", true},
+    {"repos/*/*/pulls/*/reviews/*", "GET", GetReview, "PullRequestReview", "", "", true},
+    {"repos/*/*/pulls/*/reviews/*", "DELETE", DeleteReview, "PullRequestReview", "", "", true},
+    {"repos/*/*/pulls/*/reviews/*/comments", "GET", ListReviewComments, "PullRequestReview", kPage,
+     "", true},
+    {"repos/*/*/pulls/*/reviews/*/events", "POST", SubmitReview, "PullRequestReview", "",
+     "event body", true},
+    {"repos/*/*/pulls/*/merge", "GET", IsMerged, "PullRequest", "", "", false},
+    {"repos/*/*/pulls/*/merge", "POST", MergePull, "PullRequest", "", kMergeMembers, false},
+    {"repos/*/*/pulls/*/merge", "PUT", MergePull, "PullRequest", "", kMergeMembers, false},
+    {"repos/*/*/commits/*/status", "GET", CombinedStatus, "Status", kPage, "", false},
+    {"repos/*/*/commits/*/statuses", "GET", ListStatuses, "Status", kPage, "", false},
+    {"repos/*/*/statuses/*", "POST", SetStatus, "Status", "",
+     "state context description target_url", false},
 };
 
+// The body as a JSON object ({} when empty); a 400 when it is not one.
+std::optional<ApiResponse> ParseBody(const std::string& text, json* out) {
+  *out = json::object();
+  if (Trim(text).empty()) return std::nullopt;
+  try {
+    *out = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return Message(400, std::string("malformed JSON body: ") + e.what());
+  }
+  if (!out->is_object()) return Message(400, "the request body must be a JSON object");
+  return std::nullopt;
+}
+
 // The route for an authenticated user's request.
-Result<ApiResponse> Dispatch(Local& f, const std::string& user, const std::string& method,
-                             const Target& t, const std::string& raw_body) {
+Result<ApiResponse> Dispatch(Local& f, Users& users, const wire::Links& links,
+                             const std::string& user, const ApiRequest& req, const Target& t) {
+  const std::string& method = req.method;
   const auto& seg = t.segments;
-  Call call{f, user, method, t, raw_body, {}, std::nullopt};
+  std::vector<std::string> captures;
   std::string_view matched;
   std::string allow;
   for (const Route& r : kRoutes) {
     if (matched.empty()) {
-      if (!Match(seg, r.pattern, &call.c)) continue;
+      if (!Match(seg, r.pattern, &captures)) continue;
       matched = r.pattern;
     } else if (r.pattern != matched) {
       break;
     }
-    if (r.method == method) {
-      Result<ApiResponse> response = r.handle(call);
-      if (call.bad_body) return *call.bad_body;
-      return response;
+    if (r.method != method) {
+      allow += (allow.empty() ? "" : ", ") + std::string(r.method);
+      continue;
     }
-    allow += (allow.empty() ? "" : ", ") + std::string(r.method);
+    json body;
+    if (auto bad = ParseBody(req.body, &body)) return *bad;
+    // What the route does not take is refused before anything is done.
+    if (!t.repeated.empty()) {
+      return ValidationFailed(r, {t.repeated, "invalid",
+                                  "parameter " + Quote(t.repeated) +
+                                      " is given more than once; give it once (a list: "
+                                      "comma-separated)"});
+    }
+    for (const auto& [name, value] : t.query) {
+      if (!Listed(r.query, name))
+        return ValidationFailed(r, NotTaken(r, "parameter", name, r.query));
+    }
+    for (const auto& [name, value] : body.items()) {
+      if (!Listed(r.body, name)) return ValidationFailed(r, NotTaken(r, "field", name, r.body));
+    }
+    Call call(f, users, links, user, r, t, body, req.headers, std::move(captures));
+    Result<ApiResponse> response = r.handle(call);
+    if (call.refused) return ValidationFailed(r, *call.refused);
+    return response;
   }
   if (!allow.empty()) return NotAllowed(method, allow);
   if (seg.size() < 3 || seg[0] != "repos") {
@@ -506,7 +274,206 @@ Result<ApiResponse> Dispatch(Local& f, const std::string& user, const std::strin
   return Message(404, "no route " + method + " /api/v1" + path);
 }
 
+// A query name or value %-escaped but for RFC 3986's unreserved characters
+// and the separators GitHub's own links keep (",", ":").
+std::string QueryEscape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ',' || c == ':') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// "comments[0].path" for a member of an object at "comments[0]".
+std::string MemberName(const std::string& at, const std::string& field) {
+  return at.empty() ? field : at + "." + field;
+}
+
 }  // namespace
+
+ApiResponse JsonResponse(int status, const json& body) {
+  ApiResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  return r;
+}
+
+ApiResponse Message(int status, const std::string& message) {
+  return JsonResponse(status, {{"message", message}, {"documentation_url", kErrorsDoc}});
+}
+
+ApiResponse NoContent() {
+  ApiResponse r;
+  r.status = 204;
+  return r;
+}
+
+Result<int64_t> Number(const std::string& text, std::string_view what) {
+  auto n = ParseUint(text, what);
+  if (!n.ok() || *n == 0 || *n > static_cast<uint64_t>(INT64_MAX)) {
+    return Error::NotFound(std::string(what) + " " + Quote(text) + " is not a number");
+  }
+  return static_cast<int64_t>(*n);
+}
+
+Result<const LocalRepo*> Call::Repo() {
+  if (!repo_row_) {
+    KILN_ASSIGN_OR_RETURN(LocalRepo r, f.GetRepo(repo()));
+    repo_row_ = std::move(r);
+  }
+  return &*repo_row_;
+}
+
+Error Call::Refuse(std::string field, std::string code, std::string message) {
+  refused = Refusal{std::move(field), std::move(code), message};
+  return Error::Invalid(std::move(message));
+}
+
+std::optional<std::string> Call::Query(const std::string& key) const {
+  auto it = target.query.find(key);
+  if (it == target.query.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<std::string> Call::QueryOneOf(const std::string& key, std::vector<std::string> allowed,
+                                     const std::string& def) {
+  std::optional<std::string> v = Query(key);
+  if (!v) return def;
+  if (std::find(allowed.begin(), allowed.end(), *v) == allowed.end()) {
+    return Refuse(
+        key, "invalid",
+        "parameter " + Quote(key) + " " + Quote(*v) + " is not one of " + Join(allowed, ", "));
+  }
+  return *v;
+}
+
+Result<std::optional<std::string>> Call::String(const json& j, const std::string& at,
+                                                const std::string& field, bool required) {
+  const std::string name = MemberName(at, field);
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) {
+    if (required) return Refuse(name, "missing_field", "field " + Quote(name) + " is missing");
+    return std::optional<std::string>();
+  }
+  if (!it->is_string()) {
+    return Refuse(name, "invalid", "field " + Quote(name) + " must be a string");
+  }
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+Result<std::optional<int64_t>> Call::Int(const json& j, const std::string& at,
+                                         const std::string& field) {
+  const std::string name = MemberName(at, field);
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return std::optional<int64_t>();
+  if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX)) {
+    return Refuse(name, "invalid", "field " + Quote(name) + " must be an integer");
+  }
+  return std::optional<int64_t>(it->get<int64_t>());
+}
+
+Result<std::optional<bool>> Call::Bool(const json& j, const std::string& at,
+                                       const std::string& field) {
+  const std::string name = MemberName(at, field);
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return std::optional<bool>();
+  if (!it->is_boolean())
+    return Refuse(name, "invalid", "field " + Quote(name) + " must be a boolean");
+  return std::optional<bool>(it->get<bool>());
+}
+
+Result<std::optional<std::vector<std::string>>> Call::Strings(const json& j, const std::string& at,
+                                                              const std::string& field,
+                                                              bool required) {
+  const std::string name = MemberName(at, field);
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) {
+    if (required) return Refuse(name, "missing_field", "field " + Quote(name) + " is missing");
+    return std::optional<std::vector<std::string>>();
+  }
+  if (!it->is_array()) return Refuse(name, "invalid", "field " + Quote(name) + " must be an array");
+  std::vector<std::string> out;
+  for (const auto& v : *it) {
+    // GitHub also takes label objects: {"name": "bug"}.
+    if (v.is_object() && v.size() == 1 && v.contains("name") && v["name"].is_string()) {
+      out.push_back(v["name"].get<std::string>());
+    } else if (v.is_string()) {
+      out.push_back(v.get<std::string>());
+    } else {
+      return Refuse(name, "invalid", "field " + Quote(name) + " must hold strings");
+    }
+  }
+  return std::optional<std::vector<std::string>>(std::move(out));
+}
+
+Status Call::OnlyMembers(const json& j, const std::string& at, std::string_view allowed) {
+  for (const auto& [name, value] : j.items()) {
+    if (Listed(allowed, name)) continue;
+    Refusal r = NotTaken(route, "field", MemberName(at, name), allowed);
+    return Refuse(r.field, r.code, r.message);
+  }
+  return Ok();
+}
+
+Status Call::NoneOnly(const std::string& field, const std::string& why) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null() || (it->is_array() && it->empty())) return Ok();
+  return Refuse(field, "invalid", "field " + Quote(field) + " must be empty or null: " + why);
+}
+
+Result<ApiResponse> Call::List(json items) {
+  std::optional<std::string> page_text = Query("page");
+  std::optional<std::string> per_page_text = Query("per_page");
+  if (!page_text && !per_page_text) return JsonResponse(200, items);
+  int64_t page = 1, per_page = 30;  // GitHub's defaults
+  if (page_text) {
+    auto n = ParseUint(*page_text, "page");
+    if (!n.ok() || *n < 1 || *n > 1000000) {
+      return Refuse("page", "invalid", "parameter 'page' must be a number from 1");
+    }
+    page = static_cast<int64_t>(*n);
+  }
+  if (per_page_text) {
+    auto n = ParseUint(*per_page_text, "per_page");
+    if (!n.ok() || *n < 1 || *n > 100) {
+      return Refuse("per_page", "invalid", "parameter 'per_page' must be a number from 1 to 100");
+    }
+    per_page = static_cast<int64_t>(*n);
+  }
+  const int64_t total = static_cast<int64_t>(items.size());
+  const int64_t last = std::max<int64_t>(1, (total + per_page - 1) / per_page);
+  json out = json::array();
+  for (int64_t i = (page - 1) * per_page; i < std::min(total, page * per_page); ++i) {
+    out.push_back(std::move(items[i]));
+  }
+  ApiResponse r = JsonResponse(200, out);
+  // GitHub's Link header: the query as sent, with page moved.
+  std::string path = links.api;
+  for (const auto& s : target.segments) path += "/" + s;
+  auto url = [&](int64_t p) {
+    std::string q;
+    for (const auto& [k, v] : target.query) {
+      if (k != "page") q += (q.empty() ? "?" : "&") + QueryEscape(k) + "=" + QueryEscape(v);
+    }
+    return "<" + path + q + (q.empty() ? "?" : "&") + "page=" + std::to_string(p) + ">";
+  };
+  std::vector<std::string> rels;
+  if (page < last) rels.push_back(url(page + 1) + "; rel=\"next\"");
+  if (page < last) rels.push_back(url(last) + "; rel=\"last\"");
+  if (page > 1) rels.push_back(url(1) + "; rel=\"first\"");
+  if (page > 1) rels.push_back(url(std::min(page - 1, last)) + "; rel=\"prev\"");
+  if (!rels.empty()) r.headers.emplace_back("Link", Join(rels, ", "));
+  return r;
+}
+
+}  // namespace api
 
 std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
   std::string out;
@@ -541,10 +508,12 @@ std::optional<std::map<std::string, std::string>> ParseQuery(std::string_view qu
 }
 
 Result<std::unique_ptr<Api>> Api::Open(std::string store_path, std::string repos_dir,
-                                       std::string bot) {
+                                       std::string bot, std::string_view web_url,
+                                       std::string_view api_url) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Users> users, Users::Open(store_path));
-  return std::unique_ptr<Api>(
-      new Api(std::move(store_path), std::move(repos_dir), std::move(bot), std::move(users)));
+  wire::Links links = wire::MakeLinks(web_url, api_url, bot);
+  return std::unique_ptr<Api>(new Api(std::move(store_path), std::move(repos_dir), std::move(bot),
+                                      std::move(links), std::move(users)));
 }
 
 Result<Local*> Api::ForgeFor(const std::string& user) {
@@ -557,7 +526,8 @@ Result<Local*> Api::ForgeFor(const std::string& user) {
 }
 
 ApiResponse Api::Handle(const ApiRequest& req) {
-  if (req.target.compare(0, kPrefix.size(), kPrefix) != 0) {
+  using api::Message;
+  if (req.target.compare(0, api::kPrefix.size(), api::kPrefix) != 0) {
     return Message(404,
                    "no route " + req.method + " " + req.target + ": the API is under /api/v1/");
   }
@@ -577,7 +547,7 @@ ApiResponse Api::Handle(const ApiRequest& req) {
     return r;
   }
   auto user = users_->Authenticate(token);
-  if (!user.ok()) return FromError(user.error());
+  if (!user.ok()) return api::FromError(user.error());
   if (!*user) {
     ApiResponse r = Message(401, "bad credentials: the token is not known");
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"kiln\", error=\"invalid_token\"");
@@ -587,12 +557,12 @@ ApiResponse Api::Handle(const ApiRequest& req) {
     return Message(403, "user " + Quote(bot_) +
                             " is the pipeline's bot (pipeline.bot): its token is not accepted");
   }
-  auto target = ParseTarget(req.target);
+  auto target = api::ParseTarget(req.target);
   if (!target) return Message(400, "malformed request target " + Quote(req.target));
   auto forge = ForgeFor(**user);
-  if (!forge.ok()) return FromError(forge.error());
-  Result<ApiResponse> r = Dispatch(**forge, **user, req.method, *target, req.body);
-  if (!r.ok()) return FromError(r.error());
+  if (!forge.ok()) return api::FromError(forge.error());
+  Result<ApiResponse> r = api::Dispatch(**forge, *users_, links_, **user, req, *target);
+  if (!r.ok()) return api::FromError(r.error());
   return std::move(*r);
 }
 

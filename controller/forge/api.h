@@ -1,6 +1,8 @@
-// The local forge's HTTP API (docs/api.md): GitHub-like JSON routes under
-// /api/v1 for repositories, issues, comments, labels, pull requests, diffs,
-// reviews, merges and commit statuses. Every request carries
+// The local forge's HTTP API (docs/api.md): GitHub's REST routes and JSON
+// shapes under /api/v1 for repositories, issues, comments, labels, pull
+// requests, their files and diffs, reviews (pending ones too), review
+// comments, merges and commit statuses; a member a route does not take or
+// cannot honour is refused (422), never ignored. Every request carries
 // "Authorization: Bearer <token>" (tokens from `kiln forge user add`); the
 // token's user is the acting user of what the request does.
 //
@@ -22,6 +24,7 @@
 #include "base/result.h"
 #include "controller/forge/local.h"
 #include "controller/forge/users.h"
+#include "controller/forge/wire.h"
 
 namespace kiln::forge {
 
@@ -69,9 +72,12 @@ class Api {
  public:
   // bot: the pipeline's forge user (pipeline.bot), whose token, should one
   // exist, is refused: an API caller must not act as the author of kiln's
-  // pull requests.
+  // pull requests. web_url: the web view's base URL (config::WebUrl), where
+  // html_url points; api_url: where this API is served, for url and the
+  // other links ("": web_url + "/api/v1", as `kiln serve` serves it).
   static Result<std::unique_ptr<Api>> Open(std::string store_path, std::string repos_dir,
-                                           std::string bot = "");
+                                           std::string bot, std::string_view web_url,
+                                           std::string_view api_url = "");
 
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
@@ -79,10 +85,12 @@ class Api {
   ApiResponse Handle(const ApiRequest& request);
 
  private:
-  Api(std::string store_path, std::string repos_dir, std::string bot, std::unique_ptr<Users> users)
+  Api(std::string store_path, std::string repos_dir, std::string bot, wire::Links links,
+      std::unique_ptr<Users> users)
       : store_path_(std::move(store_path)),
         repos_dir_(std::move(repos_dir)),
         bot_(std::move(bot)),
+        links_(std::move(links)),
         users_(std::move(users)) {}
 
   // The forge acting as user, opened on first use and kept.
@@ -91,6 +99,7 @@ class Api {
   const std::string store_path_;
   const std::string repos_dir_;
   const std::string bot_;
+  const wire::Links links_;
   std::unique_ptr<Users> users_;
   std::map<std::string, std::unique_ptr<Local>> forges_;
 };
@@ -109,9 +118,12 @@ class ApiServer {
   static Result<std::unique_ptr<ApiServer>> Start(const std::string& listen, Handler handler,
                                                   uint64_t body_limit = kDefaultBodyLimit,
                                                   int workers = 1);
-  // The local forge's API (Api) alone.
+  // The local forge's API (Api) alone; web_url and api_url as Api::Open's
+  // ("" api_url: http://<listen>/api/v1).
   static Result<std::unique_ptr<ApiServer>> Start(const std::string& listen, std::string store_path,
-                                                  std::string repos_dir, std::string bot = "");
+                                                  std::string repos_dir, std::string bot,
+                                                  std::string_view web_url,
+                                                  std::string_view api_url = "");
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

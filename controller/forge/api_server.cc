@@ -331,9 +331,12 @@ uint16_t ApiServer::port() const { return impl_->acceptor.local_endpoint().port(
 
 Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& listen,
                                                     std::string store_path, std::string repos_dir,
-                                                    std::string bot) {
+                                                    std::string bot, std::string_view web_url,
+                                                    std::string_view api_url) {
+  const std::string own_url = api_url.empty() ? "http://" + listen + "/api/v1" : "";
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Api> api,
-                        Api::Open(std::move(store_path), std::move(repos_dir), std::move(bot)));
+                        Api::Open(std::move(store_path), std::move(repos_dir), std::move(bot),
+                                  web_url, api_url.empty() ? std::string_view(own_url) : api_url));
   std::shared_ptr<Api> shared = std::move(api);
   return Start(listen, [shared](const ApiRequest& r) { return shared->Handle(r); });
 }

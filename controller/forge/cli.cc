@@ -69,7 +69,8 @@ int Usage(const std::string& message) {
 struct Paths {
   std::string store;
   std::string repos_dir;
-  std::string bot;  // the pipeline's own forge user
+  std::string bot;      // the pipeline's own forge user
+  std::string web_url;  // config::WebUrl: where html_url points
 };
 
 // --config FILE, or /etc/kiln/kiln.yaml when it exists, or the defaults.
@@ -78,7 +79,7 @@ Result<Paths> ResolvePaths(const std::string& config_path) {
                                : ::access(kDefaultConfig, F_OK) == 0 ? config::Load(kDefaultConfig)
                                                                      : config::Defaults();
   if (!cfg.ok()) return cfg.error();
-  Paths paths{cfg->store, ReposDir(cfg->state_dir), cfg->pipeline.bot};
+  Paths paths{cfg->store, ReposDir(cfg->state_dir), cfg->pipeline.bot, config::WebUrl(*cfg)};
   // As `kiln serve` does: the state directory is made on first use.
   for (const std::string& dir :
        {std::filesystem::path(paths.store).parent_path().string(), paths.repos_dir}) {
@@ -100,6 +101,24 @@ std::string Actor(const std::string& as) {
 Result<std::unique_ptr<Local>> OpenLocal(const Options& o) {
   KILN_ASSIGN_OR_RETURN(Paths paths, ResolvePaths(o.config));
   return Local::Open(paths.store, paths.repos_dir, Actor(o.as));
+}
+
+// The links of --json output: html_url at the web view of `kiln serve`, url
+// at the API it serves.
+Result<wire::Links> LinksOf(const Options& o) {
+  KILN_ASSIGN_OR_RETURN(Paths paths, ResolvePaths(o.config));
+  return wire::MakeLinks(paths.web_url, "", paths.bot);
+}
+
+// What --json needs besides the object: the links and --repo's repository.
+struct JsonContext {
+  wire::Links links;
+  LocalRepo repo;
+};
+Result<JsonContext> JsonFor(const Options& o, Local& f) {
+  KILN_ASSIGN_OR_RETURN(wire::Links links, LinksOf(o));
+  KILN_ASSIGN_OR_RETURN(LocalRepo repo, f.GetRepo(o.repo));
+  return JsonContext{std::move(links), std::move(repo)};
 }
 
 // --body or --body-file ("-": standard input); at most one of them.
@@ -191,7 +210,11 @@ int DoInit(const Options& o) {
   auto repo = (*f)->CreateRepo(o.repo, o.from, o.maintainers, o.default_branch);
   if (!repo.ok()) return Fail(repo.error());
   if (o.json) {
-    PrintJson(wire::RepoJson(*repo));
+    auto links = LinksOf(o);
+    if (!links.ok()) return Fail(links.error());
+    auto described = (*f)->GetRepo(repo->info.name);
+    if (!described.ok()) return Fail(described.error());
+    PrintJson(wire::RepoJson(*links, *described));
   } else {
     std::printf(
         "created %s at %s (default branch %s; maintainers %s)\n",
@@ -207,8 +230,10 @@ int DoRepos(const Options& o) {
   auto repos = (*f)->ListRepos();
   if (!repos.ok()) return Fail(repos.error());
   if (o.json) {
+    auto links = LinksOf(o);
+    if (!links.ok()) return Fail(links.error());
     json a = json::array();
-    for (const auto& r : *repos) a.push_back(wire::RepoJson(r));
+    for (const auto& r : *repos) a.push_back(wire::RepoJson(*links, r));
     PrintJson(a);
     return 0;
   }
@@ -294,7 +319,8 @@ int DoServe(const Options& o) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  auto server = ApiServer::Start(o.listen, paths->store, paths->repos_dir);
+  auto server =
+      ApiServer::Start(o.listen, paths->store, paths->repos_dir, paths->bot, paths->web_url);
   if (!server.ok()) return Fail(server.error());
   spdlog::info("forge API listening on {} (port {}); SIGINT or SIGTERM stops it", o.listen,
                (*server)->port());
@@ -314,7 +340,9 @@ int DoIssueNew(const Options& o) {
   auto issue = (*f)->CreateIssue(o.repo, o.title, *body, o.labels);
   if (!issue.ok()) return Fail(issue.error());
   if (o.json) {
-    PrintJson(wire::IssueJson(*issue));
+    auto ctx = JsonFor(o, **f);
+    if (!ctx.ok()) return Fail(ctx.error());
+    PrintJson(wire::IssueJson(ctx->links, ctx->repo, *issue));
   } else {
     std::printf("%s#%lld\n", issue->repo.c_str(), static_cast<long long>(issue->number));
   }
@@ -331,8 +359,10 @@ int DoIssueList(const Options& o) {
   auto issues = (*f)->ListIssues(o.repo, filter);
   if (!issues.ok()) return Fail(issues.error());
   if (o.json) {
+    auto ctx = JsonFor(o, **f);
+    if (!ctx.ok()) return Fail(ctx.error());
     json a = json::array();
-    for (const auto& i : *issues) a.push_back(wire::IssueJson(i));
+    for (const auto& i : *issues) a.push_back(wire::IssueJson(ctx->links, ctx->repo, i));
     PrintJson(a);
     return 0;
   }
@@ -353,9 +383,14 @@ int DoIssueShow(const Options& o) {
   auto comments = (*f)->Comments(o.repo, o.number);
   if (!comments.ok()) return Fail(comments.error());
   if (o.json) {
-    json j = wire::IssueJson(*issue);
+    auto ctx = JsonFor(o, **f);
+    if (!ctx.ok()) return Fail(ctx.error());
+    json j = wire::IssueJson(ctx->links, ctx->repo, *issue);
+    // The comments themselves, where GitHub's issue counts them.
     j["comments"] = json::array();
-    for (const auto& c : *comments) j["comments"].push_back(wire::CommentJson(c));
+    for (const auto& c : *comments) {
+      j["comments"].push_back(wire::CommentJson(ctx->links, ctx->repo, issue->is_pull, c));
+    }
     PrintJson(j);
     return 0;
   }
@@ -411,7 +446,11 @@ int DoIssueComment(const Options& o) {
   auto c = (*f)->AddComment(o.repo, o.number, *body);
   if (!c.ok()) return Fail(c.error());
   if (o.json) {
-    PrintJson(wire::CommentJson(*c));
+    auto ctx = JsonFor(o, **f);
+    if (!ctx.ok()) return Fail(ctx.error());
+    auto issue = (*f)->GetIssue(o.repo, o.number);
+    if (!issue.ok()) return Fail(issue.error());
+    PrintJson(wire::CommentJson(ctx->links, ctx->repo, issue->is_pull, *c));
   } else {
     std::printf("comment %lld on #%lld\n", static_cast<long long>(c->id),
                 static_cast<long long>(o.number));
@@ -448,7 +487,9 @@ int DoPrNew(const Options& o) {
   auto p = (*f)->OpenPull(o.repo, o.title, *body, o.head, o.base);
   if (!p.ok()) return Fail(p.error());
   if (o.json) {
-    PrintJson(wire::PullJson(*p));
+    auto ctx = JsonFor(o, **f);
+    if (!ctx.ok()) return Fail(ctx.error());
+    PrintJson(wire::PullJson(ctx->links, ctx->repo, *p));
   } else {
     std::printf("%s#%lld\n", ForTerminalLine(p->issue.repo).c_str(),
                 static_cast<long long>(p->issue.number));
@@ -462,8 +503,10 @@ int DoPrList(const Options& o) {
   auto pulls = (*f)->ListPulls(o.repo, o.state);
   if (!pulls.ok()) return Fail(pulls.error());
   if (o.json) {
+    auto ctx = JsonFor(o, **f);
+    if (!ctx.ok()) return Fail(ctx.error());
     json a = json::array();
-    for (const auto& p : *pulls) a.push_back(wire::PullJson(p));
+    for (const auto& p : *pulls) a.push_back(wire::PullJson(ctx->links, ctx->repo, p));
     PrintJson(a);
     return 0;
   }
@@ -488,13 +531,20 @@ int DoPrShow(const Options& o) {
     statuses = std::move(*s);
   }
   if (o.json) {
-    json j = wire::PullJson(*p);
+    auto ctx = JsonFor(o, **f);
+    if (!ctx.ok()) return Fail(ctx.error());
+    const wire::Links& links = ctx->links;
+    json j = wire::PullJson(links, ctx->repo, *p);
     j["reviews"] = json::array();
-    for (const auto& r : *reviews) j["reviews"].push_back(wire::ReviewJson(r));
+    for (const auto& r : *reviews) {
+      j["reviews"].push_back(wire::ReviewJson(links, ctx->repo, o.number, r));
+    }
     j["statuses"] = json::array();
-    for (const auto& s : statuses) j["statuses"].push_back(wire::StatusJson(s));
+    for (const auto& s : statuses) j["statuses"].push_back(wire::StatusJson(links, ctx->repo, s));
     j["comments"] = json::array();
-    for (const auto& c : *comments) j["comments"].push_back(wire::CommentJson(c));
+    for (const auto& c : *comments) {
+      j["comments"].push_back(wire::CommentJson(links, ctx->repo, true, c));
+    }
     PrintJson(j);
     return 0;
   }
@@ -556,7 +606,9 @@ int DoPrApprove(const Options& o) {
   auto out = (*f)->AddReview(o.repo, o.number, r);
   if (!out.ok()) return Fail(out.error());
   if (o.json) {
-    PrintJson(wire::ReviewJson(*out));
+    auto ctx = JsonFor(o, **f);
+    if (!ctx.ok()) return Fail(ctx.error());
+    PrintJson(wire::ReviewJson(ctx->links, ctx->repo, o.number, *out));
   } else {
     std::printf("#%lld approved at %s (review %lld)\n", static_cast<long long>(o.number),
                 Short(out->commit_sha).c_str(), static_cast<long long>(out->id));
@@ -570,7 +622,9 @@ int DoPrMerge(const Options& o) {
   auto p = (*f)->Merge(o.repo, o.number);
   if (!p.ok()) return Fail(p.error());
   if (o.json) {
-    PrintJson(wire::PullJson(*p));
+    auto ctx = JsonFor(o, **f);
+    if (!ctx.ok()) return Fail(ctx.error());
+    PrintJson(wire::PullJson(ctx->links, ctx->repo, *p));
   } else {
     std::printf("#%lld merged into %s: %s\n", static_cast<long long>(o.number),
                 ForTerminalLine(p->base_branch).c_str(), p->merged_sha.c_str());

@@ -41,6 +41,8 @@ struct Issue {
   std::vector<std::string> labels;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
+  int64_t closed_ms = 0;  // when it was closed or merged; 0 while open
+  int64_t comments = 0;   // how many comments it has (not counting reviews)
 };
 
 struct PullRequest {
@@ -50,6 +52,7 @@ struct PullRequest {
   std::string head_sha;     // the head branch's commit now
   std::string base_sha;     // the base branch's commit now
   std::string merged_sha;   // set once merged
+  std::string merged_by{};  // who merged it, once merged ("" when unknown)
 };
 
 struct Comment {
@@ -58,6 +61,7 @@ struct Comment {
   std::string body;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
+  int64_t number = 0;  // the issue or pull request it is on
 };
 
 // An inline review comment, anchored like GitHub's: a line of the file on one
@@ -74,6 +78,10 @@ struct ReviewComment {
   // still makes a single-line comment.
   int64_t start_line = 0;    // the range's first line; 0: a comment on line alone
   std::string start_side{};  // RIGHT | LEFT with a start_line; empty without
+  // Instead of line and side, as GitHub's API takes them: the line's place
+  // in its file's part of the diff (1: the line below the first "@@"). The
+  // local forge turns it into line and side; 0: none.
+  int64_t position = 0;
 };
 
 struct Review {
@@ -92,6 +100,8 @@ struct CommitStatus {
   std::string description;  // one line
   std::string target_url;   // may be empty
   int64_t created_ms = 0;
+  std::string sha{};      // the commit (40 hex); filled when read
+  std::string creator{};  // who set it; filled when read ("" when unknown)
 };
 
 // Something that happened on the forge, for the pipeline. delivery is unique

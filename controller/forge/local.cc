@@ -191,17 +191,50 @@ Result<LocalRepo> Local::CreateRepo(const std::string& name, const std::string& 
   return rows::ToLocalRepo(row);
 }
 
+namespace {
+
+// What GetRepo and ListRepos add to the row: open items, the last push
+// through the forge, the size on disk.
+Result<LocalRepo> Described(store::sqlite::Db& db, const rows::RepoRow& row) {
+  LocalRepo r = rows::ToLocalRepo(row);
+  KILN_ASSIGN_OR_RETURN(
+      Stmt stmt,
+      db.Prepare("describing repository " + row.name,
+                 "SELECT (SELECT COUNT(*) FROM forge_items WHERE repo = ?1 AND state = 'open'), "
+                 "(SELECT COALESCE(MAX(received_ms), 0) FROM events WHERE source = 'local' AND "
+                 "repo = ?1 AND kind = 'push')"));
+  stmt.Bind(1, row.name);
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (found) {
+    r.open_issues = stmt.Int(0);
+    r.pushed_ms = stmt.Int(1);
+  }
+  uint64_t bytes = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(row.path, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) bytes += it->file_size(ec);
+  }
+  r.size_kb = static_cast<int64_t>(bytes / 1024);
+  return r;
+}
+
+}  // namespace
+
 Result<LocalRepo> Local::GetRepo(const std::string& repo) {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(rows::RepoRow row, rows::LoadRepo(db_, repo));
-  return rows::ToLocalRepo(row);
+  return Described(db_, row);
 }
 
 Result<std::vector<LocalRepo>> Local::ListRepos() {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(std::vector<rows::RepoRow> all, rows::LoadRepos(db_));
   std::vector<LocalRepo> out;
-  for (const auto& r : all) out.push_back(rows::ToLocalRepo(r));
+  for (const auto& r : all) {
+    KILN_ASSIGN_OR_RETURN(LocalRepo described, Described(db_, r));
+    out.push_back(std::move(described));
+  }
   return out;
 }
 
@@ -294,7 +327,8 @@ Status Local::Reopen(const std::string& repo, int64_t number) {
 Status Local::Update(const std::string& repo, int64_t number,
                      const std::optional<std::string>& title,
                      const std::optional<std::string>& body,
-                     const std::optional<std::string>& state) {
+                     const std::optional<std::string>& state,
+                     const std::optional<std::vector<std::string>>& labels) {
   if (title) KILN_TRY(validate::Title(*title));
   if (body) KILN_TRY(validate::Body(*body, "body"));
   if (state && *state != "open" && *state != "closed") {
@@ -309,10 +343,12 @@ Status Local::Update(const std::string& repo, int64_t number,
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
   const std::string kind = rows::KindPrefix(item.issue);
-  KILN_TRY(MayChange(r, item.issue,
-                     title || body      ? "editing"
-                     : *state == "open" ? "reopening"
-                                        : "closing"));
+  if (title || body || state) {
+    KILN_TRY(MayChange(r, item.issue,
+                       title || body      ? "editing"
+                       : *state == "open" ? "reopening"
+                                          : "closing"));
+  }
   if (state && item.issue.state == "merged") {
     return Error::Invalid(rows::Describe(item.issue) + " in " + Quote(repo) + " is merged; it " +
                           "cannot be " + (*state == "open" ? "reopened" : "closed"));
@@ -324,6 +360,24 @@ Status Local::Update(const std::string& repo, int64_t number,
       return Error::Invalid("pull request #" + std::to_string(other->issue.number) + " in " +
                             Quote(repo) + " is already open for head branch " +
                             Quote(item.head_branch));
+    }
+  }
+  // The labels given become the set: added and removed are what changes.
+  std::vector<std::string> next, added, removed;
+  if (labels) {
+    KILN_TRY(MayMaintain(r, "labelling " + rows::Describe(item.issue)));
+    next = *labels;
+    std::sort(next.begin(), next.end());
+    next.erase(std::unique(next.begin(), next.end()), next.end());
+    for (const auto& l : next) KILN_TRY(validate::Label(l, repo, r.labels));
+    auto has = [](const std::vector<std::string>& v, const std::string& l) {
+      return std::find(v.begin(), v.end(), l) != v.end();
+    };
+    for (const auto& l : next) {
+      if (!has(item.issue.labels, l)) added.push_back(l);
+    }
+    for (const auto& l : item.issue.labels) {
+      if (!has(next, l)) removed.push_back(l);
     }
   }
   nlohmann::json changes = nlohmann::json::array();
@@ -341,6 +395,15 @@ Status Local::Update(const std::string& repo, int64_t number,
         .Bind(5, now);
     KILN_TRY(stmt.Run());
     KILN_TRY(rows::Emit(db_, actor_, kind + ".edited", repo, number, {{"changes", changes}}, now));
+  }
+  if (!added.empty() || !removed.empty()) {
+    KILN_TRY(rows::SetLabels(db_, repo, number, next, now));
+    for (const auto& l : added) {
+      KILN_TRY(rows::Emit(db_, actor_, kind + ".labeled", repo, number, {{"label", l}}, now));
+    }
+    for (const auto& l : removed) {
+      KILN_TRY(rows::Emit(db_, actor_, kind + ".unlabeled", repo, number, {{"label", l}}, now));
+    }
   }
   if (state && *state != item.issue.state) {
     KILN_TRY(rows::SetState(db_, repo, number, *state, now));
@@ -376,13 +439,29 @@ Result<Comment> Local::AddComment(const std::string& repo, int64_t number,
   stmt.Bind(1, repo).Bind(2, number).Bind(3, actor_).Bind(4, body).Bind(5, now);
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return Error::Internal("commenting on " + repo + ": no id returned");
-  Comment c{stmt.Int(0), actor_, body, now, now};
+  Comment c{stmt.Int(0), actor_, body, now, now, number};
   KILN_TRY(stmt.Step());
   KILN_TRY(rows::Touch(db_, repo, number, now));
   KILN_TRY(rows::Emit(db_, actor_, "comment.created", repo, number,
                       {{"comment_id", c.id}, {"body", body}}, now));
   KILN_TRY(txn.Commit());
   return c;
+}
+
+Result<Comment> Local::GetComment(const std::string& repo, int64_t comment_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  KILN_TRY(rows::LoadRepo(db_, repo));
+  KILN_ASSIGN_OR_RETURN(Stmt stmt, db_.Prepare("reading comment " + std::to_string(comment_id),
+                                               "SELECT id, author, body, created_ms, updated_ms, "
+                                               "number FROM forge_comments WHERE repo = ?1 AND "
+                                               "id = ?2"));
+  stmt.Bind(1, repo).Bind(2, comment_id);
+  KILN_ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) {
+    return Error::NotFound("comment " + std::to_string(comment_id) + " not found in " +
+                           Quote(repo));
+  }
+  return Comment{stmt.Int(0), stmt.Text(1), stmt.Text(2), stmt.Int(3), stmt.Int(4), stmt.Int(5)};
 }
 
 Status Local::EditComment(const std::string& repo, int64_t comment_id, const std::string& body) {

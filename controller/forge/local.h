@@ -23,11 +23,13 @@
 
 #include "base/result.h"
 #include "controller/forge/forge.h"
+#include "controller/forge/patches.h"
 #include "controller/store/sqlite.h"
 
 namespace kiln::forge::rows {
 struct RepoRow;
-}
+struct ItemRow;
+}  // namespace kiln::forge::rows
 
 namespace kiln::forge {
 
@@ -47,6 +49,61 @@ struct LocalRepo {
   RepoInfo info;
   std::vector<std::string> maintainers;
   int64_t created_ms = 0;
+  // Filled by GetRepo and ListRepos (not by CreateRepo).
+  int64_t open_issues = 0;  // open issues and pull requests
+  int64_t pushed_ms = 0;    // the last push through the forge; created_ms when none
+  int64_t size_kb = 0;      // the bare repository's size on disk
+};
+
+// What one pull request shows beyond a listing's fields (GitHub's full
+// pull-request): its history and diff counted, and whether it would merge.
+struct PullDetails {
+  int64_t commits = 0;    // on the head since the merge base
+  int64_t additions = 0;  // lines, over the diff's files
+  int64_t deletions = 0;
+  int64_t changed_files = 0;
+  int64_t review_comments = 0;  // inline comments of submitted reviews
+  // An open pull request's head merges into its base without conflict;
+  // nullopt when it is not open or a branch is gone.
+  std::optional<bool> mergeable;
+};
+
+// A file of a pull request's diff, with the blob it has at the head (at
+// the merge base for a removed file); sha "" when there is none (a
+// submodule, a link read as nothing).
+struct PullFile {
+  patches::FilePatch diff;
+  std::string sha;
+};
+
+// An inline comment of a review placed in the diff as GitHub places it.
+struct PullComment {
+  int64_t id = 0;  // wire::ReviewCommentId(review_id, index)
+  int64_t review_id = 0;
+  std::string author;
+  std::string commit_sha;  // the review's commit
+  int64_t created_ms = 0;
+  ReviewComment comment;
+  std::string diff_hunk;          // at the review's commit, up to the line
+  int64_t original_position = 0;  // in the diff at the review's commit
+  // In the diff now: the original position while the head is the review's
+  // commit, nullopt once it moved (the comment is outdated).
+  std::optional<int64_t> position;
+};
+
+// How Merge merges (the API's merge_method, commit_title, commit_message, sha).
+struct MergeOptions {
+  // "": a fast-forward when the base has not moved since the head branched
+  // off, else a merge commit; "merge": a merge commit always; "squash": one
+  // commit on the base with the merged tree; "rebase": the head's commits
+  // replayed on the base (a linear history only).
+  std::string method;
+  // The merge or squash commit's first line and the rest of its message;
+  // "" for kiln's ("Merge pull request #N from BRANCH" and the title; a
+  // squash: "TITLE (#N)" and the body). A rebase takes neither.
+  std::string title;
+  std::string message;
+  std::string expected_head;  // "" or the head commit the merge must find
 };
 
 // Who the acting user is to the forge. A user's writes are checked as
@@ -97,12 +154,27 @@ class Local final : public Forge {
                                const std::string& base_branch) override;
   Status EditPull(const std::string& repo, int64_t number, const std::string& title,
                   const std::string& body) override;
+  // Submitted reviews, and the actor's own pending one.
   Result<std::vector<Review>> Reviews(const std::string& repo, int64_t number) override;
   // review.author and created_ms are ignored (the actor, now); an empty
   // commit_sha means the head now. Inline comments must anchor to a line of
   // the pull request's diff at that commit, a range to lines of one hunk
-  // (git::WhyNotAnchored).
+  // (git::WhyNotAnchored); a comment given by position is anchored to the
+  // line at that position. Verdict "pending" keeps the review unsubmitted,
+  // without event, seen by the actor alone (one per user and pull request);
+  // SubmitReview submits it.
   Result<Review> AddReview(const std::string& repo, int64_t number, const Review& review) override;
+  // One review of pull request number: submitted, or the actor's pending one.
+  Result<Review> GetReview(const std::string& repo, int64_t number, int64_t review_id);
+  // Submits the actor's pending review with verdict (approve | comment |
+  // request_changes) and, when given, a new body: checked as AddReview
+  // checks a review, then review.submitted.
+  Result<Review> SubmitReview(const std::string& repo, int64_t number, int64_t review_id,
+                              const std::string& verdict, const std::optional<std::string>& body);
+  // The pull request a review of repo is on (kNotFound naming it when none).
+  Result<int64_t> ReviewNumber(const std::string& repo, int64_t review_id);
+  // Deletes the actor's pending review (a submitted one is refused).
+  Result<Review> DeletePendingReview(const std::string& repo, int64_t number, int64_t review_id);
   // The commit must exist in the repository; a newer status of the same
   // context replaces the older one.
   Status SetStatus(const std::string& repo, const std::string& sha,
@@ -148,20 +220,38 @@ class Local final : public Forge {
   Status Close(const std::string& repo, int64_t number);
   // Opens a closed issue or pull request again; an open one is left as is.
   Status Reopen(const std::string& repo, int64_t number);
-  // EditIssue, then Close (state "closed") or Reopen ("open"), as one: every
-  // check passes before anything is written, or nothing is (the API's PATCH).
+  // EditIssue, then Close (state "closed") or Reopen ("open"), and labels
+  // (when given, the whole set: a maintainer's, each in the label set) as
+  // one: every check passes before anything is written, or nothing is (the
+  // API's PATCH).
   Status Update(const std::string& repo, int64_t number, const std::optional<std::string>& title,
-                const std::optional<std::string>& body, const std::optional<std::string>& state);
+                const std::optional<std::string>& body, const std::optional<std::string>& state,
+                const std::optional<std::vector<std::string>>& labels = std::nullopt);
 
-  // Merges pull request number into its base: a fast-forward when the base
-  // has not moved since the head branched off, otherwise a merge commit made
-  // by the actor. Only maintainers may merge (kPermission). A conflict is an
-  // error naming the files; nothing changes then. Marks the pull request
-  // merged and closes the open issues its body references ("Fixes #N").
-  Result<PullRequest> Merge(const std::string& repo, int64_t number);
+  // Merges pull request number into its base, as options say (by default a
+  // fast-forward when the base has not moved since the head branched off,
+  // otherwise a merge commit made by the actor). Only maintainers may merge
+  // (kPermission). A conflict is an error naming the files, and so is a
+  // head other than options.expected_head; nothing changes then. Marks the
+  // pull request merged and closes the open issues its body references
+  // ("Fixes #N").
+  Result<PullRequest> Merge(const std::string& repo, int64_t number,
+                            const MergeOptions& options = {});
   // The unified diff of a pull request: from the merge base of base and head
   // to head (as merged, for a merged one).
   Result<std::string> Diff(const std::string& repo, int64_t number);
+  // What GET .../pulls/N shows besides the listing's fields.
+  Result<PullDetails> Details(const std::string& repo, int64_t number);
+  // The files of its diff (Diff's), with their blobs.
+  Result<std::vector<PullFile>> Files(const std::string& repo, int64_t number);
+  // The inline comments of the reviews Reviews returns, oldest first, placed
+  // in the diff at each review's commit.
+  Result<std::vector<PullComment>> PullComments(const std::string& repo, int64_t number);
+  // The commit ref names in repo: a 40-hex sha of a commit there, or a
+  // branch (its commit now); kNotFound naming it otherwise.
+  Result<std::string> CommitOf(const std::string& repo, const std::string& ref);
+  // One comment, by id (kNotFound naming it when repo has none such).
+  Result<Comment> GetComment(const std::string& repo, int64_t comment_id);
 
  private:
   Local(store::sqlite::Db db, std::string repos_dir, std::string actor, Access access)
@@ -179,6 +269,14 @@ class Local final : public Forge {
   // The diff of a pull request at head commit `head` (mu_ held).
   Result<std::string> DiffAt(const std::string& path, const std::string& base_sha,
                              const std::string& head_sha);
+  // The commits a pull request's diff goes from and to: its merge base and
+  // head as merged, or the merge base of its branches now and its head;
+  // kNotFound naming the branch that is gone (mu_ held).
+  struct Range {
+    std::string from, to;
+  };
+  Result<Range> RangeOf(const rows::RepoRow& repo, const rows::ItemRow& item);
+  Result<std::string> CommitOfLocked(const rows::RepoRow& repo, const std::string& ref);
 
   std::mutex mu_;
   store::sqlite::Db db_;  // guarded by mu_

@@ -1,6 +1,6 @@
-// The local forge's pull requests: opening, reviews, commit statuses, pushes
-// to branches and merges. Repositories, issues, comments and labels are in
-// local.cc.
+// The local forge's pull requests: opening, commit statuses, pushes to
+// branches and merges. Repositories, issues, comments and labels are in
+// local.cc, reviews in local_reviews.cc, diffs in local_diffs.cc.
 #include <algorithm>
 
 #include "base/clock.h"
@@ -24,20 +24,6 @@ using store::sqlite::Txn;
 
 std::string Short(const std::string& sha) { return sha.substr(0, 12); }
 
-// The pull request of row, with its branches' commits now.
-Result<PullRequest> ToPull(const rows::ItemRow& row, const std::string& path) {
-  PullRequest p;
-  p.issue = row.issue;
-  p.head_branch = row.head_branch;
-  p.base_branch = row.base_branch;
-  p.merged_sha = row.merged_sha;
-  KILN_ASSIGN_OR_RETURN(std::optional<std::string> head, bare::BranchSha(path, row.head_branch));
-  KILN_ASSIGN_OR_RETURN(std::optional<std::string> base, bare::BranchSha(path, row.base_branch));
-  p.head_sha = head.value_or("");
-  p.base_sha = base.value_or("");
-  return p;
-}
-
 Status OneLine(std::string_view value, std::string_view what, size_t max) {
   if (value.find('\n') != std::string_view::npos || value.find('\r') != std::string_view::npos) {
     return Error::Invalid("the " + std::string(what) + " must be one line");
@@ -49,46 +35,13 @@ Status OneLine(std::string_view value, std::string_view what, size_t max) {
   return Ok();
 }
 
-Status CheckReview(const Review& r) {
-  KILN_TRY(validate::Verdict(r.verdict));
-  KILN_TRY(validate::Body(r.body, "review body"));
-  if (r.verdict != "approve" && Trim(r.body).empty() && r.comments.empty()) {
-    return Error::Invalid("a " + Quote(r.verdict) + " review needs a body or inline comments");
-  }
-  for (size_t i = 0; i < r.comments.size(); ++i) {
-    const ReviewComment& c = r.comments[i];
-    const std::string at = "inline comment " + std::to_string(i + 1);
-    if (c.path.empty()) return Error::Invalid(at + ": the path is empty");
-    if (c.line < 1) return Error::Invalid(at + " on " + Quote(c.path) + ": line must be 1 or more");
-    if (Status st = validate::Side(c.side); !st.ok()) return st.error().Wrap(at);
-    if (Status st = validate::Severity(c.severity); !st.ok()) return st.error().Wrap(at);
-    Status range = validate::CommentRange(c.start_line, c.start_side, c.line, c.side);
-    if (!range.ok()) return range.error().Wrap(at + " on " + Quote(c.path));
-    if (Trim(c.body).empty()) return Error::Invalid(at + " on " + Quote(c.path) + ": empty body");
-    KILN_TRY(validate::Body(c.body, at));
-  }
-  return Ok();
-}
-
-nlohmann::json CommentsJson(const std::vector<ReviewComment>& comments) {
-  nlohmann::json a = nlohmann::json::array();
-  for (const auto& c : comments) a.push_back(wire::ReviewCommentJson(c));
-  return a;
-}
-
 }  // namespace
-
-Result<std::string> Local::DiffAt(const std::string& path, const std::string& base_sha,
-                                  const std::string& head_sha) {
-  KILN_ASSIGN_OR_RETURN(std::string from, git::MergeBase(path, base_sha, head_sha));
-  return git::DiffCommits(path, from, head_sha);
-}
 
 Result<PullRequest> Local::GetPull(const std::string& repo, int64_t number) {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadPull(db_, repo, number));
-  return ToPull(item, r.path);
+  return rows::ToPull(item, r.path);
 }
 
 Result<std::optional<PullRequest>> Local::FindPull(const std::string& repo,
@@ -98,7 +51,7 @@ Result<std::optional<PullRequest>> Local::FindPull(const std::string& repo,
   KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> item,
                         rows::OpenPullWithHead(db_, repo, head_branch));
   if (!item) return std::optional<PullRequest>();
-  KILN_ASSIGN_OR_RETURN(PullRequest p, ToPull(*item, r.path));
+  KILN_ASSIGN_OR_RETURN(PullRequest p, rows::ToPull(*item, r.path));
   return std::optional<PullRequest>(std::move(p));
 }
 
@@ -112,7 +65,7 @@ Result<std::vector<PullRequest>> Local::ListPulls(const std::string& repo,
   KILN_ASSIGN_OR_RETURN(std::vector<rows::ItemRow> items, rows::LoadItems(db_, repo, f));
   std::vector<PullRequest> out;
   for (const auto& item : items) {
-    KILN_ASSIGN_OR_RETURN(PullRequest p, ToPull(item, r.path));
+    KILN_ASSIGN_OR_RETURN(PullRequest p, rows::ToPull(item, r.path));
     out.push_back(std::move(p));
   }
   return out;
@@ -176,88 +129,7 @@ Result<PullRequest> Local::OpenPull(const std::string& repo, const std::string& 
       {{"head_branch", head_branch}, {"base_branch", base}, {"head_sha", *head_sha}}, now));
   KILN_TRY(txn.Commit());
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
-  return ToPull(item, r.path);
-}
-
-// --- reviews -----------------------------------------------------------------
-
-Result<std::vector<Review>> Local::Reviews(const std::string& repo, int64_t number) {
-  std::lock_guard<std::mutex> lock(mu_);
-  KILN_TRY(rows::LoadPull(db_, repo, number));
-  return rows::LoadReviews(db_, repo, number);
-}
-
-Result<Review> Local::AddReview(const std::string& repo, int64_t number, const Review& review) {
-  KILN_TRY(CheckReview(review));
-  std::lock_guard<std::mutex> lock(mu_);
-  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
-  KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadPull(db_, repo, number));
-  const std::string what = "pull request #" + std::to_string(number) + " in " + Quote(repo);
-  if (item.issue.state != "open") {
-    return Error::Invalid(what + " is " + item.issue.state + "; only open ones are reviewed");
-  }
-  // As GitHub: an author's own verdict would count as a review.
-  if (item.issue.author == actor_ && review.verdict == "approve") {
-    return Error::Invalid("Can not approve your own pull request (" + what + ")");
-  }
-  if (item.issue.author == actor_ && review.verdict == "request_changes") {
-    return Error::Invalid("Can not request changes on your own pull request (" + what + ")");
-  }
-  KILN_ASSIGN_OR_RETURN(PullRequest pull, ToPull(item, r.path));
-  if (pull.head_sha.empty() || pull.base_sha.empty()) {
-    return Error::Invalid(what + ": its head " + Quote(pull.head_branch) + " or base " +
-                          Quote(pull.base_branch) + " branch no longer exists");
-  }
-  std::string commit = pull.head_sha;
-  if (!review.commit_sha.empty()) {
-    KILN_ASSIGN_OR_RETURN(commit, validate::Sha(review.commit_sha, "commit_sha"));
-    KILN_ASSIGN_OR_RETURN(bool exists, bare::HasCommit(r.path, commit));
-    if (!exists) return Error::NotFound("commit " + Quote(commit) + " not found in " + Quote(repo));
-  }
-  if (!review.comments.empty()) {
-    auto patch = DiffAt(r.path, pull.base_sha, commit);
-    if (!patch.ok()) return patch.error().Wrap("reviewing " + what);
-    git::CommentableLines lines = git::ParseHunks(*patch);
-    for (size_t i = 0; i < review.comments.size(); ++i) {
-      const ReviewComment& c = review.comments[i];
-      std::string why =
-          git::WhyNotAnchored(lines, c.path, c.start_line, c.start_side, c.line, c.side);
-      if (!why.empty()) {
-        return Error::Invalid("inline comment " + std::to_string(i + 1) + " on " + wire::Anchor(c) +
-                              " does not fit the diff of " + what + " at " + Short(commit) + ": " +
-                              why);
-      }
-    }
-  }
-  const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "reviewing " + what));
-  KILN_ASSIGN_OR_RETURN(
-      Stmt stmt, db_.Prepare("reviewing " + what,
-                             "INSERT INTO forge_reviews (repo, number, author, verdict, body, "
-                             "commit_sha, comments, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                             "?7, ?8) RETURNING id"));
-  stmt.Bind(1, repo)
-      .Bind(2, number)
-      .Bind(3, actor_)
-      .Bind(4, review.verdict)
-      .Bind(5, review.body)
-      .Bind(6, commit)
-      .Bind(7, db::Dump(CommentsJson(review.comments)))
-      .Bind(8, now);
-  KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return Error::Internal("reviewing " + what + ": no id returned");
-  Review out = review;
-  out.id = stmt.Int(0);
-  out.author = actor_;
-  out.commit_sha = commit;
-  out.created_ms = now;
-  KILN_TRY(stmt.Step());
-  KILN_TRY(rows::Touch(db_, repo, number, now));
-  KILN_TRY(rows::Emit(db_, actor_, "review.submitted", repo, number,
-                      {{"review_id", out.id}, {"verdict", out.verdict}, {"commit_sha", commit}},
-                      now));
-  KILN_TRY(txn.Commit());
-  return out;
+  return rows::ToPull(item, r.path);
 }
 
 // --- statuses ----------------------------------------------------------------
@@ -309,30 +181,19 @@ Status Local::SetStatus(const std::string& repo, const std::string& sha,
 Result<std::vector<CommitStatus>> Local::Statuses(const std::string& repo, const std::string& sha) {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
-  std::string commit;
-  if (auto full = validate::Sha(sha, "commit"); full.ok()) {
-    commit = *full;
-  } else if (bare::ValidBranch(sha)) {
-    KILN_ASSIGN_OR_RETURN(std::optional<std::string> at, bare::BranchSha(r.path, sha));
-    if (!at) {
-      return Error::NotFound(Quote(sha) + " is neither a commit sha nor a branch of " +
-                             Quote(repo));
-    }
-    commit = *at;
-  } else {
-    return full.error();
-  }
+  KILN_ASSIGN_OR_RETURN(std::string commit, CommitOfLocked(r, sha));
   KILN_ASSIGN_OR_RETURN(
       Stmt stmt, db_.Prepare("reading the statuses of " + Short(commit),
-                             "SELECT context, state, description, target_url, created_ms FROM "
-                             "forge_statuses WHERE repo = ?1 AND sha = ?2 ORDER BY context"));
+                             "SELECT context, state, description, target_url, created_ms, "
+                             "author FROM forge_statuses WHERE repo = ?1 AND sha = ?2 ORDER BY "
+                             "context"));
   stmt.Bind(1, repo).Bind(2, commit);
   std::vector<CommitStatus> out;
   for (;;) {
     KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) return out;
-    out.push_back(
-        CommitStatus{stmt.Text(0), stmt.Text(1), stmt.Text(2), stmt.Text(3), stmt.Int(4)});
+    out.push_back(CommitStatus{stmt.Text(0), stmt.Text(1), stmt.Text(2), stmt.Text(3), stmt.Int(4),
+                               commit, stmt.Text(5)});
   }
 }
 
@@ -427,7 +288,26 @@ Status Local::RecordPush(const std::string& repo, const std::string& branch,
   return txn.Commit();
 }
 
-Result<PullRequest> Local::Merge(const std::string& repo, int64_t number) {
+Result<PullRequest> Local::Merge(const std::string& repo, int64_t number,
+                                 const MergeOptions& options) {
+  bare::MergeStyle style = bare::MergeStyle::kFastForwardOrMerge;
+  if (options.method == "merge") {
+    style = bare::MergeStyle::kMergeCommit;
+  } else if (options.method == "squash") {
+    style = bare::MergeStyle::kSquash;
+  } else if (options.method == "rebase") {
+    style = bare::MergeStyle::kRebase;
+  } else if (!options.method.empty()) {
+    return Error::Invalid("merge method " + Quote(options.method) +
+                          " is not one of merge, squash, rebase");
+  }
+  if (style == bare::MergeStyle::kRebase && (!options.title.empty() || !options.message.empty())) {
+    return Error::Invalid(
+        "a rebase keeps each commit's message: it takes no commit title or "
+        "message");
+  }
+  if (!options.title.empty()) KILN_TRY(validate::Title(options.title));
+  KILN_TRY(validate::Body(options.message, "commit message"));
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadPull(db_, repo, number));
@@ -436,11 +316,23 @@ Result<PullRequest> Local::Merge(const std::string& repo, int64_t number) {
   if (item.issue.state != "open") {
     return Error::Invalid("merging " + what + ": it is " + item.issue.state);
   }
-  const std::string message = "Merge pull request #" + std::to_string(number) + " from " +
-                              item.head_branch + "\n\n" + item.issue.title + "\n";
+  const std::string n = std::to_string(number);
+  const bool squash = style == bare::MergeStyle::kSquash;
+  std::string title = options.title;
+  if (title.empty()) {
+    title = squash ? item.issue.title + " (#" + n + ")"
+                   : "Merge pull request #" + n + " from " + item.head_branch;
+  }
+  std::string rest = options.message;
+  if (rest.empty()) rest = squash ? item.issue.body : item.issue.title;
+  const std::string message = title + "\n" + (Trim(rest).empty() ? "" : "\n" + rest + "\n");
   auto plan = bare::PlanMerge(r.path, item.base_branch, item.head_branch, message,
-                              bare::Identity{actor_, actor_ + "@localhost"});
+                              bare::Identity{actor_, actor_ + "@localhost"}, style);
   if (!plan.ok()) return plan.error().Wrap("merging " + what);
+  if (!options.expected_head.empty() && options.expected_head != plan->head_sha) {
+    return Error::Invalid("merging " + what + ": its head is " + Short(plan->head_sha) + ", not " +
+                          Quote(options.expected_head) + "; nothing was changed");
+  }
 
   const int64_t now = NowMs();
   KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "merging " + what));
@@ -498,31 +390,7 @@ Result<PullRequest> Local::Merge(const std::string& repo, int64_t number) {
     return st.error().Wrap("merging " + what);
   }
   KILN_ASSIGN_OR_RETURN(rows::ItemRow done, rows::LoadItem(db_, repo, number));
-  return ToPull(done, r.path);
-}
-
-Result<std::string> Local::Diff(const std::string& repo, int64_t number) {
-  std::lock_guard<std::mutex> lock(mu_);
-  KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
-  KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadPull(db_, repo, number));
-  const std::string what = "pull request #" + std::to_string(number) + " in " + Quote(repo);
-  if (item.issue.state == "merged") {
-    auto patch = git::DiffCommits(r.path, item.merge_base_sha, item.merged_head_sha);
-    if (!patch.ok()) return patch.error().Wrap("diff of " + what);
-    return std::move(*patch);
-  }
-  KILN_ASSIGN_OR_RETURN(PullRequest pull, ToPull(item, r.path));
-  if (pull.head_sha.empty()) {
-    return Error::NotFound("diff of " + what + ": head branch " + Quote(pull.head_branch) +
-                           " no longer exists");
-  }
-  if (pull.base_sha.empty()) {
-    return Error::NotFound("diff of " + what + ": base branch " + Quote(pull.base_branch) +
-                           " no longer exists");
-  }
-  auto patch = DiffAt(r.path, pull.base_sha, pull.head_sha);
-  if (!patch.ok()) return patch.error().Wrap("diff of " + what);
-  return std::move(*patch);
+  return rows::ToPull(done, r.path);
 }
 
 }  // namespace kiln::forge

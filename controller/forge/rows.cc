@@ -5,6 +5,7 @@
 #include "controller/forge/db.h"
 #include "controller/forge/events.h"
 #include "controller/forge/wire.h"
+#include "controller/git/bare.h"
 
 namespace kiln::forge::rows {
 namespace {
@@ -13,9 +14,17 @@ using store::sqlite::Stmt;
 
 constexpr std::string_view kRepoColumns =
     "name, path, default_branch, maintainers, labels, next_number, created_ms";
+// The item's columns, then how many comments it has and, once merged, who
+// merged it (the actor of the local forge's pull.closed event that merged it).
 constexpr std::string_view kItemColumns =
     "repo, number, is_pull, title, body, author, state, labels, head_branch, base_branch, "
-    "merged_sha, merge_base_sha, merged_head_sha, created_ms, updated_ms";
+    "merged_sha, merge_base_sha, merged_head_sha, created_ms, updated_ms, closed_ms, "
+    "(SELECT COUNT(*) FROM forge_comments c WHERE c.repo = forge_items.repo AND "
+    "c.number = forge_items.number), "
+    "CASE WHEN state = 'merged' THEN COALESCE((SELECT actor FROM events e WHERE e.source = "
+    "'local' AND e.kind = 'pull.closed' AND e.repo = forge_items.repo AND e.number = "
+    "forge_items.number AND json_extract(e.payload, '$.merged') = 1 ORDER BY e.seq DESC LIMIT "
+    "1), '') ELSE '' END";
 
 Error Corrupt(const Db& db, std::string_view what, const std::string& why) {
   return Error(Error::Code::kCorruption,
@@ -55,6 +64,9 @@ Result<ItemRow> ReadItem(const Db& db, const Stmt& s) {
   r.merged_head_sha = s.Text(c++);
   i.created_ms = s.Int(c++);
   i.updated_ms = s.Int(c++);
+  i.closed_ms = s.Int(c++);
+  i.comments = s.Int(c++);
+  r.merged_by = s.Text(c++);
   return r;
 }
 
@@ -233,6 +245,22 @@ Status Touch(Db& db, const std::string& repo, int64_t number, int64_t now_ms) {
   return stmt.Run();
 }
 
+Result<PullRequest> ToPull(const ItemRow& row, const std::string& path) {
+  PullRequest p;
+  p.issue = row.issue;
+  p.head_branch = row.head_branch;
+  p.base_branch = row.base_branch;
+  p.merged_sha = row.merged_sha;
+  p.merged_by = row.merged_by;
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> head,
+                        git::bare::BranchSha(path, row.head_branch));
+  KILN_ASSIGN_OR_RETURN(std::optional<std::string> base,
+                        git::bare::BranchSha(path, row.base_branch));
+  p.head_sha = head.value_or("");
+  p.base_sha = base.value_or("");
+  return p;
+}
+
 Result<std::vector<Comment>> LoadComments(Db& db, const std::string& repo, int64_t number) {
   KILN_ASSIGN_OR_RETURN(
       Stmt stmt, db.Prepare("reading the comments of " + repo + " #" + std::to_string(number),
@@ -243,7 +271,8 @@ Result<std::vector<Comment>> LoadComments(Db& db, const std::string& repo, int64
   for (;;) {
     KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) return out;
-    out.push_back(Comment{stmt.Int(0), stmt.Text(1), stmt.Text(2), stmt.Int(3), stmt.Int(4)});
+    out.push_back(
+        Comment{stmt.Int(0), stmt.Text(1), stmt.Text(2), stmt.Int(3), stmt.Int(4), number});
   }
 }
 

@@ -36,6 +36,7 @@ struct ItemRow {
   std::string merged_sha;
   std::string merge_base_sha;   // at the merge: what the diff of a merged pull starts from
   std::string merged_head_sha;  // at the merge: the head that was merged
+  std::string merged_by;        // who merged it ("" before, or when no event says)
 };
 
 LocalRepo ToLocalRepo(const RepoRow& row);
@@ -63,6 +64,10 @@ Status SetState(Db& db, const std::string& repo, int64_t number, const std::stri
                 int64_t now_ms);
 // Sets updated_ms.
 Status Touch(Db& db, const std::string& repo, int64_t number, int64_t now_ms);
+
+// The pull request of an item, with its branches' commits now (read from
+// the bare repository at path; "" for a branch that is gone).
+Result<PullRequest> ToPull(const ItemRow& row, const std::string& path);
 
 Result<std::vector<Comment>> LoadComments(Db& db, const std::string& repo, int64_t number);
 Result<std::vector<Review>> LoadReviews(Db& db, const std::string& repo, int64_t number);

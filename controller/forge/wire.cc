@@ -1,3 +1,6 @@
+// The forge's JSON shapes (wire.h): times, what the API and the store read
+// back, inline review comments and events. GitHub's objects are in
+// wire_objects.cc.
 #include "controller/forge/wire.h"
 
 #include <cstdint>
@@ -22,14 +25,6 @@ std::string Time(int64_t ms) {
 
 namespace {
 
-json User(const std::string& login) { return {{"login", login}}; }
-
-json Labels(const std::vector<std::string>& labels) {
-  json a = json::array();
-  for (const auto& l : labels) a.push_back({{"name", l}});
-  return a;
-}
-
 // j[field] when it is an integer (1.0 is not); nullopt when missing or null.
 Result<std::optional<int64_t>> OptInt(const json& j, const char* field) {
   auto it = j.find(field);
@@ -47,61 +42,6 @@ Result<std::optional<std::string>> OptString(const json& j, const char* field) {
   if (it == j.end() || it->is_null()) return std::optional<std::string>();
   if (!it->is_string()) return Error::Invalid("field " + Quote(field) + " must be a string");
   return std::optional<std::string>(it->get<std::string>());
-}
-
-json RepoJson(const LocalRepo& r) {
-  const std::string& name = r.info.name;
-  size_t slash = name.find('/');
-  return {{"full_name", name},
-          {"owner", User(name.substr(0, slash))},
-          {"name", slash == std::string::npos ? name : name.substr(slash + 1)},
-          {"clone_url", r.info.clone_url},
-          {"default_branch", r.info.default_branch},
-          {"labels", r.info.labels},
-          {"maintainers", r.maintainers},
-          {"created_at", Time(r.created_ms)}};
-}
-
-json IssueJson(const Issue& i) {
-  json j = {{"repo", i.repo},
-            {"number", i.number},
-            {"title", i.title},
-            {"body", i.body},
-            {"user", User(i.author)},
-            {"state", i.state},
-            {"labels", Labels(i.labels)},
-            {"created_at", Time(i.created_ms)},
-            {"updated_at", Time(i.updated_ms)}};
-  if (i.is_pull) {
-    j["pull_request"] = {
-        {"url", "/api/v1/repos/" + i.repo + "/pulls/" + std::to_string(i.number)},
-        {"diff_url", "/api/v1/repos/" + i.repo + "/pulls/" + std::to_string(i.number) + "/diff"}};
-  }
-  return j;
-}
-
-json PullJson(const PullRequest& p) {
-  json j = IssueJson(p.issue);
-  j.erase("pull_request");
-  j["head"] = {{"ref", p.head_branch}, {"sha", p.head_sha}};
-  j["base"] = {{"ref", p.base_branch}, {"sha", p.base_sha}};
-  j["merged"] = p.issue.state == "merged";
-  j["merge_commit_sha"] = p.merged_sha.empty() ? json(nullptr) : json(p.merged_sha);
-  return j;
-}
-
-json CommentJson(const Comment& c) {
-  return {{"id", c.id},
-          {"user", User(c.author)},
-          {"body", c.body},
-          {"created_at", Time(c.created_ms)},
-          {"updated_at", Time(c.updated_ms)}};
-}
-
-std::string ReviewState(const std::string& verdict) {
-  if (verdict == "approve") return "APPROVED";
-  if (verdict == "request_changes") return "CHANGES_REQUESTED";
-  return "COMMENTED";
 }
 
 json ReviewCommentJson(const ReviewComment& c) {
@@ -157,23 +97,6 @@ std::string Anchor(const ReviewComment& c) {
     at += std::to_string(c.start_line) + "-";
   }
   return at + std::to_string(c.line) + " (" + c.side + ")";
-}
-
-json ReviewJson(const Review& r) {
-  json comments = json::array();
-  for (const auto& c : r.comments) comments.push_back(ReviewCommentJson(c));
-  return {{"id", r.id},           {"user", User(r.author)},
-          {"verdict", r.verdict}, {"state", ReviewState(r.verdict)},
-          {"body", r.body},       {"commit_id", r.commit_sha},
-          {"comments", comments}, {"submitted_at", Time(r.created_ms)}};
-}
-
-json StatusJson(const CommitStatus& s) {
-  return {{"context", s.context},
-          {"state", s.state},
-          {"description", s.description},
-          {"target_url", s.target_url},
-          {"created_at", Time(s.created_ms)}};
 }
 
 json EventJson(const InboxEntry& entry) {

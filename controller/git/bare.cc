@@ -309,9 +309,133 @@ Result<bool> IsAncestor(const std::string& path, const std::string& ancestor,
   return rc == 1;
 }
 
+Result<int64_t> CountCommits(const std::string& path, const std::string& base,
+                             const std::string& head) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  KILN_ASSIGN_OR_RETURN(git_oid b, ParseOid(path, base));
+  KILN_ASSIGN_OR_RETURN(git_oid h, ParseOid(path, head));
+  size_t ahead = 0, behind = 0;
+  if (git_graph_ahead_behind(&ahead, &behind, repo.get(), &h, &b) != 0) {
+    return GitError("repository " + Quote(path) + ": counting the commits of " + Quote(head) +
+                    " not in " + Quote(base));
+  }
+  return static_cast<int64_t>(ahead);
+}
+
+Result<bool> MergesCleanly(const std::string& path, const std::string& base,
+                           const std::string& head) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  KILN_ASSIGN_OR_RETURN(git_oid b, ParseOid(path, base));
+  KILN_ASSIGN_OR_RETURN(git_oid h, ParseOid(path, head));
+  KILN_ASSIGN_OR_RETURN(git::CommitPtr ours, LookupCommit(repo.get(), path, b));
+  KILN_ASSIGN_OR_RETURN(git::CommitPtr theirs, LookupCommit(repo.get(), path, h));
+  git_merge_options opts;
+  git_merge_options_init(&opts, GIT_MERGE_OPTIONS_VERSION);
+  git_index* raw_index = nullptr;
+  if (git_merge_commits(&raw_index, repo.get(), ours.get(), theirs.get(), &opts) != 0) {
+    return GitError("repository " + Quote(path) + ": merging " + Quote(head) + " into " +
+                    Quote(base));
+  }
+  IndexPtr index(raw_index);
+  return git_index_has_conflicts(index.get()) == 0;
+}
+
+Result<std::optional<std::string>> EntrySha(const std::string& path, const std::string& commit,
+                                            const std::string& file) {
+  KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
+  KILN_TRY(ParseOid(path, commit));
+  KILN_ASSIGN_OR_RETURN(git::TreePtr tree, git::CommitTree(repo.get(), commit));
+  git_tree_entry* raw = nullptr;
+  int rc = git_tree_entry_bypath(&raw, tree.get(), file.c_str());
+  if (rc == GIT_ENOTFOUND) return std::optional<std::string>();
+  if (rc != 0) {
+    return GitError("repository " + Quote(path) + ": " + Quote(file) + " at " + Quote(commit));
+  }
+  std::unique_ptr<git_tree_entry, GitFree<git_tree_entry_free>> entry(raw);
+  return std::optional<std::string>(git::OidHex(*git_tree_entry_id(entry.get())));
+}
+
+namespace {
+
+using RevwalkPtr = std::unique_ptr<git_revwalk, GitFree<git_revwalk_free>>;
+
+// The paths a merged index leaves in conflict, for the error.
+std::string ConflictPaths(git_index* index) {
+  std::string list;
+  git_index_conflict_iterator* raw_it = nullptr;
+  if (git_index_conflict_iterator_new(&raw_it, index) == 0) {
+    ConflictIterPtr it(raw_it);
+    const git_index_entry *ancestor, *our, *their;
+    while (git_index_conflict_next(&ancestor, &our, &their, it.get()) == 0) {
+      const git_index_entry* any = our ? our : their ? their : ancestor;
+      if (any != nullptr) list += (list.empty() ? "" : ", ") + std::string(any->path);
+    }
+  }
+  return list;
+}
+
+// The tree an index without conflicts makes, written to the object database.
+Result<git::TreePtr> WriteIndexTree(git_repository* repo, git_index* index,
+                                    const std::string& what) {
+  git_oid tree_oid;
+  if (git_index_write_tree_to(&tree_oid, index, repo) != 0) {
+    return GitError("writing the tree of " + what);
+  }
+  git_tree* raw_tree = nullptr;
+  if (git_tree_lookup(&raw_tree, repo, &tree_oid) != 0)
+    return GitError("reading the tree of " + what);
+  return git::TreePtr(raw_tree);
+}
+
+// The commits of head since base, oldest first, each replayed on the last
+// (git_cherrypick_commit): their authors and messages kept, who the
+// committer. Returns the last; a merge among them or a conflict is an error.
+Result<git_oid> Replay(git_repository* repo, const std::string& path, const git_oid& base,
+                       const git_oid& head, const std::string& what, const Identity& who) {
+  git_revwalk* raw_walk = nullptr;
+  if (git_revwalk_new(&raw_walk, repo) != 0) return GitError("walking the commits of " + what);
+  RevwalkPtr walk(raw_walk);
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
+  if (git_revwalk_push(walk.get(), &head) != 0 || git_revwalk_hide(walk.get(), &base) != 0) {
+    return GitError("walking the commits of " + what);
+  }
+  KILN_ASSIGN_OR_RETURN(SignaturePtr committer, NewSignature(who));
+  git_oid onto = base;
+  git_oid next;
+  while (git_revwalk_next(&next, walk.get()) == 0) {
+    KILN_ASSIGN_OR_RETURN(git::CommitPtr commit, LookupCommit(repo, path, next));
+    if (git_commit_parentcount(commit.get()) > 1) {
+      return Error::Invalid("rebasing " + what + ": commit " + git::OidHex(next).substr(0, 12) +
+                            " is a merge; only a linear history is rebased; nothing was changed");
+    }
+    KILN_ASSIGN_OR_RETURN(git::CommitPtr parent, LookupCommit(repo, path, onto));
+    git_merge_options opts;
+    git_merge_options_init(&opts, GIT_MERGE_OPTIONS_VERSION);
+    git_index* raw_index = nullptr;
+    if (git_cherrypick_commit(&raw_index, repo, commit.get(), parent.get(), 0, &opts) != 0) {
+      return GitError("rebasing " + what + ": replaying " + git::OidHex(next).substr(0, 12));
+    }
+    IndexPtr index(raw_index);
+    if (git_index_has_conflicts(index.get())) {
+      return Error::Invalid("rebasing " + what + ": commit " + git::OidHex(next).substr(0, 12) +
+                            " conflicts in: " + ConflictPaths(index.get()) +
+                            "; nothing was changed");
+    }
+    KILN_ASSIGN_OR_RETURN(git::TreePtr tree, WriteIndexTree(repo, index.get(), what));
+    const git_commit* parents[] = {parent.get()};
+    if (git_commit_create(&onto, repo, nullptr, git_commit_author(commit.get()), committer.get(),
+                          nullptr, git_commit_message(commit.get()), tree.get(), 1, parents) != 0) {
+      return GitError("rebasing " + what + ": writing the replayed commit");
+    }
+  }
+  return onto;
+}
+
+}  // namespace
+
 Result<MergePlan> PlanMerge(const std::string& path, const std::string& base,
                             const std::string& head, const std::string& message,
-                            const Identity& who) {
+                            const Identity& who, MergeStyle style) {
   KILN_ASSIGN_OR_RETURN(git::RepoPtr repo, OpenRepo(path));
   KILN_ASSIGN_OR_RETURN(std::optional<git_oid> base_oid, BranchOid(repo.get(), path, base));
   if (!base_oid) return Error::NotFound("base branch " + Quote(base) + " does not exist");
@@ -320,6 +444,7 @@ Result<MergePlan> PlanMerge(const std::string& path, const std::string& base,
   MergePlan plan;
   plan.base_sha = git::OidHex(*base_oid);
   plan.head_sha = git::OidHex(*head_oid);
+  const std::string what = Quote(head) + " into " + Quote(base);
 
   git_oid mb;
   int rc = git_merge_base(&mb, repo.get(), &*base_oid, &*head_oid);
@@ -334,52 +459,50 @@ Result<MergePlan> PlanMerge(const std::string& path, const std::string& base,
     plan.result_sha = plan.base_sha;
     return plan;
   }
-  if (git_oid_equal(&mb, &*base_oid)) {
+  const bool can_fast_forward = git_oid_equal(&mb, &*base_oid);
+  if (can_fast_forward && style == MergeStyle::kFastForwardOrMerge) {
     plan.fast_forward = true;
     plan.result_sha = plan.head_sha;
+    return plan;
+  }
+  if (style == MergeStyle::kRebase) {
+    KILN_ASSIGN_OR_RETURN(git_oid last, Replay(repo.get(), path, *base_oid, *head_oid, what, who));
+    plan.result_sha = git::OidHex(last);
     return plan;
   }
 
   KILN_ASSIGN_OR_RETURN(git::CommitPtr ours, LookupCommit(repo.get(), path, *base_oid));
   KILN_ASSIGN_OR_RETURN(git::CommitPtr theirs, LookupCommit(repo.get(), path, *head_oid));
-  git_merge_options opts;
-  git_merge_options_init(&opts, GIT_MERGE_OPTIONS_VERSION);
-  git_index* raw_index = nullptr;
-  if (git_merge_commits(&raw_index, repo.get(), ours.get(), theirs.get(), &opts) != 0) {
-    return GitError("merging " + Quote(head) + " into " + Quote(base));
-  }
-  IndexPtr index(raw_index);
-  if (git_index_has_conflicts(index.get())) {
-    git_index_conflict_iterator* raw_it = nullptr;
-    std::vector<std::string> paths;
-    if (git_index_conflict_iterator_new(&raw_it, index.get()) == 0) {
-      ConflictIterPtr it(raw_it);
-      const git_index_entry *ancestor, *our, *their;
-      while (git_index_conflict_next(&ancestor, &our, &their, it.get()) == 0) {
-        const git_index_entry* any = our ? our : their ? their : ancestor;
-        if (any != nullptr) paths.push_back(any->path);
-      }
+  // The tree the base gets: the head's when the base has not moved, else
+  // the merge of both.
+  git::TreePtr tree;
+  if (can_fast_forward) {
+    git_tree* raw_tree = nullptr;
+    if (git_commit_tree(&raw_tree, theirs.get()) != 0)
+      return GitError("reading the tree of " + what);
+    tree.reset(raw_tree);
+  } else {
+    git_merge_options opts;
+    git_merge_options_init(&opts, GIT_MERGE_OPTIONS_VERSION);
+    git_index* raw_index = nullptr;
+    if (git_merge_commits(&raw_index, repo.get(), ours.get(), theirs.get(), &opts) != 0) {
+      return GitError("merging " + what);
     }
-    std::string list;
-    for (const auto& p : paths) list += (list.empty() ? "" : ", ") + p;
-    return Error::Invalid("merging " + Quote(head) + " into " + Quote(base) +
-                          " conflicts in: " + list + "; nothing was changed");
+    IndexPtr index(raw_index);
+    if (git_index_has_conflicts(index.get())) {
+      return Error::Invalid("merging " + what + " conflicts in: " + ConflictPaths(index.get()) +
+                            "; nothing was changed");
+    }
+    KILN_ASSIGN_OR_RETURN(tree, WriteIndexTree(repo.get(), index.get(), "the merge of " + what));
   }
-  git_oid tree_oid;
-  if (git_index_write_tree_to(&tree_oid, index.get(), repo.get()) != 0) {
-    return GitError("writing the merged tree of " + Quote(head) + " into " + Quote(base));
-  }
-  git_tree* raw_tree = nullptr;
-  if (git_tree_lookup(&raw_tree, repo.get(), &tree_oid) != 0) {
-    return GitError("reading the merged tree");
-  }
-  git::TreePtr tree(raw_tree);
   KILN_ASSIGN_OR_RETURN(SignaturePtr sig, NewSignature(who));
+  // A merge commit has both as parents; a squash, the base alone.
   const git_commit* parents[] = {ours.get(), theirs.get()};
+  const size_t count = style == MergeStyle::kSquash ? 1 : 2;
   git_oid merged;
   if (git_commit_create(&merged, repo.get(), nullptr, sig.get(), sig.get(), nullptr,
-                        message.c_str(), tree.get(), 2, parents) != 0) {
-    return GitError("creating the merge commit of " + Quote(head) + " into " + Quote(base));
+                        message.c_str(), tree.get(), count, parents) != 0) {
+    return GitError("creating the commit merging " + what);
   }
   plan.result_sha = git::OidHex(merged);
   return plan;

@@ -69,6 +69,21 @@ Result<std::map<std::string, std::string>> Branches(const std::string& path);
 Result<bool> IsAncestor(const std::string& path, const std::string& ancestor,
                         const std::string& descendant);
 
+// How many commits head has that base lacks (`git rev-list --count
+// base..head`); both 40 hex.
+Result<int64_t> CountCommits(const std::string& path, const std::string& base,
+                             const std::string& head);
+
+// Whether commit head merges into commit base without a conflict (a
+// fast-forward does). Moves no ref and writes no commit.
+Result<bool> MergesCleanly(const std::string& path, const std::string& base,
+                           const std::string& head);
+
+// The object id (40 hex) of the entry at file ('/'-separated) in the tree of
+// commit: a blob, a link, a submodule's commit; nullopt when there is none.
+Result<std::optional<std::string>> EntrySha(const std::string& path, const std::string& commit,
+                                            const std::string& file);
+
 struct MergePlan {
   std::string base_sha;    // the base branch when planned
   std::string head_sha;    // the head branch when planned
@@ -78,14 +93,26 @@ struct MergePlan {
   bool up_to_date = false;  // head is already in base: nothing moves
 };
 
+// How a merge lands on the base (GitHub's merge_method, and kiln's own
+// default).
+enum class MergeStyle {
+  kFastForwardOrMerge,  // a fast-forward when base is an ancestor of head, else a merge commit
+  kMergeCommit,         // a merge commit (parents base, head) always
+  kSquash,              // one commit on base (parent base alone) with the merged tree
+  kRebase,              // head's commits replayed on base, authors and messages kept
+};
+
 // Works out the merge of branch head into branch base without moving any
-// ref: a fast-forward when base is an ancestor of head, otherwise a merge
-// commit (parents base, head; message; author and committer who) written to
-// the object database only. Conflicts are an error (kInvalidArgument) naming
-// the conflicting paths; nothing is changed then.
+// ref, as style says; commits are written to the object database only (who
+// their committer, and the author of a merge or squash commit; message
+// theirs; a rebase keeps each commit's). Conflicts (a rebase: of any
+// replayed commit) are an error (kInvalidArgument) naming the conflicting
+// paths, and so is a merge commit among the commits a rebase replays;
+// nothing is changed then.
 Result<MergePlan> PlanMerge(const std::string& path, const std::string& base,
                             const std::string& head, const std::string& message,
-                            const Identity& who);
+                            const Identity& who,
+                            MergeStyle style = MergeStyle::kFastForwardOrMerge);
 
 // Moves refs/heads/<branch> from expected_old to new_sha, atomically: when
 // the branch no longer points to expected_old (someone pushed meanwhile)

@@ -15,7 +15,9 @@ PACKAGES=(
   # runtime and scripted model server
   libcurl4-openssl-dev libboost-dev libyaml-cpp-dev
   # controller: run store, repositories
-  libsqlite3-dev libgit2-dev
+  libsqlite3-dev libgit2-dev libpq-dev
+  # the PostgreSQL store's tests: a server the tests start (scripts/postgres-test-server.sh)
+  postgresql
   # schedules: cron in IANA time zones (the date library and the tz database)
   libhowardhinnant-date-dev tzdata
   # toolchain images: tars of layers (libarchive), Debian trees (mmdebstrap)

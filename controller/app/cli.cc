@@ -47,14 +47,6 @@ int ExitFor(const store::Run& run) {
   }
 }
 
-std::string Time(int64_t ms) {
-  if (ms == 0) return "-";
-  time_t t = static_cast<time_t>(ms / 1000);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-  return buf;
-}
-
 // A run's text fields came from outside (a forge's request, the agent's
 // result and diff, an error quoting the agent's output): shown, never obeyed.
 void PrintRun(const store::Run& r, bool with_patch) {
@@ -66,8 +58,8 @@ void PrintRun(const store::Run& r, bool with_patch) {
   std::printf("repo     %s @ %s%s\n", line(r.request.repo).c_str(), line(r.request.commit).c_str(),
               r.commit_sha.empty() ? "" : (" = " + r.commit_sha).c_str());
   std::printf("attempt  %d of %d\n", r.attempt, r.request.max_attempts);
-  std::printf("times    created %s, started %s, finished %s\n", Time(r.created_ms).c_str(),
-              Time(r.started_ms).c_str(), Time(r.finished_ms).c_str());
+  std::printf("times    created %s, started %s, finished %s\n", store::Utc(r.created_ms).c_str(),
+              store::Utc(r.started_ms).c_str(), store::Utc(r.finished_ms).c_str());
   if (!r.error.empty()) std::printf("error    %s\n", line(r.error).c_str());
   if (r.result.is_object()) {
     if (r.result.contains("result"))
@@ -321,7 +313,7 @@ int DoList(const RunsOptions& o) {
   for (const auto& r : *runs) {
     std::printf("%-26s %-17s %-10s %-20s %s@%s\n", r.id.c_str(),
                 std::string(store::ToString(r.status)).c_str(),
-                ForTerminalLine(r.request.role).c_str(), Time(r.created_ms).c_str(),
+                ForTerminalLine(r.request.role).c_str(), store::Utc(r.created_ms).c_str(),
                 ForTerminalLine(r.request.repo).c_str(), ForTerminalLine(r.request.commit).c_str());
   }
   return 0;

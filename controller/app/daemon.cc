@@ -301,10 +301,9 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
     wo.key_dir = cfg.key_dir;
     if (cfg.pipeline.forge == "local") {
       // The local forge is there to use with or without the pipeline.
-      KILN_ASSIGN_OR_RETURN(
-          std::unique_ptr<forge::Api> forge_api,
-          forge::Api::Open(cfg.store, forge::ReposDir(cfg.state_dir), cfg.pipeline.bot,
-                           config::WebUrl(cfg)));
+      KILN_ASSIGN_OR_RETURN(std::unique_ptr<forge::Api> forge_api,
+                            forge::Api::Open(cfg.store, forge::ReposDir(cfg.state_dir),
+                                             cfg.pipeline.bot, config::WebUrl(cfg)));
       std::shared_ptr<forge::Api> shared = std::move(forge_api);
       wo.forge_api = [shared](const forge::ApiRequest& r) { return shared->Handle(r); };
       wo.repos_dir = forge::ReposDir(cfg.state_dir);

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/clock.h"
@@ -32,9 +33,31 @@ std::string Who() {
   return std::string("cli:") + (user ? user : std::to_string(::getuid()));
 }
 
+// The configuration and the web view's accounts in its store.
+struct Web {
+  config::Config cfg;
+  std::unique_ptr<web::Auth> auth;
+};
+
+// Opens both for a share verb; on failure prints why and sets *exit.
+std::optional<Web> OpenWeb(const std::string& config_path, int* exit) {
+  auto cfg = LoadConfig(config_path);
+  if (!cfg) {
+    *exit = Fail(cfg.error());
+    return std::nullopt;
+  }
+  auto auth = web::Auth::Open(cfg->store);
+  if (!auth) {
+    *exit = Fail(auth.error(), kInfrastructure);
+    return std::nullopt;
+  }
+  return Web{std::move(*cfg), std::move(*auth)};
+}
+
 int DoShare(const ShareOptions& o) {
-  auto cfg = LoadConfig(o.config);
-  if (!cfg) return Fail(cfg.error());
+  int exit = 0;
+  auto web = OpenWeb(o.config, &exit);
+  if (!web) return exit;
   int64_t expires = 0;
   if (o.expires != "never") {
     auto ms = ParseDurationMs(o.expires, "--expires");
@@ -42,15 +65,13 @@ int DoShare(const ShareOptions& o) {
     if (*ms == 0) return Fail(Error::Invalid("--expires must be positive (or never)"));
     expires = NowMs() + static_cast<int64_t>(*ms);
   }
-  auto st = store::OpenSqlite(cfg->store);
+  auto st = store::OpenSqlite(web->cfg.store);
   if (!st) return Fail(st.error(), kInfrastructure);
   auto run = (*st)->Get(o.id);
   if (!run) return Fail(run.error());
-  auto auth = web::Auth::Open(cfg->store);
-  if (!auth) return Fail(auth.error(), kInfrastructure);
-  auto made = (*auth)->CreateShare(run->id, Who(), expires, NowMs());
+  auto made = web->auth->CreateShare(run->id, Who(), expires, NowMs());
   if (!made) return Fail(made.error(), kInfrastructure);
-  const std::string url = config::WebUrl(*cfg) + "/s/" + made->token;
+  const std::string url = config::WebUrl(web->cfg) + "/s/" + made->token;
   if (o.json) {
     std::printf("%s\n",
                 nlohmann::json{
@@ -68,11 +89,10 @@ int DoShare(const ShareOptions& o) {
 }
 
 int DoShares(const ShareOptions& o) {
-  auto cfg = LoadConfig(o.config);
-  if (!cfg) return Fail(cfg.error());
-  auto auth = web::Auth::Open(cfg->store);
-  if (!auth) return Fail(auth.error(), kInfrastructure);
-  auto shares = (*auth)->Shares(o.id);
+  int exit = 0;
+  auto web = OpenWeb(o.config, &exit);
+  if (!web) return exit;
+  auto shares = web->auth->Shares(o.id);
   if (!shares) return Fail(shares.error(), kInfrastructure);
   if (o.json) {
     nlohmann::json a = nlohmann::json::array();
@@ -101,11 +121,10 @@ int DoShares(const ShareOptions& o) {
 }
 
 int DoUnshare(const ShareOptions& o) {
-  auto cfg = LoadConfig(o.config);
-  if (!cfg) return Fail(cfg.error());
-  auto auth = web::Auth::Open(cfg->store);
-  if (!auth) return Fail(auth.error(), kInfrastructure);
-  if (Status st = (*auth)->Revoke(o.id, NowMs()); !st.ok()) return Fail(st.error());
+  int exit = 0;
+  auto web = OpenWeb(o.config, &exit);
+  if (!web) return exit;
+  if (Status st = web->auth->Revoke(o.id, NowMs()); !st.ok()) return Fail(st.error());
   std::printf("%s revoked\n", o.id.c_str());
   return 0;
 }

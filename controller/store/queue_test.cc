@@ -24,7 +24,7 @@ using testing::StoreTest;
 
 constexpr ClaimLimits kWide{.max_running = 100, .max_running_per_repo = 100};
 
-TEST_F(StoreTest, ClaimTakesHighestPriorityThenOldest) {
+TEST_P(StoreTest, ClaimTakesHighestPriorityThenOldest) {
   Run low = MustEnqueue(*store_, Request("r1", 0), 1);
   Run high_old = MustEnqueue(*store_, Request("r2", 5), 2);
   Run mid = MustEnqueue(*store_, Request("r3", 1), 3);
@@ -50,7 +50,7 @@ TEST_F(StoreTest, ClaimTakesHighestPriorityThenOldest) {
   EXPECT_EQ(ClaimId(*store_, kWide, 10), "");
 }
 
-TEST_F(StoreTest, ClaimStopsAtMaxRunningWhoeverOwnsThem) {
+TEST_P(StoreTest, ClaimStopsAtMaxRunningWhoeverOwnsThem) {
   Run a = MustEnqueue(*store_, Request("r1"), 1);
   Run b = MustEnqueue(*store_, Request("r2"), 2);
   Run c = MustEnqueue(*store_, Request("r3"), 3);
@@ -64,7 +64,7 @@ TEST_F(StoreTest, ClaimStopsAtMaxRunningWhoeverOwnsThem) {
   EXPECT_EQ(ClaimId(*store_, {0, 2}, 12), "");
 }
 
-TEST_F(StoreTest, ClaimSkipsRunsOfAFullRepository) {
+TEST_P(StoreTest, ClaimSkipsRunsOfAFullRepository) {
   Run a1 = MustEnqueue(*store_, Request("repo-a", 9), 1);
   Run a2 = MustEnqueue(*store_, Request("repo-a", 9), 2);
   Run a3 = MustEnqueue(*store_, Request("repo-a", 9), 3);
@@ -79,19 +79,18 @@ TEST_F(StoreTest, ClaimSkipsRunsOfAFullRepository) {
   EXPECT_EQ(ClaimId(*store_, per_repo, 12, "d3"), a3.id);
 }
 
-TEST_F(StoreTest, CancelRequestedQueuedRunIsNeverClaimed) {
+TEST_P(StoreTest, CancelRequestedQueuedRunIsNeverClaimed) {
   // RequestCancel ends a queued run at once; a queued run can still carry the
   // flag when set by another tool or a future version. It must not start.
   Run flagged = MustEnqueue(*store_, Request("r", 5), 1);
   Run plain = MustEnqueue(*store_, Request("r", 0), 2);
-  testing::RawDb raw(path_);
-  raw.Query("UPDATE runs SET cancel_requested = 1 WHERE id = ?1", {flagged.id});
+  RawExec("UPDATE runs SET cancel_requested = 1 WHERE id = $1", {flagged.id});
   EXPECT_EQ(ClaimId(*store_, kWide, 10), plain.id);
   EXPECT_EQ(ClaimId(*store_, kWide, 10), "");
   EXPECT_EQ(MustGet(*store_, flagged.id).status, Status::kQueued);
 }
 
-TEST_F(StoreTest, RetriesWaitTheirBackoffThenEndAsError) {
+TEST_P(StoreTest, RetriesWaitTheirBackoffThenEndAsError) {
   RunRequest req = Request();
   req.max_attempts = 3;
   Run run = MustEnqueue(*store_, req, 0);
@@ -136,7 +135,7 @@ TEST_F(StoreTest, RetriesWaitTheirBackoffThenEndAsError) {
   EXPECT_EQ(ClaimId(*store_, kWide, 100'000), "");
 }
 
-TEST_F(StoreTest, InfrastructureFailureAfterCancelIsNotRetried) {
+TEST_P(StoreTest, InfrastructureFailureAfterCancelIsNotRetried) {
   Run run = MustEnqueue(*store_, Request(), 0);
   ASSERT_EQ(ClaimId(*store_, kWide, 1), run.id);
   ASSERT_TRUE(store_->RequestCancel(run.id, 2).ok());
@@ -148,7 +147,7 @@ TEST_F(StoreTest, InfrastructureFailureAfterCancelIsNotRetried) {
   EXPECT_EQ(got.error, "lost the sandbox");
 }
 
-TEST_F(StoreTest, InfrastructureFailureNeedsARunningRun) {
+TEST_P(StoreTest, InfrastructureFailureNeedsARunningRun) {
   Run run = MustEnqueue(*store_, Request(), 0);
   auto queued = store_->FailInfrastructure(run.id, "x", {}, 1);
   ASSERT_FALSE(queued.ok());
@@ -161,7 +160,7 @@ TEST_F(StoreTest, InfrastructureFailureNeedsARunningRun) {
   EXPECT_EQ(MustGet(*store_, run.id).status, Status::kQueued);
 }
 
-TEST_F(StoreTest, RunningListsEveryOwnersRuns) {
+TEST_P(StoreTest, RunningListsEveryOwnersRuns) {
   Run a = MustEnqueue(*store_, Request("a"), 1);
   Run b = MustEnqueue(*store_, Request("b"), 2);
   Run c = MustEnqueue(*store_, Request("c"), 3);
@@ -181,11 +180,11 @@ TEST_F(StoreTest, RunningListsEveryOwnersRuns) {
 // Two Store objects have two connections, as `kiln serve` on two hosts (or
 // two daemons on one) would. Threads on both claim, check the limits against
 // a snapshot, and complete, until every run has run once.
-TEST(QueueRaceTest, ClaimsFromTwoConnectionsNeverCollideOrExceedLimits) {
-  testing::TempDir dir;
-  const std::string path = dir / "kiln.db";
-  auto first = testing::MustOpen(path);
-  auto second = testing::MustOpen(path);
+using QueueRaceTest = testing::BackendTest;
+
+TEST_P(QueueRaceTest, ClaimsFromTwoConnectionsNeverCollideOrExceedLimits) {
+  auto first = testing::MustOpen(location_);
+  auto second = testing::MustOpen(location_);
   ASSERT_NE(first, nullptr);
   ASSERT_NE(second, nullptr);
   constexpr int kRuns = 200;
@@ -278,6 +277,9 @@ TEST(QueueRaceTest, ClaimsFromTwoConnectionsNeverCollideOrExceedLimits) {
   EXPECT_GT(by_owner["worker-0"] + by_owner["worker-2"], 0);
   EXPECT_GT(by_owner["worker-1"] + by_owner["worker-3"], 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, testing::AllBackends(), testing::BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, QueueRaceTest, testing::AllBackends(), testing::BackendName);
 
 }  // namespace
 }  // namespace kiln::store

@@ -91,7 +91,7 @@ INSERT OR IGNORE INTO kiln_meta (key, value)
   WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'forge_repos');
 )sql";
 
-constexpr std::array<std::string_view, 6> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6};
+constexpr std::array<std::string_view, kVersion> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6};
 
 Error Prefixed(const sqlite::Db& db, Error::Code code, const std::string& message) {
   return Error(code, "store " + Quote(db.path()) + ": " + message);

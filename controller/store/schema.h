@@ -21,7 +21,9 @@
 
 namespace kiln::store::schema {
 
-// kiln's migration steps, oldest first; their count is the current version.
+// kiln's migration steps, oldest first; their count is the current version,
+// kVersion (the PostgreSQL backend has as many, numbered the same).
+inline constexpr size_t kVersion = 6;
 std::span<const std::string_view> Migrations();
 
 // The version of the store in db, or nullopt for a database without tables
@@ -35,7 +37,7 @@ Result<std::optional<int64_t>> ReadVersion(sqlite::Db& db, int64_t known);
 // BEGIN IMMEDIATE transaction together with the version bump. A crash leaves
 // the last completed version; a process migrating the same file at the same
 // time is seen inside the transaction and its steps are not repeated.
-Status Migrate(sqlite::Db& db, std::span<const std::string_view> steps);
+kiln::Status Migrate(sqlite::Db& db, std::span<const std::string_view> steps);
 
 // An owner's track: its name and its steps, oldest first.
 struct Track {
@@ -46,7 +48,7 @@ struct Track {
 // Migrate for an owner's track, in a store whose own track is current: a
 // missing row is version 0, a version newer than the steps is refused
 // naming the owner, and nothing else in the store is touched.
-Status Migrate(sqlite::Db& db, const Track& track);
+kiln::Status Migrate(sqlite::Db& db, const Track& track);
 
 // A connection to the kiln store at path, as every part that keeps tables
 // in it opens one (the run store, the forge, the pipeline): created when

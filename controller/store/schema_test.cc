@@ -242,10 +242,9 @@ TEST(SchemaTest, ProcessesOpeningANewFileTogetherAllSucceed) {
   EXPECT_EQ(raw.Query("SELECT value FROM kiln_meta WHERE key = 'schema_version'"), kCurrent);
 }
 
-TEST_F(StoreTest, CorruptJsonColumnIsCorruptionNamingRunAndColumn) {
+TEST_P(StoreTest, CorruptJsonColumnIsCorruptionNamingRunAndColumn) {
   Run run = MustEnqueue(*store_, Request(), 1);
-  RawDb raw(path_);
-  raw.Query("UPDATE runs SET result = '{\"summary\": ' WHERE id = ?1", {run.id});
+  RawExec("UPDATE runs SET result = '{\"summary\": ' WHERE id = $1", {run.id});
   auto got = store_->Get(run.id);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.error().code(), Error::Code::kCorruption);
@@ -253,7 +252,7 @@ TEST_F(StoreTest, CorruptJsonColumnIsCorruptionNamingRunAndColumn) {
       << got.error().message();
 
   Run other = MustEnqueue(*store_, Request(), 2);
-  raw.Query("UPDATE runs SET budgets = 'max_turns=3' WHERE id = ?1", {other.id});
+  RawExec("UPDATE runs SET budgets = 'max_turns=3' WHERE id = $1", {other.id});
   auto listed = store_->List({});
   ASSERT_FALSE(listed.ok());
   EXPECT_EQ(listed.error().code(), Error::Code::kCorruption);
@@ -262,10 +261,9 @@ TEST_F(StoreTest, CorruptJsonColumnIsCorruptionNamingRunAndColumn) {
       << listed.error().message();
 }
 
-TEST_F(StoreTest, UnknownStatusIsCorruption) {
+TEST_P(StoreTest, UnknownStatusIsCorruption) {
   Run run = MustEnqueue(*store_, Request(), 1);
-  RawDb raw(path_);
-  raw.Query("UPDATE runs SET status = 'paused' WHERE id = ?1", {run.id});
+  RawExec("UPDATE runs SET status = 'paused' WHERE id = $1", {run.id});
   auto got = store_->Get(run.id);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.error().code(), Error::Code::kCorruption);

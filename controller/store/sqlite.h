@@ -38,7 +38,7 @@ class Db {
 
   // Runs SQL without parameters (schema, pragmas, transaction control),
   // discarding any rows. `what` names the operation in an error.
-  Status Exec(std::string_view what, const std::string& sql);
+  kiln::Status Exec(std::string_view what, const std::string& sql);
   Result<Stmt> Prepare(std::string_view what, std::string_view sql);
   bool InTransaction() const;
 
@@ -71,7 +71,7 @@ class Stmt {
   // Runs to the next row: true when there is one, false when done.
   Result<bool> Step();
   // Steps a statement that returns no rows (INSERT, UPDATE).
-  Status Run();
+  kiln::Status Run();
 
   // Columns are numbered from 0. NULL reads as 0 / "".
   int64_t Int(int column) const;
@@ -101,7 +101,7 @@ class Txn {
   Txn& operator=(const Txn&) = delete;
   ~Txn();
 
-  Status Commit();
+  kiln::Status Commit();
 
  private:
   Txn(Db* db, std::string_view what) : db_(db), what_(what) {}

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "controller/store/rows.h"
 #include "controller/store/run_id.h"
 #include "controller/store/schema.h"
 #include "controller/store/sqlite.h"
@@ -25,106 +26,15 @@ namespace {
 // How long a writer waits for another connection's write lock.
 constexpr int kBusyTimeoutMs = 5'000;
 
-// The columns RowToRun reads, in its order.
-constexpr std::string_view kRunColumns =
-    "id, role, repo, revision, task, priority, budgets, requested_by, max_attempts, status, "
-    "attempt, created_ms, started_ms, finished_ms, not_before_ms, owner, cancel_requested, "
-    "commit_sha, image_digest, sandbox_id, log_path, log_head, outcome, result, error, context";
-
-// "SELECT <run columns> FROM runs <rest>": rest holds the conditions, with
-// values as parameters only.
-std::string SelectRuns(std::string_view rest) {
-  std::string sql = "SELECT ";
-  sql += kRunColumns;
-  sql += " FROM runs ";
-  sql += rest;
-  return sql;
-}
-
-std::string Name(Status s) { return std::string(ToString(s)); }
-
-// Invalid UTF-8 in a string (from a model's reply, say) becomes U+FFFD
-// rather than failing the write: the run's record matters more than a byte.
-std::string DumpJson(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-Error Corrupt(const sqlite::Db& db, std::string_view id, std::string_view column,
-              const std::string& why) {
-  return Error(Error::Code::kCorruption, "store " + Quote(db.path()) + ": run " + Quote(id) +
-                                             ": column " + Quote(column) + ": " + why);
-}
-
-Result<nlohmann::json> ParseJson(const sqlite::Db& db, std::string_view id, std::string_view column,
-                                 const std::string& text) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Corrupt(db, id, column, "not valid JSON");
-  return j;
-}
-
-// The row under stmt, whose columns are kRunColumns.
-Result<Run> RowToRun(const sqlite::Db& db, const sqlite::Stmt& stmt) {
-  Run run;
-  int c = 0;
-  run.id = stmt.Text(c++);
-  RunRequest& req = run.request;
-  req.role = stmt.Text(c++);
-  req.repo = stmt.Text(c++);
-  req.commit = stmt.Text(c++);
-  req.task = stmt.Text(c++);
-  req.priority = static_cast<int>(stmt.Int(c++));
-  KILN_ASSIGN_OR_RETURN(req.budgets, ParseJson(db, run.id, "budgets", stmt.Text(c++)));
-  req.requested_by = stmt.Text(c++);
-  req.max_attempts = static_cast<int>(stmt.Int(c++));
-  std::string status = stmt.Text(c++);
-  Result<Status> parsed = ParseStatus(status);
-  if (!parsed.ok()) return Corrupt(db, run.id, "status", parsed.error().message());
-  run.status = *parsed;
-  run.attempt = static_cast<int>(stmt.Int(c++));
-  run.created_ms = stmt.Int(c++);
-  run.started_ms = stmt.Int(c++);
-  run.finished_ms = stmt.Int(c++);
-  run.not_before_ms = stmt.Int(c++);
-  run.owner = stmt.Text(c++);
-  run.cancel_requested = stmt.Int(c++) != 0;
-  run.commit_sha = stmt.Text(c++);
-  run.image_digest = stmt.Text(c++);
-  run.sandbox_id = stmt.Text(c++);
-  run.log_path = stmt.Text(c++);
-  run.log_head = stmt.Text(c++);
-  run.outcome = stmt.Text(c++);
-  KILN_ASSIGN_OR_RETURN(run.result, ParseJson(db, run.id, "result", stmt.Text(c++)));
-  run.error = stmt.Text(c++);
-  KILN_ASSIGN_OR_RETURN(req.context, ParseJson(db, run.id, "context", stmt.Text(c++)));
-  return run;
-}
-
 // Steps stmt (a SELECT of kRunColumns) to the end.
 Result<std::vector<Run>> AllRuns(const sqlite::Db& db, sqlite::Stmt& stmt) {
   std::vector<Run> runs;
   for (;;) {
     KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) return runs;
-    KILN_ASSIGN_OR_RETURN(Run run, RowToRun(db, stmt));
+    KILN_ASSIGN_OR_RETURN(Run run, ReadRun(db.path(), stmt));
     runs.push_back(std::move(run));
   }
-}
-
-// min(initial * multiplier^(attempt-1), max), never negative. Computed in
-// double: a large attempt overflows to infinity, which the cap absorbs.
-int64_t Backoff(const RetryPolicy& policy, int attempt) {
-  double ms = static_cast<double>(policy.initial_backoff_ms) *
-              std::pow(policy.multiplier, std::max(attempt - 1, 0));
-  const auto cap = static_cast<double>(policy.max_backoff_ms);
-  if (!(ms < cap)) ms = cap;  // also catches NaN
-  return ms > 0 ? static_cast<int64_t>(ms) : 0;
-}
-
-kiln::Status RequireNonEmpty(std::string_view field, const std::string& value) {
-  if (value.empty()) {
-    return Error::Invalid("enqueue: the request's " + std::string(field) + " is empty");
-  }
-  return Ok();
 }
 
 class SqliteStore final : public Store {
@@ -174,7 +84,7 @@ Result<Run> SqliteStore::Load(std::string_view id) {
   stmt.Bind(1, id);
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return Error::NotFound("no run " + Quote(id));
-  return RowToRun(db_, stmt);
+  return ReadRun(db_.path(), stmt);
 }
 
 Result<int64_t> SqliteStore::CountRunning() {
@@ -231,14 +141,7 @@ Result<Run> SqliteStore::StartNew(const RunRequest& request, std::string_view ow
 }
 
 Result<Run> SqliteStore::Insert(const RunRequest& request, int64_t now_ms) {
-  KILN_TRY(RequireNonEmpty("role", request.role));
-  KILN_TRY(RequireNonEmpty("repo", request.repo));
-  KILN_TRY(RequireNonEmpty("commit", request.commit));
-  KILN_TRY(RequireNonEmpty("task", request.task));
-  if (request.max_attempts < 1) {
-    return Error::Invalid("enqueue: max_attempts is " + std::to_string(request.max_attempts) +
-                          ", must be at least 1");
-  }
+  KILN_TRY(CheckRequest(request));
   Run run;
   KILN_ASSIGN_OR_RETURN(run.id, NewRunId(now_ms));
   run.request = request;

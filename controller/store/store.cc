@@ -38,8 +38,6 @@ Result<Status> ParseStatus(std::string_view text) {
 
 bool IsTerminal(Status s) { return s != Status::kQueued && s != Status::kRunning; }
 
-namespace {
-
 std::string Utc(int64_t ms) {
   if (ms == 0) return "-";
   time_t t = static_cast<time_t>(ms / 1000);
@@ -49,8 +47,6 @@ std::string Utc(int64_t ms) {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
-
-}  // namespace
 
 nlohmann::json ToJson(const Run& r) {
   return {{"id", r.id},

@@ -1,8 +1,8 @@
 // The run store and queue: every run the controller knows of, its inputs,
 // status, timestamps and result, and the queue the daemon claims work from.
-// One interface, so that a PostgreSQL backend can follow the embedded SQLite
-// one (OpenSqlite). Every method is safe to call from several threads and
-// several processes at once (`kiln runs` and `kiln serve` share the file).
+// One interface, two backends: the embedded SQLite one (OpenSqlite) and
+// PostgreSQL (OpenPostgres) for several hosts sharing one queue. Every method is safe to call from
+// several threads and several processes at once (`kiln runs` and `kiln serve` share the file).
 //
 // Times are milliseconds since the Unix epoch, passed in by the caller so that
 // tests control the clock.
@@ -75,6 +75,9 @@ struct Run {
   nlohmann::json result;  // the role's JSON result and the diff summary; null when none
   std::string error;      // why it failed, for people
 };
+
+// ms as UTC text, 2026-12-07T06:25:16Z; "-" for 0 (a time not reached).
+std::string Utc(int64_t ms);
 
 // A run as `kiln runs show --json` and the runs API show it: every field,
 // times also as UTC text ("-" for none).
@@ -192,5 +195,18 @@ class Store {
 // SQLite, or SQLite without kiln's schema table but with other tables) is an
 // error naming the path.
 Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path);
+
+// Connects to the PostgreSQL database at url (postgres://user:password@host:
+// port/database) and migrates it as OpenSqlite does a file: a database with
+// other tables but no kiln_meta, or of a newer version, is refused before
+// anything is written, naming the URL with its password hidden. An
+// unreachable server, a refused login and a missing database are errors too.
+// Several hosts share one database: docs/store.md says how claims, limits
+// and lost connections work there.
+Result<std::unique_ptr<Store>> OpenPostgres(const std::string& url);
+
+// OpenPostgres for a postgres:// or postgresql:// URL, OpenSqlite otherwise:
+// the `store:` setting of the configuration.
+Result<std::unique_ptr<Store>> Open(const std::string& location);
 
 }  // namespace kiln::store

@@ -80,7 +80,7 @@ TEST(RunIdTest, NamesTheUtcSecondAndIsSafe) {
   EXPECT_NE(*id, *other);  // 32 random bits: equal once in four billion
 }
 
-TEST_F(StoreTest, EnqueueAndGetKeepEveryField) {
+TEST_P(StoreTest, EnqueueAndGetKeepEveryField) {
   RunRequest req;
   req.role = "review";
   req.repo = "/srv/git/widget";
@@ -116,7 +116,7 @@ TEST_F(StoreTest, EnqueueAndGetKeepEveryField) {
   EXPECT_EQ(got.error, "");
 }
 
-TEST_F(StoreTest, EnqueueRefusesEmptyFieldsAndNoAttempts) {
+TEST_P(StoreTest, EnqueueRefusesEmptyFieldsAndNoAttempts) {
   RunRequest no_task = Request();
   no_task.task.clear();
   auto r = store_->Enqueue(no_task, 1);
@@ -134,7 +134,7 @@ TEST_F(StoreTest, EnqueueRefusesEmptyFieldsAndNoAttempts) {
   EXPECT_TRUE(all->empty());
 }
 
-TEST_F(StoreTest, UnknownRunIsNotFound) {
+TEST_P(StoreTest, UnknownRunIsNotFound) {
   auto r = store_->Get("r20240101T000000-deadbeef");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Error::Code::kNotFound);
@@ -143,7 +143,7 @@ TEST_F(StoreTest, UnknownRunIsNotFound) {
   EXPECT_EQ(store_->Complete("nope", {}, 1).error().code(), Error::Code::kNotFound);
 }
 
-TEST_F(StoreTest, ProgressFillsFieldsAndKeepsThoseLeftEmpty) {
+TEST_P(StoreTest, ProgressFillsFieldsAndKeepsThoseLeftEmpty) {
   Run run = MustEnqueue(*store_, Request(), 10);
   auto early = store_->SetProgress(run.id, Progressed("a", "", "", "", ""));
   ASSERT_FALSE(early.ok());
@@ -168,7 +168,7 @@ TEST_F(StoreTest, ProgressFillsFieldsAndKeepsThoseLeftEmpty) {
   EXPECT_EQ(got.status, Status::kRunning);
 }
 
-TEST_F(StoreTest, CompleteEndsTheRunWithItsResult) {
+TEST_P(StoreTest, CompleteEndsTheRunWithItsResult) {
   Run run = MustEnqueue(*store_, Request(), 10);
   ASSERT_EQ(testing::ClaimId(*store_, {}, 20), run.id);
   ASSERT_TRUE(store_->SetProgress(run.id, Progressed("", "", "", "", "early")).ok());
@@ -201,7 +201,7 @@ TEST_F(StoreTest, CompleteEndsTheRunWithItsResult) {
   EXPECT_EQ(MustGet(*store_, run.id).status, Status::kBudgetExhausted);
 }
 
-TEST_F(StoreTest, CompleteKeepsTheProgressLogHeadWhenFinishHasNone) {
+TEST_P(StoreTest, CompleteKeepsTheProgressLogHeadWhenFinishHasNone) {
   Run run = MustEnqueue(*store_, Request(), 10);
   ASSERT_EQ(testing::ClaimId(*store_, {}, 20), run.id);
   ASSERT_TRUE(store_->SetProgress(run.id, Progressed("", "", "", "", "from-progress")).ok());
@@ -212,7 +212,7 @@ TEST_F(StoreTest, CompleteKeepsTheProgressLogHeadWhenFinishHasNone) {
   EXPECT_TRUE(got.result.is_null());
 }
 
-TEST_F(StoreTest, CancelQueuedEndsItAtOnce) {
+TEST_P(StoreTest, CancelQueuedEndsItAtOnce) {
   Run run = MustEnqueue(*store_, Request(), 10);
   auto cancelled = store_->RequestCancel(run.id, 50);
   ASSERT_TRUE(cancelled.ok()) << cancelled.error().message();
@@ -223,7 +223,7 @@ TEST_F(StoreTest, CancelQueuedEndsItAtOnce) {
   EXPECT_EQ(testing::ClaimId(*store_, {}, 60), "");
 }
 
-TEST_F(StoreTest, CancelRunningFlagsItForItsOwner) {
+TEST_P(StoreTest, CancelRunningFlagsItForItsOwner) {
   Run run = MustEnqueue(*store_, Request(), 10);
   ASSERT_EQ(testing::ClaimId(*store_, {}, 20), run.id);
   auto flagged = store_->RequestCancel(run.id, 50);
@@ -241,7 +241,7 @@ TEST_F(StoreTest, CancelRunningFlagsItForItsOwner) {
   EXPECT_EQ(got.finished_ms, 70);
 }
 
-TEST_F(StoreTest, CancelEndedOrUnknownRunIsRefused) {
+TEST_P(StoreTest, CancelEndedOrUnknownRunIsRefused) {
   Run run = MustEnqueue(*store_, Request(), 10);
   ASSERT_EQ(testing::ClaimId(*store_, {}, 20), run.id);
   ASSERT_TRUE(store_->Complete(run.id, Ended(Status::kSucceeded), 30).ok());
@@ -259,7 +259,7 @@ TEST_F(StoreTest, CancelEndedOrUnknownRunIsRefused) {
   EXPECT_EQ(unknown.error().message(), "no run 'r-missing'");
 }
 
-TEST_F(StoreTest, ListFiltersNewestFirstWithLimit) {
+TEST_P(StoreTest, ListFiltersNewestFirstWithLimit) {
   std::vector<std::string> ids;
   for (int i = 0; i < 6; ++i) {
     RunRequest req = Request(i % 2 == 0 ? "repo-even" : "repo-odd");
@@ -293,7 +293,7 @@ TEST_F(StoreTest, ListFiltersNewestFirstWithLimit) {
   EXPECT_TRUE(id_list(store_->List({std::nullopt, "spec", "", 100})).empty());
 }
 
-TEST_F(StoreTest, CountByStatusHasEveryStatus) {
+TEST_P(StoreTest, CountByStatusHasEveryStatus) {
   auto empty = store_->CountByStatus();
   ASSERT_TRUE(empty.ok()) << empty.error().message();
   ASSERT_EQ(empty->size(), 7u);
@@ -316,7 +316,7 @@ TEST_F(StoreTest, CountByStatusHasEveryStatus) {
   EXPECT_EQ(counts->at(Status::kError), 0u);
 }
 
-TEST_F(StoreTest, ReopeningTheFileKeepsEverything) {
+TEST_P(StoreTest, ReopeningTheFileKeepsEverything) {
   RunRequest req = Request("/srv/git/x", 4);
   req.budgets = {{"max_turns", 9}};
   Run done = MustEnqueue(*store_, req, 1000);
@@ -334,7 +334,7 @@ TEST_F(StoreTest, ReopeningTheFileKeepsEverything) {
   Run before_waiting = MustGet(*store_, waiting.id);
   store_.reset();
 
-  auto reopened = testing::MustOpen(path_);
+  auto reopened = testing::MustOpen(location_);
   ASSERT_NE(reopened, nullptr);
   Run after_done = MustGet(*reopened, done.id);
   ExpectSameRun(after_done, before_done);
@@ -347,7 +347,7 @@ TEST_F(StoreTest, ReopeningTheFileKeepsEverything) {
   EXPECT_EQ(testing::ClaimId(*reopened, {}, 4000), waiting.id);
 }
 
-TEST_F(StoreTest, StartRunsAQueuedRunWhateverTheLimits) {
+TEST_P(StoreTest, StartRunsAQueuedRunWhateverTheLimits) {
   Run a = MustEnqueue(*store_, Request(), 1);
   Run b = MustEnqueue(*store_, Request(), 2);
   ASSERT_EQ(testing::ClaimId(*store_, {.max_running = 1, .max_running_per_repo = 1}, 3), a.id);
@@ -367,7 +367,7 @@ TEST_F(StoreTest, StartRunsAQueuedRunWhateverTheLimits) {
   EXPECT_FALSE(store_->Start(c.id, "x", 8).ok());
 }
 
-TEST_F(StoreTest, StartNewAddsARunningRunNoClaimSees) {
+TEST_P(StoreTest, StartNewAddsARunningRunNoClaimSees) {
   auto started = store_->StartNew(Request(), "cli-1", 4);
   ASSERT_TRUE(started.ok()) << started.error().message();
   EXPECT_EQ(started->status, Status::kRunning);
@@ -389,7 +389,7 @@ TEST_F(StoreTest, StartNewAddsARunningRunNoClaimSees) {
   EXPECT_EQ(all->size(), 1u);
 }
 
-TEST_F(StoreTest, SteeringIsTakenOnceInOrder) {
+TEST_P(StoreTest, SteeringIsTakenOnceInOrder) {
   Run run = MustEnqueue(*store_, Request(), 1);
   Run other = MustEnqueue(*store_, Request(), 1);
   ASSERT_TRUE(store_->AddSteering(run.id, "alice", "first", 2).ok());
@@ -404,12 +404,12 @@ TEST_F(StoreTest, SteeringIsTakenOnceInOrder) {
   EXPECT_EQ((*taken)[1].message, "second");
   EXPECT_TRUE(store_->TakeSteering(run.id)->empty());
   // Another process (connection) sees the same queue.
-  auto reopened = testing::MustOpen(path_);
+  auto reopened = testing::MustOpen(location_);
   ASSERT_EQ(reopened->TakeSteering(other.id)->size(), 1u);
   EXPECT_TRUE(store_->TakeSteering(other.id)->empty());
 }
 
-TEST_F(StoreTest, EndedOrUnknownRunsCannotBeSteered) {
+TEST_P(StoreTest, EndedOrUnknownRunsCannotBeSteered) {
   Run run = MustEnqueue(*store_, Request(), 1);
   ASSERT_TRUE(store_->RequestCancel(run.id, 2).ok());
   auto s = store_->AddSteering(run.id, "alice", "too late", 3);

@@ -1,6 +1,7 @@
-// Helpers shared by the store's unit tests: a temporary directory, a direct
-// SQLite connection to look at or damage a store behind its back, and
-// requests and runs to compare.
+// Helpers shared by the store's unit tests: a store on either backend (a
+// SQLite file in a temporary directory, or a database of its own on the test
+// PostgreSQL server), a direct connection to look at or damage a store
+// behind its back, and requests and runs to compare.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,11 +11,14 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "controller/store/postgres.h"
 #include "controller/store/store.h"
+#include "tests/support/postgres.h"
 #include "tests/support/temp_dir.h"
 
 namespace kiln::store::testing {
@@ -70,8 +74,8 @@ class RawDb {
   sqlite3* db_ = nullptr;
 };
 
-inline std::unique_ptr<Store> MustOpen(const std::string& path) {
-  auto store = OpenSqlite(path);
+inline std::unique_ptr<Store> MustOpen(const std::string& location) {
+  auto store = Open(location);
   EXPECT_TRUE(store.ok()) << store.error().message();
   return store.ok() ? std::move(*store) : nullptr;
 }
@@ -155,19 +159,68 @@ inline void ExpectSameRun(const Run& a, const Run& b) {
   EXPECT_EQ(a.error, b.error);
 }
 
-// A store in a fresh temporary directory.
-class StoreTest : public ::testing::Test {
+enum class Backend { kSqlite, kPostgres };
+
+inline std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kSqlite ? "sqlite" : "postgres";
+}
+
+// How GoogleTest (and so CTest's test list) shows a Backend.
+inline void PrintTo(Backend backend, std::ostream* out) {
+  *out << (backend == Backend::kSqlite ? "sqlite" : "postgres");
+}
+
+inline auto AllBackends() { return ::testing::Values(Backend::kSqlite, Backend::kPostgres); }
+
+// A place for a store on the backend the test is instantiated with:
+// location_ is a path or a URL, empty until SetUp. A PostgreSQL test skips,
+// naming the reason, where the test server is not running.
+class BackendTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::kSqlite) {
+      location_ = dir_ / "kiln.db";
+      return;
+    }
+    auto server = ::kiln::testing::TestPostgres();
+    if (!server.skip.empty()) GTEST_SKIP() << server.skip;
+    database_.emplace(server.url);
+    location_ = database_->url();
+    ASSERT_FALSE(location_.empty());
+  }
+
+  // Runs one statement on the store's database behind its back, as another
+  // tool or a person with a SQL shell would, with params as text in $1, $2 ...
+  void RawExec(const std::string& sql, const std::vector<std::string>& params = {}) {
+    if (GetParam() == Backend::kSqlite) {
+      RawDb(location_).Query(sql, params);
+      return;
+    }
+    auto conn = pg::Conn::Connect(location_);
+    ASSERT_TRUE(conn.ok()) << conn.error().message();
+    std::vector<pg::Param> values(params.begin(), params.end());
+    auto done = conn->Exec("test", sql, values);
+    ASSERT_TRUE(done.ok()) << done.error().message();
+  }
+
+  TempDir dir_;
+  std::optional<::kiln::testing::PostgresDatabase> database_;
+  std::string location_;
+};
+
+// A store on the test's backend.
+class StoreTest : public BackendTest {
  protected:
   // Inside a test body, plain `Run` would name ::testing::Test::Run().
   using Run = store::Run;
 
   void SetUp() override {
-    store_ = MustOpen(path_);
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    store_ = MustOpen(location_);
     ASSERT_NE(store_, nullptr);
   }
 
-  TempDir dir_;
-  std::string path_ = dir_ / "kiln.db";
   std::unique_ptr<Store> store_;
 };
 

@@ -134,10 +134,18 @@ try {
   await run.goto(`${base}/acme/widget/pull/2`);
   if (env.SHOTS) await run.screenshot({ path: `${env.SHOTS}/web-pull.png` });
   const diffShown = (await run.locator("pre.diff").innerText()).includes("+hello from bob");
+  // The inline review comment, and the diff line just before it.
+  const inline = await run.locator("pre.diff .inline").first().evaluate((el) => ({
+    text: el.innerText.trim(),
+    after: el.previousElementSibling ? el.previousElementSibling.innerText.trim() : null,
+  }));
   await Promise.all([run.waitForURL(`${base}/acme/widget/pull/2`), run.click("form[action$='/approve'] button")]);
   const reviewed = (await run.locator("section.review h2").allInnerTexts()).join(" | ");
   await Promise.all([run.waitForURL(`${base}/acme/widget/pull/2`), run.click("form.merge button")]);
-  step("forge_pull", { diff: diffShown, reviewed, state: await run.locator("h1 + p .badge").innerText() });
+  step("forge_pull", {
+    diff: diffShown, reviewed, inline_text: inline.text, inline_after: inline.after,
+    state: await run.locator("h1 + p .badge").innerText(),
+  });
 
   // A POST without the CSRF token, with the session cookie: refused.
   const forged = await context.request.post(`${base}/runs/${live}/steer`, {

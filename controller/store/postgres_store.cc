@@ -1,0 +1,534 @@
+// The PostgreSQL backend of the run store (docs/store.md), for several
+// `kiln serve` hosts sharing one queue.
+//
+// One connection per Store, its use serialised by a mutex. Every
+// read-modify-write is one transaction that locks the run's row first
+// (SELECT ... FOR UPDATE), so two hosts never act on the same stale state.
+// Claims also take a transaction-scoped advisory lock: the limits are counts
+// over every host's running runs, and two claims checking them at once could
+// both take the last free slot. Under that lock, the candidate row is taken
+// FOR UPDATE SKIP LOCKED, so a claim never waits on a row another writer
+// holds (a cancel in flight): it takes the next one.
+//
+// A lost connection (the server restarted, the network cut) or a
+// serialization failure is retried as a whole transaction, reconnecting,
+// for up to kRetryFor; only then does the caller see the error.
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+
+#include "controller/store/postgres.h"
+#include "controller/store/rows.h"
+#include "controller/store/run_id.h"
+#include "controller/store/schema.h"
+#include "controller/store/store.h"
+
+namespace kiln::store {
+namespace {
+
+using pg::P;
+using pg::Param;
+
+constexpr auto kRetryFor = std::chrono::seconds(30);
+
+// Advisory lock keys ("kiln" and a number), held for one transaction.
+constexpr int64_t kMigrateLock = 0x6b696c6e00;
+constexpr int64_t kClaimLock = 0x6b696c6e01;
+
+// The store's own migration track in PostgreSQL's dialect, numbered as the
+// SQLite track is (schema::Migrations()): step i takes the database from
+// version i to i + 1, so one version number means one schema on both.
+constexpr std::string_view kV1 = R"sql(
+CREATE TABLE runs (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL,
+  repo TEXT NOT NULL,
+  revision TEXT NOT NULL,
+  task TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  budgets TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  created_ms BIGINT NOT NULL,
+  started_ms BIGINT NOT NULL DEFAULT 0,
+  finished_ms BIGINT NOT NULL DEFAULT 0,
+  not_before_ms BIGINT NOT NULL DEFAULT 0,
+  owner TEXT NOT NULL DEFAULT '',
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  commit_sha TEXT NOT NULL DEFAULT '',
+  image_digest TEXT NOT NULL DEFAULT '',
+  sandbox_id TEXT NOT NULL DEFAULT '',
+  log_path TEXT NOT NULL DEFAULT '',
+  log_head TEXT NOT NULL DEFAULT '',
+  outcome TEXT NOT NULL DEFAULT '',
+  result TEXT NOT NULL DEFAULT 'null',
+  error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX runs_by_queue ON runs (status, priority DESC, seq);
+CREATE INDEX runs_by_repo ON runs (repo, status);
+)sql";
+
+constexpr std::string_view kV2 = R"sql(
+CREATE TABLE steering (
+  seq BIGSERIAL PRIMARY KEY,
+  run_id TEXT NOT NULL REFERENCES runs (id),
+  sender TEXT NOT NULL,
+  message TEXT NOT NULL,
+  created_ms BIGINT NOT NULL,
+  taken INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX steering_by_run ON steering (run_id, taken, seq);
+)sql";
+
+constexpr std::string_view kV3 =
+    "ALTER TABLE runs ADD COLUMN context TEXT NOT NULL DEFAULT 'null';";
+
+// Versions 4 to 6 moved other owners' tables to tracks of their own in
+// SQLite; nothing of the store's changed.
+constexpr std::string_view kNothing = "SELECT 1";
+
+constexpr std::string_view kSteps[] = {kV1, kV2, kV3, kNothing, kNothing, kNothing};
+static_assert(std::size(kSteps) == schema::kVersion,
+              "every SQLite migration step has its PostgreSQL counterpart");
+
+// A row of pg::Rows as ReadRun reads one.
+struct Row {
+  const pg::Rows& rows;
+  int row;
+  std::string Text(int column) const { return rows.Text(row, column); }
+  int64_t Int(int column) const { return rows.Int(row, column); }
+};
+
+class PgStore final : public Store {
+ public:
+  explicit PgStore(pg::Conn conn) : conn_(std::move(conn)) {}
+
+  // Creates kiln_meta in an empty database and applies the missing steps,
+  // in one transaction under the migration lock; refuses a foreign database
+  // or a newer version before writing anything.
+  kiln::Status Migrate();
+
+  Result<Run> Enqueue(const RunRequest& request, int64_t now_ms) override;
+  Result<Run> StartNew(const RunRequest& request, std::string_view owner, int64_t now_ms) override;
+  Result<std::optional<Run>> Claim(const ClaimLimits& limits, std::string_view owner,
+                                   int64_t now_ms) override;
+  kiln::Status SetProgress(std::string_view id, const Progress& progress) override;
+  kiln::Status Complete(std::string_view id, const Finish& finish, int64_t now_ms) override;
+  Result<bool> FailInfrastructure(std::string_view id, std::string_view error,
+                                  const RetryPolicy& policy, int64_t now_ms) override;
+  Result<Run> RequestCancel(std::string_view id, int64_t now_ms) override;
+  Result<Run> Start(std::string_view id, std::string_view owner, int64_t now_ms) override;
+  kiln::Status AddSteering(std::string_view id, std::string_view from, std::string_view message,
+                           int64_t now_ms) override;
+  Result<std::vector<Steering>> TakeSteering(std::string_view id) override;
+  Result<Run> Get(std::string_view id) override;
+  Result<std::vector<Run>> List(const ListFilter& filter) override;
+  Result<std::vector<Run>> Running() override;
+  Result<std::map<Status, uint64_t>> CountByStatus() override;
+
+ private:
+  // Runs fn (which returns a Result) under mu_, inside BEGIN ... COMMIT
+  // when transaction is set, again from the start after a retryable failure.
+  template <typename F>
+  std::invoke_result_t<F&> Retrying(bool transaction, F fn);
+  template <typename F>
+  std::invoke_result_t<F&> Transact(F fn) {
+    return Retrying(true, std::move(fn));
+  }
+  template <typename F>
+  std::invoke_result_t<F&> Read(F fn) {
+    return Retrying(false, std::move(fn));
+  }
+
+  Result<pg::Rows> Exec(std::string_view what, std::string_view sql,
+                        const std::vector<Param>& params = {}) {
+    return conn_.Exec(what, sql, params);
+  }
+  // The one run rows holds; kNotFound naming id when it holds none.
+  Result<Run> One(const pg::Rows& rows, std::string_view id);
+  Result<std::vector<Run>> All(const pg::Rows& rows);
+  // The run with id, its row locked until the transaction ends.
+  Result<Run> Lock(std::string_view what, std::string_view id);
+  Result<Run> LockRunning(std::string_view what, std::string_view id);
+  Result<Run> Insert(const RunRequest& request, int64_t now_ms);
+  Result<Run> MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms);
+  Result<std::optional<Run>> ClaimLocked(const ClaimLimits& limits, std::string_view owner,
+                                         int64_t now_ms);
+
+  std::mutex mu_;
+  pg::Conn conn_;  // guarded by mu_
+};
+
+template <typename F>
+std::invoke_result_t<F&> PgStore::Retrying(bool transaction, F fn) {
+  std::lock_guard lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + kRetryFor;
+  auto pause = std::chrono::milliseconds(50);
+  for (;;) {
+    auto out = [&]() -> std::invoke_result_t<F&> {
+      if (transaction) KILN_TRY(Exec("beginning a transaction", "BEGIN"));
+      auto result = fn();
+      if (result.ok() && transaction) KILN_TRY(Exec("committing", "COMMIT"));
+      return result;
+    }();
+    if (out.ok()) return out;
+    const bool retry = conn_.Retryable();
+    if (transaction) (void)Exec("rolling back", "ROLLBACK");
+    if (!retry || std::chrono::steady_clock::now() >= deadline) return out;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(2'000));
+    (void)conn_.Reconnect();  // a failure shows in the next attempt
+  }
+}
+
+Result<Run> PgStore::One(const pg::Rows& rows, std::string_view id) {
+  if (rows.size() == 0) return Error::NotFound("no run " + Quote(id));
+  return ReadRun(conn_.name(), Row{rows, 0});
+}
+
+Result<std::vector<Run>> PgStore::All(const pg::Rows& rows) {
+  std::vector<Run> runs;
+  runs.reserve(static_cast<size_t>(rows.size()));
+  for (int r = 0; r < rows.size(); ++r) {
+    KILN_ASSIGN_OR_RETURN(Run run, ReadRun(conn_.name(), Row{rows, r}));
+    runs.push_back(std::move(run));
+  }
+  return runs;
+}
+
+Result<Run> PgStore::Lock(std::string_view what, std::string_view id) {
+  KILN_ASSIGN_OR_RETURN(pg::Rows rows, Exec(what, SelectRuns("WHERE id = $1 FOR UPDATE"), {P(id)}));
+  return One(rows, id);
+}
+
+Result<Run> PgStore::LockRunning(std::string_view what, std::string_view id) {
+  KILN_ASSIGN_OR_RETURN(Run run, Lock(what, id));
+  if (run.status != Status::kRunning) {
+    return Error::Invalid(std::string(what) + ": run " + Quote(id) + " is " + Name(run.status) +
+                          ", not running");
+  }
+  return run;
+}
+
+Result<Run> PgStore::Insert(const RunRequest& request, int64_t now_ms) {
+  KILN_TRY(CheckRequest(request));
+  Run run;
+  KILN_ASSIGN_OR_RETURN(run.id, NewRunId(now_ms));
+  run.request = request;
+  run.status = Status::kQueued;
+  run.created_ms = now_ms;
+  KILN_TRY(Exec("enqueueing a run",
+                "INSERT INTO runs (id, role, repo, revision, task, priority, budgets, "
+                "requested_by, max_attempts, status, created_ms, context) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                {P(run.id), P(request.role), P(request.repo), P(request.commit), P(request.task),
+                 P(request.priority), P(DumpJson(request.budgets)), P(request.requested_by),
+                 P(request.max_attempts), P(Name(Status::kQueued)), P(now_ms),
+                 P(DumpJson(request.context))}));
+  return run;
+}
+
+Result<Run> PgStore::MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms) {
+  KILN_ASSIGN_OR_RETURN(
+      pg::Rows rows,
+      Exec("starting a run",
+           "UPDATE runs SET status = $2, attempt = attempt + 1, started_ms = $3, owner = $4 "
+           "WHERE id = $1 RETURNING " +
+               std::string(kRunColumns),
+           {P(id), P(Name(Status::kRunning)), P(now_ms), P(owner)}));
+  return One(rows, id);
+}
+
+Result<Run> PgStore::Enqueue(const RunRequest& request, int64_t now_ms) {
+  return Transact([&] { return Insert(request, now_ms); });
+}
+
+Result<Run> PgStore::StartNew(const RunRequest& request, std::string_view owner, int64_t now_ms) {
+  if (owner.empty()) return Error::Invalid("starting a new run: no owner");
+  return Transact([&]() -> Result<Run> {
+    KILN_ASSIGN_OR_RETURN(Run run, Insert(request, now_ms));
+    return MarkStarted(run.id, owner, now_ms);
+  });
+}
+
+Result<std::optional<Run>> PgStore::ClaimLocked(const ClaimLimits& limits, std::string_view owner,
+                                                int64_t now_ms) {
+  KILN_TRY(Exec("claiming a run", "SELECT pg_advisory_xact_lock($1)", {P(kClaimLock)}));
+  KILN_ASSIGN_OR_RETURN(pg::Rows running,
+                        Exec("counting running runs", "SELECT COUNT(*) FROM runs WHERE status = $1",
+                             {P(Name(Status::kRunning))}));
+  if (running.Int(0, 0) >= limits.max_running) return std::optional<Run>();
+  KILN_ASSIGN_OR_RETURN(
+      pg::Rows next,
+      Exec("picking the next run",
+           "SELECT q.id FROM runs AS q "
+           "WHERE q.status = $1 AND q.cancel_requested = 0 AND q.not_before_ms <= $2 "
+           "AND (SELECT COUNT(*) FROM runs AS r WHERE r.status = $3 AND r.repo = q.repo) < $4 "
+           "ORDER BY q.priority DESC, q.seq LIMIT 1 FOR UPDATE OF q SKIP LOCKED",
+           {P(Name(Status::kQueued)), P(now_ms), P(Name(Status::kRunning)),
+            P(limits.max_running_per_repo)}));
+  if (next.size() == 0) return std::optional<Run>();
+  KILN_ASSIGN_OR_RETURN(Run run, MarkStarted(next.Text(0, 0), owner, now_ms));
+  return std::optional<Run>(std::move(run));
+}
+
+Result<std::optional<Run>> PgStore::Claim(const ClaimLimits& limits, std::string_view owner,
+                                          int64_t now_ms) {
+  return Transact([&] { return ClaimLocked(limits, owner, now_ms); });
+}
+
+kiln::Status PgStore::SetProgress(std::string_view id, const Progress& progress) {
+  return Transact([&]() -> kiln::Status {
+    KILN_TRY(LockRunning("recording progress", id));
+    // NULLIF($n, ''): an empty field leaves the column as it is.
+    KILN_TRY(Exec("recording progress",
+                  "UPDATE runs SET commit_sha = COALESCE(NULLIF($2, ''), commit_sha), "
+                  "image_digest = COALESCE(NULLIF($3, ''), image_digest), "
+                  "sandbox_id = COALESCE(NULLIF($4, ''), sandbox_id), "
+                  "log_path = COALESCE(NULLIF($5, ''), log_path), "
+                  "log_head = COALESCE(NULLIF($6, ''), log_head) WHERE id = $1",
+                  {P(id), P(progress.commit_sha), P(progress.image_digest), P(progress.sandbox_id),
+                   P(progress.log_path), P(progress.log_head)}));
+    return Ok();
+  });
+}
+
+kiln::Status PgStore::Complete(std::string_view id, const Finish& finish, int64_t now_ms) {
+  if (!IsTerminal(finish.status)) {
+    return Error::Invalid("completing run " + Quote(id) + ": status " +
+                          Quote(ToString(finish.status)) + " is not terminal");
+  }
+  return Transact([&]() -> kiln::Status {
+    KILN_TRY(LockRunning("completing a run", id));
+    KILN_TRY(Exec("completing a run",
+                  "UPDATE runs SET status = $2, finished_ms = $3, outcome = $4, result = $5, "
+                  "error = $6, log_head = COALESCE(NULLIF($7, ''), log_head) WHERE id = $1",
+                  {P(id), P(Name(finish.status)), P(now_ms), P(finish.outcome),
+                   P(DumpJson(finish.result)), P(finish.error), P(finish.log_head)}));
+    return Ok();
+  });
+}
+
+Result<bool> PgStore::FailInfrastructure(std::string_view id, std::string_view error,
+                                         const RetryPolicy& policy, int64_t now_ms) {
+  return Transact([&]() -> Result<bool> {
+    KILN_ASSIGN_OR_RETURN(Run run, LockRunning("failing a run", id));
+    const bool retry = run.attempt < run.request.max_attempts && !run.cancel_requested;
+    if (retry) {
+      KILN_TRY(Exec(
+          "requeueing a run",
+          "UPDATE runs SET status = $2, owner = '', not_before_ms = $3, error = $4 "
+          "WHERE id = $1",
+          {P(id), P(Name(Status::kQueued)), P(now_ms + Backoff(policy, run.attempt)), P(error)}));
+    } else {
+      KILN_TRY(Exec("failing a run",
+                    "UPDATE runs SET status = $2, finished_ms = $3, error = $4 WHERE id = $1",
+                    {P(id), P(Name(Status::kError)), P(now_ms), P(error)}));
+    }
+    return retry;
+  });
+}
+
+Result<Run> PgStore::RequestCancel(std::string_view id, int64_t now_ms) {
+  return Transact([&]() -> Result<Run> {
+    KILN_ASSIGN_OR_RETURN(Run run, Lock("cancelling a run", id));
+    if (IsTerminal(run.status)) {
+      return Error::Invalid("cannot cancel run " + Quote(id) + ": it has already ended as " +
+                            Name(run.status));
+    }
+    // A queued run ends here; a running one is flagged for its owner to stop.
+    const bool queued = run.status == Status::kQueued;
+    KILN_ASSIGN_OR_RETURN(
+        pg::Rows rows,
+        Exec("cancelling a run",
+             "UPDATE runs SET cancel_requested = 1, status = $2, finished_ms = $3 WHERE id = $1 "
+             "RETURNING " +
+                 std::string(kRunColumns),
+             {P(id), P(Name(queued ? Status::kCancelled : run.status)),
+              P(queued ? now_ms : run.finished_ms)}));
+    return One(rows, id);
+  });
+}
+
+Result<Run> PgStore::Start(std::string_view id, std::string_view owner, int64_t now_ms) {
+  return Transact([&]() -> Result<Run> {
+    KILN_ASSIGN_OR_RETURN(Run run, Lock("starting a run", id));
+    if (run.status != Status::kQueued || run.cancel_requested) {
+      return Error::Invalid("cannot start run " + Quote(id) + ": it is " + Name(run.status) +
+                            (run.cancel_requested ? " (cancel requested)" : ""));
+    }
+    return MarkStarted(id, owner, now_ms);
+  });
+}
+
+kiln::Status PgStore::AddSteering(std::string_view id, std::string_view from,
+                                  std::string_view message, int64_t now_ms) {
+  return Transact([&]() -> kiln::Status {
+    KILN_ASSIGN_OR_RETURN(Run run, Lock("steering a run", id));
+    if (IsTerminal(run.status)) {
+      return Error::Invalid("cannot steer run " + Quote(id) + ": it has already ended as " +
+                            Name(run.status));
+    }
+    KILN_TRY(Exec("steering a run",
+                  "INSERT INTO steering (run_id, sender, message, created_ms) "
+                  "VALUES ($1, $2, $3, $4)",
+                  {P(id), P(from), P(message), P(now_ms)}));
+    return Ok();
+  });
+}
+
+Result<std::vector<Steering>> PgStore::TakeSteering(std::string_view id) {
+  return Transact([&]() -> Result<std::vector<Steering>> {
+    // One statement marks and returns them: two takers never get the same.
+    KILN_ASSIGN_OR_RETURN(pg::Rows rows,
+                          Exec("taking steering messages",
+                               "UPDATE steering SET taken = 1 WHERE run_id = $1 AND taken = 0 "
+                               "RETURNING seq, sender, message, created_ms",
+                               {P(id)}));
+    std::vector<std::pair<int64_t, Steering>> taken;
+    for (int r = 0; r < rows.size(); ++r) {
+      taken.push_back({rows.Int(r, 0), {rows.Text(r, 1), rows.Text(r, 2), rows.Int(r, 3)}});
+    }
+    std::sort(taken.begin(), taken.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<Steering> out;
+    for (auto& [seq, s] : taken) out.push_back(std::move(s));
+    return out;
+  });
+}
+
+Result<Run> PgStore::Get(std::string_view id) {
+  return Read([&]() -> Result<Run> {
+    KILN_ASSIGN_OR_RETURN(pg::Rows rows,
+                          Exec("reading a run", SelectRuns("WHERE id = $1"), {P(id)}));
+    return One(rows, id);
+  });
+}
+
+Result<std::vector<Run>> PgStore::List(const ListFilter& filter) {
+  return Read([&]() -> Result<std::vector<Run>> {
+    Param status = filter.status ? P(Name(*filter.status)) : Param();
+    Param limit;  // NULL: no limit
+    if (filter.limit > 0) {
+      limit = P(static_cast<int64_t>(std::min<uint64_t>(filter.limit, INT64_MAX)));
+    }
+    KILN_ASSIGN_OR_RETURN(
+        pg::Rows rows,
+        Exec(
+            "listing runs",
+            SelectRuns("WHERE ($1::text IS NULL OR status = $1::text) "
+                       "AND ($2::text = '' OR role = $2::text) "
+                       "AND ($3::text = '' OR repo = $3::text) ORDER BY seq DESC LIMIT $4::bigint"),
+            {status, P(filter.role), P(filter.repo), limit}));
+    return All(rows);
+  });
+}
+
+Result<std::vector<Run>> PgStore::Running() {
+  return Read([&]() -> Result<std::vector<Run>> {
+    KILN_ASSIGN_OR_RETURN(pg::Rows rows,
+                          Exec("listing running runs", SelectRuns("WHERE status = $1 ORDER BY seq"),
+                               {P(Name(Status::kRunning))}));
+    return All(rows);
+  });
+}
+
+Result<std::map<Status, uint64_t>> PgStore::CountByStatus() {
+  return Read([&]() -> Result<std::map<Status, uint64_t>> {
+    std::map<Status, uint64_t> counts;
+    for (Status s : {Status::kQueued, Status::kRunning, Status::kSucceeded, Status::kFailed,
+                     Status::kBudgetExhausted, Status::kCancelled, Status::kError}) {
+      counts[s] = 0;
+    }
+    KILN_ASSIGN_OR_RETURN(
+        pg::Rows rows, Exec("counting runs", "SELECT status, COUNT(*) FROM runs GROUP BY status"));
+    for (int r = 0; r < rows.size(); ++r) {
+      Result<Status> status = ParseStatus(rows.Text(r, 0));
+      if (!status.ok()) {
+        return Error(
+            Error::Code::kCorruption,
+            "store " + Quote(conn_.name()) + ": column 'status': " + status.error().message());
+      }
+      counts[*status] = static_cast<uint64_t>(rows.Int(r, 1));
+    }
+    return counts;
+  });
+}
+
+kiln::Status PgStore::Migrate() {
+  const std::string& name = conn_.name();
+  auto prefixed = [&](Error::Code code, const std::string& message) {
+    return Error(code, "store " + Quote(name) + ": " + message);
+  };
+  return Transact([&]() -> kiln::Status {
+    KILN_TRY(Exec("migrating", "SELECT pg_advisory_xact_lock($1)", {P(kMigrateLock)}));
+    KILN_ASSIGN_OR_RETURN(
+        pg::Rows tables, Exec("reading the schema",
+                              "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                              "ORDER BY tablename"));
+    std::string list;
+    bool has_meta = false;
+    for (int r = 0; r < tables.size(); ++r) {
+      has_meta = has_meta || tables.Text(r, 0) == "kiln_meta";
+      list += (list.empty() ? "" : ", ") + Quote(tables.Text(r, 0));
+    }
+    if (!has_meta && !list.empty()) {
+      return prefixed(Error::Code::kInvalidArgument,
+                      "not a kiln store: a PostgreSQL database with tables " + list +
+                          " but no kiln_meta table");
+    }
+    if (!has_meta) {
+      KILN_TRY(Exec("creating kiln_meta",
+                    "CREATE TABLE kiln_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
+                    "INSERT INTO kiln_meta (key, value) VALUES ('schema_version', '0');"));
+    }
+    KILN_ASSIGN_OR_RETURN(pg::Rows row,
+                          Exec("reading the schema version",
+                               "SELECT value FROM kiln_meta WHERE key = 'schema_version'"));
+    if (row.size() == 0) {
+      return prefixed(Error::Code::kCorruption, "kiln_meta has no schema_version");
+    }
+    const std::string text = row.Text(0, 0);
+    auto version = ParseUint(text, "schema_version");
+    if (!version.ok() || *version > INT64_MAX) {
+      return prefixed(Error::Code::kCorruption,
+                      "kiln_meta has schema_version " + Quote(text) + ", not a version number");
+    }
+    const auto known = static_cast<uint64_t>(std::size(kSteps));
+    if (*version > known) {
+      return prefixed(Error::Code::kUnsupported, "database is version " + std::to_string(*version) +
+                                                     ", this kiln knows up to " +
+                                                     std::to_string(known));
+    }
+    for (uint64_t v = *version; v < known; ++v) {
+      KILN_TRY(Exec("migrating to version " + std::to_string(v + 1), kSteps[v]));
+    }
+    if (*version < known) {
+      KILN_TRY(Exec("recording the schema version",
+                    "UPDATE kiln_meta SET value = $1 WHERE key = 'schema_version'",
+                    {P(static_cast<int64_t>(known))}));
+    }
+    return Ok();
+  });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenPostgres(const std::string& url) {
+  KILN_ASSIGN_OR_RETURN(pg::Conn conn, pg::Conn::Connect(url));
+  auto store = std::make_unique<PgStore>(std::move(conn));
+  KILN_TRY(store->Migrate());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<std::unique_ptr<Store>> Open(const std::string& location) {
+  if (pg::IsUrl(location)) return OpenPostgres(location);
+  return OpenSqlite(location);
+}
+
+}  // namespace kiln::store

@@ -1,0 +1,73 @@
+#include "controller/store/rows.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace kiln::store {
+
+std::string SelectRuns(std::string_view rest) {
+  std::string sql = "SELECT ";
+  sql += kRunColumns;
+  sql += " FROM runs ";
+  sql += rest;
+  return sql;
+}
+
+std::string DumpJson(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Error Corrupt(std::string_view store, std::string_view id, std::string_view column,
+              const std::string& why) {
+  return Error(Error::Code::kCorruption, "store " + Quote(store) + ": run " + Quote(id) +
+                                             ": column " + Quote(column) + ": " + why);
+}
+
+Result<nlohmann::json> ParseJson(std::string_view store, std::string_view id,
+                                 std::string_view column, const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Corrupt(store, id, column, "not valid JSON");
+  return j;
+}
+
+Result<Status> ParseStatusColumn(std::string_view store, std::string_view id,
+                                 const std::string& text) {
+  Result<Status> parsed = ParseStatus(text);
+  if (!parsed.ok()) return Corrupt(store, id, "status", parsed.error().message());
+  return *parsed;
+}
+
+namespace {
+
+kiln::Status RequireNonEmpty(std::string_view field, const std::string& value) {
+  if (value.empty()) {
+    return Error::Invalid("enqueue: the request's " + std::string(field) + " is empty");
+  }
+  return Ok();
+}
+
+}  // namespace
+
+kiln::Status CheckRequest(const RunRequest& request) {
+  KILN_TRY(RequireNonEmpty("role", request.role));
+  KILN_TRY(RequireNonEmpty("repo", request.repo));
+  KILN_TRY(RequireNonEmpty("commit", request.commit));
+  KILN_TRY(RequireNonEmpty("task", request.task));
+  if (request.max_attempts < 1) {
+    return Error::Invalid("enqueue: max_attempts is " + std::to_string(request.max_attempts) +
+                          ", must be at least 1");
+  }
+  return Ok();
+}
+
+// Computed in double: a large attempt overflows to infinity, which the cap
+// absorbs.
+int64_t Backoff(const RetryPolicy& policy, int attempt) {
+  double ms = static_cast<double>(policy.initial_backoff_ms) *
+              std::pow(policy.multiplier, std::max(attempt - 1, 0));
+  const auto cap = static_cast<double>(policy.max_backoff_ms);
+  if (!(ms < cap)) ms = cap;  // also catches NaN
+  return ms > 0 ? static_cast<int64_t>(ms) : 0;
+}
+
+}  // namespace kiln::store

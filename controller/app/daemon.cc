@@ -198,7 +198,7 @@ Result<size_t> Controller::Recover() {
   std::set<std::string> live;
   for (const store::Run& run : running) {
     if (run.owner == services_.owner || runner::OwnerAlive(run.owner)) {
-      live.insert(run.id);
+      live.insert(runner::SandboxId(run));  // its run directory's name
       continue;
     }
     auto head = runner::Reap(services_, run);
@@ -209,18 +209,18 @@ Result<size_t> Controller::Recover() {
     if (!head->empty()) {
       store::Progress progress;
       progress.log_head = *head;
-      (void)services_.store->SetProgress(run.id, progress);
+      (void)services_.store->SetProgress(run.id, progress, run.epoch);
     }
     std::string why = "the controller running it (" + run.owner + ") died mid-run";
     if (cfg.recovery == "requeue") {
-      auto again =
-          services_.store->FailInfrastructure(run.id, why, runner::RetryPolicyOf(cfg), NowMs());
+      auto again = services_.store->FailInfrastructure(run.id, why, runner::RetryPolicyOf(cfg),
+                                                       NowMs(), run.epoch);
       if (!again) return again.error();
       spdlog::warn("recovery: run {}: {}; {}", run.id, why,
                    *again ? "queued again" : "failed (no attempts left)");
     } else {
       store::Finish f{store::Status::kError, "crashed", nullptr, why, head->empty() ? "" : *head};
-      KILN_TRY(services_.store->Complete(run.id, f, NowMs()));
+      KILN_TRY(services_.store->Complete(run.id, f, NowMs(), run.epoch));
       spdlog::warn("recovery: run {}: {}; marked failed", run.id, why);
     }
     ++recovered;
@@ -229,12 +229,12 @@ Result<size_t> Controller::Recover() {
   // and its teardown, or a reap that failed earlier.
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(cfg.state_dir + "/runs", ec)) {
-    std::string id = e.path().filename().string();
-    if (live.count(id)) continue;
+    const std::string name = e.path().filename().string();
+    if (live.count(name)) continue;
     provision::Resources res;
     res.run_dir = e.path().string();
     store::Run orphan;
-    orphan.id = id;
+    orphan.id = name;
     if (Status st = provision::Release(cfg, orphan, &res); !st.ok()) {
       spdlog::error("recovery: {}: {}", res.run_dir, st.error().message());
     }
@@ -263,6 +263,27 @@ Result<std::unique_ptr<schedule::Scheduler>> OpenScheduler(Controller& c) {
     };
   }
   return schedule::Scheduler::Open(c.config(), *s.store, s.owner, std::move(start));
+}
+
+// One beat of this host: its record in the store, its leases renewed, and
+// the runs whose lease ran out, whichever host held them, rescued.
+void Beat(const runner::Services& s, const store::Host& host, int64_t lease_ms, bool requeue) {
+  const int64_t now = NowMs();
+  if (auto st = s.store->Beat(host, now); !st.ok()) {
+    spdlog::error("heartbeat: {}", st.error().message());
+  }
+  if (auto renewed = s.store->Renew(s.owner, lease_ms, now); !renewed) {
+    spdlog::error("heartbeat: renewing leases: {}", renewed.error().message());
+  }
+  auto rescued = s.store->RescueExpired(s.owner, requeue, now);
+  if (!rescued) {
+    spdlog::error("heartbeat: rescuing runs: {}", rescued.error().message());
+    return;
+  }
+  for (const store::Rescue& r : *rescued) {
+    spdlog::warn("run {}: rescued from {}, whose lease ran out: now {}", r.id, r.from,
+                 store::ToString(r.status));
+  }
 }
 
 // The listener's workers: pages, the APIs and a git push each hold one while
@@ -324,6 +345,25 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
   spdlog::info("kiln serve: owner {}, up to {} runs ({} per repository)", s.owner,
                cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo);
 
+  // Leases: this host's beat every third of a lease, on a thread of its
+  // own so that a slow pipeline tick never lets a lease lapse.
+  const auto lease_ms = static_cast<int64_t>(cfg.concurrency.lease_ms);
+  std::atomic<bool> beating{true};
+  std::thread beats;
+  if (lease_ms > 0) {
+    const store::Host host{s.owner, cfg.concurrency.max_runs, KILN_VERSION, NowMs(), 0};
+    beats = std::thread([&, host] {
+      auto next = std::chrono::steady_clock::now();
+      while (beating.load()) {
+        if (std::chrono::steady_clock::now() >= next) {
+          Beat(s, host, lease_ms, cfg.recovery == "requeue");
+          next = std::chrono::steady_clock::now() + std::chrono::milliseconds(lease_ms / 3);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+  }
+
   std::mutex mu;
   std::condition_variable cv;
   size_t active = 0;
@@ -374,7 +414,7 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
         if (active >= static_cast<size_t>(cfg.concurrency.max_runs)) break;
       }
       auto claim_start = std::chrono::steady_clock::now();
-      auto claimed = s.store->Claim(limits, s.owner, NowMs());
+      auto claimed = s.store->Claim(limits, s.owner, NowMs(), lease_ms);
       double claim_ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - claim_start)
               .count();
@@ -431,6 +471,8 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
   }
   spdlog::info("kiln serve: stopping; {} run(s) in flight will be queued again", active);
   for (auto& w : workers) w.thread.join();
+  beating = false;
+  if (beats.joinable()) beats.join();
   if (failure) return *failure;
   return Ok();
 }

@@ -338,6 +338,11 @@ Status ReadTop(Fields& f, Config& c) {
   } else if (*m) {
     KILN_TRY(PositiveInt(**m, "max_runs", &c.concurrency.max_runs));
     KILN_TRY(PositiveInt(**m, "max_runs_per_repo", &c.concurrency.max_runs_per_repo));
+    KILN_TRY(Set((*m)->Duration("lease"), &c.concurrency.lease_ms));
+    if (c.concurrency.lease_ms != 0 && c.concurrency.lease_ms < 3'000) {
+      return (*m)->Fail("lease", "must be 0 (no leases) or at least 3s, not " +
+                                     std::to_string(c.concurrency.lease_ms) + "ms");
+    }
     KILN_TRY((*m)->Finish());
   }
   if (auto m = f.Map("retry"); !m) {

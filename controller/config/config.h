@@ -39,6 +39,10 @@ struct Config {
   struct {
     int max_runs = 4;           // runs at once on this host
     int max_runs_per_repo = 2;  // runs of one repository at once
+    // A claimed run's lease (docs/store.md, "Leases and fencing"): renewed
+    // every third of it while the run runs; a run whose lease ran out is
+    // rescued by any host of the store under `recovery`. 0: no leases.
+    uint64_t lease_ms = 60'000;
   } concurrency;
 
   struct {

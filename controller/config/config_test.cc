@@ -78,6 +78,7 @@ TEST(Config, EmptyFileIsTheDefaults) {
   ASSERT_TRUE(c.ok()) << c.error().message();
   EXPECT_EQ(c->store, "/var/lib/kiln/kiln.db");
   EXPECT_EQ(c->concurrency.max_runs, 4);
+  EXPECT_EQ(c->concurrency.lease_ms, 60'000u);
 }
 
 TEST(Config, DerivedPathsFollowStateDir) {
@@ -90,7 +91,7 @@ TEST(Config, DerivedPathsFollowStateDir) {
 }
 
 TEST(Config, ValuesAreRead) {
-  auto c = Parse(R"(concurrency: {max_runs: 8, max_runs_per_repo: 1}
+  auto c = Parse(R"(concurrency: {max_runs: 8, max_runs_per_repo: 1, lease: 2m}
 retry: {max_attempts: 5, initial_backoff: 250ms, max_backoff: 1m}
 recovery: fail
 sandbox: {memory: max, pids: 64, cpus: 1.5, timeout: 90s, uid: 2000}
@@ -105,6 +106,7 @@ metrics_listen: ""
   ASSERT_TRUE(c.ok()) << c.error().message();
   EXPECT_EQ(c->concurrency.max_runs, 8);
   EXPECT_EQ(c->concurrency.max_runs_per_repo, 1);
+  EXPECT_EQ(c->concurrency.lease_ms, 120'000u);
   EXPECT_EQ(c->retry.max_attempts, 5);
   EXPECT_EQ(c->retry.initial_backoff_ms, 250u);
   EXPECT_EQ(c->retry.max_backoff_ms, 60'000u);
@@ -142,6 +144,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Bad{"concurrency:\n  max_runs: four\n", ":2: 'concurrency.max_runs' must be"},
         Bad{"concurrency:\n  max_runs: 0\n", "'concurrency.max_runs' must be a positive"},
+        Bad{"concurrency:\n  lease: 2s\n",
+            ":2: 'concurrency.lease' must be 0 (no leases) or at least 3s, not 2000ms"},
+        Bad{"concurrency: {lease: soon}\n", "'concurrency.lease' must be a duration"},
         Bad{"sandbox:\n  memroy: 4G\n", ":2: 'sandbox.memroy' is not a known field"},
         Bad{"sandbox: {memory: lots}\n", "'sandbox.memory' must be a size"},
         Bad{"sandbox: {timeout: soon}\n", "'sandbox.timeout' must be a duration"},

@@ -41,8 +41,8 @@ TEST(ForgeDb, AStoreFromBeforeTheTracksHandsItsTablesOver) {
     raw.Exec(
         "INSERT INTO forge_repos (name, path, default_branch, created_ms) "
         "VALUES ('acme/widget', '/x', 'main', 1);"
-        "DELETE FROM kiln_meta WHERE key != 'schema_version';"
-        "UPDATE kiln_meta SET value = '5' WHERE key = 'schema_version';");
+        "DELETE FROM kiln_meta WHERE key != 'schema_version';" +
+        store::testing::RewindStoreSql(5));
   }
   auto reopened = db::Open(path);
   ASSERT_TRUE(reopened.ok()) << reopened.error().message();
@@ -62,8 +62,8 @@ TEST(ForgeDb, AStoreAtVersionFourGainsTheFingerprint) {
     raw.Exec(
         "DROP INDEX events_fingerprint;"
         "ALTER TABLE events DROP COLUMN fingerprint;"
-        "DELETE FROM kiln_meta WHERE key != 'schema_version';"
-        "UPDATE kiln_meta SET value = '4' WHERE key = 'schema_version';");
+        "DELETE FROM kiln_meta WHERE key != 'schema_version';" +
+        store::testing::RewindStoreSql(4));
   }
   auto reopened = db::Open(path);
   ASSERT_TRUE(reopened.ok()) << reopened.error().message();

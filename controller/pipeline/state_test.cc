@@ -42,9 +42,8 @@ TEST(PipelineState, AStoreFromBeforeTheTracksHandsItsTableOver) {
   }
   {
     RawDb raw(path);
-    raw.Exec(
-        "DELETE FROM kiln_meta WHERE key != 'schema_version';"
-        "UPDATE kiln_meta SET value = '3' WHERE key = 'schema_version';");
+    raw.Exec("DELETE FROM kiln_meta WHERE key != 'schema_version';" +
+             store::testing::RewindStoreSql(3));
   }
   auto state = State::Open(path);
   ASSERT_TRUE(state.ok()) << state.error().message();

@@ -381,7 +381,7 @@ Status Materialise(const runner::Services& s, const store::Run& run, const RunPl
                    const git::Resolved& repo, Resources* res, sessionlog::Writer* log,
                    runner::Phases* phases) {
   const config::Config& cfg = *s.config;
-  res->run_dir = runner::RunDir(cfg, run.id);
+  res->run_dir = runner::RunDir(cfg, run);
   std::error_code ec;
   fs::create_directories(fs::path(res->run_dir).parent_path(), ec);
   if (::mkdir(res->run_dir.c_str(), 0755) != 0) {
@@ -562,7 +562,7 @@ Status Release(const config::Config& cfg, const store::Run& run, Resources* res,
   auto lap = [phases](std::string_view name) {
     if (phases) phases->Lap(name);
   };
-  if (res->run_dir.empty()) res->run_dir = runner::RunDir(cfg, run.id);
+  if (res->run_dir.empty()) res->run_dir = runner::RunDir(cfg, run);
   res->endpoint.reset();
   lap("teardown_proxy");
   Status first = Ok();

@@ -227,7 +227,7 @@ class Attempt {
     progress.image_digest = plan_.image_digest;
     progress.sandbox_id = SandboxId(run_);
     progress.log_path = LogPath(cfg_, run_);
-    (void)s_.store->SetProgress(run_.id, progress);
+    (void)s_.store->SetProgress(run_.id, progress, run_.epoch);
     phases_.Lap("store_writes");
     if (Status st = OpenLog(); !st.ok()) return fail(st.error(), true);
     phases_.Lap("log_open");
@@ -278,6 +278,7 @@ class Attempt {
     bool cancelled = false;   // by a user
     bool stopping = false;    // the controller is shutting down
     bool unrecorded = false;  // the log could not take what happened: killed at once
+    bool lost = false;        // another host took the run over: killed at once
   };
 
   Result<Sandbox> StartSandbox() {
@@ -286,7 +287,7 @@ class Attempt {
     KILN_ASSIGN_OR_RETURN(Pipe steer, MakePipe());
     sandbox::Spec spec =
         provision::SandboxSpec(s_, run_, plan_, res_, events.write.get(), steer.read.get());
-    std::string report = RunDir(cfg_, run_.id) + "/report.json";
+    std::string report = RunDir(cfg_, run_) + "/report.json";
     std::vector<std::string> argv = sandbox::cli::RunArgs(spec, report);
     argv.insert(argv.begin(), cfg_.kiln_binary);
     KILN_ASSIGN_OR_RETURN(
@@ -358,6 +359,15 @@ class Attempt {
       w.cancelled = true;
       spdlog::info("run {}: cancel requested", run_.id);
     }
+    // Our lease ran out and another host rescued the run: it is no longer
+    // ours to run, and nothing more of it may go out.
+    if (!w.lost && cur && run_.epoch != 0 && cur->epoch != run_.epoch) {
+      w.lost = true;
+      spdlog::error("run {}: taken over (epoch {}, ours {}); stopping the sandbox", run_.id,
+                    cur->epoch, run_.epoch);
+      (void)sb.child.Signal(SIGKILL);
+      res_.endpoint.reset();
+    }
     if (!w.stopping && stop.load()) w.stopping = true;
     if ((w.cancelled || w.stopping) && !kill_at) {
       (void)sb.child.Signal(SIGTERM);  // the supervisor passes it to the agent
@@ -410,6 +420,12 @@ class Attempt {
       // runtime sent what no log records.
       e = {store::Status::kError, !log_->failure().empty(), "error",
            Unrecorded(pump) + "; the sandbox was stopped at once"};
+    }
+    if (w.lost) {
+      // Recorded in this host's log only: the store refuses the epoch.
+      e = {store::Status::kError, false, "lost",
+           "another host took the run over (this host's lease ran out); the sandbox was "
+           "stopped at once"};
     }
     if (command) {
       (void)log_->Append("controller", {{"event", "command_output"},
@@ -621,13 +637,16 @@ class Attempt {
     if (end.infrastructure && end.status == store::Status::kError) {
       store::Progress progress;
       progress.log_head = head_;
-      (void)s_.store->SetProgress(run_.id, progress);
-      auto again = s_.store->FailInfrastructure(run_.id, end.error, RetryPolicyOf(cfg_), now);
+      (void)s_.store->SetProgress(run_.id, progress, run_.epoch);
+      auto again =
+          s_.store->FailInfrastructure(run_.id, end.error, RetryPolicyOf(cfg_), now, run_.epoch);
       if (again && *again) spdlog::warn("run {}: {}; queued again", run_.id, end.error);
     } else {
       store::Finish f{end.status, end.outcome, result_.empty() ? json() : result_, end.error,
                       head_};
-      if (auto st = s_.store->Complete(run_.id, f, now); !st.ok()) {
+      // With the claim's epoch: a run taken over by another host meanwhile
+      // refuses, and its record stays the new owner's.
+      if (auto st = s_.store->Complete(run_.id, f, now, run_.epoch); !st.ok()) {
         spdlog::error("run {}: recording the end: {}", run_.id, st.error().message());
       }
     }
@@ -707,7 +726,7 @@ store::Run Execute(const Services& services, store::Run run, const std::atomic<b
 Result<std::string> Reap(const Services& services, const store::Run& run) {
   const config::Config& cfg = *services.config;
   provision::Resources res;
-  res.run_dir = RunDir(cfg, run.id);
+  res.run_dir = RunDir(cfg, run);
   KILN_TRY(provision::Release(cfg, run, &res));
   std::string path = LogPath(cfg, run);
   struct stat st {};

@@ -4,8 +4,8 @@
 
 namespace kiln::runner {
 
-std::string RunDir(const config::Config& config, const std::string& run_id) {
-  return config.state_dir + "/runs/" + run_id;
+std::string RunDir(const config::Config& config, const store::Run& run) {
+  return config.state_dir + "/runs/" + SandboxId(run);
 }
 
 std::string LogPath(const config::Config& config, const store::Run& run) {

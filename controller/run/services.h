@@ -107,7 +107,10 @@ struct Services {
 };
 
 // Where a run's files go (docs/controller.md).
-std::string RunDir(const config::Config& config, const std::string& run_id);
+// A run attempt's directory (its workspace, secrets and kiln files): one per
+// attempt, as its sandbox, so that the attempt of a host that lost the run
+// and the next attempt never share one.
+std::string RunDir(const config::Config& config, const store::Run& run);
 std::string LogPath(const config::Config& config, const store::Run& run);
 std::string SandboxId(const store::Run& run);
 // A session log named on the command line: target itself when it is a file,

@@ -92,7 +92,20 @@ constexpr std::string_view kV3 =
 // SQLite; nothing of the store's changed.
 constexpr std::string_view kNothing = "SELECT 1";
 
-constexpr std::string_view kSteps[] = {kV1, kV2, kV3, kNothing, kNothing, kNothing};
+constexpr std::string_view kV7 = R"sql(
+ALTER TABLE runs ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN lease_expires_ms BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX runs_by_lease ON runs (status, lease_expires_ms);
+CREATE TABLE hosts (
+  name TEXT PRIMARY KEY NOT NULL,
+  capacity INTEGER NOT NULL,
+  version TEXT NOT NULL,
+  started_ms BIGINT NOT NULL,
+  heartbeat_ms BIGINT NOT NULL
+);
+)sql";
+
+constexpr std::string_view kSteps[] = {kV1, kV2, kV3, kNothing, kNothing, kNothing, kV7};
 static_assert(std::size(kSteps) == schema::kVersion,
               "every SQLite migration step has its PostgreSQL counterpart");
 
@@ -116,11 +129,20 @@ class PgStore final : public Store {
   Result<Run> Enqueue(const RunRequest& request, int64_t now_ms) override;
   Result<Run> StartNew(const RunRequest& request, std::string_view owner, int64_t now_ms) override;
   Result<std::optional<Run>> Claim(const ClaimLimits& limits, std::string_view owner,
-                                   int64_t now_ms) override;
-  kiln::Status SetProgress(std::string_view id, const Progress& progress) override;
-  kiln::Status Complete(std::string_view id, const Finish& finish, int64_t now_ms) override;
+                                   int64_t now_ms, int64_t lease_ms) override;
+  kiln::Status SetProgress(std::string_view id, const Progress& progress, int64_t epoch) override;
+  kiln::Status Complete(std::string_view id, const Finish& finish, int64_t now_ms,
+                        int64_t epoch) override;
   Result<bool> FailInfrastructure(std::string_view id, std::string_view error,
-                                  const RetryPolicy& policy, int64_t now_ms) override;
+                                  const RetryPolicy& policy, int64_t now_ms,
+                                  int64_t epoch) override;
+  kiln::Status Holds(std::string_view id, int64_t epoch) override;
+  Result<std::vector<std::string>> Renew(std::string_view owner, int64_t lease_ms,
+                                         int64_t now_ms) override;
+  Result<std::vector<Rescue>> RescueExpired(std::string_view rescuer, bool requeue,
+                                            int64_t now_ms) override;
+  kiln::Status Beat(const Host& host, int64_t now_ms) override;
+  Result<std::vector<Host>> Hosts() override;
   Result<Run> RequestCancel(std::string_view id, int64_t now_ms) override;
   Result<Run> Start(std::string_view id, std::string_view owner, int64_t now_ms) override;
   kiln::Status AddSteering(std::string_view id, std::string_view from, std::string_view message,
@@ -154,11 +176,13 @@ class PgStore final : public Store {
   Result<std::vector<Run>> All(const pg::Rows& rows);
   // The run with id, its row locked until the transaction ends.
   Result<Run> Lock(std::string_view what, std::string_view id);
-  Result<Run> LockRunning(std::string_view what, std::string_view id);
+  // Lock, then CheckHeld.
+  Result<Run> LockHeld(std::string_view what, std::string_view id, int64_t epoch);
   Result<Run> Insert(const RunRequest& request, int64_t now_ms);
-  Result<Run> MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms);
+  Result<Run> MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms,
+                          int64_t lease_ms);
   Result<std::optional<Run>> ClaimLocked(const ClaimLimits& limits, std::string_view owner,
-                                         int64_t now_ms);
+                                         int64_t now_ms, int64_t lease_ms);
 
   std::mutex mu_;
   pg::Conn conn_;  // guarded by mu_
@@ -206,12 +230,9 @@ Result<Run> PgStore::Lock(std::string_view what, std::string_view id) {
   return One(rows, id);
 }
 
-Result<Run> PgStore::LockRunning(std::string_view what, std::string_view id) {
+Result<Run> PgStore::LockHeld(std::string_view what, std::string_view id, int64_t epoch) {
   KILN_ASSIGN_OR_RETURN(Run run, Lock(what, id));
-  if (run.status != Status::kRunning) {
-    return Error::Invalid(std::string(what) + ": run " + Quote(id) + " is " + Name(run.status) +
-                          ", not running");
-  }
+  KILN_TRY(CheckHeld(what, run, epoch));
   return run;
 }
 
@@ -233,14 +254,16 @@ Result<Run> PgStore::Insert(const RunRequest& request, int64_t now_ms) {
   return run;
 }
 
-Result<Run> PgStore::MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms) {
+Result<Run> PgStore::MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms,
+                                 int64_t lease_ms) {
   KILN_ASSIGN_OR_RETURN(
       pg::Rows rows,
       Exec("starting a run",
-           "UPDATE runs SET status = $2, attempt = attempt + 1, started_ms = $3, owner = $4 "
-           "WHERE id = $1 RETURNING " +
+           "UPDATE runs SET status = $2, attempt = attempt + 1, epoch = epoch + 1, "
+           "started_ms = $3, owner = $4, lease_expires_ms = $5 WHERE id = $1 RETURNING " +
                std::string(kRunColumns),
-           {P(id), P(Name(Status::kRunning)), P(now_ms), P(owner)}));
+           {P(id), P(Name(Status::kRunning)), P(now_ms), P(owner),
+            P(lease_ms > 0 ? now_ms + lease_ms : 0)}));
   return One(rows, id);
 }
 
@@ -252,12 +275,12 @@ Result<Run> PgStore::StartNew(const RunRequest& request, std::string_view owner,
   if (owner.empty()) return Error::Invalid("starting a new run: no owner");
   return Transact([&]() -> Result<Run> {
     KILN_ASSIGN_OR_RETURN(Run run, Insert(request, now_ms));
-    return MarkStarted(run.id, owner, now_ms);
+    return MarkStarted(run.id, owner, now_ms, 0);
   });
 }
 
 Result<std::optional<Run>> PgStore::ClaimLocked(const ClaimLimits& limits, std::string_view owner,
-                                                int64_t now_ms) {
+                                                int64_t now_ms, int64_t lease_ms) {
   KILN_TRY(Exec("claiming a run", "SELECT pg_advisory_xact_lock($1)", {P(kClaimLock)}));
   KILN_ASSIGN_OR_RETURN(pg::Rows running,
                         Exec("counting running runs", "SELECT COUNT(*) FROM runs WHERE status = $1",
@@ -273,18 +296,18 @@ Result<std::optional<Run>> PgStore::ClaimLocked(const ClaimLimits& limits, std::
            {P(Name(Status::kQueued)), P(now_ms), P(Name(Status::kRunning)),
             P(limits.max_running_per_repo)}));
   if (next.size() == 0) return std::optional<Run>();
-  KILN_ASSIGN_OR_RETURN(Run run, MarkStarted(next.Text(0, 0), owner, now_ms));
+  KILN_ASSIGN_OR_RETURN(Run run, MarkStarted(next.Text(0, 0), owner, now_ms, lease_ms));
   return std::optional<Run>(std::move(run));
 }
 
 Result<std::optional<Run>> PgStore::Claim(const ClaimLimits& limits, std::string_view owner,
-                                          int64_t now_ms) {
-  return Transact([&] { return ClaimLocked(limits, owner, now_ms); });
+                                          int64_t now_ms, int64_t lease_ms) {
+  return Transact([&] { return ClaimLocked(limits, owner, now_ms, lease_ms); });
 }
 
-kiln::Status PgStore::SetProgress(std::string_view id, const Progress& progress) {
+kiln::Status PgStore::SetProgress(std::string_view id, const Progress& progress, int64_t epoch) {
   return Transact([&]() -> kiln::Status {
-    KILN_TRY(LockRunning("recording progress", id));
+    KILN_TRY(LockHeld("recording progress", id, epoch));
     // NULLIF($n, ''): an empty field leaves the column as it is.
     KILN_TRY(Exec("recording progress",
                   "UPDATE runs SET commit_sha = COALESCE(NULLIF($2, ''), commit_sha), "
@@ -298,16 +321,18 @@ kiln::Status PgStore::SetProgress(std::string_view id, const Progress& progress)
   });
 }
 
-kiln::Status PgStore::Complete(std::string_view id, const Finish& finish, int64_t now_ms) {
+kiln::Status PgStore::Complete(std::string_view id, const Finish& finish, int64_t now_ms,
+                               int64_t epoch) {
   if (!IsTerminal(finish.status)) {
     return Error::Invalid("completing run " + Quote(id) + ": status " +
                           Quote(ToString(finish.status)) + " is not terminal");
   }
   return Transact([&]() -> kiln::Status {
-    KILN_TRY(LockRunning("completing a run", id));
+    KILN_TRY(LockHeld("completing a run", id, epoch));
     KILN_TRY(Exec("completing a run",
                   "UPDATE runs SET status = $2, finished_ms = $3, outcome = $4, result = $5, "
-                  "error = $6, log_head = COALESCE(NULLIF($7, ''), log_head) WHERE id = $1",
+                  "error = $6, log_head = COALESCE(NULLIF($7, ''), log_head), "
+                  "lease_expires_ms = 0 WHERE id = $1",
                   {P(id), P(Name(finish.status)), P(now_ms), P(finish.outcome),
                    P(DumpJson(finish.result)), P(finish.error), P(finish.log_head)}));
     return Ok();
@@ -315,19 +340,20 @@ kiln::Status PgStore::Complete(std::string_view id, const Finish& finish, int64_
 }
 
 Result<bool> PgStore::FailInfrastructure(std::string_view id, std::string_view error,
-                                         const RetryPolicy& policy, int64_t now_ms) {
+                                         const RetryPolicy& policy, int64_t now_ms, int64_t epoch) {
   return Transact([&]() -> Result<bool> {
-    KILN_ASSIGN_OR_RETURN(Run run, LockRunning("failing a run", id));
+    KILN_ASSIGN_OR_RETURN(Run run, LockHeld("failing a run", id, epoch));
     const bool retry = run.attempt < run.request.max_attempts && !run.cancel_requested;
     if (retry) {
       KILN_TRY(Exec(
           "requeueing a run",
-          "UPDATE runs SET status = $2, owner = '', not_before_ms = $3, error = $4 "
-          "WHERE id = $1",
+          "UPDATE runs SET status = $2, owner = '', not_before_ms = $3, error = $4, "
+          "lease_expires_ms = 0 WHERE id = $1",
           {P(id), P(Name(Status::kQueued)), P(now_ms + Backoff(policy, run.attempt)), P(error)}));
     } else {
       KILN_TRY(Exec("failing a run",
-                    "UPDATE runs SET status = $2, finished_ms = $3, error = $4 WHERE id = $1",
+                    "UPDATE runs SET status = $2, finished_ms = $3, error = $4, "
+                    "lease_expires_ms = 0 WHERE id = $1",
                     {P(id), P(Name(Status::kError)), P(now_ms), P(error)}));
     }
     return retry;
@@ -362,7 +388,88 @@ Result<Run> PgStore::Start(std::string_view id, std::string_view owner, int64_t 
       return Error::Invalid("cannot start run " + Quote(id) + ": it is " + Name(run.status) +
                             (run.cancel_requested ? " (cancel requested)" : ""));
     }
-    return MarkStarted(id, owner, now_ms);
+    return MarkStarted(id, owner, now_ms, 0);
+  });
+}
+
+kiln::Status PgStore::Holds(std::string_view id, int64_t epoch) {
+  return Read([&]() -> kiln::Status {
+    KILN_ASSIGN_OR_RETURN(pg::Rows rows,
+                          Exec("checking the claim", SelectRuns("WHERE id = $1"), {P(id)}));
+    KILN_ASSIGN_OR_RETURN(Run run, One(rows, id));
+    return CheckHeld("checking the claim", run, epoch);
+  });
+}
+
+Result<std::vector<std::string>> PgStore::Renew(std::string_view owner, int64_t lease_ms,
+                                                int64_t now_ms) {
+  return Transact([&]() -> Result<std::vector<std::string>> {
+    KILN_ASSIGN_OR_RETURN(
+        pg::Rows rows,
+        Exec("renewing leases",
+             "UPDATE runs SET lease_expires_ms = $3 WHERE owner = $1 AND status = $2 "
+             "AND lease_expires_ms > 0 RETURNING id",
+             {P(owner), P(Name(Status::kRunning)), P(now_ms + lease_ms)}));
+    std::vector<std::string> ids;
+    for (int r = 0; r < rows.size(); ++r) ids.push_back(rows.Text(r, 0));
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  });
+}
+
+Result<std::vector<Rescue>> PgStore::RescueExpired(std::string_view rescuer, bool requeue,
+                                                   int64_t now_ms) {
+  return Transact([&]() -> Result<std::vector<Rescue>> {
+    // SKIP LOCKED: a run another host is rescuing (or its owner writing) is
+    // left to it.
+    KILN_ASSIGN_OR_RETURN(
+        pg::Rows rows,
+        Exec("rescuing runs",
+             SelectRuns("WHERE status = $1 AND lease_expires_ms > 0 AND lease_expires_ms < $2 "
+                        "ORDER BY seq FOR UPDATE SKIP LOCKED"),
+             {P(Name(Status::kRunning)), P(now_ms)}));
+    KILN_ASSIGN_OR_RETURN(std::vector<Run> expired, All(rows));
+    std::vector<Rescue> rescued;
+    for (const Run& run : expired) {
+      const Status now_status = RescuedStatus(run, requeue);
+      KILN_TRY(Exec("rescuing a run",
+                    "UPDATE runs SET status = $2, epoch = epoch + 1, owner = '', "
+                    "lease_expires_ms = 0, not_before_ms = $3, finished_ms = $4, error = $5 "
+                    "WHERE id = $1",
+                    {P(run.id), P(Name(now_status)), P(now_ms),
+                     P(IsTerminal(now_status) ? now_ms : 0), P(RescueError(rescuer, run))}));
+      rescued.push_back({run.id, run.owner, now_status});
+    }
+    return rescued;
+  });
+}
+
+kiln::Status PgStore::Beat(const Host& host, int64_t now_ms) {
+  if (host.name.empty()) return Error::Invalid("recording a host: no name");
+  return Transact([&]() -> kiln::Status {
+    KILN_TRY(
+        Exec("recording a host",
+             "INSERT INTO hosts (name, capacity, version, started_ms, heartbeat_ms) "
+             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET "
+             "capacity = excluded.capacity, version = excluded.version, "
+             "started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms",
+             {P(host.name), P(host.capacity), P(host.version), P(host.started_ms), P(now_ms)}));
+    return Ok();
+  });
+}
+
+Result<std::vector<Host>> PgStore::Hosts() {
+  return Read([&]() -> Result<std::vector<Host>> {
+    KILN_ASSIGN_OR_RETURN(
+        pg::Rows rows,
+        Exec("listing hosts",
+             "SELECT name, capacity, version, started_ms, heartbeat_ms FROM hosts ORDER BY name"));
+    std::vector<Host> hosts;
+    for (int r = 0; r < rows.size(); ++r) {
+      hosts.push_back({rows.Text(r, 0), static_cast<int>(rows.Int(r, 1)), rows.Text(r, 2),
+                       rows.Int(r, 3), rows.Int(r, 4)});
+    }
+    return hosts;
   });
 }
 

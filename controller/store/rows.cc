@@ -60,6 +60,33 @@ kiln::Status CheckRequest(const RunRequest& request) {
   return Ok();
 }
 
+kiln::Status CheckHeld(std::string_view what, const Run& run, int64_t epoch) {
+  if (epoch != 0 && run.epoch != epoch) {
+    return Error(
+        Error::Code::kPermission,
+        std::string(what) + ": run " + Quote(run.id) + " was taken over (epoch " +
+            std::to_string(run.epoch) +
+            (run.owner.empty() ? ", now " + Name(run.status) : ", owner " + Quote(run.owner)) +
+            "); this claim was epoch " + std::to_string(epoch) + ": nothing written");
+  }
+  if (run.status != Status::kRunning) {
+    return Error::Invalid(std::string(what) + ": run " + Quote(run.id) + " is " + Name(run.status) +
+                          ", not running");
+  }
+  return Ok();
+}
+
+Status RescuedStatus(const Run& run, bool requeue) {
+  if (run.cancel_requested) return Status::kCancelled;
+  if (requeue && run.attempt < run.request.max_attempts) return Status::kQueued;
+  return Status::kError;
+}
+
+std::string RescueError(std::string_view rescuer, const Run& run) {
+  return "rescued by " + std::string(rescuer) + ": the lease of " + Quote(run.owner) +
+         " ended at " + Utc(run.lease_expires_ms);
+}
+
 // Computed in double: a large attempt overflows to infinity, which the cap
 // absorbs.
 int64_t Backoff(const RetryPolicy& policy, int attempt) {

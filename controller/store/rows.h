@@ -19,7 +19,8 @@ namespace kiln::store {
 inline constexpr std::string_view kRunColumns =
     "id, role, repo, revision, task, priority, budgets, requested_by, max_attempts, status, "
     "attempt, created_ms, started_ms, finished_ms, not_before_ms, owner, cancel_requested, "
-    "commit_sha, image_digest, sandbox_id, log_path, log_head, outcome, result, error, context";
+    "commit_sha, image_digest, sandbox_id, log_path, log_head, outcome, result, error, context, "
+    "epoch, lease_expires_ms";
 
 // "SELECT <run columns> FROM runs <rest>": rest holds the conditions, with
 // values as parameters only.
@@ -42,6 +43,16 @@ Result<Status> ParseStatusColumn(std::string_view store, std::string_view id,
 
 // The non-empty fields and attempts Enqueue requires.
 kiln::Status CheckRequest(const RunRequest& request);
+
+// For a write of `what` at epoch (0: unfenced) to run: kPermission when
+// another claim has taken the run since, then kInvalidArgument unless it
+// is running.
+kiln::Status CheckHeld(std::string_view what, const Run& run, int64_t epoch);
+
+// What a rescued run becomes, and the error it keeps (who rescued it from
+// whom, and when the lease ended).
+Status RescuedStatus(const Run& run, bool requeue);
+std::string RescueError(std::string_view rescuer, const Run& run);
 
 // min(initial * multiplier^(attempt-1), max), never negative.
 int64_t Backoff(const RetryPolicy& policy, int attempt);
@@ -79,6 +90,8 @@ Result<Run> ReadRun(std::string_view store, const Row& row) {
   KILN_ASSIGN_OR_RETURN(run.result, ParseJson(store, run.id, "result", row.Text(c++)));
   run.error = row.Text(c++);
   KILN_ASSIGN_OR_RETURN(req.context, ParseJson(store, run.id, "context", row.Text(c++)));
+  run.epoch = row.Int(c++);
+  run.lease_expires_ms = row.Int(c++);
   return run;
 }
 

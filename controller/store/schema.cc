@@ -91,7 +91,22 @@ INSERT OR IGNORE INTO kiln_meta (key, value)
   WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'forge_repos');
 )sql";
 
-constexpr std::array<std::string_view, kVersion> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6};
+// Version 7: the fleet. A run's fencing epoch and its owner's lease
+// (docs/store.md, "Leases and fencing"), and the hosts that share the store.
+constexpr std::string_view kV7 = R"sql(
+ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN lease_expires_ms INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX runs_by_lease ON runs (status, lease_expires_ms);
+CREATE TABLE hosts (
+  name TEXT PRIMARY KEY NOT NULL,
+  capacity INTEGER NOT NULL,
+  version TEXT NOT NULL,
+  started_ms INTEGER NOT NULL,
+  heartbeat_ms INTEGER NOT NULL
+);
+)sql";
+
+constexpr std::array<std::string_view, kVersion> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6, kV7};
 
 Error Prefixed(const sqlite::Db& db, Error::Code code, const std::string& message) {
   return Error(code, "store " + Quote(db.path()) + ": " + message);

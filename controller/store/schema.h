@@ -23,7 +23,7 @@ namespace kiln::store::schema {
 
 // kiln's migration steps, oldest first; their count is the current version,
 // kVersion (the PostgreSQL backend has as many, numbered the same).
-inline constexpr size_t kVersion = 6;
+inline constexpr size_t kVersion = 7;
 std::span<const std::string_view> Migrations();
 
 // The version of the store in db, or nullopt for a database without tables

@@ -44,11 +44,20 @@ class SqliteStore final : public Store {
   Result<Run> Enqueue(const RunRequest& request, int64_t now_ms) override;
   Result<Run> StartNew(const RunRequest& request, std::string_view owner, int64_t now_ms) override;
   Result<std::optional<Run>> Claim(const ClaimLimits& limits, std::string_view owner,
-                                   int64_t now_ms) override;
-  kiln::Status SetProgress(std::string_view id, const Progress& progress) override;
-  kiln::Status Complete(std::string_view id, const Finish& finish, int64_t now_ms) override;
+                                   int64_t now_ms, int64_t lease_ms) override;
+  kiln::Status SetProgress(std::string_view id, const Progress& progress, int64_t epoch) override;
+  kiln::Status Complete(std::string_view id, const Finish& finish, int64_t now_ms,
+                        int64_t epoch) override;
   Result<bool> FailInfrastructure(std::string_view id, std::string_view error,
-                                  const RetryPolicy& policy, int64_t now_ms) override;
+                                  const RetryPolicy& policy, int64_t now_ms,
+                                  int64_t epoch) override;
+  kiln::Status Holds(std::string_view id, int64_t epoch) override;
+  Result<std::vector<std::string>> Renew(std::string_view owner, int64_t lease_ms,
+                                         int64_t now_ms) override;
+  Result<std::vector<Rescue>> RescueExpired(std::string_view rescuer, bool requeue,
+                                            int64_t now_ms) override;
+  kiln::Status Beat(const Host& host, int64_t now_ms) override;
+  Result<std::vector<Host>> Hosts() override;
   Result<Run> RequestCancel(std::string_view id, int64_t now_ms) override;
   Result<Run> Start(std::string_view id, std::string_view owner, int64_t now_ms) override;
   kiln::Status AddSteering(std::string_view id, std::string_view from, std::string_view message,
@@ -64,10 +73,12 @@ class SqliteStore final : public Store {
   Result<Run> Load(std::string_view id);
   // Adds the request as a queued run. mu_ held.
   Result<Run> Insert(const RunRequest& request, int64_t now_ms);
-  // Marks run id running for owner: attempt + 1, started_ms. mu_ held.
-  Result<Run> MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms);
-  // Load, and kInvalidArgument unless the run is running. mu_ held.
-  Result<Run> LoadRunning(std::string_view id, std::string_view what);
+  // Marks run id running for owner: attempt + 1, epoch + 1, started_ms, a
+  // lease of lease_ms (none for 0). mu_ held.
+  Result<Run> MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms,
+                          int64_t lease_ms);
+  // Load, then CheckHeld. mu_ held.
+  Result<Run> LoadHeld(std::string_view id, std::string_view what, int64_t epoch);
   // Runs in state running, whoever owns them. mu_ held.
   Result<int64_t> CountRunning();
   // The id of the first queued run in queue order (priority, then enqueue)
@@ -115,12 +126,9 @@ Result<std::optional<std::string>> SqliteStore::NextClaimable(const ClaimLimits&
   return std::optional<std::string>(stmt.Text(0));
 }
 
-Result<Run> SqliteStore::LoadRunning(std::string_view id, std::string_view what) {
+Result<Run> SqliteStore::LoadHeld(std::string_view id, std::string_view what, int64_t epoch) {
   KILN_ASSIGN_OR_RETURN(Run run, Load(id));
-  if (run.status != Status::kRunning) {
-    return Error::Invalid(std::string(what) + ": run " + Quote(id) + " is " + Name(run.status) +
-                          ", not running");
-  }
+  KILN_TRY(CheckHeld(what, run, epoch));
   return run;
 }
 
@@ -135,7 +143,7 @@ Result<Run> SqliteStore::StartNew(const RunRequest& request, std::string_view ow
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "starting a new run"));
   KILN_ASSIGN_OR_RETURN(Run run, Insert(request, now_ms));
-  KILN_ASSIGN_OR_RETURN(run, MarkStarted(run.id, owner, now_ms));
+  KILN_ASSIGN_OR_RETURN(run, MarkStarted(run.id, owner, now_ms, 0));
   KILN_TRY(txn.Commit());
   return run;
 }
@@ -170,31 +178,23 @@ Result<Run> SqliteStore::Insert(const RunRequest& request, int64_t now_ms) {
 }
 
 Result<std::optional<Run>> SqliteStore::Claim(const ClaimLimits& limits, std::string_view owner,
-                                              int64_t now_ms) {
+                                              int64_t now_ms, int64_t lease_ms) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "claiming a run"));
   KILN_ASSIGN_OR_RETURN(int64_t running, CountRunning());
   if (running >= limits.max_running) return std::optional<Run>();
   KILN_ASSIGN_OR_RETURN(std::optional<std::string> next, NextClaimable(limits, now_ms));
   if (!next) return std::optional<Run>();
-  const std::string& id = *next;
-
-  KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt update,
-      db_.Prepare("claiming a run",
-                  "UPDATE runs SET status = ?2, attempt = attempt + 1, started_ms = ?3, "
-                  "owner = ?4 WHERE id = ?1"));
-  update.Bind(1, id).Bind(2, Name(Status::kRunning)).Bind(3, now_ms).Bind(4, owner);
-  KILN_TRY(update.Run());
-  KILN_ASSIGN_OR_RETURN(Run run, Load(id));
+  KILN_ASSIGN_OR_RETURN(Run run, MarkStarted(*next, owner, now_ms, lease_ms));
   KILN_TRY(txn.Commit());
   return std::optional<Run>(std::move(run));
 }
 
-kiln::Status SqliteStore::SetProgress(std::string_view id, const Progress& progress) {
+kiln::Status SqliteStore::SetProgress(std::string_view id, const Progress& progress,
+                                      int64_t epoch) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "recording progress"));
-  KILN_TRY(LoadRunning(id, "recording progress"));
+  KILN_TRY(LoadHeld(id, "recording progress", epoch));
   // NULLIF(?, ''): an empty field leaves the column as it is.
   KILN_ASSIGN_OR_RETURN(
       sqlite::Stmt update,
@@ -214,19 +214,21 @@ kiln::Status SqliteStore::SetProgress(std::string_view id, const Progress& progr
   return txn.Commit();
 }
 
-kiln::Status SqliteStore::Complete(std::string_view id, const Finish& finish, int64_t now_ms) {
+kiln::Status SqliteStore::Complete(std::string_view id, const Finish& finish, int64_t now_ms,
+                                   int64_t epoch) {
   if (!IsTerminal(finish.status)) {
     return Error::Invalid("completing run " + Quote(id) + ": status " +
                           Quote(ToString(finish.status)) + " is not terminal");
   }
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "completing a run"));
-  KILN_TRY(LoadRunning(id, "completing a run"));
+  KILN_TRY(LoadHeld(id, "completing a run", epoch));
   KILN_ASSIGN_OR_RETURN(
       sqlite::Stmt update,
       db_.Prepare("completing a run",
                   "UPDATE runs SET status = ?2, finished_ms = ?3, outcome = ?4, result = ?5, "
-                  "error = ?6, log_head = COALESCE(NULLIF(?7, ''), log_head) WHERE id = ?1"));
+                  "error = ?6, log_head = COALESCE(NULLIF(?7, ''), log_head), "
+                  "lease_expires_ms = 0 WHERE id = ?1"));
   update.Bind(1, id)
       .Bind(2, Name(finish.status))
       .Bind(3, now_ms)
@@ -239,27 +241,28 @@ kiln::Status SqliteStore::Complete(std::string_view id, const Finish& finish, in
 }
 
 Result<bool> SqliteStore::FailInfrastructure(std::string_view id, std::string_view error,
-                                             const RetryPolicy& policy, int64_t now_ms) {
+                                             const RetryPolicy& policy, int64_t now_ms,
+                                             int64_t epoch) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "failing a run"));
-  KILN_ASSIGN_OR_RETURN(Run run, LoadRunning(id, "failing a run"));
+  KILN_ASSIGN_OR_RETURN(Run run, LoadHeld(id, "failing a run", epoch));
   const bool retry = run.attempt < run.request.max_attempts && !run.cancel_requested;
   if (retry) {
     KILN_ASSIGN_OR_RETURN(
         sqlite::Stmt update,
         db_.Prepare("requeueing a run",
-                    "UPDATE runs SET status = ?2, owner = '', not_before_ms = ?3, error = ?4 "
-                    "WHERE id = ?1"));
+                    "UPDATE runs SET status = ?2, owner = '', not_before_ms = ?3, error = ?4, "
+                    "lease_expires_ms = 0 WHERE id = ?1"));
     update.Bind(1, id)
         .Bind(2, Name(Status::kQueued))
         .Bind(3, now_ms + Backoff(policy, run.attempt))
         .Bind(4, error);
     KILN_TRY(update.Run());
   } else {
-    KILN_ASSIGN_OR_RETURN(
-        sqlite::Stmt update,
-        db_.Prepare("failing a run",
-                    "UPDATE runs SET status = ?2, finished_ms = ?3, error = ?4 WHERE id = ?1"));
+    KILN_ASSIGN_OR_RETURN(sqlite::Stmt update,
+                          db_.Prepare("failing a run",
+                                      "UPDATE runs SET status = ?2, finished_ms = ?3, error = ?4, "
+                                      "lease_expires_ms = 0 WHERE id = ?1"));
     update.Bind(1, id).Bind(2, Name(Status::kError)).Bind(3, now_ms).Bind(4, error);
     KILN_TRY(update.Run());
   }
@@ -299,20 +302,115 @@ Result<Run> SqliteStore::Start(std::string_view id, std::string_view owner, int6
     return Error::Invalid("cannot start run " + Quote(id) + ": it is " + Name(run.status) +
                           (run.cancel_requested ? " (cancel requested)" : ""));
   }
-  KILN_ASSIGN_OR_RETURN(run, MarkStarted(id, owner, now_ms));
+  KILN_ASSIGN_OR_RETURN(run, MarkStarted(id, owner, now_ms, 0));
   KILN_TRY(txn.Commit());
   return run;
 }
 
-Result<Run> SqliteStore::MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms) {
+Result<Run> SqliteStore::MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms,
+                                     int64_t lease_ms) {
   KILN_ASSIGN_OR_RETURN(
       sqlite::Stmt update,
       db_.Prepare("starting a run",
-                  "UPDATE runs SET status = ?2, attempt = attempt + 1, started_ms = ?3, "
-                  "owner = ?4 WHERE id = ?1"));
-  update.Bind(1, id).Bind(2, Name(Status::kRunning)).Bind(3, now_ms).Bind(4, owner);
+                  "UPDATE runs SET status = ?2, attempt = attempt + 1, epoch = epoch + 1, "
+                  "started_ms = ?3, owner = ?4, lease_expires_ms = ?5 WHERE id = ?1"));
+  update.Bind(1, id)
+      .Bind(2, Name(Status::kRunning))
+      .Bind(3, now_ms)
+      .Bind(4, owner)
+      .Bind(5, lease_ms > 0 ? now_ms + lease_ms : 0);
   KILN_TRY(update.Run());
   return Load(id);
+}
+
+kiln::Status SqliteStore::Holds(std::string_view id, int64_t epoch) {
+  std::lock_guard lock(mu_);
+  KILN_TRY(LoadHeld(id, "checking the claim", epoch));
+  return Ok();
+}
+
+Result<std::vector<std::string>> SqliteStore::Renew(std::string_view owner, int64_t lease_ms,
+                                                    int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt update,
+      db_.Prepare("renewing leases",
+                  "UPDATE runs SET lease_expires_ms = ?3 WHERE owner = ?1 AND status = ?2 "
+                  "AND lease_expires_ms > 0 RETURNING id"));
+  update.Bind(1, owner).Bind(2, Name(Status::kRunning)).Bind(3, now_ms + lease_ms);
+  std::vector<std::string> ids;
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, update.Step());
+    if (!row) break;
+    ids.push_back(update.Text(0));
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+Result<std::vector<Rescue>> SqliteStore::RescueExpired(std::string_view rescuer, bool requeue,
+                                                       int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "rescuing runs"));
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt select,
+      db_.Prepare("rescuing runs", SelectRuns("WHERE status = ?1 AND lease_expires_ms > 0 "
+                                              "AND lease_expires_ms < ?2 ORDER BY seq")));
+  select.Bind(1, Name(Status::kRunning)).Bind(2, now_ms);
+  KILN_ASSIGN_OR_RETURN(std::vector<Run> expired, AllRuns(db_, select));
+  std::vector<Rescue> rescued;
+  for (const Run& run : expired) {
+    const Status now_status = RescuedStatus(run, requeue);
+    KILN_ASSIGN_OR_RETURN(
+        sqlite::Stmt update,
+        db_.Prepare("rescuing a run",
+                    "UPDATE runs SET status = ?2, epoch = epoch + 1, owner = '', "
+                    "lease_expires_ms = 0, not_before_ms = ?3, finished_ms = ?4, error = ?5 "
+                    "WHERE id = ?1"));
+    update.Bind(1, run.id)
+        .Bind(2, Name(now_status))
+        .Bind(3, now_ms)
+        .Bind(4, IsTerminal(now_status) ? now_ms : 0)
+        .Bind(5, RescueError(rescuer, run));
+    KILN_TRY(update.Run());
+    rescued.push_back({run.id, run.owner, now_status});
+  }
+  KILN_TRY(txn.Commit());
+  return rescued;
+}
+
+kiln::Status SqliteStore::Beat(const Host& host, int64_t now_ms) {
+  if (host.name.empty()) return Error::Invalid("recording a host: no name");
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt upsert,
+      db_.Prepare("recording a host",
+                  "INSERT INTO hosts (name, capacity, version, started_ms, heartbeat_ms) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET "
+                  "capacity = excluded.capacity, version = excluded.version, "
+                  "started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms"));
+  upsert.Bind(1, host.name)
+      .Bind(2, host.capacity)
+      .Bind(3, host.version)
+      .Bind(4, host.started_ms)
+      .Bind(5, now_ms);
+  return upsert.Run();
+}
+
+Result<std::vector<Host>> SqliteStore::Hosts() {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(
+      sqlite::Stmt select,
+      db_.Prepare("listing hosts",
+                  "SELECT name, capacity, version, started_ms, heartbeat_ms FROM hosts "
+                  "ORDER BY name"));
+  std::vector<Host> hosts;
+  for (;;) {
+    KILN_ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) return hosts;
+    hosts.push_back({select.Text(0), static_cast<int>(select.Int(1)), select.Text(2), select.Int(3),
+                     select.Int(4)});
+  }
 }
 
 kiln::Status SqliteStore::AddSteering(std::string_view id, std::string_view from,

@@ -60,6 +60,7 @@ nlohmann::json ToJson(const Run& r) {
           {"attempt", r.attempt},
           {"max_attempts", r.request.max_attempts},
           {"requested_by", r.request.requested_by},
+          {"owner", r.owner},
           {"context", r.request.context},
           {"created", Utc(r.created_ms)},
           {"started", Utc(r.started_ms)},
@@ -74,6 +75,8 @@ nlohmann::json ToJson(const Run& r) {
           {"sandbox_id", r.sandbox_id},
           {"log_path", r.log_path},
           {"log_head", r.log_head},
+          {"epoch", r.epoch},
+          {"lease_expires_ms", r.lease_expires_ms},
           {"result", r.result}};
 }
 

@@ -74,6 +74,11 @@ struct Run {
   std::string outcome;    // the runtime's outcome: submitted, failed, budget_exhausted, ...
   nlohmann::json result;  // the role's JSON result and the diff summary; null when none
   std::string error;      // why it failed, for people
+  // The claim's fencing token: 1 at the first claim, one more at every claim,
+  // start and rescue. A host writes for the run with the epoch it claimed;
+  // once another host has taken the run over, those writes are refused.
+  int64_t epoch = 0;
+  int64_t lease_expires_ms = 0;  // while running: the owner's lease; 0: none
 };
 
 // ms as UTC text, 2026-12-07T06:25:16Z; "-" for 0 (a time not reached).
@@ -118,6 +123,22 @@ struct RetryPolicy {
   double multiplier = 2;
 };
 
+// A host of the fleet: each `kiln serve` beats under its owner name.
+struct Host {
+  std::string name;  // the owner name it claims runs with
+  int capacity = 0;  // its max_running
+  std::string version;
+  int64_t started_ms = 0;
+  int64_t heartbeat_ms = 0;
+};
+
+// A run taken from a host whose lease ran out (RescueExpired).
+struct Rescue {
+  std::string id;
+  std::string from;                 // the owner whose lease expired
+  Status status = Status::kQueued;  // what the run is now: queued again, or ended
+};
+
 struct ListFilter {
   std::optional<Status> status;
   std::string role;    // empty: any
@@ -141,35 +162,64 @@ class Store {
 
   // Atomically picks the next queued run (highest priority, then oldest;
   // not_before_ms <= now_ms; not cancel_requested) such that, once it runs,
-  // neither limit is exceeded; marks it running, attempt + 1, started_ms,
-  // owner. nullopt: nothing can be claimed now.
+  // neither limit is exceeded; marks it running, attempt + 1, epoch + 1,
+  // started_ms, owner, and a lease until now_ms + lease_ms (none for 0).
+  // nullopt: nothing can be claimed now.
   virtual Result<std::optional<Run>> Claim(const ClaimLimits& limits, std::string_view owner,
-                                           int64_t now_ms) = 0;
+                                           int64_t now_ms, int64_t lease_ms = 0) = 0;
 
   // SetProgress, Complete and FailInfrastructure act on a running run: an
   // unknown id is kNotFound, a run in another state kInvalidArgument. They
   // return kiln::Status (Result<void>); plain `Status` here is the enum.
+  // With an epoch (not 0), each first checks that the run is still at that
+  // epoch: a run another host has taken over (RescueExpired, then Claim)
+  // refuses with kPermission naming both, and nothing is written.
 
   // Records progress of a running run.
-  virtual kiln::Status SetProgress(std::string_view id, const Progress& progress) = 0;
+  virtual kiln::Status SetProgress(std::string_view id, const Progress& progress,
+                                   int64_t epoch = 0) = 0;
 
   // Ends the current attempt: the run takes finish.status (terminal).
-  virtual kiln::Status Complete(std::string_view id, const Finish& finish, int64_t now_ms) = 0;
+  virtual kiln::Status Complete(std::string_view id, const Finish& finish, int64_t now_ms,
+                                int64_t epoch = 0) = 0;
 
   // An infrastructure failure of the current attempt: when attempt <
   // max_attempts and no cancel was requested, the run is queued again with
   // not_before_ms = now + backoff(attempt) and true is returned; otherwise it
   // ends as kError (false). error is kept either way.
   virtual Result<bool> FailInfrastructure(std::string_view id, std::string_view error,
-                                          const RetryPolicy& policy, int64_t now_ms) = 0;
+                                          const RetryPolicy& policy, int64_t now_ms,
+                                          int64_t epoch = 0) = 0;
+
+  // Whether the run is running at epoch: Ok, or the refusal the writes above
+  // give. A host asks before a write outside the store (a forge comment).
+  virtual kiln::Status Holds(std::string_view id, int64_t epoch) = 0;
+
+  // Leases. Renew extends, to now_ms + lease_ms, the lease of every running
+  // run of owner that has one, and returns their ids: a run the host thinks
+  // it runs but that is missing was taken from it. RescueExpired takes every
+  // running run whose lease ended before now_ms (epoch + 1, no owner, no
+  // lease): queued again when requeue is set and it has attempts left and no
+  // cancel was asked, otherwise ended as kError (kCancelled when a cancel
+  // was asked); the error says who rescued it from whom. Two hosts rescuing
+  // at once rescue each run once.
+  virtual Result<std::vector<std::string>> Renew(std::string_view owner, int64_t lease_ms,
+                                                 int64_t now_ms) = 0;
+  virtual Result<std::vector<Rescue>> RescueExpired(std::string_view rescuer, bool requeue,
+                                                    int64_t now_ms) = 0;
+
+  // The fleet's hosts: Beat records host (its heartbeat_ms is now_ms; a
+  // host of that name is replaced), Hosts lists them by name.
+  virtual kiln::Status Beat(const Host& host, int64_t now_ms) = 0;
+  virtual Result<std::vector<Host>> Hosts() = 0;
 
   // Queued: the run ends as cancelled at once. Running: cancel_requested is
   // set, and the owner stops it. Terminal: an error naming its status.
   // Unknown id: kNotFound.
   virtual Result<Run> RequestCancel(std::string_view id, int64_t now_ms) = 0;
 
-  // Marks the queued run id running for owner (attempt + 1, started_ms),
-  // whatever the limits: `kiln run` in the foreground runs its own run.
+  // Marks the queued run id running for owner (attempt + 1, epoch + 1,
+  // started_ms, no lease), whatever the limits: `kiln run` in the foreground runs its own run.
   // Anything but a queued, not cancelled run is an error naming its status.
   virtual Result<Run> Start(std::string_view id, std::string_view owner, int64_t now_ms) = 0;
 

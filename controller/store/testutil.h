@@ -157,6 +157,22 @@ inline void ExpectSameRun(const Run& a, const Run& b) {
   EXPECT_EQ(a.outcome, b.outcome);
   EXPECT_EQ(a.result, b.result);
   EXPECT_EQ(a.error, b.error);
+  EXPECT_EQ(a.epoch, b.epoch);
+  EXPECT_EQ(a.lease_expires_ms, b.lease_expires_ms);
+}
+
+// SQL that takes a SQLite store at the current version back to `version`
+// of the store's track as an older kiln left it (the later steps that
+// changed anything undone), for the tests of upgrades.
+inline std::string RewindStoreSql(int version) {
+  std::string sql;
+  if (version < 7) {
+    sql +=
+        "DROP TABLE hosts; DROP INDEX runs_by_lease; ALTER TABLE runs DROP COLUMN epoch; "
+        "ALTER TABLE runs DROP COLUMN lease_expires_ms;";
+  }
+  return sql + "UPDATE kiln_meta SET value = '" + std::to_string(version) +
+         "' WHERE key = 'schema_version';";
 }
 
 enum class Backend { kSqlite, kPostgres };

@@ -588,5 +588,90 @@ default: {tool_calls: [{name: submit, input: {summary: done}}]}
   EXPECT_TRUE(Contains(m.out, "kiln_proxy_requests_total{decision=\"allowed\"}")) << m.out;
 }
 
+// Two `kiln serve` on one store, as two hosts. The first is paused (SIGSTOP)
+// past its lease mid-run: the second rescues the run and runs it to the
+// end. Resumed, the first finds the run taken over: it kills its sandbox at
+// once and its late writes are refused by the epoch, so the store keeps the
+// second host's record.
+TEST_F(Controller, APausedHostLosesItsRunAndItsLateWritesAreRefused) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "sleep 64", timeout_ms: 100000}}]
+default: {tool_calls: [{name: submit, input: {summary: done}}]}
+)",
+        "concurrency: {lease: 3s}\n");
+  Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                    "--role", "edit", "--task", "t"});
+  ASSERT_EQ(s.status, 0) << s.err;
+  std::string id = s.out.substr(0, s.out.find('\n'));
+  const HostState before = Snapshot();
+  {
+    Daemon first(config_, root_ + "/first.log");
+    json claimed = WaitFor(
+        id, [](const json& j) { return j["status"] == "running" && j["sandbox_id"] != ""; });
+    for (int i = 0; i < 100 && ProcessesMatching("sleep 64").empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_FALSE(ProcessesMatching("sleep 64").empty());
+    EXPECT_EQ(claimed["epoch"], 1);
+    ASSERT_EQ(::kill(first.pid(), SIGSTOP), 0);
+    // Whatever fails below, the first host is resumed before it is stopped.
+    struct Resume {
+      pid_t pid;
+      ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{first.pid()};
+
+    json done;
+    {
+      Daemon second(config_, root_ + "/second.log");
+      done = WaitFor(id, [](const json& j) { return j["status"] == "succeeded"; });
+    }
+    EXPECT_EQ(done["attempt"], 2) << done.dump() << ReadAll(root_ + "/second.log");
+    EXPECT_EQ(done["epoch"], 3) << done.dump();  // the claim, the rescue, the second claim
+    EXPECT_NE(done["owner"], claimed["owner"]);
+    EXPECT_NE(done["log_path"], claimed["log_path"]);
+    EXPECT_TRUE(Contains(ReadAll(root_ + "/second.log"),
+                         "rescued from " + claimed["owner"].get<std::string>()))
+        << ReadAll(root_ + "/second.log");
+
+    ASSERT_EQ(::kill(first.pid(), SIGCONT), 0);
+    // The first host's sandbox goes at once, not after its 64 s.
+    for (int i = 0; i < 100 && !ProcessesMatching("sleep 64").empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(ProcessesMatching("sleep 64").empty());
+    std::string first_log;
+    for (int i = 0; i < 100; ++i) {
+      first_log = ReadAll(root_ + "/first.log");
+      if (Contains(first_log, "was taken over")) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(Contains(first_log, "taken over (epoch 3, ours 1); stopping the sandbox"))
+        << first_log;
+    EXPECT_TRUE(Contains(first_log, "this claim was epoch 1: nothing written")) << first_log;
+    // The store still holds the second host's record.
+    json after = Show(id);
+    EXPECT_EQ(after["status"], "succeeded");
+    EXPECT_EQ(after["owner"], done["owner"]);
+    EXPECT_EQ(after["log_head"], done["log_head"]);
+    // Each host's log is whole: the first ends with the run lost.
+    ExpectLogVerifies(done["log_path"]);
+    ExpectLogVerifies(claimed["log_path"]);
+    auto recs = Records(claimed["log_path"]);
+    EXPECT_EQ(recs.back()["type"], "run.end");
+    EXPECT_EQ(recs.back()["payload"]["status"], "error") << recs.back().dump();
+    EXPECT_TRUE(
+        Contains(recs.back()["payload"].value("error", ""), "another host took the run over"))
+        << recs.back().dump();
+  }
+  // Both hosts stopped: no sandbox, mount, cgroup or run directory is left.
+  EXPECT_EQ(Diff(before, Snapshot()), "");
+  if (HasFailure()) {
+    ADD_FAILURE() << "first host:\n"
+                  << ReadAll(root_ + "/first.log") << "second host:\n"
+                  << ReadAll(root_ + "/second.log");
+  }
+}
+
 }  // namespace
 }  // namespace kiln::testing

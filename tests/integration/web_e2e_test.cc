@@ -86,8 +86,8 @@ TEST_F(Web, DashboardRunPageSteerCancelAndShareInChromium) {
   // An inline comment on the diff's new line, through the forge's API as a
   // reviewer's client would place it (GitHub's review shape).
   Outcome inline_review = kiln::testing::Run(
-      {"/usr/bin/curl", "-sS", "-f", "-u", "bob:" + bob, "-H", "Content-Type: application/json",
-       "-d",
+      {"/usr/bin/curl", "-sS", "-f", "-H", "Authorization: Bearer " + bob, "-H",
+       "Content-Type: application/json", "-d",
        R"({"event": "COMMENT", "body": "one note", "comments": [{"path": "README.md", "line": 1,)"
        R"( "side": "RIGHT", "body": "Say <b>hello</b> to everyone?"}]})",
        "http://" + listen + "/api/v1/repos/acme/widget/pulls/2/reviews"});
@@ -145,7 +145,7 @@ TEST_F(Web, DashboardRunPageSteerCancelAndShareInChromium) {
   EXPECT_TRUE(Contains(fp["reviewed"], "Review by alice: approve")) << fp.dump();
   // The inline comment sits right after the line it is on, as text.
   EXPECT_EQ(fp["inline_after"], "+hello from bob") << fp.dump();
-  EXPECT_EQ(fp["inline_text"], "bob (comment): Say <b>hello</b> to everyone?") << fp.dump();
+  EXPECT_EQ(fp["inline_text"], "bob (nit): Say <b>hello</b> to everyone?") << fp.dump();
   EXPECT_EQ(fp["state"], "merged") << fp.dump();
   json merged = json::parse(Kiln({"pr", "list", "--config", config_, "--repo", "acme/widget",
                                   "--state", "merged", "--json"})

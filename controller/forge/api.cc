@@ -274,23 +274,6 @@ Result<ApiResponse> Dispatch(Local& f, Users& users, const wire::Links& links,
   return Message(404, "no route " + method + " /api/v1" + path);
 }
 
-// A query name or value %-escaped but for RFC 3986's unreserved characters
-// and the separators GitHub's own links keep (",", ":").
-std::string QueryEscape(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ',' || c == ':') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 // "comments[0].path" for a member of an object at "comments[0]".
 std::string MemberName(const std::string& at, const std::string& field) {
   return at.empty() ? field : at + "." + field;
@@ -460,7 +443,8 @@ Result<ApiResponse> Call::List(json items) {
   auto url = [&](int64_t p) {
     std::string q;
     for (const auto& [k, v] : target.query) {
-      if (k != "page") q += (q.empty() ? "?" : "&") + QueryEscape(k) + "=" + QueryEscape(v);
+      if (k != "page")
+        q += (q.empty() ? "?" : "&") + PercentEncode(k, ",:") + "=" + PercentEncode(v, ",:");
     }
     return "<" + path + q + (q.empty() ? "?" : "&") + "page=" + std::to_string(p) + ">";
   };
@@ -474,6 +458,22 @@ Result<ApiResponse> Call::List(json items) {
 }
 
 }  // namespace api
+
+std::string PercentEncode(std::string_view s, std::string_view keep) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ||
+        keep.find(static_cast<char>(c)) != std::string_view::npos) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
 
 std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
   std::string out;

@@ -60,6 +60,10 @@ struct ApiResponse {
   std::function<void(std::shared_ptr<Stream>)> open_stream;
 };
 
+// s %XX-escaped but for RFC 3986's unreserved characters and those in keep
+// (for a query GitHub's links keep ",:"; for a path segment ":@").
+std::string PercentEncode(std::string_view s, std::string_view keep);
+
 // %XX escapes (and '+' as a space when plus_is_space) decoded; nullopt for a
 // malformed escape.
 std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space);

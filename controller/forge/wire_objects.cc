@@ -12,6 +12,7 @@
 
 #include "base/digest.h"
 #include "base/strings.h"
+#include "controller/forge/api.h"
 #include "controller/forge/validate.h"
 #include "controller/forge/wire.h"
 
@@ -23,19 +24,7 @@ namespace {
 
 // A path segment (or, with keep_slash, a path) %-escaped where a URI needs it.
 std::string Escape(std::string_view s, bool keep_slash = false) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '@' ||
-        (keep_slash && c == '/')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
+  return PercentEncode(s, keep_slash ? ":@/" : ":@");
 }
 
 json TimeOrNull(int64_t ms) { return ms == 0 ? json(nullptr) : json(Time(ms)); }

@@ -7,8 +7,13 @@
 // exemption does not cover. The suppression is limited to these headers' lines.
 #pragma once
 
+// clang has no such warning and refuses to ignore an unknown one.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif

@@ -8,7 +8,8 @@
 #   KILN_FUZZ_TARGETS="sessionlog_verify_fuzz" scripts/fuzz.sh
 #
 # Corpora persist in $BUILD/corpus/<target>; crash inputs land in
-# $BUILD/crashes/<target>/.
+# $BUILD/crashes/<target>/. Inputs that once crashed a target are kept in
+# tests/fuzz-regressions/<target>/ and run first, every time.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -58,6 +59,16 @@ for p in "${paths[@]}"; do
   corpus="$BUILD/corpus/$t"
   crashes="$BUILD/crashes/$t"
   mkdir -p "$corpus" "$crashes"
+  regressions="tests/fuzz-regressions/$t"
+  if [[ -d $regressions ]]; then
+    echo "fuzz: $t: the inputs that once crashed it ($regressions)"
+    if ! "$bin" -timeout=10 -rss_limit_mb=2048 "$regressions"/* >"$BUILD/$t.regressions.log" 2>&1; then
+      tail -n 40 "$BUILD/$t.regressions.log" >&2
+      echo "fuzz: $t FAILED on an input in $regressions; log in $BUILD/$t.regressions.log" >&2
+      failed+=("$t")
+      continue
+    fi
+  fi
   echo "fuzz: $t for ${SECONDS_PER_TARGET}s"
   if ! "$bin" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$crashes/" "$corpus" >"$BUILD/$t.log" 2>&1; then

@@ -256,12 +256,15 @@ bool Analysis::LinksBack(const Step& s, uint32_t p) {
   // Retract what was said while accepting the popped records, then report
   // them as inserted.
   std::vector<uint32_t> popped(stack_.begin() + static_cast<ptrdiff_t>(keep), stack_.end());
-  std::vector<bool> is_popped_line(lines_.size(), false);
-  for (uint32_t x : popped) is_popped_line[x] = true;
+  // By the file's line numbers, which findings carry: a record's line_no is
+  // not its index (a line without its newline joins the next), and a
+  // finding may be about the line after the last.
+  std::vector<bool> is_popped_line(line_count_ + 2, false);
+  for (uint32_t x : popped) is_popped_line[lines_[x].line_no] = true;
   size_t from = std::min(marks_[keep], report_.findings.size());
   auto gone = std::remove_if(
       report_.findings.begin() + static_cast<ptrdiff_t>(from), report_.findings.end(),
-      [&](const Finding& f) { return f.line >= 1 && is_popped_line[f.line - 1]; });
+      [&](const Finding& f) { return f.line < is_popped_line.size() && is_popped_line[f.line]; });
   report_.findings_total -= static_cast<uint64_t>(report_.findings.end() - gone);
   report_.findings.erase(gone, report_.findings.end());
   for (uint32_t x : popped) stack_pos_[x] = kNone;

@@ -547,21 +547,11 @@ Result<std::vector<Run>> PgStore::Running() {
 
 Result<std::map<Status, uint64_t>> PgStore::CountByStatus() {
   return Read([&]() -> Result<std::map<Status, uint64_t>> {
-    std::map<Status, uint64_t> counts;
-    for (Status s : {Status::kQueued, Status::kRunning, Status::kSucceeded, Status::kFailed,
-                     Status::kBudgetExhausted, Status::kCancelled, Status::kError}) {
-      counts[s] = 0;
-    }
+    std::map<Status, uint64_t> counts = NoCounts();
     KILN_ASSIGN_OR_RETURN(
         pg::Rows rows, Exec("counting runs", "SELECT status, COUNT(*) FROM runs GROUP BY status"));
     for (int r = 0; r < rows.size(); ++r) {
-      Result<Status> status = ParseStatus(rows.Text(r, 0));
-      if (!status.ok()) {
-        return Error(
-            Error::Code::kCorruption,
-            "store " + Quote(conn_.name()) + ": column 'status': " + status.error().message());
-      }
-      counts[*status] = static_cast<uint64_t>(rows.Int(r, 1));
+      KILN_TRY(CountRow(conn_.name(), rows.Text(r, 0), rows.Int(r, 1), &counts));
     }
     return counts;
   });

@@ -37,6 +37,26 @@ Result<Status> ParseStatusColumn(std::string_view store, std::string_view id,
   return *parsed;
 }
 
+std::map<Status, uint64_t> NoCounts() {
+  std::map<Status, uint64_t> counts;
+  for (Status s : {Status::kQueued, Status::kRunning, Status::kSucceeded, Status::kFailed,
+                   Status::kBudgetExhausted, Status::kCancelled, Status::kError}) {
+    counts[s] = 0;
+  }
+  return counts;
+}
+
+kiln::Status CountRow(std::string_view store, const std::string& status, int64_t count,
+                      std::map<Status, uint64_t>* counts) {
+  Result<Status> parsed = ParseStatus(status);
+  if (!parsed.ok()) {
+    return Error(Error::Code::kCorruption,
+                 "store " + Quote(store) + ": column 'status': " + parsed.error().message());
+  }
+  (*counts)[*parsed] = static_cast<uint64_t>(count);
+  return Ok();
+}
+
 namespace {
 
 kiln::Status RequireNonEmpty(std::string_view field, const std::string& value) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,13 @@ Result<nlohmann::json> ParseJson(std::string_view store, std::string_view id,
                                  std::string_view column, const std::string& text);
 Result<Status> ParseStatusColumn(std::string_view store, std::string_view id,
                                  const std::string& text);
+
+// CountByStatus's answer before any row: every status, at 0. CountRow adds
+// a row of "SELECT status, COUNT(*)": a status it does not know is
+// corruption.
+std::map<Status, uint64_t> NoCounts();
+kiln::Status CountRow(std::string_view store, const std::string& status, int64_t count,
+                      std::map<Status, uint64_t>* counts);
 
 // The non-empty fields and attempts Enqueue requires.
 kiln::Status CheckRequest(const RunRequest& request);

@@ -9,7 +9,6 @@
 // snapshot without blocking writers.
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -491,11 +490,7 @@ Result<std::vector<Run>> SqliteStore::Running() {
 }
 
 Result<std::map<Status, uint64_t>> SqliteStore::CountByStatus() {
-  std::map<Status, uint64_t> counts;
-  for (Status s : {Status::kQueued, Status::kRunning, Status::kSucceeded, Status::kFailed,
-                   Status::kBudgetExhausted, Status::kCancelled, Status::kError}) {
-    counts[s] = 0;
-  }
+  std::map<Status, uint64_t> counts = NoCounts();
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
       sqlite::Stmt stmt,
@@ -503,12 +498,7 @@ Result<std::map<Status, uint64_t>> SqliteStore::CountByStatus() {
   for (;;) {
     KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) return counts;
-    Result<Status> status = ParseStatus(stmt.Text(0));
-    if (!status.ok()) {
-      return Error(Error::Code::kCorruption,
-                   "store " + Quote(db_.path()) + ": column 'status': " + status.error().message());
-    }
-    counts[*status] = static_cast<uint64_t>(stmt.Int(1));
+    KILN_TRY(CountRow(db_.path(), stmt.Text(0), stmt.Int(1), &counts));
   }
 }
 

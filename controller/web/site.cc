@@ -8,6 +8,7 @@
 #include "base/digest.h"
 #include "base/html.h"
 #include "base/strings.h"
+#include "controller/forge/api.h"
 #include "controller/sessionlog/signer.h"
 #include "controller/sessionlog/verify.h"
 #include "controller/web/assets.h"
@@ -101,22 +102,6 @@ uint64_t Number(const std::string& s) {
     n = n * 10 + static_cast<uint64_t>(c - '0');
   }
   return n;
-}
-
-// s with every byte but unreserved ones %-escaped (a query's value).
-std::string UrlEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
 }
 
 // Where a sign-in may send the browser: a path of this site, nothing else.
@@ -300,7 +285,7 @@ ApiResponse Site::Route(Request& r) {
   if (r.viewer.user.empty()) {
     if (api) return Message(401, "sign in first: a session cookie or an API token");
     if (r.Post()) return Html(401, ErrorPage(Viewer{}, 401, "Sign in first."));
-    return Redirect("/login?next=" + UrlEncode(raw.target));
+    return Redirect("/login?next=" + forge::PercentEncode(raw.target, "/"));
   }
   if (r.Post() && !r.CsrfOk()) {
     return api ? Message(403, "missing or wrong CSRF token (X-CSRF-Token)")

@@ -24,6 +24,7 @@
 #include "controller/audit/audit.h"
 #include "controller/replay/replay.h"
 #include "controller/run/log_recovery.h"
+#include "controller/store/postgres.h"
 
 namespace kiln::controller::cli {
 namespace {
@@ -280,7 +281,7 @@ int DoServe(const std::string& config_path, const daemon::ServeOptions& options)
 // Opens only the store: `kiln runs` works beside a running daemon.
 Result<std::unique_ptr<store::Store>> OpenStore(const std::string& config_path) {
   KILN_ASSIGN_OR_RETURN(config::Config cfg, LoadConfig(config_path));
-  return store::OpenSqlite(cfg.store);
+  return store::Open(cfg.store);
 }
 
 struct RunsOptions {
@@ -455,7 +456,7 @@ struct AuditOptions {
 int DoAudit(const AuditOptions& o) {
   auto cfg = LoadConfig(o.config);
   if (!cfg) return Fail(cfg.error());
-  auto st = store::OpenSqlite(cfg->store);
+  auto st = store::Open(cfg->store);
   if (!st) return Fail(st.error(), kInfrastructure);
   auto path = runner::FindLog(**st, o.target);
   if (!path) return Fail(path.error());
@@ -509,7 +510,8 @@ int Gc(const std::string& state_dir, const std::string& config_path) {
     if (!derived) return Fail(derived.error());
     cfg = std::move(derived);
   }
-  if (::access(cfg->store.c_str(), F_OK) != 0) return 0;  // no controller ever ran here
+  // No controller ever ran here: nothing to recover.
+  if (!store::pg::IsUrl(cfg->store) && ::access(cfg->store.c_str(), F_OK) != 0) return 0;
   auto c = daemon::Controller::Open(std::move(*cfg));
   if (!c) return Fail(c.error(), 1);
   auto n = (*c)->Recover();

@@ -142,7 +142,7 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
     if (ec) return Error::Sys("mkdir(" + Quote(dir) + ")", ec.value());
   }
   auto parts = std::make_unique<Parts>();
-  KILN_ASSIGN_OR_RETURN(parts->store, store::OpenSqlite(cfg.store));
+  KILN_ASSIGN_OR_RETURN(parts->store, store::Open(cfg.store));
   parts->cache = std::make_unique<git::Cache>(cfg.cache_dir);
   {
     auto vault = secrets::Vault::Load(cfg.secrets_file);

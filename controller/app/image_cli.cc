@@ -15,6 +15,7 @@
 #include "controller/images/build.h"
 #include "controller/images/oci.h"
 #include "controller/run/provision.h"
+#include "controller/store/postgres.h"
 #include "controller/store/store.h"
 
 namespace kiln::controller::cli {
@@ -147,8 +148,8 @@ int DoInspect(const ImageOptions& io) {
 // recorded digest, a queued run's image as its plan would choose it.
 Result<std::set<std::string>> InUse(const Opened& o) {
   std::set<std::string> used;
-  if (::access(o.config.store.c_str(), F_OK) != 0) return used;
-  KILN_ASSIGN_OR_RETURN(auto st, store::OpenSqlite(o.config.store));
+  if (!store::pg::IsUrl(o.config.store) && ::access(o.config.store.c_str(), F_OK) != 0) return used;
+  KILN_ASSIGN_OR_RETURN(auto st, store::Open(o.config.store));
   store::ListFilter queued;
   queued.status = store::Status::kQueued;
   queued.limit = 0;

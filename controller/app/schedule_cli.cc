@@ -41,7 +41,7 @@ std::string LastOutcome(const schedule::Listing& l) {
 int DoList(const SchedulesOptions& o) {
   auto cfg = LoadConfig(o.config);
   if (!cfg) return Fail(cfg.error());
-  auto store = store::OpenSqlite(cfg->store);
+  auto store = store::Open(cfg->store);
   if (!store) return Fail(store.error(), kInfrastructure);
   auto scheduler = schedule::Scheduler::Open(*cfg, **store, "cli");
   if (!scheduler) return Fail(scheduler.error(), kInfrastructure);

@@ -65,7 +65,7 @@ int DoShare(const ShareOptions& o) {
     if (*ms == 0) return Fail(Error::Invalid("--expires must be positive (or never)"));
     expires = NowMs() + static_cast<int64_t>(*ms);
   }
-  auto st = store::OpenSqlite(web->cfg.store);
+  auto st = store::Open(web->cfg.store);
   if (!st) return Fail(st.error(), kInfrastructure);
   auto run = (*st)->Get(o.id);
   if (!run) return Fail(run.error());
@@ -138,7 +138,7 @@ struct HandoffOptions {
 int DoHandoff(const HandoffOptions& o) {
   auto cfg = LoadConfig(o.config);
   if (!cfg) return Fail(cfg.error());
-  auto st = store::OpenSqlite(cfg->store);
+  auto st = store::Open(cfg->store);
   if (!st) return Fail(st.error(), kInfrastructure);
   auto run = (*st)->Get(o.id);
   if (!run) return Fail(run.error());

@@ -9,6 +9,7 @@
 #include "base/fd.h"
 #include "controller/config/names.h"
 #include "controller/config/yaml_fields.h"
+#include "controller/store/postgres.h"
 
 namespace kiln::config {
 namespace {
@@ -331,7 +332,13 @@ Status ReadTop(Fields& f, Config& c) {
   for (const char* key : {"state_dir", "store", "cache_dir", "log_dir", "key_dir"}) {
     Fields probe = f;
     KILN_ASSIGN_OR_RETURN(auto v, probe.String(key));
-    if (v && (v->empty() || v->front() != '/')) return f.Fail(key, "must be an absolute path");
+    // The store may also be a PostgreSQL database shared by a fleet.
+    if (v && std::string_view(key) == "store" && store::pg::IsUrl(*v)) continue;
+    if (v && (v->empty() || v->front() != '/')) {
+      return f.Fail(key, std::string_view(key) == "store"
+                             ? "must be an absolute path or a postgres:// URL"
+                             : "must be an absolute path");
+    }
   }
   if (auto m = f.Map("concurrency"); !m) {
     return std::move(m).error();

@@ -28,10 +28,10 @@ struct Config {
   std::string source = "(defaults)";  // the file read, for messages
 
   std::string state_dir = "/var/lib/kiln";  // runs, logs, caches, the store
-  std::string store;                        // SQLite file; default <state_dir>/kiln.db
-  std::string cache_dir;                    // mirrors and trees; default <state_dir>/cache
-  std::string log_dir;                      // session logs; default <state_dir>/logs
-  std::string key_dir;                      // signing key; default <state_dir>/keys
+  std::string store;         // SQLite file (default <state_dir>/kiln.db) or postgres:// URL
+  std::string cache_dir;     // mirrors and trees; default <state_dir>/cache
+  std::string log_dir;       // session logs; default <state_dir>/logs
+  std::string key_dir;       // signing key; default <state_dir>/keys
   std::string skills_dir;    // default: the skills/ folder of the installation or checkout
   std::string images_dir;    // image recipes; default: the images/ folder, likewise
   std::string secrets_file;  // YAML NAME: VALUE, mode 0600 or stricter; empty: none

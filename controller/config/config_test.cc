@@ -154,6 +154,8 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"sandbox: {cgroup_parent: ../x}\n", "'sandbox.cgroup_parent' must be a relative"},
         Bad{"recovery: maybe\n", "'recovery' must be requeue or fail"},
         Bad{"state_dir: relative/path\n", "'state_dir' must be an absolute path"},
+        Bad{"store: kiln.db\n", "'store' must be an absolute path or a postgres:// URL"},
+        Bad{"store: mysql://db/kiln\n", "'store' must be an absolute path or a postgres:// URL"},
         Bad{"proxy: {allow: pypi.org}\n", "'proxy.allow' must be a list"},
         Bad{"proxy: {allow_private_addresses: yes please}\n", "must be true or false"},
         Bad{"models: {anthropic: {upstream: ftp://x}}\n", "'models.anthropic.upstream' must be"},
@@ -193,6 +195,16 @@ INSTANTIATE_TEST_SUITE_P(
             "entry 'core' is not of the form org/team-slug"},
         Bad{"pipeline: {forge: github}\ngithub: {token_file: /t, webhook_secret_file: /s}\n",
             "'github' names no repositories"}));
+
+// A fleet's hosts share one PostgreSQL store, named by its URL.
+TEST(Config, TheStoreMayBeAPostgresUrl) {
+  for (const char* url :
+       {"postgres://kiln:pw@db.example:5432/kiln?sslmode=require", "postgresql://db/kiln"}) {
+    auto c = Parse(std::string("store: \"") + url + "\"\n", "kiln.yaml");
+    ASSERT_TRUE(c.ok()) << c.error().message();
+    EXPECT_EQ(c->store, url);
+  }
+}
 
 TEST(Config, GitHubIsRead) {
   auto c = Parse(R"(pipeline: {forge: github, bot: "kiln-factory[bot]"}

@@ -33,6 +33,7 @@ class ApiTest : public ForgeTest {
  protected:
   void SetUp() override {
     ForgeTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     if (HasFatalFailure()) return;
     auto users = Users::Open(store());
     ASSERT_TRUE(users.ok());
@@ -80,7 +81,7 @@ json Names(const json& labels) {
   return names;
 }
 
-TEST_F(ApiTest, RequiresAKnownToken) {
+TEST_P(ApiTest, RequiresAKnownToken) {
   ApiResponse none = api_->Handle({"GET", "/api/v1/repos", "", "", {}});
   EXPECT_EQ(none.status, 401);
   EXPECT_NE(none.body.find("authentication required"), std::string::npos);
@@ -95,7 +96,7 @@ TEST_F(ApiTest, RequiresAKnownToken) {
   EXPECT_EQ(me["login"], "bob");
 }
 
-TEST_F(ApiTest, Repositories) {
+TEST_P(ApiTest, Repositories) {
   json list = CallJson(200, "GET", "/api/v1/repos");
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["full_name"], kRepo);
@@ -108,7 +109,7 @@ TEST_F(ApiTest, Repositories) {
   EXPECT_EQ(missing["message"], "repository 'acme/nothing' not found");
 }
 
-TEST_F(ApiTest, IssuesCommentsAndLabels) {
+TEST_P(ApiTest, IssuesCommentsAndLabels) {
   json created = CallJson(201, "POST", kBase + "/issues",
                           {{"title", "Crash"}, {"body", "on start"}}, bob_token_);
   EXPECT_EQ(created["number"], 1);
@@ -160,7 +161,7 @@ TEST_F(ApiTest, IssuesCommentsAndLabels) {
 
 // Another user's issue through the API: a PATCH that retitles and closes it
 // is refused whole (403), nothing of it applied; the author may.
-TEST_F(ApiTest, OnlyTheAuthorOrAMaintainerChangesAnIssue) {
+TEST_P(ApiTest, OnlyTheAuthorOrAMaintainerChangesAnIssue) {
   auto users = Users::Open(store());
   ASSERT_TRUE(users.ok());
   std::string mallory = *(*users)->Add("mallory", false, 1);
@@ -181,7 +182,7 @@ TEST_F(ApiTest, OnlyTheAuthorOrAMaintainerChangesAnIssue) {
   EXPECT_EQ(own["body"], "on start, every time");
 }
 
-TEST_F(ApiTest, ThePipelinesBotIsNoApiCaller) {
+TEST_P(ApiTest, ThePipelinesBotIsNoApiCaller) {
   auto api = Api::Open(store(), repos(), /*bot=*/"bob", kWeb);
   ASSERT_TRUE(api.ok());
   ApiResponse r = (*api)->Handle({"GET", kBase, "Bearer " + bob_token_, "", {}});
@@ -190,7 +191,7 @@ TEST_F(ApiTest, ThePipelinesBotIsNoApiCaller) {
   EXPECT_EQ((*api)->Handle({"GET", kBase, "Bearer " + alice_token_, "", {}}).status, 200);
 }
 
-TEST_F(ApiTest, BadInput) {
+TEST_P(ApiTest, BadInput) {
   ApiResponse malformed = Call("POST", kBase + "/issues", "{\"title\": ");
   EXPECT_EQ(malformed.status, 400);
   EXPECT_NE(json::parse(malformed.body)["message"].get<std::string>().find("malformed JSON body"),
@@ -221,7 +222,7 @@ TEST_F(ApiTest, BadInput) {
   EXPECT_TRUE(alice_->ListIssues(kRepo, IssueFilter{})->empty());  // nothing was created
 }
 
-TEST_F(ApiTest, PullsReviewsStatusesAndMerge) {
+TEST_P(ApiTest, PullsReviewsStatusesAndMerge) {
   const std::string main = BareSha("main");
   const std::string head =
       Commit("feature", "main", {{"src/main.c", "int main(void) {\n  return 1;\n}\n"}}, "one");
@@ -342,7 +343,7 @@ TEST_F(ApiTest, PullsReviewsStatusesAndMerge) {
 // GitHub's fields: ids and node_ids, html_url under the web view, url under
 // the API, full users and labels, a pull request's counts, mergeability and
 // head repository, GitHub's states.
-TEST_F(ApiTest, GitHubsFields) {
+TEST_P(ApiTest, GitHubsFields) {
   json me = CallJson(200, "GET", "/api/v1/user", nullptr, bob_token_);
   EXPECT_EQ(me["login"], "bob");
   EXPECT_EQ(me["id"], wire::StableId("user", "bob"));
@@ -448,7 +449,7 @@ TEST_F(ApiTest, GitHubsFields) {
 
 // No member is ignored: one a route does not take, or one of GitHub's the
 // local forge has nothing for, is a 422 naming it, and nothing is written.
-TEST_F(ApiTest, UnknownOrUnsupportedMembersAreRefused) {
+TEST_P(ApiTest, UnknownOrUnsupportedMembersAreRefused) {
   const size_t events = EventCount();
   auto refused = [&](const std::string& method, const std::string& target, const json& body) {
     json j = CallJson(422, method, target, body);
@@ -540,7 +541,7 @@ TEST_F(ApiTest, UnknownOrUnsupportedMembersAreRefused) {
 
 // An issue's PATCH honours labels (the whole set, as one write with the
 // rest) and PUT .../labels sets them; a non-maintainer's is refused whole.
-TEST_F(ApiTest, IssueUpdateSetsLabels) {
+TEST_P(ApiTest, IssueUpdateSetsLabels) {
   CallJson(201, "POST", kBase + "/issues", {{"title", "Crash"}, {"labels", {"bug", "triaged"}}});
   const size_t before = EventCount();
   json patched = CallJson(200, "PATCH", kBase + "/issues/1",
@@ -567,7 +568,7 @@ TEST_F(ApiTest, IssueUpdateSetsLabels) {
 
 // Lists page as GitHub's do (page, per_page, a Link header) when asked, and
 // sort and filter as GitHub's parameters say.
-TEST_F(ApiTest, ListsPageSortAndFilter) {
+TEST_P(ApiTest, ListsPageSortAndFilter) {
   for (int i = 1; i <= 5; ++i) {
     CallJson(201, "POST", kBase + "/issues", {{"title", "issue " + std::to_string(i)}},
              i % 2 ? alice_token_ : bob_token_);
@@ -618,7 +619,7 @@ TEST_F(ApiTest, ListsPageSortAndFilter) {
 // A pull request's files and its review comments as GitHub's API has them:
 // GET .../files, comments by position, GET .../pulls/N/comments and one
 // comment, a head given as OWNER:BRANCH, the diff through Accept.
-TEST_F(ApiTest, FilesAndReviewCommentsByPosition) {
+TEST_P(ApiTest, FilesAndReviewCommentsByPosition) {
   const std::string head =
       Commit("feature", "main",
              {{"src/main.c", "int main(void) {\n  return 1;\n}\n"}, {"NEW.md", "new\n"}}, "one");
@@ -723,7 +724,7 @@ TEST_F(ApiTest, FilesAndReviewCommentsByPosition) {
 
 // A review without an event is pending: its author's alone, no event,
 // until submitted (POST .../reviews/ID/events) or deleted.
-TEST_F(ApiTest, PendingReviews) {
+TEST_P(ApiTest, PendingReviews) {
   const std::string head =
       Commit("feature", "main", {{"src/main.c", "int main(void) {\n  return 1;\n}\n"}}, "one");
   ASSERT_TRUE(Push("feature", head).ok());
@@ -781,7 +782,7 @@ TEST_F(ApiTest, PendingReviews) {
 
 // GET .../commits/REF/status: GitHub's combined state over the latest
 // status of each context.
-TEST_F(ApiTest, CombinedStatus) {
+TEST_P(ApiTest, CombinedStatus) {
   const std::string main = BareSha("main");
   json none = CallJson(200, "GET", kBase + "/commits/main/status");
   EXPECT_EQ(none["state"], "pending");
@@ -809,7 +810,7 @@ TEST_F(ApiTest, CombinedStatus) {
 // PUT .../merge honours merge_method, commit_title, commit_message and sha:
 // a merge commit even where a fast-forward would do, a squash, a rebase, a
 // stale sha refused (409) with nothing changed.
-TEST_F(ApiTest, MergeMethodsAndCommitTitles) {
+TEST_P(ApiTest, MergeMethodsAndCommitTitles) {
   auto open_pull = [&](const std::string& branch, const std::string& file) {
     const std::string head = Commit(branch, "main", {{file, branch + "\n"}}, "add " + file);
     EXPECT_TRUE(Push(branch, head).ok());
@@ -919,6 +920,7 @@ class ApiServerTest : public ApiTest {
  protected:
   void SetUp() override {
     ApiTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     if (HasFatalFailure()) return;
     auto server = ApiServer::Start("127.0.0.1:0", store(), repos(), "", kWeb);
     ASSERT_TRUE(server.ok()) << server.error().message();
@@ -953,7 +955,7 @@ class ApiServerTest : public ApiTest {
   std::unique_ptr<ApiServer> server_;
 };
 
-TEST_F(ApiServerTest, ServesOverHttpWithKeepAlive) {
+TEST_P(ApiServerTest, ServesOverHttpWithKeepAlive) {
   tcp::socket s = Connect();
   auto created = Send(s, http::verb::post, kBase + "/issues", R"({"title": "over http"})",
                       alice_token_, /*keep_alive=*/true);
@@ -968,7 +970,7 @@ TEST_F(ApiServerTest, ServesOverHttpWithKeepAlive) {
   EXPECT_EQ(alice_->GetIssue(kRepo, 1)->title, "over http");
 }
 
-TEST_F(ApiServerTest, ErrorsOverHttp) {
+TEST_P(ApiServerTest, ErrorsOverHttp) {
   {
     tcp::socket s = Connect();
     auto r = Send(s, http::verb::get, "/api/v1/repos", "", "");
@@ -1004,7 +1006,7 @@ TEST_F(ApiServerTest, ErrorsOverHttp) {
   EXPECT_TRUE(alice_->ListIssues(kRepo, IssueFilter{})->empty());
 }
 
-TEST_F(ApiServerTest, AStalledClientDoesNotBlockOthers) {
+TEST_P(ApiServerTest, AStalledClientDoesNotBlockOthers) {
   tcp::socket stalled = Connect();
   asio::write(stalled, asio::buffer(std::string("GET /api/v1/repos HTTP/1.1\r\nHost: x\r\n")));
   // Headers never finished; another client is still served at once.
@@ -1021,6 +1023,9 @@ TEST(ApiServerStartTest, RefusesABadListenAddress) {
       ApiServer::Start("127.0.0.1:notaport", dir / "kiln.db", dir / "repos", "", kWeb).ok());
   EXPECT_FALSE(ApiServer::Start("999.0.0.1:0", dir / "kiln.db", dir / "repos", "", kWeb).ok());
 }
+
+KILN_FORGE_ON_BOTH_BACKENDS(ApiTest);
+KILN_FORGE_ON_BOTH_BACKENDS(ApiServerTest);
 
 }  // namespace
 }  // namespace kiln::forge

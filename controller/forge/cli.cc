@@ -24,6 +24,7 @@
 #include "controller/forge/local.h"
 #include "controller/forge/users.h"
 #include "controller/forge/wire.h"
+#include "controller/store/postgres.h"
 
 namespace kiln::forge::cli {
 namespace {
@@ -81,8 +82,10 @@ Result<Paths> ResolvePaths(const std::string& config_path) {
   if (!cfg.ok()) return cfg.error();
   Paths paths{cfg->store, ReposDir(cfg->state_dir), cfg->pipeline.bot, config::WebUrl(*cfg)};
   // As `kiln serve` does: the state directory is made on first use.
-  for (const std::string& dir :
-       {std::filesystem::path(paths.store).parent_path().string(), paths.repos_dir}) {
+  const std::string store_dir = store::pg::IsUrl(paths.store)
+                                    ? ""
+                                    : std::filesystem::path(paths.store).parent_path().string();
+  for (const std::string& dir : {store_dir, paths.repos_dir}) {
     std::error_code ec;
     if (!dir.empty()) std::filesystem::create_directories(dir, ec);
     if (ec) return Error::Sys("mkdir(" + Quote(dir) + ")", ec.value());

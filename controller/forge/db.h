@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
-#include "controller/store/sqlite.h"
+#include "controller/store/sql.h"
 
 namespace kiln::forge::db {
 
@@ -19,7 +19,7 @@ inline constexpr int kBusyTimeoutMs = 5'000;
 
 // Opens (creating if needed) the store at path and brings its schema up to
 // date. Refuses a file that is not a kiln store, before writing to it.
-Result<store::sqlite::Db> Open(const std::string& path);
+Result<store::sql::Db> Open(const std::string& path);
 
 // A compact JSON dump with invalid UTF-8 replaced (U+FFFD), as the store
 // writes JSON columns.

@@ -93,9 +93,10 @@ TEST(ForgeDb, KilnFromBeforeTheTracksRefusesTheStore) {
   TempDir dir;
   const std::string path = dir / "kiln.db";
   ASSERT_TRUE(db::Open(path).ok());
-  auto db = store::sqlite::Db::Open(path, 1000);
-  ASSERT_TRUE(db.ok());
-  auto seen = store::schema::ReadVersion(*db, 5);
+  auto lite = store::sqlite::Db::Open(path, 1000);
+  ASSERT_TRUE(lite.ok());
+  store::sql::Db db(std::move(*lite));
+  auto seen = store::schema::ReadVersion(db, 5);
   ASSERT_FALSE(seen.ok());
   EXPECT_NE(seen.error().message().find("this kiln knows up to 5"), std::string::npos);
 }

@@ -8,7 +8,7 @@
 
 namespace kiln::forge::events {
 
-Result<int64_t> Insert(store::sqlite::Db& db, const Event& e, int64_t now_ms) {
+Result<int64_t> Insert(store::sql::Db& db, const Event& e, int64_t now_ms) {
   if (e.delivery.empty()) return Error::Invalid("event " + Quote(e.kind) + ": empty delivery");
   if (e.source.empty()) return Error::Invalid("event " + Quote(e.delivery) + ": empty source");
   if (e.kind.empty()) return Error::Invalid("event " + Quote(e.delivery) + ": empty kind");
@@ -16,7 +16,7 @@ Result<int64_t> Insert(store::sqlite::Db& db, const Event& e, int64_t now_ms) {
   // event was new (by its delivery, or by its fingerprint), so a repeated
   // delivery is told apart without a second query.
   KILN_ASSIGN_OR_RETURN(
-      store::sqlite::Stmt stmt,
+      store::sql::Stmt stmt,
       db.Prepare("appending event " + e.delivery,
                  "INSERT INTO events (delivery, source, kind, repo, number, actor, payload, "
                  "received_ms, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
@@ -65,7 +65,7 @@ std::string Select(std::string_view rest) {
   return sql;
 }
 
-Result<Event> FromRow(const store::sqlite::Db& db, const store::sqlite::Stmt& stmt) {
+Result<Event> FromRow(const store::sql::Db& db, const store::sql::Stmt& stmt) {
   Event e;
   e.seq = stmt.Int(0);
   e.delivery = stmt.Text(1);
@@ -76,7 +76,7 @@ Result<Event> FromRow(const store::sqlite::Db& db, const store::sqlite::Stmt& st
   e.actor = stmt.Text(6);
   e.payload = nlohmann::json::parse(stmt.Text(7), nullptr, /*allow_exceptions=*/false);
   if (e.payload.is_discarded()) {
-    return Error(Error::Code::kCorruption, "store " + Quote(db.path()) + ": event " +
+    return Error(Error::Code::kCorruption, "store " + Quote(db.name()) + ": event " +
                                                std::to_string(e.seq) +
                                                ": column 'payload': not valid JSON");
   }

@@ -1,12 +1,14 @@
 #include "controller/forge/inbox.h"
 
+#include <cstdint>
+
 #include "controller/forge/db.h"
 #include "controller/forge/events.h"
 
 namespace kiln::forge {
 
 Result<std::unique_ptr<Inbox>> Inbox::Open(const std::string& store_path) {
-  KILN_ASSIGN_OR_RETURN(store::sqlite::Db db, db::Open(store_path));
+  KILN_ASSIGN_OR_RETURN(store::sql::Db db, db::Open(store_path));
   return std::unique_ptr<Inbox>(new Inbox(std::move(db)));
 }
 
@@ -19,10 +21,10 @@ Result<bool> Inbox::Append(const Event& e, int64_t now_ms) {
 Result<std::vector<Event>> Inbox::Pending(size_t limit) {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      store::sqlite::Stmt stmt,
+      store::sql::Stmt stmt,
       db_.Prepare("reading pending events",
                   events::Select("WHERE processed_ms = 0 ORDER BY seq LIMIT ?1")));
-  stmt.Bind(1, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit));
+  stmt.Bind(1, limit == 0 ? INT64_MAX : static_cast<int64_t>(limit));
   std::vector<Event> out;
   for (;;) {
     KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -35,7 +37,7 @@ Result<std::vector<Event>> Inbox::Pending(size_t limit) {
 Status Inbox::MarkProcessed(int64_t seq, const std::string& outcome, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      store::sqlite::Stmt stmt,
+      store::sql::Stmt stmt,
       db_.Prepare(
           "marking event " + std::to_string(seq) + " processed",
           "UPDATE events SET processed_ms = ?1, outcome = ?2 WHERE seq = ?3 RETURNING seq"));
@@ -58,7 +60,7 @@ Result<std::vector<Event>> Inbox::Recent(size_t limit, const std::string& repo) 
 Result<std::vector<Event>> Inbox::History(const std::string& repo, int64_t until_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      store::sqlite::Stmt stmt,
+      store::sql::Stmt stmt,
       db_.Prepare("reading a repository's events",
                   events::Select("WHERE repo = ?1 AND received_ms <= ?2 ORDER BY seq")));
   stmt.Bind(1, repo).Bind(2, until_ms);
@@ -74,10 +76,10 @@ Result<std::vector<Event>> Inbox::History(const std::string& repo, int64_t until
 Result<std::vector<InboxEntry>> Inbox::RecentEntries(size_t limit, const std::string& repo) {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      store::sqlite::Stmt stmt,
+      store::sql::Stmt stmt,
       db_.Prepare("listing events",
                   events::Select("WHERE (?1 = '' OR repo = ?1) ORDER BY seq DESC LIMIT ?2")));
-  stmt.Bind(1, repo).Bind(2, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit));
+  stmt.Bind(1, repo).Bind(2, limit == 0 ? INT64_MAX : static_cast<int64_t>(limit));
   std::vector<InboxEntry> out;
   for (;;) {
     KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());

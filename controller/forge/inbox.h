@@ -16,7 +16,7 @@
 
 #include "base/result.h"
 #include "controller/forge/forge.h"
-#include "controller/store/sqlite.h"
+#include "controller/store/sql.h"
 
 namespace kiln::forge {
 
@@ -52,10 +52,10 @@ class Inbox {
   Result<std::vector<InboxEntry>> RecentEntries(size_t limit, const std::string& repo = "");
 
  private:
-  explicit Inbox(store::sqlite::Db db) : db_(std::move(db)) {}
+  explicit Inbox(store::sql::Db db) : db_(std::move(db)) {}
 
   std::mutex mu_;
-  store::sqlite::Db db_;  // guarded by mu_
+  store::sql::Db db_;  // guarded by mu_
 };
 
 }  // namespace kiln::forge

@@ -1,11 +1,11 @@
-// The events inbox: idempotent appends, pending order, processing marks.
+// The events inbox: idempotent appends, pending order, processing marks,
+// on both store backends.
 #include "controller/forge/inbox.h"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include "controller/store/schema.h"
-#include "tests/support/temp_dir.h"
+#include "controller/store/testutil.h"
 
 namespace kiln::forge {
 namespace {
@@ -24,18 +24,21 @@ Event Webhook(const std::string& delivery, const std::string& kind, int64_t numb
   return e;
 }
 
-class InboxTest : public ::testing::Test {
+// On both store backends: several hosts of a fleet share one inbox on
+// PostgreSQL.
+class InboxTest : public store::testing::BackendTest {
  protected:
   void SetUp() override {
-    auto inbox = Inbox::Open(dir_ / "kiln.db");
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    auto inbox = Inbox::Open(location_);
     ASSERT_TRUE(inbox.ok()) << inbox.error().message();
     inbox_ = std::move(*inbox);
   }
-  TempDir dir_;
   std::unique_ptr<Inbox> inbox_;
 };
 
-TEST_F(InboxTest, DuplicateDeliveryIsStoredOnce) {
+TEST_P(InboxTest, DuplicateDeliveryIsStoredOnce) {
   auto first = inbox_->Append(Webhook("d-1", "issue.labeled", 7), 1000);
   ASSERT_TRUE(first.ok()) << first.error().message();
   EXPECT_TRUE(*first);
@@ -56,7 +59,7 @@ TEST_F(InboxTest, DuplicateDeliveryIsStoredOnce) {
   EXPECT_GT(e.seq, 0);
 }
 
-TEST_F(InboxTest, PendingInSeqOrderUntilProcessed) {
+TEST_P(InboxTest, PendingInSeqOrderUntilProcessed) {
   for (int i = 1; i <= 4; ++i) {
     ASSERT_TRUE(*inbox_->Append(Webhook("d-" + std::to_string(i), "issue.opened", i), 10 - i));
   }
@@ -86,7 +89,7 @@ TEST_F(InboxTest, PendingInSeqOrderUntilProcessed) {
   EXPECT_EQ(unknown.error().code(), Error::Code::kNotFound);
 }
 
-TEST_F(InboxTest, RefusesEventsWithoutIdentity) {
+TEST_P(InboxTest, RefusesEventsWithoutIdentity) {
   EXPECT_FALSE(inbox_->Append(Webhook("", "issue.opened", 1), 1).ok());
   Event no_kind = Webhook("d-9", "", 1);
   EXPECT_FALSE(inbox_->Append(no_kind, 1).ok());
@@ -96,21 +99,17 @@ TEST_F(InboxTest, RefusesEventsWithoutIdentity) {
   EXPECT_TRUE(inbox_->Pending(0)->empty());
 }
 
-TEST_F(InboxTest, TwoInboxesShareOneStore) {
-  auto other = Inbox::Open(dir_ / "kiln.db");
+TEST_P(InboxTest, TwoInboxesShareOneStore) {
+  auto other = Inbox::Open(location_);
   ASSERT_TRUE(other.ok());
   ASSERT_TRUE(*inbox_->Append(Webhook("d-1", "issue.opened", 1), 1));
   EXPECT_FALSE(*(*other)->Append(Webhook("d-1", "issue.opened", 1), 2));
   ASSERT_EQ((*other)->Pending(0)->size(), 1u);
 }
 
-TEST_F(InboxTest, CorruptPayloadIsReportedWithItsSeq) {
+TEST_P(InboxTest, CorruptPayloadIsReportedWithItsSeq) {
   ASSERT_TRUE(*inbox_->Append(Webhook("d-1", "issue.opened", 1), 1));
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "kiln.db").c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw, "UPDATE events SET payload = '{nope'", nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(raw);
+  RawExec("UPDATE events SET payload = '{nope'");
   auto pending = inbox_->Pending(0);
   ASSERT_FALSE(pending.ok());
   EXPECT_EQ(pending.error().code(), Error::Code::kCorruption);
@@ -118,16 +117,63 @@ TEST_F(InboxTest, CorruptPayloadIsReportedWithItsSeq) {
       << pending.error().message();
 }
 
-TEST_F(InboxTest, RefusesAFileThatIsNotAStore) {
-  const std::string path = dir_ / "foreign.db";
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw, "CREATE TABLE users (x)", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(raw);
-  auto inbox = Inbox::Open(path);
+TEST_P(InboxTest, RefusesADatabaseThatIsNotAStore) {
+  inbox_.reset();
+  // A database with someone else's tables, before kiln ever opened it.
+  std::optional<::kiln::testing::PostgresDatabase> other;
+  std::string foreign = dir_ / "foreign.db";
+  if (GetParam() == store::testing::Backend::kPostgres) {
+    other.emplace(::kiln::testing::TestPostgres().url);
+    foreign = other->url();
+  }
+  location_ = foreign;
+  RawExec("CREATE TABLE users (x TEXT)");
+  auto inbox = Inbox::Open(foreign);
   ASSERT_FALSE(inbox.ok());
-  EXPECT_NE(inbox.error().message().find("not a kiln store"), std::string::npos);
+  EXPECT_NE(inbox.error().message().find("not a kiln store"), std::string::npos)
+      << inbox.error().message();
+  EXPECT_EQ(RawQuery("SELECT COUNT(*) FROM users"), "0");  // and left as it was
 }
+
+TEST_P(InboxTest, ANewerForgeTrackIsRefusedBeforeAnythingIsWritten) {
+  ASSERT_TRUE(*inbox_->Append(Webhook("d-1", "issue.opened", 1), 1));
+  RawExec("UPDATE kiln_meta SET value = '9' WHERE key = 'schema_version:forge'");
+  auto newer = Inbox::Open(location_);
+  ASSERT_FALSE(newer.ok());
+  EXPECT_NE(
+      newer.error().message().find("the forge's tables are version 9, this kiln knows up to 2"),
+      std::string::npos)
+      << newer.error().message();
+  EXPECT_EQ(RawQuery("SELECT value FROM kiln_meta WHERE key = 'schema_version:forge'"), "9");
+  EXPECT_EQ(RawQuery("SELECT COUNT(*) FROM events"), "1");
+}
+
+// A connection the server dropped (a restart, a cut) fails the one call it
+// cut, naming the store, and the next call reconnects.
+class InboxOnPostgres : public InboxTest {};
+
+TEST_P(InboxOnPostgres, ALostConnectionFailsOneCallAndTheNextReconnects) {
+  ASSERT_TRUE(*inbox_->Append(Webhook("d-1", "issue.opened", 1), 1));
+  RawQuery(
+      "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+      "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  auto cut = inbox_->Pending(0);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.error().message().find("store 'postgres://"), std::string::npos)
+      << cut.error().message();
+  auto again = inbox_->Append(Webhook("d-2", "issue.opened", 2), 2);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_TRUE(*again);
+  auto pending = inbox_->Pending(0);
+  ASSERT_TRUE(pending.ok()) << pending.error().message();
+  EXPECT_EQ(pending->size(), 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, InboxTest, store::testing::AllBackends(),
+                         store::testing::BackendName);
+INSTANTIATE_TEST_SUITE_P(Postgres, InboxOnPostgres,
+                         ::testing::Values(store::testing::Backend::kPostgres),
+                         store::testing::BackendName);
 
 }  // namespace
 }  // namespace kiln::forge

@@ -25,8 +25,8 @@ namespace bare = git::bare;
 
 namespace {
 
-using store::sqlite::Stmt;
-using store::sqlite::Txn;
+using store::sql::Stmt;
+using store::sql::Txn;
 
 // Removes a half-made repository directory (ours: never followed links).
 void RemoveTree(const std::string& path) {
@@ -82,7 +82,7 @@ Result<std::unique_ptr<Local>> Local::Open(const std::string& store_path,
   if (Status st = validate::UserName(actor); !st.ok()) return st.error().Wrap("acting user");
   if (repos_dir.empty()) return Error::Invalid("the forge's repositories directory is empty");
   KILN_ASSIGN_OR_RETURN(std::string dir, Absolute(repos_dir));
-  KILN_ASSIGN_OR_RETURN(store::sqlite::Db db, db::Open(store_path));
+  KILN_ASSIGN_OR_RETURN(store::sql::Db db, db::Open(store_path));
   return std::unique_ptr<Local>(new Local(std::move(db), std::move(dir), std::move(actor), access));
 }
 
@@ -195,7 +195,7 @@ namespace {
 
 // What GetRepo and ListRepos add to the row: open items, the last push
 // through the forge, the size on disk.
-Result<LocalRepo> Described(store::sqlite::Db& db, const rows::RepoRow& row) {
+Result<LocalRepo> Described(store::sql::Db& db, const rows::RepoRow& row) {
   LocalRepo r = rows::ToLocalRepo(row);
   KILN_ASSIGN_OR_RETURN(
       Stmt stmt,

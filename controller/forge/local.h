@@ -24,7 +24,7 @@
 #include "base/result.h"
 #include "controller/forge/forge.h"
 #include "controller/forge/patches.h"
-#include "controller/store/sqlite.h"
+#include "controller/store/sql.h"
 
 namespace kiln::forge::rows {
 struct RepoRow;
@@ -254,7 +254,7 @@ class Local final : public Forge {
   Result<Comment> GetComment(const std::string& repo, int64_t comment_id);
 
  private:
-  Local(store::sqlite::Db db, std::string repos_dir, std::string actor, Access access)
+  Local(store::sql::Db db, std::string repos_dir, std::string actor, Access access)
       : db_(std::move(db)),
         repos_dir_(std::move(repos_dir)),
         actor_(std::move(actor)),
@@ -279,7 +279,7 @@ class Local final : public Forge {
   Result<std::string> CommitOfLocked(const rows::RepoRow& repo, const std::string& ref);
 
   std::mutex mu_;
-  store::sqlite::Db db_;  // guarded by mu_
+  store::sql::Db db_;  // guarded by mu_
   const std::string repos_dir_;
   const std::string actor_;
   const Access access_;

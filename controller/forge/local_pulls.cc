@@ -19,8 +19,8 @@ namespace bare = git::bare;
 
 namespace {
 
-using store::sqlite::Stmt;
-using store::sqlite::Txn;
+using store::sql::Stmt;
+using store::sql::Txn;
 
 std::string Short(const std::string& sha) { return sha.substr(0, 12); }
 

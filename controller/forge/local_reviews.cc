@@ -22,8 +22,8 @@ namespace bare = git::bare;
 
 namespace {
 
-using store::sqlite::Stmt;
-using store::sqlite::Txn;
+using store::sql::Stmt;
+using store::sql::Txn;
 
 constexpr std::string_view kPending = "pending";
 

@@ -19,7 +19,7 @@ using testing::Git;
 using testing::kRepo;
 using testing::WriteText;
 
-TEST_F(ForgeTest, CreateRepoFromADirectoryCommitsItsFiles) {
+TEST_P(ForgeTest, CreateRepoFromADirectoryCommitsItsFiles) {
   auto repo = alice_->GetRepo(kRepo);
   ASSERT_TRUE(repo.ok()) << repo.error().message();
   EXPECT_EQ(repo->info.default_branch, "main");
@@ -34,7 +34,7 @@ TEST_F(ForgeTest, CreateRepoFromADirectoryCommitsItsFiles) {
   EXPECT_EQ(EventKinds(), std::vector<std::string>{"repo.created"});
 }
 
-TEST_F(ForgeTest, CreateRepoFromAGitRepositoryImportsItsBranches) {
+TEST_P(ForgeTest, CreateRepoFromAGitRepositoryImportsItsBranches) {
   const std::string src = dir_ / "src";
   kiln::git::testing::InitRepo(src);
   WriteText(src + "/a.txt", "one\n");
@@ -72,7 +72,7 @@ TEST_F(ForgeTest, CreateRepoFromAGitRepositoryImportsItsBranches) {
             (std::vector<std::string>{"imported.git", "imported2.git", "widget.git"}));
 }
 
-TEST_F(ForgeTest, CreateRepoRefusesBadInput) {
+TEST_P(ForgeTest, CreateRepoRefusesBadInput) {
   auto dup = alice_->CreateRepo(kRepo, dir_ / "seed", {}, "");
   ASSERT_FALSE(dup.ok());
   EXPECT_EQ(dup.error().message(), "repository 'acme/widget' already exists");
@@ -98,7 +98,7 @@ TEST_F(ForgeTest, CreateRepoRefusesBadInput) {
 // maintainer edits, closes and reopens; only a maintainer labels; every
 // refusal changes nothing and emits nothing. The app (kiln's pipeline) writes
 // everywhere.
-TEST_F(ForgeTest, WritesNeedAuthorshipOrMaintainership) {
+TEST_P(ForgeTest, WritesNeedAuthorshipOrMaintainership) {
   auto bob = MustOpen("bob");
   auto mallory = MustOpen("mallory");
   ASSERT_TRUE(bob->CreateIssue(kRepo, "Crash on start", "Steps: run it").ok());
@@ -138,7 +138,7 @@ TEST_F(ForgeTest, WritesNeedAuthorshipOrMaintainership) {
   EXPECT_EQ(alice_->GetIssue(kRepo, 1)->state, "closed");
 }
 
-TEST_F(ForgeTest, IssueLifecycle) {
+TEST_P(ForgeTest, IssueLifecycle) {
   auto bob = MustOpen("bob");
   auto issue = bob->CreateIssue(kRepo, "Crash on start", "Steps:\n1. run it\n", {});
   ASSERT_TRUE(issue.ok()) << issue.error().message();
@@ -181,7 +181,7 @@ TEST_F(ForgeTest, IssueLifecycle) {
   EXPECT_EQ(events[1].delivery.rfind("local-", 0), 0u);
 }
 
-TEST_F(ForgeTest, IssueListFilters) {
+TEST_P(ForgeTest, IssueListFilters) {
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "one", "", {"bug"}).ok());
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "two", "", {"enhancement", "area:ui"}).ok());
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "three", "").ok());
@@ -206,7 +206,7 @@ TEST_F(ForgeTest, IssueListFilters) {
   EXPECT_EQ(bad.error().code(), Error::Code::kInvalidArgument);
 }
 
-TEST_F(ForgeTest, IssuesAndPullsShareNumbers) {
+TEST_P(ForgeTest, IssuesAndPullsShareNumbers) {
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "first", "").ok());
   const std::string c = Commit("topic", "main", {{"x.txt", "x\n"}}, "add x");
   ASSERT_TRUE(Push("topic", c).ok());
@@ -229,7 +229,7 @@ TEST_F(ForgeTest, IssuesAndPullsShareNumbers) {
             "pull request #1 not found in 'acme/widget' (#1 is an issue)");
 }
 
-TEST_F(ForgeTest, LabelsOutsideTheSetAreRefused) {
+TEST_P(ForgeTest, LabelsOutsideTheSetAreRefused) {
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "t", "").ok());
   const size_t before = EventCount();
   auto st = alice_->AddLabels(kRepo, 1, {"triaged", "wontfix"});
@@ -247,7 +247,7 @@ TEST_F(ForgeTest, LabelsOutsideTheSetAreRefused) {
   EXPECT_FALSE(alice_->RemoveLabel(kRepo, 1, "nope").ok());
 }
 
-TEST_F(ForgeTest, LabelsAddAndRemove) {
+TEST_P(ForgeTest, LabelsAddAndRemove) {
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "t", "").ok());
   const size_t before = EventCount();
   ASSERT_TRUE(alice_->AddLabels(kRepo, 1, {"triaged", "area:core"}).ok());
@@ -264,7 +264,7 @@ TEST_F(ForgeTest, LabelsAddAndRemove) {
   EXPECT_EQ(events[before + 2].payload["label"], "triaged");
 }
 
-TEST_F(ForgeTest, CommentsAreEditedInPlace) {
+TEST_P(ForgeTest, CommentsAreEditedInPlace) {
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "t", "").ok());
   auto bot = MustOpen("kiln[bot]");
   auto c = bot->AddComment(kRepo, 1, "Triage: working on it");
@@ -305,7 +305,7 @@ TEST_F(ForgeTest, CommentsAreEditedInPlace) {
   EXPECT_EQ(created->payload["body"], "Triage: working on it");
 }
 
-TEST_F(ForgeTest, UnknownRepositoryAndIssueAndEmptyTitle) {
+TEST_P(ForgeTest, UnknownRepositoryAndIssueAndEmptyTitle) {
   auto repo = alice_->GetIssue("acme/nothing", 1);
   ASSERT_FALSE(repo.ok());
   EXPECT_EQ(repo.error().code(), Error::Code::kNotFound);
@@ -326,7 +326,7 @@ TEST_F(ForgeTest, UnknownRepositoryAndIssueAndEmptyTitle) {
   EXPECT_EQ(EventKinds(), std::vector<std::string>{"repo.created"});  // nothing else written
 }
 
-TEST_F(ForgeTest, TrustIsMaintainership) {
+TEST_P(ForgeTest, TrustIsMaintainership) {
   EXPECT_TRUE(*alice_->IsTrusted(kRepo, "alice"));
   EXPECT_FALSE(*alice_->IsTrusted(kRepo, "mallory"));
   EXPECT_FALSE(alice_->IsTrusted("acme/nothing", "alice").ok());
@@ -334,7 +334,7 @@ TEST_F(ForgeTest, TrustIsMaintainership) {
   EXPECT_EQ(alice_->actor(), "alice");
 }
 
-TEST_F(ForgeTest, TwoForgesOnOneStoreNumberWithoutGapsOrRepeats) {
+TEST_P(ForgeTest, TwoForgesOnOneStoreNumberWithoutGapsOrRepeats) {
   auto other = MustOpen("bob");
   constexpr int kPerThread = 25;
   std::vector<int64_t> a, b;
@@ -372,9 +372,9 @@ TEST_F(ForgeTest, TwoForgesOnOneStoreNumberWithoutGapsOrRepeats) {
   EXPECT_EQ(deliveries.size(), events.size());
 }
 
-TEST_F(ForgeTest, SharesTheFileWithTheRunStore) {
+TEST_P(ForgeTest, SharesTheFileWithTheRunStore) {
   // The run store opens the same file and finds its own tables beside the forge's.
-  auto runs = store::OpenSqlite(store());
+  auto runs = store::Open(store());
   ASSERT_TRUE(runs.ok()) << runs.error().message();
   store::RunRequest req;
   req.role = "triage";
@@ -386,6 +386,8 @@ TEST_F(ForgeTest, SharesTheFileWithTheRunStore) {
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "still works", "").ok());
   EXPECT_EQ((*runs)->List({})->size(), 1u);
 }
+
+KILN_FORGE_ON_BOTH_BACKENDS(ForgeTest);
 
 }  // namespace
 }  // namespace kiln::forge

@@ -1,7 +1,6 @@
 // The local forge's pull requests: opening, pushes, reviews, statuses,
 // merges (fast-forward, merge commit, conflict) and diffs.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 
@@ -19,6 +18,7 @@ class PullTest : public ForgeTest {
  protected:
   void SetUp() override {
     ForgeTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     if (HasFatalFailure()) return;
     main_ = BareSha("main");
     feature_ = Commit("feature", "main", {{"src/main.c", "int main(void) {\n  return 1;\n}\n"}},
@@ -38,7 +38,7 @@ class PullTest : public ForgeTest {
   std::string feature_;
 };
 
-TEST_F(PullTest, OpenReadsShasFromTheRepository) {
+TEST_P(PullTest, OpenReadsShasFromTheRepository) {
   PullRequest p = MustOpenPull("Fixes nothing");
   EXPECT_EQ(p.issue.number, 1);
   EXPECT_TRUE(p.issue.is_pull);
@@ -61,7 +61,7 @@ TEST_F(PullTest, OpenReadsShasFromTheRepository) {
 
 // As GitHub: an author's own verdict would count as a review; a comment is
 // fine. Statuses and merges are for maintainers.
-TEST_F(PullTest, NoOneApprovesTheirOwnPullRequest) {
+TEST_P(PullTest, NoOneApprovesTheirOwnPullRequest) {
   MustOpenPull();
   auto dave = MustOpen("dave");
   for (const char* verdict : {"approve", "request_changes"}) {
@@ -96,7 +96,7 @@ TEST_F(PullTest, NoOneApprovesTheirOwnPullRequest) {
   EXPECT_TRUE(alice_->BranchSha(kRepo, "main")->has_value());
 }
 
-TEST_F(PullTest, OpenRefusesBadBranches) {
+TEST_P(PullTest, OpenRefusesBadBranches) {
   auto same = alice_->OpenPull(kRepo, "t", "", "main", "main");
   ASSERT_FALSE(same.ok());
   EXPECT_NE(same.error().message().find("nothing to merge"), std::string::npos);
@@ -116,7 +116,7 @@ TEST_F(PullTest, OpenRefusesBadBranches) {
   EXPECT_EQ(title.error().message(), "the title is empty");
 }
 
-TEST_F(PullTest, PushBranchMovesTheBranchAndSynchronizesItsPull) {
+TEST_P(PullTest, PushBranchMovesTheBranchAndSynchronizesItsPull) {
   MustOpenPull();
   const size_t before = EventCount();
   const std::string next = Commit("feature", "feature", {{"NEWS", "return 1 now\n"}}, "add news");
@@ -142,7 +142,7 @@ TEST_F(PullTest, PushBranchMovesTheBranchAndSynchronizesItsPull) {
   EXPECT_EQ(EventKinds(before + 2), std::vector<std::string>{"push"});
 }
 
-TEST_F(PullTest, PushBranchNeedsForceToRewrite) {
+TEST_P(PullTest, PushBranchNeedsForceToRewrite) {
   const std::string rewritten = Commit("rewrite", "main", {{"r.txt", "r\n"}}, "rewrite");
   auto st = Push("feature", rewritten);
   ASSERT_FALSE(st.ok());
@@ -157,7 +157,7 @@ TEST_F(PullTest, PushBranchNeedsForceToRewrite) {
   EXPECT_FALSE(alice_->PushBranch(kRepo, "bad..branch", work() + "/.git", rewritten, false).ok());
 }
 
-TEST_F(PullTest, DeleteBranchRefusesAnOpenPullsHeadAndRecordsTheDeletion) {
+TEST_P(PullTest, DeleteBranchRefusesAnOpenPullsHeadAndRecordsTheDeletion) {
   MustOpenPull();
   Status refused = alice_->DeleteBranch(kRepo, "feature");
   ASSERT_FALSE(refused.ok());
@@ -182,7 +182,7 @@ TEST_F(PullTest, DeleteBranchRefusesAnOpenPullsHeadAndRecordsTheDeletion) {
   EXPECT_EQ(gone.error().code(), Error::Code::kNotFound);
 }
 
-TEST_F(PullTest, MergeFastForwards) {
+TEST_P(PullTest, MergeFastForwards) {
   MustOpenPull();
   auto merged = alice_->Merge(kRepo, 1);
   ASSERT_TRUE(merged.ok()) << merged.error().message();
@@ -208,7 +208,7 @@ TEST_F(PullTest, MergeFastForwards) {
   EXPECT_EQ(alice_->ListIssues(kRepo, merged_only)->size(), 1u);
 }
 
-TEST_F(PullTest, MergeMakesAMergeCommitWhenTheBaseMoved) {
+TEST_P(PullTest, MergeMakesAMergeCommitWhenTheBaseMoved) {
   MustOpenPull();
   const std::string moved = Commit("main", "main", {{"README.md", "# widget\nmore\n"}}, "docs");
   ASSERT_TRUE(Push("main", moved).ok());
@@ -231,7 +231,7 @@ TEST_F(PullTest, MergeMakesAMergeCommitWhenTheBaseMoved) {
   EXPECT_EQ(diff->find("README"), std::string::npos);  // the merged diff is the pull's own
 }
 
-TEST_F(PullTest, MergeConflictChangesNothing) {
+TEST_P(PullTest, MergeConflictChangesNothing) {
   MustOpenPull();
   const std::string clash =
       Commit("main", "main", {{"src/main.c", "int main(void) {\n  return 2;\n}\n"}}, "return 2");
@@ -250,7 +250,7 @@ TEST_F(PullTest, MergeConflictChangesNothing) {
   EXPECT_EQ(EventCount(), before);
 }
 
-TEST_F(PullTest, MergeClosesTheIssuesItFixes) {
+TEST_P(PullTest, MergeClosesTheIssuesItFixes) {
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "bug one", "").ok());    // #1
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "bug two", "").ok());    // #2
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "not fixed", "").ok());  // #3
@@ -268,7 +268,7 @@ TEST_F(PullTest, MergeClosesTheIssuesItFixes) {
   EXPECT_EQ(Events().back().payload["closed_by"], 4);
 }
 
-TEST_F(PullTest, OnlyMaintainersMerge) {
+TEST_P(PullTest, OnlyMaintainersMerge) {
   MustOpenPull();
   auto bob = MustOpen("bob");
   auto st = bob->Merge(kRepo, 1);
@@ -278,7 +278,7 @@ TEST_F(PullTest, OnlyMaintainersMerge) {
   EXPECT_EQ(BareSha("main"), main_);
 }
 
-TEST_F(PullTest, CloseWithoutMergingAndReopen) {
+TEST_P(PullTest, CloseWithoutMergingAndReopen) {
   MustOpenPull();
   ASSERT_TRUE(alice_->Close(kRepo, 1).ok());
   EXPECT_EQ(alice_->GetPull(kRepo, 1)->issue.state, "closed");
@@ -290,7 +290,7 @@ TEST_F(PullTest, CloseWithoutMergingAndReopen) {
   EXPECT_EQ(Events().back().kind, "pull.reopened");
 }
 
-TEST_F(PullTest, ReviewsWithInlineComments) {
+TEST_P(PullTest, ReviewsWithInlineComments) {
   MustOpenPull();
   Review r;
   r.verdict = "request_changes";
@@ -332,7 +332,7 @@ TEST_F(PullTest, ReviewsWithInlineComments) {
   EXPECT_EQ(events.back().payload["review_id"], (*reviews)[1].id);
 }
 
-TEST_F(PullTest, ReviewsRefuseBadInput) {
+TEST_P(PullTest, ReviewsRefuseBadInput) {
   MustOpenPull();
   const size_t before = EventCount();
   Review off_diff;
@@ -375,6 +375,7 @@ class RangeTest : public PullTest {
  protected:
   void SetUp() override {
     PullTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     if (HasFatalFailure()) return;
     std::string text;
     for (int i = 1; i <= 30; ++i) text += "l" + std::to_string(i) + "\n";
@@ -407,7 +408,7 @@ class RangeTest : public PullTest {
   int64_t number_ = 0;
 };
 
-TEST_F(RangeTest, RangesInsideOneHunkRoundTrip) {
+TEST_P(RangeTest, RangesInsideOneHunkRoundTrip) {
   Review r;
   r.verdict = "request_changes";
   r.comments = {Range(2, "RIGHT", 5),
@@ -433,7 +434,7 @@ TEST_F(RangeTest, RangesInsideOneHunkRoundTrip) {
   EXPECT_EQ(got[3].start_side, "");
 }
 
-TEST_F(RangeTest, RangesBreakingGitHubsRulesAreRefused) {
+TEST_P(RangeTest, RangesBreakingGitHubsRulesAreRefused) {
   EXPECT_NE(Refusal(Range(5, "RIGHT", 25))
                 .find("inline comment 1 on long.txt:5-25 (RIGHT) does not fit the diff of pull "
                       "request #" +
@@ -465,23 +466,14 @@ TEST_F(RangeTest, RangesBreakingGitHubsRulesAreRefused) {
 // Comments stored before ranges existed have no start_line or start_side:
 // they read back as single-line comments. A stored range that breaks the
 // rules is corruption, not a comment.
-TEST_F(RangeTest, StoredCommentsWithoutRangesReadBack) {
+TEST_P(RangeTest, StoredCommentsWithoutRangesReadBack) {
   Review r;
   r.verdict = "comment";
   r.comments = {{"long.txt", 27, "RIGHT", "nit", "one line"}};
   ASSERT_TRUE(alice_->AddReview(kRepo, number_, r).ok());
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(store().c_str(), &raw), SQLITE_OK);
-  auto exec = [&](const std::string& sql) {
-    char* error = nullptr;
-    int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &error);
-    std::string message = error ? error : "";
-    sqlite3_free(error);
-    return rc == SQLITE_OK ? std::string() : message;
-  };
-  ASSERT_EQ(exec("UPDATE forge_reviews SET comments = '[{\"path\": \"long.txt\", \"line\": 27, "
-                 "\"side\": \"RIGHT\", \"severity\": \"nit\", \"body\": \"old\"}]'"),
-            "");
+  RawExec(
+      "UPDATE forge_reviews SET comments = '[{\"path\": \"long.txt\", \"line\": 27, "
+      "\"side\": \"RIGHT\", \"severity\": \"nit\", \"body\": \"old\"}]'");
   auto old = alice_->Reviews(kRepo, number_);
   ASSERT_TRUE(old.ok()) << old.error().message();
   ASSERT_EQ((*old)[0].comments.size(), 1u);
@@ -490,11 +482,10 @@ TEST_F(RangeTest, StoredCommentsWithoutRangesReadBack) {
   EXPECT_EQ((*old)[0].comments[0].start_line, 0);
   EXPECT_EQ((*old)[0].comments[0].start_side, "");
 
-  ASSERT_EQ(exec("UPDATE forge_reviews SET comments = '[{\"path\": \"long.txt\", \"line\": 27, "
-                 "\"side\": \"RIGHT\", \"severity\": \"nit\", \"body\": \"bad\", "
-                 "\"start_line\": 28}]'"),
-            "");
-  sqlite3_close(raw);
+  RawExec(
+      "UPDATE forge_reviews SET comments = '[{\"path\": \"long.txt\", \"line\": 27, "
+      "\"side\": \"RIGHT\", \"severity\": \"nit\", \"body\": \"bad\", "
+      "\"start_line\": 28}]'");
   auto bad = alice_->Reviews(kRepo, number_);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code(), Error::Code::kCorruption);
@@ -503,7 +494,7 @@ TEST_F(RangeTest, StoredCommentsWithoutRangesReadBack) {
       << bad.error().message();
 }
 
-TEST_F(PullTest, StatusesKeepTheLatestPerContext) {
+TEST_P(PullTest, StatusesKeepTheLatestPerContext) {
   CommitStatus pending{"kiln/verify", "pending", "running", "", 0};
   ASSERT_TRUE(alice_->SetStatus(kRepo, feature_, pending).ok());
   CommitStatus lint{"ci/lint", "success", "clean", "http://ci.example/1", 0};
@@ -536,7 +527,7 @@ TEST_F(PullTest, StatusesKeepTheLatestPerContext) {
   EXPECT_FALSE(alice_->SetStatus(kRepo, feature_, {"", "success", "", "", 0}).ok());
 }
 
-TEST_F(PullTest, DiffIsFromTheMergeBaseToTheHead) {
+TEST_P(PullTest, DiffIsFromTheMergeBaseToTheHead) {
   MustOpenPull();
   // A later change on main is not part of the pull request's diff.
   const std::string moved = Commit("main", "main", {{"README.md", "# widget\nv2\n"}}, "docs");
@@ -549,7 +540,7 @@ TEST_F(PullTest, DiffIsFromTheMergeBaseToTheHead) {
   EXPECT_EQ(missing.error().message(), "pull request #7 not found in 'acme/widget'");
 }
 
-TEST_F(PullTest, EditPull) {
+TEST_P(PullTest, EditPull) {
   MustOpenPull();
   ASSERT_TRUE(alice_->EditPull(kRepo, 1, "Return one", "Now with a body").ok());
   auto p = alice_->GetPull(kRepo, 1);
@@ -559,6 +550,9 @@ TEST_F(PullTest, EditPull) {
   ASSERT_TRUE(alice_->CreateIssue(kRepo, "issue", "").ok());
   EXPECT_FALSE(alice_->EditPull(kRepo, 2, "x", "y").ok());
 }
+
+KILN_FORGE_ON_BOTH_BACKENDS(PullTest);
+KILN_FORGE_ON_BOTH_BACKENDS(RangeTest);
 
 }  // namespace
 }  // namespace kiln::forge

@@ -10,25 +10,29 @@
 namespace kiln::forge::rows {
 namespace {
 
-using store::sqlite::Stmt;
+using store::sql::Stmt;
 
 constexpr std::string_view kRepoColumns =
     "name, path, default_branch, maintainers, labels, next_number, created_ms";
 // The item's columns, then how many comments it has and, once merged, who
 // merged it (the actor of the local forge's pull.closed event that merged it).
-constexpr std::string_view kItemColumns =
-    "repo, number, is_pull, title, body, author, state, labels, head_branch, base_branch, "
-    "merged_sha, merge_base_sha, merged_head_sha, created_ms, updated_ms, closed_ms, "
-    "(SELECT COUNT(*) FROM forge_comments c WHERE c.repo = forge_items.repo AND "
-    "c.number = forge_items.number), "
-    "CASE WHEN state = 'merged' THEN COALESCE((SELECT actor FROM events e WHERE e.source = "
-    "'local' AND e.kind = 'pull.closed' AND e.repo = forge_items.repo AND e.number = "
-    "forge_items.number AND json_extract(e.payload, '$.merged') = 1 ORDER BY e.seq DESC LIMIT "
-    "1), '') ELSE '' END";
+std::string ItemColumns(const Db& db) {
+  const bool lite = db.dialect() == store::sql::Dialect::kSqlite;
+  return std::string(
+             "repo, number, is_pull, title, body, author, state, labels, head_branch, "
+             "base_branch, merged_sha, merge_base_sha, merged_head_sha, created_ms, updated_ms, "
+             "closed_ms, (SELECT COUNT(*) FROM forge_comments c WHERE c.repo = forge_items.repo "
+             "AND c.number = forge_items.number), CASE WHEN state = 'merged' THEN COALESCE(("
+             "SELECT actor FROM events e WHERE e.source = 'local' AND e.kind = 'pull.closed' AND "
+             "e.repo = forge_items.repo AND e.number = forge_items.number AND ") +
+         (lite ? "json_extract(e.payload, '$.merged') = 1"
+               : "(e.payload::jsonb -> 'merged') = 'true'::jsonb") +
+         " ORDER BY e.seq DESC LIMIT 1), '') ELSE '' END";
+}
 
 Error Corrupt(const Db& db, std::string_view what, const std::string& why) {
   return Error(Error::Code::kCorruption,
-               "store " + Quote(db.path()) + ": " + std::string(what) + ": " + why);
+               "store " + Quote(db.name()) + ": " + std::string(what) + ": " + why);
 }
 
 Result<RepoRow> ReadRepo(const Db& db, const Stmt& s) {
@@ -139,7 +143,7 @@ namespace {
 // repository is an error of its own: the better message).
 Result<std::optional<ItemRow>> FindItem(Db& db, const std::string& repo, int64_t number) {
   KILN_ASSIGN_OR_RETURN(Stmt stmt, db.Prepare("reading " + repo + " #" + std::to_string(number),
-                                              "SELECT " + std::string(kItemColumns) +
+                                              "SELECT " + ItemColumns(db) +
                                                   " FROM forge_items WHERE repo = ?1 AND "
                                                   "number = ?2"));
   stmt.Bind(1, repo).Bind(2, number);
@@ -182,11 +186,14 @@ Result<std::vector<ItemRow>> LoadItems(Db& db, const std::string& repo, const Is
   KILN_ASSIGN_OR_RETURN(
       Stmt stmt,
       db.Prepare("listing the issues of " + repo,
-                 "SELECT " + std::string(kItemColumns) +
+                 "SELECT " + ItemColumns(db) +
                      " FROM forge_items WHERE repo = ?1 AND (?2 = 'all' OR state = ?2 OR "
                      "(?2 = 'closed' AND state = 'merged')) AND (?3 = -1 OR is_pull = ?3) AND "
-                     "(?4 = '' OR EXISTS (SELECT 1 FROM json_each(forge_items.labels) WHERE "
-                     "value = ?4)) ORDER BY number"));
+                     "(?4 = '' OR EXISTS (SELECT 1 FROM " +
+                     (db.dialect() == store::sql::Dialect::kSqlite
+                          ? "json_each(forge_items.labels)"
+                          : "jsonb_array_elements_text(forge_items.labels::jsonb) AS l (value)") +
+                     " WHERE value = ?4)) ORDER BY number"));
   int64_t pulls = f.kind == IssueFilter::Kind::kAll ? -1 : f.kind == IssueFilter::Kind::kPulls;
   stmt.Bind(1, repo).Bind(2, f.state).Bind(3, pulls).Bind(4, f.label);
   return ReadItems(db, stmt);
@@ -196,7 +203,7 @@ Result<std::optional<ItemRow>> OpenPullWithHead(Db& db, const std::string& repo,
                                                 const std::string& branch) {
   KILN_ASSIGN_OR_RETURN(
       Stmt stmt, db.Prepare("finding the pull request of " + branch,
-                            "SELECT " + std::string(kItemColumns) +
+                            "SELECT " + ItemColumns(db) +
                                 " FROM forge_items WHERE repo = ?1 AND is_pull = 1 AND "
                                 "head_branch = ?2 AND state = 'open' ORDER BY number LIMIT 1"));
   stmt.Bind(1, repo).Bind(2, branch);
@@ -229,9 +236,11 @@ Status SetLabels(Db& db, const std::string& repo, int64_t number,
 Status SetState(Db& db, const std::string& repo, int64_t number, const std::string& state,
                 int64_t now_ms) {
   KILN_ASSIGN_OR_RETURN(
-      Stmt stmt, db.Prepare("setting the state of " + repo + " #" + std::to_string(number),
-                            "UPDATE forge_items SET state = ?3, updated_ms = ?4, closed_ms = CASE "
-                            "WHEN ?3 = 'open' THEN 0 ELSE ?4 END WHERE repo = ?1 AND number = ?2"));
+      Stmt stmt,
+      db.Prepare(
+          "setting the state of " + repo + " #" + std::to_string(number),
+          "UPDATE forge_items SET state = ?3, updated_ms = ?4, closed_ms = CASE "
+          "WHEN ?3 = 'open' THEN 0 ELSE CAST(?4 AS BIGINT) END WHERE repo = ?1 AND number = ?2"));
   stmt.Bind(1, repo).Bind(2, number).Bind(3, state).Bind(4, now_ms);
   return stmt.Run();
 }

@@ -13,11 +13,11 @@
 #include "base/result.h"
 #include "controller/forge/forge.h"
 #include "controller/forge/local.h"
-#include "controller/store/sqlite.h"
+#include "controller/store/sql.h"
 
 namespace kiln::forge::rows {
 
-using store::sqlite::Db;
+using store::sql::Db;
 
 struct RepoRow {
   std::string name;

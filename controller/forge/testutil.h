@@ -1,12 +1,11 @@
-// Helpers shared by forge_test: a state directory with a store and a
+// Helpers shared by forge_test: a state directory with a store (on the
+// backend the test is instantiated with: store::testing::BackendTest) and a
 // repositories directory, a forge per user, a work repository (the git CLI,
 // the tests' oracle, makes its commits) whose commits reach the forge with
 // PushBranch, and a raw look at the events table.
 #pragma once
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
-
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -15,6 +14,7 @@
 #include "controller/forge/inbox.h"
 #include "controller/forge/local.h"
 #include "controller/git/testutil.h"
+#include "controller/store/testutil.h"
 
 namespace kiln::forge::testing {
 
@@ -26,9 +26,11 @@ using ::kiln::testing::TempDir;
 
 inline constexpr char kRepo[] = "acme/widget";
 
-class ForgeTest : public ::testing::Test {
+class ForgeTest : public store::testing::BackendTest {
  protected:
   void SetUp() override {
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     // The starting files of acme/widget, maintained by alice.
     dir_.Write("seed/README.md", "# widget\n");
     dir_.Write("seed/src/main.c", "int main(void) {\n  return 0;\n}\n");
@@ -49,7 +51,7 @@ class ForgeTest : public ::testing::Test {
     return f.ok() ? std::move(*f) : nullptr;
   }
 
-  std::string store() const { return dir_ / "state/kiln.db"; }
+  std::string store() const { return location_; }
   std::string repos() const { return dir_ / "state/forge/repos"; }
   std::string work() const { return dir_ / "work"; }
 
@@ -93,9 +95,13 @@ class ForgeTest : public ::testing::Test {
   }
   size_t EventCount() { return Events().size(); }
 
-  TempDir dir_;
   std::unique_ptr<Local> alice_;
   std::string bare_;
 };
+
+// Runs a fixture's TEST_Ps on both backends.
+#define KILN_FORGE_ON_BOTH_BACKENDS(fixture)                                 \
+  INSTANTIATE_TEST_SUITE_P(Backends, fixture, store::testing::AllBackends(), \
+                           store::testing::BackendName)
 
 }  // namespace kiln::forge::testing

@@ -30,7 +30,7 @@ Result<std::string> NewSecret(std::string_view prefix) {
 }
 
 Result<std::unique_ptr<Users>> Users::Open(const std::string& store_path) {
-  KILN_ASSIGN_OR_RETURN(store::sqlite::Db db, db::Open(store_path));
+  KILN_ASSIGN_OR_RETURN(store::sql::Db db, db::Open(store_path));
   return std::unique_ptr<Users>(new Users(std::move(db)));
 }
 
@@ -39,9 +39,9 @@ Result<std::string> Users::Add(const std::string& name, bool rotate, int64_t now
   KILN_ASSIGN_OR_RETURN(std::string token, NewSecret("kiln_"));
   std::string hash = Sha256Hex(token);
   std::lock_guard<std::mutex> lock(mu_);
-  KILN_ASSIGN_OR_RETURN(store::sqlite::Txn txn, store::sqlite::Txn::Begin(db_, "adding a user"));
+  KILN_ASSIGN_OR_RETURN(store::sql::Txn txn, store::sql::Txn::Begin(db_, "adding a user"));
   KILN_ASSIGN_OR_RETURN(
-      store::sqlite::Stmt find,
+      store::sql::Stmt find,
       db_.Prepare("looking up a user", "SELECT 1 FROM forge_users WHERE name = ?1"));
   find.Bind(1, name);
   KILN_ASSIGN_OR_RETURN(bool exists, find.Step());
@@ -49,7 +49,7 @@ Result<std::string> Users::Add(const std::string& name, bool rotate, int64_t now
     return Error::Invalid("user " + Quote(name) + " already exists (--rotate replaces its token)");
   }
   KILN_ASSIGN_OR_RETURN(
-      store::sqlite::Stmt put,
+      store::sql::Stmt put,
       db_.Prepare("storing user " + name,
                   exists ? "UPDATE forge_users SET token_sha256 = ?2 WHERE name = ?1"
                          : "INSERT INTO forge_users (name, token_sha256, created_ms) "
@@ -66,7 +66,7 @@ Result<std::optional<std::string>> Users::Authenticate(std::string_view token) {
   std::string hash = Sha256Hex(token);
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      store::sqlite::Stmt stmt,
+      store::sql::Stmt stmt,
       db_.Prepare("checking a token", "SELECT name FROM forge_users WHERE token_sha256 = ?1"));
   stmt.Bind(1, hash);
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -77,7 +77,7 @@ Result<std::optional<std::string>> Users::Authenticate(std::string_view token) {
 Result<std::vector<User>> Users::List() {
   std::lock_guard<std::mutex> lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      store::sqlite::Stmt stmt,
+      store::sql::Stmt stmt,
       db_.Prepare("listing users", "SELECT name, created_ms FROM forge_users ORDER BY name"));
   std::vector<User> out;
   for (;;) {

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "controller/store/sqlite.h"
+#include "controller/store/sql.h"
 
 namespace kiln::forge {
 
@@ -43,10 +43,10 @@ class Users {
   Result<std::vector<User>> List();
 
  private:
-  explicit Users(store::sqlite::Db db) : db_(std::move(db)) {}
+  explicit Users(store::sql::Db db) : db_(std::move(db)) {}
 
   std::mutex mu_;
-  store::sqlite::Db db_;  // guarded by mu_
+  store::sql::Db db_;  // guarded by mu_
 };
 
 }  // namespace kiln::forge

@@ -25,11 +25,12 @@ class Signals : public ForgeTest {
  protected:
   void SetUp() override {
     ForgeTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     bob_ = MustOpen("bob");
     auto bot = forge::Local::Open(store(), repos(), "kiln", forge::Access::kApp);
     ASSERT_TRUE(bot.ok());
     bot_ = std::move(*bot);
-    auto st = store::OpenSqlite(store());
+    auto st = store::Open(store());
     ASSERT_TRUE(st.ok());
     store_ = std::move(*st);
     auto state = pipeline::State::Open(store());
@@ -88,7 +89,7 @@ class Signals : public ForgeTest {
   std::unique_ptr<forge::Inbox> inbox_;
 };
 
-TEST_F(Signals, MaintainersCorrectingTriageInsideTheWindowOnly) {
+TEST_P(Signals, MaintainersCorrectingTriageInsideTheWindowOnly) {
   ASSERT_TRUE(bob_->CreateIssue(kRepo, "Crash on start", "It crashes.").ok());  // #1
   ASSERT_TRUE(bob_->CreateIssue(kRepo, "Typo in README", "teh").ok());          // #2
   std::string triage = Run("triage", 1);
@@ -135,7 +136,7 @@ TEST_F(Signals, MaintainersCorrectingTriageInsideTheWindowOnly) {
   EXPECT_TRUE(Collect("triage", OpenWindow())["signals"].empty());
 }
 
-TEST_F(Signals, KilnsPullRequestEditedByAPersonMergedAndItsGateFailing) {
+TEST_P(Signals, KilnsPullRequestEditedByAPersonMergedAndItsGateFailing) {
   ASSERT_TRUE(bob_->CreateIssue(kRepo, "Add a flag", "Please").ok());  // #1
   int64_t from = OpenWindow();
   std::string implement = Run("implement", 1);
@@ -178,7 +179,7 @@ TEST_F(Signals, KilnsPullRequestEditedByAPersonMergedAndItsGateFailing) {
   EXPECT_TRUE(Collect("triage", from)["signals"].empty());
 }
 
-TEST_F(Signals, APersonsReviewAfterKilnsAndAClosedSpec) {
+TEST_P(Signals, APersonsReviewAfterKilnsAndAClosedSpec) {
   ASSERT_TRUE(bob_->CreateIssue(kRepo, "Add a flag", "Please").ok());  // #1
   int64_t from = OpenWindow();
   std::string spec = Run("spec", 1);
@@ -225,7 +226,7 @@ TEST_F(Signals, APersonsReviewAfterKilnsAndAClosedSpec) {
 // GitHub's review threads, as its webhooks put them in the inbox: a
 // maintainer answers one of kiln's inline comments, resolves its thread and
 // dismisses kiln's review.
-TEST_F(Signals, AnswersResolvedThreadsAndDismissalsOfKilnsReviewOnGitHub) {
+TEST_P(Signals, AnswersResolvedThreadsAndDismissalsOfKilnsReviewOnGitHub) {
   int64_t from = OpenWindow();
   int64_t seq = 0;
   auto deliver = [&](const std::string& kind, const std::string& actor, json payload) {
@@ -275,12 +276,14 @@ TEST_F(Signals, AnswersResolvedThreadsAndDismissalsOfKilnsReviewOnGitHub) {
   EXPECT_EQ(sig[2]["review_id"], 501);
 }
 
-TEST_F(Signals, AWindowThatEndsBeforeItStartsIsRefused) {
+TEST_P(Signals, AWindowThatEndsBeforeItStartsIsRefused) {
   Window w{kRepo, "triage", 10, 5, "kiln"};
   auto s = CollectSignals(w, *store_, *state_, *inbox_, *bot_);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().message(), "the window ends before it starts");
 }
+
+KILN_FORGE_ON_BOTH_BACKENDS(Signals);
 
 }  // namespace
 }  // namespace kiln::improve

@@ -2,7 +2,9 @@
 // which events start which runs, duplicates, ordering per issue, stale
 // events, trust, and the forge writes made from a finished run's decision.
 // Runs are queued but not executed here (pipeline_e2e_test runs them):
-// a test ends a run itself through the store, as a runner would.
+// a test ends a run itself through the store, as a runner would. Each test
+// runs on both store backends: a SQLite file, and a database on the test
+// PostgreSQL server (the forge, the inbox and the pipeline's table there).
 #include "controller/pipeline/pipeline.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +14,7 @@
 #include "controller/forge/inbox.h"
 #include "controller/forge/local.h"
 #include "controller/git/testutil.h"
+#include "controller/store/testutil.h"
 
 namespace kiln::pipeline {
 namespace {
@@ -21,14 +24,16 @@ using namespace kiln::git::testing;
 
 constexpr char kRepo[] = "acme/calc";
 
-class PipelineEvents : public ::testing::Test {
+class PipelineEvents : public store::testing::BackendTest {
  protected:
   void SetUp() override {
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     cfg_ = config::Defaults();
     cfg_.state_dir = tmp_.path();
-    cfg_.store = tmp_ / "kiln.db";
+    cfg_.store = location_;
     cfg_.skills_dir = std::string(KILN_SOURCE_DIR) + "/skills";
-    auto store = store::OpenSqlite(cfg_.store);
+    auto store = store::Open(cfg_.store);
     ASSERT_TRUE(store.ok()) << store.error().message();
     store_ = std::move(*store);
     cache_ = std::make_unique<git::Cache>(tmp_ / "cache");
@@ -137,7 +142,7 @@ class PipelineEvents : public ::testing::Test {
 
 // While a run goes, its progress comment links the run page and shows what
 // the run has used so far, edited at most every few seconds for use alone.
-TEST_F(PipelineEvents, TheProgressCommentLinksTheRunAndShowsLiveUse) {
+TEST_P(PipelineEvents, TheProgressCommentLinksTheRunAndShowsLiveUse) {
   runner::LiveUsage live;
   services_.live = &live;
   Options o;
@@ -180,7 +185,7 @@ TEST_F(PipelineEvents, TheProgressCommentLinksTheRunAndShowsLiveUse) {
   EXPECT_NE(body.find(link), std::string::npos);
 }
 
-TEST_F(PipelineEvents, AnOpenedIssueIsTriagedOnceWhateverTheDeliveries) {
+TEST_P(PipelineEvents, AnOpenedIssueIsTriagedOnceWhateverTheDeliveries) {
   auto issue = reporter_->CreateIssue(kRepo, "add is wrong", "add(1, 2) is -1");
   ASSERT_TRUE(issue.ok()) << issue.error().message();
   auto pending = inbox_->Pending(0);
@@ -215,7 +220,7 @@ TEST_F(PipelineEvents, AnOpenedIssueIsTriagedOnceWhateverTheDeliveries) {
       << comments.front().body;
 }
 
-TEST_F(PipelineEvents, EventsOfAnIssueWaitForItsActiveRunInOrder) {
+TEST_P(PipelineEvents, EventsOfAnIssueWaitForItsActiveRunInOrder) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   Tick();
   auto triage = Runs("triage");
@@ -239,7 +244,7 @@ TEST_F(PipelineEvents, EventsOfAnIssueWaitForItsActiveRunInOrder) {
   EXPECT_TRUE(PendingByPeople().empty());
 }
 
-TEST_F(PipelineEvents, StaleEventsStartNothing) {
+TEST_P(PipelineEvents, StaleEventsStartNothing) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   ASSERT_TRUE(maintainer_->AddLabels(kRepo, 1, {"ready-to-spec"}).ok());
   ASSERT_TRUE(maintainer_->RemoveLabel(kRepo, 1, "ready-to-spec").ok());
@@ -248,7 +253,7 @@ TEST_F(PipelineEvents, StaleEventsStartNothing) {
   EXPECT_EQ(Outcome("issue.labeled"), "stale: label ready-to-spec was removed since");
 }
 
-TEST_F(PipelineEvents, UntrustedUsersCannotStartExpensiveRoles) {
+TEST_P(PipelineEvents, UntrustedUsersCannotStartExpensiveRoles) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   // The local forge lets no one but a maintainer label; a forge where others
   // may (a GitHub user with triage access) delivers their label as this.
@@ -274,7 +279,7 @@ TEST_F(PipelineEvents, UntrustedUsersCannotStartExpensiveRoles) {
   EXPECT_EQ(Outcome("comment.created"), "refused: reporter is not trusted to start implement");
 }
 
-TEST_F(PipelineEvents, ImplementWithoutASpecIsBlocked) {
+TEST_P(PipelineEvents, ImplementWithoutASpecIsBlocked) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   ASSERT_TRUE(maintainer_->AddLabels(kRepo, 1, {"plan-approved"}).ok());
   Tick();
@@ -290,7 +295,7 @@ TEST_F(PipelineEvents, ImplementWithoutASpecIsBlocked) {
   EXPECT_EQ(Outcome("issue.labeled"), "blocked: it has no spec pull request from kiln");
 }
 
-TEST_F(PipelineEvents, UnknownCommandsAreAnsweredAndStartNothing) {
+TEST_P(PipelineEvents, UnknownCommandsAreAnsweredAndStartNothing) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   Tick();
   ASSERT_TRUE(maintainer_->AddComment(kRepo, 1, "/kiln deploy").ok());
@@ -304,7 +309,7 @@ TEST_F(PipelineEvents, UnknownCommandsAreAnsweredAndStartNothing) {
   EXPECT_EQ(answers, 2);
 }
 
-TEST_F(PipelineEvents, AFinishedRunsDecisionIsWrittenToTheForge) {
+TEST_P(PipelineEvents, AFinishedRunsDecisionIsWrittenToTheForge) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   Tick();
   auto triage = Runs("triage");
@@ -332,7 +337,7 @@ TEST_F(PipelineEvents, AFinishedRunsDecisionIsWrittenToTheForge) {
 
 // A controller that dies while writing a result leaves it "applying"; the
 // next one writes it again without posting a review or comment twice.
-TEST_F(PipelineEvents, AResultHalfWrittenBeforeACrashIsNotWrittenTwice) {
+TEST_P(PipelineEvents, AResultHalfWrittenBeforeACrashIsNotWrittenTwice) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   Tick();
   auto triage = Runs("triage");
@@ -384,7 +389,7 @@ TEST_F(PipelineEvents, AResultHalfWrittenBeforeACrashIsNotWrittenTwice) {
   EXPECT_EQ((*tracked)[0].outcome, "review already posted; comment already posted");
 }
 
-TEST_F(PipelineEvents, ClosingAnIssueCancelsItsRuns) {
+TEST_P(PipelineEvents, ClosingAnIssueCancelsItsRuns) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   Tick();
   ASSERT_TRUE(maintainer_->Close(kRepo, 1).ok());
@@ -394,7 +399,7 @@ TEST_F(PipelineEvents, ClosingAnIssueCancelsItsRuns) {
   EXPECT_EQ(runs[0].status, store::Status::kCancelled);
 }
 
-TEST_F(PipelineEvents, ImplementNeedsATrustedApprovalOfTheSpecHead) {
+TEST_P(PipelineEvents, ImplementNeedsATrustedApprovalOfTheSpecHead) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   // kiln's spec pull request for issue 1 (#2), as a spec run would leave it.
   std::string spec_sha;
@@ -426,7 +431,7 @@ TEST_F(PipelineEvents, ImplementNeedsATrustedApprovalOfTheSpecHead) {
   EXPECT_EQ(runs[0].request.context["number"], 1);
 }
 
-TEST_F(PipelineEvents, ABadKilnYmlFailsTheEventWithAComment) {
+TEST_P(PipelineEvents, ABadKilnYmlFailsTheEventWithAComment) {
   WriteText(tmp_ / "bad/calc.py", "x = 1\n");
   WriteText(tmp_ / "bad/.kiln/kiln.yml", "tset: make test\n");
   ASSERT_TRUE(maintainer_->CreateRepo("acme/bad", tmp_ / "bad", {"maintainer"}, "main").ok());
@@ -458,7 +463,7 @@ TEST_F(PipelineEvents, ABadKilnYmlFailsTheEventWithAComment) {
   EXPECT_TRUE(told);
 }
 
-TEST_F(PipelineEvents, AMentionReRunsTriageForTrustedUsersOnly) {
+TEST_P(PipelineEvents, AMentionReRunsTriageForTrustedUsersOnly) {
   ASSERT_TRUE(reporter_->CreateIssue(kRepo, "one", "first").ok());
   Tick();
   auto triage = Runs("triage");
@@ -472,6 +477,9 @@ TEST_F(PipelineEvents, AMentionReRunsTriageForTrustedUsersOnly) {
   Tick();
   EXPECT_EQ(Runs("triage").size(), 2u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, PipelineEvents, store::testing::AllBackends(),
+                         store::testing::BackendName);
 
 }  // namespace
 }  // namespace kiln::pipeline

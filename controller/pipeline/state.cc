@@ -6,7 +6,7 @@
 
 namespace kiln::pipeline {
 
-namespace sqlite = store::sqlite;
+namespace sql = store::sql;
 
 namespace {
 
@@ -35,18 +35,38 @@ CREATE INDEX pipeline_runs_to_apply ON pipeline_runs (applied_ms);
 
 constexpr std::array<std::string_view, 1> kSteps = {kV1};
 
+// The same steps in PostgreSQL's dialect (docs/store.md).
+constexpr std::string_view kPgV1 = R"sql(
+CREATE TABLE pipeline_runs (
+  run_id TEXT PRIMARY KEY NOT NULL REFERENCES runs (id),
+  repo TEXT NOT NULL,
+  number BIGINT NOT NULL,
+  role TEXT NOT NULL,
+  event_seq BIGINT NOT NULL,
+  comment_id BIGINT NOT NULL DEFAULT 0,
+  shown_state TEXT NOT NULL DEFAULT '',
+  applied_ms BIGINT NOT NULL DEFAULT 0,
+  outcome TEXT NOT NULL DEFAULT '',
+  seq BIGSERIAL NOT NULL UNIQUE
+);
+CREATE INDEX pipeline_runs_by_issue ON pipeline_runs (repo, number, role);
+CREATE INDEX pipeline_runs_to_apply ON pipeline_runs (applied_ms);
+)sql";
+
+constexpr std::array<std::string_view, 1> kPgSteps = {kPgV1};
+
 }  // namespace
 
 Result<std::unique_ptr<State>> State::Open(const std::string& store_path) {
-  static constexpr store::schema::Track kTrack{"pipeline", kSteps};
-  KILN_ASSIGN_OR_RETURN(sqlite::Db db, store::schema::Open(store_path, 5'000, &kTrack));
+  static constexpr store::schema::Track kTrack{"pipeline", kSteps, kPgSteps};
+  KILN_ASSIGN_OR_RETURN(sql::Db db, store::schema::Open(store_path, 5'000, &kTrack));
   return std::unique_ptr<State>(new State(std::move(db)));
 }
 
 Status State::Track(const Tracked& t) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
+      sql::Stmt stmt,
       db_.Prepare("tracking a pipeline run",
                   "INSERT INTO pipeline_runs (run_id, repo, number, role, event_seq, comment_id, "
                   "shown_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
@@ -62,7 +82,7 @@ Status State::Track(const Tracked& t) {
 
 Status State::SetComment(const std::string& run_id, int64_t comment_id) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt,
                         db_.Prepare("recording a progress comment",
                                     "UPDATE pipeline_runs SET comment_id = ?2 WHERE run_id = ?1"));
   return stmt.Bind(1, run_id).Bind(2, comment_id).Run();
@@ -76,7 +96,7 @@ Status State::SetShown(const std::string& run_id, const std::string& state) {
 Status State::MarkApplied(const std::string& run_id, const std::string& outcome, int64_t now_ms) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
+      sql::Stmt stmt,
       db_.Prepare("recording an applied result",
                   "UPDATE pipeline_runs SET outcome = ?2, applied_ms = ?3 WHERE run_id = ?1"));
   return stmt.Bind(1, run_id).Bind(2, outcome).Bind(3, now_ms).Run();
@@ -90,7 +110,7 @@ Status State::SetOutcome(const std::string& run_id, const std::string& outcome) 
 Status State::SetText(const std::string& what, const std::string& sql, const std::string& run_id,
                       const std::string& value) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt, db_.Prepare(what, sql));
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt, db_.Prepare(what, sql));
   return stmt.Bind(1, run_id).Bind(2, value).Run();
 }
 
@@ -98,11 +118,14 @@ Result<std::vector<Tracked>> State::Select(const std::string& where,
                                            const std::vector<std::string>& args) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
-      db_.Prepare("reading pipeline runs",
-                  "SELECT run_id, repo, number, role, event_seq, comment_id, shown_state, "
-                  "applied_ms, outcome FROM pipeline_runs " +
-                      where + " ORDER BY rowid"));
+      sql::Stmt stmt,
+      db_.Prepare(
+          "reading pipeline runs",
+          "SELECT run_id, repo, number, role, event_seq, comment_id, shown_state, "
+          "applied_ms, outcome FROM pipeline_runs " +
+              where +
+              // In the order tracked: PostgreSQL's table numbers its rows.
+              (db_.dialect() == sql::Dialect::kSqlite ? " ORDER BY rowid" : " ORDER BY seq")));
   for (size_t i = 0; i < args.size(); ++i) stmt.Bind(static_cast<int>(i + 1), args[i]);
   std::vector<Tracked> out;
   for (;;) {
@@ -130,7 +153,7 @@ Result<std::vector<Tracked>> State::ForRepo(const std::string& repo) {
 
 Result<std::vector<Tracked>> State::ForIssue(const std::string& repo, int64_t number,
                                              const std::string& role) {
-  return Select("WHERE repo = ?1 AND number = CAST(?2 AS INTEGER) AND (?3 = '' OR role = ?3)",
+  return Select("WHERE repo = ?1 AND number = CAST(?2 AS BIGINT) AND (?3 = '' OR role = ?3)",
                 {repo, std::to_string(number), role});
 }
 

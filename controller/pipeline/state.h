@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "controller/store/sqlite.h"
+#include "controller/store/sql.h"
 
 namespace kiln::pipeline {
 
@@ -50,7 +50,7 @@ class State {
                                         const std::string& role = "");
 
  private:
-  explicit State(store::sqlite::Db db) : db_(std::move(db)) {}
+  explicit State(store::sql::Db db) : db_(std::move(db)) {}
   Result<std::vector<Tracked>> Select(const std::string& where,
                                       const std::vector<std::string>& args);
   // Runs sql with ?1 = run_id and ?2 = value (an UPDATE of one text column).
@@ -58,7 +58,7 @@ class State {
                  const std::string& value);
 
   std::mutex mu_;
-  store::sqlite::Db db_;  // guarded by mu_
+  store::sql::Db db_;  // guarded by mu_
 };
 
 }  // namespace kiln::pipeline

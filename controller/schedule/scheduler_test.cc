@@ -1,4 +1,5 @@
-// The scheduler against a real SQLite store, with the clock in the test's
+// The scheduler against a real store on both backends (a SQLite file, and a
+// database on the test PostgreSQL server), with the clock in the test's
 // hands: a new schedule counts from its first sight, missed ticks fire once,
 // a restart does not fire again, an active run makes the next tick skip, two
 // schedulers on one store (two daemons) fire each tick once, a fire whose
@@ -18,7 +19,8 @@
 namespace kiln::schedule {
 namespace {
 
-using store::testing::RawDb;
+using store::testing::AllBackends;
+using store::testing::BackendName;
 using store::testing::TempDir;
 
 int64_t Ms(const char* iso) {  // "YYYY-MM-DDTHH:MM" UTC
@@ -29,14 +31,13 @@ int64_t Ms(const char* iso) {  // "YYYY-MM-DDTHH:MM" UTC
 
 constexpr int64_t kMinute = 60'000;
 
-class SchedulerTest : public ::testing::Test {
+class SchedulerTest : public store::testing::BackendTest {
  protected:
   void Configure(const std::string& schedules) {
-    auto c =
-        config::Parse("store: " + dir_ / "kiln.db" + "\nschedules:\n" + schedules, "kiln.yaml");
+    auto c = config::Parse("store: " + location_ + "\nschedules:\n" + schedules, "kiln.yaml");
     ASSERT_TRUE(c.ok()) << c.error().message();
     config_ = std::move(*c);
-    auto s = store::OpenSqlite(config_.store);
+    auto s = store::Open(config_.store);
     ASSERT_TRUE(s.ok()) << s.error().message();
     store_ = std::move(*s);
   }
@@ -59,7 +60,6 @@ class SchedulerTest : public ::testing::Test {
     return runs.ok() ? runs->size() : 0;
   }
 
-  TempDir dir_;
   config::Config config_;
   std::unique_ptr<store::Store> store_;
 };
@@ -69,7 +69,7 @@ const char* kHourly = R"(  - name: hourly
     run: {role: triage, repo: /srv/repo.git, task: look at the new issues}
 )";
 
-TEST_F(SchedulerTest, ANewScheduleCountsFromItsFirstSight) {
+TEST_P(SchedulerTest, ANewScheduleCountsFromItsFirstSight) {
   Configure(kHourly);
   auto s = Open();
   EXPECT_TRUE(Tick(*s, Ms("2026-12-06T10:30")).empty());
@@ -87,7 +87,7 @@ TEST_F(SchedulerTest, ANewScheduleCountsFromItsFirstSight) {
   EXPECT_EQ(run->request.requested_by, "schedule:hourly");
 }
 
-TEST_F(SchedulerTest, ThreeMissedTicksFireOnceAtTheLatest) {
+TEST_P(SchedulerTest, ThreeMissedTicksFireOnceAtTheLatest) {
   Configure(kHourly);
   Tick(*Open(), Ms("2026-12-06T10:30"));
   // kiln was down from 10:30 to 14:10: 11:00, 12:00, 13:00 and 14:00 passed.
@@ -103,7 +103,7 @@ TEST_F(SchedulerTest, ThreeMissedTicksFireOnceAtTheLatest) {
   EXPECT_EQ(totals->last_lateness_ms, 10 * kMinute);
 }
 
-TEST_F(SchedulerTest, ARestartDoesNotFireTheSameTickAgain) {
+TEST_P(SchedulerTest, ARestartDoesNotFireTheSameTickAgain) {
   Configure(kHourly);
   Tick(*Open(), Ms("2026-12-06T10:30"));
   ASSERT_EQ(Tick(*Open(), Ms("2026-12-06T11:00")).size(), 1u);
@@ -113,7 +113,7 @@ TEST_F(SchedulerTest, ARestartDoesNotFireTheSameTickAgain) {
   EXPECT_EQ(Runs(), 1u);
 }
 
-TEST_F(SchedulerTest, AScheduleWhoseRunIsActiveSkipsItsNextTick) {
+TEST_P(SchedulerTest, AScheduleWhoseRunIsActiveSkipsItsNextTick) {
   Configure(kHourly);
   auto s = Open();
   Tick(*s, Ms("2026-12-06T10:30"));
@@ -155,12 +155,12 @@ TEST_F(SchedulerTest, AScheduleWhoseRunIsActiveSkipsItsNextTick) {
       << metrics;
 }
 
-TEST_F(SchedulerTest, TwoSchedulersOnOneStoreFireEachTickOnce) {
+TEST_P(SchedulerTest, TwoSchedulersOnOneStoreFireEachTickOnce) {
   Configure(kHourly);
   Tick(*Open(), Ms("2026-12-06T00:00") - kMinute);
   // Two daemons, each with its own connections, racing through a day of
   // ticks minute by minute; each run ends before the next tick.
-  auto second_store = store::OpenSqlite(config_.store);
+  auto second_store = store::Open(config_.store);
   ASSERT_TRUE(second_store.ok());
   std::unique_ptr<Scheduler> a = Open("host-a");
   auto b_or = Scheduler::Open(config_, **second_store, "host-b");
@@ -188,12 +188,11 @@ TEST_F(SchedulerTest, TwoSchedulersOnOneStoreFireEachTickOnce) {
   }
   EXPECT_EQ(fired.load(), 24);
   EXPECT_EQ(Runs(), 24u);
-  RawDb raw(config_.store);
-  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM schedule_fires"), "24");
-  EXPECT_EQ(raw.Query("SELECT COUNT(DISTINCT tick_ms) FROM schedule_fires"), "24");
+  EXPECT_EQ(RawQuery("SELECT COUNT(*) FROM schedule_fires"), "24");
+  EXPECT_EQ(RawQuery("SELECT COUNT(DISTINCT tick_ms) FROM schedule_fires"), "24");
 }
 
-TEST_F(SchedulerTest, AFireWhoseHostDiedBeforeQueueingIsQueuedByAnother) {
+TEST_P(SchedulerTest, AFireWhoseHostDiedBeforeQueueingIsQueuedByAnother) {
   Configure(kHourly);
   Tick(*Open(), Ms("2026-12-06T10:30"));
   // A host claims 11:00 and dies before queueing the run.
@@ -221,7 +220,7 @@ TEST_F(SchedulerTest, AFireWhoseHostDiedBeforeQueueingIsQueuedByAnother) {
   EXPECT_EQ(Runs(), 1u);
 }
 
-TEST_F(SchedulerTest, FireNowQueuesARunUnderTheSameSingleFlightRule) {
+TEST_P(SchedulerTest, FireNowQueuesARunUnderTheSameSingleFlightRule) {
   Configure(kHourly);
   auto s = Open();
   auto fire = s->FireNow("hourly", Ms("2026-12-06T10:10"));
@@ -244,7 +243,7 @@ TEST_F(SchedulerTest, FireNowQueuesARunUnderTheSameSingleFlightRule) {
   EXPECT_EQ(unknown.error().message(), "no schedule named 'weekly' in kiln.yaml (it has hourly)");
 }
 
-TEST_F(SchedulerTest, JitterDelaysATickByTheSameAmountOnEveryHost) {
+TEST_P(SchedulerTest, JitterDelaysATickByTheSameAmountOnEveryHost) {
   Configure(R"(  - name: nightly
     cron: "@daily"
     jitter: 30m
@@ -283,7 +282,7 @@ schedules:
   EXPECT_EQ((*b)->Tick(fired_at)->size(), 1u);
 }
 
-TEST_F(SchedulerTest, ListShowsTheNextTickInTheZoneAndTheLastFire) {
+TEST_P(SchedulerTest, ListShowsTheNextTickInTheZoneAndTheLastFire) {
   Configure(R"(  - name: berlin
     cron: "30 2 * * *"
     time_zone: Europe/Berlin
@@ -305,6 +304,8 @@ TEST_F(SchedulerTest, ListShowsTheNextTickInTheZoneAndTheLastFire) {
   EXPECT_EQ((*list)[0].last_run_status, "queued");
   EXPECT_EQ((*list)[0].next_local, "2026-03-30 02:30 CEST");
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, SchedulerTest, AllBackends(), BackendName);
 
 }  // namespace
 }  // namespace kiln::schedule

@@ -6,7 +6,7 @@
 
 namespace kiln::schedule {
 
-namespace sqlite = store::sqlite;
+namespace sql = store::sql;
 
 namespace {
 
@@ -36,10 +36,34 @@ CREATE INDEX schedule_fires_claimed ON schedule_fires (outcome, claimed_ms);
 
 constexpr std::array<std::string_view, 1> kSteps = {kV1};
 
+// The same steps in PostgreSQL's dialect (docs/store.md).
+constexpr std::string_view kPgV1 = R"sql(
+CREATE TABLE schedules (
+  name TEXT PRIMARY KEY NOT NULL,
+  last_tick_ms BIGINT NOT NULL,
+  created_ms BIGINT NOT NULL
+);
+CREATE TABLE schedule_fires (
+  seq BIGSERIAL PRIMARY KEY,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  tick_ms BIGINT NOT NULL,
+  outcome TEXT NOT NULL,
+  host TEXT NOT NULL,
+  claimed_ms BIGINT NOT NULL,
+  run_id TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX schedule_fires_by_name ON schedule_fires (name, seq);
+CREATE INDEX schedule_fires_claimed ON schedule_fires (outcome, claimed_ms);
+)sql";
+
+constexpr std::array<std::string_view, 1> kPgSteps = {kPgV1};
+
 constexpr std::string_view kColumns =
     "seq, name, kind, tick_ms, outcome, host, claimed_ms, run_id, reason";
 
-Fire Read(const sqlite::Stmt& s) {
+Fire Read(const sql::Stmt& s) {
   return Fire{s.Int(0),  s.Text(1), s.Text(2), s.Int(3), s.Text(4),
               s.Text(5), s.Int(6),  s.Text(7), s.Text(8)};
 }
@@ -48,7 +72,7 @@ Fire Read(const sqlite::Stmt& s) {
 // RETURNING), read with read; the statement is then stepped to its end, so
 // that it is finished before its transaction commits.
 template <typename F>
-auto One(sqlite::Stmt& stmt, F read) -> Result<std::optional<decltype(read(stmt))>> {
+auto One(sql::Stmt& stmt, F read) -> Result<std::optional<decltype(read(stmt))>> {
   using T = decltype(read(stmt));
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return std::optional<T>();
@@ -58,23 +82,23 @@ auto One(sqlite::Stmt& stmt, F read) -> Result<std::optional<decltype(read(stmt)
   return std::optional<T>(std::move(value));
 }
 
-int64_t FirstInt(const sqlite::Stmt& s) { return s.Int(0); }
+int64_t FirstInt(const sql::Stmt& s) { return s.Int(0); }
 
 }  // namespace
 
 Result<std::unique_ptr<State>> State::Open(const std::string& store_path) {
-  static constexpr store::schema::Track kTrack{"schedule", kSteps};
-  KILN_ASSIGN_OR_RETURN(sqlite::Db db, store::schema::Open(store_path, 5'000, &kTrack));
+  static constexpr store::schema::Track kTrack{"schedule", kSteps, kPgSteps};
+  KILN_ASSIGN_OR_RETURN(sql::Db db, store::schema::Open(store_path, 5'000, &kTrack));
   return std::unique_ptr<State>(new State(std::move(db)));
 }
 
 Result<int64_t> State::LastTick(std::string_view name, int64_t now_ms) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
+      sql::Stmt stmt,
       db_.Prepare("reading a schedule",
                   "INSERT INTO schedules (name, last_tick_ms, created_ms) VALUES (?1, ?2, ?2) "
-                  "ON CONFLICT (name) DO UPDATE SET name = name RETURNING last_tick_ms"));
+                  "ON CONFLICT (name) DO UPDATE SET name = schedules.name RETURNING last_tick_ms"));
   stmt.Bind(1, name).Bind(2, now_ms);
   KILN_ASSIGN_OR_RETURN(auto last, One(stmt, FirstInt));
   if (!last) return Error::Internal("reading schedule " + Quote(std::string(name)) + ": no row");
@@ -82,7 +106,7 @@ Result<int64_t> State::LastTick(std::string_view name, int64_t now_ms) {
 }
 
 Result<std::string> State::Active(std::string_view name) {
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt last,
+  KILN_ASSIGN_OR_RETURN(sql::Stmt last,
                         db_.Prepare("reading a schedule's last fire",
                                     "SELECT f.outcome, f.run_id, f.host, COALESCE(r.status, '') "
                                     "FROM schedule_fires f LEFT JOIN runs r ON r.id = f.run_id "
@@ -104,7 +128,7 @@ Result<Fire> State::Insert(std::string_view name, std::string_view kind, int64_t
                            std::string_view host, int64_t now_ms) {
   KILN_ASSIGN_OR_RETURN(std::string busy, Active(name));
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt insert,
+      sql::Stmt insert,
       db_.Prepare("recording a fire",
                   "INSERT INTO schedule_fires (name, kind, tick_ms, outcome, host, claimed_ms, "
                   "reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING " +
@@ -124,12 +148,11 @@ Result<Fire> State::Insert(std::string_view name, std::string_view kind, int64_t
 Result<std::optional<Fire>> State::ClaimTick(std::string_view name, int64_t from, int64_t tick,
                                              std::string_view host, int64_t now_ms) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "claiming a tick"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "claiming a tick"));
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt cas,
-      db_.Prepare("claiming a tick",
-                  "UPDATE schedules SET last_tick_ms = ?3 "
-                  "WHERE name = ?1 AND last_tick_ms = ?2 RETURNING last_tick_ms"));
+      sql::Stmt cas, db_.Prepare("claiming a tick",
+                                 "UPDATE schedules SET last_tick_ms = ?3 "
+                                 "WHERE name = ?1 AND last_tick_ms = ?2 RETURNING last_tick_ms"));
   cas.Bind(1, name).Bind(2, from).Bind(3, tick);
   KILN_ASSIGN_OR_RETURN(auto won, One(cas, FirstInt));
   if (!won) return std::optional<Fire>();
@@ -140,7 +163,7 @@ Result<std::optional<Fire>> State::ClaimTick(std::string_view name, int64_t from
 
 Result<Fire> State::ClaimManual(std::string_view name, std::string_view host, int64_t now_ms) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "claiming a manual fire"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "claiming a manual fire"));
   KILN_ASSIGN_OR_RETURN(Fire fire, Insert(name, "manual", now_ms, host, now_ms));
   KILN_TRY(txn.Commit());
   return fire;
@@ -149,7 +172,7 @@ Result<Fire> State::ClaimManual(std::string_view name, std::string_view host, in
 Status State::SetOutcome(int64_t seq, std::string_view outcome, std::string_view run_id,
                          std::string_view reason) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt,
                         db_.Prepare("recording a fire's outcome",
                                     "UPDATE schedule_fires SET outcome = ?2, run_id = ?3, "
                                     "reason = ?4 WHERE seq = ?1"));
@@ -159,7 +182,7 @@ Status State::SetOutcome(int64_t seq, std::string_view outcome, std::string_view
 Result<std::optional<int64_t>> State::PeekLastTick(std::string_view name) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
+      sql::Stmt stmt,
       db_.Prepare("reading a schedule", "SELECT last_tick_ms FROM schedules WHERE name = ?1"));
   stmt.Bind(1, name);
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -170,7 +193,7 @@ Result<std::optional<int64_t>> State::PeekLastTick(std::string_view name) {
 Result<std::vector<Fire>> State::TakeOverOrphans(std::string_view host, int64_t older_than_ms,
                                                  int64_t now_ms) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt,
                         db_.Prepare("taking over a fire whose run was never queued",
                                     "UPDATE schedule_fires SET host = ?1, claimed_ms = ?3 "
                                     "WHERE outcome = 'claimed' AND claimed_ms < ?2 RETURNING " +
@@ -187,10 +210,10 @@ Result<std::vector<Fire>> State::TakeOverOrphans(std::string_view host, int64_t 
 
 Result<std::optional<Fire>> State::Last(std::string_view name) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt, db_.Prepare("reading a schedule's last fire",
-                                                       "SELECT " + std::string(kColumns) +
-                                                           " FROM schedule_fires WHERE name = ?1 "
-                                                           "ORDER BY seq DESC LIMIT 1"));
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt, db_.Prepare("reading a schedule's last fire",
+                                                    "SELECT " + std::string(kColumns) +
+                                                        " FROM schedule_fires WHERE name = ?1 "
+                                                        "ORDER BY seq DESC LIMIT 1"));
   stmt.Bind(1, name);
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return std::optional<Fire>();
@@ -200,10 +223,10 @@ Result<std::optional<Fire>> State::Last(std::string_view name) {
 Result<Totals> State::TotalsOf(std::string_view name) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
+      sql::Stmt stmt,
       db_.Prepare("counting a schedule's fires",
-                  "SELECT COALESCE(SUM(outcome = 'fired'), 0), "
-                  "COALESCE(SUM(outcome = 'skipped'), 0), "
+                  "SELECT COUNT(*) FILTER (WHERE outcome = 'fired'), "
+                  "COUNT(*) FILTER (WHERE outcome = 'skipped'), "
                   "COALESCE((SELECT claimed_ms - tick_ms FROM schedule_fires WHERE name = ?1 AND "
                   "kind = 'tick' AND outcome = 'fired' ORDER BY seq DESC LIMIT 1), -1) "
                   "FROM schedule_fires WHERE name = ?1"));

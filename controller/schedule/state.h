@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "controller/store/sqlite.h"
+#include "controller/store/sql.h"
 
 namespace kiln::schedule {
 
@@ -78,7 +78,7 @@ class State {
   Result<Totals> TotalsOf(std::string_view name);
 
  private:
-  explicit State(store::sqlite::Db db) : db_(std::move(db)) {}
+  explicit State(store::sql::Db db) : db_(std::move(db)) {}
   // Why a new fire of name must be skipped now; empty when it may run. Inside
   // the caller's transaction.
   Result<std::string> Active(std::string_view name);
@@ -86,7 +86,7 @@ class State {
                       std::string_view host, int64_t now_ms);
 
   std::mutex mu_;
-  store::sqlite::Db db_;  // guarded by mu_
+  store::sql::Db db_;  // guarded by mu_
 };
 
 }  // namespace kiln::schedule

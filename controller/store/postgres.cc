@@ -205,4 +205,11 @@ Status Conn::Reconnect() {
   return Ok();
 }
 
+bool Conn::Lost() const { return PQstatus(conn_) != CONNECTION_OK; }
+
+bool Conn::InTransaction() const {
+  const PGTransactionStatusType status = PQtransactionStatus(conn_);
+  return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE;
+}
+
 }  // namespace kiln::store::pg

@@ -76,6 +76,10 @@ class Conn {
   bool Retryable() const { return retryable_; }
   // Re-establishes a lost connection (blocking up to its connect timeout).
   Status Reconnect();
+  // Whether the connection was lost (the server went away).
+  bool Lost() const;
+  // Whether a transaction is open, or failed and not yet rolled back.
+  bool InTransaction() const;
 
  private:
   Conn(pg_conn* conn, std::string name) : conn_(conn), name_(std::move(name)) {}

@@ -33,81 +33,9 @@ using pg::Param;
 
 constexpr auto kRetryFor = std::chrono::seconds(30);
 
-// Advisory lock keys ("kiln" and a number), held for one transaction.
-constexpr int64_t kMigrateLock = 0x6b696c6e00;
+// The claims' advisory lock ("kiln" and a number; sql.cc holds another),
+// held for one transaction.
 constexpr int64_t kClaimLock = 0x6b696c6e01;
-
-// The store's own migration track in PostgreSQL's dialect, numbered as the
-// SQLite track is (schema::Migrations()): step i takes the database from
-// version i to i + 1, so one version number means one schema on both.
-constexpr std::string_view kV1 = R"sql(
-CREATE TABLE runs (
-  seq BIGSERIAL PRIMARY KEY,
-  id TEXT NOT NULL UNIQUE,
-  role TEXT NOT NULL,
-  repo TEXT NOT NULL,
-  revision TEXT NOT NULL,
-  task TEXT NOT NULL,
-  priority INTEGER NOT NULL,
-  budgets TEXT NOT NULL,
-  requested_by TEXT NOT NULL,
-  max_attempts INTEGER NOT NULL,
-  status TEXT NOT NULL,
-  attempt INTEGER NOT NULL DEFAULT 0,
-  created_ms BIGINT NOT NULL,
-  started_ms BIGINT NOT NULL DEFAULT 0,
-  finished_ms BIGINT NOT NULL DEFAULT 0,
-  not_before_ms BIGINT NOT NULL DEFAULT 0,
-  owner TEXT NOT NULL DEFAULT '',
-  cancel_requested INTEGER NOT NULL DEFAULT 0,
-  commit_sha TEXT NOT NULL DEFAULT '',
-  image_digest TEXT NOT NULL DEFAULT '',
-  sandbox_id TEXT NOT NULL DEFAULT '',
-  log_path TEXT NOT NULL DEFAULT '',
-  log_head TEXT NOT NULL DEFAULT '',
-  outcome TEXT NOT NULL DEFAULT '',
-  result TEXT NOT NULL DEFAULT 'null',
-  error TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX runs_by_queue ON runs (status, priority DESC, seq);
-CREATE INDEX runs_by_repo ON runs (repo, status);
-)sql";
-
-constexpr std::string_view kV2 = R"sql(
-CREATE TABLE steering (
-  seq BIGSERIAL PRIMARY KEY,
-  run_id TEXT NOT NULL REFERENCES runs (id),
-  sender TEXT NOT NULL,
-  message TEXT NOT NULL,
-  created_ms BIGINT NOT NULL,
-  taken INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX steering_by_run ON steering (run_id, taken, seq);
-)sql";
-
-constexpr std::string_view kV3 =
-    "ALTER TABLE runs ADD COLUMN context TEXT NOT NULL DEFAULT 'null';";
-
-// Versions 4 to 6 moved other owners' tables to tracks of their own in
-// SQLite; nothing of the store's changed.
-constexpr std::string_view kNothing = "SELECT 1";
-
-constexpr std::string_view kV7 = R"sql(
-ALTER TABLE runs ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE runs ADD COLUMN lease_expires_ms BIGINT NOT NULL DEFAULT 0;
-CREATE INDEX runs_by_lease ON runs (status, lease_expires_ms);
-CREATE TABLE hosts (
-  name TEXT PRIMARY KEY NOT NULL,
-  capacity INTEGER NOT NULL,
-  version TEXT NOT NULL,
-  started_ms BIGINT NOT NULL,
-  heartbeat_ms BIGINT NOT NULL
-);
-)sql";
-
-constexpr std::string_view kSteps[] = {kV1, kV2, kV3, kNothing, kNothing, kNothing, kV7};
-static_assert(std::size(kSteps) == schema::kVersion,
-              "every SQLite migration step has its PostgreSQL counterpart");
 
 // A row of pg::Rows as ReadRun reads one.
 struct Row {
@@ -120,11 +48,6 @@ struct Row {
 class PgStore final : public Store {
  public:
   explicit PgStore(pg::Conn conn) : conn_(std::move(conn)) {}
-
-  // Creates kiln_meta in an empty database and applies the missing steps,
-  // in one transaction under the migration lock; refuses a foreign database
-  // or a newer version before writing anything.
-  kiln::Status Migrate();
 
   Result<Run> Enqueue(const RunRequest& request, int64_t now_ms) override;
   Result<Run> StartNew(const RunRequest& request, std::string_view owner, int64_t now_ms) override;
@@ -557,70 +480,17 @@ Result<std::map<Status, uint64_t>> PgStore::CountByStatus() {
   });
 }
 
-kiln::Status PgStore::Migrate() {
-  const std::string& name = conn_.name();
-  auto prefixed = [&](Error::Code code, const std::string& message) {
-    return Error(code, "store " + Quote(name) + ": " + message);
-  };
-  return Transact([&]() -> kiln::Status {
-    KILN_TRY(Exec("migrating", "SELECT pg_advisory_xact_lock($1)", {P(kMigrateLock)}));
-    KILN_ASSIGN_OR_RETURN(
-        pg::Rows tables, Exec("reading the schema",
-                              "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                              "ORDER BY tablename"));
-    std::string list;
-    bool has_meta = false;
-    for (int r = 0; r < tables.size(); ++r) {
-      has_meta = has_meta || tables.Text(r, 0) == "kiln_meta";
-      list += (list.empty() ? "" : ", ") + Quote(tables.Text(r, 0));
-    }
-    if (!has_meta && !list.empty()) {
-      return prefixed(Error::Code::kInvalidArgument,
-                      "not a kiln store: a PostgreSQL database with tables " + list +
-                          " but no kiln_meta table");
-    }
-    if (!has_meta) {
-      KILN_TRY(Exec("creating kiln_meta",
-                    "CREATE TABLE kiln_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
-                    "INSERT INTO kiln_meta (key, value) VALUES ('schema_version', '0');"));
-    }
-    KILN_ASSIGN_OR_RETURN(pg::Rows row,
-                          Exec("reading the schema version",
-                               "SELECT value FROM kiln_meta WHERE key = 'schema_version'"));
-    if (row.size() == 0) {
-      return prefixed(Error::Code::kCorruption, "kiln_meta has no schema_version");
-    }
-    const std::string text = row.Text(0, 0);
-    auto version = ParseUint(text, "schema_version");
-    if (!version.ok() || *version > INT64_MAX) {
-      return prefixed(Error::Code::kCorruption,
-                      "kiln_meta has schema_version " + Quote(text) + ", not a version number");
-    }
-    const auto known = static_cast<uint64_t>(std::size(kSteps));
-    if (*version > known) {
-      return prefixed(Error::Code::kUnsupported, "database is version " + std::to_string(*version) +
-                                                     ", this kiln knows up to " +
-                                                     std::to_string(known));
-    }
-    for (uint64_t v = *version; v < known; ++v) {
-      KILN_TRY(Exec("migrating to version " + std::to_string(v + 1), kSteps[v]));
-    }
-    if (*version < known) {
-      KILN_TRY(Exec("recording the schema version",
-                    "UPDATE kiln_meta SET value = $1 WHERE key = 'schema_version'",
-                    {P(static_cast<int64_t>(known))}));
-    }
-    return Ok();
-  });
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenPostgres(const std::string& url) {
-  KILN_ASSIGN_OR_RETURN(pg::Conn conn, pg::Conn::Connect(url));
-  auto store = std::make_unique<PgStore>(std::move(conn));
-  KILN_TRY(store->Migrate());
-  return std::unique_ptr<Store>(std::move(store));
+  if (!pg::IsUrl(url)) {
+    return Error::Invalid("store " + Quote(pg::Redact(url)) +
+                          ": not a PostgreSQL URL (postgres://user:password@host:port/database)");
+  }
+  // Migrated as every owner of tables opens the store; the connection is
+  // then the store's own.
+  KILN_ASSIGN_OR_RETURN(sql::Db db, schema::Open(url, 0));
+  return std::unique_ptr<Store>(std::make_unique<PgStore>(std::move(*db.postgres())));
 }
 
 Result<std::unique_ptr<Store>> Open(const std::string& location) {

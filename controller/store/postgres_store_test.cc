@@ -12,6 +12,7 @@
 #include "base/process.h"
 #include "controller/store/postgres.h"
 #include "controller/store/schema.h"
+#include "controller/store/sql.h"
 #include "controller/store/store.h"
 #include "controller/store/testutil.h"
 #include "tests/support/net.h"
@@ -25,6 +26,17 @@ using testing::BackendTest;
 using testing::MustEnqueue;
 using testing::MustGet;
 using testing::Request;
+
+// Statements are written once with SQLite's ?1, ?2 ...; PostgreSQL gets
+// $1, $2 ..., and text in quotes is left as it is.
+TEST(PostgresDialectTest, ParametersOutsideQuotesBecomeDollars) {
+  EXPECT_EQ(sql::PostgresParameters("SELECT a FROM t WHERE b = ?1 AND c IN (?2, ?10)"),
+            "SELECT a FROM t WHERE b = $1 AND c IN ($2, $10)");
+  EXPECT_EQ(sql::PostgresParameters("SELECT '?1', \"?2\", 'it''s ?3', ?4"),
+            "SELECT '?1', \"?2\", 'it''s ?3', $4");
+  EXPECT_EQ(sql::PostgresParameters("SELECT labels::jsonb ? 'bug'"),
+            "SELECT labels::jsonb ? 'bug'");
+}
 
 TEST(PostgresUrlTest, PasswordsNeverShow) {
   EXPECT_EQ(pg::Redact("postgres://kiln:s3cret@db:5432/kiln"), "postgres://kiln:***@db:5432/kiln");

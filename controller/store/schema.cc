@@ -6,6 +6,8 @@
 #include <thread>
 #include <vector>
 
+#include "controller/store/postgres.h"
+
 #include "base/strings.h"
 
 namespace kiln::store::schema {
@@ -108,16 +110,89 @@ CREATE TABLE hosts (
 
 constexpr std::array<std::string_view, kVersion> kMigrations = {kV1, kV2, kV3, kV4, kV5, kV6, kV7};
 
-Error Prefixed(const sqlite::Db& db, Error::Code code, const std::string& message) {
-  return Error(code, "store " + Quote(db.path()) + ": " + message);
+// The store's own migration track in PostgreSQL's dialect, numbered as the
+// SQLite track is (kMigrations): step i takes the database from
+// version i to i + 1, so one version number means one schema on both.
+constexpr std::string_view kPgV1 = R"sql(
+CREATE TABLE runs (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL,
+  repo TEXT NOT NULL,
+  revision TEXT NOT NULL,
+  task TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  budgets TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  created_ms BIGINT NOT NULL,
+  started_ms BIGINT NOT NULL DEFAULT 0,
+  finished_ms BIGINT NOT NULL DEFAULT 0,
+  not_before_ms BIGINT NOT NULL DEFAULT 0,
+  owner TEXT NOT NULL DEFAULT '',
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  commit_sha TEXT NOT NULL DEFAULT '',
+  image_digest TEXT NOT NULL DEFAULT '',
+  sandbox_id TEXT NOT NULL DEFAULT '',
+  log_path TEXT NOT NULL DEFAULT '',
+  log_head TEXT NOT NULL DEFAULT '',
+  outcome TEXT NOT NULL DEFAULT '',
+  result TEXT NOT NULL DEFAULT 'null',
+  error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX runs_by_queue ON runs (status, priority DESC, seq);
+CREATE INDEX runs_by_repo ON runs (repo, status);
+)sql";
+
+constexpr std::string_view kPgV2 = R"sql(
+CREATE TABLE steering (
+  seq BIGSERIAL PRIMARY KEY,
+  run_id TEXT NOT NULL REFERENCES runs (id),
+  sender TEXT NOT NULL,
+  message TEXT NOT NULL,
+  created_ms BIGINT NOT NULL,
+  taken INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX steering_by_run ON steering (run_id, taken, seq);
+)sql";
+
+constexpr std::string_view kPgV3 =
+    "ALTER TABLE runs ADD COLUMN context TEXT NOT NULL DEFAULT 'null';";
+
+// Versions 4 to 6 moved other owners' tables to tracks of their own in
+// SQLite; nothing of the store's changed.
+constexpr std::string_view kPgNothing = "SELECT 1";
+
+constexpr std::string_view kPgV7 = R"sql(
+ALTER TABLE runs ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN lease_expires_ms BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX runs_by_lease ON runs (status, lease_expires_ms);
+CREATE TABLE hosts (
+  name TEXT PRIMARY KEY NOT NULL,
+  capacity INTEGER NOT NULL,
+  version TEXT NOT NULL,
+  started_ms BIGINT NOT NULL,
+  heartbeat_ms BIGINT NOT NULL
+);
+)sql";
+
+constexpr std::array<std::string_view, kVersion> kPgMigrations = {
+    kPgV1, kPgV2, kPgV3, kPgNothing, kPgNothing, kPgNothing, kPgV7};
+
+Error Prefixed(const sql::Db& db, Error::Code code, const std::string& message) {
+  return Error(code, "store " + Quote(db.name()) + ": " + message);
 }
 
 // The tables of db other than SQLite's own (sqlite_sequence, ...).
-Result<std::vector<std::string>> Tables(sqlite::Db& db) {
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
-                        db.Prepare("reading the schema",
-                                   "SELECT name FROM sqlite_master WHERE type = 'table' "
-                                   "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"));
+Result<std::vector<std::string>> Tables(sql::Db& db) {
+  const char* query = db.dialect() == sql::Dialect::kSqlite
+                          ? "SELECT name FROM sqlite_master WHERE type = 'table' "
+                            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+                          : "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                            "ORDER BY tablename";
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt, db.Prepare("reading the schema", query));
   std::vector<std::string> names;
   for (;;) {
     KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -134,8 +209,8 @@ std::string Key(std::string_view owner) {
   return owner.empty() ? std::string(kStoreKey) : std::string(kStoreKey) + ":" + std::string(owner);
 }
 
-Status SetVersion(sqlite::Db& db, const std::string& key, int64_t version) {
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
+Status SetVersion(sql::Db& db, const std::string& key, int64_t version) {
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt,
                         db.Prepare("recording the schema version",
                                    "INSERT INTO kiln_meta (key, value) VALUES (?1, ?2) "
                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"));
@@ -145,10 +220,9 @@ Status SetVersion(sqlite::Db& db, const std::string& key, int64_t version) {
 // The version of a track as kiln_meta records it: nullopt when it has no
 // row. Refuses a version that is not a number (corruption) or is newer than
 // known, naming the track's owner.
-Result<std::optional<int64_t>> TrackVersion(sqlite::Db& db, std::string_view owner, int64_t known) {
-  KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
-      db.Prepare("reading the schema version", "SELECT value FROM kiln_meta WHERE key = ?1"));
+Result<std::optional<int64_t>> TrackVersion(sql::Db& db, std::string_view owner, int64_t known) {
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt, db.Prepare("reading the schema version",
+                                                   "SELECT value FROM kiln_meta WHERE key = ?1"));
   const std::string key = Key(owner);
   stmt.Bind(1, key);
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -171,8 +245,7 @@ Result<std::optional<int64_t>> TrackVersion(sqlite::Db& db, std::string_view own
 
 // Brings one track to steps.size(), one step per transaction; the store's
 // own track creates kiln_meta first in a database without tables.
-Status MigrateTrack(sqlite::Db& db, std::string_view owner,
-                    std::span<const std::string_view> steps) {
+Status MigrateTrack(sql::Db& db, std::string_view owner, std::span<const std::string_view> steps) {
   const auto target = static_cast<int64_t>(steps.size());
   const std::string key = Key(owner);
   auto version = [&]() -> Result<std::optional<int64_t>> {
@@ -184,7 +257,7 @@ Status MigrateTrack(sqlite::Db& db, std::string_view owner,
   KILN_ASSIGN_OR_RETURN(std::optional<int64_t> seen, version());
   if (seen == target) return Ok();
   for (;;) {
-    KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db, "migrating"));
+    KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db, "migrating"));
     // Read again under the lock: another process may have moved it on.
     KILN_ASSIGN_OR_RETURN(std::optional<int64_t> now, version());
     if (!now) {
@@ -207,8 +280,8 @@ Status MigrateTrack(sqlite::Db& db, std::string_view owner,
 }
 
 // One attempt at switching db to WAL: the journal mode it has afterwards.
-Result<std::string> SetJournalModeWal(sqlite::Db& db) {
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
+Result<std::string> SetJournalModeWal(sql::Db& db) {
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt,
                         db.Prepare("enabling WAL mode", "PRAGMA journal_mode = WAL"));
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
   return row ? stmt.Text(0) : std::string();
@@ -220,14 +293,14 @@ Result<std::string> SetJournalModeWal(sqlite::Db& db) {
 // exclusive lock, and SQLite reports "database is locked" at once, without its
 // busy handler, when another connection holds a shared one (two processes
 // opening a new file together): retried here for up to the busy timeout.
-kiln::Status UseWal(sqlite::Db& db, int busy_timeout_ms) {
+kiln::Status UseWal(sql::Db& db, int busy_timeout_ms) {
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
   for (;;) {
     Result<std::string> mode = SetJournalModeWal(db);
     if (mode.ok() && *mode == "wal") return Ok();
     if (mode.ok()) {
-      return Error(Error::Code::kUnsupported, "store " + Quote(db.path()) +
+      return Error(Error::Code::kUnsupported, "store " + Quote(db.name()) +
                                                   ": cannot use WAL mode (journal mode stays " +
                                                   Quote(*mode) + ")");
     }
@@ -241,9 +314,12 @@ kiln::Status UseWal(sqlite::Db& db, int busy_timeout_ms) {
 
 }  // namespace
 
-std::span<const std::string_view> Migrations() { return kMigrations; }
+std::span<const std::string_view> Migrations(sql::Dialect dialect) {
+  if (dialect == sql::Dialect::kPostgres) return kPgMigrations;
+  return kMigrations;
+}
 
-Result<std::optional<int64_t>> ReadVersion(sqlite::Db& db, int64_t known) {
+Result<std::optional<int64_t>> ReadVersion(sql::Db& db, int64_t known) {
   KILN_ASSIGN_OR_RETURN(std::vector<std::string> tables, Tables(db));
   bool has_meta = false;
   for (const auto& t : tables) has_meta = has_meta || t == "kiln_meta";
@@ -251,32 +327,50 @@ Result<std::optional<int64_t>> ReadVersion(sqlite::Db& db, int64_t known) {
     if (tables.empty()) return std::optional<int64_t>();
     std::string list;
     for (const auto& t : tables) list += (list.empty() ? "" : ", ") + Quote(t);
-    return Prefixed(
-        db, Error::Code::kInvalidArgument,
-        "not a kiln store: a SQLite database with tables " + list + " but no kiln_meta table");
+    return Prefixed(db, Error::Code::kInvalidArgument,
+                    std::string("not a kiln store: a ") +
+                        (db.dialect() == sql::Dialect::kSqlite ? "SQLite" : "PostgreSQL") +
+                        " database with tables " + list + " but no kiln_meta table");
   }
   KILN_ASSIGN_OR_RETURN(std::optional<int64_t> v, TrackVersion(db, "", known));
   if (!v) return Prefixed(db, Error::Code::kCorruption, "kiln_meta has no schema_version");
   return v;
 }
 
-Status Migrate(sqlite::Db& db, std::span<const std::string_view> steps) {
+Status Migrate(sql::Db& db, std::span<const std::string_view> steps) {
   return MigrateTrack(db, "", steps);
 }
 
-Status Migrate(sqlite::Db& db, const Track& track) {
-  return MigrateTrack(db, track.owner, track.steps);
+Status Migrate(sql::Db& db, const Track& track) {
+  if (track.steps.size() != track.pg_steps.size()) {
+    return Error::Internal("the " + std::string(track.owner) + "'s tables have " +
+                           std::to_string(track.steps.size()) + " SQLite steps but " +
+                           std::to_string(track.pg_steps.size()) + " PostgreSQL ones");
+  }
+  return MigrateTrack(db, track.owner,
+                      db.dialect() == sql::Dialect::kSqlite ? track.steps : track.pg_steps);
 }
 
-Result<sqlite::Db> Open(const std::string& path, int busy_timeout_ms, const Track* owner) {
-  KILN_ASSIGN_OR_RETURN(sqlite::Db db, sqlite::Db::Open(path, busy_timeout_ms));
-  const auto steps = Migrations();
-  // Refuse a foreign file before anything below writes to it.
+Result<sql::Db> OpenDb(const std::string& location, int busy_timeout_ms) {
+  if (pg::IsUrl(location)) {
+    KILN_ASSIGN_OR_RETURN(pg::Conn conn, pg::Conn::Connect(location));
+    return sql::Db(std::move(conn));
+  }
+  KILN_ASSIGN_OR_RETURN(sqlite::Db db, sqlite::Db::Open(location, busy_timeout_ms));
+  return sql::Db(std::move(db));
+}
+
+Result<sql::Db> Open(const std::string& location, int busy_timeout_ms, const Track* owner) {
+  KILN_ASSIGN_OR_RETURN(sql::Db db, OpenDb(location, busy_timeout_ms));
+  const auto steps = Migrations(db.dialect());
+  // Refuse a foreign database before anything below writes to it.
   KILN_TRY(ReadVersion(db, static_cast<int64_t>(steps.size())));
-  KILN_TRY(UseWal(db, busy_timeout_ms));
-  // In WAL mode NORMAL is durable against crashes of kiln; a power loss can
-  // lose the last commits but never corrupts the file. Per connection.
-  KILN_TRY(db.Exec("setting synchronous", "PRAGMA synchronous = NORMAL"));
+  if (db.dialect() == sql::Dialect::kSqlite) {
+    KILN_TRY(UseWal(db, busy_timeout_ms));
+    // In WAL mode NORMAL is durable against crashes of kiln; a power loss can
+    // lose the last commits but never corrupts the file. Per connection.
+    KILN_TRY(db.Exec("setting synchronous", "PRAGMA synchronous = NORMAL"));
+  }
   KILN_TRY(Migrate(db, steps));
   if (owner != nullptr) KILN_TRY(Migrate(db, *owner));
   return db;

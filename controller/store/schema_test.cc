@@ -95,10 +95,10 @@ TEST(SchemaTest, VersionOneStoreGainsSteeringAndKeepsItsRuns) {
 // The migration engine, with a list of steps of its own.
 class MigrateTest : public ::testing::Test {
  protected:
-  sqlite::Db Open() {
+  sql::Db Open() {
     auto db = sqlite::Db::Open(path_, 5000);
     EXPECT_TRUE(db.ok()) << db.error().message();
-    return std::move(*db);
+    return sql::Db(std::move(*db));
   }
   std::string Version() {
     RawDb raw(path_);
@@ -112,7 +112,7 @@ class MigrateTest : public ::testing::Test {
 TEST_F(MigrateTest, AppliesOnlyMissingStepsInOrder) {
   const std::string_view v1[] = {"CREATE TABLE a (x);"};
   {
-    sqlite::Db db = Open();
+    sql::Db db = Open();
     ASSERT_TRUE(schema::Migrate(db, v1).ok());
   }
   EXPECT_EQ(Version(), "1");
@@ -121,7 +121,7 @@ TEST_F(MigrateTest, AppliesOnlyMissingStepsInOrder) {
                                  "CREATE TABLE b (y); INSERT INTO b VALUES (2);",
                                  "INSERT INTO a SELECT y + 1 FROM b;"};
   {
-    sqlite::Db db = Open();
+    sql::Db db = Open();
     auto st = schema::Migrate(db, v3);
     ASSERT_TRUE(st.ok()) << st.error().message();
     ASSERT_TRUE(schema::Migrate(db, v3).ok());  // up to date: nothing to do
@@ -135,7 +135,7 @@ TEST_F(MigrateTest, AppliesOnlyMissingStepsInOrder) {
 TEST_F(MigrateTest, FailedStepIsRolledBackAndNamed) {
   const std::string_view steps[] = {"CREATE TABLE a (x);",
                                     "CREATE TABLE b (y); INSERT INTO missing VALUES (1);"};
-  sqlite::Db db = Open();
+  sql::Db db = Open();
   auto st = schema::Migrate(db, steps);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message().find("store '" + path_ + "': migrating to version 2: "),

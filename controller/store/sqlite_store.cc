@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "controller/store/postgres.h"
 #include "controller/store/rows.h"
 #include "controller/store/run_id.h"
 #include "controller/store/schema.h"
@@ -505,8 +506,11 @@ Result<std::map<Status, uint64_t>> SqliteStore::CountByStatus() {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path) {
-  KILN_ASSIGN_OR_RETURN(sqlite::Db db, schema::Open(path, kBusyTimeoutMs));
-  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db)));
+  if (pg::IsUrl(path)) {
+    return Error::Invalid("store " + Quote(pg::Redact(path)) + ": a PostgreSQL URL, not a file");
+  }
+  KILN_ASSIGN_OR_RETURN(sql::Db db, schema::Open(path, kBusyTimeoutMs));
+  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(*db.sqlite())));
 }
 
 }  // namespace kiln::store

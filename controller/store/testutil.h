@@ -219,6 +219,19 @@ class BackendTest : public ::testing::TestWithParam<Backend> {
     ASSERT_TRUE(done.ok()) << done.error().message();
   }
 
+  // The first column of the first row of a query on the store's database,
+  // "" when there is none: what a person with a SQL shell would see.
+  std::string RawQuery(const std::string& sql, const std::vector<std::string>& params = {}) {
+    if (GetParam() == Backend::kSqlite) return RawDb(location_).Query(sql, params);
+    auto conn = pg::Conn::Connect(location_);
+    EXPECT_TRUE(conn.ok()) << conn.error().message();
+    if (!conn.ok()) return "";
+    std::vector<pg::Param> values(params.begin(), params.end());
+    auto rows = conn->Exec("test", sql, values);
+    EXPECT_TRUE(rows.ok()) << sql << ": " << rows.error().message();
+    return rows.ok() && rows->size() > 0 ? rows->Text(0, 0) : "";
+  }
+
   TempDir dir_;
   std::optional<::kiln::testing::PostgresDatabase> database_;
   std::string location_;

@@ -16,7 +16,7 @@
 
 #include "base/result.h"
 #include "controller/forge/users.h"
-#include "controller/store/sqlite.h"
+#include "controller/store/sql.h"
 
 namespace kiln::web {
 
@@ -76,11 +76,11 @@ class Auth {
   Result<std::vector<Share>> Shares(const std::string& run_id);
 
  private:
-  Auth(store::sqlite::Db db, std::unique_ptr<forge::Users> users)
+  Auth(store::sql::Db db, std::unique_ptr<forge::Users> users)
       : db_(std::move(db)), users_(std::move(users)) {}
 
   std::mutex mu_;
-  store::sqlite::Db db_;  // guarded by mu_
+  store::sql::Db db_;  // guarded by mu_
   std::unique_ptr<forge::Users> users_;
 };
 

@@ -6,6 +6,7 @@
 #include "controller/sessionlog/signer.h"
 #include "controller/sessionlog/writer.h"
 #include "controller/store/store.h"
+#include "controller/store/testutil.h"
 #include "controller/web/auth.h"
 #include "controller/web/runview.h"
 #include "controller/web/site.h"
@@ -35,11 +36,15 @@ std::string CookieValue(const ApiResponse& r, const std::string& name) {
   return "";
 }
 
-class Web : public ::testing::Test {
+// The web view on both store backends: its sessions and share links, the
+// forge's users and the runs in a SQLite file or on the test PostgreSQL.
+class Web : public store::testing::BackendTest {
  protected:
   void SetUp() override {
-    store_path_ = dir_ / "kiln.db";
-    auto store = store::OpenSqlite(store_path_);
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    store_path_ = location_;
+    auto store = store::Open(store_path_);
     ASSERT_TRUE(store.ok()) << store.error().message();
     store_ = std::move(*store);
     auto users = forge::Users::Open(store_path_);
@@ -102,14 +107,13 @@ class Web : public ::testing::Test {
     return *run;
   }
 
-  testing::TempDir dir_;
   std::string store_path_, token_;
   int64_t now_ = 1'700'000'000'000;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<Site> site_;
 };
 
-TEST_F(Web, WithoutASessionPagesRedirectToSignInAndTheApiAnswers401) {
+TEST_P(Web, WithoutASessionPagesRedirectToSignInAndTheApiAnswers401) {
   ApiResponse page = Call("GET", "/");
   EXPECT_EQ(page.status, 303);
   EXPECT_EQ(Header(page, "Location"), "/login?next=/");
@@ -122,7 +126,7 @@ TEST_F(Web, WithoutASessionPagesRedirectToSignInAndTheApiAnswers401) {
   EXPECT_FALSE(store_->Get(run.id)->cancel_requested);
 }
 
-TEST_F(Web, SignInSetsAStrictHttpOnlyCookieAndAWrongTokenIsRefused) {
+TEST_P(Web, SignInSetsAStrictHttpOnlyCookieAndAWrongTokenIsRefused) {
   ApiResponse form = Call("GET", "/login");
   std::string nonce = CookieValue(form, "kiln_login");
   ApiResponse wrong = Call("POST", "/login", "kiln_login=" + nonce,
@@ -151,7 +155,7 @@ TEST_F(Web, SignInSetsAStrictHttpOnlyCookieAndAWrongTokenIsRefused) {
   EXPECT_EQ(cookie.find("Secure"), std::string::npos);  // plain HTTP here
 }
 
-TEST_F(Web, PagesCarryAContentSecurityPolicyWithoutInlineScript) {
+TEST_P(Web, PagesCarryAContentSecurityPolicyWithoutInlineScript) {
   std::string cookie = SignIn();
   ApiResponse page = Call("GET", "/", cookie);
   ASSERT_EQ(page.status, 200);
@@ -166,7 +170,7 @@ TEST_F(Web, PagesCarryAContentSecurityPolicyWithoutInlineScript) {
   EXPECT_EQ(Call("GET", "/static/nope.js").status, 404);
 }
 
-TEST_F(Web, SteerAndCancelNeedTheCsrfToken) {
+TEST_P(Web, SteerAndCancelNeedTheCsrfToken) {
   std::string cookie = SignIn();
   store::Run run = Queue();
   ApiResponse page = Call("GET", "/runs/" + run.id, cookie);
@@ -195,7 +199,7 @@ TEST_F(Web, SteerAndCancelNeedTheCsrfToken) {
   EXPECT_EQ(store_->Get(run.id)->status, store::Status::kCancelled);
 }
 
-TEST_F(Web, TheRunsApiTakesAnApiTokenWithoutCsrf) {
+TEST_P(Web, TheRunsApiTakesAnApiTokenWithoutCsrf) {
   store::Run run = Queue();
   ApiRequest r;
   r.method = "POST";
@@ -227,7 +231,7 @@ TEST_F(Web, TheRunsApiTakesAnApiTokenWithoutCsrf) {
   EXPECT_EQ(site_->Handle(r).status, 401);
 }
 
-TEST_F(Web, AShareLinkShowsTheRunReadOnlyUntilRevokedOrExpired) {
+TEST_P(Web, AShareLinkShowsTheRunReadOnlyUntilRevokedOrExpired) {
   store::Run run = Queue("<img src=x onerror=alert(1)>");
   auto share = site_->auth().CreateShare(run.id, "alice", now_ + 3'600'000, now_);
   ASSERT_TRUE(share.ok());
@@ -254,7 +258,7 @@ TEST_F(Web, AShareLinkShowsTheRunReadOnlyUntilRevokedOrExpired) {
   EXPECT_FALSE(site_->auth().Revoke("sh000000000000", now_).ok());
 }
 
-TEST_F(Web, SignOutEndsTheSession) {
+TEST_P(Web, SignOutEndsTheSession) {
   std::string cookie = SignIn();
   ApiResponse page = Call("GET", "/", cookie);
   std::string csrf = Csrf(page.body);
@@ -262,7 +266,7 @@ TEST_F(Web, SignOutEndsTheSession) {
   EXPECT_EQ(Call("GET", "/", cookie).status, 303);
 }
 
-TEST_F(Web, ASessionExpires) {
+TEST_P(Web, ASessionExpires) {
   std::string cookie = SignIn();
   EXPECT_EQ(Call("GET", "/", cookie).status, 200);
   now_ += kSessionMs;
@@ -271,7 +275,7 @@ TEST_F(Web, ASessionExpires) {
 
 // The local forge's pages: the forge's own permission checks hold for what
 // is done from them, and what a page shows is escaped.
-TEST_F(Web, ForgePagesActAsTheSignedInUserWithTheForgesPermissions) {
+TEST_P(Web, ForgePagesActAsTheSignedInUserWithTheForgesPermissions) {
   const std::string repos = dir_ / "repos";
   std::filesystem::create_directories(dir_ / "src");
   dir_.Write("src/README.md", "hello\n");
@@ -325,7 +329,8 @@ TEST_F(Web, ForgePagesActAsTheSignedInUserWithTheForgesPermissions) {
   EXPECT_TRUE((*alice)->GetIssue("acme/widget", 1)->labels.empty());
   r.target = "/acme/widget/issues/1/state";
   r.body = "state=closed";
-  EXPECT_EQ(site_->Handle(r).status, 303);
+  ApiResponse closed = site_->Handle(r);
+  EXPECT_EQ(closed.status, 303) << closed.body;
   EXPECT_EQ((*alice)->GetIssue("acme/widget", 1)->state, "closed");
   r.body = "state=burnt";
   EXPECT_EQ(site_->Handle(r).status, 422);
@@ -335,6 +340,8 @@ TEST_F(Web, ForgePagesActAsTheSignedInUserWithTheForgesPermissions) {
 
 // The timeline folds a log as it grows, and escapes what the model and the
 // tools wrote.
+INSTANTIATE_TEST_SUITE_P(Backends, Web, store::testing::AllBackends(), store::testing::BackendName);
+
 TEST(RunViewTest, FoldsAGrowingLogAndEscapesWhatItShows) {
   testing::TempDir dir;
   auto signer = sessionlog::Signer::Generate();

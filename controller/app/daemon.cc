@@ -162,7 +162,7 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
   s.vault = &c->parts_->vault;
   s.metrics = &c->parts_->metrics;
   s.live = &c->parts_->live;
-  s.owner = runner::OwnerId();
+  s.owner = runner::OwnerId(cfg.host_name);
   if (cfg.pipeline.enabled) {
     Parts& p = *c->parts_;
     KILN_ASSIGN_OR_RETURN(p.inbox, forge::Inbox::Open(cfg.store));
@@ -177,6 +177,8 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
     o.trusted_users = cfg.pipeline.trusted_users;
     o.bot = cfg.pipeline.bot;
     if (!cfg.pipeline.api_listen.empty()) o.web_url = config::WebUrl(cfg);
+    o.host = s.owner;
+    o.lead_ms = static_cast<int64_t>(cfg.concurrency.lease_ms);
     p.pipeline = std::make_unique<pipeline::Pipeline>(s, *p.forge, *p.inbox, *p.state, o);
     pipeline::Pipeline* pl = p.pipeline.get();
     p.improver = std::make_unique<improve::Improver>(s, *p.forge, *p.inbox, *p.state, o.bot);
@@ -197,6 +199,10 @@ Result<size_t> Controller::Recover() {
   size_t recovered = 0;
   std::set<std::string> live;
   for (const store::Run& run : running) {
+    // Another host's run is its own to finish, or the fleet's to rescue when
+    // its lease ends (Beat): never this host's, whose reap would touch a log
+    // and a sandbox it does not hold.
+    if (!runner::OwnerHere(run.owner, cfg.host_name)) continue;
     if (run.owner == services_.owner || runner::OwnerAlive(run.owner)) {
       live.insert(runner::SandboxId(run));  // its run directory's name
       continue;
@@ -473,6 +479,11 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
   for (auto& w : workers) w.thread.join();
   beating = false;
   if (beats.joinable()) beats.join();
+  if (pipeline) {
+    if (auto resigned = pipeline->Resign(); !resigned.ok()) {
+      spdlog::warn("pipeline: giving the lead up: {}", resigned.error().message());
+    }
+  }
   if (failure) return *failure;
   return Ok();
 }

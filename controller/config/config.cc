@@ -1,6 +1,7 @@
 #include "controller/config/config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <iterator>
 #include <regex>
@@ -329,6 +330,15 @@ Status ReadTop(Fields& f, Config& c) {
   KILN_TRY(Set(f.String("skills_dir"), &c.skills_dir));
   KILN_TRY(Set(f.String("images_dir"), &c.images_dir));
   KILN_TRY(Set(f.String("secrets_file"), &c.secrets_file));
+  KILN_TRY(Set(f.String("host_name"), &c.host_name));
+  if (!c.host_name.empty() &&
+      (c.host_name.size() > 64 ||
+       !std::all_of(c.host_name.begin(), c.host_name.end(), [](unsigned char ch) {
+         return std::isalnum(ch) || ch == '-' || ch == '.' || ch == '_';
+       }))) {
+    return f.Fail("host_name",
+                  "must be up to 64 letters, digits, '-', '.' or '_', not " + Quote(c.host_name));
+  }
   for (const char* key : {"state_dir", "store", "cache_dir", "log_dir", "key_dir"}) {
     Fields probe = f;
     KILN_ASSIGN_OR_RETURN(auto v, probe.String(key));

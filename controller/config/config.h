@@ -28,6 +28,9 @@ struct Config {
   std::string source = "(defaults)";  // the file read, for messages
 
   std::string state_dir = "/var/lib/kiln";  // runs, logs, caches, the store
+  // This host's name among the hosts sharing a store (a fleet): it prefixes
+  // the owner of every run it claims. "": the machine's host name.
+  std::string host_name;
   std::string store;         // SQLite file (default <state_dir>/kiln.db) or postgres:// URL
   std::string cache_dir;     // mirrors and trees; default <state_dir>/cache
   std::string log_dir;       // session logs; default <state_dir>/logs

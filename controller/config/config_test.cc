@@ -27,6 +27,7 @@ TEST(Config, DocumentedDefaultsAreTheDefaults) {
   EXPECT_EQ(c.key_dir, d.key_dir);
   EXPECT_EQ(c.skills_dir, d.skills_dir);
   EXPECT_EQ(c.secrets_file, d.secrets_file);
+  EXPECT_EQ(c.host_name, d.host_name);
   EXPECT_EQ(c.concurrency.max_runs, d.concurrency.max_runs);
   EXPECT_EQ(c.concurrency.max_runs_per_repo, d.concurrency.max_runs_per_repo);
   EXPECT_EQ(c.retry.max_attempts, d.retry.max_attempts);
@@ -155,6 +156,7 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"recovery: maybe\n", "'recovery' must be requeue or fail"},
         Bad{"state_dir: relative/path\n", "'state_dir' must be an absolute path"},
         Bad{"store: kiln.db\n", "'store' must be an absolute path or a postgres:// URL"},
+        Bad{"host_name: a/b\n", "'host_name' must be up to 64 letters, digits"},
         Bad{"store: mysql://db/kiln\n", "'store' must be an absolute path or a postgres:// URL"},
         Bad{"proxy: {allow: pypi.org}\n", "'proxy.allow' must be a list"},
         Bad{"proxy: {allow_private_addresses: yes please}\n", "must be true or false"},

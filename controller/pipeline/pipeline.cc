@@ -11,6 +11,7 @@
 #include "controller/config/skill.h"
 #include "controller/forge/wire.h"
 #include "controller/git/write.h"
+#include "controller/pipeline/fenced_forge.h"
 #include "controller/pipeline/roles.h"
 
 namespace kiln::pipeline {
@@ -93,7 +94,31 @@ struct Pipeline::Handled {
 
 Pipeline::Pipeline(const runner::Services& services, forge::Forge& forge, forge::Inbox& inbox,
                    State& state, Options options)
-    : s_(services), forge_(forge), inbox_(inbox), state_(state), options_(std::move(options)) {}
+    : s_(services),
+      fenced_(std::make_unique<FencedForge>(
+          forge, [&state](const std::string& doing) { return state.Leads(doing); })),
+      forge_(*fenced_),
+      inbox_(inbox),
+      state_(state),
+      options_(std::move(options)) {}
+
+Result<bool> Pipeline::Lead() {
+  if (options_.lead_ms <= 0) return true;
+  KILN_ASSIGN_OR_RETURN(pipeline::Lead lead,
+                        state_.TakeLead(options_.host, NowMs(), options_.lead_ms));
+  if (lead.holder != leader_) {
+    if (lead.holder == options_.host) {
+      spdlog::info("pipeline: this host leads it now (epoch {})", lead.epoch);
+    } else {
+      spdlog::info("pipeline: {} leads it (epoch {}); this host leaves events and results to it",
+                   lead.holder, lead.epoch);
+    }
+    leader_ = lead.holder;
+  }
+  if (lead.holder != options_.host) return false;
+  state_.Fence(options_.host, lead.epoch);
+  return true;
+}
 
 Result<bool> Pipeline::Trusted(const std::string& repo, const std::string& user) {
   for (const auto& u : options_.trusted_users) {
@@ -360,7 +385,14 @@ Result<Pipeline::Handled> Pipeline::Handle(const forge::Event& e) {
   return Handled{"ignored: " + e.kind, false};
 }
 
+Status Pipeline::Resign() {
+  if (options_.lead_ms <= 0 || leader_ != options_.host) return Ok();
+  return state_.ReleaseLead(options_.host);
+}
+
 Result<size_t> Pipeline::Tick() {
+  KILN_ASSIGN_OR_RETURN(bool leads, Lead());
+  if (!leads) return 0;
   KILN_ASSIGN_OR_RETURN(size_t handled, HandleEvents());
   KILN_ASSIGN_OR_RETURN(Followed runs, FollowRuns());
   if (runs.applied > 0) {

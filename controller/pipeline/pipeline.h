@@ -49,6 +49,12 @@ struct Options {
   // The web view's address (config::WebUrl); "": the progress comment links
   // no run page.
   std::string web_url;
+  // In a fleet, one host leads the pipeline at a time (docs/fleet.md): host
+  // names this one, lead_ms is the lead's lease, renewed at every Tick; a
+  // host that does not lead leaves events and results to the one that does.
+  // 0: no lead, every Tick works (one host).
+  std::string host;
+  int64_t lead_ms = 0;
 };
 
 class Pipeline {
@@ -60,6 +66,9 @@ class Pipeline {
   // forge writes, progress comments catch up with their runs. Returns how
   // many things it did (0: nothing to do now).
   Result<size_t> Tick();
+
+  // Gives the lead up, when this host has it (a clean stop of `kiln serve`).
+  Status Resign();
 
   // Nothing pending: no unprocessed event, no queued or running pipeline run,
   // no result waiting to be applied.
@@ -95,14 +104,19 @@ class Pipeline {
   std::string ProgressText(const Tracked& t, const store::Run& run);
   Status Comment(const std::string& repo, int64_t number, const std::string& body);
 
+  // Takes or renews the lead (Options::lead_ms); whether this host leads.
+  Result<bool> Lead();
+
   const runner::Services& s_;
-  forge::Forge& forge_;
+  std::unique_ptr<forge::Forge> fenced_;  // the forge, its writes fenced by the lead
+  forge::Forge& forge_;                   // *fenced_
   forge::Inbox& inbox_;
   State& state_;
   Options options_;
   // When each running run's progress comment last changed for its use.
   static constexpr int64_t kLiveEveryMs = 5'000;
   std::map<std::string, int64_t> last_live_edit_;
+  std::string leader_;  // the holder of the lead last seen, for the log
 };
 
 }  // namespace kiln::pipeline

@@ -9,11 +9,15 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "controller/config/config.h"
 #include "controller/config/secrets.h"
 #include "controller/forge/inbox.h"
 #include "controller/forge/local.h"
 #include "controller/git/testutil.h"
+#include "controller/pipeline/fenced_forge.h"
 #include "controller/store/testutil.h"
 
 namespace kiln::pipeline {
@@ -476,6 +480,88 @@ TEST_P(PipelineEvents, AMentionReRunsTriageForTrustedUsersOnly) {
   ASSERT_TRUE(maintainer_->AddComment(kRepo, 1, "Thanks. @kiln, once more with the logs.").ok());
   Tick();
   EXPECT_EQ(Runs("triage").size(), 2u);
+}
+
+// Two hosts of a fleet on one store: the one that leads turns the events
+// into runs; the other does nothing until the lead's lease runs out, then
+// takes it over with a new epoch.
+TEST_P(PipelineEvents, OneHostOfAFleetLeadsThePipeline) {
+  Options a_options, b_options;
+  a_options.host = "host-a";
+  b_options.host = "host-b";
+  a_options.lead_ms = b_options.lead_ms = 400;
+  auto b_state = State::Open(cfg_.store);
+  ASSERT_TRUE(b_state.ok());
+  Pipeline a(services_, *bot_, *inbox_, *state_, a_options);
+  Pipeline b(services_, *bot_, *inbox_, **b_state, b_options);
+  ASSERT_TRUE(a.Tick().ok());  // host-a leads from now on
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "add is wrong", "add(1, 2) is -1").ok());
+  auto by_b = b.Tick();
+  ASSERT_TRUE(by_b.ok()) << by_b.error().message();
+  EXPECT_EQ(*by_b, 0u);
+  EXPECT_TRUE(Runs("triage").empty());
+  auto by_a = a.Tick();
+  ASSERT_TRUE(by_a.ok()) << by_a.error().message();
+  EXPECT_EQ(Runs("triage").size(), 1u);
+  // host-a stops beating: after its lease, host-b leads, at epoch 2.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "sub is wrong", "sub(1, 2) is 3").ok());
+  by_b = b.Tick();
+  ASSERT_TRUE(by_b.ok()) << by_b.error().message();
+  EXPECT_EQ(Runs("triage").size(), 2u);
+  auto lead = (*b_state)->TakeLead("host-b", 0, 400);
+  ASSERT_TRUE(lead.ok());
+  EXPECT_EQ(lead->holder, "host-b");
+  EXPECT_EQ(lead->epoch, 2);
+  // A clean stop gives the lead up at once.
+  ASSERT_TRUE(b.Resign().ok());
+  ASSERT_TRUE(a.Tick().ok());
+  lead = state_->TakeLead("host-a", 0, 400);
+  ASSERT_TRUE(lead.ok());
+  EXPECT_EQ(lead->holder, "host-a");
+  EXPECT_EQ(lead->epoch, 3);
+}
+
+// A leader paused past its lease (or cut off) and resumed: its forge writes
+// and its record of a result applied are refused, since another host leads.
+TEST_P(PipelineEvents, AFormerLeadersWritesAreRefusedAndNothingIsWritten) {
+  auto issue = reporter_->CreateIssue(kRepo, "add is wrong", "add(1, 2) is -1");
+  ASSERT_TRUE(issue.ok());
+  Tick();
+  auto runs = Runs("triage");
+  ASSERT_EQ(runs.size(), 1u);
+  const size_t comments_before = CommentsOn(1).size();
+  // host-a led at epoch 1; host-b took over at epoch 2 after its lease.
+  ASSERT_EQ(state_->TakeLead("host-a", 1'000, 100)->epoch, 1);
+  state_->Fence("host-a", 1);
+  auto b_state = State::Open(cfg_.store);
+  ASSERT_TRUE(b_state.ok());
+  ASSERT_EQ((*b_state)->TakeLead("host-b", 2'000, 100)->holder, "host-b");
+
+  const std::string refused = "the pipeline's lead passed to 'host-b' (epoch 2, ours 1)";
+  auto applied = state_->MarkApplied(runs[0].id, "applied", 3'000);
+  ASSERT_FALSE(applied.ok());
+  EXPECT_EQ(applied.error().code(), Error::Code::kPermission);
+  EXPECT_NE(applied.error().message().find(refused), std::string::npos)
+      << applied.error().message();
+  FencedForge fenced(*bot_, [&](const std::string& doing) { return state_->Leads(doing); });
+  auto comment = fenced.AddComment(kRepo, 1, "a late word");
+  ASSERT_FALSE(comment.ok());
+  EXPECT_EQ(comment.error().message(),
+            "commenting on acme/calc #1: " + refused + ": nothing written");
+  auto labels = fenced.AddLabels(kRepo, 1, {"bug"});
+  ASSERT_FALSE(labels.ok());
+  EXPECT_EQ(labels.error().code(), Error::Code::kPermission);
+  // Nothing reached the forge or the pipeline's record.
+  EXPECT_EQ(CommentsOn(1).size(), comments_before);
+  EXPECT_TRUE(bot_->GetIssue(kRepo, 1)->labels.empty());
+  auto tracked = state_->ForIssue(kRepo, 1);
+  ASSERT_TRUE(tracked.ok());
+  ASSERT_EQ(tracked->size(), 1u);
+  EXPECT_EQ((*tracked)[0].applied_ms, 0);
+  // host-b's own writes go through.
+  (*b_state)->Fence("host-b", 2);
+  EXPECT_TRUE((*b_state)->MarkApplied(runs[0].id, "applied", 3'000).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, PipelineEvents, store::testing::AllBackends(),

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "base/strings.h"
 #include "controller/store/schema.h"
 
 namespace kiln::pipeline {
@@ -33,7 +34,19 @@ CREATE INDEX pipeline_runs_by_issue ON pipeline_runs (repo, number, role);
 CREATE INDEX pipeline_runs_to_apply ON pipeline_runs (applied_ms);
 )sql";
 
-constexpr std::array<std::string_view, 1> kSteps = {kV1};
+// Version 2: pipeline_lead, the lead of the pipeline among the hosts that
+// share the store (docs/fleet.md): one row, its holder, the epoch that
+// fences the holder's writes, and when its lease ends.
+constexpr std::string_view kV2 = R"sql(
+CREATE TABLE pipeline_lead (
+  name TEXT PRIMARY KEY NOT NULL,
+  holder TEXT NOT NULL,
+  epoch INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL
+);
+)sql";
+
+constexpr std::array<std::string_view, 2> kSteps = {kV1, kV2};
 
 // The same steps in PostgreSQL's dialect (docs/store.md).
 constexpr std::string_view kPgV1 = R"sql(
@@ -53,7 +66,16 @@ CREATE INDEX pipeline_runs_by_issue ON pipeline_runs (repo, number, role);
 CREATE INDEX pipeline_runs_to_apply ON pipeline_runs (applied_ms);
 )sql";
 
-constexpr std::array<std::string_view, 1> kPgSteps = {kPgV1};
+constexpr std::string_view kPgV2 = R"sql(
+CREATE TABLE pipeline_lead (
+  name TEXT PRIMARY KEY NOT NULL,
+  holder TEXT NOT NULL,
+  epoch BIGINT NOT NULL,
+  expires_ms BIGINT NOT NULL
+);
+)sql";
+
+constexpr std::array<std::string_view, 2> kPgSteps = {kPgV1, kPgV2};
 
 }  // namespace
 
@@ -95,16 +117,85 @@ Status State::SetShown(const std::string& run_id, const std::string& state) {
 
 Status State::MarkApplied(const std::string& run_id, const std::string& outcome, int64_t now_ms) {
   std::lock_guard lock(mu_);
+  const std::string what = "recording an applied result";
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, what));
+  KILN_TRY(CheckFence(what));
   KILN_ASSIGN_OR_RETURN(
       sql::Stmt stmt,
-      db_.Prepare("recording an applied result",
+      db_.Prepare(what,
                   "UPDATE pipeline_runs SET outcome = ?2, applied_ms = ?3 WHERE run_id = ?1"));
-  return stmt.Bind(1, run_id).Bind(2, outcome).Bind(3, now_ms).Run();
+  KILN_TRY(stmt.Bind(1, run_id).Bind(2, outcome).Bind(3, now_ms).Run());
+  return txn.Commit();
 }
 
 Status State::SetOutcome(const std::string& run_id, const std::string& outcome) {
-  return SetText("recording a result being applied",
-                 "UPDATE pipeline_runs SET outcome = ?2 WHERE run_id = ?1", run_id, outcome);
+  std::lock_guard lock(mu_);
+  const std::string what = "recording a result being applied";
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, what));
+  KILN_TRY(CheckFence(what));
+  KILN_ASSIGN_OR_RETURN(
+      sql::Stmt stmt, db_.Prepare(what, "UPDATE pipeline_runs SET outcome = ?2 WHERE run_id = ?1"));
+  KILN_TRY(stmt.Bind(1, run_id).Bind(2, outcome).Run());
+  return txn.Commit();
+}
+
+Result<Lead> State::ReadLead() {
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt,
+                        db_.Prepare("reading the pipeline's lead",
+                                    "SELECT holder, epoch, expires_ms FROM pipeline_lead "
+                                    "WHERE name = 'pipeline'"));
+  KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return Lead{};
+  return Lead{stmt.Text(0), stmt.Int(1), stmt.Int(2)};
+}
+
+Result<Lead> State::TakeLead(const std::string& host, int64_t now_ms, int64_t lease_ms) {
+  std::lock_guard lock(mu_);
+  const std::string what = "taking the pipeline's lead";
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, what));
+  KILN_ASSIGN_OR_RETURN(Lead lead, ReadLead());
+  if (lead.holder != host && lead.expires_ms >= now_ms) return lead;  // another host's, still
+  if (lead.holder != host) ++lead.epoch;  // taken over (or first taken): a new epoch
+  lead.holder = host;
+  lead.expires_ms = now_ms + lease_ms;
+  KILN_ASSIGN_OR_RETURN(
+      sql::Stmt stmt,
+      db_.Prepare(what,
+                  "INSERT INTO pipeline_lead (name, holder, epoch, expires_ms) "
+                  "VALUES ('pipeline', ?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET "
+                  "holder = excluded.holder, epoch = excluded.epoch, "
+                  "expires_ms = excluded.expires_ms"));
+  KILN_TRY(stmt.Bind(1, host).Bind(2, lead.epoch).Bind(3, lead.expires_ms).Run());
+  KILN_TRY(txn.Commit());
+  return lead;
+}
+
+Status State::ReleaseLead(const std::string& host) {
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt,
+                        db_.Prepare("giving the pipeline's lead up",
+                                    "UPDATE pipeline_lead SET expires_ms = 0 WHERE holder = ?1"));
+  return stmt.Bind(1, host).Run();
+}
+
+void State::Fence(const std::string& host, int64_t epoch) {
+  std::lock_guard lock(mu_);
+  fence_ = Lead{host, epoch, 0};
+}
+
+Status State::Leads(const std::string& doing) {
+  std::lock_guard lock(mu_);
+  return CheckFence(doing);
+}
+
+Status State::CheckFence(const std::string& doing) {
+  if (!fence_) return Ok();
+  KILN_ASSIGN_OR_RETURN(Lead now, ReadLead());
+  if (now.holder == fence_->holder && now.epoch == fence_->epoch) return Ok();
+  return Error(Error::Code::kPermission, doing + ": the pipeline's lead passed to " +
+                                             Quote(now.holder) + " (epoch " +
+                                             std::to_string(now.epoch) + ", ours " +
+                                             std::to_string(fence_->epoch) + "): nothing written");
 }
 
 Status State::SetText(const std::string& what, const std::string& sql, const std::string& run_id,

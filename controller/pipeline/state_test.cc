@@ -17,12 +17,14 @@ TEST(PipelineState, ANewStoreGetsThePipelineTableOnItsTrack) {
   const std::string path = dir / "kiln.db";
   ASSERT_TRUE(State::Open(path).ok());
   RawDb raw(path);
-  EXPECT_EQ(raw.Query("SELECT value FROM kiln_meta WHERE key = 'schema_version:pipeline'"), "1");
+  EXPECT_EQ(raw.Query("SELECT value FROM kiln_meta WHERE key = 'schema_version:pipeline'"), "2");
   EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM pipeline_runs"), "0");
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM pipeline_lead"), "0");
 }
 
 // A store that kiln before the owners' tracks migrated to version 3 or
-// later has pipeline_runs already: it is handed over with its rows.
+// later has pipeline_runs already: it is handed over with its rows, at the
+// pipeline's version 1, then brought to the current one.
 TEST(PipelineState, AStoreFromBeforeTheTracksHandsItsTableOver) {
   TempDir dir;
   const std::string path = dir / "kiln.db";
@@ -42,7 +44,7 @@ TEST(PipelineState, AStoreFromBeforeTheTracksHandsItsTableOver) {
   }
   {
     RawDb raw(path);
-    raw.Exec("DELETE FROM kiln_meta WHERE key != 'schema_version';" +
+    raw.Exec("DELETE FROM kiln_meta WHERE key != 'schema_version'; DROP TABLE pipeline_lead;" +
              store::testing::RewindStoreSql(3));
   }
   auto state = State::Open(path);
@@ -52,7 +54,7 @@ TEST(PipelineState, AStoreFromBeforeTheTracksHandsItsTableOver) {
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].run_id, run_id);
   RawDb raw(path);
-  EXPECT_EQ(raw.Query("SELECT value FROM kiln_meta WHERE key = 'schema_version:pipeline'"), "1");
+  EXPECT_EQ(raw.Query("SELECT value FROM kiln_meta WHERE key = 'schema_version:pipeline'"), "2");
 }
 
 }  // namespace

@@ -122,9 +122,13 @@ size_t Sweeper::Sweep() {
       continue;
     }
     auto head = CloseStoppedLog(
-        path, signer_, "the writer stopped without run.end; closed by the log sweep",
+        path, signer_,
+        "the writer stopped without run.end (its controller died, or could not write); closed by "
+        "the log sweep",
         {{"status", "error"},
-         {"error", "the controller could not finish this log; closed when it could be written"}});
+         {"error",
+          "the controller did not finish this log (it died, or could not write it); closed by "
+          "the log sweep"}});
     if (head) {
       spdlog::warn("log recovery: closed {} (it had no run.end)", path);
       ++closed;

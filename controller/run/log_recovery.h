@@ -1,6 +1,7 @@
 // Logs left without run.end by a writer that stopped — a full disk, a log
-// file that could not be written — are continued and closed as soon as their
-// disk allows: a signed `recovery` record saying why, then `run.end` with
+// file that could not be written, a controller killed (on a fleet, its run is
+// rescued by another host, which writes a log of its own) — are continued and
+// closed as soon as their disk allows: a signed `recovery` record saying why, then `run.end` with
 // status `error`. The run's own attempt tries at once; what it could not do
 // (the disk still full) the sweeper does later: `kiln serve` sweeps at start
 // and every minute, `kiln run` before it runs.

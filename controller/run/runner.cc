@@ -696,16 +696,34 @@ store::RetryPolicy RetryPolicyOf(const config::Config& config) {
           static_cast<int64_t>(config.retry.max_backoff_ms), 2};
 }
 
-std::string OwnerId() {
-  return std::to_string(::getpid()) + ":" +
+namespace {
+
+std::string HostName(const std::string& host_name) {
+  if (!host_name.empty()) return host_name;
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
+}  // namespace
+
+std::string OwnerId(const std::string& host_name) {
+  return HostName(host_name) + "/" + std::to_string(::getpid()) + ":" +
          std::to_string(sandbox::state::ProcessStartTime(::getpid()));
 }
 
+bool OwnerHere(const std::string& owner, const std::string& host_name) {
+  const size_t slash = owner.find('/');
+  return slash == std::string::npos || owner.substr(0, slash) == HostName(host_name);
+}
+
 bool OwnerAlive(const std::string& owner) {
-  size_t colon = owner.find(':');
+  const size_t slash = owner.find('/');
+  const std::string local = slash == std::string::npos ? owner : owner.substr(slash + 1);
+  size_t colon = local.find(':');
   if (colon == std::string::npos) return false;
-  pid_t pid = static_cast<pid_t>(std::strtol(owner.c_str(), nullptr, 10));
-  uint64_t start = std::strtoull(owner.c_str() + colon + 1, nullptr, 10);
+  pid_t pid = static_cast<pid_t>(std::strtol(local.c_str(), nullptr, 10));
+  uint64_t start = std::strtoull(local.c_str() + colon + 1, nullptr, 10);
   return pid > 0 && start != 0 && sandbox::state::ProcessStartTime(pid) == start;
 }
 

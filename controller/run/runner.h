@@ -25,9 +25,14 @@ struct Recorded;
 
 namespace kiln::runner {
 
-// "<pid>:<start time>" of this process: a run whose owner is no longer
-// alive was orphaned by a crash.
-std::string OwnerId();
+// "<host>/<pid>:<start time>" of this process, host being host_name or,
+// when empty, the machine's host name: a run whose owner is no longer alive
+// was orphaned by a crash.
+std::string OwnerId(const std::string& host_name);
+// Whether owner names a process of this host (host_name as OwnerId takes
+// it; an owner without a host, from kiln before the fleet, is this host's).
+bool OwnerHere(const std::string& owner, const std::string& host_name);
+// Whether owner, a process of this host, is alive.
 bool OwnerAlive(const std::string& owner);
 
 // Checks what can be checked before a run is queued: the role has a skill,

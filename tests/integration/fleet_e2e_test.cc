@@ -7,14 +7,46 @@
 #include <map>
 #include <thread>
 
+#include "controller/store/postgres.h"
 #include "controller/store/store.h"
 #include "tests/integration/controller_fixture.h"
+#include "tests/integration/pipeline_fixture.h"
+#include "tests/support/net.h"
 #include "tests/support/postgres.h"
 
 namespace kiln::testing {
 namespace {
 
-using nlohmann::json;
+// The suite's configuration file, with key's value replaced.
+void SetKey(std::string* cfg, const std::string& key, const std::string& value) {
+  const size_t at = cfg->find(key + ": ");
+  ASSERT_NE(at, std::string::npos) << key;
+  cfg->replace(at, cfg->find('\n', at) - at, key + ": " + value);
+}
+
+// Hosts on separate machines have cgroup trees of their own; on this one,
+// each host's sandboxes go below a parent of its own, so that one host's
+// start-up sweep never takes another's sandboxes for its own leftovers.
+void SetCgroupParent(std::string* cfg, const std::string& host) {
+  const std::string key = "cgroup_parent: " + TestCgroupParent();
+  const size_t at = cfg->find(key);
+  ASSERT_NE(at, std::string::npos);
+  cfg->insert(at + key.size(), "/" + host);
+}
+
+// Removes the hosts' cgroup parents (the test's scaffolding, as the test's
+// own parent is) in every hierarchy: rmdir succeeds only on an empty one, so
+// a sandbox cgroup left below it still shows in the host's snapshot.
+void RemoveCgroupParents(const std::vector<std::string>& hosts) {
+  std::error_code ec;
+  std::vector<std::string> roots = {"/sys/fs/cgroup"};
+  for (const auto& e : std::filesystem::directory_iterator("/sys/fs/cgroup", ec)) {
+    if (e.is_directory()) roots.push_back(e.path().string());
+  }
+  for (const auto& root : roots) {
+    for (const auto& h : hosts) ::rmdir((root + "/" + TestCgroupParent() + "/" + h).c_str());
+  }
+}
 
 class Fleet : public Controller {
  protected:
@@ -34,14 +66,11 @@ class Fleet : public Controller {
     std::filesystem::create_directories(state);
     std::filesystem::permissions(state, std::filesystem::perms(0755));
     std::string cfg = ReadAll(config_);
-    auto replace = [&](const std::string& key, const std::string& value) {
-      const size_t at = cfg.find(key + ": ");
-      ASSERT_NE(at, std::string::npos) << key;
-      cfg.replace(at, cfg.find('\n', at) - at, key + ": " + value);
-    };
-    replace("state_dir", state);
-    replace("store", "\"" + database_->url() + "\"");
-    replace("log_dir", root_ + "/" + name + "-logs");
+    SetKey(&cfg, "state_dir", state);
+    SetKey(&cfg, "store", "\"" + database_->url() + "\"");
+    SetKey(&cfg, "log_dir", root_ + "/" + name + "-logs");
+    cfg += "host_name: " + name + "\n";
+    SetCgroupParent(&cfg, name);
     const std::string path = root_ + "/" + name + ".yaml";
     WriteAll(path, cfg);
     states_[name] = state;
@@ -52,6 +81,38 @@ class Fleet : public Controller {
     auto s = store::Open(database_->url());
     EXPECT_TRUE(s.ok()) << s.error().message();
     return s.ok() ? std::move(*s) : nullptr;
+  }
+
+  // Queues n runs of the role edit, on repos in turn.
+  void Enqueue(store::Store& store, int n, const std::vector<std::string>& repos) {
+    for (int i = 0; i < n; ++i) {
+      store::RunRequest r;
+      r.role = "edit";
+      r.repo = repos[static_cast<size_t>(i) % repos.size()];
+      r.commit = "main";
+      r.task = "task " + std::to_string(i);
+      r.requested_by = "test";
+      ASSERT_TRUE(store.Enqueue(r, 1).ok());
+    }
+  }
+
+  // Every run of the store, once all have ended (or after 90 s).
+  std::vector<store::Run> WhenAllEnded(store::Store& store) {
+    std::vector<store::Run> runs;
+    for (int i = 0; i < 900; ++i) {
+      store::ListFilter f;
+      f.limit = 0;
+      auto all = store.List(f);
+      EXPECT_TRUE(all.ok()) << all.error().message();
+      if (!all.ok()) break;
+      runs = *all;
+      if (std::all_of(runs.begin(), runs.end(),
+                      [](const store::Run& r) { return store::IsTerminal(r.status); })) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return runs;
   }
 
   std::optional<PostgresDatabase> database_;
@@ -75,15 +136,7 @@ TEST_F(Fleet, ThreeHostsRunTwoHundredRunsEachExactlyOnceUnderSharedLimits) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
   constexpr int kRuns = 200;
-  for (int i = 0; i < kRuns; ++i) {
-    store::RunRequest r;
-    r.role = "edit";
-    r.repo = i % 2 == 0 ? repo_ : other;
-    r.commit = "main";
-    r.task = "task " + std::to_string(i);
-    r.requested_by = "test";
-    ASSERT_TRUE(store->Enqueue(r, 1).ok());
-  }
+  Enqueue(*store, kRuns, {repo_, other});
 
   // What the store shows while the fleet works: the most runs running at
   // once, overall and per repository.
@@ -98,8 +151,9 @@ TEST_F(Fleet, ThreeHostsRunTwoHundredRunsEachExactlyOnceUnderSharedLimits) {
       auto running = look->List(f);
       if (running.ok()) {
         std::map<std::string, int> per_repo;
-        for (const auto& r : *running)
+        for (const auto& r : *running) {
           most_per_repo = std::max(most_per_repo, ++per_repo[r.request.repo]);
+        }
         most = std::max(most, static_cast<int>(running->size()));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -111,18 +165,7 @@ TEST_F(Fleet, ThreeHostsRunTwoHundredRunsEachExactlyOnceUnderSharedLimits) {
     for (size_t i = 0; i < hosts.size(); ++i) {
       daemons.push_back(std::make_unique<Daemon>(configs[i], root_ + "/" + hosts[i] + ".log"));
     }
-    for (int i = 0; i < 3000; ++i) {  // 5 minutes at most
-      store::ListFilter f;
-      f.limit = 0;
-      auto all = store->List(f);
-      ASSERT_TRUE(all.ok()) << all.error().message();
-      runs = *all;
-      if (std::all_of(runs.begin(), runs.end(),
-                      [](const store::Run& r) { return store::IsTerminal(r.status); })) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    runs = WhenAllEnded(*store);
   }
   done = true;
   sampler.join();
@@ -136,7 +179,6 @@ TEST_F(Fleet, ThreeHostsRunTwoHundredRunsEachExactlyOnceUnderSharedLimits) {
     EXPECT_EQ(r.epoch, 1) << r.id;
     EXPECT_FALSE(r.log_path.empty()) << r.id;
     logs.insert(r.log_path);
-    // The owner is "<host name>:<pid>"-like: find which host's logs hold it.
     for (const auto& h : hosts) {
       if (r.log_path.starts_with(root_ + "/" + h + "-logs/")) ++by_host[h];
     }
@@ -169,9 +211,306 @@ TEST_F(Fleet, ThreeHostsRunTwoHundredRunsEachExactlyOnceUnderSharedLimits) {
       ADD_FAILURE() << "left behind: " << e.path();
     }
   }
+  RemoveCgroupParents(hosts);
   if (HasFailure()) {
     for (const auto& h : hosts) {
       ADD_FAILURE() << "host " << h << ":\n" << ReadAll(root_ + "/" + h + ".log");
+    }
+  }
+}
+
+// The fleet's PostgreSQL server stopped for 10 s while runs are in flight,
+// then started again: the hosts wait for it and carry on. Every run ends
+// once, in its first attempt (the outage is shorter than the lease), with one
+// log; the writes made during the outage land after it.
+TEST_F(Fleet, APostgresOutageMidRunLosesNothingAndDoublesNothing) {
+  // A server of this test's own, to stop without disturbing other suites.
+  const std::string pg = root_ + "/pg";
+  auto script = [&](const std::string& cmd) {
+    Outcome o = kiln::testing::Run(
+        {std::string(KILN_SOURCE_DIR) + "/scripts/postgres-test-server.sh", cmd, pg});
+    EXPECT_EQ(o.status, 0) << cmd << ": " << o.out << o.err;
+    return o.status == 0;
+  };
+  std::filesystem::create_directories(pg);
+  ASSERT_TRUE(script("start"));
+  struct Stop {
+    std::function<bool(const std::string&)> script;
+    ~Stop() { script("stop"); }
+  } stop{script};
+  auto server = TestPostgres(pg);
+  ASSERT_TRUE(server.skip.empty()) << server.skip;
+  database_.reset();
+  database_.emplace(server.url);
+
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "sleep 3", timeout_ms: 100000}}]
+  - tool_calls: [{name: shell, input: {command: "sleep 3", timeout_ms: 100000}}]
+  - tool_calls: [{name: shell, input: {command: "sleep 3", timeout_ms: 100000}}]
+  - tool_calls: [{name: shell, input: {command: "sleep 3", timeout_ms: 100000}}]
+default: {tool_calls: [{name: submit, input: {summary: done}}]}
+)",
+        "concurrency: {lease: 30s}\n");
+  const std::vector<std::string> hosts = {"a", "b"};
+  std::vector<std::string> configs;
+  for (const auto& h : hosts) configs.push_back(Host(h));
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  constexpr int kRuns = 4;
+  Enqueue(*store, kRuns, {repo_});
+  store.reset();
+  int64_t back_ms = 0;
+  std::vector<store::Run> runs;
+  {
+    Daemon a(configs[0], root_ + "/a.log");
+    Daemon b(configs[1], root_ + "/b.log");
+    for (int i = 0; i < 300 && ProcessesMatching("sleep 3").empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_FALSE(ProcessesMatching("sleep 3").empty());
+    ASSERT_TRUE(script("down"));
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+    ASSERT_TRUE(script("up"));
+    back_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    runs = WhenAllEnded(*store);
+  }
+  ASSERT_EQ(runs.size(), static_cast<size_t>(kRuns));
+  bool after_outage = false;
+  size_t log_files = 0;
+  for (const auto& r : runs) {
+    EXPECT_EQ(r.status, store::Status::kSucceeded) << r.id << ": " << r.error;
+    EXPECT_EQ(r.attempt, 1) << r.id;
+    EXPECT_EQ(r.epoch, 1) << r.id;
+    after_outage = after_outage || r.finished_ms >= back_ms;
+  }
+  // At least one run was in flight across the outage and ended after it,
+  // and the hosts saw the server gone (and said so, naming it).
+  EXPECT_TRUE(after_outage);
+  EXPECT_TRUE(Contains(ReadAll(root_ + "/a.log") + ReadAll(root_ + "/b.log"),
+                       "store 'postgres://kiln:***@127.0.0.1:"));
+  for (const auto& h : hosts) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(root_ + "/" + h + "-logs", ec)) {
+      if (e.path().extension() != ".log") continue;
+      ++log_files;
+      Outcome v = Kiln({"log", "verify", "--key-dir", states_[h] + "/keys", e.path().string()});
+      EXPECT_EQ(v.status, 0) << e.path() << ": " << v.out << v.err;
+    }
+  }
+  EXPECT_EQ(log_files, static_cast<size_t>(kRuns));
+  RemoveCgroupParents(hosts);
+  if (HasFailure()) {
+    for (const auto& h : hosts) {
+      ADD_FAILURE() << "host " << h << ":\n" << ReadAll(root_ + "/" + h + ".log");
+    }
+  }
+}
+
+// A host whose store cannot be used says so once at start-up, naming the
+// store with its password hidden, and stops: nothing half started, no
+// password in its output.
+TEST_F(Fleet, ServeRefusesABadStoreWithOneClearError) {
+  Setup("default: {tool_calls: [{name: submit, input: {summary: done}}]}\n");
+  const std::string config = Host("a");
+  const std::string url = database_->url();  // postgres://kiln:PASSWORD@127.0.0.1:PORT/NAME
+  const size_t colon = url.find(':', 11), at = url.find('@');
+  const std::string password = url.substr(colon + 1, at - colon - 1);
+  const std::string host_port = url.substr(at + 1, url.rfind('/') - at - 1);
+  {  // Today's kiln knows up to version N: a store at N + 92 is refused.
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+  }
+  auto conn = store::pg::Conn::Connect(url);
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE(
+      conn->Exec("test", "UPDATE kiln_meta SET value = '99' WHERE key = 'schema_version'").ok());
+
+  struct Case {
+    std::string store;
+    std::string says;
+  };
+  const int free_port = kiln::testing::FreePort();
+  const std::vector<Case> cases = {
+      {"postgres://kiln:" + password + "@127.0.0.1:" + std::to_string(free_port) + "/kiln",
+       "store 'postgres://kiln:***@127.0.0.1:" + std::to_string(free_port) +
+           "/kiln': cannot connect: connection to server at \"127.0.0.1\", port " +
+           std::to_string(free_port) + " failed: Connection refused"},
+      {"postgres://kiln:wrong-" + password + "@" + host_port + "/" + database_->name(),
+       "password authentication failed for user \"kiln\""},
+      {"postgres://kiln:" + password + "@" + host_port + "/no_such_db",
+       "database \"no_such_db\" does not exist"},
+      {url, "database is version 99, this kiln knows up to"},
+  };
+  for (const auto& c : cases) {
+    std::string cfg = ReadAll(config);
+    SetKey(&cfg, "store", "\"" + c.store + "\"");
+    WriteAll(config, cfg);
+    Outcome o = Kiln({"serve", "--config", config});
+    EXPECT_NE(o.status, 0) << c.store;
+    EXPECT_TRUE(Contains(o.err, c.says)) << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+    EXPECT_FALSE(Contains(o.out + o.err, password)) << o.err;
+  }
+  auto version = conn->Exec("test", "SELECT value FROM kiln_meta WHERE key = 'schema_version'");
+  ASSERT_TRUE(version.ok());
+  EXPECT_EQ(version->Text(0, 0), "99");  // refused before anything was written
+}
+
+// The factory on a fleet of two hosts: the pipeline, the local forge and the
+// runs in one PostgreSQL store. The forge's repositories are on storage both
+// hosts see (here: the second host's forge directory links to the first's).
+class FleetPipeline : public PipelineTest {
+ protected:
+  void SetUp() override {
+    PipelineTest::SetUp();
+    if (IsSkipped()) return;
+    auto server = TestPostgres();
+    if (!server.skip.empty()) GTEST_SKIP() << server.skip;
+    database_.emplace(server.url);
+    ASSERT_FALSE(database_->url().empty());
+  }
+
+  // Writes each host's configuration (config_ is then the first's, for the
+  // CLI) and the forge's repository.
+  void Hosts(const std::string& script, const std::vector<std::string>& names) {
+    Configure(script, "pipeline: {api_listen: \"\"}\nconcurrency: {lease: 3s}\n");
+    const std::string shared = config_;
+    for (const auto& name : names) {
+      const std::string state = TestStateDir() + "/hosts/" + name;
+      fs::create_directories(state);
+      fs::permissions(state, fs::perms(0755));
+      std::string cfg = ReadAll(shared);
+      SetKey(&cfg, "state_dir", state);
+      SetKey(&cfg, "store", "\"" + database_->url() + "\"");
+      SetKey(&cfg, "log_dir", root_ + "/" + name + "-logs");
+      SetKey(&cfg, "cache_dir", root_ + "/" + name + "-cache");
+      cfg += "host_name: " + name + "\n";
+      SetCgroupParent(&cfg, name);
+      configs_[name] = root_ + "/" + name + ".yaml";
+      states_[name] = state;
+      WriteAll(configs_[name], cfg);
+    }
+    config_ = configs_[names.front()];
+    for (size_t i = 1; i < names.size(); ++i) {
+      fs::create_directory_symlink(states_[names.front()] + "/forge", states_[names[i]] + "/forge");
+    }
+    repo_ = std::string(kRepo) + "-" + fs::path(root_).filename().string().substr(10);
+    fs::create_directories(states_[names.front()] + "/forge");
+    Ok({"forge", "init", repo_, "--from", std::string(KILN_SOURCE_DIR) + "/demo/sample",
+        "--maintainer", "maintainer"});
+  }
+
+  std::optional<PostgresDatabase> database_;
+  std::map<std::string, std::string> configs_, states_;
+};
+
+// A host killed (SIGKILL) in the middle of a review run: the other host
+// rescues the run once its lease ends, runs it again, takes the pipeline's
+// lead over and posts the review. The forge sees one review, not two, and
+// the killed host, started again, finds the run no longer its own.
+TEST_F(FleetPipeline, AKilledHostsReviewIsRescuedAndPostedOnce) {
+  const std::string script = root_ + "/script.yaml";
+  std::ofstream(script) << R"yaml(
+conversations:
+  - match: "role review)"
+    replies:
+      - tool_calls: [{name: shell, input: {command: "sleep 65", timeout_ms: 100000}}]
+    default:
+      tool_calls:
+        - name: submit
+          input:
+            verdict: request_changes
+            summary: "The README change is fine."
+            comments: [{path: README.md, line: 9, side: RIGHT, severity: minor, body: "in the diff"}]
+)yaml";
+  Hosts(script, {"a", "b"});
+  const HostState before = Snapshot();
+  ASSERT_EQ(OpenDocsPull(), 1);
+  Ok({"issue", "comment", "--repo", repo_, "1", "--body", "/kiln review", "--as", "maintainer"});
+
+  auto wait = [](const std::function<bool()>& done, int seconds) {
+    for (int i = 0; i < seconds * 10 && !done(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return done();
+  };
+  json first;
+  {
+    Daemon a(configs_["a"], root_ + "/a.log");
+    ASSERT_TRUE(wait([] { return !ProcessesMatching("sleep 65").empty(); }, 60))
+        << ReadAll(root_ + "/a.log");
+    auto reviews = Runs("review");
+    ASSERT_EQ(reviews.size(), 1u);
+    first = reviews[0];
+    EXPECT_TRUE(first["owner"].get<std::string>().starts_with("a/")) << first.dump();
+    Daemon b(configs_["b"], root_ + "/b.log");
+    a.Stop(SIGKILL);
+    // The sandbox dies with its host's controller.
+    EXPECT_TRUE(wait([] { return ProcessesMatching("sleep 65").empty(); }, 10));
+    // b rescues the run after a's lease, runs it, leads, posts the review.
+    EXPECT_TRUE(wait([&] { return Pull(1)["reviews"].size() > 0; }, 60))
+        << ReadAll(root_ + "/b.log");
+    // a comes back: its start-up recovery leaves the run, now b's, alone,
+    // and its log sweep closes its own log of the attempt it lost, once that
+    // log is older than the sweep's 5 s.
+    std::this_thread::sleep_for(std::chrono::seconds(6));
+    Daemon again(configs_["a"], root_ + "/a2.log");
+    EXPECT_TRUE(
+        wait([&] { return Contains(ReadAll(root_ + "/a2.log"), "log recovery: closed"); }, 10))
+        << ReadAll(root_ + "/a2.log");
+  }
+  json pull = Pull(1);
+  ASSERT_EQ(pull["reviews"].size(), 1u) << pull.dump(2);
+  EXPECT_EQ(pull["reviews"][0]["verdict"], "request_changes");
+  auto reviews = Runs("review");
+  ASSERT_EQ(reviews.size(), 1u);
+  json run = Json({"runs", "show", reviews[0]["id"]});
+  EXPECT_EQ(run["status"], "succeeded") << run.dump();
+  EXPECT_EQ(run["attempt"], 2) << run.dump();
+  EXPECT_EQ(run["epoch"], 3) << run.dump();  // a's claim, b's rescue, b's claim
+  EXPECT_TRUE(run["owner"].get<std::string>().starts_with("b/")) << run.dump();
+  EXPECT_TRUE(Contains(run["log_path"], root_ + "/b-logs/")) << run.dump();
+  EXPECT_TRUE(
+      Contains(ReadAll(root_ + "/b.log"), "rescued from " + first["owner"].get<std::string>()))
+      << ReadAll(root_ + "/b.log");
+  EXPECT_FALSE(
+      Contains(ReadAll(root_ + "/a2.log"), "recovery: run " + run["id"].get<std::string>()))
+      << ReadAll(root_ + "/a2.log");
+  // Each host's logs verify with its own key; b never wrote to a's.
+  Outcome vb = kiln::testing::Run({KilnBinary(), "log", "verify", "--key-dir",
+                                   states_["b"] + "/keys", run["log_path"].get<std::string>()});
+  EXPECT_EQ(vb.status, 0) << vb.out << vb.err;
+  // a's log of the lost attempt: closed by a itself, after the fact.
+  std::string last;
+  {
+    std::ifstream in(first["log_path"].get<std::string>());
+    for (std::string line; std::getline(in, line);) last = line;
+  }
+  json end = json::parse(last, nullptr, false);
+  EXPECT_EQ(end.value("type", ""), "run.end") << last;
+  EXPECT_EQ(end["payload"].value("status", ""), "error") << last;
+  for (const auto& e : fs::directory_iterator(root_ + "/a-logs")) {
+    if (e.path().extension() != ".log") continue;
+    Outcome va = kiln::testing::Run(
+        {KilnBinary(), "log", "verify", "--key-dir", states_["a"] + "/keys", e.path().string()});
+    EXPECT_EQ(va.status, 0) << e.path() << ": " << va.out << va.err;
+  }
+  for (const auto& [name, state] : states_) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(state + "/runs", ec)) {
+      ADD_FAILURE() << "left behind on " << name << ": " << e.path();
+    }
+  }
+  RemoveCgroupParents({"a", "b"});
+  EXPECT_EQ(Diff(before, Snapshot()), "");
+  if (HasFailure()) {
+    for (const char* log : {"a.log", "b.log", "a2.log"}) {
+      ADD_FAILURE() << log << ":\n" << ReadAll(root_ + "/" + log);
     }
   }
 }

@@ -205,15 +205,7 @@ conversations:
   EXPECT_EQ(schema_refusals, 2);
 
   // A person's pull request: a README change on branch docs.
-  std::string clone = root_ + "/clone";
-  Outcome c = kiln::testing::Run(
-      {"/bin/sh", "-c",
-       "git clone -q " + ForgeGitDir() + " " + clone + " && cd " + clone +
-           " && git checkout -q -b docs && printf 'more\\n' >> README.md && git -c user.name=p "
-           "-c user.email=p@p commit -qam docs && git push -q origin docs"});
-  ASSERT_EQ(c.status, 0) << c.out << c.err;
-  Ok({"pr", "new", "--repo", repo_, "--head", "docs", "--title", "More docs", "--as",
-      "maintainer"});
+  ASSERT_EQ(OpenDocsPull(), 2);
   Ok({"issue", "comment", "--repo", repo_, "2", "--body", "/kiln review", "--as", "maintainer"});
   Ok({"issue", "comment", "--repo", repo_, "2", "--body", "/kiln verify", "--as", "maintainer"});
   Drive();

@@ -115,6 +115,21 @@ class PipelineTest : public FactoryTest {
     return "";
   }
 
+  // A person's pull request, opened by the maintainer: a README change (a
+  // ninth line) pushed with plain git to branch docs. Returns its number.
+  int OpenDocsPull() {
+    std::string clone = root_ + "/clone";
+    Outcome c = kiln::testing::Run(
+        {"/bin/sh", "-c",
+         "git clone -q " + ForgeGitDir() + " " + clone + " && cd " + clone +
+             " && git checkout -q -b docs && printf 'more\\n' >> README.md && git -c user.name=p "
+             "-c user.email=p@p commit -qam docs && git push -q origin docs"});
+    EXPECT_EQ(c.status, 0) << c.out << c.err;
+    Ok({"pr", "new", "--repo", repo_, "--head", "docs", "--title", "More docs", "--as",
+        "maintainer"});
+    return PullFor("docs");
+  }
+
   std::string repo_;
 };
 

@@ -99,8 +99,9 @@ as_nobody "$bin/initdb" -D "$dir/data" -U kiln --pwfile="$dir/pwfile" --auth=scr
 rm -f "$dir/pwfile"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # fsync off: a test server's data may be lost with the machine; the tests
-# check kiln's logic, not the disk. Many connections: three hosts' tests.
-echo "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=off -c max_connections=200" \
+# check kiln's logic, not the disk (KILN_POSTGRES_FSYNC=on for a benchmark,
+# as a real server runs). Many connections: three hosts' tests.
+echo "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=${KILN_POSTGRES_FSYNC:-off} -c max_connections=200" \
   >"$state/options"
 as_nobody "$bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 60 start \
   -o "$(cat "$state/options")" >/dev/null || {

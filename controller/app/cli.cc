@@ -22,6 +22,7 @@
 #include "controller/app/schedule_cli.h"
 #include "controller/app/web_cli.h"
 #include "controller/audit/audit.h"
+#include "controller/fleet/logs.h"
 #include "controller/replay/replay.h"
 #include "controller/run/log_recovery.h"
 #include "controller/store/postgres.h"
@@ -284,6 +285,19 @@ Result<std::unique_ptr<store::Store>> OpenStore(const std::string& config_path) 
   return store::Open(cfg.store);
 }
 
+// Where a run's session log can be read on this host: on a fleet, a
+// verified copy fetched from the host that ran it, asked for with this
+// host's key (none yet: only this host's own logs).
+std::function<Result<std::string>(const store::Run&)> LogHere(const config::Config& cfg,
+                                                              store::Store& store) {
+  auto signer = sessionlog::LoadSigner(cfg.key_dir);
+  if (!signer) return nullptr;
+  std::shared_ptr<const sessionlog::Signer> key = std::move(*signer);
+  auto fetcher = std::make_shared<fleet::Fetcher>(store, *key, runner::OwnerId(cfg.host_name),
+                                                  cfg.state_dir + "/fleet-logs");
+  return [key, fetcher](const store::Run& run) { return fetcher->LogOf(run); };
+}
+
 struct RunsOptions {
   std::string config, id, status, role, repo, message, from;
   size_t limit = 50;
@@ -321,14 +335,31 @@ int DoList(const RunsOptions& o) {
 }
 
 int DoShow(const RunsOptions& o) {
-  auto st = OpenStore(o.config);
+  auto cfg = LoadConfig(o.config);
+  if (!cfg) return Fail(cfg.error());
+  auto st = store::Open(cfg->store);
   if (!st) return Fail(st.error());
   auto r = (*st)->Get(o.id);
   if (!r) return Fail(r.error());
   if (o.json) {
     std::cout << ForTerminalJson(store::ToJson(*r).dump(2)) << "\n";
-  } else {
-    PrintRun(*r, o.patch);
+    return 0;
+  }
+  PrintRun(*r, o.patch);
+  // On a fleet, the log may be on another host: fetched and verified here.
+  if (!r->log_path.empty() && !runner::OwnerHere(r->owner, cfg->host_name)) {
+    auto here = LogHere(*cfg, **st);
+    auto path = here ? here(*r)
+                     : Result<std::string>(Error::NotFound(
+                           "this host has no session-log key to ask the other host with"));
+    if (path) {
+      std::printf("         written on host %s; verified copy here: %s\n",
+                  ForTerminalLine(r->owner).c_str(), path->c_str());
+    } else {
+      std::printf("         written on host %s; not fetched: %s\n",
+                  ForTerminalLine(r->owner).c_str(),
+                  ForTerminalLine(path.error().message()).c_str());
+    }
   }
   return 0;
 }
@@ -458,10 +489,11 @@ int DoAudit(const AuditOptions& o) {
   if (!cfg) return Fail(cfg.error());
   auto st = store::Open(cfg->store);
   if (!st) return Fail(st.error(), kInfrastructure);
-  auto path = runner::FindLog(**st, o.target);
+  auto path = runner::FindLog(**st, o.target, LogHere(*cfg, **st));
   if (!path) return Fail(path.error());
   auto keys = sessionlog::TrustedKeys(cfg->key_dir);
   if (!keys) return Fail(keys.error(), kInfrastructure);
+  for (auto& key : fleet::HostKeys(**st)) keys->push_back(std::move(key));
   auto report = audit::Build(*path, *keys);
   if (!report) return Fail(report.error());
   std::string text = o.format == "json" ? report->dump(2) + "\n"

@@ -17,6 +17,7 @@
 #include "base/fd.h"
 #include "controller/app/metrics.h"
 #include "controller/config/skill.h"
+#include "controller/fleet/logs.h"
 #include "controller/forge/api.h"
 #include "controller/forge/inbox.h"
 #include "controller/forge/local.h"
@@ -50,6 +51,8 @@ struct Controller::Parts {
   std::unique_ptr<pipeline::State> state;
   std::unique_ptr<pipeline::Pipeline> pipeline;
   std::unique_ptr<improve::Improver> improver;
+  // Other hosts' session logs, fetched and verified (docs/fleet.md).
+  std::unique_ptr<fleet::Fetcher> fetcher;
 };
 
 metrics::Metrics& Controller::metrics() const { return parts_->metrics; }
@@ -163,6 +166,9 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
   s.metrics = &c->parts_->metrics;
   s.live = &c->parts_->live;
   s.owner = runner::OwnerId(cfg.host_name);
+  c->parts_->fetcher =
+      std::make_unique<fleet::Fetcher>(*s.store, *s.signer, s.owner, cfg.state_dir + "/fleet-logs");
+  s.log_of = [f = c->parts_->fetcher.get()](const store::Run& run) { return f->LogOf(run); };
   if (cfg.pipeline.enabled) {
     Parts& p = *c->parts_;
     KILN_ASSIGN_OR_RETURN(p.inbox, forge::Inbox::Open(cfg.store));
@@ -326,6 +332,8 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
     web::SiteOptions wo;
     wo.store_path = cfg.store;
     wo.key_dir = cfg.key_dir;
+    wo.log_of = s.log_of;
+    wo.log_dir = cfg.log_dir;
     if (cfg.pipeline.forge == "local") {
       // The local forge is there to use with or without the pipeline.
       KILN_ASSIGN_OR_RETURN(std::unique_ptr<forge::Api> forge_api,
@@ -357,7 +365,15 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
   std::atomic<bool> beating{true};
   std::thread beats;
   if (lease_ms > 0) {
-    const store::Host host{s.owner, cfg.concurrency.max_runs, KILN_VERSION, NowMs(), 0};
+    // Where the other hosts reach this one's API (its session logs), and the
+    // key its logs and requests are signed with.
+    const store::Host host{s.owner,
+                           cfg.concurrency.max_runs,
+                           KILN_VERSION,
+                           NowMs(),
+                           0,
+                           cfg.pipeline.api_listen.empty() ? "" : config::WebUrl(cfg),
+                           s.signer->public_key().Pem()};
     beats = std::thread([&, host] {
       auto next = std::chrono::steady_clock::now();
       while (beating.load()) {

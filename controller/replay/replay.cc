@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "base/digest.h"
 #include "controller/config/skill.h"
+#include "controller/fleet/logs.h"
 #include "controller/forge/api.h"
 #include "controller/images/store.h"
 #include "controller/run/provision.h"
@@ -190,7 +191,7 @@ class Replayer {
 
   // The original's log: found, verified, read, and a run that ended.
   bool Original() {
-    auto found = runner::FindLog(*s_.store, o_.target);
+    auto found = runner::FindLog(*s_.store, o_.target, s_.log_of);
     if (!found) {
       Refuse(kBadInput, found.error().message());
       return false;
@@ -204,6 +205,9 @@ class Replayer {
     }
     sessionlog::VerifyOptions vo;
     vo.trusted_keys = *keys;
+    // On a fleet, the run may have been another host's, its log signed with
+    // that host's key, which the store holds.
+    for (auto& key : fleet::HostKeys(*s_.store)) vo.trusted_keys.push_back(std::move(key));
     auto verdict = sessionlog::Verify(path, vo);
     if (!verdict) {
       Refuse(kBadInput, verdict.error().message());

@@ -13,7 +13,8 @@ std::string LogPath(const config::Config& config, const store::Run& run) {
   return config.log_dir + "/" + name + ".log";
 }
 
-Result<std::string> FindLog(store::Store& store, const std::string& target) {
+Result<std::string> FindLog(store::Store& store, const std::string& target,
+                            const std::function<Result<std::string>(const store::Run&)>& log_of) {
   struct stat st {};
   if (::stat(target.c_str(), &st) == 0) return target;
   auto run = store.Get(target);
@@ -24,7 +25,7 @@ Result<std::string> FindLog(store::Store& store, const std::string& target) {
   if (run->log_path.empty()) {
     return Error::Invalid("run " + run->id + " has no session log: it never started");
   }
-  return run->log_path;
+  return log_of ? log_of(*run) : run->log_path;
 }
 
 std::string SandboxId(const store::Run& run) { return run.id + "-" + std::to_string(run.attempt); }

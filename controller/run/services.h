@@ -104,6 +104,9 @@ struct Services {
   std::function<nlohmann::json(const Finished&, sessionlog::Writer&)> decide;
   // Where runs report their use while they go; null: nowhere.
   LiveUsage* live = nullptr;
+  // Where a run's session log can be read on this host: on a fleet, another
+  // host's log fetched and verified (controller/fleet); null: its own path.
+  std::function<Result<std::string>(const store::Run&)> log_of;
 };
 
 // Where a run's files go (docs/controller.md).
@@ -114,7 +117,11 @@ std::string RunDir(const config::Config& config, const store::Run& run);
 std::string LogPath(const config::Config& config, const store::Run& run);
 std::string SandboxId(const store::Run& run);
 // A session log named on the command line: target itself when it is a file,
-// else the log of the run with that id. The error names what was not found.
-Result<std::string> FindLog(store::Store& store, const std::string& target);
+// else the log of the run with that id (through log_of, when given: on a
+// fleet, fetched from the host that ran it). The error names what was not
+// found.
+Result<std::string> FindLog(
+    store::Store& store, const std::string& target,
+    const std::function<Result<std::string>(const store::Run&)>& log_of = nullptr);
 
 }  // namespace kiln::runner

@@ -164,8 +164,8 @@ TEST_P(StoreTest, ARescueEndsARunWithoutAttemptsOrWithACancel) {
 }
 
 TEST_P(StoreTest, HostsRecordTheirBeats) {
-  Host a{"host-a", 4, "0.1.0", 100, 0};
-  Host b{"host-b", 2, "0.1.0", 200, 0};
+  Host a{"host-a", 4, "0.1.0", 100, 0, "http://host-a:9465", "-----BEGIN PUBLIC KEY-----a"};
+  Host b{"host-b", 2, "0.1.0", 200, 0, "", ""};
   ASSERT_TRUE(store_->Beat(b, 1'000).ok());
   ASSERT_TRUE(store_->Beat(a, 1'500).ok());
   a.capacity = 8;
@@ -177,9 +177,13 @@ TEST_P(StoreTest, HostsRecordTheirBeats) {
   EXPECT_EQ((*hosts)[0].capacity, 8);
   EXPECT_EQ((*hosts)[0].heartbeat_ms, 2'000);
   EXPECT_EQ((*hosts)[0].started_ms, 100);
+  EXPECT_EQ((*hosts)[0].url, "http://host-a:9465");
+  EXPECT_EQ((*hosts)[0].log_key, "-----BEGIN PUBLIC KEY-----a");
   EXPECT_EQ((*hosts)[1].name, "host-b");
+  EXPECT_EQ((*hosts)[1].url, "");
   EXPECT_EQ((*hosts)[1].heartbeat_ms, 1'000);
-  EXPECT_EQ(store_->Beat(Host{"", 1, "x", 0, 0}, 1).error().code(), Error::Code::kInvalidArgument);
+  EXPECT_EQ(store_->Beat(Host{"", 1, "x", 0, 0, "", ""}, 1).error().code(),
+            Error::Code::kInvalidArgument);
 }
 
 // Two hosts rescue at once, from their own connections: every expired run

@@ -380,11 +380,13 @@ kiln::Status PgStore::Beat(const Host& host, int64_t now_ms) {
   return Transact([&]() -> kiln::Status {
     KILN_TRY(
         Exec("recording a host",
-             "INSERT INTO hosts (name, capacity, version, started_ms, heartbeat_ms) "
-             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET "
+             "INSERT INTO hosts (name, capacity, version, started_ms, heartbeat_ms, url, log_key) "
+             "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO UPDATE SET "
              "capacity = excluded.capacity, version = excluded.version, "
-             "started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms",
-             {P(host.name), P(host.capacity), P(host.version), P(host.started_ms), P(now_ms)}));
+             "started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms, "
+             "url = excluded.url, log_key = excluded.log_key",
+             {P(host.name), P(host.capacity), P(host.version), P(host.started_ms), P(now_ms),
+              P(host.url), P(host.log_key)}));
     return Ok();
   });
 }
@@ -394,11 +396,12 @@ Result<std::vector<Host>> PgStore::Hosts() {
     KILN_ASSIGN_OR_RETURN(
         pg::Rows rows,
         Exec("listing hosts",
-             "SELECT name, capacity, version, started_ms, heartbeat_ms FROM hosts ORDER BY name"));
+             "SELECT name, capacity, version, started_ms, heartbeat_ms, url, log_key FROM hosts "
+             "ORDER BY name"));
     std::vector<Host> hosts;
     for (int r = 0; r < rows.size(); ++r) {
       hosts.push_back({rows.Text(r, 0), static_cast<int>(rows.Int(r, 1)), rows.Text(r, 2),
-                       rows.Int(r, 3), rows.Int(r, 4)});
+                       rows.Int(r, 3), rows.Int(r, 4), rows.Text(r, 5), rows.Text(r, 6)});
     }
     return hosts;
   });

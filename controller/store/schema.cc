@@ -112,8 +112,16 @@ CREATE TABLE hosts (
 // index, below; SQLite's planner already walks runs_by_queue in order.)
 constexpr std::string_view kV8 = "-- the queue's partial index: PostgreSQL only";
 
-constexpr std::array<std::string_view, kVersion> kMigrations = {kV1, kV2, kV3, kV4,
-                                                                kV5, kV6, kV7, kV8};
+// Version 9: where each host's API is, and its session-log key, so that any
+// host fetches another's logs and verifies them (docs/fleet.md). The same
+// statements in both dialects.
+constexpr std::string_view kV9 = R"sql(
+ALTER TABLE hosts ADD COLUMN url TEXT NOT NULL DEFAULT '';
+ALTER TABLE hosts ADD COLUMN log_key TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::array<std::string_view, kVersion> kMigrations = {kV1, kV2, kV3, kV4, kV5,
+                                                                kV6, kV7, kV8, kV9};
 
 // The store's own migration track in PostgreSQL's dialect, numbered as the
 // SQLite track is (kMigrations): step i takes the database from
@@ -191,7 +199,7 @@ constexpr std::string_view kPgV8 =
     "CREATE INDEX runs_queued ON runs (priority DESC, seq) WHERE status = 'queued';";
 
 constexpr std::array<std::string_view, kVersion> kPgMigrations = {
-    kPgV1, kPgV2, kPgV3, kPgNothing, kPgNothing, kPgNothing, kPgV7, kPgV8};
+    kPgV1, kPgV2, kPgV3, kPgNothing, kPgNothing, kPgNothing, kPgV7, kPgV8, kV9};
 
 Error Prefixed(const sql::Db& db, Error::Code code, const std::string& message) {
   return Error(code, "store " + Quote(db.name()) + ": " + message);

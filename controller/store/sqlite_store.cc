@@ -385,15 +385,18 @@ kiln::Status SqliteStore::Beat(const Host& host, int64_t now_ms) {
   KILN_ASSIGN_OR_RETURN(
       sqlite::Stmt upsert,
       db_.Prepare("recording a host",
-                  "INSERT INTO hosts (name, capacity, version, started_ms, heartbeat_ms) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET "
+                  "INSERT INTO hosts (name, capacity, version, started_ms, heartbeat_ms, url, "
+                  "log_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET "
                   "capacity = excluded.capacity, version = excluded.version, "
-                  "started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms"));
+                  "started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms, "
+                  "url = excluded.url, log_key = excluded.log_key"));
   upsert.Bind(1, host.name)
       .Bind(2, host.capacity)
       .Bind(3, host.version)
       .Bind(4, host.started_ms)
-      .Bind(5, now_ms);
+      .Bind(5, now_ms)
+      .Bind(6, host.url)
+      .Bind(7, host.log_key);
   return upsert.Run();
 }
 
@@ -402,14 +405,14 @@ Result<std::vector<Host>> SqliteStore::Hosts() {
   KILN_ASSIGN_OR_RETURN(
       sqlite::Stmt select,
       db_.Prepare("listing hosts",
-                  "SELECT name, capacity, version, started_ms, heartbeat_ms FROM hosts "
-                  "ORDER BY name"));
+                  "SELECT name, capacity, version, started_ms, heartbeat_ms, url, log_key "
+                  "FROM hosts ORDER BY name"));
   std::vector<Host> hosts;
   for (;;) {
     KILN_ASSIGN_OR_RETURN(bool row, select.Step());
     if (!row) return hosts;
     hosts.push_back({select.Text(0), static_cast<int>(select.Int(1)), select.Text(2), select.Int(3),
-                     select.Int(4)});
+                     select.Int(4), select.Text(5), select.Text(6)});
   }
 }
 

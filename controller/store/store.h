@@ -130,6 +130,12 @@ struct Host {
   std::string version;
   int64_t started_ms = 0;
   int64_t heartbeat_ms = 0;
+  // Where the other hosts reach its HTTP API (its session logs:
+  // docs/fleet.md); "" when it serves none.
+  std::string url;
+  // Its session-log signing key (PEM): its logs' signatures, and its
+  // requests to other hosts, are checked against it.
+  std::string log_key;
 };
 
 // A run taken from a host whose lease ran out (RescueExpired).

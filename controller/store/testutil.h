@@ -166,6 +166,8 @@ inline void ExpectSameRun(const Run& a, const Run& b) {
 // changed anything undone), for the tests of upgrades.
 inline std::string RewindStoreSql(int version) {
   std::string sql;
+  if (version < 9)
+    sql += "ALTER TABLE hosts DROP COLUMN url; ALTER TABLE hosts DROP COLUMN log_key;";
   if (version < 7) {
     sql +=
         "DROP TABLE hosts; DROP INDEX runs_by_lease; ALTER TABLE runs DROP COLUMN epoch; "

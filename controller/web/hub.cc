@@ -173,7 +173,10 @@ void Hub::TickRun(const std::string& run_id, std::vector<RunWatcher*>& watchers)
   const int64_t now = options_.now();
   std::shared_ptr<RunView> view;
   if (!run->log_path.empty()) {
-    auto got = views_.Get(run->log_path);
+    auto got = [&]() -> Result<std::shared_ptr<RunView>> {
+      KILN_ASSIGN_OR_RETURN(std::string path, options_.log_of(*run));
+      return views_.Get(path);
+    }();
     if (!got) {
       spdlog::warn("web: run {}: {}", run_id, got.error().message());
     } else {

@@ -8,6 +8,7 @@
 #include "base/digest.h"
 #include "base/html.h"
 #include "base/strings.h"
+#include "controller/fleet/logs.h"
 #include "controller/forge/api.h"
 #include "controller/sessionlog/signer.h"
 #include "controller/sessionlog/verify.h"
@@ -141,7 +142,11 @@ struct Site::Request {
 Site::Site(store::Store& store, SiteOptions options, std::unique_ptr<Auth> auth)
     : store_(store), options_(std::move(options)), auth_(std::move(auth)) {
   if (!options_.now) options_.now = [] { return NowMs(); };
+  if (!options_.log_of) {
+    options_.log_of = [](const store::Run& run) -> Result<std::string> { return run.log_path; };
+  }
   Hub::Options ho;
+  ho.log_of = options_.log_of;
   ho.poll_ms = options_.poll_ms;
   ho.now = options_.now;
   ho.verdict = [this](const store::Run& run) { return VerdictOf(run); };
@@ -189,6 +194,17 @@ ApiResponse Site::Route(Request& r) {
     return options_.webhooks ? options_.webhooks(raw) : Message(404, "no GitHub webhooks here");
   }
   const bool api = seg.size() >= 2 && seg[0] == "api" && seg[1] == "v1";
+  // The other hosts of a fleet, for this host's session logs.
+  if (api && seg.size() >= 3 && seg[2] == "fleet") {
+    if (options_.log_dir.empty()) return Message(404, "this host serves no session logs");
+    fleet::Served s = fleet::Serve(store_, options_.log_dir, raw.method, r.path, raw.authorization,
+                                   options_.now());
+    ApiResponse out;
+    out.status = s.status;
+    out.content_type = s.content_type;
+    out.body = std::move(s.body);
+    return out;
+  }
   if (api && (seg.size() < 3 || seg[2] != "runs")) {
     if (!options_.forge_api) return Message(404, "not found: this kiln has no local forge");
     std::lock_guard lock(forge_mu_);
@@ -420,21 +436,25 @@ ApiResponse Site::Login(Request& r) {
 
 std::optional<Verdict> Site::VerdictOf(const store::Run& run) {
   if (run.log_path.empty()) return std::nullopt;
+  auto where = options_.log_of(run);
+  if (!where) return Verdict{false, false, where.error().message()};
+  const std::string& path = *where;
   struct stat st {};
-  if (::stat(run.log_path.c_str(), &st) != 0) {
-    return Verdict{false, false, "the log " + run.log_path + " is gone"};
-  }
+  if (::stat(path.c_str(), &st) != 0) return Verdict{false, false, "the log " + path + " is gone"};
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   {
     std::lock_guard lock(verdicts_mu_);
-    auto it = verdicts_.find(run.log_path);
+    auto it = verdicts_.find(path);
     if (it != verdicts_.end() && it->second.first == size) return it->second.second;
   }
   sessionlog::VerifyOptions vo;
   auto keys = sessionlog::TrustedKeys(options_.key_dir);
   if (keys) vo.trusted_keys = *keys;
+  // On a fleet, a log another host wrote is signed with that host's key,
+  // which the store holds.
+  for (auto& key : fleet::HostKeys(store_)) vo.trusted_keys.push_back(std::move(key));
   Verdict v;
-  auto report = sessionlog::Verify(run.log_path, vo);
+  auto report = sessionlog::Verify(path, vo);
   if (!report) {
     v.text = report.error().message();
   } else {
@@ -445,7 +465,7 @@ std::optional<Verdict> Site::VerdictOf(const store::Run& run) {
                                       : sessionlog::FormatFinding(report->findings.front());
   }
   std::lock_guard lock(verdicts_mu_);
-  verdicts_[run.log_path] = {size, v};
+  verdicts_[path] = {size, v};
   return v;
 }
 
@@ -455,7 +475,10 @@ ApiResponse Site::RunPage(Request& r, const std::string& run_id, bool read_only,
   if (!run) return Html(404, ErrorPage(r.viewer, 404, run.error().message()));
   std::shared_ptr<RunView> view;
   if (!run->log_path.empty()) {
-    auto got = views_.Get(run->log_path);
+    auto got = [&]() -> Result<std::shared_ptr<RunView>> {
+      KILN_ASSIGN_OR_RETURN(std::string path, options_.log_of(*run));
+      return views_.Get(path);
+    }();
     if (!got) {
       return Html(500,
                   ErrorPage(r.viewer, 500, "reading the session log: " + got.error().message()));
@@ -475,7 +498,9 @@ ApiResponse Site::Timeline(Request& r, const std::string& run_id) {
   auto run = store_.Get(run_id);
   if (!run) return Message(404, run.error().message());
   if (run->log_path.empty()) return Html(200, "");
-  auto view = views_.Get(run->log_path);
+  auto path = options_.log_of(*run);
+  if (!path) return Message(500, path.error().message());
+  auto view = views_.Get(*path);
   if (!view) return Message(500, view.error().message());
   std::lock_guard lock((*view)->mu);
   uint64_t first = 0;

@@ -37,6 +37,13 @@ struct SiteOptions {
   std::string repos_dir;
   int poll_ms = 200;
   std::function<int64_t()> now;  // ms since the epoch; NowMs by default
+  // Where a run's session log can be read here: on a fleet, another host's
+  // log fetched and verified (controller/fleet); by default the run's own
+  // path.
+  std::function<Result<std::string>(const store::Run&)> log_of;
+  // This host's session logs, served to the other hosts of the store
+  // (/api/v1/fleet/, signed requests only); "" serves none.
+  std::string log_dir;
 };
 
 class Site {

@@ -48,6 +48,27 @@ void RemoveCgroupParents(const std::vector<std::string>& hosts) {
   }
 }
 
+// Writes host name's configuration beside root: the suite's (shared), with
+// the host's own state directory, log directory, name and cgroup parent and
+// the fleet's store. Returns {its path, its state directory}.
+std::pair<std::string, std::string> WriteHostConfig(const std::string& shared,
+                                                    const std::string& root,
+                                                    const std::string& name,
+                                                    const std::string& store_url) {
+  const std::string state = TestStateDir() + "/hosts/" + name;
+  std::filesystem::create_directories(state);
+  std::filesystem::permissions(state, std::filesystem::perms(0755));
+  std::string cfg = ReadAll(shared);
+  SetKey(&cfg, "state_dir", state);
+  SetKey(&cfg, "store", "\"" + store_url + "\"");
+  SetKey(&cfg, "log_dir", root + "/" + name + "-logs");
+  cfg += "host_name: " + name + "\n";
+  SetCgroupParent(&cfg, name);
+  const std::string path = root + "/" + name + ".yaml";
+  WriteAll(path, cfg);
+  return {path, state};
+}
+
 class Fleet : public Controller {
  protected:
   void SetUp() override {
@@ -62,17 +83,7 @@ class Fleet : public Controller {
   // A host's configuration: the suite's, with the host's own state and log
   // directories and the fleet's store.
   std::string Host(const std::string& name) {
-    const std::string state = TestStateDir() + "/hosts/" + name;
-    std::filesystem::create_directories(state);
-    std::filesystem::permissions(state, std::filesystem::perms(0755));
-    std::string cfg = ReadAll(config_);
-    SetKey(&cfg, "state_dir", state);
-    SetKey(&cfg, "store", "\"" + database_->url() + "\"");
-    SetKey(&cfg, "log_dir", root_ + "/" + name + "-logs");
-    cfg += "host_name: " + name + "\n";
-    SetCgroupParent(&cfg, name);
-    const std::string path = root_ + "/" + name + ".yaml";
-    WriteAll(path, cfg);
+    auto [path, state] = WriteHostConfig(config_, root_, name, database_->url());
     states_[name] = state;
     return path;
   }
@@ -361,6 +372,111 @@ TEST_F(Fleet, ServeRefusesABadStoreWithOneClearError) {
   EXPECT_EQ(version->Text(0, 0), "99");  // refused before anything was written
 }
 
+// A run's log stays on the host that ran it. Another host's `kiln runs show`,
+// `kiln audit`, run page and `kiln replay` fetch it from that host's API, with its blobs, signed
+// with their own host's key, and use it only once it verifies against the
+// key and the head the store holds; a tampered log is refused, naming why,
+// and the API answers nobody but the fleet's hosts.
+TEST_F(Fleet, AnotherHostsLogIsFetchedVerifiedAndRefusedWhenTampered) {
+  Setup("default: {tool_calls: [{name: submit, input: {summary: done}}]}\n",
+        "concurrency: {lease: 3s}\n");
+  std::vector<std::string> configs;
+  std::map<std::string, int> ports;
+  for (const std::string h : {"a", "b"}) {
+    configs.push_back(Host(h));
+    ports[h] = kiln::testing::FreePort();
+    std::string cfg = ReadAll(configs.back());
+    SetKey(&cfg, "pipeline", "{api_listen: \"127.0.0.1:" + std::to_string(ports[h]) + "\"}");
+    WriteAll(configs.back(), cfg);
+  }
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  // A task long enough that the records holding it go to blobs.
+  store::RunRequest request;
+  request.role = "edit";
+  request.repo = repo_;
+  request.commit = "main";
+  request.task = "Read this. " + std::string(80'000, 'x');
+  request.requested_by = "test";
+  ASSERT_TRUE(store->Enqueue(request, 1).ok());
+  std::vector<store::Run> runs;
+  {
+    Daemon a(configs[0], root_ + "/a.log");
+    runs = WhenAllEnded(*store);
+    ASSERT_EQ(runs.size(), 1u);
+    ASSERT_EQ(runs[0].status, store::Status::kSucceeded) << runs[0].error;
+    Daemon b(configs[1], root_ + "/b.log");  // b beats: the store knows its key
+    for (int i = 0; i < 100; ++i) {
+      auto hosts = store->Hosts();
+      if (hosts.ok() && hosts->size() == 2) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    const store::Run& run = runs[0];
+    const std::string a_log = run.log_path;
+    ASSERT_TRUE(a_log.starts_with(root_ + "/a-logs/")) << a_log;
+
+    // b's view: fetched, verified, the same bytes.
+    Outcome show = Kiln({"runs", "show", "--config", configs[1], run.id});
+    ASSERT_EQ(show.status, 0) << show.err;
+    const std::string marker = "verified copy here: ";
+    const size_t at = show.out.find(marker);
+    ASSERT_NE(at, std::string::npos) << show.out << ReadAll(root_ + "/a.log");
+    const std::string copy =
+        show.out.substr(at + marker.size(), show.out.find('\n', at) - at - marker.size());
+    EXPECT_TRUE(copy.starts_with(states_["b"] + "/fleet-logs/")) << copy;
+    EXPECT_EQ(ReadAll(copy), ReadAll(a_log));
+    // The long task went to blobs: fetched too, and checked.
+    EXPECT_FALSE(std::filesystem::is_empty(std::filesystem::path(copy).parent_path() / "blobs"));
+    Outcome audit = Kiln({"audit", "--config", configs[1], "--format", "json", run.id});
+    ASSERT_EQ(audit.status, 0) << audit.err;
+    json report = json::parse(audit.out, nullptr, false);
+    EXPECT_EQ(report["verification"]["verified"], true) << audit.out.substr(0, 2000);
+
+    // b's web view: the run page, from the fetched copy, its log verified
+    // with a's key.
+    Outcome share = Kiln({"runs", "share", "--config", configs[1], run.id});
+    ASSERT_EQ(share.status, 0) << share.err;
+    Outcome page = kiln::testing::Run(
+        {"/usr/bin/curl", "-s", "--noproxy", "*", share.out.substr(0, share.out.find('\n'))});
+    EXPECT_TRUE(Contains(page.out, "✔ verified")) << page.out.substr(0, 4000);
+    // b's replay: the run again in a fresh sandbox on b, the model answered
+    // from a's log.
+    Outcome replay = Kiln({"replay", "--config", configs[1], run.id});
+    EXPECT_EQ(replay.status, 0) << replay.out << replay.err;
+    EXPECT_TRUE(Contains(replay.out, "identical")) << replay.out;
+
+    // Nobody but a host of the fleet gets a log.
+    const std::string name = std::filesystem::path(a_log).filename().string();
+    const std::string url =
+        "http://127.0.0.1:" + std::to_string(ports["a"]) + "/api/v1/fleet/logs/";
+    for (const std::string& header :
+         {std::string("Authorization: Bearer x"), std::string("Authorization: KilnHost b 1 00")}) {
+      Outcome o = kiln::testing::Run({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w",
+                                      "%{http_code}", "--noproxy", "*", "-H", header, url + name});
+      EXPECT_EQ(o.out, "401") << header;
+    }
+
+    // A log changed on its host after the run: refused, and said why.
+    std::string text = ReadAll(a_log);
+    const size_t summary = text.find("done");
+    ASSERT_NE(summary, std::string::npos);
+    text.replace(summary, 4, "DONE");
+    WriteAll(a_log, text);
+    std::filesystem::remove_all(states_["b"] + "/fleet-logs");
+    show = Kiln({"runs", "show", "--config", configs[1], run.id});
+    EXPECT_TRUE(Contains(show.out, "not fetched: the session log of run " + run.id)) << show.out;
+    EXPECT_TRUE(Contains(show.out, "does not verify")) << show.out;
+    audit = Kiln({"audit", "--config", configs[1], "--format", "json", run.id});
+    EXPECT_NE(audit.status, 0);
+    EXPECT_TRUE(Contains(audit.err, "does not verify")) << audit.err;
+    EXPECT_FALSE(std::filesystem::exists(copy));
+  }
+  RemoveCgroupParents({"a", "b"});
+  if (HasFailure()) {
+    ADD_FAILURE() << "a:\n" << ReadAll(root_ + "/a.log") << "b:\n" << ReadAll(root_ + "/b.log");
+  }
+}
+
 // The factory on a fleet of two hosts: the pipeline, the local forge and the
 // runs in one PostgreSQL store. The forge's repositories are on storage both
 // hosts see (here: the second host's forge directory links to the first's).
@@ -381,18 +497,10 @@ class FleetPipeline : public PipelineTest {
     Configure(script, "pipeline: {api_listen: \"\"}\nconcurrency: {lease: 3s}\n");
     const std::string shared = config_;
     for (const auto& name : names) {
-      const std::string state = TestStateDir() + "/hosts/" + name;
-      fs::create_directories(state);
-      fs::permissions(state, fs::perms(0755));
-      std::string cfg = ReadAll(shared);
-      SetKey(&cfg, "state_dir", state);
-      SetKey(&cfg, "store", "\"" + database_->url() + "\"");
-      SetKey(&cfg, "log_dir", root_ + "/" + name + "-logs");
+      std::tie(configs_[name], states_[name]) =
+          WriteHostConfig(shared, root_, name, database_->url());
+      std::string cfg = ReadAll(configs_[name]);
       SetKey(&cfg, "cache_dir", root_ + "/" + name + "-cache");
-      cfg += "host_name: " + name + "\n";
-      SetCgroupParent(&cfg, name);
-      configs_[name] = root_ + "/" + name + ".yaml";
-      states_[name] = state;
       WriteAll(configs_[name], cfg);
     }
     config_ = configs_[names.front()];

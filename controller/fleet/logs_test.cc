@@ -1,0 +1,100 @@
+// The fleet's log API without a network: who may ask (signed requests
+// checked against the store's hosts), and what may be asked for.
+#include "controller/fleet/logs.h"
+
+#include <gtest/gtest.h>
+
+#include "base/fd.h"
+#include "controller/store/testutil.h"
+
+namespace kiln::fleet {
+namespace {
+
+using store::testing::TempDir;
+
+class FleetLogsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = store::OpenSqlite(dir_ / "kiln.db");
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    store_ = std::move(*s);
+    auto a = sessionlog::Signer::Generate();
+    auto other = sessionlog::Signer::Generate();
+    ASSERT_TRUE(a.ok() && other.ok());
+    a_ = std::move(*a);
+    other_ = std::move(*other);
+    store::Host host{"runner-a/10:20",      4, "0.1.0", 1, 0, "http://runner-a:9465",
+                     a_->public_key().Pem()};
+    ASSERT_TRUE(store_->Beat(host, 1).ok());
+    std::filesystem::create_directories(dir_ / "logs/blobs");
+    ASSERT_TRUE(WriteNewFile(dir_ / "logs/r1.log", "the log\n", 0600, Sync::kNoFsync).ok());
+    ASSERT_TRUE(WriteNewFile(dir_ / "secret", "not a log\n", 0600, Sync::kNoFsync).ok());
+  }
+
+  Served Get(const sessionlog::Signer& by, const std::string& host, const std::string& path,
+             int64_t signed_at, int64_t now = kNow) {
+    auto auth = SignRequest(by, host, "GET", path, signed_at);
+    EXPECT_TRUE(auth.ok());
+    return Serve(*store_, dir_ / "logs", "GET", path, auth.ok() ? *auth : "", now);
+  }
+
+  static constexpr int64_t kNow = 1'800'000'000'000;
+  TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<sessionlog::Signer> a_, other_;
+};
+
+TEST_F(FleetLogsTest, AHostOfTheStoreGetsALog) {
+  Served s = Get(*a_, "runner-a", "/api/v1/fleet/logs/r1.log", kNow);
+  EXPECT_EQ(s.status, 200) << s.body;
+  EXPECT_EQ(s.body, "the log\n");
+  // `kiln` commands on that host sign with the same key: any of its
+  // records will do, whatever the process.
+  auto who = CheckRequest(*store_, *SignRequest(*a_, "runner-a", "GET", "/p", kNow), "GET", "/p",
+                          kNow + kRequestWindowMs);
+  ASSERT_TRUE(who.ok()) << who.error().message();
+  EXPECT_EQ(*who, "runner-a");
+}
+
+TEST_F(FleetLogsTest, OthersAreRefusedWithoutBeingTold) {
+  // Signed by a key the store does not hold for the host.
+  Served forged = Get(*other_, "runner-a", "/api/v1/fleet/logs/r1.log", kNow);
+  EXPECT_EQ(forged.status, 401);
+  EXPECT_EQ(forged.body, "the request of 'runner-a' is not signed by its key\n");
+  // A host the store does not know.
+  EXPECT_EQ(Get(*other_, "runner-z", "/api/v1/fleet/logs/r1.log", kNow).body,
+            "'runner-z' is not a host of this store\n");
+  // A request of the past, or replayed later.
+  EXPECT_EQ(Get(*a_, "runner-a", "/api/v1/fleet/logs/r1.log", kNow - kRequestWindowMs - 1).status,
+            401);
+  // Signed for another path.
+  auto auth = SignRequest(*a_, "runner-a", "GET", "/api/v1/fleet/logs/r1.log", kNow);
+  ASSERT_TRUE(auth.ok());
+  EXPECT_EQ(Serve(*store_, dir_ / "logs", "GET", "/api/v1/fleet/logs/r2.log", *auth, kNow).status,
+            401);
+  for (const std::string bad : {"", "Bearer tok", "KilnHost runner-a", "KilnHost a b c",
+                                "KilnHost runner-a 1800000000000 zz"}) {
+    Served s = Serve(*store_, dir_ / "logs", "GET", "/api/v1/fleet/logs/r1.log", bad, kNow);
+    EXPECT_EQ(s.status, 401) << bad;
+    EXPECT_EQ(s.body.find("the log"), std::string::npos);
+  }
+}
+
+TEST_F(FleetLogsTest, OnlyLogsAndBlobsOfTheLogDirectoryAreServed) {
+  for (const std::string path :
+       {"/api/v1/fleet/logs/../secret", "/api/v1/fleet/logs/..%2Fsecret",
+        "/api/v1/fleet/logs/.hidden.log", "/api/v1/fleet/logs/r1.txt",
+        "/api/v1/fleet/logs/missing.log", "/api/v1/fleet/blobs/../../secret",
+        "/api/v1/fleet/blobs/ABCDEF", "/api/v1/fleet/other"}) {
+    Served s = Get(*a_, "runner-a", path, kNow);
+    EXPECT_EQ(s.status, 404) << path;
+    EXPECT_EQ(s.body, "no such log or blob\n") << path;
+  }
+  auto auth = SignRequest(*a_, "runner-a", "PUT", "/api/v1/fleet/logs/r1.log", kNow);
+  ASSERT_TRUE(auth.ok());
+  EXPECT_EQ(Serve(*store_, dir_ / "logs", "PUT", "/api/v1/fleet/logs/r1.log", *auth, kNow).status,
+            404);
+}
+
+}  // namespace
+}  // namespace kiln::fleet

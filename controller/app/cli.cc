@@ -493,7 +493,12 @@ int DoAudit(const AuditOptions& o) {
   if (!path) return Fail(path.error());
   auto keys = sessionlog::TrustedKeys(cfg->key_dir);
   if (!keys) return Fail(keys.error(), kInfrastructure);
-  for (auto& key : fleet::HostKeys(**st)) keys->push_back(std::move(key));
+  // A run of another host of the fleet: its log is signed with that host's key.
+  if (auto run = (**st).Get(o.target); run) {
+    for (auto& key : fleet::KeysOfRunHost(**st, *run, runner::OwnerId(cfg->host_name))) {
+      keys->push_back(std::move(key));
+    }
+  }
   auto report = audit::Build(*path, *keys);
   if (!report) return Fail(report.error());
   std::string text = o.format == "json" ? report->dump(2) + "\n"

@@ -334,6 +334,7 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
     wo.key_dir = cfg.key_dir;
     wo.log_of = s.log_of;
     wo.log_dir = cfg.log_dir;
+    wo.host = s.owner;
     if (cfg.pipeline.forge == "local") {
       // The local forge is there to use with or without the pipeline.
       KILN_ASSIGN_OR_RETURN(std::unique_ptr<forge::Api> forge_api,

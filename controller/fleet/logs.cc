@@ -1,5 +1,8 @@
 #include "controller/fleet/logs.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,13 +32,16 @@ constexpr std::string_view kBlobs = "/api/v1/fleet/blobs/";
 // its budgets well below it).
 constexpr uint64_t kMaxBytes = 1ull << 30;
 
-std::string Message(std::string_view method, std::string_view path, int64_t ts,
-                    std::string_view host) {
-  return "kiln-fleet-request/1\n" + std::string(method) + "\n" + std::string(path) + "\n" +
-         std::to_string(ts) + "\n" + std::string(host) + "\n";
+std::string Message(std::string_view target, std::string_view method, std::string_view path,
+                    int64_t ts, std::string_view host) {
+  return "kiln-fleet-request/2\nto " + std::string(target) + "\n" + std::string(method) + "\n" +
+         std::string(path) + "\n" + std::to_string(ts) + "\nfrom " + std::string(host) + "\n";
 }
 
-Error Refused(const std::string& why) { return Error(Error::Code::kPermission, why); }
+// One refusal whatever failed: a caller learns nothing of the fleet's hosts.
+Error Refused() {
+  return Error(Error::Code::kPermission, "not a request signed by a host of this store");
+}
 
 // A log's file name as hosts ask for it: a run id and ".log", nothing that
 // could leave the log directory.
@@ -52,13 +58,6 @@ bool BlobName(std::string_view name) {
          });
 }
 
-// The host part of an owner id ("runner-3/1234:5678"); "" for an owner of
-// kiln before the fleet, which has none.
-std::string HostOf(std::string_view owner) {
-  const size_t slash = owner.find('/');
-  return slash == std::string_view::npos ? "" : std::string(owner.substr(0, slash));
-}
-
 std::string Safe(std::string_view owner) {
   std::string out(owner);
   for (char& c : out) {
@@ -69,52 +68,59 @@ std::string Safe(std::string_view owner) {
 
 }  // namespace
 
+std::string HostOf(std::string_view owner) {
+  const size_t slash = owner.find('/');
+  return slash == std::string_view::npos ? "" : std::string(owner.substr(0, slash));
+}
+
 Result<std::string> SignRequest(const sessionlog::Signer& signer, std::string_view host,
-                                std::string_view method, std::string_view path, int64_t now_ms) {
-  KILN_ASSIGN_OR_RETURN(std::string sig, signer.Sign(Message(method, path, now_ms, host)));
+                                std::string_view target, std::string_view method,
+                                std::string_view path, int64_t now_ms) {
+  KILN_ASSIGN_OR_RETURN(std::string sig, signer.Sign(Message(target, method, path, now_ms, host)));
   return std::string(kScheme) + " " + std::string(host) + " " + std::to_string(now_ms) + " " +
          Hex(sig);
 }
 
-Result<std::string> CheckRequest(store::Store& store, std::string_view authorization,
-                                 std::string_view method, std::string_view path, int64_t now_ms) {
+Result<std::string> CheckRequest(store::Store& store, std::string_view self,
+                                 std::string_view authorization, std::string_view method,
+                                 std::string_view path, int64_t now_ms) {
   std::vector<std::string_view> parts;
   for (size_t at = 0; at <= authorization.size();) {
     size_t space = std::min(authorization.find(' ', at), authorization.size());
     if (space > at) parts.push_back(authorization.substr(at, space - at));
     at = space + 1;
   }
-  if (parts.size() != 4 || parts[0] != kScheme) {
-    return Refused("not a request signed by a host of the fleet (Authorization: KilnHost ...)");
-  }
+  if (parts.size() != 4 || parts[0] != kScheme) return Refused();
   const std::string host(parts[1]);
   int64_t ts = 0;
+  // Compared without a subtraction a chosen time could overflow.
   if (std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), ts).ec != std::errc{} ||
-      std::llabs(now_ms - ts) > kRequestWindowMs) {
-    return Refused("the request of " + Quote(host) + " is not of the last minute");
+      ts < now_ms - kRequestWindowMs || ts > now_ms + kRequestWindowMs) {
+    return Refused();
   }
   std::string sig(64, '\0');
-  if (!ParseHex(parts[3], reinterpret_cast<uint8_t*>(sig.data()), sig.size())) {
-    return Refused("the request of " + Quote(host) + " has no valid signature");
-  }
+  if (!ParseHex(parts[3], reinterpret_cast<uint8_t*>(sig.data()), sig.size())) return Refused();
   // The host's records (one per `kiln serve` it ran, each with the host's
   // key): `kiln` commands on that host sign with the same key.
-  KILN_ASSIGN_OR_RETURN(std::vector<store::Host> hosts, store.Hosts());
-  bool known = false;
-  for (const store::Host& h : hosts) {
+  auto hosts = store.Hosts();
+  if (!hosts.ok()) return Error(Error::Code::kIO, "the store cannot say who its hosts are");
+  const std::string message = Message(self, method, path, ts, host);
+  for (const store::Host& h : *hosts) {
     if (HostOf(h.name) != host || h.log_key.empty()) continue;
-    known = true;
     auto key = sessionlog::PublicKey::FromPem(h.log_key, "the key of host " + host);
-    if (key.ok() && key->Verify(Message(method, path, ts, host), sig)) return host;
+    if (key.ok() && key->Verify(message, sig)) return host;
   }
-  if (!known) return Refused(Quote(host) + " is not a host of this store");
-  return Refused("the request of " + Quote(host) + " is not signed by its key");
+  return Refused();
 }
 
-Served Serve(store::Store& store, const std::string& log_dir, std::string_view method,
-             std::string_view path, std::string_view authorization, int64_t now_ms) {
-  auto who = CheckRequest(store, authorization, method, path, now_ms);
-  if (!who.ok()) return {401, who.error().message() + "\n", "text/plain; charset=utf-8"};
+Served Serve(store::Store& store, std::string_view self, const std::string& log_dir,
+             std::string_view method, std::string_view path, std::string_view authorization,
+             int64_t now_ms) {
+  auto who = CheckRequest(store, self, authorization, method, path, now_ms);
+  if (!who.ok()) {
+    return {who.error().code() == Error::Code::kPermission ? 401 : 503,
+            who.error().message() + "\n", "text/plain; charset=utf-8"};
+  }
   std::string file;
   if (method == "GET" && path.starts_with(kLogs) && LogName(path.substr(kLogs.size()))) {
     file = log_dir + "/" + std::string(path.substr(kLogs.size()));
@@ -128,12 +134,15 @@ Served Serve(store::Store& store, const std::string& log_dir, std::string_view m
   return {200, std::move(*data), "application/octet-stream"};
 }
 
-std::vector<sessionlog::PublicKey> HostKeys(store::Store& store) {
+std::vector<sessionlog::PublicKey> KeysOfRunHost(store::Store& store, const store::Run& run,
+                                                 std::string_view self) {
   std::vector<sessionlog::PublicKey> keys;
+  const std::string host = HostOf(run.owner);
+  if (host.empty() || host == HostOf(self)) return keys;
   auto hosts = store.Hosts();
   if (!hosts.ok()) return keys;
   for (const store::Host& h : *hosts) {
-    if (h.log_key.empty()) continue;
+    if (HostOf(h.name) != host || h.log_key.empty()) continue;
     auto key = sessionlog::PublicKey::FromPem(h.log_key, "the key of host " + h.name);
     if (key.ok()) keys.push_back(*key);
   }
@@ -162,19 +171,34 @@ Result<std::string> Fetcher::LogOf(const store::Run& run) {
   const std::string dir = cache_ + "/" + Safe(run.owner);
   const std::string local = dir + "/" + name;
   const bool ended = store::IsTerminal(run.status);
-  // A copy verified at the run's end needs no second fetch.
-  if (ended && !run.log_head.empty()) {
-    auto seen = ReadFile(local + ".head");
-    if (seen.ok() && *seen == run.log_head && ::access(local.c_str(), R_OK) == 0) return local;
-  }
-
   std::error_code ec;
   fs::create_directories(dir + "/blobs", ec);
   if (ec) return Error::Sys("mkdir(" + Quote(dir + "/blobs") + ")", ec.value());
+  // Fetches of one log take turns (the run page, the CLI, another process):
+  // each finds what the one before it left.
+  const std::string lock_path = local + ".lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+  if (!lock.valid()) return Error::Sys("open(" + Quote(lock_path) + ")", errno);
+  if (::flock(lock.get(), LOCK_EX) != 0)
+    return Error::Sys("flock(" + Quote(lock_path) + ")", errno);
+  // The copy verified when the run ended needs no second fetch; a running
+  // run's copy is used as it is for kRefetchMs.
+  struct stat st {};
+  const bool have = ::stat(local.c_str(), &st) == 0;
+  if (have && ended && !run.log_head.empty()) {
+    auto seen = ReadFile(local + ".head");
+    if (seen.ok() && *seen == run.log_head) return local;
+  }
+  if (have && !ended &&
+      NowMs() - (st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1'000'000) < kRefetchMs) {
+    return local;
+  }
+
   http_client::Client http;
+  const std::string target = HostOf(run.owner);
   auto get = [&](std::string_view path) -> Result<std::string> {
     KILN_ASSIGN_OR_RETURN(std::string auth,
-                          SignRequest(signer_, HostOf(host_), "GET", path, NowMs()));
+                          SignRequest(signer_, HostOf(host_), target, "GET", path, NowMs()));
     http_client::Request req;
     req.method = "GET";
     std::string base = it->url;
@@ -209,10 +233,13 @@ Result<std::string> Fetcher::LogOf(const store::Run& run) {
     const std::string path = dir + "/blobs/" + hex;
     if (::access(path.c_str(), R_OK) == 0) continue;
     KILN_ASSIGN_OR_RETURN(std::string blob, get(std::string(kBlobs) + hex));
-    if (Sha256Hex(blob) != hex)
+    if (Sha256Hex(blob) != hex) {
       return Error(Error::Code::kCorruption, whose + ": blob " + hex + " does not match its name");
+    }
     KILN_TRY(WriteFileAtomic(path, blob, 0640, Sync::kNoFsync));
   }
+  // Verified where it is written, then moved into place: a reader never sees
+  // a copy that has not verified.
   const std::string part = local + ".part";
   KILN_TRY(WriteNewFile(part, log, 0640, Sync::kNoFsync));
   struct Remove {
@@ -226,19 +253,22 @@ Result<std::string> Fetcher::LogOf(const store::Run& run) {
   vo.trusted_keys = {key};
   vo.blob_dir = dir + "/blobs";
   KILN_ASSIGN_OR_RETURN(sessionlog::VerifyReport report, sessionlog::Verify(part, vo));
-  if (!report.ok()) {
-    return Error(
-        Error::Code::kCorruption,
-        whose + " does not verify: " +
-            (report.findings.empty() ? std::to_string(report.findings_total) + " findings"
-                                     : sessionlog::FormatFinding(report.findings.front())));
-  }
   const std::string head = Hex(report.head);
-  if (ended && !run.log_head.empty() && (!report.complete || head != run.log_head)) {
-    return Error(Error::Code::kCorruption,
-                 whose + " is not the log the store recorded: it ends at " + head +
-                     (report.complete ? "" : " without a signed run.end") +
-                     ", the store's head is " + run.log_head);
+  std::string wrong;
+  if (!report.ok()) {
+    wrong = " does not verify: " + (report.findings.empty()
+                                        ? std::to_string(report.findings_total) + " findings"
+                                        : sessionlog::FormatFinding(report.findings.front()));
+  } else if (ended && !run.log_head.empty() && (!report.complete || head != run.log_head)) {
+    wrong = " is not the log the store recorded: it ends at " + head +
+            (report.complete ? "" : " without a signed run.end") + ", the store's head is " +
+            run.log_head;
+  }
+  // The head file goes first: a copy is never taken for another head's.
+  ::unlink((local + ".head").c_str());
+  if (!wrong.empty()) {
+    ::unlink(local.c_str());  // an earlier copy is no proof of this one
+    return Error(Error::Code::kCorruption, whose + wrong);
   }
   fs::rename(part, local, ec);
   if (ec) return Error::Sys("rename(" + Quote(part) + ")", ec.value());

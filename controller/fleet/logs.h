@@ -28,18 +28,29 @@ namespace kiln::fleet {
 
 // A signed request lasts this long, either way of the two hosts' clocks.
 inline constexpr int64_t kRequestWindowMs = 60'000;
+// A running run's log, fetched, is used as it is for this long.
+inline constexpr int64_t kRefetchMs = 2'000;
 
-// The Authorization header of host's request: "KilnHost <host> <ms> <sig>",
-// host being its host_name and sig the hex Ed25519 signature over method,
-// path, time and host, by the host's session-log key.
+// The host name in an owner id ("runner-3/1234:5678"); "" for an owner of
+// kiln before the fleet, which has none.
+std::string HostOf(std::string_view owner);
+
+// The Authorization header of host's request to target (host names):
+// "KilnHost <host> <ms> <sig>", sig being the hex Ed25519 signature, by the
+// host's session-log key, over the target, method, path, time and host, so
+// that a request is good for one host, one path and one minute.
 Result<std::string> SignRequest(const sessionlog::Signer& signer, std::string_view host,
-                                std::string_view method, std::string_view path, int64_t now_ms);
+                                std::string_view target, std::string_view method,
+                                std::string_view path, int64_t now_ms);
 
-// The host that signed the request, when its signature verifies with a key
-// the store holds for that host name and its time is within the window; otherwise
-// kPermission saying why (nothing about the key or the log is revealed).
-Result<std::string> CheckRequest(store::Store& store, std::string_view authorization,
-                                 std::string_view method, std::string_view path, int64_t now_ms);
+// The host that signed a request to self (this host's name), when its
+// signature verifies with a key the store holds for that host name and its
+// time is within the window. Otherwise kPermission, one message whatever
+// failed (nothing tells a host name from a key); a store that cannot be read
+// is kIO.
+Result<std::string> CheckRequest(store::Store& store, std::string_view self,
+                                 std::string_view authorization, std::string_view method,
+                                 std::string_view path, int64_t now_ms);
 
 struct Served {
   int status = 200;
@@ -47,15 +58,21 @@ struct Served {
   std::string content_type = "application/octet-stream";
 };
 
-// Answers a request for /api/v1/fleet/...: a log file of log_dir by its
-// name, or a blob of log_dir/blobs by its hex name, to a host of the store.
-// 401 for a request not signed by one, 404 for anything else.
-Served Serve(store::Store& store, const std::string& log_dir, std::string_view method,
-             std::string_view path, std::string_view authorization, int64_t now_ms);
+// Answers a request to self (this host's name) for /api/v1/fleet/...: a log
+// file of log_dir by its name, or a blob of log_dir/blobs by its hex name,
+// to a host of the store. 401 for a request not signed by one, 503 when the
+// store cannot say, 404 for anything else.
+Served Serve(store::Store& store, std::string_view self, const std::string& log_dir,
+             std::string_view method, std::string_view path, std::string_view authorization,
+             int64_t now_ms);
 
-// The session-log keys of every host of the store: what a log fetched from
-// another host is signed with. Keys that do not parse are left out.
-std::vector<sessionlog::PublicKey> HostKeys(store::Store& store);
+// The session-log keys of the host that ran run, when that is another host
+// than self's (an owner id): what its log, fetched here, is signed with.
+// Empty for self's own host, whose logs its key_dir verifies, and for keys
+// that do not parse. Only that host's: a key the store holds for another
+// host never vouches for this run's log.
+std::vector<sessionlog::PublicKey> KeysOfRunHost(store::Store& store, const store::Run& run,
+                                                 std::string_view self);
 
 class Fetcher {
  public:
@@ -67,7 +84,9 @@ class Fetcher {
 
   // A path where run's log can be read here: its own path when the file is
   // on this host; otherwise a verified copy fetched from the host that ran
-  // it (kept, and fetched again only when the run's head changed). An error
+  // it. An ended run's copy is kept; a running run's is fetched again at
+  // most every kRefetchMs (its log grows). Fetches of one log take turns
+  // (a lock file), each into a file of its own. An error
   // names the host and what failed: unreachable, refused, or a log that does
   // not verify or does not end at the store's head.
   Result<std::string> LogOf(const store::Run& run);

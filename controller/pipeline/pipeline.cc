@@ -240,6 +240,7 @@ Result<Pipeline::Handled> Pipeline::Start(const std::string& role, int64_t numbe
     KILN_TRY(Comment(repo, number, "kiln cannot start " + role + ": " + st.error().message()));
     return Handled{"refused: " + st.error().message(), false};
   }
+  KILN_TRY(state_.Leads("queueing " + role + " for " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Enqueue(req, NowMs()));
   Tracked t{run.id, repo, number, role, e.seq, 0, "", 0, ""};
   KILN_TRY(state_.Track(t));
@@ -410,10 +411,18 @@ Result<size_t> Pipeline::HandleEvents() {
   for (const auto& e : events) {
     auto key = std::make_pair(e.repo, e.number);
     if (waiting.count(key)) continue;  // in order, per issue
+    // The lead renewed before each event, so that a long tick (a first
+    // fetch of a large repository) does not let it lapse unseen; lost, the
+    // tick stops and the events are the new leader's.
+    KILN_ASSIGN_OR_RETURN(bool leads, Lead());
+    if (!leads) return done;
     auto h = Handle(e);
     if (!h) {
       spdlog::error("pipeline: event {} ({} {} #{}): {}", e.seq, e.kind, e.repo, e.number,
                     h.error().message());
+      // A write refused because the lead passed: not the event's fault.
+      // It stays pending for the new leader, and this tick ends.
+      KILN_TRY(state_.Leads("handling event " + std::to_string(e.seq)));
       const Error::Code code = h.error().code();
       if (code == Error::Code::kIO || code == Error::Code::kTimeout ||
           code == Error::Code::kInternal) {
@@ -432,6 +441,7 @@ Result<size_t> Pipeline::HandleEvents() {
       waiting.insert(key);
       continue;
     }
+    KILN_TRY(state_.Leads("marking event " + std::to_string(e.seq) + " handled"));
     KILN_TRY(inbox_.MarkProcessed(e.seq, h->outcome, NowMs()));
     ++done;
   }
@@ -652,6 +662,8 @@ Result<Pipeline::Followed> Pipeline::FollowRuns() {
   for (auto t : tracked) {
     KILN_ASSIGN_OR_RETURN(store::Run run, s_.store->Get(t.run_id));
     if (store::IsTerminal(run.status)) {
+      KILN_ASSIGN_OR_RETURN(bool leads, Lead());  // renewed before each result's writes
+      if (!leads) return n;
       KILN_TRY(state_.SetOutcome(t.run_id, std::string(kApplying)));
       t.outcome = Apply(t, run);
       KILN_TRY(state_.MarkApplied(t.run_id, t.outcome, NowMs()));

@@ -87,19 +87,23 @@ Result<std::unique_ptr<State>> State::Open(const std::string& store_path) {
 
 Status State::Track(const Tracked& t) {
   std::lock_guard lock(mu_);
+  const std::string what = "tracking a pipeline run";
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, what));
+  KILN_TRY(CheckFence(what));
   KILN_ASSIGN_OR_RETURN(
       sql::Stmt stmt,
-      db_.Prepare("tracking a pipeline run",
+      db_.Prepare(what,
                   "INSERT INTO pipeline_runs (run_id, repo, number, role, event_seq, comment_id, "
                   "shown_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-  return stmt.Bind(1, t.run_id)
-      .Bind(2, t.repo)
-      .Bind(3, t.number)
-      .Bind(4, t.role)
-      .Bind(5, t.event_seq)
-      .Bind(6, t.comment_id)
-      .Bind(7, t.shown_state)
-      .Run();
+  KILN_TRY(stmt.Bind(1, t.run_id)
+               .Bind(2, t.repo)
+               .Bind(3, t.number)
+               .Bind(4, t.role)
+               .Bind(5, t.event_seq)
+               .Bind(6, t.comment_id)
+               .Bind(7, t.shown_state)
+               .Run());
+  return txn.Commit();
 }
 
 Status State::SetComment(const std::string& run_id, int64_t comment_id) {

@@ -51,7 +51,7 @@ class State {
   Status MarkApplied(const std::string& run_id, const std::string& outcome, int64_t now_ms);
   // The outcome of a run not yet applied (what its writing has reached).
   Status SetOutcome(const std::string& run_id, const std::string& outcome);
-  // MarkApplied and SetOutcome check the fence (when set) in their own
+  // Track, MarkApplied and SetOutcome check the fence (when set) in their own
   // transaction: refused with kPermission, writing nothing, once another
   // host leads.
 

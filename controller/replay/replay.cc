@@ -207,7 +207,11 @@ class Replayer {
     vo.trusted_keys = *keys;
     // On a fleet, the run may have been another host's, its log signed with
     // that host's key, which the store holds.
-    for (auto& key : fleet::HostKeys(*s_.store)) vo.trusted_keys.push_back(std::move(key));
+    if (auto run = s_.store->Get(o_.target); run) {
+      for (auto& key : fleet::KeysOfRunHost(*s_.store, *run, s_.owner)) {
+        vo.trusted_keys.push_back(std::move(key));
+      }
+    }
     auto verdict = sessionlog::Verify(path, vo);
     if (!verdict) {
       Refuse(kBadInput, verdict.error().message());

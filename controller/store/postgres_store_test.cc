@@ -215,6 +215,33 @@ TEST_P(PostgresStoreTest, AServerRestartIsWaitedOutAndNothingIsDoubled) {
 
 // Only the PostgreSQL instantiation runs (the SQLite one skips): the tests
 // use BackendTest's database and RawExec.
+// The other owners' write transactions (sql::Txn): a connection lost in the
+// middle of one fails the rest of it and its commit, never carrying on
+// outside the transaction on a new connection; the next one reconnects.
+TEST_P(PostgresStoreTest, ALostConnectionFailsTheRestOfItsTransaction) {
+  auto db = schema::Open(location_, 0);
+  ASSERT_TRUE(db.ok()) << db.error().message();
+  auto txn = sql::Txn::Begin(*db, "test");
+  ASSERT_TRUE(txn.ok()) << txn.error().message();
+  ASSERT_TRUE(db->Exec("test", "INSERT INTO kiln_meta (key, value) VALUES ('a', '1')").ok());
+  RawExec(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+      "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+  auto second = db->Exec("test", "INSERT INTO kiln_meta (key, value) VALUES ('b', '2')");
+  ASSERT_FALSE(second.ok());
+  auto commit = txn->Commit();
+  ASSERT_FALSE(commit.ok());
+  EXPECT_NE(commit.error().message().find("lost inside a transaction"), std::string::npos)
+      << commit.error().message();
+  EXPECT_EQ(RawQuery("SELECT COUNT(*) FROM kiln_meta WHERE key IN ('a', 'b')"), "0");
+  // The next transaction reconnects.
+  auto again = sql::Txn::Begin(*db, "test");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  ASSERT_TRUE(db->Exec("test", "INSERT INTO kiln_meta (key, value) VALUES ('c', '3')").ok());
+  ASSERT_TRUE(again->Commit().ok());
+  EXPECT_EQ(RawQuery("SELECT value FROM kiln_meta WHERE key = 'c'"), "3");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, PostgresStoreTest, ::testing::Values(Backend::kPostgres),
                          testing::BackendName);
 

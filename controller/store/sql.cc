@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "base/strings.h"
+
 namespace kiln::store::sql {
 namespace {
 
@@ -37,7 +39,12 @@ const std::string& Db::name() const {
 
 kiln::Status Db::Ready() {
   pg::Conn* pg = postgres();
-  if (pg == nullptr || !pg->Lost() || pg->InTransaction()) return Ok();
+  if (pg == nullptr || !pg->Lost()) return Ok();
+  if (txn_) {
+    return Error(Error::Code::kIO, "store " + Quote(pg->name()) +
+                                       ": the connection was lost inside a transaction; "
+                                       "nothing of it was written");
+  }
   return pg->Reconnect();
 }
 
@@ -122,21 +129,29 @@ std::string Stmt::Text(int column) const {
 
 Result<Txn> Txn::Begin(Db& db, std::string_view what) {
   const std::string context = std::string(what) + ": beginning a transaction";
-  if (db.dialect() == Dialect::kSqlite) {
-    KILN_TRY(db.Exec(context, "BEGIN IMMEDIATE"));
-  } else {
-    KILN_TRY(db.Exec(context,
-                     "BEGIN; SELECT pg_advisory_xact_lock(" + std::to_string(kWriteLock) + ")"));
+  KILN_TRY(db.Ready());
+  kiln::Status begun = db.dialect() == Dialect::kSqlite
+                           ? db.Exec(context, "BEGIN IMMEDIATE")
+                           : db.Exec(context, "BEGIN; SELECT pg_advisory_xact_lock(" +
+                                                  std::to_string(kWriteLock) + ")");
+  if (!begun.ok()) {
+    // The lock's wait may have failed (a statement timeout) inside BEGIN:
+    // end what was begun, so that the connection is usable again.
+    if (db.InTransaction()) (void)db.Exec(context, "ROLLBACK");
+    return begun.error();
   }
+  db.txn_ = true;
   return Txn(&db, what);
 }
 
 Txn::Txn(Txn&& o) noexcept : db_(std::exchange(o.db_, nullptr)), what_(std::move(o.what_)) {}
 
 Txn::~Txn() {
+  if (db_ == nullptr) return;
   // Some errors end the transaction themselves; roll back only one that is
   // still open.
-  if (db_ != nullptr && db_->InTransaction()) (void)db_->Exec(what_, "ROLLBACK");
+  if (db_->InTransaction()) (void)db_->Exec(what_, "ROLLBACK");
+  db_->txn_ = false;
 }
 
 kiln::Status Txn::Commit() {
@@ -144,6 +159,7 @@ kiln::Status Txn::Commit() {
   kiln::Status st = db->Exec(what_ + ": committing", "COMMIT");
   // A COMMIT that failed can leave the transaction open (SQLite's busy); end it.
   if (!st.ok() && db->InTransaction()) (void)db->Exec(what_, "ROLLBACK");
+  db->txn_ = false;
   return st;
 }
 

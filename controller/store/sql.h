@@ -16,9 +16,11 @@
 // (The run store's queue does not use Txn: it locks rows, so that hosts claim
 // in parallel; controller/store/postgres_store.cc.)
 //
-// On PostgreSQL a lost connection fails the statement or transaction it cut
-// (a retryable error: the caller's next call reconnects), so an operation
-// is either applied whole or not at all.
+// On PostgreSQL a lost connection fails the statement or transaction it cut:
+// every later statement of a Txn it cut fails too (it is never carried on
+// outside the transaction, on a new connection), and so does its Commit; the
+// caller's next call after the Txn reconnects. An operation is either
+// applied whole or not at all.
 //
 // Not thread-safe: the owner serialises access to a Db and its statements.
 #pragma once
@@ -67,10 +69,12 @@ class Db {
 
  private:
   // A connection lost outside a transaction is re-established before the
-  // next statement; one lost inside fails until the transaction ends.
+  // next statement; one lost inside a Txn fails until the Txn ends.
   kiln::Status Ready();
 
+  friend class Txn;
   std::variant<sqlite::Db, pg::Conn> conn_;
+  bool txn_ = false;  // a Txn is open on this connection
 };
 
 // A prepared statement. On PostgreSQL the parameters are kept until the first

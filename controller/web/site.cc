@@ -197,8 +197,8 @@ ApiResponse Site::Route(Request& r) {
   // The other hosts of a fleet, for this host's session logs.
   if (api && seg.size() >= 3 && seg[2] == "fleet") {
     if (options_.log_dir.empty()) return Message(404, "this host serves no session logs");
-    fleet::Served s = fleet::Serve(store_, options_.log_dir, raw.method, r.path, raw.authorization,
-                                   options_.now());
+    fleet::Served s = fleet::Serve(store_, fleet::HostOf(options_.host), options_.log_dir,
+                                   raw.method, r.path, raw.authorization, options_.now());
     ApiResponse out;
     out.status = s.status;
     out.content_type = s.content_type;
@@ -452,7 +452,9 @@ std::optional<Verdict> Site::VerdictOf(const store::Run& run) {
   if (keys) vo.trusted_keys = *keys;
   // On a fleet, a log another host wrote is signed with that host's key,
   // which the store holds.
-  for (auto& key : fleet::HostKeys(store_)) vo.trusted_keys.push_back(std::move(key));
+  for (auto& key : fleet::KeysOfRunHost(store_, run, options_.host)) {
+    vo.trusted_keys.push_back(std::move(key));
+  }
   Verdict v;
   auto report = sessionlog::Verify(path, vo);
   if (!report) {

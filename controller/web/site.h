@@ -44,6 +44,9 @@ struct SiteOptions {
   // This host's session logs, served to the other hosts of the store
   // (/api/v1/fleet/, signed requests only); "" serves none.
   std::string log_dir;
+  // This process's owner id (runner::OwnerId): its host name is whom the
+  // other hosts' requests must be for, and whose logs need no other key.
+  std::string host;
 };
 
 class Site {

@@ -86,7 +86,7 @@ class Fetcher {
   // on this host; otherwise a verified copy fetched from the host that ran
   // it. An ended run's copy is kept; a running run's is fetched again at
   // most every kRefetchMs (its log grows). Fetches of one log take turns
-  // (a lock file), each into a file of its own. An error
+  // (a lock file), so none sees another's half-written copy. An error
   // names the host and what failed: unreachable, refused, or a log that does
   // not verify or does not end at the store's head.
   Result<std::string> LogOf(const store::Run& run);

@@ -3,6 +3,8 @@
 // sharing one store on a real PostgreSQL server (the test server of the
 // CTest fixture kiln_postgres, a database of the test's own). Real sandboxes,
 // the real kiln-runtime and the scripted model server.
+#include <signal.h>
+
 #include <atomic>
 #include <map>
 #include <thread>
@@ -319,6 +321,68 @@ default: {tool_calls: [{name: submit, input: {summary: done}}]}
     for (const auto& h : hosts) {
       ADD_FAILURE() << "host " << h << ":\n" << ReadAll(root_ + "/" + h + ".log");
     }
+  }
+}
+
+// A host paused (SIGSTOP) past its lease on the fleet's PostgreSQL store,
+// then resumed: the other host rescued and finished its run; the paused
+// host's late writes are refused by the epoch, and it kills its sandbox at
+// once rather than after the command's minute.
+TEST_F(Fleet, APausedHostsLateWritesAreRefusedByTheEpoch) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "sleep 66", timeout_ms: 100000}}]
+default: {tool_calls: [{name: submit, input: {summary: done}}]}
+)",
+        "concurrency: {lease: 3s}\n");
+  const std::string a = Host("a"), b = Host("b");
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Enqueue(*store, 1, {repo_});
+  std::vector<store::Run> runs;
+  {
+    Daemon first(a, root_ + "/a.log");
+    for (int i = 0; i < 300 && ProcessesMatching("sleep 66").empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_FALSE(ProcessesMatching("sleep 66").empty()) << ReadAll(root_ + "/a.log");
+    ASSERT_EQ(::kill(first.pid(), SIGSTOP), 0);
+    struct Resume {
+      pid_t pid;
+      ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{first.pid()};
+    {
+      Daemon second(b, root_ + "/b.log");
+      runs = WhenAllEnded(*store);
+    }
+    ASSERT_EQ(runs.size(), 1u);
+    EXPECT_EQ(runs[0].status, store::Status::kSucceeded) << runs[0].error;
+    EXPECT_EQ(runs[0].attempt, 2);
+    EXPECT_EQ(runs[0].epoch, 3);  // a's claim, b's rescue, b's claim
+    EXPECT_TRUE(runs[0].owner.starts_with("b/")) << runs[0].owner;
+    ASSERT_EQ(::kill(first.pid(), SIGCONT), 0);
+    for (int i = 0; i < 100 && !ProcessesMatching("sleep 66").empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(ProcessesMatching("sleep 66").empty());
+    std::string a_log;
+    for (int i = 0; i < 100; ++i) {
+      a_log = ReadAll(root_ + "/a.log");
+      if (Contains(a_log, "nothing written")) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(Contains(a_log, "taken over (epoch 3, ours 1); stopping the sandbox")) << a_log;
+    EXPECT_TRUE(Contains(a_log, "this claim was epoch 1: nothing written")) << a_log;
+  }
+  // The store still holds b's record.
+  auto after = store->Get(runs[0].id);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->status, store::Status::kSucceeded);
+  EXPECT_EQ(after->owner, runs[0].owner);
+  EXPECT_EQ(after->log_head, runs[0].log_head);
+  RemoveCgroupParents({"a", "b"});
+  if (HasFailure()) {
+    ADD_FAILURE() << "a:\n" << ReadAll(root_ + "/a.log") << "b:\n" << ReadAll(root_ + "/b.log");
   }
 }
 

@@ -28,6 +28,17 @@
 #include "controller/store/postgres.h"
 
 namespace kiln::controller::cli {
+
+std::function<Result<std::string>(const store::Run&)> LogHere(const config::Config& cfg,
+                                                              store::Store& store) {
+  auto signer = sessionlog::LoadSigner(cfg.key_dir);
+  if (!signer) return nullptr;
+  std::shared_ptr<const sessionlog::Signer> key = std::move(*signer);
+  auto fetcher = std::make_shared<fleet::Fetcher>(store, *key, runner::OwnerId(cfg.host_name),
+                                                  cfg.state_dir + "/fleet-logs");
+  return [key, fetcher](const store::Run& run) { return fetcher->LogOf(run); };
+}
+
 namespace {
 
 using nlohmann::json;
@@ -283,19 +294,6 @@ int DoServe(const std::string& config_path, const daemon::ServeOptions& options)
 Result<std::unique_ptr<store::Store>> OpenStore(const std::string& config_path) {
   KILN_ASSIGN_OR_RETURN(config::Config cfg, LoadConfig(config_path));
   return store::Open(cfg.store);
-}
-
-// Where a run's session log can be read on this host: on a fleet, a
-// verified copy fetched from the host that ran it, asked for with this
-// host's key (none yet: only this host's own logs).
-std::function<Result<std::string>(const store::Run&)> LogHere(const config::Config& cfg,
-                                                              store::Store& store) {
-  auto signer = sessionlog::LoadSigner(cfg.key_dir);
-  if (!signer) return nullptr;
-  std::shared_ptr<const sessionlog::Signer> key = std::move(*signer);
-  auto fetcher = std::make_shared<fleet::Fetcher>(store, *key, runner::OwnerId(cfg.host_name),
-                                                  cfg.state_dir + "/fleet-logs");
-  return [key, fetcher](const store::Run& run) { return fetcher->LogOf(run); };
 }
 
 struct RunsOptions {

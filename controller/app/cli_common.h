@@ -6,12 +6,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "base/result.h"
 #include "controller/app/daemon.h"
 #include "controller/config/config.h"
+#include "controller/store/store.h"
 
 namespace kiln::controller::cli {
 
@@ -25,6 +27,13 @@ constexpr int kCancelled = 4;
 constexpr int kInfrastructure = 125;
 
 constexpr char kDefaultConfig[] = "/etc/kiln/kiln.yaml";
+
+// Where a run's session log can be read on this host: on a fleet, a
+// verified copy fetched from the host that ran it (controller/fleet), asked
+// for with this host's key; null where this host has no key yet (it can
+// then read only its own logs). Defined in cli.cc.
+std::function<Result<std::string>(const store::Run&)> LogHere(const config::Config& cfg,
+                                                              store::Store& store);
 
 inline int Fail(const Error& e, int code = kUsage) {
   spdlog::error("{}", e.message());

@@ -13,8 +13,10 @@
 #include "base/terminal.h"
 #include "controller/app/cli_common.h"
 #include "controller/audit/audit.h"
+#include "controller/fleet/logs.h"
 #include "controller/git/git.h"
 #include "controller/git/write.h"
+#include "controller/run/runner.h"
 #include "controller/sessionlog/signer.h"
 #include "controller/store/store.h"
 #include "controller/web/auth.h"
@@ -182,8 +184,18 @@ int DoHandoff(const HandoffOptions& o) {
   // The transcript, beside the work and out of git's way.
   std::string transcript = dir + "/kiln-transcript.md";
   if (!run->log_path.empty()) {
+    // On a fleet, the log may be another host's: fetched here and verified
+    // with that host's key first.
+    auto here = LogHere(*cfg, **st);
+    auto log = here ? here(*run) : Result<std::string>(run->log_path);
+    if (!log) return Fail(log.error().Wrap("the transcript"), kInfrastructure);
     auto keys = sessionlog::TrustedKeys(cfg->key_dir);
-    auto report = audit::Build(run->log_path, keys ? *keys : std::vector<sessionlog::PublicKey>{});
+    std::vector<sessionlog::PublicKey> trusted =
+        keys ? *keys : std::vector<sessionlog::PublicKey>{};
+    for (auto& key : fleet::KeysOfRunHost(**st, *run, runner::OwnerId(cfg->host_name))) {
+      trusted.push_back(std::move(key));
+    }
+    auto report = audit::Build(*log, trusted);
     if (!report) return Fail(report.error().Wrap("the transcript"), kInfrastructure);
     if (Status w = WriteNewFile(transcript, audit::Markdown(*report), 0644, Sync::kNoFsync);
         !w.ok()) {

@@ -437,7 +437,8 @@ TEST_F(Fleet, ServeRefusesABadStoreWithOneClearError) {
 }
 
 // A run's log stays on the host that ran it. Another host's `kiln runs show`,
-// `kiln audit`, run page and `kiln replay` fetch it from that host's API, with its blobs, signed
+// `kiln audit`, run page, `kiln replay` and `kiln runs handoff` fetch it from
+// that host's API, with its blobs, signed
 // with their own host's key, and use it only once it verifies against the
 // key and the head the store holds; a tampered log is refused, naming why,
 // and the API answers nobody but the fleet's hosts.
@@ -508,6 +509,12 @@ TEST_F(Fleet, AnotherHostsLogIsFetchedVerifiedAndRefusedWhenTampered) {
     Outcome replay = Kiln({"replay", "--config", configs[1], run.id});
     EXPECT_EQ(replay.status, 0) << replay.out << replay.err;
     EXPECT_TRUE(Contains(replay.out, "identical")) << replay.out;
+
+    // b's hand-back: the work on a branch, the transcript from a's log.
+    const std::string mine = root_ + "/mine";
+    Outcome handoff = Kiln({"runs", "handoff", "--config", configs[1], run.id, mine});
+    ASSERT_EQ(handoff.status, 0) << handoff.out << handoff.err;
+    EXPECT_TRUE(Contains(ReadAll(mine + "/kiln-transcript.md"), "Read this.")) << handoff.out;
 
     // Nobody but a host of the fleet gets a log.
     const std::string name = std::filesystem::path(a_log).filename().string();

@@ -174,11 +174,19 @@ Result<std::unique_ptr<Controller>> Controller::Open(config::Config config) {
     KILN_ASSIGN_OR_RETURN(p.inbox, forge::Inbox::Open(cfg.store));
     if (cfg.pipeline.forge == "github") {
       KILN_TRY(OpenGitHub(cfg, *p.cache, *p.inbox, &p.rest, &p.auth, &p.forge, &p.webhooks));
-    } else {
-      KILN_ASSIGN_OR_RETURN(p.forge, forge::Local::Open(cfg.store, forge::ReposDir(cfg.state_dir),
-                                                        cfg.pipeline.bot, forge::Access::kApp));
     }
     KILN_ASSIGN_OR_RETURN(p.state, pipeline::State::Open(cfg.store));
+    if (cfg.pipeline.forge != "github") {
+      KILN_ASSIGN_OR_RETURN(std::unique_ptr<forge::Local> local,
+                            forge::Local::Open(cfg.store, forge::ReposDir(cfg.state_dir),
+                                               cfg.pipeline.bot, forge::Access::kApp));
+      // The local forge's tables are in the store: its writes check the
+      // pipeline's lead in their own transactions (docs/fleet.md).
+      local->SetWriteGuard([state = p.state.get()](store::sql::Db& db, const std::string& doing) {
+        return state->LeadsOn(db, doing);
+      });
+      p.forge = std::move(local);
+    }
     pipeline::Options o;
     o.trusted_users = cfg.pipeline.trusted_users;
     o.bot = cfg.pipeline.bot;

@@ -76,6 +76,12 @@ Result<std::string> Import(const std::string& tmp, const std::string& from_dir,
 
 }  // namespace
 
+Result<Txn> Local::Begin(const std::string& doing) {
+  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, doing));
+  if (guard_) KILN_TRY(guard_(db_, doing));
+  return txn;
+}
+
 Result<std::unique_ptr<Local>> Local::Open(const std::string& store_path,
                                            const std::string& repos_dir, std::string actor,
                                            Access access) {
@@ -157,7 +163,7 @@ Result<LocalRepo> Local::CreateRepo(const std::string& name, const std::string& 
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = NowMs();
   auto commit = [&]() -> Status {
-    KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "creating repository " + name));
+    KILN_ASSIGN_OR_RETURN(Txn txn, Begin("creating repository " + name));
     auto existing = rows::LoadRepo(db_, name);
     if (existing.ok()) return Error::Invalid("repository " + Quote(name) + " already exists");
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -257,7 +263,7 @@ Result<Issue> Local::CreateIssue(const std::string& repo, const std::string& tit
   KILN_TRY(validate::Body(body, "body"));
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "opening an issue in " + repo));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("opening an issue in " + repo));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   if (!labels.empty()) KILN_TRY(MayMaintain(r, "labelling a new issue in " + Quote(repo)));
   std::vector<std::string> sorted = labels;
@@ -339,7 +345,7 @@ Status Local::Update(const std::string& repo, int64_t number,
   const int64_t now = NowMs();
   // One transaction: every check before any write, so a refused part leaves
   // nothing of the others.
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "updating " + what));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("updating " + what));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
   const std::string kind = rows::KindPrefix(item.issue);
@@ -429,8 +435,7 @@ Result<Comment> Local::AddComment(const std::string& repo, int64_t number,
   KILN_TRY(validate::Body(body, "comment"));
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn,
-                        Txn::Begin(db_, "commenting on " + repo + " #" + std::to_string(number)));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("commenting on " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
   KILN_ASSIGN_OR_RETURN(
       Stmt stmt, db_.Prepare("commenting on " + repo + " #" + std::to_string(number),
@@ -469,7 +474,7 @@ Status Local::EditComment(const std::string& repo, int64_t comment_id, const std
   KILN_TRY(validate::Body(body, "comment"));
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "editing comment " + std::to_string(comment_id)));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("editing comment " + std::to_string(comment_id)));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_ASSIGN_OR_RETURN(Stmt find, db_.Prepare("reading comment " + std::to_string(comment_id),
                                                "SELECT number, author, body FROM forge_comments "
@@ -506,8 +511,7 @@ Status Local::AddLabels(const std::string& repo, int64_t number,
                         const std::vector<std::string>& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn,
-                        Txn::Begin(db_, "labelling " + repo + " #" + std::to_string(number)));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("labelling " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_TRY(MayMaintain(r, "labelling " + rows::Describe(item.issue)));
@@ -532,8 +536,7 @@ Status Local::AddLabels(const std::string& repo, int64_t number,
 Status Local::RemoveLabel(const std::string& repo, int64_t number, const std::string& label) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn,
-                        Txn::Begin(db_, "unlabelling " + repo + " #" + std::to_string(number)));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("unlabelling " + repo + " #" + std::to_string(number)));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadItem(db_, repo, number));
   KILN_ASSIGN_OR_RETURN(rows::RepoRow r, rows::LoadRepo(db_, repo));
   KILN_TRY(MayMaintain(r, "unlabelling " + rows::Describe(item.issue)));

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -125,6 +126,14 @@ class Local final : public Forge {
 
   Local(const Local&) = delete;
   Local& operator=(const Local&) = delete;
+
+  // A check every write runs inside its own transaction, on this forge's
+  // connection, before it writes anything: refused, the write is not made.
+  // On a fleet the pipeline's forge checks there that its host still leads
+  // (docs/fleet.md), so a former leader's write and the new leader's lead
+  // cannot interleave.
+  using WriteGuard = std::function<Status(store::sql::Db& db, const std::string& doing)>;
+  void SetWriteGuard(WriteGuard guard) { guard_ = std::move(guard); }
 
   std::string kind() const override { return "local"; }
   const std::string& actor() const override { return actor_; }
@@ -278,8 +287,12 @@ class Local final : public Forge {
   Result<Range> RangeOf(const rows::RepoRow& repo, const rows::ItemRow& item);
   Result<std::string> CommitOfLocked(const rows::RepoRow& repo, const std::string& ref);
 
+  // A write transaction on db_, the write guard checked in it (mu_ held).
+  Result<store::sql::Txn> Begin(const std::string& doing);
+
   std::mutex mu_;
   store::sql::Db db_;  // guarded by mu_
+  WriteGuard guard_;
   const std::string repos_dir_;
   const std::string actor_;
   const Access access_;

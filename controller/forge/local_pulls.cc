@@ -101,7 +101,7 @@ Result<PullRequest> Local::OpenPull(const std::string& repo, const std::string& 
                           " in " + Quote(repo) + ": the head is already in the base");
   }
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "opening a pull request in " + repo));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("opening a pull request in " + repo));
   KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> open,
                         rows::OpenPullWithHead(db_, repo, head_branch));
   if (open) {
@@ -150,7 +150,7 @@ Status Local::SetStatus(const std::string& repo, const std::string& sha,
   KILN_ASSIGN_OR_RETURN(bool exists, bare::HasCommit(r.path, commit));
   if (!exists) return Error::NotFound("commit " + Quote(commit) + " not found in " + Quote(repo));
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "setting a status in " + repo));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("setting a status in " + repo));
   KILN_ASSIGN_OR_RETURN(
       Stmt stmt,
       db_.Prepare("setting status " + status.context + " of " + Short(commit),
@@ -222,7 +222,7 @@ Status Local::DeleteBranch(const std::string& repo, const std::string& branch) {
                           "; it is not deleted");
   }
   // The check and the deletion in one transaction: no pull request opens between.
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "deleting branch " + branch + " of " + repo));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("deleting branch " + branch + " of " + repo));
   KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> pull,
                         rows::OpenPullWithHead(db_, repo, branch));
   if (pull) {
@@ -274,7 +274,7 @@ Status Local::RecordPush(const std::string& repo, const std::string& branch,
                          const std::string& before, const std::string& after, bool forced) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "recording a push to " + repo));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("recording a push to " + repo));
   KILN_ASSIGN_OR_RETURN(std::optional<rows::ItemRow> pull,
                         rows::OpenPullWithHead(db_, repo, branch));
   KILN_TRY(rows::Emit(
@@ -335,7 +335,7 @@ Result<PullRequest> Local::Merge(const std::string& repo, int64_t number,
   }
 
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "merging " + what));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("merging " + what));
   // Another forge instance may have merged or closed it since it was read.
   KILN_ASSIGN_OR_RETURN(rows::ItemRow again, rows::LoadPull(db_, repo, number));
   if (again.issue.state != "open") {

@@ -191,7 +191,7 @@ Result<Review> Local::AddReview(const std::string& repo, int64_t number, const R
     }
   }
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "reviewing " + what));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("reviewing " + what));
   if (pending) {
     // As GitHub: one pending review per user and pull request.
     KILN_ASSIGN_OR_RETURN(std::vector<Review> all, rows::LoadReviews(db_, repo, number));
@@ -240,7 +240,7 @@ Result<Review> Local::SubmitReview(const std::string& repo, int64_t number, int6
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what = What(repo, number);
   const int64_t now = NowMs();
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "submitting a review of " + what));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("submitting a review of " + what));
   KILN_ASSIGN_OR_RETURN(rows::ItemRow item, rows::LoadPull(db_, repo, number));
   KILN_ASSIGN_OR_RETURN(std::vector<Review> all, rows::LoadReviews(db_, repo, number));
   auto it = std::find_if(all.begin(), all.end(), [&](const Review& r) {
@@ -280,7 +280,7 @@ Result<Review> Local::DeletePendingReview(const std::string& repo, int64_t numbe
                                           int64_t review_id) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what = What(repo, number);
-  KILN_ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_, "deleting a review of " + what));
+  KILN_ASSIGN_OR_RETURN(Txn txn, Begin("deleting a review of " + what));
   KILN_TRY(rows::LoadPull(db_, repo, number));
   KILN_ASSIGN_OR_RETURN(std::vector<Review> all, rows::LoadReviews(db_, repo, number));
   auto it = std::find_if(all.begin(), all.end(), [&](const Review& r) {

@@ -552,6 +552,16 @@ TEST_P(PipelineEvents, AFormerLeadersWritesAreRefusedAndNothingIsWritten) {
   auto labels = fenced.AddLabels(kRepo, 1, {"bug"});
   ASSERT_FALSE(labels.ok());
   EXPECT_EQ(labels.error().code(), Error::Code::kPermission);
+  // The local forge checks again, in the transaction of its own write,
+  // whatever checked before it (here: nothing).
+  bot_->SetWriteGuard(
+      [&](store::sql::Db& db, const std::string& doing) { return state_->LeadsOn(db, doing); });
+  auto direct = bot_->AddComment(kRepo, 1, "a late word");
+  ASSERT_FALSE(direct.ok());
+  EXPECT_EQ(direct.error().message(),
+            "commenting on acme/calc #1: " + refused + ": nothing written");
+  EXPECT_FALSE(bot_->AddLabels(kRepo, 1, {"bug"}).ok());
+  bot_->SetWriteGuard(nullptr);
   // Nothing reached the forge or the pipeline's record.
   EXPECT_EQ(CommentsOn(1).size(), comments_before);
   EXPECT_TRUE(bot_->GetIssue(kRepo, 1)->labels.empty());

@@ -143,15 +143,30 @@ Status State::SetOutcome(const std::string& run_id, const std::string& outcome) 
   return txn.Commit();
 }
 
-Result<Lead> State::ReadLead() {
+namespace {
+
+Result<Lead> ReadLeadOn(sql::Db& db) {
   KILN_ASSIGN_OR_RETURN(sql::Stmt stmt,
-                        db_.Prepare("reading the pipeline's lead",
-                                    "SELECT holder, epoch, expires_ms FROM pipeline_lead "
-                                    "WHERE name = 'pipeline'"));
+                        db.Prepare("reading the pipeline's lead",
+                                   "SELECT holder, epoch, expires_ms FROM pipeline_lead "
+                                   "WHERE name = 'pipeline'"));
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return Lead{};
   return Lead{stmt.Text(0), stmt.Int(1), stmt.Int(2)};
 }
+
+// Ok when the lead is still fence's; otherwise the refusal for doing.
+Status Held(const Lead& now, const Lead& fence, const std::string& doing) {
+  if (now.holder == fence.holder && now.epoch == fence.epoch) return Ok();
+  return Error(Error::Code::kPermission, doing + ": the pipeline's lead passed to " +
+                                             Quote(now.holder) + " (epoch " +
+                                             std::to_string(now.epoch) + ", ours " +
+                                             std::to_string(fence.epoch) + "): nothing written");
+}
+
+}  // namespace
+
+Result<Lead> State::ReadLead() { return ReadLeadOn(db_); }
 
 Result<Lead> State::TakeLead(const std::string& host, int64_t now_ms, int64_t lease_ms) {
   std::lock_guard lock(mu_);
@@ -195,11 +210,18 @@ Status State::Leads(const std::string& doing) {
 Status State::CheckFence(const std::string& doing) {
   if (!fence_) return Ok();
   KILN_ASSIGN_OR_RETURN(Lead now, ReadLead());
-  if (now.holder == fence_->holder && now.epoch == fence_->epoch) return Ok();
-  return Error(Error::Code::kPermission, doing + ": the pipeline's lead passed to " +
-                                             Quote(now.holder) + " (epoch " +
-                                             std::to_string(now.epoch) + ", ours " +
-                                             std::to_string(fence_->epoch) + "): nothing written");
+  return Held(now, *fence_, doing);
+}
+
+Status State::LeadsOn(sql::Db& db, const std::string& doing) {
+  std::optional<Lead> fence;
+  {
+    std::lock_guard lock(mu_);
+    fence = fence_;
+  }
+  if (!fence) return Ok();
+  KILN_ASSIGN_OR_RETURN(Lead now, ReadLeadOn(db));
+  return Held(now, *fence, doing);
 }
 
 Status State::SetText(const std::string& what, const std::string& sql, const std::string& run_id,

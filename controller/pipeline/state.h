@@ -67,6 +67,9 @@ class State {
   // Ok while the fence holds (or none is set); otherwise kPermission naming
   // the new holder, for `doing`. The pipeline asks before each forge write.
   Status Leads(const std::string& doing);
+  // Leads, read on another connection to the store: the local forge's,
+  // inside the transaction of its write (forge::Local::SetWriteGuard).
+  Status LeadsOn(store::sql::Db& db, const std::string& doing);
 
   // Runs not yet applied, oldest first.
   Result<std::vector<Tracked>> Unapplied();

@@ -1,7 +1,6 @@
 #include "controller/config/config.h"
 
 #include <algorithm>
-#include <cctype>
 #include <climits>
 #include <iterator>
 #include <regex>
@@ -331,11 +330,7 @@ Status ReadTop(Fields& f, Config& c) {
   KILN_TRY(Set(f.String("images_dir"), &c.images_dir));
   KILN_TRY(Set(f.String("secrets_file"), &c.secrets_file));
   KILN_TRY(Set(f.String("host_name"), &c.host_name));
-  if (!c.host_name.empty() &&
-      (c.host_name.size() > 64 ||
-       !std::all_of(c.host_name.begin(), c.host_name.end(), [](unsigned char ch) {
-         return std::isalnum(ch) || ch == '-' || ch == '.' || ch == '_';
-       }))) {
+  if (!c.host_name.empty() && !names::IsHostName(c.host_name)) {
     return f.Fail("host_name",
                   "must be up to 64 letters, digits, '-', '.' or '_', not " + Quote(c.host_name));
   }

@@ -41,6 +41,15 @@ inline bool IsSecret(std::string_view s) {
   return true;
 }
 
+// A host of a fleet (host_name): [A-Za-z0-9._-]{1,64}.
+inline bool IsHostName(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    if (!detail::Word(c) && c != '-' && c != '.') return false;
+  }
+  return true;
+}
+
 // A forge label as a trigger names it: [A-Za-z0-9][A-Za-z0-9._:/-]{0,63}
 // (kiln's own labels are lower-case: ready-to-spec, plan-approved, area:x).
 inline bool IsLabel(std::string_view s) {

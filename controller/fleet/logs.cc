@@ -43,13 +43,11 @@ Error Refused() {
   return Error(Error::Code::kPermission, "not a request signed by a host of this store");
 }
 
-// A log's file name as hosts ask for it: a run id and ".log", nothing that
-// could leave the log directory.
+// A log's file name as hosts ask for it: a run id (and attempt) and ".log",
+// nothing that could leave the log directory.
 bool LogName(std::string_view name) {
-  return name.size() > 4 && name.size() <= 160 && name.ends_with(".log") && name[0] != '.' &&
-         std::all_of(name.begin(), name.end(), [](unsigned char c) {
-           return std::isalnum(c) || c == '.' || c == '_' || c == '-' || c == ':';
-         });
+  return name.size() > 4 && name.ends_with(".log") && name[0] != '.' &&
+         sessionlog::ValidRunId(name.substr(0, name.size() - 4));
 }
 
 bool BlobName(std::string_view name) {

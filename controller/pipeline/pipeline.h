@@ -116,7 +116,8 @@ class Pipeline {
   // When each running run's progress comment last changed for its use.
   static constexpr int64_t kLiveEveryMs = 5'000;
   std::map<std::string, int64_t> last_live_edit_;
-  std::string leader_;  // the holder of the lead last seen, for the log
+  std::string leader_;      // the holder of the lead last seen, for the log
+  int64_t renewed_ms_ = 0;  // when this host last renewed its lead
 };
 
 }  // namespace kiln::pipeline

@@ -1,7 +1,7 @@
-// One connection API over both of the store's backends, for the owners of
-// tables other than the run store (the forge, the pipeline, the scheduler,
-// the web view): a connection, a prepared statement and a write transaction,
-// shaped as sqlite.h's are, on a SQLite file or on PostgreSQL.
+// One connection API over both of the store's backends, for every owner of
+// tables (the forge, the pipeline, the scheduler, the web view, and the run
+// store on SQLite): a connection, a prepared statement and a write
+// transaction, on a SQLite file or on PostgreSQL.
 //
 // SQL is written once, in the subset both dialects share: parameters as ?1,
 // ?2 ... (sent to PostgreSQL as $1, $2 ...), ON CONFLICT for upserts,
@@ -13,8 +13,8 @@
 // BEGIN IMMEDIATE does: on PostgreSQL a transaction-scoped advisory lock
 // that every Txn of every host takes. Code written for SQLite's single
 // writer is therefore correct, unchanged, for several hosts on PostgreSQL.
-// (The run store's queue does not use Txn: it locks rows, so that hosts claim
-// in parallel; controller/store/postgres_store.cc.)
+// (The run store on PostgreSQL does not use Txn: it locks rows, so that hosts
+// claim in parallel; controller/store/postgres_store.cc.)
 //
 // On PostgreSQL a lost connection fails the statement or transaction it cut:
 // every later statement of a Txn it cut fails too (it is never carried on

@@ -127,24 +127,4 @@ std::string Stmt::Text(int column) const {
                      static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
 }
 
-Result<Txn> Txn::Begin(Db& db, std::string_view what) {
-  std::string context = std::string(what) + ": beginning a transaction";
-  KILN_TRY(db.Exec(context, "BEGIN IMMEDIATE"));
-  return Txn(&db, what);
-}
-
-Txn::~Txn() {
-  // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) end the transaction
-  // themselves; roll back only one that is still open.
-  if (db_ != nullptr && db_->InTransaction()) (void)db_->Exec(what_, "ROLLBACK");
-}
-
-Status Txn::Commit() {
-  Db* db = std::exchange(db_, nullptr);
-  Status st = db->Exec(what_ + ": committing", "COMMIT");
-  // COMMIT can fail and leave the transaction open (SQLITE_BUSY); end it.
-  if (!st.ok() && db->InTransaction()) (void)db->Exec(what_, "ROLLBACK");
-  return st;
-}
-
 }  // namespace kiln::store::sqlite

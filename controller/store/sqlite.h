@@ -1,6 +1,7 @@
-// Thin RAII owners over the sqlite3 C API for the store: a connection, a
-// prepared statement and a write transaction. Values only ever reach SQL
-// through bound parameters. Errors name the database path, the operation and
+// Thin RAII owners over the sqlite3 C API for the store: a connection and a
+// prepared statement (the write transaction of both backends is sql::Txn,
+// controller/store/sql.h). Values only ever reach SQL through bound
+// parameters. Errors name the database path, the operation and
 // SQLite's own message: "store '/var/lib/kiln/kiln.db': claim: database is locked".
 //
 // Not thread-safe: the owner serialises access to a Db and its statements.
@@ -86,28 +87,6 @@ class Stmt {
   sqlite3_stmt* stmt_;
   std::string what_;
   int bind_rc_ = 0;  // SQLITE_OK
-};
-
-// BEGIN IMMEDIATE: takes the database's write lock at once (waiting up to
-// the busy timeout), so a read-modify-write inside cannot interleave with
-// another connection's, in this process or another. Rolls back unless
-// committed.
-class Txn {
- public:
-  static Result<Txn> Begin(Db& db, std::string_view what);
-  Txn(Txn&& o) noexcept : db_(std::exchange(o.db_, nullptr)), what_(std::move(o.what_)) {}
-  Txn& operator=(Txn&&) = delete;
-  Txn(const Txn&) = delete;
-  Txn& operator=(const Txn&) = delete;
-  ~Txn();
-
-  kiln::Status Commit();
-
- private:
-  Txn(Db* db, std::string_view what) : db_(db), what_(what) {}
-
-  Db* db_;  // null once committed or moved from
-  std::string what_;
 };
 
 }  // namespace kiln::store::sqlite

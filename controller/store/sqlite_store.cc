@@ -17,7 +17,7 @@
 #include "controller/store/rows.h"
 #include "controller/store/run_id.h"
 #include "controller/store/schema.h"
-#include "controller/store/sqlite.h"
+#include "controller/store/sql.h"
 #include "controller/store/store.h"
 
 namespace kiln::store {
@@ -27,19 +27,19 @@ namespace {
 constexpr int kBusyTimeoutMs = 5'000;
 
 // Steps stmt (a SELECT of kRunColumns) to the end.
-Result<std::vector<Run>> AllRuns(const sqlite::Db& db, sqlite::Stmt& stmt) {
+Result<std::vector<Run>> AllRuns(const sql::Db& db, sql::Stmt& stmt) {
   std::vector<Run> runs;
   for (;;) {
     KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) return runs;
-    KILN_ASSIGN_OR_RETURN(Run run, ReadRun(db.path(), stmt));
+    KILN_ASSIGN_OR_RETURN(Run run, ReadRun(db.name(), stmt));
     runs.push_back(std::move(run));
   }
 }
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(sqlite::Db db) : db_(std::move(db)) {}
+  explicit SqliteStore(sql::Db db) : db_(std::move(db)) {}
 
   Result<Run> Enqueue(const RunRequest& request, int64_t now_ms) override;
   Result<Run> StartNew(const RunRequest& request, std::string_view owner, int64_t now_ms) override;
@@ -86,22 +86,20 @@ class SqliteStore final : public Store {
   Result<std::optional<std::string>> NextClaimable(const ClaimLimits& limits, int64_t now_ms);
 
   std::mutex mu_;
-  sqlite::Db db_;  // guarded by mu_
+  sql::Db db_;  // guarded by mu_
 };
 
 Result<Run> SqliteStore::Load(std::string_view id) {
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt stmt,
-                        db_.Prepare("reading a run", SelectRuns("WHERE id = ?1")));
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt, db_.Prepare("reading a run", SelectRuns("WHERE id = ?1")));
   stmt.Bind(1, id);
   KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return Error::NotFound("no run " + Quote(id));
-  return ReadRun(db_.path(), stmt);
+  return ReadRun(db_.name(), stmt);
 }
 
 Result<int64_t> SqliteStore::CountRunning() {
-  KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
-      db_.Prepare("counting running runs", "SELECT COUNT(*) FROM runs WHERE status = ?1"));
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt, db_.Prepare("counting running runs",
+                                                    "SELECT COUNT(*) FROM runs WHERE status = ?1"));
   stmt.Bind(1, Name(Status::kRunning));
   KILN_TRY(stmt.Step());
   return stmt.Int(0);
@@ -110,7 +108,7 @@ Result<int64_t> SqliteStore::CountRunning() {
 Result<std::optional<std::string>> SqliteStore::NextClaimable(const ClaimLimits& limits,
                                                               int64_t now_ms) {
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
+      sql::Stmt stmt,
       db_.Prepare("picking the next run",
                   "SELECT q.id FROM runs AS q "
                   "WHERE q.status = ?1 AND q.cancel_requested = 0 AND q.not_before_ms <= ?2 "
@@ -141,7 +139,7 @@ Result<Run> SqliteStore::StartNew(const RunRequest& request, std::string_view ow
                                   int64_t now_ms) {
   if (owner.empty()) return Error::Invalid("starting a new run: no owner");
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "starting a new run"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "starting a new run"));
   KILN_ASSIGN_OR_RETURN(Run run, Insert(request, now_ms));
   KILN_ASSIGN_OR_RETURN(run, MarkStarted(run.id, owner, now_ms, 0));
   KILN_TRY(txn.Commit());
@@ -156,7 +154,7 @@ Result<Run> SqliteStore::Insert(const RunRequest& request, int64_t now_ms) {
   run.status = Status::kQueued;
   run.created_ms = now_ms;
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
+      sql::Stmt stmt,
       db_.Prepare("enqueueing a run",
                   "INSERT INTO runs (id, role, repo, revision, task, priority, budgets, "
                   "requested_by, max_attempts, status, created_ms, context) "
@@ -180,7 +178,7 @@ Result<Run> SqliteStore::Insert(const RunRequest& request, int64_t now_ms) {
 Result<std::optional<Run>> SqliteStore::Claim(const ClaimLimits& limits, std::string_view owner,
                                               int64_t now_ms, int64_t lease_ms) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "claiming a run"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "claiming a run"));
   KILN_ASSIGN_OR_RETURN(int64_t running, CountRunning());
   if (running >= limits.max_running) return std::optional<Run>();
   KILN_ASSIGN_OR_RETURN(std::optional<std::string> next, NextClaimable(limits, now_ms));
@@ -193,11 +191,11 @@ Result<std::optional<Run>> SqliteStore::Claim(const ClaimLimits& limits, std::st
 kiln::Status SqliteStore::SetProgress(std::string_view id, const Progress& progress,
                                       int64_t epoch) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "recording progress"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "recording progress"));
   KILN_TRY(LoadHeld(id, "recording progress", epoch));
   // NULLIF(?, ''): an empty field leaves the column as it is.
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt update,
+      sql::Stmt update,
       db_.Prepare("recording progress",
                   "UPDATE runs SET commit_sha = COALESCE(NULLIF(?2, ''), commit_sha), "
                   "image_digest = COALESCE(NULLIF(?3, ''), image_digest), "
@@ -221,10 +219,10 @@ kiln::Status SqliteStore::Complete(std::string_view id, const Finish& finish, in
                           Quote(ToString(finish.status)) + " is not terminal");
   }
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "completing a run"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "completing a run"));
   KILN_TRY(LoadHeld(id, "completing a run", epoch));
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt update,
+      sql::Stmt update,
       db_.Prepare("completing a run",
                   "UPDATE runs SET status = ?2, finished_ms = ?3, outcome = ?4, result = ?5, "
                   "error = ?6, log_head = COALESCE(NULLIF(?7, ''), log_head), "
@@ -244,12 +242,12 @@ Result<bool> SqliteStore::FailInfrastructure(std::string_view id, std::string_vi
                                              const RetryPolicy& policy, int64_t now_ms,
                                              int64_t epoch) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "failing a run"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "failing a run"));
   KILN_ASSIGN_OR_RETURN(Run run, LoadHeld(id, "failing a run", epoch));
   const bool retry = run.attempt < run.request.max_attempts && !run.cancel_requested;
   if (retry) {
     KILN_ASSIGN_OR_RETURN(
-        sqlite::Stmt update,
+        sql::Stmt update,
         db_.Prepare("requeueing a run",
                     "UPDATE runs SET status = ?2, owner = '', not_before_ms = ?3, error = ?4, "
                     "lease_expires_ms = 0 WHERE id = ?1"));
@@ -259,7 +257,7 @@ Result<bool> SqliteStore::FailInfrastructure(std::string_view id, std::string_vi
         .Bind(4, error);
     KILN_TRY(update.Run());
   } else {
-    KILN_ASSIGN_OR_RETURN(sqlite::Stmt update,
+    KILN_ASSIGN_OR_RETURN(sql::Stmt update,
                           db_.Prepare("failing a run",
                                       "UPDATE runs SET status = ?2, finished_ms = ?3, error = ?4, "
                                       "lease_expires_ms = 0 WHERE id = ?1"));
@@ -272,7 +270,7 @@ Result<bool> SqliteStore::FailInfrastructure(std::string_view id, std::string_vi
 
 Result<Run> SqliteStore::RequestCancel(std::string_view id, int64_t now_ms) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "cancelling a run"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "cancelling a run"));
   KILN_ASSIGN_OR_RETURN(Run run, Load(id));
   if (IsTerminal(run.status)) {
     return Error::Invalid("cannot cancel run " + Quote(id) + ": it has already ended as " +
@@ -281,7 +279,7 @@ Result<Run> SqliteStore::RequestCancel(std::string_view id, int64_t now_ms) {
   // A queued run ends here; a running one is flagged for its owner to stop.
   const bool queued = run.status == Status::kQueued;
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt update,
+      sql::Stmt update,
       db_.Prepare("cancelling a run",
                   "UPDATE runs SET cancel_requested = 1, status = ?2, finished_ms = ?3 "
                   "WHERE id = ?1"));
@@ -296,7 +294,7 @@ Result<Run> SqliteStore::RequestCancel(std::string_view id, int64_t now_ms) {
 
 Result<Run> SqliteStore::Start(std::string_view id, std::string_view owner, int64_t now_ms) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "starting a run"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "starting a run"));
   KILN_ASSIGN_OR_RETURN(Run run, Load(id));
   if (run.status != Status::kQueued || run.cancel_requested) {
     return Error::Invalid("cannot start run " + Quote(id) + ": it is " + Name(run.status) +
@@ -310,7 +308,7 @@ Result<Run> SqliteStore::Start(std::string_view id, std::string_view owner, int6
 Result<Run> SqliteStore::MarkStarted(std::string_view id, std::string_view owner, int64_t now_ms,
                                      int64_t lease_ms) {
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt update,
+      sql::Stmt update,
       db_.Prepare("starting a run",
                   "UPDATE runs SET status = ?2, attempt = attempt + 1, epoch = epoch + 1, "
                   "started_ms = ?3, owner = ?4, lease_expires_ms = ?5 WHERE id = ?1"));
@@ -333,7 +331,7 @@ Result<std::vector<std::string>> SqliteStore::Renew(std::string_view owner, int6
                                                     int64_t now_ms) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt update,
+      sql::Stmt update,
       db_.Prepare("renewing leases",
                   "UPDATE runs SET lease_expires_ms = ?3 WHERE owner = ?1 AND status = ?2 "
                   "AND lease_expires_ms > 0 RETURNING id"));
@@ -351,9 +349,9 @@ Result<std::vector<std::string>> SqliteStore::Renew(std::string_view owner, int6
 Result<std::vector<Rescue>> SqliteStore::RescueExpired(std::string_view rescuer, bool requeue,
                                                        int64_t now_ms) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "rescuing runs"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "rescuing runs"));
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt select,
+      sql::Stmt select,
       db_.Prepare("rescuing runs", SelectRuns("WHERE status = ?1 AND lease_expires_ms > 0 "
                                               "AND lease_expires_ms < ?2 ORDER BY seq")));
   select.Bind(1, Name(Status::kRunning)).Bind(2, now_ms);
@@ -362,7 +360,7 @@ Result<std::vector<Rescue>> SqliteStore::RescueExpired(std::string_view rescuer,
   for (const Run& run : expired) {
     const Status now_status = RescuedStatus(run, requeue);
     KILN_ASSIGN_OR_RETURN(
-        sqlite::Stmt update,
+        sql::Stmt update,
         db_.Prepare("rescuing a run",
                     "UPDATE runs SET status = ?2, epoch = epoch + 1, owner = '', "
                     "lease_expires_ms = 0, not_before_ms = ?3, finished_ms = ?4, error = ?5 "
@@ -383,7 +381,7 @@ kiln::Status SqliteStore::Beat(const Host& host, int64_t now_ms) {
   if (host.name.empty()) return Error::Invalid("recording a host: no name");
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt upsert,
+      sql::Stmt upsert,
       db_.Prepare("recording a host",
                   "INSERT INTO hosts (name, capacity, version, started_ms, heartbeat_ms, url, "
                   "log_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET "
@@ -403,7 +401,7 @@ kiln::Status SqliteStore::Beat(const Host& host, int64_t now_ms) {
 Result<std::vector<Host>> SqliteStore::Hosts() {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt select,
+      sql::Stmt select,
       db_.Prepare("listing hosts",
                   "SELECT name, capacity, version, started_ms, heartbeat_ms, url, log_key "
                   "FROM hosts ORDER BY name"));
@@ -419,13 +417,13 @@ Result<std::vector<Host>> SqliteStore::Hosts() {
 kiln::Status SqliteStore::AddSteering(std::string_view id, std::string_view from,
                                       std::string_view message, int64_t now_ms) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "steering a run"));
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "steering a run"));
   KILN_ASSIGN_OR_RETURN(Run run, Load(id));
   if (IsTerminal(run.status)) {
     return Error::Invalid("cannot steer run " + Quote(id) + ": it has already ended as " +
                           Name(run.status));
   }
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt insert,
+  KILN_ASSIGN_OR_RETURN(sql::Stmt insert,
                         db_.Prepare("steering a run",
                                     "INSERT INTO steering (run_id, sender, message, created_ms) "
                                     "VALUES (?1, ?2, ?3, ?4)"));
@@ -436,8 +434,8 @@ kiln::Status SqliteStore::AddSteering(std::string_view id, std::string_view from
 
 Result<std::vector<Steering>> SqliteStore::TakeSteering(std::string_view id) {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db_, "taking steering messages"));
-  KILN_ASSIGN_OR_RETURN(sqlite::Stmt select,
+  KILN_ASSIGN_OR_RETURN(sql::Txn txn, sql::Txn::Begin(db_, "taking steering messages"));
+  KILN_ASSIGN_OR_RETURN(sql::Stmt select,
                         db_.Prepare("taking steering messages",
                                     "SELECT sender, message, created_ms FROM steering "
                                     "WHERE run_id = ?1 AND taken = 0 ORDER BY seq"));
@@ -450,7 +448,7 @@ Result<std::vector<Steering>> SqliteStore::TakeSteering(std::string_view id) {
   }
   if (out.empty()) return out;
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt update,
+      sql::Stmt update,
       db_.Prepare("taking steering messages",
                   "UPDATE steering SET taken = 1 WHERE run_id = ?1 AND taken = 0"));
   update.Bind(1, id);
@@ -467,7 +465,7 @@ Result<Run> SqliteStore::Get(std::string_view id) {
 Result<std::vector<Run>> SqliteStore::List(const ListFilter& filter) {
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
+      sql::Stmt stmt,
       db_.Prepare("listing runs",
                   SelectRuns("WHERE (?1 IS NULL OR status = ?1) AND (?2 = '' OR role = ?2) "
                              "AND (?3 = '' OR repo = ?3) ORDER BY seq DESC LIMIT ?4")));
@@ -486,9 +484,8 @@ Result<std::vector<Run>> SqliteStore::List(const ListFilter& filter) {
 
 Result<std::vector<Run>> SqliteStore::Running() {
   std::lock_guard lock(mu_);
-  KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
-      db_.Prepare("listing running runs", SelectRuns("WHERE status = ?1 ORDER BY seq")));
+  KILN_ASSIGN_OR_RETURN(sql::Stmt stmt, db_.Prepare("listing running runs",
+                                                    SelectRuns("WHERE status = ?1 ORDER BY seq")));
   stmt.Bind(1, Name(Status::kRunning));
   return AllRuns(db_, stmt);
 }
@@ -497,12 +494,12 @@ Result<std::map<Status, uint64_t>> SqliteStore::CountByStatus() {
   std::map<Status, uint64_t> counts = NoCounts();
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(
-      sqlite::Stmt stmt,
+      sql::Stmt stmt,
       db_.Prepare("counting runs", "SELECT status, COUNT(*) FROM runs GROUP BY status"));
   for (;;) {
     KILN_ASSIGN_OR_RETURN(bool row, stmt.Step());
     if (!row) return counts;
-    KILN_TRY(CountRow(db_.path(), stmt.Text(0), stmt.Int(1), &counts));
+    KILN_TRY(CountRow(db_.name(), stmt.Text(0), stmt.Int(1), &counts));
   }
 }
 
@@ -513,7 +510,7 @@ Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path) {
     return Error::Invalid("store " + Quote(pg::Redact(path)) + ": a PostgreSQL URL, not a file");
   }
   KILN_ASSIGN_OR_RETURN(sql::Db db, schema::Open(path, kBusyTimeoutMs));
-  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(*db.sqlite())));
+  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db)));
 }
 
 }  // namespace kiln::store

@@ -173,10 +173,7 @@ void Hub::TickRun(const std::string& run_id, std::vector<RunWatcher*>& watchers)
   const int64_t now = options_.now();
   std::shared_ptr<RunView> view;
   if (!run->log_path.empty()) {
-    auto got = [&]() -> Result<std::shared_ptr<RunView>> {
-      KILN_ASSIGN_OR_RETURN(std::string path, options_.log_of(*run));
-      return views_.Get(path);
-    }();
+    auto got = views_.Get(*run, options_.log_of);
     if (!got) {
       spdlog::warn("web: run {}: {}", run_id, got.error().message());
     } else {

@@ -32,7 +32,7 @@ class Hub {
     // The log's verdict for a run that has ended (its outcome section).
     std::function<std::optional<Verdict>(const store::Run&)> verdict;
     // Where a run's log can be read here (SiteOptions::log_of).
-    std::function<Result<std::string>(const store::Run&)> log_of;
+    LogOf log_of;
   };
   Hub(store::Store& store, RunViews& views, Options options);
   ~Hub();

@@ -116,6 +116,11 @@ Result<std::vector<size_t>> RunView::Poll() {
   return changed;
 }
 
+Result<std::shared_ptr<RunView>> RunViews::Get(const store::Run& run, const LogOf& log_of) {
+  KILN_ASSIGN_OR_RETURN(std::string path, log_of(run));
+  return Get(path);
+}
+
 Result<std::shared_ptr<RunView>> RunViews::Get(const std::string& log_path) {
   std::shared_ptr<RunView> view;
   {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include "base/result.h"
 #include "controller/audit/audit.h"
 #include "controller/sessionlog/entries.h"
+#include "controller/store/store.h"
 
 namespace kiln::web {
 
@@ -59,10 +61,16 @@ class RunView {
 
 // The views of the runs being watched or shown, by log path: a page and
 // the hub share one, so a log is read once however many pages show it.
+// Where a run's session log can be read on this host: on a fleet, another
+// host's log fetched and verified (SiteOptions::log_of).
+using LogOf = std::function<Result<std::string>(const store::Run&)>;
+
 class RunViews {
  public:
   // The view of log_path, read up to now.
   Result<std::shared_ptr<RunView>> Get(const std::string& log_path);
+  // The view of run's log, where log_of finds it here.
+  Result<std::shared_ptr<RunView>> Get(const store::Run& run, const LogOf& log_of);
 
  private:
   std::mutex mu_;

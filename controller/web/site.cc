@@ -477,10 +477,7 @@ ApiResponse Site::RunPage(Request& r, const std::string& run_id, bool read_only,
   if (!run) return Html(404, ErrorPage(r.viewer, 404, run.error().message()));
   std::shared_ptr<RunView> view;
   if (!run->log_path.empty()) {
-    auto got = [&]() -> Result<std::shared_ptr<RunView>> {
-      KILN_ASSIGN_OR_RETURN(std::string path, options_.log_of(*run));
-      return views_.Get(path);
-    }();
+    auto got = views_.Get(*run, options_.log_of);
     if (!got) {
       return Html(500,
                   ErrorPage(r.viewer, 500, "reading the session log: " + got.error().message()));
@@ -500,9 +497,7 @@ ApiResponse Site::Timeline(Request& r, const std::string& run_id) {
   auto run = store_.Get(run_id);
   if (!run) return Message(404, run.error().message());
   if (run->log_path.empty()) return Html(200, "");
-  auto path = options_.log_of(*run);
-  if (!path) return Message(500, path.error().message());
-  auto view = views_.Get(*path);
+  auto view = views_.Get(*run, options_.log_of);
   if (!view) return Message(500, view.error().message());
   std::lock_guard lock((*view)->mu);
   uint64_t first = 0;

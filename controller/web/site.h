@@ -40,7 +40,7 @@ struct SiteOptions {
   // Where a run's session log can be read here: on a fleet, another host's
   // log fetched and verified (controller/fleet); by default the run's own
   // path.
-  std::function<Result<std::string>(const store::Run&)> log_of;
+  LogOf log_of;
   // This host's session logs, served to the other hosts of the store
   // (/api/v1/fleet/, signed requests only); "" serves none.
   std::string log_dir;

@@ -365,8 +365,9 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
     spdlog::info("web view on http://{}/{}", cfg.pipeline.api_listen,
                  !local_forge ? "" : " (the local forge's API on /api/v1, its git over HTTP)");
   }
-  spdlog::info("kiln serve: owner {}, up to {} runs ({} per repository)", s.owner,
-               cfg.concurrency.max_runs, cfg.concurrency.max_runs_per_repo);
+  spdlog::info("kiln serve: owner {}, up to {} runs here, {} in all ({} per repository)", s.owner,
+               cfg.concurrency.host_max_runs, cfg.concurrency.max_runs,
+               cfg.concurrency.max_runs_per_repo);
 
   // Leases: this host's beat every third of a lease, on a thread of its
   // own so that a slow pipeline tick never lets a lease lapse.
@@ -377,7 +378,7 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
     // Where the other hosts reach this one's API (its session logs), and the
     // key its logs and requests are signed with.
     const store::Host host{s.owner,
-                           cfg.concurrency.max_runs,
+                           cfg.concurrency.host_max_runs,
                            KILN_VERSION,
                            NowMs(),
                            0,
@@ -442,7 +443,7 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
     for (;;) {
       {
         std::lock_guard<std::mutex> lock(mu);
-        if (active >= static_cast<size_t>(cfg.concurrency.max_runs)) break;
+        if (active >= static_cast<size_t>(cfg.concurrency.host_max_runs)) break;
       }
       auto claim_start = std::chrono::steady_clock::now();
       auto claimed = s.store->Claim(limits, s.owner, NowMs(), lease_ms);

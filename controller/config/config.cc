@@ -112,6 +112,7 @@ void FillDerived(Config& c) {
   if (c.cache_dir.empty()) c.cache_dir = c.state_dir + "/cache";
   if (c.log_dir.empty()) c.log_dir = c.state_dir + "/logs";
   if (c.key_dir.empty()) c.key_dir = c.state_dir + "/keys";
+  if (c.concurrency.host_max_runs == 0) c.concurrency.host_max_runs = c.concurrency.max_runs;
 }
 
 // "owner/name": one '/', neither side empty.
@@ -350,6 +351,7 @@ Status ReadTop(Fields& f, Config& c) {
   } else if (*m) {
     KILN_TRY(PositiveInt(**m, "max_runs", &c.concurrency.max_runs));
     KILN_TRY(PositiveInt(**m, "max_runs_per_repo", &c.concurrency.max_runs_per_repo));
+    KILN_TRY(PositiveInt(**m, "host_max_runs", &c.concurrency.host_max_runs));
     KILN_TRY(Set((*m)->Duration("lease"), &c.concurrency.lease_ms));
     if (c.concurrency.lease_ms != 0 && c.concurrency.lease_ms < 3'000) {
       return (*m)->Fail("lease", "must be 0 (no leases) or at least 3s, not " +
@@ -463,6 +465,7 @@ Result<Config> Parse(std::string_view text, const std::string& source) {
   c.cache_dir.clear();
   c.log_dir.clear();
   c.key_dir.clear();
+  c.concurrency.host_max_runs = 0;
   c.source = source;
   KILN_ASSIGN_OR_RETURN(YAML::Node root, yaml::Load(text, source));
   if (root.IsDefined() && !root.IsNull()) {

@@ -40,8 +40,9 @@ struct Config {
   std::string secrets_file;  // YAML NAME: VALUE, mode 0600 or stricter; empty: none
 
   struct {
-    int max_runs = 4;           // runs at once on this host
-    int max_runs_per_repo = 2;  // runs of one repository at once
+    int max_runs = 4;           // runs at once on all hosts of the store
+    int max_runs_per_repo = 2;  // runs of one repository at once, likewise
+    int host_max_runs = 0;      // runs at once on this host; unset: max_runs
     // A claimed run's lease (docs/store.md, "Leases and fencing"): renewed
     // every third of it while the run runs; a run whose lease ran out is
     // rescued by any host of the store under `recovery`. 0: no leases.

@@ -30,6 +30,7 @@ TEST(Config, DocumentedDefaultsAreTheDefaults) {
   EXPECT_EQ(c.host_name, d.host_name);
   EXPECT_EQ(c.concurrency.max_runs, d.concurrency.max_runs);
   EXPECT_EQ(c.concurrency.max_runs_per_repo, d.concurrency.max_runs_per_repo);
+  EXPECT_EQ(c.concurrency.host_max_runs, d.concurrency.host_max_runs);
   EXPECT_EQ(c.retry.max_attempts, d.retry.max_attempts);
   EXPECT_EQ(c.retry.initial_backoff_ms, d.retry.initial_backoff_ms);
   EXPECT_EQ(c.retry.max_backoff_ms, d.retry.max_backoff_ms);
@@ -91,6 +92,15 @@ TEST(Config, DerivedPathsFollowStateDir) {
   EXPECT_EQ(c->key_dir, "/srv/kiln/keys");
 }
 
+// A host of a fleet may run fewer than the fleet's limit: a small runner
+// beside large ones.
+TEST(Config, AHostsOwnLimitIsReadApartFromTheFleets) {
+  auto c = Parse("concurrency: {max_runs: 12, host_max_runs: 2}\n", "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->concurrency.max_runs, 12);
+  EXPECT_EQ(c->concurrency.host_max_runs, 2);
+}
+
 TEST(Config, ValuesAreRead) {
   auto c = Parse(R"(concurrency: {max_runs: 8, max_runs_per_repo: 1, lease: 2m}
 retry: {max_attempts: 5, initial_backoff: 250ms, max_backoff: 1m}
@@ -107,6 +117,7 @@ metrics_listen: ""
   ASSERT_TRUE(c.ok()) << c.error().message();
   EXPECT_EQ(c->concurrency.max_runs, 8);
   EXPECT_EQ(c->concurrency.max_runs_per_repo, 1);
+  EXPECT_EQ(c->concurrency.host_max_runs, 8) << "unset: the fleet's max_runs";
   EXPECT_EQ(c->concurrency.lease_ms, 120'000u);
   EXPECT_EQ(c->retry.max_attempts, 5);
   EXPECT_EQ(c->retry.initial_backoff_ms, 250u);
@@ -145,6 +156,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Bad{"concurrency:\n  max_runs: four\n", ":2: 'concurrency.max_runs' must be"},
         Bad{"concurrency:\n  max_runs: 0\n", "'concurrency.max_runs' must be a positive"},
+        Bad{"concurrency:\n  host_max_runs: -2\n",
+            ":2: 'concurrency.host_max_runs' must be a non-negative integer"},
         Bad{"concurrency:\n  lease: 2s\n",
             ":2: 'concurrency.lease' must be 0 (no leases) or at least 3s, not 2000ms"},
         Bad{"concurrency: {lease: soon}\n", "'concurrency.lease' must be a duration"},

@@ -25,6 +25,8 @@
 #include "controller/github/github.h"
 #include "controller/github/rest.h"
 #include "controller/github/webhook.h"
+#include "controller/images/seal_watch.h"
+#include "controller/images/store.h"
 #include "controller/improve/improver.h"
 #include "controller/pipeline/pipeline.h"
 #include "controller/run/log_recovery.h"
@@ -53,9 +55,23 @@ struct Controller::Parts {
   std::unique_ptr<improve::Improver> improver;
   // Other hosts' session logs, fetched and verified (docs/fleet.md).
   std::unique_ptr<fleet::Fetcher> fetcher;
+  std::unique_ptr<images::SealWatch> seals;
 };
 
 metrics::Metrics& Controller::metrics() const { return parts_->metrics; }
+
+void Controller::WatchImageSeals() {
+  auto store = images::Store::Open(config_.state_dir);
+  auto watch = store ? images::SealWatch::Start(store->root())
+                     : Result<std::unique_ptr<images::SealWatch>>(store.error());
+  if (!watch) {
+    spdlog::warn("image seals: checked by a walk of every layer at each run ({})",
+                 watch.error().message());
+    return;
+  }
+  parts_->seals = std::move(*watch);
+  services_.seals = parts_->seals.get();
+}
 
 pipeline::Pipeline* Controller::pipeline() const {
   return parts_ ? parts_->pipeline.get() : nullptr;
@@ -312,6 +328,7 @@ constexpr int kHttpWorkers = 4;
 
 Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& options) {
   const config::Config& cfg = c.config();
+  c.WatchImageSeals();
   const runner::Services& s = c.services();
   KILN_ASSIGN_OR_RETURN(size_t recovered, c.Recover());
   if (recovered > 0) spdlog::info("recovered {} run(s) left by a crashed controller", recovered);

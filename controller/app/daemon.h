@@ -46,6 +46,11 @@ class Controller {
   // belong to no live run. Returns the runs recovered.
   Result<size_t> Recover();
 
+  // Keeps the image store's layer seals checked between runs
+  // (images::SealWatch) instead of walking every layer at every run; where
+  // this host cannot watch, says so and runs go on walking.
+  void WatchImageSeals();
+
  private:
   Controller() = default;
   friend Result<std::unique_ptr<schedule::Scheduler>> OpenScheduler(Controller& controller);

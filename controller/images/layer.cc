@@ -709,22 +709,24 @@ FileIndex Merge(const std::vector<json>& file_lists) {
   return index;
 }
 
-Result<std::string> Seal(const std::string& dir) {
+Result<std::string> Seal(const std::string& dir, const SealVisit& each) {
   KILN_ASSIGN_OR_RETURN(UniqueFd root, OpenRoot(dir));
   Sha256 h;
   h.Init();
-  KILN_TRY(
-      Walk(root.get(), "",
-           [&](const std::string& path, int, const std::string&, const struct stat& s) -> Status {
-             h.Update(path);
-             char buf[160];
-             int n = std::snprintf(buf, sizeof buf, "\t%llu\t%o\t%u\t%u\t%lld\t%lld.%09ld\n",
-                                   static_cast<unsigned long long>(s.st_ino), s.st_mode, s.st_uid,
-                                   s.st_gid, static_cast<long long>(s.st_size),
-                                   static_cast<long long>(s.st_ctim.tv_sec), s.st_ctim.tv_nsec);
-             h.Update(std::string_view(buf, static_cast<size_t>(n)));
-             return Ok();
-           }));
+  KILN_TRY(Walk(root.get(), "",
+                [&](const std::string& path, int dirfd, const std::string& name,
+                    const struct stat& s) -> Status {
+                  if (each) KILN_TRY(each(dirfd, name));
+                  h.Update(path);
+                  char buf[160];
+                  int n =
+                      std::snprintf(buf, sizeof buf, "\t%llu\t%o\t%u\t%u\t%lld\t%lld.%09ld\n",
+                                    static_cast<unsigned long long>(s.st_ino), s.st_mode, s.st_uid,
+                                    s.st_gid, static_cast<long long>(s.st_size),
+                                    static_cast<long long>(s.st_ctim.tv_sec), s.st_ctim.tv_nsec);
+                  h.Update(std::string_view(buf, static_cast<size_t>(n)));
+                  return Ok();
+                }));
   return Hex(h.Final());
 }
 

@@ -97,6 +97,9 @@ Status RemoveTree(const std::string& dir);
 // The stat fingerprint of dir's tree: SHA-256 over every entry's path,
 // inode, type, mode, ids, size and change time. A change time cannot be set
 // back, so any edit of the layer after it was sealed changes this.
-Result<std::string> Seal(const std::string& dir);
+// each, when given, is called for every entry with its directory's fd and
+// its name, as the walk passes it.
+using SealVisit = std::function<Status(int dirfd, const std::string& name)>;
+Result<std::string> Seal(const std::string& dir, const SealVisit& each = nullptr);
 
 }  // namespace kiln::images

@@ -12,6 +12,7 @@
 
 #include "base/digest.h"
 #include "base/strings.h"
+#include "controller/images/seal_watch.h"
 #include "sandbox/userns.h"
 
 namespace kiln::images {
@@ -155,7 +156,7 @@ Result<json> Store::LayerFiles(const std::string& digest) const {
   return j;
 }
 
-Result<Image> Store::Resolve(const std::string& ref) const {
+Result<Image> Store::Resolve(const std::string& ref, SealWatch* seals) const {
   Image img;
   KILN_ASSIGN_OR_RETURN(img.digest, Lookup(ref));
   KILN_ASSIGN_OR_RETURN(img.manifest, Manifest(img.digest));
@@ -163,9 +164,18 @@ Result<Image> Store::Resolve(const std::string& ref) const {
     std::string digest = l.value("digest", "");
     KILN_ASSIGN_OR_RETURN(json record, LayerRecord(digest));
     std::string dir = LayerDir(digest);
-    auto seal = Seal(dir);
-    if (!seal) return seal.error().Wrap("layer " + digest + " of image " + Quote(ref));
-    if (*seal != record.value("seal", "")) {
+    const std::string sealed = record.value("seal", "");
+    bool holds = false;
+    if (seals) {
+      auto h = seals->Holds(dir, sealed);
+      if (!h) return h.error().Wrap("layer " + digest + " of image " + Quote(ref));
+      holds = *h;
+    } else {
+      auto now = Seal(dir);
+      if (!now) return now.error().Wrap("layer " + digest + " of image " + Quote(ref));
+      holds = *now == sealed;
+    }
+    if (!holds) {
       return Error(Error::Code::kCorruption,
                    "layer " + digest + " of image " + Quote(ref) + " (" + dir +
                        ") has changed since it was stored; `kiln image verify " + ref +

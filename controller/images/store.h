@@ -28,6 +28,8 @@
 
 namespace kiln::images {
 
+class SealWatch;
+
 // An image resolved for use: its layers' directories, bottom first.
 struct Image {
   std::string digest;  // "sha256:<hex>" of the manifest
@@ -78,10 +80,10 @@ class Store {
   Result<Lock> Exclusive() const;
 
   // "NAME" or "sha256:<hex>" -> the image, with each layer's seal checked
-  // (a stat of every entry; `kiln image verify` rehashes the content). A
-  // missing image, manifest or layer, or a layer changed since it was
-  // stored, is an error naming it.
-  Result<Image> Resolve(const std::string& ref) const;
+  // (a stat of every entry; `kiln image verify` rehashes the content), or
+  // kept checked by seals (seal_watch.h). A missing image, manifest or
+  // layer, or a layer changed since it was stored, is an error naming it.
+  Result<Image> Resolve(const std::string& ref, SealWatch* seals = nullptr) const;
   // The digest a ref stands for, without checking the layers.
   Result<std::string> Lookup(const std::string& ref) const;
 

@@ -472,7 +472,7 @@ std::string ImageFor(const config::Config& cfg, const std::string& skill_image,
   return !asked.empty() ? asked : !skill_image.empty() ? skill_image : cfg.sandbox.image;
 }
 
-Status ResolveImage(const config::Config& cfg, RunPlan* plan) {
+Status ResolveImage(const config::Config& cfg, RunPlan* plan, images::SealWatch* seals) {
   const std::string& required = plan->required_image;
   std::string host;  // the host image's digest, when it was needed
   if (plan->image == "host" || !required.empty()) {
@@ -488,7 +488,7 @@ Status ResolveImage(const config::Config& cfg, RunPlan* plan) {
     }
   }
   KILN_ASSIGN_OR_RETURN(images::Store store, images::Store::Open(cfg.state_dir));
-  auto img = store.Resolve(required.empty() ? plan->image : required);
+  auto img = store.Resolve(required.empty() ? plan->image : required, seals);
   if (!img) {
     if (img.error().code() != Error::Code::kNotFound || required.empty()) return img.error();
     return Error::NotFound(

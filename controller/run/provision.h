@@ -118,7 +118,8 @@ std::string ImageFor(const config::Config& config, const std::string& skill_imag
 // by the digest a replay requires. A store image whose layers changed since
 // they were stored is refused (kCorruption); a required digest that is not
 // here is kNotFound, naming what is.
-Status ResolveImage(const config::Config& config, RunPlan* plan);
+Status ResolveImage(const config::Config& config, RunPlan* plan,
+                    images::SealWatch* seals = nullptr);
 
 // Everything that can be decided without touching the repository: an
 // unknown role, an unknown secret, a bad budget override, a model provider

@@ -201,7 +201,7 @@ class Attempt {
     if (!p) return fail(p.error(), false);
     plan_ = std::move(*p);
     phases_.Lap("plan");
-    if (Status st = provision::ResolveImage(cfg_, &plan_); !st.ok()) {
+    if (Status st = provision::ResolveImage(cfg_, &plan_, s_.seals); !st.ok()) {
       // An image that is not here is the request's fault; one that changed
       // or cannot be read is the host's.
       return fail(st.error(), st.error().code() != Error::Code::kNotFound &&

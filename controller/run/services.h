@@ -22,6 +22,10 @@
 #include "controller/sessionlog/writer.h"
 #include "controller/store/store.h"
 
+namespace kiln::images {
+class SealWatch;
+}
+
 namespace kiln::runner {
 
 // What the pipeline's decide hook sees of a run that has ended, before its
@@ -107,6 +111,9 @@ struct Services {
   // Where a run's session log can be read on this host: on a fleet, another
   // host's log fetched and verified (controller/fleet); null: its own path.
   std::function<Result<std::string>(const store::Run&)> log_of;
+  // Keeps store images' layer seals checked between runs; null: each run
+  // walks its image's layers (controller/images/seal_watch.h).
+  images::SealWatch* seals = nullptr;
 };
 
 // Where a run's files go (docs/controller.md).

@@ -10,6 +10,10 @@
 # 2. Build time of `base` (images/base.yaml), KILN_BENCH_BUILDS (default 2)
 #    builds each, median: `kiln image build base --force` against mmdebstrap
 #    alone with the same variant, packages and apt sources.
+# 3. Handing a run the `base` image (images::Store::Resolve, issue: a run's
+#    own cost), median of KILN_BENCH_RUNS: every layer's seal checked by a
+#    walk (the anchor: `kiln run`, and `kiln serve` before the watch) against
+#    the seals kept checked by fanotify (`kiln serve`).
 set -euo pipefail
 build=$(realpath "${1:-build}")
 root=$(realpath "$(dirname "$0")/../..")
@@ -53,6 +57,15 @@ jq -r '.results | map({(.command): .median}) | add |
   "podman run --rm   \(.podman*1000 | . * 100 | round / 100) ms\n" +
   "ratio image/host   \(.image/.host | . * 100 | round / 100)\n" +
   "ratio image/podman \(.image/.podman | . * 1000 | round / 1000)"' "$tmp/start.json"
+
+echo "== handing a run the base image, median of $runs (kiln_seal_bench)"
+seal_bench=$(find "$build" -type f -name kiln_seal_bench -perm -u+x | head -n 1)
+"$seal_bench" "$state" base "$runs" | jq -r '
+  "entries in its layers        \(.entries)\n" +
+  "walk at every run            \(.walk_ms * 100 | round / 100) ms\n" +
+  "watched: first run (a walk)  \(.watch_first_ms * 100 | round / 100) ms\n" +
+  "watched: each run after      \(.watch_ms * 1000 | round / 1000) ms\n" +
+  "ratio watched/walk           \(.watch_ms / .walk_ms * 10000 | round / 10000)"'
 
 echo "== build time of base, median of $builds builds each"
 packages=$(sed -n 's/^packages: \[\(.*\)\]$/\1/p' "$root/images/base.yaml" | tr -d ' ')

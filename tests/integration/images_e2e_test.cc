@@ -153,5 +153,39 @@ TEST_F(Images, AnImageAQueuedRunUsesCannotBeRemoved) {
   EXPECT_EQ(Kiln({"image", "rm", "--config", config_, name_}).status, 0);
 }
 
+// kiln serve keeps its image's layer seals checked between runs (a walk at
+// the first, then fanotify's reports): a file of the layer edited while it
+// serves is seen, and the next run on the image is refused.
+TEST_F(Images, ALayerEditedWhileServingRefusesTheNextRun) {
+  Setup("default: {tool_calls: [{name: submit, input: {summary: done}}]}\n");
+  ImportTiny();
+  Outcome inspect = Kiln({"image", "inspect", "--config", config_, name_});
+  ASSERT_EQ(inspect.status, 0) << inspect.err;
+  const std::string layer = json::parse(inspect.out)["layers"][0]["path"];
+  auto submit = [&] {
+    Outcome o = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                      "--role", "edit", "--task", "t", "--image", name_});
+    EXPECT_EQ(o.status, 0) << o.err;
+    return std::string(Trim(o.out));
+  };
+  auto ended = [](const json& j) { return j["status"] != "queued" && j["status"] != "running"; };
+  const std::string serve_log = root_ + "/serve.log";
+  Daemon daemon(config_, serve_log);
+  for (int i = 0; i < 2; ++i) {
+    json run = WaitFor(submit(), ended);
+    EXPECT_EQ(run["status"], "succeeded") << run.dump();
+    EXPECT_EQ(run["image_digest"], digest_);
+  }
+  WriteAll(layer + "/kiln-image-marker", "edited on the host\n");
+  json refused = WaitFor(submit(), ended);
+  EXPECT_EQ(refused["status"], "error") << refused.dump();
+  EXPECT_TRUE(Contains(refused.value("error", ""), "has changed since it was stored"))
+      << refused.dump();
+  const std::string said = ReadAll(serve_log);
+  if (Contains(said, "image seals: checked by a walk")) {
+    std::printf("note: this host could not watch the seals; each run walked its layers\n");
+  }
+}
+
 }  // namespace
 }  // namespace kiln::testing

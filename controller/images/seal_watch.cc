@@ -1,0 +1,179 @@
+#include "controller/images/seal_watch.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "base/strings.h"
+#include "controller/images/layer.h"
+
+namespace kiln::images {
+namespace {
+
+// What can change a sealed entry: its content, its attributes (mode,
+// owner, times, link count), the entries of a directory, a rename.
+constexpr uint64_t kChanges = FAN_MODIFY | FAN_ATTRIB | FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM |
+                              FAN_MOVED_TO | FAN_DELETE_SELF | FAN_MOVE_SELF | FAN_ONDIR;
+
+// A file id as fanotify reports it: the filesystem's id, then the handle's
+// type and bytes.
+std::string Key(const void* fsid, const struct file_handle& h) {
+  std::string key(static_cast<const char*>(fsid), 8);
+  key.append(reinterpret_cast<const char*>(&h.handle_type), sizeof h.handle_type);
+  key.append(reinterpret_cast<const char*>(h.f_handle), h.handle_bytes);
+  return key;
+}
+
+// The file id of name in dirfd; a symbolic link's own (no flag follows it).
+Result<std::string> KeyOf(const void* fsid, int dirfd, const char* name) {
+  union {
+    struct file_handle h;
+    char bytes[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+  } buf{};
+  buf.h.handle_bytes = MAX_HANDLE_SZ;
+  int mount_id = 0;
+  if (::name_to_handle_at(dirfd, name, &buf.h, &mount_id, 0) != 0) {
+    return Error::Sys(std::string("the file id of ") + Quote(name), errno);
+  }
+  return Key(fsid, buf.h);
+}
+
+bool IsFid(uint8_t type) {
+  switch (type) {
+    case FAN_EVENT_INFO_TYPE_FID:
+    case FAN_EVENT_INFO_TYPE_DFID:
+    case FAN_EVENT_INFO_TYPE_DFID_NAME:
+    case FAN_EVENT_INFO_TYPE_OLD_DFID_NAME:
+    case FAN_EVENT_INFO_TYPE_NEW_DFID_NAME:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SealWatch>> SealWatch::Start(const std::string& root) {
+  UniqueFd fan(::fanotify_init(
+      FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_FID | FAN_REPORT_DFID_NAME,
+      O_RDONLY | O_LARGEFILE));
+  if (!fan.valid()) return Error::Sys("fanotify_init (file ids)", errno);
+  if (::fanotify_mark(fan.get(), FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kChanges, AT_FDCWD,
+                      root.c_str()) != 0) {
+    return Error::Sys("fanotify_mark on the filesystem of " + Quote(root), errno);
+  }
+  UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake.valid()) return Error::Sys("eventfd", errno);
+  std::unique_ptr<SealWatch> w(new SealWatch(std::move(fan), std::move(wake)));
+  w->thread_ = std::thread([raw = w.get()] { raw->Watch(); });
+  return w;
+}
+
+SealWatch::SealWatch(UniqueFd fanotify, UniqueFd wake)
+    : fanotify_(std::move(fanotify)), wake_(std::move(wake)) {}
+
+SealWatch::~SealWatch() {
+  const uint64_t one = 1;
+  (void)!::write(wake_.get(), &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+}
+
+void SealWatch::Watch() {
+  for (;;) {
+    struct pollfd fds[2] = {{fanotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents != 0 || (fds[0].revents & (POLLERR | POLLNVAL)) != 0) break;
+    std::lock_guard lock(mu_);
+    Drain();
+  }
+  // Nothing is watched any more: nothing may be taken as sealed.
+  std::lock_guard lock(mu_);
+  sealed_.clear();
+}
+
+void SealWatch::Drain() {
+  alignas(struct fanotify_event_metadata) char buf[64 << 10];
+  for (;;) {
+    ssize_t n = ::read(fanotify_.get(), buf, sizeof buf);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      // EAGAIN: nothing pending. Anything else: events may be lost.
+      if (n < 0 && errno != EAGAIN && !sealed_.empty()) {
+        sealed_.clear();
+        ++drops_;
+      }
+      return;
+    }
+    auto* m = reinterpret_cast<struct fanotify_event_metadata*>(buf);
+    for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+      if (m->fd >= 0) ::close(m->fd);
+      if (m->vers != FANOTIFY_METADATA_VERSION || (m->mask & FAN_Q_OVERFLOW) != 0) {
+        if (!sealed_.empty()) ++drops_;
+        sealed_.clear();
+        continue;
+      }
+      const char* p = reinterpret_cast<const char*>(m) + m->metadata_len;
+      const char* end = reinterpret_cast<const char*>(m) + m->event_len;
+      while (p + sizeof(struct fanotify_event_info_header) <= end) {
+        struct fanotify_event_info_header h;
+        std::memcpy(&h, p, sizeof h);
+        if (h.len < sizeof h || p + h.len > end) break;
+        if (IsFid(h.info_type) &&
+            h.len >= sizeof(struct fanotify_event_info_fid) + sizeof(struct file_handle)) {
+          auto* fid = reinterpret_cast<const struct fanotify_event_info_fid*>(p);
+          auto* fh = reinterpret_cast<const struct file_handle*>(fid->handle);
+          if (auto it = layer_of_.find(Key(&fid->fsid, *fh)); it != layer_of_.end()) {
+            drops_ += sealed_.erase(it->second);
+          }
+        }
+        p += h.len;
+      }
+    }
+  }
+}
+
+Result<bool> SealWatch::Holds(const std::string& dir, const std::string& seal) {
+  std::lock_guard lock(mu_);
+  Drain();
+  if (sealed_.contains(dir)) return true;
+  // Events of this walk's time wait in the kernel's queue until the lock is
+  // let go: an entry changed after the walk passed it is seen then, by its
+  // id; one changed before, by its seal.
+  ++walks_;
+  struct statfs fs {};
+  if (::statfs(dir.c_str(), &fs) != 0) return Error::Sys("statfs " + Quote(dir), errno);
+  std::vector<std::string> keys;
+  KILN_ASSIGN_OR_RETURN(std::string root, KeyOf(&fs.f_fsid, AT_FDCWD, dir.c_str()));
+  keys.push_back(std::move(root));
+  auto now = Seal(dir, [&](int dirfd, const std::string& name) -> Status {
+    KILN_ASSIGN_OR_RETURN(std::string key, KeyOf(&fs.f_fsid, dirfd, name.c_str()));
+    keys.push_back(std::move(key));
+    return Ok();
+  });
+  if (!now) return now.error();
+  if (*now != seal) return false;
+  for (std::string& k : keys) layer_of_[std::move(k)] = dir;
+  sealed_.insert(dir);
+  return true;
+}
+
+uint64_t SealWatch::walks() const {
+  std::lock_guard lock(mu_);
+  return walks_;
+}
+
+uint64_t SealWatch::drops() const {
+  std::lock_guard lock(mu_);
+  return drops_;
+}
+
+}  // namespace kiln::images

@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <thread>
@@ -183,11 +184,11 @@ int main(int argc, char** argv) {
   req.task = "bench";
   json out;
 
-  // The page of a finished run with a long log.
-  {
+  // A finished run whose log holds `records` records: its id.
+  auto finished_run = [&](const std::string& name) {
     auto run = Must(store->Enqueue(req, 1), "enqueue");
     Must(store->Start(run.id, "bench:1", 2), "start");
-    const std::string log_path = dir + "/page.log";
+    const std::string log_path = dir + "/" + name + ".log";
     auto log = Must(kiln::sessionlog::Writer::Create(log_path, run.id, signer), "log");
     Must(log->Append("run.start", {{"run_id", run.id}, {"budgets", {{"max_turns", 50}}}}), "start");
     for (uint64_t i = 0; i + 2 < records; ++i) Append(*log, i);
@@ -197,10 +198,16 @@ int main(int argc, char** argv) {
     if (!store->SetProgress(run.id, pr).ok()) Die("progress");
     kiln::store::Finish f{kiln::store::Status::kSucceeded, "submitted", nullptr, "", ""};
     if (!store->Complete(run.id, f, 3).ok()) Die("complete");
+    return run.id;
+  };
+
+  // The page of a finished run with a long log, over HTTP.
+  {
+    const std::string id = finished_run("page");
     auto t0 = Clock::now();
-    std::string cold = Get(port, "/runs/" + run.id, token);
+    std::string cold = Get(port, "/runs/" + id, token);
     auto t1 = Clock::now();
-    std::string warm = Get(port, "/runs/" + run.id, token);
+    std::string warm = Get(port, "/runs/" + id, token);
     auto t2 = Clock::now();
     if (cold.find("200 OK") == std::string::npos || cold.find("verified") == std::string::npos) {
       Die("the run page: " + cold.substr(0, 300));
@@ -209,6 +216,24 @@ int main(int argc, char** argv) {
                    {"cold_ms", std::chrono::duration<double, std::milli>(t1 - t0).count()},
                    {"warm_ms", std::chrono::duration<double, std::milli>(t2 - t1).count()},
                    {"html_bytes", warm.size()}};
+  }
+
+  // The same page of another such run, opened in chromium: the first
+  // opening cold, the next ones warm (KILN_BENCH_WEB_BROWSER: the command
+  // that opens it, tests/browser/open-time.mjs).
+  if (const char* browser = std::getenv("KILN_BENCH_WEB_BROWSER"); browser && *browser) {
+    const std::string url =
+        "http://127.0.0.1:" + std::to_string(port) + "/runs/" + finished_run("browser");
+    const std::string cmd = std::string(browser) + " '" + url + "' '" + token + "' 6";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (!p) Die("popen " + cmd);
+    std::string text;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) text.append(buf, n);
+    if (::pclose(p) != 0) Die("the browser: " + cmd);
+    json opened = json::parse(text, nullptr, false);
+    if (opened.is_discarded() || !opened.contains("openings")) Die("the browser said " + text);
+    out["browser"] = opened["openings"];
   }
 
   // Fan-out to many pages of one running run.

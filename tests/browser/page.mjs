@@ -5,7 +5,7 @@
 // takes a full-page screenshot.
 //
 //   node page.mjs FILE [--screenshot PNG] [--selector CSS]...
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 import path from "node:path";
 
 const args = process.argv.slice(2);
@@ -18,11 +18,7 @@ for (let i = 1; i < args.length; i += 2) {
   else throw new Error(`unknown argument ${args[i]}`);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.KILN_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const self = "file://" + file;

@@ -4,7 +4,7 @@
 //
 //   node web.mjs   (settings in the environment: KILN_URL, KILN_USER,
 //                   KILN_TOKEN, KILN, KILN_CONFIG, KILN_REPO, SHOTS)
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 import { execFileSync } from "node:child_process";
 
 const env = process.env;
@@ -20,11 +20,7 @@ function submit(task) {
               "--task", task).split("\n")[0];
 }
 
-const browser = await chromium.launch({
-  executablePath: env.KILN_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const watch = (page, label) => {

@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 
 #include "base/fd.h"
 
@@ -68,16 +70,43 @@ Result<ProcessResult> RunProgram(const std::vector<std::string>& argv,
   return r;
 }
 
-Result<FilterResult> RunFilter(const std::string& program, const std::vector<std::string>& args,
-                               const std::vector<std::string>& env, std::string_view input,
-                               size_t max_out) {
+namespace {
+
+// A write to a program that stopped reading raises SIGPIPE, which must not
+// end the caller: blocked on this thread while RunPiped runs, and one that
+// was raised meanwhile taken off before the mask is put back.
+class QuietPipe {
+ public:
+  QuietPipe() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~QuietPipe() {
+    if (!sigismember(&old_, SIGPIPE)) {
+      const timespec now{};
+      while (::sigtimedwait(&pipe_, nullptr, &now) == SIGPIPE) {
+      }
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  sigset_t pipe_, old_;
+};
+
+}  // namespace
+
+Result<PipedResult> RunPiped(const std::string& program, const std::vector<std::string>& args,
+                             const std::vector<std::string>& env, const Feed& feed, const Sink& out,
+                             size_t max_err) {
   KILN_ASSIGN_OR_RETURN(Pipe in, MakePipe());
-  KILN_ASSIGN_OR_RETURN(Pipe out, MakePipe());
+  KILN_ASSIGN_OR_RETURN(Pipe out_pipe, MakePipe());
   KILN_ASSIGN_OR_RETURN(Pipe err, MakePipe());
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, in.read.get(), STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&fa, out.write.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, out_pipe.write.get(), STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&fa, err.write.get(), STDERR_FILENO);
   std::vector<char*> argv = {const_cast<char*>(program.c_str())};
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -91,45 +120,68 @@ Result<FilterResult> RunFilter(const std::string& program, const std::vector<std
   if (rc == ENOENT) return Error::Unsupported(program + " is not installed");
   if (rc != 0) return Error::Sys("running " + program, rc);
   in.read.reset();
-  out.write.reset();
+  out_pipe.write.reset();
   err.write.reset();
-  for (int fd : {in.write.get(), out.read.get(), err.read.get()}) {
+  for (int fd : {in.write.get(), out_pipe.read.get(), err.read.get()}) {
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
-  if (input.empty()) in.write.reset();
-  FilterResult r;
+  QuietPipe quiet;
+  PipedResult r;
+  std::optional<Error> failure;  // the feed's, the sink's, or stderr past max_err
+  auto stop = [&](Error e) {
+    failure = std::move(e);
+    ::kill(pid, SIGKILL);
+    in.write.reset();
+    out_pipe.read.reset();
+    err.read.reset();
+  };
+  std::string pending;  // input taken from feed, not yet written
   size_t written = 0;
-  bool too_much = false;
   char chunk[65536];
-  while (out.read.valid() || err.read.valid()) {
+  while (out_pipe.read.valid() || err.read.valid()) {
+    // More input only once the last piece is in: the feed may block (a
+    // client sending), but never while the program waits to be read.
+    if (in.write.valid() && written == pending.size()) {
+      auto piece = feed();
+      if (!piece) {
+        stop(piece.error());
+        break;
+      }
+      pending = std::move(*piece);
+      written = 0;
+      if (pending.empty()) in.write.reset();
+    }
     pollfd fds[3] = {{in.write.valid() ? in.write.get() : -1, POLLOUT, 0},
-                     {out.read.valid() ? out.read.get() : -1, POLLIN, 0},
+                     {out_pipe.read.valid() ? out_pipe.read.get() : -1, POLLIN, 0},
                      {err.read.valid() ? err.read.get() : -1, POLLIN, 0}};
     if (::poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
     if (fds[0].revents) {
-      ssize_t n = ::write(in.write.get(), input.data() + written, input.size() - written);
+      ssize_t n = ::write(in.write.get(), pending.data() + written, pending.size() - written);
       if (n > 0) written += static_cast<size_t>(n);
-      if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == input.size()) in.write.reset();
+      // The program stopped reading (it ended, or needs no more): the rest
+      // of the input is not for it.
+      if (n < 0 && errno != EAGAIN && errno != EINTR) in.write.reset();
     }
     for (int i : {1, 2}) {
       if (!fds[i].revents) continue;
-      UniqueFd& fd = i == 1 ? out.read : err.read;
+      UniqueFd& fd = i == 1 ? out_pipe.read : err.read;
       ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (n <= 0) {
         fd.reset();
         continue;
       }
-      std::string& to = i == 1 ? r.out : r.err;
-      to.append(chunk, static_cast<size_t>(n));
-      if (r.out.size() + r.err.size() > max_out) {
-        too_much = true;
-        ::kill(pid, SIGKILL);
-        out.read.reset();
-        err.read.reset();
+      if (i == 2) {
+        r.err.append(chunk, static_cast<size_t>(n));
+        if (r.err.size() > max_err) {
+          stop(Error::Invalid(program + " wrote more than " + std::to_string(max_err) +
+                              " bytes to stderr"));
+        }
+      } else if (Status st = out(std::string_view(chunk, static_cast<size_t>(n))); !st.ok()) {
+        stop(st.error());
       }
     }
   }
@@ -137,9 +189,7 @@ Result<FilterResult> RunFilter(const std::string& program, const std::vector<std
   int ws = 0;
   while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
   }
-  if (too_much) {
-    return Error::Invalid(program + " wrote more than " + std::to_string(max_out) + " bytes");
-  }
+  if (failure) return *failure;
   r.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
   return r;
 }

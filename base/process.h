@@ -26,17 +26,20 @@ Result<ProcessResult> RunProgram(const std::vector<std::string>& argv,
                                  const std::function<void(const std::string&)>& on_line = nullptr,
                                  size_t keep_bytes = 1 << 20);
 
-struct FilterResult {
-  int status = 0;  // the exit code, or 128 + the signal that killed it
-  std::string out, err;
-};
-
 // Runs program (an absolute path) with exactly env ("NAME=VALUE"; nothing
-// inherited), input written to its stdin while its stdout and stderr are
-// read (no deadlock however large either side). Output past max_out bytes
-// kills the program and is an error naming the limit.
-Result<FilterResult> RunFilter(const std::string& program, const std::vector<std::string>& args,
-                               const std::vector<std::string>& env, std::string_view input,
-                               size_t max_out);
+// inherited), its stdin fed from feed (called for the next piece once the
+// last is written; an empty piece ends the input) while its stdout is
+// handed to out as it comes and its stderr kept, up to max_err bytes: no
+// deadlock however large either side, and neither held whole. An error of
+// feed or out, or stderr past max_err, kills the program and is the result.
+using Feed = std::function<Result<std::string>()>;
+using Sink = std::function<Status(std::string_view)>;
+struct PipedResult {
+  int status = 0;  // the exit code, or 128 + the signal that killed it
+  std::string err;
+};
+Result<PipedResult> RunPiped(const std::string& program, const std::vector<std::string>& args,
+                             const std::vector<std::string>& env, const Feed& feed, const Sink& out,
+                             size_t max_err);
 
 }  // namespace kiln

@@ -374,11 +374,11 @@ Status Serve(Controller& c, const std::atomic<bool>& stop, const ServeOptions& o
     const bool local_forge = !wo.repos_dir.empty();
     KILN_ASSIGN_OR_RETURN(site, web::Site::Open(*s.store, std::move(wo)));
     web::Site* raw = site.get();
-    // GitHub caps a webhook delivery at 25 MB.
+    // GitHub caps a webhook delivery at 25 MB; git over HTTP is streamed.
     KILN_ASSIGN_OR_RETURN(api, forge::ApiServer::Start(
                                    cfg.pipeline.api_listen,
                                    [raw](const forge::ApiRequest& r) { return raw->Handle(r); },
-                                   25 << 20, kHttpWorkers));
+                                   25 << 20, kHttpWorkers, raw->Streamed()));
     spdlog::info("web view on http://{}/{}", cfg.pipeline.api_listen,
                  !local_forge ? "" : " (the local forge's API on /api/v1, its git over HTTP)");
   }

@@ -60,6 +60,25 @@ struct ApiResponse {
   std::function<void(std::shared_ptr<Stream>)> open_stream;
 };
 
+// A request taken over by a streamed route (ApiServer::StreamedRoute): its
+// body read, and its reply written, a piece at a time, on a worker, each
+// read and write within the server's 30 s. Not safe across threads.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+  // The body's next piece, at most max bytes; "" at its end. An error when
+  // the client stalls, leaves or sends what is not HTTP.
+  virtual Result<std::string> ReadBody(size_t max) = 0;
+  // A whole reply; only before Begin.
+  virtual Status Reply(const ApiResponse& response) = 0;
+  // A reply of unknown length: its head (status, type, headers; the body
+  // ignored), then its body in pieces (chunked), then its end. A reply
+  // left without End is cut off, and the client sees it as broken.
+  virtual Status Begin(const ApiResponse& head) = 0;
+  virtual Status Write(std::string_view piece) = 0;
+  virtual Status End() = 0;
+};
+
 // s %XX-escaped but for RFC 3986's unreserved characters and those in keep
 // (for a query GitHub's links keep ",:"; for a path segment ":@").
 std::string PercentEncode(std::string_view s, std::string_view keep);
@@ -111,17 +130,28 @@ class Api {
 // HTTP/1.1 with keep-alive on listen ("host:port"; port 0 picks a free one),
 // one io thread for the sockets and `workers` threads that call the handler.
 // A request must arrive within 30 s of the connection or of the previous
-// response, its body is at most body_limit bytes (413 otherwise), and a
-// response must be taken within 30 s; a stalled client is disconnected.
+// response, its body is at most body_limit bytes (413 otherwise; a streamed
+// route's has no limit here), and a response must be taken within 30 s; a
+// stalled client is disconnected.
 class ApiServer {
  public:
   // Called on a worker thread: with one worker, one request at a time.
   using Handler = std::function<ApiResponse(const ApiRequest&)>;
   static constexpr uint64_t kDefaultBodyLimit = 1 << 20;
 
+  // Requests too large to hold (a git push, a clone's reply): wants says,
+  // from a request's head alone (no body; on the server's thread, so
+  // quickly), whether handle takes it over. handle then runs on a worker
+  // with the request's body unread, reads and replies through the Exchange,
+  // and the connection closes after it. No body_limit applies.
+  struct StreamedRoute {
+    std::function<bool(const ApiRequest& head)> wants;
+    std::function<void(const ApiRequest& head, Exchange& exchange)> handle;
+  };
+
   static Result<std::unique_ptr<ApiServer>> Start(const std::string& listen, Handler handler,
                                                   uint64_t body_limit = kDefaultBodyLimit,
-                                                  int workers = 1);
+                                                  int workers = 1, StreamedRoute streamed = {});
   // The local forge's API (Api) alone; web_url and api_url as Api::Open's
   // ("" api_url: http://<listen>/api/v1).
   static Result<std::unique_ptr<ApiServer>> Start(const std::string& listen, std::string store_path,

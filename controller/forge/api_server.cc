@@ -4,6 +4,8 @@
 // own connection, and only until its deadline.
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
 
+#include <poll.h>
+#include <sys/socket.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -12,7 +14,9 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <climits>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -51,24 +55,189 @@ struct Gate {
 
 constexpr size_t kStreamBacklog = 4 << 20;
 
+// A connected socket for Beast's synchronous reads and writes on a worker,
+// each one given kIoTimeout (Beast's own timeouts are for asynchronous use).
+class FdStream {
+ public:
+  explicit FdStream(int fd) : fd_(fd) {}
+
+  template <typename Buffers>
+  size_t read_some(const Buffers& buffers, beast::error_code& ec) {
+    auto b = *asio::buffer_sequence_begin(buffers);
+    if (!Wait(POLLIN, ec)) return 0;
+    ssize_t n = ::recv(fd_, b.data(), b.size(), MSG_DONTWAIT);
+    if (n > 0) return static_cast<size_t>(n);
+    ec = n == 0 ? beast::error_code(asio::error::eof)
+                : beast::error_code(errno, beast::system_category());
+    return 0;
+  }
+  template <typename Buffers>
+  size_t read_some(const Buffers& buffers) {
+    beast::error_code ec;
+    size_t n = read_some(buffers, ec);
+    if (ec) throw beast::system_error(ec);
+    return n;
+  }
+  template <typename Buffers>
+  size_t write_some(const Buffers& buffers, beast::error_code& ec) {
+    std::vector<iovec> iov;
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+         ++it) {
+      asio::const_buffer b = *it;
+      if (b.size() > 0) iov.push_back({const_cast<void*>(b.data()), b.size()});
+    }
+    if (iov.empty()) return 0;
+    if (!Wait(POLLOUT, ec)) return 0;
+    msghdr m{};
+    m.msg_iov = iov.data();
+    m.msg_iovlen = std::min<size_t>(iov.size(), IOV_MAX);
+    ssize_t n = ::sendmsg(fd_, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<size_t>(n);
+    ec = beast::error_code(errno, beast::system_category());
+    return 0;
+  }
+  template <typename Buffers>
+  size_t write_some(const Buffers& buffers) {
+    beast::error_code ec;
+    size_t n = write_some(buffers, ec);
+    if (ec) throw beast::system_error(ec);
+    return n;
+  }
+
+ private:
+  bool Wait(short events, beast::error_code& ec) {
+    pollfd p{fd_, events, 0};
+    for (;;) {
+      int n =
+          ::poll(&p, 1,
+                 static_cast<int>(
+                     std::chrono::duration_cast<std::chrono::milliseconds>(kIoTimeout).count()));
+      if (n > 0) return true;
+      if (n < 0 && errno == EINTR) continue;
+      ec = n == 0 ? beast::error_code(beast::error::timeout)
+                  : beast::error_code(errno, beast::system_category());
+      return false;
+    }
+  }
+  int fd_;
+};
+
+// What a streamed route's handler reads and writes through: the request's
+// parser (its head read, its body not), the bytes already read past the
+// head, the socket.
+class SyncExchange : public Exchange {
+ public:
+  SyncExchange(int fd, beast::flat_buffer& buffer, http::request_parser<http::empty_body>&& head,
+               unsigned version)
+      : stream_(fd), buffer_(buffer), parser_(std::move(head)), version_(version) {
+    parser_.body_limit(std::numeric_limits<uint64_t>::max());
+  }
+
+  Result<std::string> ReadBody(size_t max) override {
+    std::string out(max, '\0');
+    while (!parser_.is_done()) {
+      parser_.get().body().data = out.data();
+      parser_.get().body().size = out.size();
+      beast::error_code ec;
+      http::read_some(stream_, buffer_, parser_, ec);
+      if (ec && ec != http::error::need_buffer) {
+        return Error::Invalid("reading the request's body: " + ec.message());
+      }
+      const size_t got = out.size() - parser_.get().body().size;
+      if (got > 0) {
+        out.resize(got);
+        return out;
+      }
+    }
+    return std::string();
+  }
+
+  Status Reply(const ApiResponse& r) override {
+    http::response<http::string_body> res{static_cast<http::status>(r.status), version_};
+    Head(res, r);
+    res.body() = r.body;
+    res.prepare_payload();
+    beast::error_code ec;
+    http::write(stream_, res, ec);
+    return Done(ec, "the reply");
+  }
+
+  Status Begin(const ApiResponse& r) override {
+    res_.emplace(static_cast<http::status>(r.status), version_);
+    Head(*res_, r);
+    res_->chunked(true);
+    res_->body().data = nullptr;
+    res_->body().more = true;
+    serializer_.emplace(*res_);
+    beast::error_code ec;
+    http::write_header(stream_, *serializer_, ec);
+    return Done(ec, "the reply's head");
+  }
+
+  Status Write(std::string_view piece) override {
+    if (piece.empty()) return Ok();
+    res_->body().data = const_cast<char*>(piece.data());
+    res_->body().size = piece.size();
+    res_->body().more = true;
+    beast::error_code ec;
+    http::write(stream_, *serializer_, ec);
+    return Done(ec == http::error::need_buffer ? beast::error_code() : ec, "the reply's body");
+  }
+
+  Status End() override {
+    res_->body().data = nullptr;
+    res_->body().size = 0;
+    res_->body().more = false;
+    beast::error_code ec;
+    http::write(stream_, *serializer_, ec);
+    return Done(ec, "the reply's end");
+  }
+
+ private:
+  template <typename Res>
+  static void Head(Res& res, const ApiResponse& r) {
+    res.set(http::field::server, "kiln");
+    if (r.status != 204) res.set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res.insert(name, value);
+    res.keep_alive(false);  // the connection closes after a streamed exchange
+  }
+  static Status Done(beast::error_code ec, const std::string& what) {
+    if (!ec) return Ok();
+    return Error::Invalid("writing " + what + ": " + ec.message());
+  }
+
+  FdStream stream_;
+  beast::flat_buffer& buffer_;
+  http::request_parser<http::buffer_body> parser_;
+  unsigned version_;
+  std::optional<http::response<http::buffer_body>> res_;
+  std::optional<http::response_serializer<http::buffer_body>> serializer_;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const ApiServer::Handler* handler, uint64_t body_limit,
-          asio::thread_pool* workers, std::shared_ptr<Gate> gate)
+  Session(tcp::socket socket, const ApiServer::Handler* handler,
+          const ApiServer::StreamedRoute* streamed, uint64_t body_limit, asio::thread_pool* workers,
+          std::shared_ptr<Gate> gate)
       : stream_(std::move(socket)),
         handler_(handler),
+        streamed_(streamed),
         body_limit_(body_limit),
         workers_(workers),
         gate_(std::move(gate)) {}
 
+  // A request's head first: a streamed route may take it over; any other
+  // request's body is read whole, up to body_limit.
   void Read() {
-    parser_.emplace();
-    parser_->body_limit(body_limit_);
-    parser_->header_limit(kHeaderLimit);
+    header_.emplace();
+    // No limit yet (boost::none would refuse every length in Boost 1.74):
+    // a streamed route's body has none, any other's is checked after.
+    header_->body_limit(std::numeric_limits<uint64_t>::max());
+    header_->header_limit(kHeaderLimit);
     stream_.expires_after(kIoTimeout);
-    http::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    http::async_read_header(
+        stream_, buffer_, *header_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   // The stream's side, on the io thread: queue bytes, write them in order.
@@ -110,15 +279,28 @@ class Session : public std::enable_shared_from_this<Session> {
     std::shared_ptr<Gate> gate_;
   };
 
-  void OnRead(beast::error_code ec) {
-    if (ec == http::error::body_limit) {
-      Reply(413,
-            nlohmann::json{{"message", "the request body is larger than " + Size(body_limit_)}}
-                    .dump() +
-                "\n",
-            false);
-      return;
+  // A request's method, target and headers.
+  template <typename Req>
+  static ApiRequest HeadOf(const Req& req) {
+    ApiRequest in;
+    in.method = std::string(req.method_string());
+    in.target = std::string(req.target());
+    in.authorization = std::string(req[http::field::authorization]);
+    for (const auto& field : req) {
+      in.headers[Lower(std::string(field.name_string()))] = std::string(field.value());
     }
+    return in;
+  }
+
+  void TooLarge() {
+    Reply(
+        413,
+        nlohmann::json{{"message", "the request body is larger than " + Size(body_limit_)}}.dump() +
+            "\n",
+        false);
+  }
+
+  void OnHeader(beast::error_code ec) {
     if (ec == http::error::header_limit) {
       Reply(431,
             R"({"message": "the request headers are larger than 16 KiB"})"
@@ -131,14 +313,59 @@ class Session : public std::enable_shared_from_this<Session> {
       Close();
       return;
     }
-    const auto& req = parser_->get();
-    ApiRequest in;
-    in.method = std::string(req.method_string());
-    in.target = std::string(req.target());
-    in.authorization = std::string(req[http::field::authorization]);
-    for (const auto& field : req) {
-      in.headers[Lower(std::string(field.name_string()))] = std::string(field.value());
+    if (streamed_->wants) {
+      ApiRequest head = HeadOf(header_->get());
+      if (streamed_->wants(head)) {
+        TakeOver(std::move(head));
+        return;
+      }
     }
+    // Beast checks a declared length against the limit with the head, which
+    // was read without one.
+    if (auto length = header_->content_length(); length && *length > body_limit_) {
+      TooLarge();
+      return;
+    }
+    parser_.emplace(std::move(*header_));
+    header_.reset();
+    parser_->body_limit(body_limit_);
+    if (parser_->is_done()) {  // no body
+      OnRead({});
+      return;
+    }
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  // The connection goes to the streamed route's handler on a worker, and
+  // closes after it.
+  void TakeOver(ApiRequest head) {
+    stream_.expires_never();
+    asio::post(*workers_, [self = shared_from_this(), head = std::move(head)]() {
+      {
+        const unsigned version = self->header_->get().version();
+        SyncExchange x(self->stream_.socket().native_handle(), self->buffer_,
+                       std::move(*self->header_), version);
+        self->streamed_->handle(head, x);
+      }
+      std::lock_guard lock(self->gate_->mu);
+      if (!self->gate_->alive) return;
+      asio::post(self->stream_.get_executor(), [self] { self->Close(); });
+    });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      TooLarge();
+      return;
+    }
+    if (ec) {
+      Close();
+      return;
+    }
+    const auto& req = parser_->get();
+    ApiRequest in = HeadOf(req);
     in.body = req.body();
     version_ = req.version();
     keep_alive_ = req.keep_alive();
@@ -263,12 +490,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::empty_body>> header_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   std::optional<http::response_serializer<http::string_body>> serializer_;
   unsigned version_ = 11;
   bool keep_alive_ = false;
   const ApiServer::Handler* handler_;
+  const ApiServer::StreamedRoute* streamed_;
   const uint64_t body_limit_;
   asio::thread_pool* workers_;
   std::shared_ptr<Gate> gate_;
@@ -287,6 +516,7 @@ struct ApiServer::Impl {
   asio::io_context io;
   tcp::acceptor acceptor{io};
   ApiServer::Handler handler;
+  ApiServer::StreamedRoute streamed;
   uint64_t body_limit = ApiServer::kDefaultBodyLimit;
   std::thread thread;
   std::unique_ptr<asio::thread_pool> workers;
@@ -302,7 +532,8 @@ struct ApiServer::Impl {
         // body waits for the client's delayed ACK.
         beast::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
-        std::make_shared<Session>(std::move(socket), &handler, body_limit, workers.get(), gate)
+        std::make_shared<Session>(std::move(socket), &handler, &streamed, body_limit, workers.get(),
+                                  gate)
             ->Read();
         Accept();
         return;
@@ -342,13 +573,15 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& listen,
 }
 
 Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& listen, Handler handler,
-                                                    uint64_t body_limit, int workers) {
+                                                    uint64_t body_limit, int workers,
+                                                    StreamedRoute streamed) {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
     return Error::Invalid("listen address " + Quote(listen) + ": expected HOST:PORT");
   }
   auto impl = std::make_unique<Impl>();
   impl->handler = std::move(handler);
+  impl->streamed = std::move(streamed);
   impl->body_limit = body_limit;
   try {
     std::string host = listen.substr(0, colon);

@@ -18,7 +18,10 @@ using forge::ApiRequest;
 using forge::ApiResponse;
 
 constexpr char kGitHttpBackend[] = "/usr/lib/git-core/git-http-backend";
-constexpr size_t kMaxReply = 512 << 20;
+constexpr size_t kPiece = 64 << 10;
+// A push's ref updates come before its pack: read first, and checked, in
+// at most this many bytes.
+constexpr size_t kMaxCommands = 1 << 20;
 
 ApiResponse Text(int status, const std::string& message) {
   ApiResponse out;
@@ -51,19 +54,28 @@ std::optional<GitPath> Parse(std::string_view path) {
 struct Update {
   std::string old_sha, new_sha, ref;
 };
+// The length a pkt-line at body[at] declares (its four hex digits, 0 for a
+// flush); nullopt when they are not hex.
+std::optional<unsigned> PktLen(std::string_view body, size_t at) {
+  unsigned len = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    const char c = body[at + i];
+    const int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                  : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
+                                                              : -1;
+    if (v < 0) return std::nullopt;
+    len = len * 16 + static_cast<unsigned>(v);
+  }
+  return len;
+}
+
 std::optional<std::vector<Update>> Updates(std::string_view body, std::string* caps) {
   std::vector<Update> out;
   size_t at = 0;
   while (at + 4 <= body.size()) {
-    unsigned len = 0;
-    for (size_t i = 0; i < 4; ++i) {
-      char c = body[at + i];
-      int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
-              : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
-                                                          : -1;
-      if (v < 0) return std::nullopt;
-      len = len * 16 + static_cast<unsigned>(v);
-    }
+    auto pkt = PktLen(body, at);
+    if (!pkt) return std::nullopt;
+    const unsigned len = *pkt;
     if (len == 0) return out;  // flush: the pack follows
     if (len < 4 || at + len > body.size()) return std::nullopt;
     std::string_view line = body.substr(at + 4, len - 4);
@@ -106,88 +118,11 @@ ApiResponse Refuse(const std::vector<Update>& updates, const std::string& caps,
   return out;
 }
 
-}  // namespace
-
-bool GitHttp::Matches(std::string_view path) { return Parse(path).has_value(); }
-
-ApiResponse GitHttp::Handle(const ApiRequest& r, const std::string& user) {
-  const std::string_view target = r.target;
-  const size_t q = target.find('?');
-  const std::string path(target.substr(0, q));
-  const std::string query(q == std::string_view::npos ? "" : target.substr(q + 1));
-  auto gp = Parse(path);
-  if (!gp) return Text(404, "not a git path");
-  if (gp->service == "info/refs" ? r.method != "GET" : r.method != "POST") {
-    return Text(405, "git's smart HTTP: GET info/refs, POST git-upload-pack or git-receive-pack");
-  }
-  if (gp->service == "info/refs" && query != "service=git-upload-pack" &&
-      query != "service=git-receive-pack") {
-    return Text(403, "only git's smart HTTP protocol is served (a git client adds ?service=...)");
-  }
-  auto forge = forge::Local::Open(store_path_, repos_dir_, user, forge::Access::kUser);
-  if (!forge) return Text(500, forge.error().message());
-  auto repo = (*forge)->GetRepo(gp->repo);
-  if (!repo) return Text(404, "no repository " + gp->repo + " on this forge");
-  const std::string& bare = repo->info.clone_url;
-  const bool maintainer = std::find(repo->maintainers.begin(), repo->maintainers.end(), user) !=
-                          repo->maintainers.end();
-  std::map<std::string, std::string> before;
-  if (gp->service == "git-receive-pack") {
-    std::string caps;
-    auto updates = Updates(r.body, &caps);
-    if (!updates) return Text(400, "the push's ref updates are not git pkt-lines");
-    for (const Update& u : *updates) {
-      if (!u.ref.starts_with("refs/heads/")) {
-        return Refuse(*updates, caps, "only branches (refs/heads/...) are pushed here");
-      }
-      if (u.ref == "refs/heads/" + repo->info.default_branch && !maintainer) {
-        return Refuse(*updates, caps,
-                      "protected branch: " + repo->info.default_branch + " of " + gp->repo +
-                          " takes pushes from its maintainers only; push another branch and "
-                          "open a pull request");
-      }
-    }
-    auto b = git::bare::Branches(bare);
-    if (!b) return Text(500, b.error().message());
-    before = std::move(*b);
-  }
-  // The CGI's environment: nothing of the daemon's but what git needs.
-  const size_t slash = bare.rfind('/');
-  std::vector<std::string> env = {
-      "PATH=/usr/bin:/bin",
-      "GIT_PROJECT_ROOT=" + bare.substr(0, slash),
-      "GIT_HTTP_EXPORT_ALL=1",
-      "GIT_CONFIG_NOSYSTEM=1",
-      "HOME=/nonexistent",
-      "PATH_INFO=/" + bare.substr(slash + 1) + "/" + gp->service,
-      "QUERY_STRING=" + query,
-      "REQUEST_METHOD=" + r.method,
-      "REMOTE_USER=" + user,
-      "REMOTE_ADDR=127.0.0.1",
-      "CONTENT_LENGTH=" + std::to_string(r.body.size()),
-  };
-  for (const auto& [header, var] :
-       std::map<std::string, std::string>{{"content-type", "CONTENT_TYPE"},
-                                          {"content-encoding", "HTTP_CONTENT_ENCODING"},
-                                          {"git-protocol", "GIT_PROTOCOL"}}) {
-    if (auto it = r.headers.find(header); it != r.headers.end())
-      env.push_back(var + "=" + it->second);
-  }
-  auto ran = RunFilter(kGitHttpBackend, {}, env, r.body, kMaxReply);
-  if (!ran) return Text(500, ran.error().message());
-  // A CGI reply: headers, a blank line, the body.
-  size_t end = ran->out.find("\r\n\r\n");
-  size_t skip = 4;
-  if (end == std::string::npos) {
-    end = ran->out.find("\n\n");
-    skip = 2;
-  }
-  if (ran->status != 0 || end == std::string::npos) {
-    spdlog::warn("git http-backend for {}: exit {}: {}", gp->repo, ran->status, ran->err);
-    return Text(500, "git http-backend failed: " + ran->err);
-  }
+// A CGI reply's head (the lines before the blank one) as a response's
+// status, type and headers.
+ApiResponse CgiHead(std::string_view head) {
   ApiResponse out;
-  for (const std::string& line : Split(std::string_view(ran->out).substr(0, end), '\n')) {
+  for (const std::string& line : Split(head, '\n')) {
     std::string_view h = line;
     if (h.ends_with('\r')) h.remove_suffix(1);
     const size_t colon = h.find(':');
@@ -203,11 +138,149 @@ ApiResponse GitHttp::Handle(const ApiRequest& r, const std::string& user) {
       out.headers.emplace_back(name, value);
     }
   }
-  out.body = ran->out.substr(end + skip);
-  if (gp->service == "git-receive-pack" && out.status == 200) {
+  return out;
+}
+
+// Whether body holds a push's ref updates up to their flush, or shows it
+// never will (not pkt-lines: Updates says so); false while more may come.
+bool CommandsRead(std::string_view body) {
+  size_t at = 0;
+  while (at + 4 <= body.size()) {
+    auto len = PktLen(body, at);
+    if (!len || *len == 0 || *len < 4) return true;
+    at += *len;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool GitHttp::Matches(std::string_view path) { return Parse(path).has_value(); }
+
+void GitHttp::Stream(const ApiRequest& r, const std::string& user, forge::Exchange& x) {
+  auto reply = [&](const ApiResponse& out) {
+    if (Status st = x.Reply(out); !st.ok()) spdlog::warn("git over HTTP: {}", st.error().message());
+  };
+  const std::string_view target = r.target;
+  const size_t q = target.find('?');
+  const std::string path(target.substr(0, q));
+  const std::string query(q == std::string_view::npos ? "" : target.substr(q + 1));
+  auto gp = Parse(path);
+  if (!gp) return reply(Text(404, "not a git path"));
+  if (gp->service == "info/refs" ? r.method != "GET" : r.method != "POST") {
+    return reply(
+        Text(405, "git's smart HTTP: GET info/refs, POST git-upload-pack or git-receive-pack"));
+  }
+  if (gp->service == "info/refs" && query != "service=git-upload-pack" &&
+      query != "service=git-receive-pack") {
+    return reply(
+        Text(403, "only git's smart HTTP protocol is served (a git client adds ?service=...)"));
+  }
+  auto forge = forge::Local::Open(store_path_, repos_dir_, user, forge::Access::kUser);
+  if (!forge) return reply(Text(500, forge.error().message()));
+  auto repo = (*forge)->GetRepo(gp->repo);
+  if (!repo) return reply(Text(404, "no repository " + gp->repo + " on this forge"));
+  const std::string& bare = repo->info.clone_url;
+  const bool maintainer = std::find(repo->maintainers.begin(), repo->maintainers.end(), user) !=
+                          repo->maintainers.end();
+  // The body read so far: a push's ref updates, read and checked before
+  // anything reaches git.
+  std::string prefix;
+  uint64_t body_bytes = 0;
+  std::map<std::string, std::string> before;
+  if (gp->service == "git-receive-pack") {
+    while (!CommandsRead(prefix)) {
+      auto piece = x.ReadBody(kPiece);
+      if (!piece) return spdlog::warn("git push to {}: {}", gp->repo, piece.error().message());
+      if (piece->empty()) break;
+      prefix += *piece;
+      if (prefix.size() > kMaxCommands) {
+        return reply(Text(400, "the push's ref updates take more than 1 MiB"));
+      }
+    }
+    body_bytes = prefix.size();
+    std::string caps;
+    auto updates = Updates(prefix, &caps);
+    if (!updates) return reply(Text(400, "the push's ref updates are not git pkt-lines"));
+    for (const Update& u : *updates) {
+      if (!u.ref.starts_with("refs/heads/")) {
+        return reply(Refuse(*updates, caps, "only branches (refs/heads/...) are pushed here"));
+      }
+      if (u.ref == "refs/heads/" + repo->info.default_branch && !maintainer) {
+        return reply(Refuse(*updates, caps,
+                            "protected branch: " + repo->info.default_branch + " of " + gp->repo +
+                                " takes pushes from its maintainers only; push another branch "
+                                "and open a pull request"));
+      }
+    }
+    auto b = git::bare::Branches(bare);
+    if (!b) return reply(Text(500, b.error().message()));
+    before = std::move(*b);
+  }
+  // The CGI's environment: nothing of the daemon's but what git needs.
+  const size_t slash = bare.rfind('/');
+  std::vector<std::string> env = {
+      "PATH=/usr/bin:/bin",    "GIT_PROJECT_ROOT=" + bare.substr(0, slash),
+      "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1",
+      "HOME=/nonexistent",     "PATH_INFO=/" + bare.substr(slash + 1) + "/" + gp->service,
+      "QUERY_STRING=" + query, "REQUEST_METHOD=" + r.method,
+      "REMOTE_USER=" + user,   "REMOTE_ADDR=127.0.0.1",
+  };
+  // Without a length (a chunked body), git http-backend reads to the end.
+  for (const auto& [header, var] :
+       std::map<std::string, std::string>{{"content-length", "CONTENT_LENGTH"},
+                                          {"content-type", "CONTENT_TYPE"},
+                                          {"content-encoding", "HTTP_CONTENT_ENCODING"},
+                                          {"git-protocol", "GIT_PROTOCOL"}}) {
+    if (auto it = r.headers.find(header); it != r.headers.end())
+      env.push_back(var + "=" + it->second);
+  }
+  auto feed = [&]() -> Result<std::string> {
+    if (!prefix.empty()) return std::exchange(prefix, std::string());
+    KILN_ASSIGN_OR_RETURN(std::string piece, x.ReadBody(kPiece));
+    body_bytes += piece.size();
+    if (body_bytes > kMaxPush) {
+      return Error::Invalid("the push is larger than " + std::to_string(kMaxPush >> 30) + " GiB");
+    }
+    return piece;
+  };
+  // The reply: the CGI's head, held until its blank line, then its body
+  // passed on as it comes.
+  std::string head;
+  std::optional<ApiResponse> began;
+  auto out = [&](std::string_view piece) -> Status {
+    if (began) return x.Write(piece);
+    head.append(piece);
+    size_t end = head.find("\r\n\r\n");
+    size_t skip = 4;
+    if (end == std::string::npos) {
+      end = head.find("\n\n");
+      skip = 2;
+    }
+    if (end == std::string::npos) {
+      if (head.size() > kPiece) return Error::Invalid("git http-backend's reply has no head");
+      return Ok();
+    }
+    began = CgiHead(std::string_view(head).substr(0, end));
+    KILN_TRY(x.Begin(*began));
+    return x.Write(std::string_view(head).substr(end + skip));
+  };
+  auto ran = RunPiped(kGitHttpBackend, {}, env, feed, out, kPiece);
+  if (!ran || ran->status != 0 || !began) {
+    const std::string why =
+        !ran ? ran.error().message() : "exit " + std::to_string(ran->status) + ": " + ran->err;
+    spdlog::warn("git http-backend for {}: {}", gp->repo, why);
+    // Once the reply has begun, it is left without its end: git sees it cut.
+    if (!began) reply(Text(500, "git http-backend failed: " + why));
+    return;
+  }
+  if (Status st = x.End(); !st.ok()) {
+    spdlog::warn("git over HTTP for {}: {}", gp->repo, st.error().message());
+  }
+  if (gp->service == "git-receive-pack" && began->status == 200) {
     // What moved: the forge's events, as a push through the forge records.
     auto after = git::bare::Branches(bare);
-    if (!after) return Text(500, after.error().message());
+    if (!after) return spdlog::error("git push to {}: {}", gp->repo, after.error().message());
     for (const auto& [branch, sha] : *after) {
       auto was = before.find(branch);
       if (was != before.end() && was->second == sha) continue;
@@ -221,7 +294,6 @@ ApiResponse GitHttp::Handle(const ApiRequest& r, const std::string& user) {
       if (!st.ok()) spdlog::error("git push to {}: {}", gp->repo, st.error().message());
     }
   }
-  return out;
 }
 
 }  // namespace kiln::web

@@ -23,8 +23,13 @@ class GitHttp {
   // /OWNER/NAME.git/git-upload-pack, /OWNER/NAME.git/git-receive-pack.
   static bool Matches(std::string_view path);
 
-  // Answers a git request by user (authenticated by the caller).
-  forge::ApiResponse Handle(const forge::ApiRequest& request, const std::string& user);
+  // Answers a git request by user (authenticated by the caller), its body
+  // read and its reply written as they come: a push or a clone's pack of
+  // any size goes through a pipe to and from git http-backend, never whole
+  // in memory. A push is bounded by kMaxPush.
+  void Stream(const forge::ApiRequest& head, const std::string& user, forge::Exchange& exchange);
+
+  static constexpr uint64_t kMaxPush = uint64_t{2} << 30;  // 2 GiB, as GitHub's
 
  private:
   std::string store_path_;

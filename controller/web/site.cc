@@ -159,6 +159,44 @@ Site::Site(store::Store& store, SiteOptions options, std::unique_ptr<Auth> auth)
 
 Site::~Site() = default;
 
+forge::ApiServer::StreamedRoute Site::Streamed() {
+  if (!git_) return {};
+  return {[](const ApiRequest& head) {
+            return GitHttp::Matches(
+                std::string_view(head.target).substr(0, std::string_view(head.target).find('?')));
+          },
+          [this](const ApiRequest& head, forge::Exchange& x) { Git(head, x); }};
+}
+
+// git: HTTP basic auth, the forge token as the password (any user name, as
+// GitHub takes), asked for with a 401 that git answers.
+void Site::Git(const ApiRequest& head, forge::Exchange& x) {
+  std::string token;
+  if (head.authorization.starts_with("Basic ")) {
+    auto decoded = Base64Decode(head.authorization.substr(6));
+    if (decoded && decoded->find(':') != std::string::npos) {
+      token = decoded->substr(decoded->find(':') + 1);
+    }
+  } else if (head.authorization.starts_with("Bearer ")) {
+    token = head.authorization.substr(7);
+  }
+  auto user = auth_->UserOfToken(token);
+  Status replied = Ok();
+  if (!user) {
+    replied = x.Reply(Message(500, user.error().Wrap("checking a token").message()));
+  } else if (!*user) {
+    ApiResponse out;
+    out.status = 401;
+    out.content_type = "text/plain";
+    out.body = "kiln: authenticate with your forge user's API token as the password\n";
+    out.headers.emplace_back("WWW-Authenticate", "Basic realm=\"kiln\"");
+    replied = x.Reply(out);
+  } else {
+    git_->Stream(head, **user, x);
+  }
+  if (!replied.ok()) spdlog::warn("git over HTTP: {}", replied.error().message());
+}
+
 Result<std::unique_ptr<Site>> Site::Open(store::Store& store, SiteOptions options) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Auth> auth, Auth::Open(options.store_path));
   return std::unique_ptr<Site>(new Site(store, std::move(options), std::move(auth)));
@@ -245,30 +283,6 @@ ApiResponse Site::Route(Request& r) {
     }
   }
   if (r.path == "/login") return Login(r);
-  // git: HTTP basic auth, the forge token as the password (any user name,
-  // as GitHub takes), asked for with a 401 that git answers.
-  if (git_ && GitHttp::Matches(r.path)) {
-    std::string token;
-    if (raw.authorization.starts_with("Basic ")) {
-      auto decoded = Base64Decode(raw.authorization.substr(6));
-      if (decoded && decoded->find(':') != std::string::npos) {
-        token = decoded->substr(decoded->find(':') + 1);
-      }
-    } else if (raw.authorization.starts_with("Bearer ")) {
-      token = raw.authorization.substr(7);
-    }
-    auto user = auth_->UserOfToken(token);
-    if (!user) return Message(500, user.error().Wrap("checking a token").message());
-    if (!*user) {
-      ApiResponse out;
-      out.status = 401;
-      out.content_type = "text/plain";
-      out.body = "kiln: authenticate with your forge user's API token as the password\n";
-      out.headers.emplace_back("WWW-Authenticate", "Basic realm=\"kiln\"");
-      return out;
-    }
-    return git_->Handle(raw, **user);
-  }
   // A share link: the run, read-only, for whoever has the link.
   if (seg.size() >= 2 && seg[0] == "s") {
     if (!Plain(seg[1])) return Html(404, ErrorPage(Viewer{}, 404, "no such share link"));

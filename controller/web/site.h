@@ -56,6 +56,9 @@ class Site {
 
   // Thread-safe: the server calls it from several workers.
   forge::ApiResponse Handle(const forge::ApiRequest& request);
+  // git over HTTP with the local forge (git_http.h), streamed; empty
+  // without the local forge. Give it to the server beside Handle.
+  forge::ApiServer::StreamedRoute Streamed();
 
   Hub& hub() { return *hub_; }
   Auth& auth() { return *auth_; }
@@ -65,6 +68,7 @@ class Site {
   struct Request;
   forge::ApiResponse Route(Request& r);
   forge::ApiResponse Login(Request& r);
+  void Git(const forge::ApiRequest& head, forge::Exchange& exchange);
   forge::ApiResponse RunPage(Request& r, const std::string& run_id, bool read_only,
                              const std::string& base);
   forge::ApiResponse RunAction(Request& r, const std::string& run_id, const std::string& action,

@@ -101,5 +101,72 @@ TEST_F(GitHttp, CloneAndPushWithATokenAndTheDefaultBranchIsProtected) {
             head.substr(0, 40) + "\trefs/heads/main\n");
 }
 
+// The peak resident memory of process pid (VmHWM), in bytes.
+uint64_t PeakMemory(pid_t pid) {
+  const std::string status = ReadAll("/proc/" + std::to_string(pid) + "/status");
+  const size_t at = status.find("VmHWM:");
+  if (at == std::string::npos) return 0;
+  return std::stoull(status.substr(at + 6)) * 1024;
+}
+
+// A push and a clone larger than the listener takes whole (25 MiB) or
+// should hold: 48 MiB of random bytes go up (a chunked request) and come
+// back (a chunked reply) through pipes, and the daemon's peak memory grows
+// by far less than that. A body that is not git's is refused, naming why.
+TEST_F(GitHttp, APushAndACloneOfFortyEightMiBStreamThrough) {
+  uint16_t port = FreePort();
+  ASSERT_NE(port, 0);
+  const std::string host = "127.0.0.1:" + std::to_string(port);
+  Setup("default: {tool_calls: [{name: submit, input: {summary: done}}]}\n",
+        "pipeline: {api_listen: \"" + host + "\"}\n");
+  Outcome init = Kiln(
+      {"forge", "init", "--config", config_, "acme/big", "--from", repo_, "--maintainer", "maint"});
+  ASSERT_EQ(init.status, 0) << init.err;
+  const std::string bob = Token("bob");
+  Daemon d(config_, root_ + "/serve.log");
+  for (int i = 0; i < 100 && !Listening(port); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(Listening(port)) << ReadAll(root_ + "/serve.log");
+  const std::string url = "http://bob:" + bob + "@" + host + "/acme/big.git";
+
+  const std::string work = root_ + "/up";
+  ASSERT_EQ(Git("clone -q " + url + " '" + work + "'").status, 0);
+  const uint64_t peak_before = PeakMemory(d.pid());
+  ASSERT_GT(peak_before, 0u);
+  ASSERT_EQ(kiln::testing::Run(
+                {"/bin/sh", "-c", "head -c 50331648 /dev/urandom > '" + work + "/blob.bin'"})
+                .status,
+            0);
+  ASSERT_EQ(Git("-C '" + work + "' checkout -q -b big").status, 0);
+  ASSERT_EQ(Git("-C '" + work + "' add blob.bin").status, 0);
+  ASSERT_EQ(Git("-C '" + work + "' commit -q -m blob").status, 0);
+  Outcome pushed = Git("-C '" + work + "' push -q origin big");
+  ASSERT_EQ(pushed.status, 0) << pushed.err << ReadAll(root_ + "/serve.log");
+
+  const std::string down = root_ + "/down";
+  Outcome cloned = Git("clone -q -b big " + url + " '" + down + "'");
+  ASSERT_EQ(cloned.status, 0) << cloned.err;
+  auto sum = [](const std::string& file) {
+    return kiln::testing::Run({"/usr/bin/sha256sum", file}).out.substr(0, 64);
+  };
+  EXPECT_EQ(sum(down + "/blob.bin"), sum(work + "/blob.bin"));
+  const uint64_t grew = PeakMemory(d.pid()) - peak_before;
+  std::printf("48 MiB pushed and cloned; the daemon's peak memory grew by %.1f MiB\n",
+              static_cast<double>(grew) / (1 << 20));
+  EXPECT_LT(grew, uint64_t{16} << 20) << "the pack was held in memory";
+
+  // Not git's pkt-lines: a clear 400, and nothing moves.
+  WriteAll(root_ + "/junk", "this is not a push\n");
+  Outcome junk =
+      kiln::testing::Run({"/usr/bin/curl", "-sS", "-o", "/dev/stdout", "-w", "%{http_code}", "-H",
+                          "Content-Type: application/x-git-receive-pack-request", "--data-binary",
+                          "@" + root_ + "/junk", url + "/git-receive-pack"});
+  EXPECT_TRUE(Contains(junk.out, "the push's ref updates are not git pkt-lines")) << junk.out;
+  EXPECT_TRUE(junk.out.ends_with("400")) << junk.out;
+  EXPECT_EQ(Git("ls-remote " + url + " refs/heads/big").out.substr(0, 40),
+            Git("-C '" + work + "' rev-parse HEAD").out.substr(0, 40));
+}
+
 }  // namespace
 }  // namespace kiln::testing

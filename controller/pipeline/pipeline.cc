@@ -488,13 +488,12 @@ std::string Pipeline::ProgressText(const Tracked& t, const store::Run& run) {
     text += "\nBudget use: " + count("turns") + " turns, " + count("input_tokens") + " input and " +
             count("output_tokens") + " output tokens, " + count("tool_calls") + " tool calls\n";
   }
-  if (run.status == store::Status::kRunning && s_.live) {
-    if (auto live = s_.live->Get(run.id)) {
-      text += "\nBudget use so far: " + std::to_string(live->turns) + " turns, " +
-              std::to_string(live->input_tokens) + " input and " +
-              std::to_string(live->output_tokens) + " output tokens, " +
-              std::to_string(live->tool_calls) + " tool calls\n";
-    }
+  // On a fleet the run may be another host's: its use as that host records it.
+  if (auto live = runner::LiveUsageOf(s_.live, run)) {
+    text += "\nBudget use so far: " + std::to_string(live->turns) + " turns, " +
+            std::to_string(live->input_tokens) + " input and " +
+            std::to_string(live->output_tokens) + " output tokens, " +
+            std::to_string(live->tool_calls) + " tool calls\n";
   }
   if (!t.outcome.empty()) text += "\nApplied: " + t.outcome + "\n";
   if (!options_.web_url.empty()) {
@@ -680,8 +679,7 @@ Result<Pipeline::Followed> Pipeline::FollowRuns() {
     // The comment follows the run's status at once, and its use so far at
     // most every kLiveEveryMs: each edit is a forge API call.
     std::string state(store::ToString(run.status));
-    const auto live =
-        s_.live && run.status == store::Status::kRunning ? s_.live->Get(run.id) : std::nullopt;
+    const auto live = runner::LiveUsageOf(s_.live, run);
     std::string shown = state;
     if (live) shown += " " + std::to_string(live->turns) + " turns";
     if (shown == t.shown_state || t.comment_id == 0) continue;

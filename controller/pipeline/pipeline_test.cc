@@ -189,6 +189,42 @@ TEST_P(PipelineEvents, TheProgressCommentLinksTheRunAndShowsLiveUse) {
   EXPECT_NE(body.find(link), std::string::npos);
 }
 
+// On a fleet the run may go on another host: the leader shows the use that
+// host records in the store for the run's current attempt, and nothing of
+// an earlier attempt's.
+TEST_P(PipelineEvents, TheProgressCommentShowsAnotherHostsRunFromTheStore) {
+  runner::LiveUsage here;  // this host runs nothing
+  services_.live = &here;
+  pipeline_ = std::make_unique<Pipeline>(services_, *bot_, *inbox_, *state_, Options{});
+  ASSERT_TRUE(reporter_->CreateIssue(kRepo, "add is wrong", "add(1, 2) is -1").ok());
+  Tick();
+  auto runs = Runs("triage");
+  ASSERT_EQ(runs.size(), 1u);
+  const std::string id = runs[0].id;
+  auto started = store_->Start(id, "host-b/7:1", 1);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  auto use_of = [&] {
+    auto run = store_->Get(id);
+    EXPECT_TRUE(run.ok());
+    return run.ok() ? runner::LiveUsageOf(&here, *run) : std::nullopt;
+  };
+  EXPECT_EQ(use_of(), std::nullopt) << "nothing recorded yet";
+  store::Progress p;
+  p.live = runner::LiveJson(runner::Usage{9, 9, 9, 9}, started->attempt - 1);
+  ASSERT_TRUE(store_->SetProgress(id, p).ok());
+  EXPECT_EQ(use_of(), std::nullopt) << "an earlier attempt's use";
+
+  p.live = runner::LiveJson(runner::Usage{6, 2400, 120, 5}, started->attempt);
+  ASSERT_TRUE(store_->SetProgress(id, p).ok());
+  EXPECT_EQ(use_of(), (runner::Usage{6, 2400, 120, 5}));
+  Tick();
+  const std::string body = CommentsOn(1).front().body;
+  EXPECT_NE(body.find("**running**"), std::string::npos) << body;
+  EXPECT_NE(body.find("Budget use so far: 6 turns, 2400 input and 120 output tokens, 5 tool calls"),
+            std::string::npos)
+      << body;
+}
+
 TEST_P(PipelineEvents, AnOpenedIssueIsTriagedOnceWhateverTheDeliveries) {
   auto issue = reporter_->CreateIssue(kRepo, "add is wrong", "add(1, 2) is -1");
   ASSERT_TRUE(issue.ok()) << issue.error().message();

@@ -343,10 +343,29 @@ class Attempt {
       if (fds[3].revents) {
         uint64_t ticks;
         (void)!::read(timer.get(), &ticks, sizeof ticks);
-        if (!exited) Tick(sb, stop, w, kill_at);
+        if (!exited) {
+          Tick(sb, stop, w, kill_at);
+          RecordLive(pump);
+        }
       }
     }
     return w;
+  }
+
+  // The use so far into the store, for the hosts of a fleet that do not run
+  // the attempt (the pipeline's leader's progress comments): when it has
+  // changed, at most every kLiveEvery.
+  void RecordLive(const pump::Pump& pump) {
+    static constexpr auto kLiveEvery = std::chrono::seconds(2);
+    const Usage now{pump.turns(), pump.input_tokens(), pump.output_tokens(), pump.tool_calls()};
+    const auto at = std::chrono::steady_clock::now();
+    if (now == stored_live_ || at - stored_live_at_ < kLiveEvery) return;
+    store::Progress p;
+    p.live = LiveJson(now, run_.attempt);
+    if (s_.store->SetProgress(run_.id, p, run_.epoch).ok()) {
+      stored_live_ = now;
+      stored_live_at_ = at;
+    }
   }
 
   // Every poll interval while the sandbox runs: the log's file, a cancel or
@@ -681,6 +700,8 @@ class Attempt {
   std::optional<int> exit_code_;   // the sandbox's exit status (a command's)
   std::optional<git::Diff> diff_;  // the workspace's changes, once collected
   uint64_t tool_calls_ = 0;
+  Usage stored_live_;  // RecordLive
+  std::chrono::steady_clock::time_point stored_live_at_;
   Phases phases_;
   std::optional<int64_t> first_model_request_us_;  // see SandboxPhases
   std::mutex steer_mu_;                            // Steer()

@@ -93,6 +93,13 @@ class LiveUsage {
   std::map<std::string, Usage> runs_;
 };
 
+// The store's form of a use (store::Run::live), and back: a run's use so
+// far is this process's own for a run it runs, else what the run's host
+// last recorded for its current attempt while it runs; nullopt when
+// neither.
+nlohmann::json LiveJson(const Usage& usage, int attempt);
+std::optional<Usage> LiveUsageOf(const LiveUsage* here, const store::Run& run);
+
 struct Services {
   const config::Config* config = nullptr;
   store::Store* store = nullptr;

@@ -245,9 +245,11 @@ kiln::Status PgStore::SetProgress(std::string_view id, const Progress& progress,
                   "image_digest = COALESCE(NULLIF($3, ''), image_digest), "
                   "sandbox_id = COALESCE(NULLIF($4, ''), sandbox_id), "
                   "log_path = COALESCE(NULLIF($5, ''), log_path), "
-                  "log_head = COALESCE(NULLIF($6, ''), log_head) WHERE id = $1",
+                  "log_head = COALESCE(NULLIF($6, ''), log_head), "
+                  "live = COALESCE(NULLIF($7, ''), live) WHERE id = $1",
                   {P(id), P(progress.commit_sha), P(progress.image_digest), P(progress.sandbox_id),
-                   P(progress.log_path), P(progress.log_head)}));
+                   P(progress.log_path), P(progress.log_head),
+                   P(progress.live.is_null() ? std::string() : DumpJson(progress.live))}));
     return Ok();
   });
 }

@@ -21,7 +21,7 @@ inline constexpr std::string_view kRunColumns =
     "id, role, repo, revision, task, priority, budgets, requested_by, max_attempts, status, "
     "attempt, created_ms, started_ms, finished_ms, not_before_ms, owner, cancel_requested, "
     "commit_sha, image_digest, sandbox_id, log_path, log_head, outcome, result, error, context, "
-    "epoch, lease_expires_ms";
+    "epoch, lease_expires_ms, live";
 
 // "SELECT <run columns> FROM runs <rest>": rest holds the conditions, with
 // values as parameters only.
@@ -100,6 +100,9 @@ Result<Run> ReadRun(std::string_view store, const Row& row) {
   KILN_ASSIGN_OR_RETURN(req.context, ParseJson(store, run.id, "context", row.Text(c++)));
   run.epoch = row.Int(c++);
   run.lease_expires_ms = row.Int(c++);
+  if (std::string live = row.Text(c++); !live.empty()) {
+    KILN_ASSIGN_OR_RETURN(run.live, ParseJson(store, run.id, "live", live));
+  }
   return run;
 }
 

@@ -120,8 +120,13 @@ ALTER TABLE hosts ADD COLUMN url TEXT NOT NULL DEFAULT '';
 ALTER TABLE hosts ADD COLUMN log_key TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 10: a running attempt's use so far, which its host records while
+// it runs, so that the pipeline's leader on another host shows it
+// (docs/fleet.md). The same statement in both dialects.
+constexpr std::string_view kV10 = "ALTER TABLE runs ADD COLUMN live TEXT NOT NULL DEFAULT '';";
+
 constexpr std::array<std::string_view, kVersion> kMigrations = {kV1, kV2, kV3, kV4, kV5,
-                                                                kV6, kV7, kV8, kV9};
+                                                                kV6, kV7, kV8, kV9, kV10};
 
 // The store's own migration track in PostgreSQL's dialect, numbered as the
 // SQLite track is (kMigrations): step i takes the database from
@@ -199,7 +204,7 @@ constexpr std::string_view kPgV8 =
     "CREATE INDEX runs_queued ON runs (priority DESC, seq) WHERE status = 'queued';";
 
 constexpr std::array<std::string_view, kVersion> kPgMigrations = {
-    kPgV1, kPgV2, kPgV3, kPgNothing, kPgNothing, kPgNothing, kPgV7, kPgV8, kV9};
+    kPgV1, kPgV2, kPgV3, kPgNothing, kPgNothing, kPgNothing, kPgV7, kPgV8, kV9, kV10};
 
 Error Prefixed(const sql::Db& db, Error::Code code, const std::string& message) {
   return Error(code, "store " + Quote(db.name()) + ": " + message);

@@ -25,7 +25,7 @@ namespace kiln::store::schema {
 
 // kiln's migration steps in a dialect, oldest first; their count is the
 // current version, kVersion, in both: one version number means one schema.
-inline constexpr size_t kVersion = 9;
+inline constexpr size_t kVersion = 10;
 std::span<const std::string_view> Migrations(sql::Dialect dialect = sql::Dialect::kSqlite);
 
 // The version of the store in db, or nullopt for a database without tables

@@ -201,13 +201,15 @@ kiln::Status SqliteStore::SetProgress(std::string_view id, const Progress& progr
                   "image_digest = COALESCE(NULLIF(?3, ''), image_digest), "
                   "sandbox_id = COALESCE(NULLIF(?4, ''), sandbox_id), "
                   "log_path = COALESCE(NULLIF(?5, ''), log_path), "
-                  "log_head = COALESCE(NULLIF(?6, ''), log_head) WHERE id = ?1"));
+                  "log_head = COALESCE(NULLIF(?6, ''), log_head), "
+                  "live = COALESCE(NULLIF(?7, ''), live) WHERE id = ?1"));
   update.Bind(1, id)
       .Bind(2, progress.commit_sha)
       .Bind(3, progress.image_digest)
       .Bind(4, progress.sandbox_id)
       .Bind(5, progress.log_path)
-      .Bind(6, progress.log_head);
+      .Bind(6, progress.log_head)
+      .Bind(7, progress.live.is_null() ? "" : DumpJson(progress.live));
   KILN_TRY(update.Run());
   return txn.Commit();
 }

@@ -77,6 +77,7 @@ nlohmann::json ToJson(const Run& r) {
           {"log_head", r.log_head},
           {"epoch", r.epoch},
           {"lease_expires_ms", r.lease_expires_ms},
+          {"live", r.live},
           {"result", r.result}};
 }
 

@@ -79,6 +79,10 @@ struct Run {
   // once another host has taken the run over, those writes are refused.
   int64_t epoch = 0;
   int64_t lease_expires_ms = 0;  // while running: the owner's lease; 0: none
+  // The use so far of an attempt, as its host last recorded it while it ran
+  // ({"attempt", "turns", "input_tokens", "output_tokens", "tool_calls"}):
+  // what any host of a fleet shows of a run another host runs. null: none.
+  nlohmann::json live;
 };
 
 // ms as UTC text, 2026-12-07T06:25:16Z; "-" for 0 (a time not reached).
@@ -95,6 +99,7 @@ struct Progress {
   std::string sandbox_id;
   std::string log_path;
   std::string log_head;
+  nlohmann::json live;  // null: unchanged
 };
 
 // The end of an attempt. status must be terminal.

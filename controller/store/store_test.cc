@@ -168,6 +168,25 @@ TEST_P(StoreTest, ProgressFillsFieldsAndKeepsThoseLeftEmpty) {
   EXPECT_EQ(got.status, Status::kRunning);
 }
 
+// A running attempt's use so far, recorded by its host: what the other
+// hosts of a fleet read. Other progress leaves it; a newer record replaces it.
+TEST_P(StoreTest, ProgressRecordsTheUseSoFarAndKeepsItUntilReplaced) {
+  Run run = MustEnqueue(*store_, Request(), 10);
+  ASSERT_EQ(testing::ClaimId(*store_, {}, 20), run.id);
+  EXPECT_TRUE(MustGet(*store_, run.id).live.is_null());
+  Progress p;
+  p.live = {{"attempt", 1}, {"turns", 3}, {"tool_calls", 2}};
+  ASSERT_TRUE(store_->SetProgress(run.id, p).ok());
+  ASSERT_TRUE(store_->SetProgress(run.id, Progressed("", "", "", "", "ab12")).ok());
+  Run got = MustGet(*store_, run.id);
+  EXPECT_EQ(got.live, p.live);
+  EXPECT_EQ(got.log_head, "ab12");
+  EXPECT_EQ(ToJson(got)["live"]["turns"], 3);
+  p.live["turns"] = 4;
+  ASSERT_TRUE(store_->SetProgress(run.id, p).ok());
+  EXPECT_EQ(MustGet(*store_, run.id).live["turns"], 4);
+}
+
 TEST_P(StoreTest, CompleteEndsTheRunWithItsResult) {
   Run run = MustEnqueue(*store_, Request(), 10);
   ASSERT_EQ(testing::ClaimId(*store_, {}, 20), run.id);

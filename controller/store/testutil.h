@@ -159,6 +159,7 @@ inline void ExpectSameRun(const Run& a, const Run& b) {
   EXPECT_EQ(a.error, b.error);
   EXPECT_EQ(a.epoch, b.epoch);
   EXPECT_EQ(a.lease_expires_ms, b.lease_expires_ms);
+  EXPECT_EQ(a.live, b.live);
 }
 
 // SQL that takes a SQLite store at the current version back to `version`
@@ -166,6 +167,7 @@ inline void ExpectSameRun(const Run& a, const Run& b) {
 // changed anything undone), for the tests of upgrades.
 inline std::string RewindStoreSql(int version) {
   std::string sql;
+  if (version < 10) sql += "ALTER TABLE runs DROP COLUMN live;";
   if (version < 9)
     sql += "ALTER TABLE hosts DROP COLUMN url; ALTER TABLE hosts DROP COLUMN log_key;";
   if (version < 7) {

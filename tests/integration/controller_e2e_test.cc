@@ -456,6 +456,12 @@ replies:
   Outcome st = Kiln({"runs", "steer", "--config", config_, id, "-m", "please also update docs",
                      "--from", "alice"});
   ASSERT_EQ(st.status, 0) << st.err;
+  // While the tool sleeps, the host has recorded the use so far in the store
+  // (what the other hosts of a fleet show).
+  json mid = WaitFor(
+      id, [](const json& j) { return j["live"].is_object() && j["live"].value("turns", 0) >= 1; });
+  EXPECT_EQ(mid["live"]["attempt"], 1) << mid.dump();
+  EXPECT_EQ(mid["live"]["tool_calls"], 1) << mid.dump();
   json j = WaitFor(id, [](const json& j) { return j["status"] == "succeeded"; });
   EXPECT_TRUE(Contains(ReadAll(root_ + "/record"),
                        "Message from alice while you work: please "

@@ -25,6 +25,7 @@
 #include "controller/fleet/logs.h"
 #include "controller/replay/replay.h"
 #include "controller/run/log_recovery.h"
+#include "controller/sessionlog/record.h"
 #include "controller/store/postgres.h"
 
 namespace kiln::controller::cli {
@@ -499,6 +500,11 @@ int DoAudit(const AuditOptions& o) {
   }
   auto report = audit::Build(*path, *keys);
   if (!report) return Fail(report.error());
+  // Where this host's web view shows the run, when it serves one.
+  const std::string run_id = (*report)["inputs"].value("run_id", "");
+  if (!cfg->pipeline.api_listen.empty() && sessionlog::ValidRunId(run_id)) {
+    (*report)["run_page"] = config::WebUrl(*cfg) + "/runs/" + run_id;
+  }
   std::string text = o.format == "json" ? report->dump(2) + "\n"
                      : o.format == "md" ? audit::Markdown(*report)
                                         : audit::Html(*report);

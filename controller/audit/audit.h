@@ -64,7 +64,8 @@ class Folder {
 Result<nlohmann::json> Build(const std::string& log_path,
                              const std::vector<sessionlog::PublicKey>& trusted_keys);
 
-// The report as Markdown and as one HTML page (inline style, no script, no
+// The report as Markdown and as one HTML page (with a link to the run's page
+// in the web view when the report's "run_page" holds its http(s) URL) (inline style, no script, no
 // external resource; long outputs in <details>, collapsed).
 std::string Markdown(const nlohmann::json& report);
 std::string Html(const nlohmann::json& report);

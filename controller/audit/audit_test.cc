@@ -170,6 +170,26 @@ TEST_F(Audit, ALogThatDoesNotVerifySaysSoFirst) {
   EXPECT_LT(html.find("NOT verified"), html.find("<section id=\"inputs\">"));
 }
 
+// Only an http or https run page becomes a link, escaped; anything else
+// (a javascript: URL, a quote that would end the attribute) is left out.
+TEST_F(Audit, TheRunPageLinkIsAnHttpUrlOrNothing) {
+  WriteRun();
+  auto r = Build(log_, {signer_->public_key()});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  (*r)["run_page"] = "https://kiln.example/runs/r1?a=1&b=\"2\"";
+  std::string html = Html(*r);
+  EXPECT_NE(html.find("<a href=\"https://kiln.example/runs/r1?a=1&amp;b=&quot;2&quot;\">"),
+            std::string::npos)
+      << html.substr(0, 1200);
+  EXPECT_NE(Markdown(*r).find("](<https://kiln.example/runs/r1?a=1&amp;b=\"2\">)"),
+            std::string::npos);
+  for (const char* bad : {"javascript:alert(1)", "file:///etc/passwd", ""}) {
+    (*r)["run_page"] = bad;
+    EXPECT_EQ(Html(*r).find("<a "), std::string::npos) << bad;
+    EXPECT_EQ(Markdown(*r).find("](<"), std::string::npos) << bad;
+  }
+}
+
 TEST_F(Audit, AMissingLogIsAnError) {
   auto r = Build((dir_ / "absent.log").string(), {signer_->public_key()});
   ASSERT_FALSE(r.ok());

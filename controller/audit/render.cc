@@ -70,6 +70,8 @@ class Out {
   virtual void Table(const std::vector<std::string>& head, const Rows& rows) = 0;
   // Preformatted text under a label, collapsed when long.
   virtual void Block(const std::string& label, const std::string& text) = 0;
+  // A paragraph that is a link (an http or https URL; Render checks).
+  virtual void Link(const std::string& text, const std::string& url) = 0;
   virtual std::string Finish() = 0;
 };
 
@@ -121,6 +123,9 @@ class MarkdownOut : public Out {
     } else {
       o_ += Inline(label) + ":\n\n" + body + "\n";
     }
+  }
+  void Link(const std::string& text, const std::string& url) override {
+    o_ += "[" + Inline(text) + "](<" + HtmlEscape(url, false) + ">)\n\n";
   }
   std::string Finish() override { return o_; }
 
@@ -181,6 +186,9 @@ class HtmlOut : public Out {
       o_ += "<div class=\"label\">" + Esc(label) + "</div>" + pre + "\n";
     }
   }
+  void Link(const std::string& text, const std::string& url) override {
+    o_ += "<p><a href=\"" + Esc(url) + "\">" + Esc(text) + "</a></p>\n";
+  }
   std::string Finish() override {
     Close();
     return o_ + "</body></html>\n";
@@ -211,6 +219,12 @@ void Render(const json& r, Out& out) {
   const json& v = r["verification"];
   out.Title("Audit of run " + Val(in.value("run_id", json("?"))));
   out.Para("From the session log " + Val(r["log"]) + ".");
+  // The run's page in the web view, where `kiln audit` knows one: a link
+  // to follow, nothing the report loads.
+  if (const std::string page = r.value("run_page", "");
+      page.starts_with("http://") || page.starts_with("https://")) {
+    out.Link("The run in the web view: " + page, page);
+  }
 
   out.Section("verification", "Verification");
   if (v["verified"].get<bool>()) {

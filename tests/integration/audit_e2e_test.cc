@@ -113,6 +113,35 @@ TEST_F(Audit, ARealRunInEveryFormatAndInChromium) {
   }
 }
 
+// Where kiln serves the web view, the report links the run's page there:
+// a link the reader may follow, which the page itself never loads.
+TEST_F(Audit, TheReportLinksTheRunsPageInTheWebView) {
+  Setup("default: {tool_calls: [{name: submit, input: {summary: done}}]}\n",
+        "pipeline: {api_listen: \"127.0.0.1:9\"}\n");
+  Outcome run = RunRole("edit");
+  ASSERT_EQ(run.status, 0) << run.err;
+  const std::string id = RunJson(run)["id"];
+  const std::string url = "http://127.0.0.1:9/runs/" + id;
+  ASSERT_EQ(AuditOf(id, "json", root_ + "/a.json").status, 0);
+  EXPECT_EQ(json::parse(ReadAll(root_ + "/a.json"))["run_page"], url);
+  ASSERT_EQ(AuditOf(id, "md", root_ + "/a.md").status, 0);
+  EXPECT_TRUE(Contains(ReadAll(root_ + "/a.md"), "](<" + url + ">)")) << ReadAll(root_ + "/a.md");
+  ASSERT_EQ(AuditOf(id, "html", root_ + "/a.html").status, 0);
+  const std::string html = ReadAll(root_ + "/a.html");
+  EXPECT_TRUE(Contains(html, "<a href=\"" + url + "\">")) << html.substr(0, 1500);
+  EXPECT_EQ(html.find("href="), html.rfind("href=")) << "one link, no other";
+
+  if (Chromium().empty()) GTEST_SKIP() << kNoBrowser;
+  Outcome b =
+      kiln::testing::Run({"/usr/bin/node", std::string(KILN_SOURCE_DIR) + "/tests/browser/page.mjs",
+                          root_ + "/a.html", "--selector", "a"});
+  ASSERT_EQ(b.status, 0) << b.out << b.err;
+  json seen = json::parse(b.out, nullptr, false);
+  ASSERT_TRUE(seen.is_object()) << b.out;
+  EXPECT_EQ(seen["selected"]["a"], json::array({"The run in the web view: " + url}));
+  EXPECT_EQ(seen["requests"], json::array()) << "the page fetched something";
+}
+
 TEST_F(Audit, ATamperedLogIsReportedAndExitsOne) {
   Setup(kAuditedScript);
   Outcome run = RunRole("secret");

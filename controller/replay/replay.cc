@@ -43,9 +43,11 @@ struct Exchange {
   std::string error;  // when no response came (status 0)
 };
 
-// A steering message and the response it is sent with.
+// A steering message and the response it is sent with, or that it goes
+// before the first request (the original's first request held it).
 struct Steering {
   size_t with_response = 0;
+  bool before_first = false;
   std::string from, message;
 };
 
@@ -54,8 +56,9 @@ struct Steering {
 // original agent took each steering message: the first request whose body
 // holds it. The replay sends it just before the response to the request
 // before that one, so that the replayed agent finds it at the same point (it
-// takes steering before each request). A message no later request holds
-// (the run ended first) goes with the last response.
+// takes steering before each request); one the first request held, before
+// the sandbox starts. A message no later request holds (the run ended
+// first) goes with the last response.
 std::vector<Exchange> Exchanges(const Entries& log, std::vector<Steering>* steering) {
   std::vector<Exchange> out;
   std::vector<Steering> waiting;
@@ -63,7 +66,7 @@ std::vector<Exchange> Exchanges(const Entries& log, std::vector<Steering>* steer
   for (const Entry& e : log.records) {
     if (!e.payload.is_object()) continue;
     if (e.type == "steer") {
-      waiting.push_back({0, Str(e.payload, "/from"), Str(e.payload, "/message")});
+      waiting.push_back({0, false, Str(e.payload, "/from"), Str(e.payload, "/message")});
     } else if (e.type == "model.request") {
       const std::string body = Str(e.payload, "/body");
       for (auto it = waiting.begin(); it != waiting.end();) {
@@ -73,6 +76,7 @@ std::vector<Exchange> Exchanges(const Entries& log, std::vector<Steering>* steer
           continue;
         }
         it->with_response = out.empty() ? 0 : out.size() - 1;
+        it->before_first = out.empty();
         steering->push_back(std::move(*it));
         it = waiting.erase(it);
       }
@@ -106,16 +110,21 @@ class RecordedModel {
   RecordedModel(std::vector<Exchange> exchanges, std::vector<Steering> steering)
       : exchanges_(std::move(exchanges)), steering_(std::move(steering)) {}
 
-  // How steering reaches the agent (the runner's; null once the run ends).
+  // How steering reaches the agent (the runner's, just before the sandbox
+  // starts; null once the run ends). What the original's first request held
+  // goes at once.
   void SetSteer(provision::Recorded::SteerFn steer) {
     std::lock_guard<std::mutex> lock(mu_);
     steer_ = std::move(steer);
+    for (const Steering& s : steering_) {
+      if (s.before_first && steer_) steer_(s.from, s.message);
+    }
   }
 
   forge::ApiResponse Answer(const forge::ApiRequest&) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const Steering& s : steering_) {
-      if (s.with_response == next_ && steer_) steer_(s.from, s.message);
+      if (!s.before_first && s.with_response == next_ && steer_) steer_(s.from, s.message);
     }
     forge::ApiResponse r;
     if (next_ >= exchanges_.size()) {

@@ -87,10 +87,12 @@ struct Recorded {
   // improver compares the old guidance with the new).
   std::optional<std::vector<std::pair<std::string, std::string>>> companions;
   std::string model;
-  // Called by the runner once the sandbox runs, with a function that passes
-  // a message to the agent at once and records it (as `kiln runs steer`
-  // would, without the wait for the next poll), and with null before the
-  // sandbox's pipes close. A replay sends the recorded steering with it.
+  // Called by the runner just before the sandbox starts, with a function
+  // that passes a message to the agent at once and records it (as `kiln
+  // runs steer` would, without the wait for the next poll; a message passed
+  // before the start reaches the agent's first request), and with null
+  // before the sandbox's pipes close. A replay sends the recorded steering
+  // with it.
   using SteerFn = std::function<void(const std::string& from, const std::string& message)>;
   std::function<void(SteerFn)> steer_ready;
 };

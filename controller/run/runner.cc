@@ -290,14 +290,28 @@ class Attempt {
     std::string report = RunDir(cfg_, run_) + "/report.json";
     std::vector<std::string> argv = sandbox::cli::RunArgs(spec, report);
     argv.insert(argv.begin(), cfg_.kiln_binary);
-    KILN_ASSIGN_OR_RETURN(
-        launch::Child child,
-        launch::Child::Start(argv, output.write.get(), {events.write.get(), steer.read.get()}));
     // A runtime busy in a long tool call must not block this thread.
     ::fcntl(steer.write.get(), F_SETFL, O_NONBLOCK);
+    // Steering sent before the sandbox starts waits in the pipe, so the
+    // agent's first request carries it. A replay's recorded steering can go
+    // from here on (where the original agent took it: maybe at once).
+    SendSteering(steer.write.get());
+    auto steer_hook = recorded_ ? recorded_->steer_ready : nullptr;
+    if (steer_hook) {
+      steer_hook(
+          [this, fd = steer.write.get()](const std::string& from, const std::string& message) {
+            Steer(fd, from, message);
+          });
+    }
+    auto child =
+        launch::Child::Start(argv, output.write.get(), {events.write.get(), steer.read.get()});
+    if (!child) {
+      if (steer_hook) steer_hook(nullptr);
+      return child.error();
+    }
     spdlog::info("run {}: sandbox {} started", run_.id, spec.id);
     // The sandbox's ends close here, with the pipes.
-    return Sandbox{std::move(child), std::move(events.read), std::move(output.read),
+    return Sandbox{std::move(*child), std::move(events.read), std::move(output.read),
                    std::move(steer.write), report};
   }
 
@@ -408,13 +422,7 @@ class Attempt {
     }
     Sandbox& sb = *started;
     const bool command = !plan_.command.empty();
-    // A replay sends the recorded steering where the original agent took it.
-    auto steer_hook = recorded_ ? recorded_->steer_ready : nullptr;
-    if (steer_hook) {
-      steer_hook([this, fd = sb.steer.get()](const std::string& from, const std::string& message) {
-        Steer(fd, from, message);
-      });
-    }
+    auto steer_hook = recorded_ ? recorded_->steer_ready : nullptr;  // given in StartSandbox
     pump::Pump pump(*log_, sb.events.get(), sb.output.get(), command ? kCommandOutputKeep : 4096);
     Watched w = Watch(sb, pump, stop);
     if (s_.live) s_.live->Erase(run_.id);  // the result has the totals now

@@ -641,6 +641,41 @@ replies:
   EXPECT_TRUE(steered);
 }
 
+// Steering sent before the run started: the original agent's first request
+// carries it (it waits in the sandbox's pipe), and so does the replay's.
+TEST_F(Replay, SteeringFromBeforeTheStartIsInTheFirstRequestOfBoth) {
+  Setup(R"(
+replies:
+  - tool_calls: [{name: shell, input: {command: "echo first"}}]
+  - tool_calls: [{name: submit, input: {summary: done}}]
+)");
+  Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                    "--role", "edit", "--task", "t"});
+  ASSERT_EQ(s.status, 0) << s.err;
+  std::string id = s.out.substr(0, s.out.find('\n'));
+  Outcome st =
+      Kiln({"runs", "steer", "--config", config_, id, "-m", "start with the docs", "--from", "bo"});
+  ASSERT_EQ(st.status, 0) << st.err;
+  json run;
+  {
+    Daemon d(config_, root_ + "/serve.log");
+    run = WaitFor(id, [](const json& j) { return j["status"] == "succeeded"; });
+  }
+  // The first model request of a log: the body its runtime sent.
+  auto first_request = [&](const std::string& log) {
+    for (const auto& r : Records(log)) {
+      if (r["type"] == "model.request") return r["payload"].value("body", std::string());
+    }
+    return std::string();
+  };
+  EXPECT_TRUE(Contains(first_request(run["log_path"]), "start with the docs"));
+  Outcome o = ReplayOf(id);
+  ASSERT_EQ(o.status, 0) << o.out << o.err;
+  json rep = Report(o);
+  EXPECT_EQ(rep["compared"]["steer"], 1);
+  EXPECT_TRUE(Contains(first_request(rep["replay"]["log"]), "start with the docs"));
+}
+
 TEST_F(Replay, ACommandRunReplaysItsCommand) {
   WriteAll(probe_ + "/verdict", "all 12 tests pass\n");
   fs::create_directories(skills_ + "/check");

@@ -114,9 +114,16 @@ Result<PipedResult> RunPiped(const std::string& program, const std::vector<std::
   std::vector<char*> envp;
   for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
+  // A group of its own: stopping it stops what it started too (git
+  // http-backend's upload-pack and pack-objects).
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, program.c_str(), &fa, nullptr, argv.data(), envp.data());
+  int rc = ::posix_spawn(&pid, program.c_str(), &fa, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   if (rc == ENOENT) return Error::Unsupported(program + " is not installed");
   if (rc != 0) return Error::Sys("running " + program, rc);
   in.read.reset();
@@ -130,7 +137,7 @@ Result<PipedResult> RunPiped(const std::string& program, const std::vector<std::
   std::optional<Error> failure;  // the feed's, the sink's, or stderr past max_err
   auto stop = [&](Error e) {
     failure = std::move(e);
-    ::kill(pid, SIGKILL);
+    ::kill(-pid, SIGKILL);
     in.write.reset();
     out_pipe.read.reset();
     err.read.reset();
@@ -139,8 +146,9 @@ Result<PipedResult> RunPiped(const std::string& program, const std::vector<std::
   size_t written = 0;
   char chunk[65536];
   while (out_pipe.read.valid() || err.read.valid()) {
-    // More input only once the last piece is in: the feed may block (a
-    // client sending), but never while the program waits to be read.
+    // More input once the last piece is in. The feed may block (a client
+    // sending) while the program's output waits: right for a program that
+    // reads its input before it answers, as git's services over HTTP do.
     if (in.write.valid() && written == pending.size()) {
       auto piece = feed();
       if (!piece) {
@@ -156,6 +164,7 @@ Result<PipedResult> RunPiped(const std::string& program, const std::vector<std::
                      {err.read.valid() ? err.read.get() : -1, POLLIN, 0}};
     if (::poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
+      stop(Error::Sys("poll", errno));
       break;
     }
     if (fds[0].revents) {

@@ -29,9 +29,11 @@ Result<ProcessResult> RunProgram(const std::vector<std::string>& argv,
 // Runs program (an absolute path) with exactly env ("NAME=VALUE"; nothing
 // inherited), its stdin fed from feed (called for the next piece once the
 // last is written; an empty piece ends the input) while its stdout is
-// handed to out as it comes and its stderr kept, up to max_err bytes: no
-// deadlock however large either side, and neither held whole. An error of
-// feed or out, or stderr past max_err, kills the program and is the result.
+// handed to out as it comes and its stderr kept, up to max_err bytes:
+// neither side held whole. feed may block while output waits, which suits
+// a program that reads its input before it answers. An error of feed or
+// out, or stderr past max_err, kills the program (and its process group,
+// which it leads) and is the result.
 using Feed = std::function<Result<std::string>()>;
 using Sink = std::function<Status(std::string_view)>;
 struct PipedResult {

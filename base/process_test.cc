@@ -1,6 +1,9 @@
 #include "base/process.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <string>
 
@@ -84,6 +87,21 @@ TEST(RunPiped, AFailingFeedSinkOrStderrKillsTheProgram) {
       [](std::string_view) { return Ok(); }, 1 << 10);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code(), Error::Code::kUnsupported);
+}
+
+// What the program started goes with it: its process group is killed.
+TEST(RunPiped, AProgramStoppedTakesWhatItStartedWithIt) {
+  auto r = RunPiped(
+      "/bin/sh", {"-c", "sleep 31.25 & echo started"}, kEnv,
+      [] { return Result<std::string>(std::string()); },
+      [](std::string_view) -> Status { return Error::Invalid("enough"); }, 1 << 10);
+  ASSERT_FALSE(r.ok());
+  bool gone = false;
+  for (int i = 0; i < 50 && !gone; ++i) {
+    gone = std::system("pgrep -f 'sleep 31[.]25' >/dev/null") != 0;
+    if (!gone) ::usleep(20'000);
+  }
+  EXPECT_TRUE(gone) << "the program's child outlived it";
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/digest.h"
 #include "base/strings.h"
 #include "controller/forge/api_call.h"
 #include "controller/forge/wire.h"
@@ -459,6 +460,21 @@ Result<ApiResponse> Call::List(json items) {
 
 }  // namespace api
 
+std::string TokenOf(std::string_view authorization) {
+  std::string_view auth = Trim(authorization);
+  for (std::string_view scheme : {"Bearer ", "bearer ", "token "}) {
+    if (auth.substr(0, scheme.size()) == scheme)
+      return std::string(Trim(auth.substr(scheme.size())));
+  }
+  if (auth.substr(0, 6) == "Basic ") {
+    auto decoded = Base64Decode(Trim(auth.substr(6)));
+    if (decoded && decoded->find(':') != std::string::npos) {
+      return decoded->substr(decoded->find(':') + 1);
+    }
+  }
+  return "";
+}
+
 std::string PercentEncode(std::string_view s, std::string_view keep) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
@@ -533,12 +549,7 @@ ApiResponse Api::Handle(const ApiRequest& req) {
   }
   // Authentication first: without a token nothing is told, not even which
   // routes exist.
-  std::string_view auth = Trim(req.authorization);
-  std::string token;
-  for (std::string_view scheme : {"Bearer ", "bearer ", "token "}) {
-    if (auth.substr(0, scheme.size()) == scheme)
-      token = std::string(Trim(auth.substr(scheme.size())));
-  }
+  const std::string token = TokenOf(req.authorization);
   if (token.empty()) {
     ApiResponse r = Message(401,
                             "authentication required: send 'Authorization: Bearer <token>' "

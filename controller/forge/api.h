@@ -79,6 +79,11 @@ class Exchange {
   virtual Status End() = 0;
 };
 
+// The API token an Authorization header carries, as GitHub takes one:
+// "Bearer T", "token T", or HTTP basic auth with T as the password (any
+// user name); "" for none.
+std::string TokenOf(std::string_view authorization);
+
 // s %XX-escaped but for RFC 3986's unreserved characters and those in keep
 // (for a query GitHub's links keep ",:"; for a path segment ":@").
 std::string PercentEncode(std::string_view s, std::string_view keep);
@@ -141,9 +146,12 @@ class ApiServer {
 
   // Requests too large to hold (a git push, a clone's reply): wants says,
   // from a request's head alone (no body; on the server's thread, so
-  // quickly), whether handle takes it over. handle then runs on a worker
+  // quickly), whether handle takes it over. handle then runs on a worker of
+  // the streamed routes' own (4: more wait their turn, the pages do not)
   // with the request's body unread, reads and replies through the Exchange,
-  // and the connection closes after it. No body_limit applies.
+  // and the connection closes after it (what the client still sends read
+  // and dropped for up to 5 s first). No body_limit applies; an exception
+  // out of handle is a 500 when nothing was sent yet.
   struct StreamedRoute {
     std::function<bool(const ApiRequest& head)> wants;
     std::function<void(const ApiRequest& head, Exchange& exchange)> handle;

@@ -19,6 +19,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -50,10 +51,24 @@ std::string Lower(std::string s) {
 // under mu, so never to one that is gone.
 struct Gate {
   std::mutex mu;
-  bool alive = true;  // guarded by mu
+  bool alive = true;       // guarded by mu
+  std::set<int> streamed;  // the sockets of streamed exchanges; guarded by mu
 };
 
+// Streamed exchanges at once (git transfers); more wait for one to end.
+constexpr int kStreamers = 4;
+
 constexpr size_t kStreamBacklog = 4 << 20;
+
+// A response's head as kiln sends every one: its status, the Server and
+// Content-Type headers (none for a 204) and the response's own.
+template <typename Res>
+void SetHead(Res& res, const ApiResponse& r) {
+  res.result(static_cast<unsigned>(r.status));
+  res.set(http::field::server, "kiln");
+  if (r.status != 204) res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res.insert(name, value);
+}
 
 // A connected socket for Beast's synchronous reads and writes on a worker,
 // each one given kIoTimeout (Beast's own timeouts are for asynchronous use).
@@ -129,11 +144,12 @@ class SyncExchange : public Exchange {
  public:
   SyncExchange(int fd, beast::flat_buffer& buffer, http::request_parser<http::empty_body>&& head,
                unsigned version)
-      : stream_(fd), buffer_(buffer), parser_(std::move(head)), version_(version) {
+      : fd_(fd), stream_(fd), buffer_(buffer), parser_(std::move(head)), version_(version) {
     parser_.body_limit(std::numeric_limits<uint64_t>::max());
   }
 
   Result<std::string> ReadBody(size_t max) override {
+    if (max == 0) return Error::Invalid("reading the request's body: 0 bytes asked for");
     std::string out(max, '\0');
     while (!parser_.is_done()) {
       parser_.get().body().data = out.data();
@@ -153,8 +169,12 @@ class SyncExchange : public Exchange {
   }
 
   Status Reply(const ApiResponse& r) override {
-    http::response<http::string_body> res{static_cast<http::status>(r.status), version_};
-    Head(res, r);
+    if (sent_) return Error::Invalid("replying: a reply was sent already");
+    sent_ = true;
+    http::response<http::string_body> res;
+    res.version(version_);
+    SetHead(res, r);
+    res.keep_alive(false);
     res.body() = r.body;
     res.prepare_payload();
     beast::error_code ec;
@@ -163,9 +183,14 @@ class SyncExchange : public Exchange {
   }
 
   Status Begin(const ApiResponse& r) override {
-    res_.emplace(static_cast<http::status>(r.status), version_);
-    Head(*res_, r);
-    res_->chunked(true);
+    if (sent_) return Error::Invalid("replying: a reply was sent already");
+    sent_ = true;
+    res_.emplace();
+    res_->version(version_);
+    SetHead(*res_, r);
+    res_->keep_alive(false);
+    // HTTP/1.0 has no chunks: the body runs to the connection's close.
+    res_->chunked(version_ >= 11);
     res_->body().data = nullptr;
     res_->body().more = true;
     serializer_.emplace(*res_);
@@ -175,6 +200,7 @@ class SyncExchange : public Exchange {
   }
 
   Status Write(std::string_view piece) override {
+    if (!serializer_) return Error::Invalid("writing the reply's body before its head");
     if (piece.empty()) return Ok();
     res_->body().data = const_cast<char*>(piece.data());
     res_->body().size = piece.size();
@@ -185,6 +211,7 @@ class SyncExchange : public Exchange {
   }
 
   Status End() override {
+    if (!serializer_) return Error::Invalid("ending a reply not begun");
     res_->body().data = nullptr;
     res_->body().size = 0;
     res_->body().more = false;
@@ -193,23 +220,40 @@ class SyncExchange : public Exchange {
     return Done(ec, "the reply's end");
   }
 
- private:
-  template <typename Res>
-  static void Head(Res& res, const ApiResponse& r) {
-    res.set(http::field::server, "kiln");
-    if (r.status != 204) res.set(http::field::content_type, r.content_type);
-    for (const auto& [name, value] : r.headers) res.insert(name, value);
-    res.keep_alive(false);  // the connection closes after a streamed exchange
+  // Whether anything of a reply went out (after a handler that threw, a 500
+  // still may).
+  bool sent() const { return sent_; }
+
+  // Before the close: what the client still sends is read and dropped
+  // (for at most kLinger, 64 MiB), so that closing with unread bytes does
+  // not reset the connection and lose the reply (a refused push's pack).
+  void Linger() {
+    ::shutdown(fd_, SHUT_WR);
+    const auto until = std::chrono::steady_clock::now() + kLinger;
+    char sink[65536];
+    size_t dropped = 0;
+    while (dropped < (64u << 20) && std::chrono::steady_clock::now() < until) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 1000) <= 0) continue;
+      ssize_t n = ::recv(fd_, sink, sizeof sink, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return;
+      if (n > 0) dropped += static_cast<size_t>(n);
+    }
   }
+
+ private:
+  static constexpr auto kLinger = std::chrono::seconds(5);
   static Status Done(beast::error_code ec, const std::string& what) {
     if (!ec) return Ok();
     return Error::Invalid("writing " + what + ": " + ec.message());
   }
 
+  int fd_;
   FdStream stream_;
   beast::flat_buffer& buffer_;
   http::request_parser<http::buffer_body> parser_;
   unsigned version_;
+  bool sent_ = false;
   std::optional<http::response<http::buffer_body>> res_;
   std::optional<http::response_serializer<http::buffer_body>> serializer_;
 };
@@ -218,12 +262,13 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const ApiServer::Handler* handler,
           const ApiServer::StreamedRoute* streamed, uint64_t body_limit, asio::thread_pool* workers,
-          std::shared_ptr<Gate> gate)
+          asio::thread_pool* streamers, std::shared_ptr<Gate> gate)
       : stream_(std::move(socket)),
         handler_(handler),
         streamed_(streamed),
         body_limit_(body_limit),
         workers_(workers),
+        streamers_(streamers),
         gate_(std::move(gate)) {}
 
   // A request's head first: a streamed route may take it over; any other
@@ -338,18 +383,37 @@ class Session : public std::enable_shared_from_this<Session> {
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
-  // The connection goes to the streamed route's handler on a worker, and
-  // closes after it.
+  // The connection goes to the streamed route's handler on a worker of
+  // the streamed routes' own (a clone that takes its time holds none of the
+  // pages' workers), and closes after it.
   void TakeOver(ApiRequest head) {
     stream_.expires_never();
-    asio::post(*workers_, [self = shared_from_this(), head = std::move(head)]() {
+    asio::post(*streamers_, [self = shared_from_this(), head = std::move(head)]() {
+      const int fd = self->stream_.socket().native_handle();
+      {
+        std::lock_guard lock(self->gate_->mu);
+        if (!self->gate_->alive) return;
+        self->gate_->streamed.insert(fd);
+      }
       {
         const unsigned version = self->header_->get().version();
-        SyncExchange x(self->stream_.socket().native_handle(), self->buffer_,
-                       std::move(*self->header_), version);
-        self->streamed_->handle(head, x);
+        SyncExchange x(fd, self->buffer_, std::move(*self->header_), version);
+        try {
+          self->streamed_->handle(head, x);
+        } catch (const std::exception& e) {
+          // A surprise in the handler ends this exchange, not the server.
+          if (!x.sent()) {
+            ApiResponse out;
+            out.status = 500;
+            out.content_type = "text/plain; charset=utf-8";
+            out.body = std::string("kiln: ") + e.what() + "\n";
+            (void)x.Reply(out);
+          }
+        }
+        x.Linger();
       }
       std::lock_guard lock(self->gate_->mu);
+      self->gate_->streamed.erase(fd);
       if (!self->gate_->alive) return;
       asio::post(self->stream_.get_executor(), [self] { self->Close(); });
     });
@@ -384,10 +448,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Respond(ApiResponse out) {
     res_ = {};
     res_.version(version_);
-    res_.result(static_cast<unsigned>(out.status));
-    res_.set(http::field::server, "kiln");
-    if (out.status != 204) res_.set(http::field::content_type, out.content_type);
-    for (const auto& [name, value] : out.headers) res_.insert(name, value);
+    SetHead(res_, out);
     res_.body() = std::move(out.body);
     if (out.open_stream) {
       // The body runs until the connection closes: no length, no keep-alive.
@@ -500,6 +561,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const ApiServer::StreamedRoute* streamed_;
   const uint64_t body_limit_;
   asio::thread_pool* workers_;
+  asio::thread_pool* streamers_;  // null without a streamed route
   std::shared_ptr<Gate> gate_;
   // A stream's state, on the io thread.
   std::function<void(std::shared_ptr<Stream>)> open_stream_;
@@ -520,6 +582,7 @@ struct ApiServer::Impl {
   uint64_t body_limit = ApiServer::kDefaultBodyLimit;
   std::thread thread;
   std::unique_ptr<asio::thread_pool> workers;
+  std::unique_ptr<asio::thread_pool> streamers;
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();
 
   asio::steady_timer backoff{io};
@@ -533,7 +596,7 @@ struct ApiServer::Impl {
         beast::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         std::make_shared<Session>(std::move(socket), &handler, &streamed, body_limit, workers.get(),
-                                  gate)
+                                  streamers.get(), gate)
             ->Read();
         Accept();
         return;
@@ -551,11 +614,14 @@ ApiServer::~ApiServer() {
   {
     std::lock_guard lock(impl_->gate->mu);
     impl_->gate->alive = false;
+    // A transfer under way ends at its next read or write.
+    for (int fd : impl_->gate->streamed) ::shutdown(fd, SHUT_RDWR);
   }
   impl_->io.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->workers->stop();
   impl_->workers->join();
+  if (impl_->streamers) impl_->streamers->join();
 }
 
 uint16_t ApiServer::port() const { return impl_->acceptor.local_endpoint().port(); }
@@ -599,6 +665,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& listen, H
     return Error::Invalid("listen address " + Quote(listen) + ": " + e.what());
   }
   impl->workers = std::make_unique<asio::thread_pool>(std::max(workers, 1));
+  if (impl->streamed.wants) impl->streamers = std::make_unique<asio::thread_pool>(kStreamers);
   impl->Accept();
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->io.run(); });

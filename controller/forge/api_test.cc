@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/digest.h"
 #include "base/strings.h"
 #include "controller/forge/testutil.h"
 #include "controller/forge/users.h"
@@ -1014,6 +1015,20 @@ TEST_P(ApiServerTest, AStalledClientDoesNotBlockOthers) {
   auto r = Send(s, http::verb::get, "/api/v1/user", "", bob_token_);
   EXPECT_EQ(r.result_int(), 200u);
   EXPECT_EQ(json::parse(r.body())["login"], "bob");
+}
+
+// The token of each way GitHub's clients send one; nothing from anything
+// else.
+TEST(TokenOfTest, BearerTokenAndBasicAuthCarryTheToken) {
+  EXPECT_EQ(TokenOf("Bearer kiln_abc"), "kiln_abc");
+  EXPECT_EQ(TokenOf("bearer  kiln_abc "), "kiln_abc");
+  EXPECT_EQ(TokenOf("token kiln_abc"), "kiln_abc");
+  EXPECT_EQ(TokenOf("Basic " + Base64("anyone:kiln_abc")), "kiln_abc");
+  EXPECT_EQ(TokenOf("Basic " + Base64("x:a:b")), "a:b");
+  EXPECT_EQ(TokenOf("Basic " + Base64("no-colon")), "");
+  EXPECT_EQ(TokenOf("Basic %%%"), "");
+  EXPECT_EQ(TokenOf("Digest kiln_abc"), "");
+  EXPECT_EQ(TokenOf(""), "");
 }
 
 TEST(ApiServerStartTest, RefusesABadListenAddress) {

@@ -68,6 +68,11 @@ Result<std::unique_ptr<SealWatch>> SealWatch::Start(const std::string& root) {
                       root.c_str()) != 0) {
     return Error::Sys("fanotify_mark on the filesystem of " + Quote(root), errno);
   }
+  // Events name files by id: a filesystem whose files have none to ask for
+  // (overlayfs without nfs_export, say) cannot be watched here.
+  struct statfs fs {};
+  if (::statfs(root.c_str(), &fs) != 0) return Error::Sys("statfs " + Quote(root), errno);
+  if (auto id = KeyOf(&fs.f_fsid, AT_FDCWD, root.c_str()); !id) return id.error();
   UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake.valid()) return Error::Sys("eventfd", errno);
   std::unique_ptr<SealWatch> w(new SealWatch(std::move(fan), std::move(wake)));
@@ -151,16 +156,27 @@ Result<bool> SealWatch::Holds(const std::string& dir, const std::string& seal) {
   ++walks_;
   struct statfs fs {};
   if (::statfs(dir.c_str(), &fs) != 0) return Error::Sys("statfs " + Quote(dir), errno);
+  // An entry without an id (another filesystem mounted inside, say): the
+  // walk's answer holds, but the layer is walked again at its next use.
+  bool every_id = true;
   std::vector<std::string> keys;
-  KILN_ASSIGN_OR_RETURN(std::string root, KeyOf(&fs.f_fsid, AT_FDCWD, dir.c_str()));
-  keys.push_back(std::move(root));
+  auto note = [&](Result<std::string> key) {
+    if (key) {
+      keys.push_back(std::move(*key));
+    } else {
+      every_id = false;
+    }
+  };
+  note(KeyOf(&fs.f_fsid, AT_FDCWD, dir.c_str()));
   auto now = Seal(dir, [&](int dirfd, const std::string& name) -> Status {
-    KILN_ASSIGN_OR_RETURN(std::string key, KeyOf(&fs.f_fsid, dirfd, name.c_str()));
-    keys.push_back(std::move(key));
+    note(KeyOf(&fs.f_fsid, dirfd, name.c_str()));
     return Ok();
   });
   if (!now) return now.error();
   if (*now != seal) return false;
+  if (!every_id) return true;
+  // The ids of what the layer held at its last walk go with it.
+  std::erase_if(layer_of_, [&](const auto& kv) { return kv.second == dir; });
   for (std::string& k : keys) layer_of_[std::move(k)] = dir;
   sealed_.insert(dir);
   return true;

@@ -33,7 +33,8 @@ class SealWatch {
 
   // Whether layer directory dir still has the seal `seal`: a walk the first
   // time and after a change seen under dir, else nothing but a look at the
-  // events. The walk's error as Seal's.
+  // events. The walk's error as Seal's. A layer with an entry that has no
+  // file id (a mount inside it) is walked at every use.
   Result<bool> Holds(const std::string& dir, const std::string& seal);
 
   // How many layers were walked, and how often a change or a lost event

@@ -517,7 +517,8 @@ std::vector<Report> ReplayAll(const runner::Services& services, const std::vecto
       reports[i] = Replay(services, options[i], stop);
     }
   };
-  size_t n = std::min<size_t>(options.size(), std::max(1, services.config->concurrency.max_runs));
+  size_t n =
+      std::min<size_t>(options.size(), std::max(1, services.config->concurrency.host_max_runs));
   std::vector<std::thread> threads;
   for (size_t i = 1; i < n; ++i) threads.emplace_back(worker);
   worker();

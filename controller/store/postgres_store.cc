@@ -265,7 +265,7 @@ kiln::Status PgStore::Complete(std::string_view id, const Finish& finish, int64_
     KILN_TRY(Exec("completing a run",
                   "UPDATE runs SET status = $2, finished_ms = $3, outcome = $4, result = $5, "
                   "error = $6, log_head = COALESCE(NULLIF($7, ''), log_head), "
-                  "lease_expires_ms = 0 WHERE id = $1",
+                  "lease_expires_ms = 0, live = '' WHERE id = $1",
                   {P(id), P(Name(finish.status)), P(now_ms), P(finish.outcome),
                    P(DumpJson(finish.result)), P(finish.error), P(finish.log_head)}));
     return Ok();
@@ -281,12 +281,12 @@ Result<bool> PgStore::FailInfrastructure(std::string_view id, std::string_view e
       KILN_TRY(Exec(
           "requeueing a run",
           "UPDATE runs SET status = $2, owner = '', not_before_ms = $3, error = $4, "
-          "lease_expires_ms = 0 WHERE id = $1",
+          "lease_expires_ms = 0, live = '' WHERE id = $1",
           {P(id), P(Name(Status::kQueued)), P(now_ms + Backoff(policy, run.attempt)), P(error)}));
     } else {
       KILN_TRY(Exec("failing a run",
                     "UPDATE runs SET status = $2, finished_ms = $3, error = $4, "
-                    "lease_expires_ms = 0 WHERE id = $1",
+                    "lease_expires_ms = 0, live = '' WHERE id = $1",
                     {P(id), P(Name(Status::kError)), P(now_ms), P(error)}));
     }
     return retry;

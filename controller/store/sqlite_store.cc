@@ -228,7 +228,7 @@ kiln::Status SqliteStore::Complete(std::string_view id, const Finish& finish, in
       db_.Prepare("completing a run",
                   "UPDATE runs SET status = ?2, finished_ms = ?3, outcome = ?4, result = ?5, "
                   "error = ?6, log_head = COALESCE(NULLIF(?7, ''), log_head), "
-                  "lease_expires_ms = 0 WHERE id = ?1"));
+                  "lease_expires_ms = 0, live = '' WHERE id = ?1"));
   update.Bind(1, id)
       .Bind(2, Name(finish.status))
       .Bind(3, now_ms)
@@ -252,7 +252,7 @@ Result<bool> SqliteStore::FailInfrastructure(std::string_view id, std::string_vi
         sql::Stmt update,
         db_.Prepare("requeueing a run",
                     "UPDATE runs SET status = ?2, owner = '', not_before_ms = ?3, error = ?4, "
-                    "lease_expires_ms = 0 WHERE id = ?1"));
+                    "lease_expires_ms = 0, live = '' WHERE id = ?1"));
     update.Bind(1, id)
         .Bind(2, Name(Status::kQueued))
         .Bind(3, now_ms + Backoff(policy, run.attempt))
@@ -262,7 +262,7 @@ Result<bool> SqliteStore::FailInfrastructure(std::string_view id, std::string_vi
     KILN_ASSIGN_OR_RETURN(sql::Stmt update,
                           db_.Prepare("failing a run",
                                       "UPDATE runs SET status = ?2, finished_ms = ?3, error = ?4, "
-                                      "lease_expires_ms = 0 WHERE id = ?1"));
+                                      "lease_expires_ms = 0, live = '' WHERE id = ?1"));
     update.Bind(1, id).Bind(2, Name(Status::kError)).Bind(3, now_ms).Bind(4, error);
     KILN_TRY(update.Run());
   }

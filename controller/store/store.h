@@ -81,7 +81,8 @@ struct Run {
   int64_t lease_expires_ms = 0;  // while running: the owner's lease; 0: none
   // The use so far of an attempt, as its host last recorded it while it ran
   // ({"attempt", "turns", "input_tokens", "output_tokens", "tool_calls"}):
-  // what any host of a fleet shows of a run another host runs. null: none.
+  // what any host of a fleet shows of a run another host runs. null: none,
+  // or the attempt has ended.
   nlohmann::json live;
 };
 

@@ -185,6 +185,10 @@ TEST_P(StoreTest, ProgressRecordsTheUseSoFarAndKeepsItUntilReplaced) {
   p.live["turns"] = 4;
   ASSERT_TRUE(store_->SetProgress(run.id, p).ok());
   EXPECT_EQ(MustGet(*store_, run.id).live["turns"], 4);
+  // Ended: the result has the totals; nothing is "so far" any more.
+  ASSERT_TRUE(
+      store_->Complete(run.id, {Status::kSucceeded, "submitted", nullptr, "", ""}, 30).ok());
+  EXPECT_TRUE(MustGet(*store_, run.id).live.is_null());
 }
 
 TEST_P(StoreTest, CompleteEndsTheRunWithItsResult) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <vector>
 
@@ -188,6 +189,12 @@ void GitHttp::Stream(const ApiRequest& r, const std::string& user, forge::Exchan
   std::string prefix;
   uint64_t body_bytes = 0;
   std::map<std::string, std::string> before;
+  const std::string too_large =
+      "the push is larger than " + std::to_string(kMaxPush >> 30) + " GiB";
+  if (auto length = r.headers.find("content-length");
+      length != r.headers.end() && std::strtoull(length->second.c_str(), nullptr, 10) > kMaxPush) {
+    return reply(Text(413, too_large));
+  }
   if (gp->service == "git-receive-pack") {
     while (!CommandsRead(prefix)) {
       auto piece = x.ReadBody(kPiece);
@@ -202,15 +209,24 @@ void GitHttp::Stream(const ApiRequest& r, const std::string& user, forge::Exchan
     std::string caps;
     auto updates = Updates(prefix, &caps);
     if (!updates) return reply(Text(400, "the push's ref updates are not git pkt-lines"));
+    // A refusal goes after the pack, which is read and dropped: git takes a
+    // reply that comes before its upload ends for a broken connection.
+    auto refuse = [&](const std::string& why) {
+      for (uint64_t dropped = prefix.size(); dropped <= kMaxPush;) {
+        auto piece = x.ReadBody(kPiece);
+        if (!piece || piece->empty()) break;
+        dropped += piece->size();
+      }
+      reply(Refuse(*updates, caps, why));
+    };
     for (const Update& u : *updates) {
       if (!u.ref.starts_with("refs/heads/")) {
-        return reply(Refuse(*updates, caps, "only branches (refs/heads/...) are pushed here"));
+        return refuse("only branches (refs/heads/...) are pushed here");
       }
       if (u.ref == "refs/heads/" + repo->info.default_branch && !maintainer) {
-        return reply(Refuse(*updates, caps,
-                            "protected branch: " + repo->info.default_branch + " of " + gp->repo +
-                                " takes pushes from its maintainers only; push another branch "
-                                "and open a pull request"));
+        return refuse("protected branch: " + repo->info.default_branch + " of " + gp->repo +
+                      " takes pushes from its maintainers only; push another branch and open a "
+                      "pull request");
       }
     }
     auto b = git::bare::Branches(bare);
@@ -239,9 +255,7 @@ void GitHttp::Stream(const ApiRequest& r, const std::string& user, forge::Exchan
     if (!prefix.empty()) return std::exchange(prefix, std::string());
     KILN_ASSIGN_OR_RETURN(std::string piece, x.ReadBody(kPiece));
     body_bytes += piece.size();
-    if (body_bytes > kMaxPush) {
-      return Error::Invalid("the push is larger than " + std::to_string(kMaxPush >> 30) + " GiB");
-    }
+    if (body_bytes > kMaxPush) return Error::Invalid(too_large);
     return piece;
   };
   // The reply: the CGI's head, held until its blank line, then its body

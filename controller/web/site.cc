@@ -171,16 +171,7 @@ forge::ApiServer::StreamedRoute Site::Streamed() {
 // git: HTTP basic auth, the forge token as the password (any user name, as
 // GitHub takes), asked for with a 401 that git answers.
 void Site::Git(const ApiRequest& head, forge::Exchange& x) {
-  std::string token;
-  if (head.authorization.starts_with("Basic ")) {
-    auto decoded = Base64Decode(head.authorization.substr(6));
-    if (decoded && decoded->find(':') != std::string::npos) {
-      token = decoded->substr(decoded->find(':') + 1);
-    }
-  } else if (head.authorization.starts_with("Bearer ")) {
-    token = head.authorization.substr(7);
-  }
-  auto user = auth_->UserOfToken(token);
+  auto user = auth_->UserOfToken(forge::TokenOf(head.authorization));
   Status replied = Ok();
   if (!user) {
     replied = x.Reply(Message(500, user.error().Wrap("checking a token").message()));
@@ -304,8 +295,9 @@ ApiResponse Site::Route(Request& r) {
     if (!s) return Message(500, s.error().Wrap("reading sessions").message());
     if (*s) r.viewer = Viewer{(*s)->user, (*s)->csrf, forge_pages_ != nullptr};
   }
-  if (r.viewer.user.empty() && raw.authorization.starts_with("Bearer ")) {
-    auto user = auth_->UserOfToken(raw.authorization.substr(7));
+  if (const std::string token = forge::TokenOf(raw.authorization);
+      r.viewer.user.empty() && !token.empty()) {
+    auto user = auth_->UserOfToken(token);
     if (!user) return Message(500, user.error().Wrap("checking a token").message());
     if (*user) {
       r.viewer.user = **user;

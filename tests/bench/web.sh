@@ -53,10 +53,12 @@ printf '%-52s %9.1f us %8s  %s\n' "fan-out: controller CPU added per record" "$a
 printf '%-52s %9.1f us %8s\n' "the log append per record (the anchor)" "$writer" "1"
 printf '%-52s %9.1f ms\n' "idle CPU per second, $pages streams open" "$(j .fanout.idle_cpu_ms_per_s)"
 if [[ $(j '.browser // empty') ]]; then
-  median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+  median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
   for what in load first_contentful_paint; do
-    cold=$(j ".browser[0].${what}_ms")
-    warm=$(j ".browser[1:][].${what}_ms" | median)
+    # A paint the browser never reported is nan, not a number.
+    cold=$(j ".browser[0].${what}_ms // \"nan\"")
+    warm=$(j "[.browser[1:][].${what}_ms | select(. != null)][]" | median)
+    warm=${warm:-nan}
     printf '%-52s %9.1f ms %8s  %s\n' "chromium: ${what//_/ }, cold" "$cold" "$(ratio "$cold" 1000)" \
       "the 1 s allowed"
     printf '%-52s %9.1f ms %8s  %s\n' "chromium: ${what//_/ }, warm (median of 5)" "$warm" \

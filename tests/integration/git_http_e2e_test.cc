@@ -156,6 +156,26 @@ TEST_F(GitHttp, APushAndACloneOfFortyEightMiBStreamThrough) {
               static_cast<double>(grew) / (1 << 20));
   EXPECT_LT(grew, uint64_t{16} << 20) << "the pack was held in memory";
 
+  // A large pack to the protected branch: refused before git sees it, and
+  // git shows why (the connection not reset under the pack still coming).
+  ASSERT_EQ(kiln::testing::Run(
+                {"/bin/sh", "-c", "head -c 25165824 /dev/urandom > '" + work + "/blob2.bin'"})
+                .status,
+            0);
+  ASSERT_EQ(Git("-C '" + work + "' add blob2.bin").status, 0);
+  ASSERT_EQ(Git("-C '" + work + "' commit -q -m blob2").status, 0);
+  Outcome refused = Git("-C '" + work + "' push origin HEAD:main");
+  EXPECT_NE(refused.status, 0);
+  EXPECT_TRUE(Contains(refused.err, "protected branch")) << refused.err;
+
+  // A push that declares more than 2 GiB: 413 before anything is read.
+  Outcome huge = kiln::testing::Run({"/usr/bin/curl", "-sS", "-o", "/dev/stdout", "-w",
+                                     "%{http_code}", "-H", "Content-Length: 3221225472", "-H",
+                                     "Content-Type: application/x-git-receive-pack-request",
+                                     "--data-binary", "x", url + "/git-receive-pack"});
+  EXPECT_TRUE(Contains(huge.out, "the push is larger than 2 GiB")) << huge.out << huge.err;
+  EXPECT_TRUE(huge.out.ends_with("413")) << huge.out;
+
   // Not git's pkt-lines: a clear 400, and nothing moves.
   WriteAll(root_ + "/junk", "this is not a push\n");
   Outcome junk =
@@ -165,7 +185,7 @@ TEST_F(GitHttp, APushAndACloneOfFortyEightMiBStreamThrough) {
   EXPECT_TRUE(Contains(junk.out, "the push's ref updates are not git pkt-lines")) << junk.out;
   EXPECT_TRUE(junk.out.ends_with("400")) << junk.out;
   EXPECT_EQ(Git("ls-remote " + url + " refs/heads/big").out.substr(0, 40),
-            Git("-C '" + work + "' rev-parse HEAD").out.substr(0, 40));
+            Git("-C '" + work + "' rev-parse HEAD~1").out.substr(0, 40));
 }
 
 }  // namespace

@@ -88,10 +88,7 @@ class FdStream {
   }
   template <typename Buffers>
   size_t read_some(const Buffers& buffers) {
-    beast::error_code ec;
-    size_t n = read_some(buffers, ec);
-    if (ec) throw beast::system_error(ec);
-    return n;
+    return OrThrow([&](beast::error_code& ec) { return read_some(buffers, ec); });
   }
   template <typename Buffers>
   size_t write_some(const Buffers& buffers, beast::error_code& ec) {
@@ -113,13 +110,18 @@ class FdStream {
   }
   template <typename Buffers>
   size_t write_some(const Buffers& buffers) {
-    beast::error_code ec;
-    size_t n = write_some(buffers, ec);
-    if (ec) throw beast::system_error(ec);
-    return n;
+    return OrThrow([&](beast::error_code& ec) { return write_some(buffers, ec); });
   }
 
  private:
+  // The throwing form Beast's stream concepts also ask for.
+  template <typename Op>
+  static size_t OrThrow(Op op) {
+    beast::error_code ec;
+    size_t n = op(ec);
+    if (ec) throw beast::system_error(ec);
+    return n;
+  }
   bool Wait(short events, beast::error_code& ec) {
     pollfd p{fd_, events, 0};
     for (;;) {

@@ -29,24 +29,40 @@ class GitHttp : public Controller {
     EXPECT_EQ(u.status, 0) << u.err;
     return u.out.substr(0, u.out.find('\n'));
   }
+
+  // kiln serve with the local forge on a free port, holding repository
+  // name (the test repository, maintained by "maint"): its host:port, ""
+  // after a failure.
+  std::string Serve(const std::string& name) {
+    const uint16_t port = FreePort();
+    EXPECT_NE(port, 0);
+    const std::string host = "127.0.0.1:" + std::to_string(port);
+    Setup("default: {tool_calls: [{name: submit, input: {summary: done}}]}\n",
+          "pipeline: {api_listen: \"" + host + "\"}\n");
+    Outcome init = Kiln(
+        {"forge", "init", "--config", config_, name, "--from", repo_, "--maintainer", "maint"});
+    EXPECT_EQ(init.status, 0) << init.err;
+    daemon_.emplace(config_, root_ + "/serve.log");
+    for (int i = 0; i < 100 && !Listening(port); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(Listening(port)) << ReadAll(root_ + "/serve.log");
+    return init.status == 0 && Listening(port) ? host : "";
+  }
+
+  // The daemon stops before the fixture checks that nothing was left.
+  void TearDown() override {
+    daemon_.reset();
+    Controller::TearDown();
+  }
+
+  std::optional<Daemon> daemon_;
 };
 
 TEST_F(GitHttp, CloneAndPushWithATokenAndTheDefaultBranchIsProtected) {
-  uint16_t port = FreePort();
-  ASSERT_NE(port, 0);
-  const std::string host = "127.0.0.1:" + std::to_string(port);
-  Setup("default: {tool_calls: [{name: submit, input: {summary: done}}]}\n",
-        "pipeline: {api_listen: \"" + host + "\"}\n");
-  ASSERT_EQ(Kiln({"forge", "init", "--config", config_, "acme/widget", "--from", repo_,
-                  "--maintainer", "maint"})
-                .status,
-            0);
+  const std::string host = Serve("acme/widget");
+  ASSERT_FALSE(host.empty());
   const std::string maint = Token("maint"), bob = Token("bob");
-  Daemon d(config_, root_ + "/serve.log");
-  for (int i = 0; i < 100 && !Listening(port); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(Listening(port)) << ReadAll(root_ + "/serve.log");
   auto url = [&](const std::string& token) {
     return "http://" + (token.empty() ? "" : "someone:" + token + "@") + host + "/acme/widget.git";
   };
@@ -114,25 +130,14 @@ uint64_t PeakMemory(pid_t pid) {
 // back (a chunked reply) through pipes, and the daemon's peak memory grows
 // by far less than that. A body that is not git's is refused, naming why.
 TEST_F(GitHttp, APushAndACloneOfFortyEightMiBStreamThrough) {
-  uint16_t port = FreePort();
-  ASSERT_NE(port, 0);
-  const std::string host = "127.0.0.1:" + std::to_string(port);
-  Setup("default: {tool_calls: [{name: submit, input: {summary: done}}]}\n",
-        "pipeline: {api_listen: \"" + host + "\"}\n");
-  Outcome init = Kiln(
-      {"forge", "init", "--config", config_, "acme/big", "--from", repo_, "--maintainer", "maint"});
-  ASSERT_EQ(init.status, 0) << init.err;
+  const std::string host = Serve("acme/big");
+  ASSERT_FALSE(host.empty());
   const std::string bob = Token("bob");
-  Daemon d(config_, root_ + "/serve.log");
-  for (int i = 0; i < 100 && !Listening(port); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(Listening(port)) << ReadAll(root_ + "/serve.log");
   const std::string url = "http://bob:" + bob + "@" + host + "/acme/big.git";
 
   const std::string work = root_ + "/up";
   ASSERT_EQ(Git("clone -q " + url + " '" + work + "'").status, 0);
-  const uint64_t peak_before = PeakMemory(d.pid());
+  const uint64_t peak_before = PeakMemory(daemon_->pid());
   ASSERT_GT(peak_before, 0u);
   ASSERT_EQ(kiln::testing::Run(
                 {"/bin/sh", "-c", "head -c 50331648 /dev/urandom > '" + work + "/blob.bin'"})
@@ -151,7 +156,7 @@ TEST_F(GitHttp, APushAndACloneOfFortyEightMiBStreamThrough) {
     return kiln::testing::Run({"/usr/bin/sha256sum", file}).out.substr(0, 64);
   };
   EXPECT_EQ(sum(down + "/blob.bin"), sum(work + "/blob.bin"));
-  const uint64_t grew = PeakMemory(d.pid()) - peak_before;
+  const uint64_t grew = PeakMemory(daemon_->pid()) - peak_before;
   std::printf("48 MiB pushed and cloned; the daemon's peak memory grew by %.1f MiB\n",
               static_cast<double>(grew) / (1 << 20));
   EXPECT_LT(grew, uint64_t{16} << 20) << "the pack was held in memory";

@@ -7,6 +7,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -23,10 +24,10 @@ constexpr uint64_t kChanges = FAN_MODIFY | FAN_ATTRIB | FAN_CREATE | FAN_DELETE 
 
 // A file id as fanotify reports it: the filesystem's id, then the handle's
 // type and bytes.
-std::string Key(const void* fsid, const struct file_handle& h) {
+std::string Key(const void* fsid, int handle_type, const void* handle, size_t bytes) {
   std::string key(static_cast<const char*>(fsid), 8);
-  key.append(reinterpret_cast<const char*>(&h.handle_type), sizeof h.handle_type);
-  key.append(reinterpret_cast<const char*>(h.f_handle), h.handle_bytes);
+  key.append(reinterpret_cast<const char*>(&handle_type), sizeof handle_type);
+  key.append(static_cast<const char*>(handle), bytes);
   return key;
 }
 
@@ -41,7 +42,7 @@ Result<std::string> KeyOf(const void* fsid, int dirfd, const char* name) {
   if (::name_to_handle_at(dirfd, name, &buf.h, &mount_id, 0) != 0) {
     return Error::Sys(std::string("the file id of ") + Quote(name), errno);
   }
-  return Key(fsid, buf.h);
+  return Key(fsid, buf.h.handle_type, buf.h.f_handle, buf.h.handle_bytes);
 }
 
 bool IsFid(uint8_t type) {
@@ -106,7 +107,7 @@ void SealWatch::Watch() {
 }
 
 void SealWatch::Drain() {
-  alignas(struct fanotify_event_metadata) char buf[64 << 10];
+  char buf[64 << 10];
   for (;;) {
     ssize_t n = ::read(fanotify_.get(), buf, sizeof buf);
     if (n <= 0) {
@@ -118,26 +119,36 @@ void SealWatch::Drain() {
       }
       return;
     }
-    auto* m = reinterpret_cast<struct fanotify_event_metadata*>(buf);
-    for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-      if (m->fd >= 0) ::close(m->fd);
-      if (m->vers != FANOTIFY_METADATA_VERSION || (m->mask & FAN_Q_OVERFLOW) != 0) {
+    // Records are read by copying: the kernel packs them at 4-byte steps,
+    // so a record's 8-byte fields need not be aligned in buf.
+    for (size_t at = 0; at + sizeof(struct fanotify_event_metadata) <= static_cast<size_t>(n);) {
+      struct fanotify_event_metadata m;
+      std::memcpy(&m, buf + at, sizeof m);
+      if (m.event_len < sizeof m || at + m.event_len > static_cast<size_t>(n)) break;
+      const char* p = buf + at + m.metadata_len;
+      const char* end = buf + at + m.event_len;
+      at += m.event_len;
+      if (m.fd >= 0) ::close(m.fd);
+      if (m.vers != FANOTIFY_METADATA_VERSION || (m.mask & FAN_Q_OVERFLOW) != 0) {
         if (!sealed_.empty()) ++drops_;
         sealed_.clear();
         continue;
       }
-      const char* p = reinterpret_cast<const char*>(m) + m->metadata_len;
-      const char* end = reinterpret_cast<const char*>(m) + m->event_len;
       while (p + sizeof(struct fanotify_event_info_header) <= end) {
         struct fanotify_event_info_header h;
         std::memcpy(&h, p, sizeof h);
         if (h.len < sizeof h || p + h.len > end) break;
-        if (IsFid(h.info_type) &&
-            h.len >= sizeof(struct fanotify_event_info_fid) + sizeof(struct file_handle)) {
-          auto* fid = reinterpret_cast<const struct fanotify_event_info_fid*>(p);
-          auto* fh = reinterpret_cast<const struct file_handle*>(fid->handle);
-          if (auto it = layer_of_.find(Key(&fid->fsid, *fh)); it != layer_of_.end()) {
-            drops_ += sealed_.erase(it->second);
+        // An id record: the header, the filesystem's id, the handle's
+        // length and type, its bytes (and for DFID_NAME, a name after).
+        constexpr size_t kFsid = offsetof(struct fanotify_event_info_fid, fsid);
+        constexpr size_t kHandle = offsetof(struct fanotify_event_info_fid, handle);
+        struct file_handle fh;
+        if (IsFid(h.info_type) && h.len >= kHandle + sizeof fh) {
+          std::memcpy(&fh, p + kHandle, sizeof fh);
+          if (kHandle + sizeof fh + fh.handle_bytes <= h.len) {
+            auto it = layer_of_.find(
+                Key(p + kFsid, fh.handle_type, p + kHandle + sizeof fh, fh.handle_bytes));
+            if (it != layer_of_.end()) drops_ += sealed_.erase(it->second);
           }
         }
         p += h.len;

@@ -66,11 +66,6 @@ std::string Safe(std::string_view owner) {
 
 }  // namespace
 
-std::string HostOf(std::string_view owner) {
-  const size_t slash = owner.find('/');
-  return slash == std::string_view::npos ? "" : std::string(owner.substr(0, slash));
-}
-
 Result<std::string> SignRequest(const sessionlog::Signer& signer, std::string_view host,
                                 std::string_view target, std::string_view method,
                                 std::string_view path, int64_t now_ms) {
@@ -104,7 +99,7 @@ Result<std::string> CheckRequest(store::Store& store, std::string_view self,
   if (!hosts.ok()) return Error(Error::Code::kIO, "the store cannot say who its hosts are");
   const std::string message = Message(self, method, path, ts, host);
   for (const store::Host& h : *hosts) {
-    if (HostOf(h.name) != host || h.log_key.empty()) continue;
+    if (store::OwnerHost(h.name) != host || h.log_key.empty()) continue;
     auto key = sessionlog::PublicKey::FromPem(h.log_key, "the key of host " + host);
     if (key.ok() && key->Verify(message, sig)) return host;
   }
@@ -135,12 +130,12 @@ Served Serve(store::Store& store, std::string_view self, const std::string& log_
 std::vector<sessionlog::PublicKey> KeysOfRunHost(store::Store& store, const store::Run& run,
                                                  std::string_view self) {
   std::vector<sessionlog::PublicKey> keys;
-  const std::string host = HostOf(run.owner);
-  if (host.empty() || host == HostOf(self)) return keys;
+  const std::string host = store::OwnerHost(run.owner);
+  if (host.empty() || host == store::OwnerHost(self)) return keys;
   auto hosts = store.Hosts();
   if (!hosts.ok()) return keys;
   for (const store::Host& h : *hosts) {
-    if (HostOf(h.name) != host || h.log_key.empty()) continue;
+    if (store::OwnerHost(h.name) != host || h.log_key.empty()) continue;
     auto key = sessionlog::PublicKey::FromPem(h.log_key, "the key of host " + h.name);
     if (key.ok()) keys.push_back(*key);
   }
@@ -151,8 +146,8 @@ Result<std::string> Fetcher::LogOf(const store::Run& run) {
   if (run.log_path.empty()) {
     return Error::Invalid("run " + run.id + " has no session log: it never started");
   }
-  const std::string host = HostOf(run.owner);
-  if (host.empty() || host == HostOf(host_)) return run.log_path;  // written here
+  const std::string host = store::OwnerHost(run.owner);
+  if (host.empty() || host == store::OwnerHost(host_)) return run.log_path;  // written here
   KILN_ASSIGN_OR_RETURN(std::vector<store::Host> hosts, store_.Hosts());
   auto it = std::find_if(hosts.begin(), hosts.end(),
                          [&](const store::Host& h) { return h.name == run.owner; });
@@ -193,10 +188,10 @@ Result<std::string> Fetcher::LogOf(const store::Run& run) {
   }
 
   http_client::Client http;
-  const std::string target = HostOf(run.owner);
+  const std::string target = store::OwnerHost(run.owner);
   auto get = [&](std::string_view path) -> Result<std::string> {
-    KILN_ASSIGN_OR_RETURN(std::string auth,
-                          SignRequest(signer_, HostOf(host_), target, "GET", path, NowMs()));
+    KILN_ASSIGN_OR_RETURN(std::string auth, SignRequest(signer_, store::OwnerHost(host_), target,
+                                                        "GET", path, NowMs()));
     http_client::Request req;
     req.method = "GET";
     std::string base = it->url;

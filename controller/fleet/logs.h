@@ -31,10 +31,6 @@ inline constexpr int64_t kRequestWindowMs = 60'000;
 // A running run's log, fetched, is used as it is for this long.
 inline constexpr int64_t kRefetchMs = 2'000;
 
-// The host name in an owner id ("runner-3/1234:5678"); "" for an owner of
-// kiln before the fleet, which has none.
-std::string HostOf(std::string_view owner);
-
 // The Authorization header of host's request to target (host names):
 // "KilnHost <host> <ms> <sig>", sig being the hex Ed25519 signature, by the
 // host's session-log key, over the target, method, path, time and host, so

@@ -742,8 +742,8 @@ std::string OwnerId(const std::string& host_name) {
 }
 
 bool OwnerHere(const std::string& owner, const std::string& host_name) {
-  const size_t slash = owner.find('/');
-  return slash == std::string::npos || owner.substr(0, slash) == HostName(host_name);
+  const std::string host = store::OwnerHost(owner);
+  return host.empty() || host == HostName(host_name);
 }
 
 bool OwnerAlive(const std::string& owner) {

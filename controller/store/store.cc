@@ -48,6 +48,11 @@ std::string Utc(int64_t ms) {
   return buf;
 }
 
+std::string OwnerHost(std::string_view owner) {
+  const size_t slash = owner.find('/');
+  return slash == std::string_view::npos ? "" : std::string(owner.substr(0, slash));
+}
+
 nlohmann::json ToJson(const Run& r) {
   return {{"id", r.id},
           {"status", ToString(r.status)},

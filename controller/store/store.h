@@ -86,6 +86,10 @@ struct Run {
   nlohmann::json live;
 };
 
+// The host name in an owner id ("runner-3/1234:5678", runner::OwnerId);
+// "" for an owner of kiln before the fleet, which has none.
+std::string OwnerHost(std::string_view owner);
+
 // ms as UTC text, 2026-12-07T06:25:16Z; "-" for 0 (a time not reached).
 std::string Utc(int64_t ms);
 

@@ -226,7 +226,7 @@ ApiResponse Site::Route(Request& r) {
   // The other hosts of a fleet, for this host's session logs.
   if (api && seg.size() >= 3 && seg[2] == "fleet") {
     if (options_.log_dir.empty()) return Message(404, "this host serves no session logs");
-    fleet::Served s = fleet::Serve(store_, fleet::HostOf(options_.host), options_.log_dir,
+    fleet::Served s = fleet::Serve(store_, store::OwnerHost(options_.host), options_.log_dir,
                                    raw.method, r.path, raw.authorization, options_.now());
     ApiResponse out;
     out.status = s.status;

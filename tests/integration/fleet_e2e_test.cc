@@ -170,8 +170,7 @@ TEST_F(Fleet, ThreeHostsRunTwoHundredRunsEachExactlyOnceUnderSharedLimits) {
         std::map<std::string, int> per_repo, per_host;
         for (const auto& r : *running) {
           most_per_repo = std::max(most_per_repo, ++per_repo[r.request.repo]);
-          const std::string host = r.owner.substr(0, r.owner.find('/'));
-          most_per_host = std::max(most_per_host, ++per_host[host]);
+          most_per_host = std::max(most_per_host, ++per_host[store::OwnerHost(r.owner)]);
         }
         most = std::max(most, static_cast<int>(running->size()));
       }

@@ -137,15 +137,19 @@ TEST_F(GitHttp, APushAndACloneOfFortyEightMiBStreamThrough) {
 
   const std::string work = root_ + "/up";
   ASSERT_EQ(Git("clone -q " + url + " '" + work + "'").status, 0);
+  // A commit of one file of random bytes (no compression helps) in work.
+  auto commit_random = [&](const std::string& file, size_t bytes) {
+    return kiln::testing::Run(
+               {"/bin/sh", "-c",
+                "head -c " + std::to_string(bytes) + " /dev/urandom > '" + work + "/" + file + "'"})
+                   .status == 0 &&
+           Git("-C '" + work + "' add " + file).status == 0 &&
+           Git("-C '" + work + "' commit -q -m " + file).status == 0;
+  };
   const uint64_t peak_before = PeakMemory(daemon_->pid());
   ASSERT_GT(peak_before, 0u);
-  ASSERT_EQ(kiln::testing::Run(
-                {"/bin/sh", "-c", "head -c 50331648 /dev/urandom > '" + work + "/blob.bin'"})
-                .status,
-            0);
   ASSERT_EQ(Git("-C '" + work + "' checkout -q -b big").status, 0);
-  ASSERT_EQ(Git("-C '" + work + "' add blob.bin").status, 0);
-  ASSERT_EQ(Git("-C '" + work + "' commit -q -m blob").status, 0);
+  ASSERT_TRUE(commit_random("blob.bin", 48 << 20));
   Outcome pushed = Git("-C '" + work + "' push -q origin big");
   ASSERT_EQ(pushed.status, 0) << pushed.err << ReadAll(root_ + "/serve.log");
 
@@ -163,12 +167,7 @@ TEST_F(GitHttp, APushAndACloneOfFortyEightMiBStreamThrough) {
 
   // A large pack to the protected branch: refused before git sees it, and
   // git shows why (the connection not reset under the pack still coming).
-  ASSERT_EQ(kiln::testing::Run(
-                {"/bin/sh", "-c", "head -c 25165824 /dev/urandom > '" + work + "/blob2.bin'"})
-                .status,
-            0);
-  ASSERT_EQ(Git("-C '" + work + "' add blob2.bin").status, 0);
-  ASSERT_EQ(Git("-C '" + work + "' commit -q -m blob2").status, 0);
+  ASSERT_TRUE(commit_random("blob2.bin", 24 << 20));
   Outcome refused = Git("-C '" + work + "' push origin HEAD:main");
   EXPECT_NE(refused.status, 0);
   EXPECT_TRUE(Contains(refused.err, "protected branch")) << refused.err;

@@ -246,6 +246,7 @@ Result<std::string> Improver::Compare(const runner::Finished& f, const std::stri
       o.target = run;
       o.rerun = true;
       o.companions = *guidance;
+      o.verify_original = false;  // old and new are compared, not the original
       options.push_back(std::move(o));
     }
   }

@@ -1,7 +1,6 @@
 #include "controller/pipeline/pipeline.h"
 
 #include <spdlog/spdlog.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
@@ -52,37 +51,6 @@ std::string CommandOf(const std::string& body, bool on_pull, const std::string& 
     if (starts && ends) return on_pull ? "review" : "triage";
   }
   return "";
-}
-
-// The repository's test command: `test:` in .kiln/kiln.yml at commit (the
-// base branch's tip), or "" when the file or the field is missing.
-Result<std::string> TestCommand(const std::string& mirror, const std::string& commit) {
-  KILN_ASSIGN_OR_RETURN(auto text, git::ReadFileAt(mirror, commit, ".kiln/kiln.yml"));
-  if (!text) return std::string();
-  try {
-    YAML::Node root = YAML::Load(*text);
-    if (!root.IsMap()) return Error::Invalid(".kiln/kiln.yml: expected a mapping");
-    for (const auto& kv : root) {
-      std::string key = kv.first.as<std::string>();
-      if (key != "test") {
-        return Error::Invalid(".kiln/kiln.yml:" + std::to_string(kv.first.Mark().line + 1) +
-                              ": unknown field " + Quote(key) + " (known: test)");
-      }
-      if (!kv.second.IsScalar()) {
-        return Error::Invalid(".kiln/kiln.yml:" + std::to_string(kv.second.Mark().line + 1) +
-                              ": 'test' must be a string");
-      }
-    }
-    return root["test"] ? root["test"].as<std::string>() : std::string();
-  } catch (const YAML::Exception& e) {
-    return Error::Invalid(".kiln/kiln.yml:" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-}
-
-std::string JoinLines(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines) out += "- " + l + "\n";
-  return out;
 }
 
 }  // namespace
@@ -202,7 +170,8 @@ Result<Pipeline::Handled> Pipeline::Start(const std::string& role, int64_t numbe
     if (role == "review") {
       KILN_ASSIGN_OR_RETURN(in.patch, git::DiffCommits(head.mirror_path, base, pull.head_sha));
     } else {
-      KILN_ASSIGN_OR_RETURN(std::string command, TestCommand(head.mirror_path, base_tip.commit));
+      KILN_ASSIGN_OR_RETURN(std::string command,
+                            roles::TestCommand(head.mirror_path, base_tip.commit));
       if (command.empty()) {
         KILN_ASSIGN_OR_RETURN(skill::Skill sk, skill::Load(s_.config->skills_dir, "verify"));
         command = sk.command;
@@ -700,27 +669,7 @@ Result<Pipeline::Followed> Pipeline::FollowRuns() {
 }
 
 json Pipeline::Decide(const runner::Finished& f, sessionlog::Writer& log) {
-  auto d = roles::Decide(f);
-  if (!d) {
-    (void)log.Append("controller",
-                     {{"event", "decision_failed"}, {"message", d.error().message()}});
-    return {{"refused", json::array({"the controller could not decide: " + d.error().message()})}};
-  }
-  for (const auto& r : d->refusals) {
-    (void)log.Append("controller", {{"event", "refused"}, {"message", r}});
-  }
-  json actions = d->actions;
-  if (actions.contains("push")) actions["push"]["source"] = f.mirror;
-  if (!d->refusals.empty()) {
-    actions["refused"] = d->refusals;
-    std::string comment = actions.value("comment", "");
-    comment += "\n\nkiln refused part of this run's result:\n" + JoinLines(d->refusals);
-    actions["comment"] = comment;
-  }
-  (void)log.Append("controller", {{"event", "decision"},
-                                  {"message", "the forge writes kiln will make"},
-                                  {"actions", actions}});
-  return actions;
+  return roles::DecideAndRecord(f, log);
 }
 
 }  // namespace kiln::pipeline

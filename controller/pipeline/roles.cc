@@ -1,5 +1,7 @@
 #include "controller/pipeline/roles.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <cctype>
 #include <set>
 
@@ -43,6 +45,12 @@ Result<std::string> Commit(const runner::Finished& f, const std::string& subject
   std::string message = subject + "\n\n" + body + "\n\nkiln-run: " + f.run.id + "\n";
   return git::CommitChanges(f.mirror, f.commit, f.workspace, f.diff->files, message, sig,
                             "refs/kiln/runs/" + f.run.id);
+}
+
+std::string JoinLines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += "- " + l + "\n";
+  return out;
 }
 
 void DecideTriage(const runner::Finished& f, Decision* d) {
@@ -308,6 +316,53 @@ Result<Decision> Decide(const runner::Finished& f) {
     KILN_TRY(DecideReview(f, &d));
   }
   return d;
+}
+
+json DecideAndRecord(const runner::Finished& f, sessionlog::Writer& log) {
+  auto d = Decide(f);
+  if (!d) {
+    (void)log.Append("controller",
+                     {{"event", "decision_failed"}, {"message", d.error().message()}});
+    return {{"refused", json::array({"the controller could not decide: " + d.error().message()})}};
+  }
+  for (const auto& r : d->refusals) {
+    (void)log.Append("controller", {{"event", "refused"}, {"message", r}});
+  }
+  json actions = d->actions;
+  if (actions.contains("push")) actions["push"]["source"] = f.mirror;
+  if (!d->refusals.empty()) {
+    actions["refused"] = d->refusals;
+    std::string comment = actions.value("comment", "");
+    comment += "\n\nkiln refused part of this run's result:\n" + JoinLines(d->refusals);
+    actions["comment"] = comment;
+  }
+  (void)log.Append("controller", {{"event", "decision"},
+                                  {"message", "the forge writes kiln will make"},
+                                  {"actions", actions}});
+  return actions;
+}
+
+Result<std::string> TestCommand(const std::string& mirror, const std::string& commit) {
+  KILN_ASSIGN_OR_RETURN(auto text, git::ReadFileAt(mirror, commit, ".kiln/kiln.yml"));
+  if (!text) return std::string();
+  try {
+    YAML::Node root = YAML::Load(*text);
+    if (!root.IsMap()) return Error::Invalid(".kiln/kiln.yml: expected a mapping");
+    for (const auto& kv : root) {
+      std::string key = kv.first.as<std::string>();
+      if (key != "test") {
+        return Error::Invalid(".kiln/kiln.yml:" + std::to_string(kv.first.Mark().line + 1) +
+                              ": unknown field " + Quote(key) + " (known: test)");
+      }
+      if (!kv.second.IsScalar()) {
+        return Error::Invalid(".kiln/kiln.yml:" + std::to_string(kv.second.Mark().line + 1) +
+                              ": 'test' must be a string");
+      }
+    }
+    return root["test"] ? root["test"].as<std::string>() : std::string();
+  } catch (const YAML::Exception& e) {
+    return Error::Invalid(".kiln/kiln.yml:" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
 }
 
 }  // namespace kiln::pipeline::roles

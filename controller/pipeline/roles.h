@@ -65,4 +65,15 @@ struct Decision {
 // that could not be written); refusals are not errors.
 Result<Decision> Decide(const runner::Finished& f);
 
+// Decide, recorded in the run's log as the pipeline does (each refusal, then
+// the decision with its actions), and the actions the forge writes are made
+// from: with the push's source mirror, and the refusals added to the
+// comment. A decision that failed refuses the whole result.
+nlohmann::json DecideAndRecord(const runner::Finished& f, sessionlog::Writer& log);
+
+// The repository's test command, which the verify gate runs: `test:` in
+// .kiln/kiln.yml at commit, or "" when the file or the field is missing.
+// An error names the file and line of a malformed one.
+Result<std::string> TestCommand(const std::string& mirror, const std::string& commit);
+
 }  // namespace kiln::pipeline::roles

@@ -13,6 +13,7 @@
 #include "controller/fleet/logs.h"
 #include "controller/forge/api.h"
 #include "controller/images/store.h"
+#include "controller/pipeline/roles.h"
 #include "controller/run/provision.h"
 #include "controller/run/runner.h"
 #include "controller/sessionlog/entries.h"
@@ -184,6 +185,10 @@ class Replayer {
     if (o_.rerun) {
       rep_.original.outcomes = Outcomes(original_);
       rep_.replay.outcomes = Outcomes(replay_);
+      if (decided_ && Str(start_->payload, "/role") == "implement") {
+        if (o_.verify_original) VerifyGate(original_, &rep_.original.outcomes, stop);
+        VerifyGate(replay_, &rep_.replay.outcomes, stop);
+      }
       rep_.verdict = "rerun";
       rep_.exit_code = kIdentical;
       return;
@@ -246,6 +251,7 @@ class Replayer {
     original_ = std::move(*entries);
     for (const Entry& e : original_.records) {
       if (e.type == "run.start" && !start_) start_ = &e;
+      if (e.type == "controller" && Str(e.payload, "/event") == "decision") decided_ = true;
       if (e.type == "recovery") {
         Refuse(kBadInput, "run " + Str(start_ ? start_->payload : json(), "/run_id") +
                               " did not end by itself: its log was closed by a recovery record "
@@ -419,6 +425,63 @@ class Replayer {
     return o;
   }
 
+  // The pipeline's verify gate for an implement run's commit (the one its
+  // logged decision pushes): the repository's test command, read where the
+  // run started (an implement run may not change .kiln), in a verify run on
+  // that commit, here and now, as the pipeline verifies the pull request.
+  // The gate becomes the command's "exit N"; a decision that pushed nothing
+  // keeps its own gate ("refused N part(s)").
+  void VerifyGate(const Entries& log, json* outcomes, const std::atomic<bool>& stop) {
+    std::string sha;
+    for (const Entry& e : log.records) {
+      if (e.type == "controller" && Str(e.payload, "/event") == "decision") {
+        sha = Str(e.payload, "/actions/push/commit");
+      }
+    }
+    if (sha.empty()) return;
+    json& o = *outcomes;
+    o["commit"] = sha;
+    auto repo = s_.cache->Resolve(url_, sha);
+    if (!repo) {
+      o["gate"] = "not verified: commit " + sha + ": " + repo.error().message();
+      return;
+    }
+    auto command = pipeline::roles::TestCommand(repo->mirror_path, commit_);
+    if (command && command->empty()) {
+      if (auto sk = skill::Load(cfg_.skills_dir, "verify"); sk) *command = sk->command;
+    }
+    if (!command || command->empty()) {
+      o["gate"] = "not verified: " + (command ? std::string("the repository names no test command")
+                                              : command.error().message());
+      return;
+    }
+    store::RunRequest req;
+    req.role = "verify";
+    req.repo = url_;
+    req.commit = sha;
+    req.task = "The verify gate of " + rep_.mode + " " + rep_.original.run_id + " at " + sha;
+    req.requested_by = rep_.mode + ":" + rep_.original.run_id;
+    req.max_attempts = 1;
+    req.context = {{"command", *command}, {"head_sha", sha}};
+    auto started = s_.store->StartNew(req, s_.owner, NowMs());
+    if (!started) {
+      o["gate"] = "not verified: " + started.error().message();
+      return;
+    }
+    runner::Services services = s_;
+    services.decide = nullptr;
+    store::Run done = runner::Execute(services, *started, stop, 0, nullptr);
+    o["verify_run"] = done.id;
+    json code = done.result.is_object()
+                    ? done.result.value("command", json::object()).value("exit_code", json())
+                    : json();
+    o["gate"] = code.is_number_integer()
+                    ? "exit " + code.dump()
+                    : "not verified: the verify run " + done.id + " ended " +
+                          std::string(store::ToString(done.status)) + " (" +
+                          (done.error.empty() ? done.outcome : done.error) + ")";
+  }
+
   // The run itself: the model answered from the recording, or (re-run) the
   // configuration's gateway.
   bool Run(const std::atomic<bool>& stop) {
@@ -449,6 +512,16 @@ class Replayer {
     req.task = Str(start, "/task");
     req.requested_by = rep_.mode + ":" + rep_.original.run_id;
     req.max_attempts = 1;
+    // A replay writes nothing to a forge: no one's decide hook sees it. A
+    // re-run of a run the pipeline decided is decided by the pipeline's
+    // rules, as the original was (its result checked, its diff committed as
+    // refs/kiln/runs/<id>), for the gate to compare; nothing is applied.
+    runner::Services services = s_;
+    services.decide = nullptr;
+    if (o_.rerun && decided_) {
+      req.context = start.value("context", json());
+      services.decide = pipeline::roles::DecideAndRecord;
+    }
     // Running from the start: a daemon on the same store never claims it.
     auto started = s_.store->StartNew(req, s_.owner, NowMs());
     if (!started) {
@@ -456,7 +529,7 @@ class Replayer {
       return false;
     }
     spdlog::info("replay of {}: run {}", rep_.original.run_id, started->id);
-    store::Run done = runner::Execute(s_, *started, stop, 0, &recorded_);
+    store::Run done = runner::Execute(services, *started, stop, 0, &recorded_);
     server.reset();
     if (model) rep_.model_requests = model->served();
     rep_.replay = {done.id,       done.log_path,
@@ -502,6 +575,7 @@ class Replayer {
   Report& rep_;
   Entries original_, replay_;
   const Entry* start_ = nullptr;
+  bool decided_ = false;  // the original's log holds the pipeline's decision
   std::string url_, commit_;
   provision::Recorded recorded_;
 };

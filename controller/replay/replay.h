@@ -47,6 +47,10 @@ struct Options {
   // (or skill_file) with these companion skills (path, text) instead of the
   // recorded run's: the improver's old and new guidance.
   std::optional<std::vector<std::pair<std::string, std::string>>> companions;
+  // With rerun, of an implement run the pipeline decided: run the verify
+  // gate on the original's commit too (the re-run's always is). The
+  // improver, which compares two re-runs, leaves it off.
+  bool verify_original = true;
 };
 
 struct Report {
@@ -60,7 +64,8 @@ struct Report {
   struct Side {
     std::string run_id, log, head, status, outcome;
     // A re-run's outcome table: status, outcome, result_schema, gate,
-    // diff_files, diff_bytes, turns, tokens, cost_microusd, wall_ms.
+    // diff_files, diff_bytes, turns, tokens, cost_microusd, wall_ms, result;
+    // verify_run and commit where the verify gate ran.
     nlohmann::json outcomes;
   } original, replay;
   std::string image_recorded, image_used;

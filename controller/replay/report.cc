@@ -103,8 +103,10 @@ std::string Report::ToText() const {
     };
     o << std::left << std::setw(15) << "" << std::setw(25) << "original"
       << "rerun\n";
-    for (const auto& [key, value] : original.outcomes.items()) {
-      o << std::setw(15) << key << std::setw(25) << text(value)
+    json keys = original.outcomes;  // and those of the re-run's alone (verify_run)
+    keys.update(replay.outcomes);
+    for (const auto& [key, _] : keys.items()) {
+      o << std::setw(15) << key << std::setw(25) << text(original.outcomes.value(key, json()))
         << text(replay.outcomes.value(key, json())) << "\n";
     }
   }

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
@@ -164,6 +165,122 @@ conversations:
   Outcome count =
       kiln::testing::Run({"/usr/bin/git", "--git-dir", git_dir, "rev-list", "--count", "main"});
   EXPECT_EQ(count.out, "1\n");
+}
+
+// A re-run of an implement run is gated as its pull request would be: the
+// pipeline's rules decide its result (its diff becomes a commit in the
+// mirror, never pushed), and the repository's tests run on that commit in a
+// verify run, beside the original's commit verified the same way.
+TEST_F(Pipeline, AReRunOfAnImplementRunIsVerifiedAsItsPullRequestWouldBe) {
+  std::ifstream demo(std::string(KILN_SOURCE_DIR) + "/demo/model-script.yaml");
+  std::string script_text((std::istreambuf_iterator<char>(demo)), {});
+  const std::string head = "conversations:\n";
+  ASSERT_NE(script_text.find(head), std::string::npos);
+  // Two variants of the implement skill, each with its own conversation
+  // (tried before the demo's): a careless fix, and a run that rewrites the
+  // gate's command so that nothing fails. Re-runs of one task share a
+  // cursor: a rule after the change, the default before it, serve each.
+  script_text.insert(script_text.find(head) + head.size(), R"yaml(
+  - match: "VARIANT careless"
+    rules:
+      - when: {tool: edit}
+        reply: {tool_calls: [{name: submit, input: {title: "Careless", summary: "median() returns 0.", tests: "none"}}]}
+    default:
+      tool_calls:
+        - name: edit
+          input: {path: stats.py, old_string: "    return ordered[middle]\n", new_string: "    return 0\n"}
+  - match: "VARIANT gate"
+    rules:
+      - when: {tool: write}
+        reply: {tool_calls: [{name: submit, input: {title: "No gate", summary: "The gate passes.", tests: "true"}}]}
+    default: {tool_calls: [{name: write, input: {path: .kiln/kiln.yml, content: "test: \"true\"\n"}}]}
+)yaml");
+  const std::string script = root_ + "/script.yaml";
+  std::ofstream(script) << script_text;
+  Setup(script);
+  Ok({"issue", "new", "--repo", repo_, "--as", "reporter", "--title", "median() is wrong", "--body",
+      "median([4, 1, 3, 2]) returns 3, not 2.5."});
+  Drive();
+  Ok({"issue", "label", "--repo", repo_, "1", "--add", "ready-to-spec", "--as", "maintainer"});
+  Drive();
+  Ok({"pr", "approve", "--repo", repo_, std::to_string(PullFor("kiln/spec-1")), "--as",
+      "maintainer"});
+  Drive();
+  ASSERT_EQ(Runs("implement").size(), 1u);
+  const std::string original = Runs("implement")[0]["id"];
+  ASSERT_EQ(Runs("verify").size(), 1u) << "the pipeline verified the pull request";
+  const std::string git_dir = ForgeGitDir();
+  auto refs = [&] {
+    return kiln::testing::Run({"/usr/bin/git", "--git-dir", git_dir, "for-each-ref",
+                               "--format=%(objectname) %(refname)"})
+        .out;
+  };
+  const std::string forge_refs = refs();
+  const std::string pushed =
+      kiln::testing::Run({"/usr/bin/git", "--git-dir", git_dir, "rev-parse", "kiln/implement-1"})
+          .out.substr(0, 40);
+
+  auto variant = [&](const std::string& name) {
+    std::ifstream in(std::string(KILN_SOURCE_DIR) + "/skills/implement/SKILL.md");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    std::string path = root_ + "/" + name + ".md";
+    std::ofstream(path) << text << "\nVARIANT " << name << "\n";
+    return path;
+  };
+  // Output of a verify run's command, from its log.
+  auto output = [&](const std::string& run_id) {
+    for (const auto& r : LogRecords(run_id)) {
+      if (r["type"] == "controller" && r["payload"].value("event", "") == "command_output") {
+        return r["payload"]["output"].get<std::string>();
+      }
+    }
+    return std::string("(no command_output)");
+  };
+
+  json careless =
+      Json({"replay", "--rerun", original, "--skill", "implement=" + variant("careless")});
+  ASSERT_EQ(careless["verdict"], "rerun") << careless.dump(2);
+  const json& was = careless["original"]["outcomes"];
+  const json& now = careless["replay"]["outcomes"];
+  // The original's commit is the one its pull request got; its tests pass.
+  EXPECT_EQ(was["commit"], pushed) << was.dump(2);
+  EXPECT_EQ(was["gate"], "exit 0") << was.dump(2);
+  ASSERT_TRUE(was.contains("verify_run"));
+  EXPECT_TRUE(Contains(output(was["verify_run"]), "OK")) << output(was["verify_run"]);
+  // The careless fix was committed and fails them.
+  EXPECT_EQ(now["gate"], "exit 1") << now.dump(2);
+  ASSERT_TRUE(now["commit"].is_string());
+  EXPECT_NE(now["commit"], pushed);
+  ASSERT_TRUE(now.contains("verify_run"));
+  json verify_run = Json({"runs", "show", now["verify_run"]});
+  EXPECT_EQ(verify_run["role"], "verify");
+  EXPECT_EQ(verify_run["commit_sha"], now["commit"]);
+  EXPECT_TRUE(Contains(output(now["verify_run"]), "FAILED")) << output(now["verify_run"]);
+  EXPECT_EQ(now["diff_files"], 1) << "stats.py alone";
+  // The text report shows both gates side by side.
+  Outcome text =
+      Kiln({"replay", "--rerun", original, "--skill", "implement=" + variant("careless")});
+  EXPECT_EQ(text.status, 0) << text.out << text.err;
+  EXPECT_TRUE(Contains(text.out, "exit 0")) << text.out;
+  EXPECT_TRUE(Contains(text.out, "exit 1")) << text.out;
+  EXPECT_TRUE(Contains(text.out, "verify_run")) << text.out;
+
+  // A re-run that rewrites the gate is refused by the rules, as its pull
+  // request would be: nothing to verify, and the gate says why.
+  json gate = Json({"replay", "--rerun", original, "--skill", "implement=" + variant("gate")});
+  ASSERT_EQ(gate["verdict"], "rerun") << gate.dump(2);
+  EXPECT_EQ(gate["replay"]["outcomes"]["gate"], "refused 1 part(s)") << gate.dump(2);
+  EXPECT_FALSE(gate["replay"]["outcomes"].contains("verify_run"));
+  EXPECT_TRUE(
+      Contains(Refusals(gate["replay"]["run_id"]).at(0), ".kiln is changed by people only"));
+  EXPECT_EQ(gate["original"]["outcomes"]["gate"], "exit 0");
+
+  // Verify runs: the pull request's, two for each careless re-run (the
+  // original's commit and its own), one for the refused one (the
+  // original's). The forge got nothing of it.
+  EXPECT_EQ(Runs("verify").size(), 6u);
+  EXPECT_EQ(refs(), forge_refs);
+  EXPECT_EQ(Json({"pr", "list", "--repo", repo_}).size(), 2u) << "the spec's and the fix's";
 }
 
 TEST_F(Pipeline, APeoplesPullRequestIsReviewedAndVerifiedOnRequest) {

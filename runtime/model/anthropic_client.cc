@@ -159,13 +159,54 @@ class StreamState {
   std::string error_type_;
 };
 
+// A message's value in "messages" (alone in an array: BodyWriter's parts).
+json MessageJson(const model::Message& m) {
+  json content = json::array();
+  for (const auto& r : m.results) {
+    json b = {{"type", "tool_result"}, {"tool_use_id", r.call_id}, {"content", r.content}};
+    if (r.is_error) b["is_error"] = true;
+    content.push_back(std::move(b));
+  }
+  for (const auto& b : m.blocks) {
+    if (b.kind == Block::Kind::kText) {
+      if (!b.text.empty()) content.push_back({{"type", "text"}, {"text", b.text}});
+    } else if (b.kind == Block::Kind::kToolUse) {
+      content.push_back({{"type", "tool_use"},
+                         {"id", b.call.id},
+                         {"name", b.call.name},
+                         {"input", b.call.bad_input ? json::object() : b.call.input}});
+    } else {
+      content.push_back(b.raw);
+    }
+  }
+  if (content.empty()) content.push_back({{"type", "text"}, {"text", "(empty)"}});
+  return json::array({{{"role", m.role == model::Message::Role::kUser ? "user" : "assistant"},
+                       {"content", content}}});
+}
+
+// The body without its messages.
+json Envelope(const model::Request& req) {
+  json body = {{"model", req.model}, {"max_tokens", req.max_tokens}};
+  if (!req.system.empty()) body["system"] = req.system;
+  if (req.tools && !req.tools->empty()) {
+    json tools = json::array();
+    for (const auto& t : *req.tools) {
+      tools.push_back(
+          {{"name", t.name}, {"description", t.description}, {"input_schema", t.input_schema}});
+    }
+    body["tools"] = tools;
+  }
+  if (req.stream) body["stream"] = true;
+  return body;
+}
+
 class Client : public model::EndpointClient {
  public:
   explicit Client(const Options& o)
       : EndpointClient("anthropic", o.base_url, "/v1/messages", Headers(o)) {}
 
   std::string Body(const model::Request& req) const override {
-    return BuildBody(req).dump(-1, ' ', false, json::error_handler_t::replace);
+    return writer_.Write(Envelope(req), json::array(), *req.messages, MessageJson);
   }
 
   model::Attempt Send(const model::Request& req, const std::string& body) override {
@@ -179,46 +220,16 @@ class Client : public model::EndpointClient {
     if (!o.api_key.empty()) h.push_back("x-api-key: " + o.api_key);
     return h;
   }
+
+  mutable model::BodyWriter writer_;  // Body is const; a client serves one run's loop
 };
 
 }  // namespace
 
 json BuildBody(const model::Request& req) {
-  json messages = json::array();
-  for (const auto& m : *req.messages) {
-    json content = json::array();
-    for (const auto& r : m.results) {
-      json b = {{"type", "tool_result"}, {"tool_use_id", r.call_id}, {"content", r.content}};
-      if (r.is_error) b["is_error"] = true;
-      content.push_back(std::move(b));
-    }
-    for (const auto& b : m.blocks) {
-      if (b.kind == Block::Kind::kText) {
-        if (!b.text.empty()) content.push_back({{"type", "text"}, {"text", b.text}});
-      } else if (b.kind == Block::Kind::kToolUse) {
-        content.push_back({{"type", "tool_use"},
-                           {"id", b.call.id},
-                           {"name", b.call.name},
-                           {"input", b.call.bad_input ? json::object() : b.call.input}});
-      } else {
-        content.push_back(b.raw);
-      }
-    }
-    if (content.empty()) content.push_back({{"type", "text"}, {"text", "(empty)"}});
-    messages.push_back({{"role", m.role == model::Message::Role::kUser ? "user" : "assistant"},
-                        {"content", content}});
-  }
-  json body = {{"model", req.model}, {"max_tokens", req.max_tokens}, {"messages", messages}};
-  if (!req.system.empty()) body["system"] = req.system;
-  if (req.tools && !req.tools->empty()) {
-    json tools = json::array();
-    for (const auto& t : *req.tools) {
-      tools.push_back(
-          {{"name", t.name}, {"description", t.description}, {"input_schema", t.input_schema}});
-    }
-    body["tools"] = tools;
-  }
-  if (req.stream) body["stream"] = true;
+  json body = Envelope(req);
+  body["messages"] = json::array();
+  for (const auto& m : *req.messages) body["messages"].push_back(MessageJson(m)[0]);
   return body;
 }
 

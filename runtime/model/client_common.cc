@@ -1,10 +1,63 @@
 #include "runtime/model/client_common.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "runtime/model/retry.h"
 
 namespace kiln::model {
+namespace {
+
+// nlohmann's compact dump, invalid UTF-8 replaced: how a body is written.
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The values of array a as the text between its brackets: "v1,v2".
+std::string Elements(const nlohmann::json& a) {
+  std::string out;
+  for (const auto& v : a) out += (out.empty() ? "" : ",") + Dump(v);
+  return out;
+}
+
+}  // namespace
+
+std::string BodyWriter::Write(const nlohmann::json& envelope, const nlohmann::json& lead,
+                              const std::vector<Message>& messages, const Parts& parts) {
+  kept_.resize(std::min(kept_.size(), messages.size()));
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (i < kept_.size() && kept_[i].first == messages[i]) continue;
+    std::pair<Message, std::string> k{messages[i], Elements(parts(messages[i]))};
+    if (i < kept_.size()) {
+      kept_[i] = std::move(k);
+    } else {
+      kept_.push_back(std::move(k));
+    }
+  }
+  std::string list = "[" + Elements(lead);
+  for (const auto& [message, text] : kept_) {
+    if (text.empty()) continue;
+    if (list.size() > 1) list += ',';
+    list += text;
+  }
+  list += ']';
+  // The members in nlohmann's order (std::map's: sorted), "messages" among them.
+  std::string out = "{";
+  bool placed = false;
+  auto member = [&](const std::string& key, const std::string& value) {
+    if (out.size() > 1) out += ',';
+    out += Dump(key) + ':' + value;
+  };
+  for (const auto& [key, value] : envelope.items()) {
+    if (!placed && key > "messages") {
+      member("messages", list);
+      placed = true;
+    }
+    member(key, Dump(value));
+  }
+  if (!placed) member("messages", list);
+  return out + '}';
+}
 
 bool ClassifyHttp(const Endpoint& ep, const http_client::Response& resp,
                   std::string_view request_id_header, Attempt& attempt) {

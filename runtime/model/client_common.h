@@ -47,6 +47,25 @@ class EndpointClient : public Client {
 bool ClassifyHttp(const Endpoint& ep, const http_client::Response& resp,
                   std::string_view request_id_header, Attempt& attempt);
 
+// A request body's JSON text, byte for byte as nlohmann's dump of the whole
+// body writes it, with each message's part kept from the previous call while
+// the message is unchanged. A turn changes only the conversation's end, and
+// building every message again made each request cost time in proportion to
+// the conversation so far.
+class BodyWriter {
+ public:
+  // The JSON values a message becomes in "messages" (one; several for an
+  // OpenAI tool result's own messages).
+  using Parts = std::function<nlohmann::json(const Message&)>;
+  // envelope: the body without "messages"; lead: the values before the
+  // first message's (OpenAI's system message).
+  std::string Write(const nlohmann::json& envelope, const nlohmann::json& lead,
+                    const std::vector<Message>& messages, const Parts& parts);
+
+ private:
+  std::vector<std::pair<Message, std::string>> kept_;  // each message and its parts' text
+};
+
 // A parse or protocol failure of a 2xx reply: retryable, since a garbled
 // reply is usually a broken connection or proxy rather than a permanent state.
 void ProtocolError(const Endpoint& ep, Attempt& attempt, const std::string& what);

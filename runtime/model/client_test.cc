@@ -56,6 +56,55 @@ TEST(AnthropicClient, BuildsMessagesWithToolBlocks) {
   EXPECT_EQ(b["tools"][0]["input_schema"], json({{"type", "object"}}));
 }
 
+// Body() keeps each message's text between requests; what it sends must be
+// exactly the whole body's dump, however the conversation changes: a turn
+// added, steering appended to the last message, earlier messages dropped
+// (compaction) or changed, text that is not UTF-8.
+TEST(ClientBody, IsTheWholeBodysDumpAsTheConversationChanges) {
+  auto tools = Tools();
+  for (bool openai : {false, true}) {
+    SCOPED_TRACE(openai ? "openai" : "anthropic");
+    std::unique_ptr<model::Client> client =
+        openai ? openai_client::Make({}) : anthropic_client::Make({});
+    auto whole = [&](const model::Request& r) {
+      json b = openai ? openai_client::BuildBody(r) : anthropic_client::BuildBody(r);
+      return b.dump(-1, ' ', false, json::error_handler_t::replace);
+    };
+    std::vector<Message> msgs = History();
+    model::Request r;
+    r.model = "m";
+    r.system = "sys";
+    r.messages = &msgs;
+    r.tools = &tools;
+    EXPECT_EQ(client->Body(r), whole(r));
+    for (int turn = 0; turn < 4; ++turn) {
+      Message reply;
+      reply.role = Message::Role::kAssistant;
+      Block call;
+      call.kind = Block::Kind::kToolUse;
+      call.call = {"c" + std::to_string(turn), "shell", {{"n", turn}}, std::nullopt};
+      reply.blocks.push_back(call);
+      msgs.push_back(reply);
+      Message result;
+      result.results.push_back({"c" + std::to_string(turn), "out \xff" + std::to_string(turn)});
+      msgs.push_back(result);
+      EXPECT_EQ(client->Body(r), whole(r)) << "turn " << turn;
+    }
+    msgs.back().blocks.push_back(Block{Block::Kind::kText, "steering", {}, {}});
+    EXPECT_EQ(client->Body(r), whole(r)) << "steering on the last message";
+    msgs[1].blocks[0].text = "changed";
+    EXPECT_EQ(client->Body(r), whole(r)) << "an earlier message changed";
+    msgs.erase(msgs.begin() + 1, msgs.begin() + 5);
+    EXPECT_EQ(client->Body(r), whole(r)) << "compacted";
+    r.max_tokens = 7;
+    r.stream = false;
+    r.system.clear();
+    EXPECT_EQ(client->Body(r), whole(r)) << "another envelope";
+    msgs.clear();
+    EXPECT_EQ(client->Body(r), whole(r)) << "no messages";
+  }
+}
+
 TEST(AnthropicClient, ParsesEveryStopReasonAndKeepsUnknownBlocks) {
   for (std::string stop :
        {"end_turn", "tool_use", "max_tokens", "pause_turn", "refusal", "stop_sequence"}) {

@@ -23,6 +23,7 @@ struct ToolCall {
   // Set when the model's arguments were not a JSON object: the call is
   // answered with a tool error quoting this instead of being run.
   std::optional<std::string> bad_input;
+  friend bool operator==(const ToolCall&, const ToolCall&) = default;
 };
 
 struct Block {
@@ -31,12 +32,14 @@ struct Block {
   std::string text;
   ToolCall call;
   nlohmann::json raw;  // kOther: the provider's block, sent back unchanged (e.g. thinking)
+  friend bool operator==(const Block&, const Block&) = default;
 };
 
 struct ToolResult {
   std::string call_id;
   std::string content;
   bool is_error = false;
+  friend bool operator==(const ToolResult&, const ToolResult&) = default;
 };
 
 struct Message {
@@ -44,6 +47,7 @@ struct Message {
   Role role = Role::kUser;
   std::vector<Block> blocks;        // text and (assistant) tool calls
   std::vector<ToolResult> results;  // user: answers to the previous tool calls
+  friend bool operator==(const Message&, const Message&) = default;
 };
 
 struct Usage {

@@ -144,68 +144,50 @@ class StreamState {
   std::string failure_, error_type_;
 };
 
-class Client : public model::EndpointClient {
- public:
-  explicit Client(const Options& o)
-      : EndpointClient("openai", o.base_url, "/chat/completions",
-                       o.api_key.empty()
-                           ? std::vector<std::string>{}
-                           : std::vector<std::string>{"Authorization: Bearer " + o.api_key}) {}
-
-  std::string Body(const model::Request& req) const override {
-    return BuildBody(req).dump(-1, ' ', false, json::error_handler_t::replace);
+// The values a message becomes in "messages": a tool result is a message
+// of its own, right after the assistant's calls.
+json MessageJson(const model::Message& m) {
+  json messages = json::array();
+  for (const auto& r : m.results) {
+    messages.push_back({{"role", "tool"},
+                        {"tool_call_id", r.call_id},
+                        {"content", r.is_error ? "Error: " + r.content : r.content}});
   }
-
-  model::Attempt Send(const model::Request& req, const std::string& body) override {
-    return model::SendAndParse<StreamState>(http_, ep_, req, body, "x-request-id", ParseBody,
-                                            "data: [DONE]");
+  std::string text;
+  json calls = json::array();
+  for (const auto& b : m.blocks) {
+    if (b.kind == Block::Kind::kText) {
+      text += b.text;
+    } else if (b.kind == Block::Kind::kToolUse) {
+      calls.push_back(
+          {{"id", b.call.id},
+           {"type", "function"},
+           {"function",
+            {{"name", b.call.name},
+             {"arguments", b.call.bad_input ? *b.call.bad_input : b.call.input.dump()}}}});
+    }
   }
-};
-
-}  // namespace
-
-std::string MapFinishReason(const std::string& f) {
-  if (f == "stop") return "end_turn";
-  if (f == "length") return "max_tokens";
-  if (f == "tool_calls" || f == "function_call") return "tool_use";
-  if (f == "content_filter") return "refusal";
-  return f;
+  if (m.role == model::Message::Role::kUser) {
+    if (!text.empty() || m.results.empty())
+      messages.push_back({{"role", "user"}, {"content", text}});
+  } else {
+    json msg = {{"role", "assistant"}, {"content", text.empty() ? json(nullptr) : json(text)}};
+    if (!calls.empty()) msg["tool_calls"] = calls;
+    messages.push_back(std::move(msg));
+  }
+  return messages;
 }
 
-json BuildBody(const model::Request& req) {
-  json messages = json::array();
-  if (!req.system.empty()) messages.push_back({{"role", "system"}, {"content", req.system}});
-  for (const auto& m : *req.messages) {
-    // Tool results are messages of their own, right after the assistant's calls.
-    for (const auto& r : m.results) {
-      messages.push_back({{"role", "tool"},
-                          {"tool_call_id", r.call_id},
-                          {"content", r.is_error ? "Error: " + r.content : r.content}});
-    }
-    std::string text;
-    json calls = json::array();
-    for (const auto& b : m.blocks) {
-      if (b.kind == Block::Kind::kText) {
-        text += b.text;
-      } else if (b.kind == Block::Kind::kToolUse) {
-        calls.push_back(
-            {{"id", b.call.id},
-             {"type", "function"},
-             {"function",
-              {{"name", b.call.name},
-               {"arguments", b.call.bad_input ? *b.call.bad_input : b.call.input.dump()}}}});
-      }
-    }
-    if (m.role == model::Message::Role::kUser) {
-      if (!text.empty() || m.results.empty())
-        messages.push_back({{"role", "user"}, {"content", text}});
-    } else {
-      json msg = {{"role", "assistant"}, {"content", text.empty() ? json(nullptr) : json(text)}};
-      if (!calls.empty()) msg["tool_calls"] = calls;
-      messages.push_back(std::move(msg));
-    }
-  }
-  json body = {{"model", req.model}, {"max_tokens", req.max_tokens}, {"messages", messages}};
+// The messages before the conversation's: the system prompt.
+json Lead(const model::Request& req) {
+  json lead = json::array();
+  if (!req.system.empty()) lead.push_back({{"role", "system"}, {"content", req.system}});
+  return lead;
+}
+
+// The body without its messages.
+json Envelope(const model::Request& req) {
+  json body = {{"model", req.model}, {"max_tokens", req.max_tokens}};
   if (req.tools && !req.tools->empty()) {
     json tools = json::array();
     for (const auto& t : *req.tools) {
@@ -219,6 +201,46 @@ json BuildBody(const model::Request& req) {
   if (req.stream) {
     body["stream"] = true;
     body["stream_options"] = {{"include_usage", true}};
+  }
+  return body;
+}
+
+class Client : public model::EndpointClient {
+ public:
+  explicit Client(const Options& o)
+      : EndpointClient("openai", o.base_url, "/chat/completions",
+                       o.api_key.empty()
+                           ? std::vector<std::string>{}
+                           : std::vector<std::string>{"Authorization: Bearer " + o.api_key}) {}
+
+  std::string Body(const model::Request& req) const override {
+    return writer_.Write(Envelope(req), Lead(req), *req.messages, MessageJson);
+  }
+
+  model::Attempt Send(const model::Request& req, const std::string& body) override {
+    return model::SendAndParse<StreamState>(http_, ep_, req, body, "x-request-id", ParseBody,
+                                            "data: [DONE]");
+  }
+
+ private:
+  mutable model::BodyWriter writer_;  // Body is const; a client serves one run's loop
+};
+
+}  // namespace
+
+std::string MapFinishReason(const std::string& f) {
+  if (f == "stop") return "end_turn";
+  if (f == "length") return "max_tokens";
+  if (f == "tool_calls" || f == "function_call") return "tool_use";
+  if (f == "content_filter") return "refusal";
+  return f;
+}
+
+json BuildBody(const model::Request& req) {
+  json body = Envelope(req);
+  body["messages"] = Lead(req);
+  for (const auto& m : *req.messages) {
+    for (auto& part : MessageJson(m)) body["messages"].push_back(std::move(part));
   }
   return body;
 }

@@ -56,6 +56,9 @@ class Conn {
   // Connects to url. A malformed URL, an unreachable server, a refused
   // login or a missing database is an error naming the (redacted) URL.
   static Result<Conn> Connect(const std::string& url);
+  // How long the server lets a session sit idle inside a transaction before
+  // it ends the session (and so releases its locks).
+  static constexpr int kIdleInTransactionMs = 10'000;
 
   Conn(Conn&& o) noexcept;
   Conn& operator=(Conn&& o) noexcept;

@@ -242,6 +242,28 @@ TEST_P(PostgresStoreTest, ALostConnectionFailsTheRestOfItsTransaction) {
   EXPECT_EQ(RawQuery("SELECT value FROM kiln_meta WHERE key = 'c'"), "3");
 }
 
+// A host paused inside a transaction (SIGSTOP, a frozen VM) holds its locks:
+// the server ends its session after a while, and the other hosts go on. A
+// fleet test found a claim stuck behind a paused host's advisory lock.
+TEST_P(PostgresStoreTest, AHostPausedInsideATransactionDoesNotHoldTheOthersBack) {
+  auto paused = pg::Conn::Connect(location_);
+  auto other = pg::Conn::Connect(location_);
+  ASSERT_TRUE(paused.ok() && other.ok());
+  ASSERT_TRUE(paused->Exec("test", "BEGIN").ok());
+  ASSERT_TRUE(paused->Exec("test", "SELECT pg_advisory_xact_lock(4242)").ok());
+  // Without the server's timeout this would wait for as long as the host
+  // stays paused; the bound turns that into a failure of this test.
+  ASSERT_TRUE(other->Exec("test", "SET lock_timeout = '120s'").ok());
+  ASSERT_TRUE(other->Exec("test", "BEGIN").ok());
+  auto got = other->Exec("test", "SELECT pg_advisory_xact_lock(4242)");
+  ASSERT_TRUE(got.ok()) << got.error().message();
+  ASSERT_TRUE(other->Exec("test", "COMMIT").ok());
+  // The paused host finds its session ended when it goes on, and nothing of
+  // its transaction stands.
+  auto late = paused->Exec("test", "SELECT 1");
+  EXPECT_FALSE(late.ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, PostgresStoreTest, ::testing::Values(Backend::kPostgres),
                          testing::BackendName);
 

@@ -112,6 +112,11 @@ void Pump::Line(std::string_view line) {
     result_ = std::move(payload);
     return;
   }
+  if (type == "model.request" && payload.contains("body_delta")) {
+    return reject(
+        "is a model.request with a body_delta, which only the session log's writer "
+        "writes");
+  }
   if (type == "tool.call") ++tool_calls_;
   if (type == "model.response") {
     // The runtime's numbers came out of the sandbox: counted only if they

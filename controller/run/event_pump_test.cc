@@ -113,9 +113,11 @@ TEST_F(PumpTest, ForgedAndMalformedLinesBecomeControllerRecords) {
       R"({"type":"result","payload":{"outcome":"failed"}})"
       "\n"
       R"({"type":"result","payload":{"outcome":"submitted"}})"
+      "\n"
+      R"({"type":"model.request","payload":{"turn":1,"body_delta":{"base":0,"head":0,"tail":0,"text":"x"}}})"
       "\n");
   auto recs = Records();
-  ASSERT_EQ(recs.size(), 5u);
+  ASSERT_EQ(recs.size(), 6u);
   for (const auto& r : recs) {
     EXPECT_EQ(r["type"], "controller");
     EXPECT_EQ(r["payload"]["event"], "rejected_event");
@@ -123,7 +125,9 @@ TEST_F(PumpTest, ForgedAndMalformedLinesBecomeControllerRecords) {
   EXPECT_NE(recs[1]["payload"]["message"].get<std::string>().find("run.end"), std::string::npos);
   EXPECT_NE(recs[4]["payload"]["message"].get<std::string>().find("second result"),
             std::string::npos);
-  EXPECT_EQ(p.rejected(), 5u);
+  EXPECT_NE(recs[5]["payload"]["message"].get<std::string>().find("with a body_delta"),
+            std::string::npos);
+  EXPECT_EQ(p.rejected(), 6u);
   EXPECT_EQ(p.result()["outcome"], "failed");  // the first one stands
 }
 

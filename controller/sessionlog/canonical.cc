@@ -580,6 +580,21 @@ Status CheckCanonical(std::string_view text) {
   return Ok();
 }
 
+bool ValidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    if (*p < 0x80) {
+      ++p;
+      continue;
+    }
+    size_t n = Utf8Length(p, end);
+    if (n == 0) return false;
+    p += n;
+  }
+  return true;
+}
+
 std::string Unescape(std::string_view raw) {
   std::string out;
   out.reserve(raw.size());

@@ -80,6 +80,9 @@ class Scanner {
 // byte offset.
 Status CheckCanonical(std::string_view text);
 
+// Whether s is valid UTF-8 (RFC 3629), which the canonical form keeps as it is.
+bool ValidUtf8(std::string_view s);
+
 // Decodes the escaped contents of a canonical string (as from Scanner::String).
 std::string Unescape(std::string_view raw);
 

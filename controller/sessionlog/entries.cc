@@ -61,6 +61,13 @@ Result<Entries> Read(const std::string& path, const std::string& blob_dir, bool 
     } else {
       e.payload = nlohmann::json::parse(rec->payload, nullptr, false);
     }
+    if (e.type == kModelRequest) {
+      // A body recorded as a delta comes back whole; a lenient read keeps
+      // the delta of one that does not resolve.
+      if (Status st = ResolveRequest(&cursor->request, e.seq, &e.payload); !st.ok() && !lenient) {
+        return st.error();
+      }
+    }
     out.records.push_back(std::move(e));
   }
   return out;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "controller/sessionlog/request_body.h"
 
 namespace kiln::sessionlog {
 
@@ -29,9 +30,12 @@ struct Entries {
 };
 
 // Reads every record of the log at path, blobs from blob_dir ("": "blobs"
-// beside the log). A blob that is missing, unreadable or not JSON is an error
-// naming the record's seq and type and the blob; when lenient, the record's
-// payload is null instead, and counted.
+// beside the log). A model.request's body recorded as a delta comes back
+// whole, in "body" (request_body.h). A blob that is missing, unreadable or
+// not JSON is an error naming the record's seq and type and the blob; when
+// lenient, the record's payload is null instead, and counted. A body_delta
+// that does not resolve is an error naming the seq; when lenient, the
+// record keeps its body_delta and no body.
 Result<Entries> ReadEntries(const std::string& path, const std::string& blob_dir = "",
                             bool lenient = false);
 
@@ -40,6 +44,7 @@ Result<Entries> ReadEntries(const std::string& path, const std::string& blob_dir
 struct Cursor {
   uint64_t offset = 0;
   uint64_t line = 0;
+  RequestBody request;  // the last model.request's body: the next one's base
 };
 
 // The records of the whole lines after *cursor (leniently, as above), and

@@ -127,8 +127,21 @@ std::string Summarize(std::string_view type, const nlohmann::json& p) {
          Opt("kiln ", Str(log, "kiln_version"))});
   }
   if (type == kModelRequest) {
-    return Join({"turn " + Int(p, "turn"), Opt("model ", Str(p, "model")),
-                 Opt("", std::to_string(Str(p, "body").size()) + " B request")});
+    // A body recorded as a delta (request_body.h): its size is what the
+    // delta keeps of its base and what it adds.
+    const auto& delta = Obj(p, "body_delta");
+    std::string size = std::to_string(Str(p, "body").size()) + " B request";
+    if (!delta.empty()) {
+      auto bytes = [&](const char* key) {
+        auto it = delta.find(key);
+        return it != delta.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+      };
+      uint64_t kept = bytes("head") + bytes("tail");
+      size = std::to_string(kept + Str(delta, "text").size()) + " B request (" +
+             std::to_string(Str(delta, "text").size()) + " B new on seq " + Int(delta, "base") +
+             "'s)";
+    }
+    return Join({"turn " + Int(p, "turn"), Opt("model ", Str(p, "model")), Opt("", size)});
   }
   if (type == kModelResponse) {
     const auto& usage = Obj(p, "usage");

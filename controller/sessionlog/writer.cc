@@ -260,6 +260,7 @@ Result<Appended> Writer::AppendLocked(std::string_view type, const nlohmann::jso
   }
   const Redactor* redactor = redactor_.empty() ? nullptr : &redactor_;
   payload_buf_.clear();
+  std::optional<std::string> next_base;  // a model.request's body, as recorded
   if (type == kRunStart) {
     KILN_TRY(CheckObject(payload, type, true));
     nlohmann::json p = payload;
@@ -268,6 +269,9 @@ Result<Appended> Writer::AppendLocked(std::string_view type, const nlohmann::jso
                 {"kiln_version", KILN_VERSION},
                 {"run_id", run_id_}};
     KILN_TRY(AppendCanonical(p, &payload_buf_, redactor, "payload", 1));
+  } else if (type == kModelRequest) {
+    KILN_TRY(CheckObject(payload, type, false));
+    KILN_ASSIGN_OR_RETURN(next_base, AppendRequest(payload, redactor));
   } else {
     KILN_TRY(CheckObject(payload, type, false));
     KILN_TRY(AppendCanonical(payload, &payload_buf_, redactor, "payload", 1));
@@ -283,6 +287,9 @@ Result<Appended> Writer::AppendLocked(std::string_view type, const nlohmann::jso
     r = WriteRecord(type, payload_buf_, nullptr, false);
   }
   if (!r.ok()) return r;
+  if (type == kModelRequest) {
+    request_ = next_base ? RequestBody{r->seq, std::move(*next_base)} : RequestBody{};
+  }
 
   ++since_checkpoint_;
   bool by_count = options_.checkpoint_every != 0 && since_checkpoint_ >= options_.checkpoint_every;
@@ -291,6 +298,46 @@ Result<Appended> Writer::AppendLocked(std::string_view type, const nlohmann::jso
                      static_cast<int64_t>(options_.checkpoint_interval_ms) * 1000000;
   if (by_count || by_time) KILN_TRY(WriteCheckpointLocked(by_count ? "count" : "time"));
   return r;
+}
+
+// A model.request's canonical payload, its body as a delta on the previous
+// model.request's when that keeps enough of it (request_body.h), computed on
+// the body as it is recorded (redacted), so that a reader builds exactly that
+// back. Returns that body, to be the next one's base; nullopt when it cannot
+// be one (no string body, or not valid UTF-8, which the canonical form
+// would change).
+Result<std::optional<std::string>> Writer::AppendRequest(const nlohmann::json& payload,
+                                                         const Redactor* redactor) {
+  if (payload.contains("body_delta")) {
+    return Error::Invalid("a model.request's body_delta is written by the session log's writer");
+  }
+  auto whole = [&]() -> Result<std::optional<std::string>> {
+    KILN_TRY(AppendCanonical(payload, &payload_buf_, redactor, "payload", 1));
+    return std::optional<std::string>();
+  };
+  auto body = payload.find("body");
+  if (body == payload.end() || !body->is_string()) return whole();
+  std::string recorded = body->get<std::string>();
+  if (std::string redacted; redactor && redactor->Redact(recorded, &redacted)) {
+    recorded = std::move(redacted);
+  }
+  if (!ValidUtf8(recorded)) return whole();
+  nlohmann::json delta = BodyDelta(request_, recorded);
+  // The delta's text is a piece of text already redacted: redacting it again
+  // must change nothing, or the body would not come back as recorded.
+  std::string again;
+  if (!delta.is_null() && redactor && redactor->Redact(delta["text"].get<std::string>(), &again)) {
+    delta = nullptr;
+  }
+  if (delta.is_null()) {
+    KILN_TRY(AppendCanonical(payload, &payload_buf_, redactor, "payload", 1));
+  } else {
+    nlohmann::json p = payload;
+    p.erase("body");
+    p["body_delta"] = std::move(delta);
+    KILN_TRY(AppendCanonical(p, &payload_buf_, redactor, "payload", 1));
+  }
+  return std::optional<std::string>(std::move(recorded));
 }
 
 Status Writer::Checkpoint() {

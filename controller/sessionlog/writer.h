@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,7 @@
 #include "base/fd.h"
 #include "base/result.h"
 #include "controller/sessionlog/record.h"
+#include "controller/sessionlog/request_body.h"
 #include "controller/sessionlog/secrets.h"
 #include "controller/sessionlog/signer.h"
 
@@ -127,6 +129,8 @@ class Writer {
          WriterOptions options);
 
   Result<Appended> AppendLocked(std::string_view type, const nlohmann::json& payload);
+  Result<std::optional<std::string>> AppendRequest(const nlohmann::json& payload,
+                                                   const Redactor* redactor);
   Result<Appended> WriteRecord(std::string_view type, std::string_view payload_or_empty,
                                const BlobRef* blob, bool sign, std::string_view prefix = {});
   Status WriteCheckpointLocked(std::string_view reason);
@@ -153,6 +157,7 @@ class Writer {
   std::string blob_dir_;
   UniqueFd fd_;
   Redactor redactor_;
+  RequestBody request_;  // the last model.request's body, the next one's base
   Digest head_{};
   uint64_t seq_ = 0;  // the next record's seq
   uint64_t since_checkpoint_ = 0;

@@ -243,7 +243,9 @@ class Replayer {
       }
       rep_.forced = true;
     }
-    auto entries = sessionlog::ReadEntries(path);
+    // What a forced replay reads, nobody vouches for: what cannot be read
+    // (a blob, a request's delta) is left out, not refused.
+    auto entries = sessionlog::ReadEntries(path, "", /*lenient=*/rep_.forced);
     if (!entries) {
       Refuse(kBadInput, "reading " + path + ": " + entries.error().message());
       return false;
@@ -266,6 +268,10 @@ class Replayer {
       return false;
     }
     rep_.original.run_id = Str(start_->payload, "/run_id");
+    // The pipeline's runs (the improver's decision is its own).
+    const std::string role = Str(start_->payload, "/role");
+    decided_ = decided_ && (role == "triage" || role == "spec" || role == "implement" ||
+                            role == "review" || role == "verify");
     for (const Entry& e : original_.records) {
       if (e.type == "run.end") {
         rep_.original.status = Str(e.payload, "/status");
@@ -381,6 +387,7 @@ class Replayer {
               {"turns", nullptr},  {"tokens", nullptr},  {"cost_microusd", nullptr},
               {"wall_ms", nullptr}};
     json schema;
+    bool command = false;  // a command run: its exit status is the gate
     for (const Entry& e : log.records) {
       const json& p = e.payload;
       if (e.type == "run.start") {
@@ -412,11 +419,20 @@ class Replayer {
         }
       } else if (e.type == "controller" && p.is_object()) {
         std::string event = p.value("event", "");
-        if (event == "command_output") o["gate"] = "exit " + p.value("exit_code", json()).dump();
-        if (event == "decision") {
-          json refused = p.value("actions", json::object()).value("refused", json::array());
-          o["gate"] = refused.empty() ? "accepted"
-                                      : "refused " + std::to_string(refused.size()) + " part(s)";
+        if (event == "command_output") {
+          o["gate"] = "exit " + p.value("exit_code", json()).dump();
+          command = true;
+        }
+        // A command's exit status is its gate; a decision that writes
+        // nothing (a run that failed) is none.
+        const json actions = p.value("actions", json::object());
+        if (event == "decision" && !command && actions.is_object()) {
+          json refused = actions.value("refused", json::array());
+          if (!refused.empty()) {
+            o["gate"] = "refused " + std::to_string(refused.size()) + " part(s)";
+          } else if (!actions.empty()) {
+            o["gate"] = "accepted";
+          }
         }
       } else if (e.type == "run.end" && p.is_object()) {
         o["status"] = p.value("status", json());
@@ -448,7 +464,8 @@ class Replayer {
     }
     auto command = pipeline::roles::TestCommand(repo->mirror_path, commit_);
     if (command && command->empty()) {
-      if (auto sk = skill::Load(cfg_.skills_dir, "verify"); sk) *command = sk->command;
+      auto sk = skill::Load(cfg_.skills_dir, "verify");
+      command = sk ? Result<std::string>(sk->command) : Result<std::string>(sk.error());
     }
     if (!command || command->empty()) {
       o["gate"] = "not verified: " + (command ? std::string("the repository names no test command")
@@ -463,6 +480,10 @@ class Replayer {
     req.requested_by = rep_.mode + ":" + rep_.original.run_id;
     req.max_attempts = 1;
     req.context = {{"command", *command}, {"head_sha", sha}};
+    if (stop) {
+      o["gate"] = "not verified: kiln is stopping";
+      return;
+    }
     auto started = s_.store->StartNew(req, s_.owner, NowMs());
     if (!started) {
       o["gate"] = "not verified: " + started.error().message();

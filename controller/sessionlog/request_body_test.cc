@@ -5,11 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include "controller/sessionlog/canonical.h"
 #include "controller/sessionlog/entries.h"
+#include "controller/sessionlog/show.h"
 #include "controller/sessionlog/testutil.h"
 #include "controller/sessionlog/verify.h"
 #include "controller/sessionlog/writer.h"
@@ -130,15 +133,22 @@ TEST_F(RequestLog, AConversationsLogGrowsWithWhatEachTurnAddsAndReadsBackWhole) 
   std::mt19937 rng(3);
   const std::string tools = ",\"tools\":[" + std::string(3000, 't') + "]}";
   std::string messages = "{\"messages\":[\"" + Text(rng, 500) + "\"";
-  std::vector<std::string> bodies;
+  std::vector<std::string> bodies, live;
   size_t added = 0;
+  Cursor cursor;  // read as it is written (the web view's live page)
   for (int i = 0; i < 200; ++i) {
     std::string turn = ",\"" + Text(rng, 100) + "\"";
     messages += turn;
     added += turn.size();
     bodies.push_back(messages + "]" + tools);
     Request(bodies.back());
+    auto fresh = ReadNewEntries(tmp_ / "log", &cursor);
+    ASSERT_TRUE(fresh.ok()) << fresh.error().message();
+    for (const auto& e : fresh->records) {
+      if (e.type == "model.request") live.push_back(e.payload.value("body", "(none)"));
+    }
   }
+  EXPECT_EQ(live, bodies);
   ASSERT_TRUE(w_->Close({{"status", "succeeded"}}).ok());
   size_t whole = 0;
   for (const auto& b : bodies) whole += b.size();
@@ -165,15 +175,42 @@ TEST_F(RequestLog, AConversationsLogGrowsWithWhatEachTurnAddsAndReadsBackWhole) 
   ASSERT_TRUE(v.ok());
   EXPECT_TRUE(v->ok());
 
-  // Read as it is written (the web view's live page): the same bodies.
-  Cursor cursor;
-  std::vector<std::string> live;
-  auto some = ReadNewEntries(tmp_ / "log", &cursor);
-  ASSERT_TRUE(some.ok());
-  for (const auto& e : some->records) {
-    if (e.type == "model.request") live.push_back(e.payload["body"]);
+  // `kiln log show` gives a request's whole size and what it added.
+  std::ostringstream out, err;
+  ASSERT_TRUE(Show(tmp_ / "log", {}, out, err).ok());
+  EXPECT_NE(out.str().find(std::to_string(bodies.back().size()) + " B request ("),
+            std::string::npos)
+      << out.str().substr(out.str().size() - 300);
+  EXPECT_NE(out.str().find("new on seq 199's)"), std::string::npos);
+}
+
+// Payloads over the blob threshold go to blobs, deltas among them, and read
+// back the same.
+TEST(RequestBlobs, DeltasKeptInBlobsReadBackWhole) {
+  TempDir tmp;
+  WriterOptions o;
+  o.durability = Durability::kNone;
+  o.checkpoint_interval_ms = 0;
+  o.blob_threshold = 1500;
+  auto w = Writer::Create(tmp / "log", "run-1", NewSigner(), o);
+  ASSERT_TRUE(w.ok()) << w.error().message();
+  ASSERT_TRUE((*w)->Append("run.start", {{"role", "edit"}}).ok());
+  std::vector<std::string> bodies;
+  std::string body = std::string(1200, 'a');
+  for (int i = 0; i < 6; ++i) {
+    body += std::string(i % 2 ? 2000 : 10, 'b' + i);  // deltas under and over the threshold
+    bodies.push_back(body);
+    ASSERT_TRUE((*w)->Append("model.request", {{"turn", i + 1}, {"body", body}}).ok());
   }
-  EXPECT_EQ(live, bodies);
+  ASSERT_TRUE((*w)->Close({{"status", "succeeded"}}).ok());
+  EXPECT_FALSE(std::filesystem::is_empty(tmp / "blobs"));
+  auto entries = ReadEntries(tmp / "log");
+  ASSERT_TRUE(entries.ok()) << entries.error().message();
+  std::vector<std::string> read;
+  for (const auto& e : entries->records) {
+    if (e.type == "model.request") read.push_back(e.payload["body"]);
+  }
+  EXPECT_EQ(read, bodies);
 }
 
 // The delta is taken on the body as recorded: a secret in the conversation
@@ -203,6 +240,30 @@ TEST_F(RequestLog, ASecretInTheConversationStaysRedactedInEveryDelta) {
   EXPECT_EQ(n, 5);
   EXPECT_GE(std::count(raw.begin(), raw.end(), '\n'), 6);
   EXPECT_NE(raw.find("body_delta"), std::string::npos);
+}
+
+// A secret registered after a request was written: that request holds it
+// (it was not known), the next ones are deltas on it and come back redacted.
+TEST_F(RequestLog, ASecretKnownOnlyLaterIsRedactedInTheDeltasAfter) {
+  const std::string secret = "tok-0123456789abcdef";
+  const std::string start = "{\"messages\":[\"" + std::string(2000, 'm') + " " + secret + "\"";
+  Request(start + "]}");
+  ASSERT_TRUE(w_->AddSecret("TOKEN", secret).ok());
+  Request(start + ",\"more\"]}");
+  Request(start + ",\"more\",\"again\"]}");
+  ASSERT_TRUE(w_->Close({{"status", "succeeded"}}).ok());
+  std::vector<json> lines = Lines();
+  EXPECT_TRUE(lines[3]["payload"].contains("body_delta")) << lines[3].dump().substr(0, 300);
+  auto entries = ReadEntries(tmp_ / "log");
+  ASSERT_TRUE(entries.ok()) << entries.error().message();
+  const std::string redacted = std::string(2000, 'm') + " [secret:TOKEN]";
+  EXPECT_NE(entries->records[2].payload["body"].get<std::string>().find(redacted),
+            std::string::npos);
+  EXPECT_EQ(entries->records[3].payload["body"],
+            "{\"messages\":[\"" + redacted + "\",\"more\",\"again\"]}");
+  for (size_t i = 2; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i].dump().find(secret), std::string::npos) << "line " << i;
+  }
 }
 
 // Only the writer writes a body_delta: one from outside (the runtime's

@@ -311,18 +311,15 @@ Result<std::optional<std::string>> Writer::AppendRequest(const nlohmann::json& p
   if (payload.contains("body_delta")) {
     return Error::Invalid("a model.request's body_delta is written by the session log's writer");
   }
-  auto whole = [&]() -> Result<std::optional<std::string>> {
-    KILN_TRY(AppendCanonical(payload, &payload_buf_, redactor, "payload", 1));
-    return std::optional<std::string>();
-  };
-  auto body = payload.find("body");
-  if (body == payload.end() || !body->is_string()) return whole();
-  std::string recorded = body->get<std::string>();
-  if (std::string redacted; redactor && redactor->Redact(recorded, &redacted)) {
-    recorded = std::move(redacted);
+  std::optional<std::string> recorded;
+  if (auto body = payload.find("body"); body != payload.end() && body->is_string()) {
+    std::string text = body->get<std::string>();
+    if (std::string redacted; redactor && redactor->Redact(text, &redacted)) {
+      text = std::move(redacted);
+    }
+    if (ValidUtf8(text)) recorded = std::move(text);
   }
-  if (!ValidUtf8(recorded)) return whole();
-  nlohmann::json delta = BodyDelta(request_, recorded);
+  nlohmann::json delta = recorded ? BodyDelta(request_, *recorded) : nullptr;
   // The delta's text is a piece of text already redacted: redacting it again
   // must change nothing, or the body would not come back as recorded.
   std::string again;
@@ -331,13 +328,15 @@ Result<std::optional<std::string>> Writer::AppendRequest(const nlohmann::json& p
   }
   if (delta.is_null()) {
     KILN_TRY(AppendCanonical(payload, &payload_buf_, redactor, "payload", 1));
-  } else {
-    nlohmann::json p = payload;
-    p.erase("body");
-    p["body_delta"] = std::move(delta);
-    KILN_TRY(AppendCanonical(p, &payload_buf_, redactor, "payload", 1));
+    return recorded;
   }
-  return std::optional<std::string>(std::move(recorded));
+  nlohmann::json p = nlohmann::json::object();
+  for (const auto& [key, value] : payload.items()) {
+    if (key != "body") p[key] = value;
+  }
+  p["body_delta"] = std::move(delta);
+  KILN_TRY(AppendCanonical(p, &payload_buf_, redactor, "payload", 1));
+  return recorded;
 }
 
 Status Writer::Checkpoint() {

@@ -112,17 +112,15 @@ Result<Conn> Conn::Connect(const std::string& url) {
   PQconninfoFree(parsed);
   // Defaults first: what the URL itself says replaces them. Keepalives notice
   // a server that went away without closing the connection (a cut network)
-  // within about half a minute. The server ends a session that sits inside a
-  // transaction for kIdleInTransactionMs: a host paused there (stopped, its
-  // VM frozen) would otherwise hold its locks, and every other host's claims
-  // behind them, for as long as it stays paused. kiln's transactions never
-  // wait on anything but the server.
-  const std::string options =
-      "-c idle_in_transaction_session_timeout=" + std::to_string(kIdleInTransactionMs);
-  const char* keys[] = {
-      "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
-      "keepalives_count", "options",          "dbname",          nullptr};
-  const char* values[] = {"5", "kiln", "10", "5", "3", options.c_str(), url.c_str(), nullptr};
+  // within about half a minute.
+  const char* keys[] = {"connect_timeout",
+                        "application_name",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "dbname",
+                        nullptr};
+  const char* values[] = {"5", "kiln", "10", "5", "3", url.c_str(), nullptr};
   Conn conn(PQconnectdbParams(keys, values, /*expand_dbname=*/1), name);
   if (conn.conn_ == nullptr)
     return Error(Error::Code::kIO, "store " + Quote(name) + ": out of memory");
@@ -134,7 +132,21 @@ Result<Conn> Conn::Connect(const std::string& url) {
   // libpq would print them on kiln's standard error.
   PQsetNoticeProcessor(
       conn.conn_, [](void*, const char*) {}, nullptr);
+  KILN_TRY(conn.Configure());
   return conn;
+}
+
+// The server ends a session that sits inside a transaction for
+// kIdleInTransactionMs: a host paused there (stopped, its VM frozen) would
+// otherwise hold its locks, and every other host's claims behind them, for as
+// long as it stays paused. kiln's transactions wait on nothing but the
+// server. Set on the session (not as a startup option, which PgBouncer
+// refuses), at every connection.
+Status Conn::Configure() {
+  auto set = Exec("configuring the session", "SET idle_in_transaction_session_timeout = " +
+                                                 std::to_string(kIdleInTransactionMs));
+  if (!set.ok()) return set.error();
+  return Ok();
 }
 
 Conn::Conn(Conn&& o) noexcept
@@ -204,7 +216,7 @@ Status Conn::Reconnect() {
     return Error(Error::Code::kIO,
                  "store " + Quote(name_) + ": reconnecting: " + OneLine(PQerrorMessage(conn_)));
   }
-  return Ok();
+  return Configure();
 }
 
 bool Conn::Lost() const { return PQstatus(conn_) != CONNECTION_OK; }

@@ -86,6 +86,8 @@ class Conn {
 
  private:
   Conn(pg_conn* conn, std::string name) : conn_(conn), name_(std::move(name)) {}
+  // The session's settings, after every connection (postgres.cc).
+  Status Configure();
   Error Fail(std::string_view what, std::string_view message, std::string_view sqlstate);
 
   pg_conn* conn_ = nullptr;

@@ -118,7 +118,8 @@ std::string DiffWithComments(const std::string& diff, const std::vector<forge::R
   return out + "</pre>";
 }
 
-// The runs that acted on repo#number, newest first.
+// The runs that acted on repo#number, newest first (not `kiln replay
+// --rerun`'s, which carry the original's context and act on nothing).
 std::string RunsOf(store::Store& store, const std::string& repo, int64_t number) {
   store::ListFilter f;
   f.limit = 1000;
@@ -127,7 +128,8 @@ std::string RunsOf(store::Store& store, const std::string& repo, int64_t number)
   std::string rows;
   for (const auto& r : *runs) {
     const auto& c = r.request.context;
-    if (!c.is_object() || c.value("repo", "") != repo || c.value("number", int64_t{0}) != number) {
+    if (!c.is_object() || c.value("repo", "") != repo || c.value("number", int64_t{0}) != number ||
+        r.request.requested_by.starts_with("rerun:")) {
       continue;
     }
     rows += RunRow(r);

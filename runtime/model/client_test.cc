@@ -105,6 +105,33 @@ TEST(ClientBody, IsTheWholeBodysDumpAsTheConversationChanges) {
   }
 }
 
+// The exact bytes of a body: a recorded run is replayed by comparing the
+// requests byte for byte, so a change here makes every older log diverge.
+TEST(ClientBody, IsTheSameBytesAsTheRecordedRunsHave) {
+  auto msgs = History();
+  auto tools = Tools();
+  model::Request r;
+  r.model = "m";
+  r.system = "sys";
+  r.messages = &msgs;
+  r.tools = &tools;
+  EXPECT_EQ(anthropic_client::Make({})->Body(r),
+            R"({"max_tokens":4096,"messages":[{"content":[{"text":"task","type":"text"}],)"
+            R"("role":"user"},{"content":[{"text":"looking","type":"text"},{"id":"id1",)"
+            R"("input":{"command":"ls"},"name":"shell","type":"tool_use"}],"role":"assistant"},)"
+            R"({"content":[{"content":"boom","is_error":true,"tool_use_id":"id1",)"
+            R"("type":"tool_result"}],"role":"user"}],"model":"m","stream":true,"system":"sys",)"
+            R"("tools":[{"description":"run","input_schema":{"type":"object"},"name":"shell"}]})");
+  EXPECT_EQ(openai_client::Make({})->Body(r),
+            R"({"max_tokens":4096,"messages":[{"content":"sys","role":"system"},)"
+            R"({"content":"task","role":"user"},{"content":"looking","role":"assistant",)"
+            R"("tool_calls":[{"function":{"arguments":"{\"command\":\"ls\"}","name":"shell"},)"
+            R"("id":"id1","type":"function"}]},{"content":"Error: boom","role":"tool",)"
+            R"("tool_call_id":"id1"}],"model":"m","stream":true,"stream_options":)"
+            R"({"include_usage":true},"tools":[{"function":{"description":"run","name":"shell",)"
+            R"("parameters":{"type":"object"}},"type":"function"}]})");
+}
+
 TEST(AnthropicClient, ParsesEveryStopReasonAndKeepsUnknownBlocks) {
   for (std::string stop :
        {"end_turn", "tool_use", "max_tokens", "pause_turn", "refusal", "stop_sequence"}) {

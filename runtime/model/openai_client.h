@@ -17,6 +17,7 @@ struct Options {
 
 std::unique_ptr<model::Client> Make(const Options& opts);
 
+// Exposed for tests: the request body and the parsers.
 nlohmann::json BuildBody(const model::Request& req);
 void ParseBody(const std::string& body, model::Attempt& attempt);
 // Parses a complete SSE text as Send() does a stream: reply and usage, or an error.

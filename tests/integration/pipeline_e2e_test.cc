@@ -275,10 +275,16 @@ TEST_F(Pipeline, AReRunOfAnImplementRunIsVerifiedAsItsPullRequestWouldBe) {
       Contains(Refusals(gate["replay"]["run_id"]).at(0), ".kiln is changed by people only"));
   EXPECT_EQ(gate["original"]["outcomes"]["gate"], "exit 0");
 
+  // A re-run of the pull request's verify run: its gate is its command's
+  // exit status on both sides (the decision after it does not replace it).
+  json verify = Json({"replay", "--rerun", Runs("verify")[0]["id"]});
+  EXPECT_EQ(verify["original"]["outcomes"]["gate"], "exit 0") << verify.dump(2);
+  EXPECT_EQ(verify["replay"]["outcomes"]["gate"], "exit 0") << verify.dump(2);
+
   // Verify runs: the pull request's, two for each careless re-run (the
   // original's commit and its own), one for the refused one (the
-  // original's). The forge got nothing of it.
-  EXPECT_EQ(Runs("verify").size(), 6u);
+  // original's), and the re-run of the first. The forge got nothing of it.
+  EXPECT_EQ(Runs("verify").size(), 7u);
   EXPECT_EQ(refs(), forge_refs);
   EXPECT_EQ(Json({"pr", "list", "--repo", repo_}).size(), 2u) << "the spec's and the fix's";
 }

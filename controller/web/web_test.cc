@@ -286,6 +286,20 @@ TEST_P(Web, ForgePagesActAsTheSignedInUserWithTheForgesPermissions) {
     auto bob = forge::Local::Open(store_path_, repos, "bob", forge::Access::kUser);
     ASSERT_TRUE((*bob)->CreateIssue("acme/widget", "<b>bold</b> & \"quoted\"", "body").ok());
   }
+  // A run that acted on the issue, and a re-run of it (kiln replay --rerun,
+  // which carries its context and acts on nothing).
+  store::RunRequest acted;
+  acted.role = "triage";
+  acted.repo = "/src/app";
+  acted.commit = "HEAD";
+  acted.task = "triage #1";
+  acted.requested_by = "local:bob";
+  acted.context = {{"repo", "acme/widget"}, {"number", 1}};
+  auto pipeline_run = store_->Enqueue(acted, now_);
+  ASSERT_TRUE(pipeline_run.ok());
+  acted.requested_by = "rerun:" + pipeline_run->id;
+  auto rerun = store_->Enqueue(acted, now_);
+  ASSERT_TRUE(rerun.ok());
   auto users = forge::Users::Open(store_path_);
   std::string bob_token = *(*users)->Add("bob", false, 1);
   SiteOptions o;
@@ -302,6 +316,8 @@ TEST_P(Web, ForgePagesActAsTheSignedInUserWithTheForgesPermissions) {
   ASSERT_EQ(page.status, 200) << page.body;
   EXPECT_NE(page.body.find("&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;"), std::string::npos);
   EXPECT_EQ(page.body.find("<b>bold</b>"), std::string::npos);
+  EXPECT_NE(page.body.find(pipeline_run->id), std::string::npos) << "the issue's runs";
+  EXPECT_EQ(page.body.find(rerun->id), std::string::npos) << "a re-run is not among them";
   EXPECT_EQ(Header(Call("GET", "/acme/widget/pull/1", cookie), "Location"),
             "/acme/widget/issues/1");
   EXPECT_EQ(Call("GET", "/acme/nothing", cookie).status, 404);

@@ -267,6 +267,7 @@ Result<json> Build(const std::string& log_path,
                  {"verification", Verification(verdict, entries)}};
   report.update(folder.Sections());
   if (entries.unreadable_blobs > 0) report["unreadable_blobs"] = entries.unreadable_blobs;
+  if (entries.unresolved_bodies > 0) report["unresolved_bodies"] = entries.unresolved_bodies;
   return report;
 }
 

@@ -170,6 +170,31 @@ TEST_F(Audit, ALogThatDoesNotVerifySaysSoFirst) {
   EXPECT_LT(html.find("NOT verified"), html.find("<section id=\"inputs\">"));
 }
 
+// A request recorded as a delta whose base line was cut out of the log: the
+// report is still written, says the log does not verify, and counts the
+// request it could not give back.
+TEST_F(Audit, ARequestWhoseBaseIsGoneIsCounted) {
+  {
+    auto w = sessionlog::Writer::Create(log_, "r1", signer_);
+    ASSERT_TRUE(w.ok()) << w.error().message();
+    ASSERT_TRUE((*w)->Append("run.start", {{"run_id", "r1"}, {"role", "implement"}}).ok());
+    const std::string body(2000, 'x');
+    ASSERT_TRUE((*w)->Append("model.request", {{"turn", 1}, {"body", body}}).ok());
+    ASSERT_TRUE((*w)->Append("model.request", {{"turn", 2}, {"body", body + "y"}}).ok());
+    ASSERT_TRUE((*w)->Close({{"status", "succeeded"}}).ok());
+  }
+  std::string text = *ReadFile(log_);
+  size_t first = text.find('\n') + 1;
+  text.erase(first, text.find('\n', first) + 1 - first);  // the first request, the base
+  ASSERT_NE(text.find("body_delta"), std::string::npos);
+  fs::permissions(log_, fs::perms::owner_write, fs::perm_options::add);
+  ASSERT_TRUE(WriteFileAtomic(log_, text, 0644).ok());
+  auto r = Build(log_, {signer_->public_key()});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_FALSE((*r)["verification"]["verified"]);
+  EXPECT_EQ((*r)["unresolved_bodies"], 1) << r->dump(2).substr(0, 600);
+}
+
 // Only an http or https run page becomes a link, escaped; anything else
 // (a javascript: URL, a quote that would end the attribute) is left out.
 TEST_F(Audit, TheRunPageLinkIsAnHttpUrlOrNothing) {

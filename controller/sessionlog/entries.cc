@@ -64,8 +64,9 @@ Result<Entries> Read(const std::string& path, const std::string& blob_dir, bool 
     if (e.type == kModelRequest) {
       // A body recorded as a delta comes back whole; a lenient read keeps
       // the delta of one that does not resolve.
-      if (Status st = ResolveRequest(&cursor->request, e.seq, &e.payload); !st.ok() && !lenient) {
-        return st.error();
+      if (Status st = ResolveRequest(&cursor->request, e.seq, &e.payload); !st.ok()) {
+        if (!lenient) return st.error();
+        ++out.unresolved_bodies;
       }
     }
     out.records.push_back(std::move(e));

@@ -24,9 +24,10 @@ struct Entry {
 };
 
 struct Entries {
-  std::vector<Entry> records;     // the lines that are records, in file order
-  uint64_t damaged = 0;           // lines that are not
-  uint64_t unreadable_blobs = 0;  // lenient reads: records whose payload stays null
+  std::vector<Entry> records;      // the lines that are records, in file order
+  uint64_t damaged = 0;            // lines that are not
+  uint64_t unreadable_blobs = 0;   // lenient reads: records whose payload stays null
+  uint64_t unresolved_bodies = 0;  // lenient reads: requests that keep a body_delta
 };
 
 // Reads every record of the log at path, blobs from blob_dir ("": "blobs"
@@ -35,7 +36,7 @@ struct Entries {
 // not JSON is an error naming the record's seq and type and the blob; when
 // lenient, the record's payload is null instead, and counted. A body_delta
 // that does not resolve is an error naming the seq; when lenient, the
-// record keeps its body_delta and no body.
+// record keeps its body_delta and no body, and is counted.
 Result<Entries> ReadEntries(const std::string& path, const std::string& blob_dir = "",
                             bool lenient = false);
 

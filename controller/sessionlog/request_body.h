@@ -9,7 +9,7 @@
 // is the body of the model.request at seq SEQ (which must be the log's
 // previous model.request), its first H bytes, then TEXT, then its last T
 // bytes. The writer writes it; a reader gives every reader of the log the
-// whole body back (ReadEntries).
+// whole body back (ReadEntries, which counts the ones it cannot).
 #pragma once
 
 #include <cstdint>

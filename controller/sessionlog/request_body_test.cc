@@ -311,6 +311,7 @@ TEST_F(RequestLog, AReaderNamesADeltaThatDoesNotResolve) {
   ASSERT_TRUE(lenient.ok());
   EXPECT_TRUE(lenient->records[2].payload.contains("body_delta"));
   EXPECT_FALSE(lenient->records[2].payload.contains("body"));
+  EXPECT_EQ(lenient->unresolved_bodies, 1u);
 }
 
 // Bodies that cannot be a base are written whole: one that is not valid

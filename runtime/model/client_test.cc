@@ -34,14 +34,20 @@ std::vector<tool::Def> Tools() {
   return {d};
 }
 
-TEST(AnthropicClient, BuildsMessagesWithToolBlocks) {
-  auto msgs = History();
-  auto tools = Tools();
+// A request of model "m" with system prompt "sys" over msgs and tools.
+model::Request RequestOf(const std::vector<Message>& msgs, const std::vector<tool::Def>& tools) {
   model::Request r;
   r.model = "m";
   r.system = "sys";
   r.messages = &msgs;
   r.tools = &tools;
+  return r;
+}
+
+TEST(AnthropicClient, BuildsMessagesWithToolBlocks) {
+  auto msgs = History();
+  auto tools = Tools();
+  model::Request r = RequestOf(msgs, tools);
   json b = anthropic_client::BuildBody(r);
   EXPECT_EQ(b["system"], "sys");
   EXPECT_EQ(b["stream"], true);
@@ -71,11 +77,7 @@ TEST(ClientBody, IsTheWholeBodysDumpAsTheConversationChanges) {
       return b.dump(-1, ' ', false, json::error_handler_t::replace);
     };
     std::vector<Message> msgs = History();
-    model::Request r;
-    r.model = "m";
-    r.system = "sys";
-    r.messages = &msgs;
-    r.tools = &tools;
+    model::Request r = RequestOf(msgs, tools);
     EXPECT_EQ(client->Body(r), whole(r));
     for (int turn = 0; turn < 4; ++turn) {
       Message reply;
@@ -110,11 +112,7 @@ TEST(ClientBody, IsTheWholeBodysDumpAsTheConversationChanges) {
 TEST(ClientBody, IsTheSameBytesAsTheRecordedRunsHave) {
   auto msgs = History();
   auto tools = Tools();
-  model::Request r;
-  r.model = "m";
-  r.system = "sys";
-  r.messages = &msgs;
-  r.tools = &tools;
+  model::Request r = RequestOf(msgs, tools);
   EXPECT_EQ(anthropic_client::Make({})->Body(r),
             R"({"max_tokens":4096,"messages":[{"content":[{"text":"task","type":"text"}],)"
             R"("role":"user"},{"content":[{"text":"looking","type":"text"},{"id":"id1",)"
@@ -162,11 +160,7 @@ TEST(AnthropicClient, ParsesEveryStopReasonAndKeepsUnknownBlocks) {
 TEST(OpenAIClient, BuildsToolMessagesAndMapsFinishReasons) {
   auto msgs = History();
   auto tools = Tools();
-  model::Request r;
-  r.model = "m";
-  r.system = "sys";
-  r.messages = &msgs;
-  r.tools = &tools;
+  model::Request r = RequestOf(msgs, tools);
   json b = openai_client::BuildBody(r);
   EXPECT_EQ(b["messages"][0], json({{"role", "system"}, {"content", "sys"}}));
   EXPECT_EQ(b["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"command\":\"ls\"}");

@@ -175,7 +175,9 @@ constexpr uint64_t kModelBodyLimit = 256 << 20;
 class Replayer {
  public:
   Replayer(const runner::Services& s, const Options& o, Report* rep)
-      : s_(s), cfg_(*s.config), o_(o), rep_(*rep) {}
+      : s_(s), undecided_(s), cfg_(*s.config), o_(o), rep_(*rep) {
+    undecided_.decide = nullptr;
+  }
 
   void Go(const std::atomic<bool>& stop) {
     rep_.mode = o_.rerun ? "rerun" : "replay";
@@ -425,12 +427,12 @@ class Replayer {
         }
         // A command's exit status is its gate; a decision that writes
         // nothing (a run that failed) is none.
-        const json actions = p.value("actions", json::object());
-        if (event == "decision" && !command && actions.is_object()) {
-          json refused = actions.value("refused", json::array());
+        const auto actions = p.find("actions");
+        if (event == "decision" && !command && actions != p.end() && actions->is_object()) {
+          json refused = actions->value("refused", json::array());
           if (!refused.empty()) {
             o["gate"] = "refused " + std::to_string(refused.size()) + " part(s)";
-          } else if (!actions.empty()) {
+          } else if (!actions->empty()) {
             o["gate"] = "accepted";
           }
         }
@@ -457,6 +459,10 @@ class Replayer {
     if (sha.empty()) return;
     json& o = *outcomes;
     o["commit"] = sha;
+    if (stop) {
+      o["gate"] = "not verified: kiln is stopping";
+      return;
+    }
     auto repo = s_.cache->Resolve(url_, sha);
     if (!repo) {
       o["gate"] = "not verified: commit " + sha + ": " + repo.error().message();
@@ -480,18 +486,12 @@ class Replayer {
     req.requested_by = rep_.mode + ":" + rep_.original.run_id;
     req.max_attempts = 1;
     req.context = {{"command", *command}, {"head_sha", sha}};
-    if (stop) {
-      o["gate"] = "not verified: kiln is stopping";
-      return;
-    }
     auto started = s_.store->StartNew(req, s_.owner, NowMs());
     if (!started) {
       o["gate"] = "not verified: " + started.error().message();
       return;
     }
-    runner::Services services = s_;
-    services.decide = nullptr;
-    store::Run done = runner::Execute(services, *started, stop, 0, nullptr);
+    store::Run done = runner::Execute(undecided_, *started, stop, 0, nullptr);
     o["verify_run"] = done.id;
     json code = done.result.is_object()
                     ? done.result.value("command", json::object()).value("exit_code", json())
@@ -533,12 +533,10 @@ class Replayer {
     req.task = Str(start, "/task");
     req.requested_by = rep_.mode + ":" + rep_.original.run_id;
     req.max_attempts = 1;
-    // A replay writes nothing to a forge: no one's decide hook sees it. A
-    // re-run of a run the pipeline decided is decided by the pipeline's
+    // A re-run of a run the pipeline decided is decided by the pipeline's
     // rules, as the original was (its result checked, its diff committed as
     // refs/kiln/runs/<id>), for the gate to compare; nothing is applied.
-    runner::Services services = s_;
-    services.decide = nullptr;
+    runner::Services services = undecided_;
     if (o_.rerun && decided_) {
       req.context = start.value("context", json());
       services.decide = pipeline::roles::DecideAndRecord;
@@ -591,6 +589,9 @@ class Replayer {
   }
 
   const runner::Services& s_;
+  // s_ without its decide hook: a replay writes nothing to a forge, and no
+  // one else's hook sees its runs.
+  runner::Services undecided_;
   const config::Config& cfg_;
   const Options& o_;
   Report& rep_;

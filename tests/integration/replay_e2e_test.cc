@@ -56,6 +56,15 @@ class Replay : public Controller {
     return RunJson(o);
   }
 
+  // A run of role edit queued for the daemon (kiln runs submit); its id, or
+  // "" (a failure) when it was refused.
+  std::string Submit() {
+    Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
+                      "--role", "edit", "--task", "t"});
+    EXPECT_EQ(s.status, 0) << s.err;
+    return s.status == 0 ? s.out.substr(0, s.out.find('\n')) : "";
+  }
+
   Outcome ReplayOf(const std::string& target, std::vector<std::string> more = {}) {
     std::vector<std::string> args = {"replay", "--config", config_, target, "--json"};
     args.insert(args.end(), more.begin(), more.end());
@@ -615,10 +624,8 @@ replies:
   - tool_calls: [{name: shell, input: {command: "echo after"}}]
   - tool_calls: [{name: submit, input: {summary: done}}]
 )");
-  Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
-                    "--role", "edit", "--task", "t"});
-  ASSERT_EQ(s.status, 0) << s.err;
-  std::string id = s.out.substr(0, s.out.find('\n'));
+  const std::string id = Submit();
+  ASSERT_FALSE(id.empty());
   {
     Daemon d(config_, root_ + "/serve.log");
     WaitFor(id, [](const json& j) { return j["status"] == "running" && j["sandbox_id"] != ""; });
@@ -650,10 +657,8 @@ replies:
   - tool_calls: [{name: shell, input: {command: "echo first"}}]
   - tool_calls: [{name: submit, input: {summary: done}}]
 )");
-  Outcome s = Kiln({"runs", "submit", "--config", config_, "--repo", repo_, "--commit", "main",
-                    "--role", "edit", "--task", "t"});
-  ASSERT_EQ(s.status, 0) << s.err;
-  std::string id = s.out.substr(0, s.out.find('\n'));
+  const std::string id = Submit();
+  ASSERT_FALSE(id.empty());
   Outcome st =
       Kiln({"runs", "steer", "--config", config_, id, "-m", "start with the docs", "--from", "bo"});
   ASSERT_EQ(st.status, 0) << st.err;
